@@ -1,0 +1,83 @@
+"""`check`: is a claimed derivative right? Compared with finite differences of the
+expression itself (not only with our own derivation); a wrong claim gets a counterexample."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import nodes as N
+from . import verify as V
+from .derive import backprop, derive
+from .errors import IndexCalcError, ShapeError
+from .evaluate import evaluate
+from .parse import parse
+from .shapes import infer, show_shape
+
+
+@dataclass
+class Verdict:
+    input: str
+    wrt: str
+    answer: str
+    correct: bool
+    reason: str
+    expected: str | None
+    counterexample: dict | None
+
+    def json(self) -> dict:
+        return {"command": "check", "input": self.input, "wrt": self.wrt, "answer": self.answer,
+                "correct": self.correct, "reason": self.reason, "expected": self.expected,
+                "counterexample": self.counterexample}
+
+
+def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1) -> Verdict:
+    d = backprop(expr, wrt, where) if isinstance(parse(expr), N.Equation) else derive(expr, wrt, where)
+    r = d.results[0]
+    expected = r.closed_form or r.index_form
+    decls = {name: v.shape for name, v in d.variables.items()}
+    try:
+        claimed, _ = infer(parse(answer), decls)
+    except ShapeError as e:
+        raise IndexCalcError(f"the claimed answer does not fit the shapes: {e}") from None
+    layout = tuple(r.shape)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        point = V.sample(d.tree, d.variables, rng)
+        sizes = {k: int(v) for k, v in point.sizes.items()}
+        want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
+        got = evaluate(claimed, point.env2d, point.sizes)
+        want_shape = tuple(d_ if isinstance(d_, int) else point.sizes[d_] for d_ in layout)
+        if got.size != want.size or not _same_layout(claimed.shape, layout):
+            reason = (f"the claim has shape {show_shape(claimed.shape)}, but the derivative by {wrt} has "
+                      f"the shape {show_shape(_as2(layout))}")
+            return Verdict(expr, wrt, answer, False, reason, expected,
+                           {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
+                            "expected_shape": list(want_shape), "claimed": None, "actual": None})
+        got = np.reshape(got, want.shape)
+        if not V.close(got, want, tol=1e-5):
+            k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
+            entry = [int(i) for i in k]
+            values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
+            reason = (f"wrong: at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
+                      f"{entry} of the claim is {float(got[k]):.6g} but the derivative is "
+                      f"{float(want[k]):.6g}; the derivative is {expected}")
+            return Verdict(expr, wrt, answer, False, reason, expected,
+                           {"sizes": sizes, "entry": entry, "claimed": float(got[k]),
+                            "actual": float(want[k]), "values": values})
+    return Verdict(expr, wrt, answer, True,
+                   f"right: agrees with the derivative {expected} (checked numerically at random points)",
+                   expected, None)
+
+
+def _as2(layout):
+    if len(layout) == 0:
+        return N.SCALAR
+    if len(layout) == 1:
+        return (layout[0], 1)
+    return tuple(layout[:2])
+
+
+def _same_layout(shape, layout) -> bool:
+    non_unit = [d for d in shape if d != 1]
+    return non_unit == [d for d in layout if d != 1]

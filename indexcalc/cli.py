@@ -1,0 +1,130 @@
+"""The command line (SPEC §2): thin; every stage lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import sys
+
+from .errors import IndexCalcError
+
+EPILOG = """examples:
+  indexcalc derive "x^T B x" --wrt x
+  indexcalc derive "tr(V X W)" --wrt X --where "V: n×m, X: m×p, W: p×n" --format latex
+  indexcalc derive "x^T B x" --wrt x --order 2
+  indexcalc backprop "Y = X W^T + b" --wrt W,b,X --where "X: S×M, W: N×M, b: 1×N"
+  indexcalc check "x^T B x" --wrt x --answer "2 B x"
+exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3 internal check failed"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="indexcalc", description="Matrix and tensor derivatives in index notation.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("derive", help="the derivative of an expression")
+    d.add_argument("expr")
+    d.add_argument("--wrt", required=True, help="variable(s), comma separated")
+    d.add_argument("--where", help='shapes, e.g. "X: S×M, b: 1×N, c: scalar, x: n"')
+    d.add_argument("--order", type=int, default=1, choices=[1, 2])
+    d.add_argument("--at", help='values, e.g. "X=[[0,1],[2,3]], W=[[1,1],[1,1]]"')
+    d.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
+    b = sub.add_parser("backprop", help="gradients of a module Y = f(X, W, ...) in terms of dY = ∂L/∂Y")
+    b.add_argument("equation")
+    b.add_argument("--wrt", required=True)
+    b.add_argument("--where")
+    b.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
+    c = sub.add_parser("check", help="is a claimed derivative right?")
+    c.add_argument("expr")
+    c.add_argument("--wrt", required=True)
+    c.add_argument("--answer", required=True)
+    c.add_argument("--where")
+    c.add_argument("--format", default="text", choices=["text", "json"])
+    for name in ("solve", "codegen"):
+        s = sub.add_parser(name, help="not available yet")
+        s.add_argument("problem_file")
+        s.add_argument("--format", default="text")
+        s.add_argument("-o", dest="out")
+    return ap
+
+
+def parse_values(text: str) -> dict:
+    """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: nested lists or numbers}."""
+    out = {}
+    for m in re.finditer(r"([A-Za-zα-ωΑ-Ω][\w]*)\s*=\s*", text):
+        pass
+    parts = re.split(r",\s*(?=[A-Za-zα-ωΑ-Ω][\w]*\s*=)", text.strip())
+    for part in parts:
+        if "=" not in part:
+            raise IndexCalcError(f"cannot read the value {part.strip()!r}: write NAME=[[...]]")
+        name, value = part.split("=", 1)
+        try:
+            out[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise IndexCalcError(f"cannot read the value of {name.strip()}: {value.strip()!r}") from None
+    return out
+
+
+def _at(d, text, fmt):
+    import numpy as np
+    from .derive import evaluate_at
+    values = evaluate_at(d, parse_values(text))
+    if fmt == "json":
+        return values
+    lines = [f"at {text}:", f"  value:        {np.array2string(np.asarray(values['value']), precision=6)}"]
+    for wrt, v in values["derivatives"].items():
+        lines.append(f"  d/d{wrt}:  {np.array2string(np.asarray(v), precision=6)}")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv) -> int:
+    args = build_parser().parse_args(argv)
+    from . import output
+    if args.command in ("derive", "backprop"):
+        from .derive import backprop, derive
+        if args.command == "derive":
+            d = derive(args.expr, args.wrt, args.where, order=args.order)
+        else:
+            d = backprop(args.equation, args.wrt, args.where)
+        at = getattr(args, "at", None)
+        if args.format == "json":
+            extra = {"at": _at(d, at, "json")} if at else None
+            print(output.derive_json(d, args.command, extra))
+        else:
+            sys.stdout.write(output.FORMATS[args.format](d))
+            if at:
+                sys.stdout.write(_at(d, at, "text"))
+        return 0
+    if args.command == "check":
+        from .check import check
+        v = check(args.expr, args.wrt, args.answer, args.where)
+        if args.format == "json":
+            print(json.dumps(v.json(), ensure_ascii=False, indent=2))
+        else:
+            print(("RIGHT  " if v.correct else "WRONG  ") + v.reason)
+            if v.counterexample and v.counterexample.get("values"):
+                print("counterexample values: " + json.dumps(v.counterexample["values"]))
+        return 0 if v.correct else 1
+    raise IndexCalcError(f"`indexcalc {args.command}` is not available in this version yet")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except IndexCalcError as e:
+        kind = "internal check failed" if e.exit_status == 3 else "error"
+        print(f"indexcalc: {kind}: {e}", file=sys.stderr)
+        return e.exit_status
+    except RecursionError:
+        print("indexcalc: error: the expression is nested too deeply", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user
+        print(f"indexcalc: internal error (a bug, please report it): {type(e).__name__}: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Building and tidying closed forms: transposes pushed through products, identities
+dropped, repeated factors as powers, like terms collected, common factors pulled out
+(`B x + Bᵀ x` -> `(B + Bᵀ) x`).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy as sp
+
+from . import nodes as N
+from .printing.text import to_text
+
+
+# ---- smart constructors ----------------------------------------------------------------------
+def T(node: N.Node) -> N.Node:
+    if node.shape == N.SCALAR:
+        return node
+    if isinstance(node, N.Transpose):
+        return node.a
+    if isinstance(node, (N.Identity, N.DiagMat)):
+        return node
+    if isinstance(node, N.MatMul):
+        return mm(T(node.b), T(node.a))
+    if isinstance(node, N.ScalarMul):
+        return N.ScalarMul(node.s, T(node.a), _swap(node.shape))
+    if isinstance(node, (N.Add, N.Sub)) and node.a.shape == node.shape and node.b.shape == node.shape:
+        return type(node)(T(node.a), T(node.b), _swap(node.shape))
+    if isinstance(node, N.Neg):
+        return N.Neg(T(node.a), _swap(node.shape))
+    return N.Transpose(node, _swap(node.shape))
+
+
+def _swap(shape):
+    return (shape[1], shape[0])
+
+
+def mm(a: N.Node, b: N.Node) -> N.Node:
+    if a.shape == N.SCALAR:
+        return b if N.is_num(a, 1) else N.ScalarMul(a, b, b.shape)
+    if b.shape == N.SCALAR:
+        return a if N.is_num(b, 1) else N.ScalarMul(b, a, a.shape)
+    if isinstance(a, N.Identity):
+        return b
+    if isinstance(b, N.Identity):
+        return a
+    return N.MatMul(a, b, (a.shape[0], b.shape[1]))
+
+
+def had(a: N.Node, b: N.Node) -> N.Node:
+    if isinstance(b, N.HadPow) and N.is_num(b.p, -1):
+        return N.HadDiv(a, b.a, a.shape)
+    if isinstance(a, N.HadPow) and N.is_num(a.p, -1):
+        return N.HadDiv(b, a.a, a.shape)
+    return N.Hadamard(a, b, a.shape)
+
+
+# ---- chains --------------------------------------------------------------------------------
+def chain(node) -> list:
+    if isinstance(node, N.MatMul):
+        return chain(node.a) + chain(node.b)
+    return [node]
+
+
+def from_chain(parts: list) -> N.Node:
+    parts = _powers(parts)
+    out = parts[0]
+    for p in parts[1:]:
+        out = mm(out, p)
+    return out
+
+
+def _powers(parts):
+    """X X X -> X^3 (square factors only)."""
+    out = []
+    for p in parts:
+        if out and p.shape[0] == p.shape[1] and p.shape != N.SCALAR:
+            last = out[-1]
+            base, k = (last.a, last.k) if isinstance(last, N.MatPow) else (last, 1)
+            if base == p:
+                out[-1] = N.MatPow(p, k + 1, p.shape)
+                continue
+        out.append(p)
+    return out
+
+
+# ---- sums of terms ---------------------------------------------------------------------------
+def combine(parts: list, shape, scalar) -> N.Node:
+    """Σ coeff·node as one tidy node. A coeff is an index-free SymPy expression; `scalar`
+    turns one into a node (numbers, sizes, scalar variables, det, norm, ...)."""
+    acc: dict = {}
+    for c, node in parts:
+        node = from_chain(chain(node)) if node is not None else N.Num(Fraction(1))
+        key = to_text(node)
+        if key in acc:
+            acc[key] = (acc[key][0] + c, node)
+        else:
+            acc[key] = (c, node)
+    terms = [(sp.nsimplify(c) if c.is_Float else c, n) for c, n in acc.values()]
+    terms = [(c, n) for c, n in terms if sp.simplify(c) != 0] if len(terms) < len(parts) else terms
+    if not terms:
+        return _zero(shape)
+    common = _common_factor([c for c, _ in terms])
+    terms = [(sp.simplify(c / common) if common != 1 else c, n) for c, n in terms]
+    terms = _factor_out(terms, scalar)
+    body = _sum_node(terms, scalar)
+    return scale(common, body, scalar)
+
+
+def _zero(shape):
+    z = N.Num(Fraction(0))
+    if shape == N.SCALAR:
+        return z
+    return N.ScalarMul(z, N.MatMul(N.Ones((shape[0], 1)), N.Transpose(N.Ones((shape[1], 1)), (1, shape[1])),
+                                   shape) if shape[1] != 1 else N.Ones((shape[0], 1)), shape)
+
+
+def _common_factor(coeffs):
+    """The symbolic factor all coefficients share (e.g. 1/S), with the sign if all are negative."""
+    sets = []
+    for c in coeffs:
+        _, rest = c.as_coeff_Mul()
+        sets.append(set(sp.Mul.make_args(rest)) - {sp.S.One})
+    common = set.intersection(*sets) if sets else set()
+    out = sp.Mul(*common)
+    if len(coeffs) > 1 and all(c.could_extract_minus_sign() for c in coeffs):
+        out = -out
+    return out
+
+
+def _factor_out(terms, scalar):
+    """Collect terms that share their last (or first) matrix factor: B x + Bᵀ x -> (B + Bᵀ) x."""
+    for side in (-1, 0):
+        groups: dict = {}
+        for k, (c, n) in enumerate(terms):
+            ch = chain(n)
+            if len(ch) >= 2 and ch[side].shape != N.SCALAR:
+                groups.setdefault(to_text(ch[side]), []).append(k)
+        best = max(groups.values(), key=len, default=[])
+        if len(best) >= 2:
+            picked = [terms[k] for k in best]
+            ch0 = chain(picked[0][1])
+            shared = ch0[side]
+            rests = [(c, from_chain(chain(n)[:-1] if side == -1 else chain(n)[1:])) for c, n in picked]
+            inner = _sum_node(_factor_out(rests, scalar), scalar)
+            new = mm(inner, shared) if side == -1 else mm(shared, inner)
+            rest = [t for k, t in enumerate(terms) if k not in best]
+            return _factor_out([(sp.S.One, new)] + rest, scalar)
+    return terms
+
+
+def _sum_node(terms, scalar) -> N.Node:
+    terms = sorted(terms, key=lambda t: t[0].could_extract_minus_sign())
+    out = None
+    for c, n in terms:
+        if out is None:
+            out = scale(c, n, scalar)
+        elif c.could_extract_minus_sign():
+            out = N.Sub(out, scale(-c, n, scalar), out.shape)
+        else:
+            out = N.Add(out, scale(c, n, scalar), out.shape)
+    return out
+
+
+def scale(c, node: N.Node, scalar) -> N.Node:
+    """c · node for a SymPy coefficient c."""
+    if c == 1:
+        return node
+    if c.could_extract_minus_sign():
+        return N.Neg(scale(-c, node, scalar), node.shape)
+    num, den = sp.fraction(sp.together(c))
+    if num != 1:
+        node = scalar(num) if N.is_num(node, 1) else mm(scalar(num), node)
+    if den != 1:
+        node = N.Div(node, scalar(den), node.shape)
+    return node
+
+
+

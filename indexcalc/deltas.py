@@ -1,0 +1,200 @@
+"""Normal form of index expressions and Kronecker-delta sifting.
+
+An index expression becomes a list of `Term`s: coefficient × product of factors, summed
+over dummy indices. Sums are pulled out of products (Σ_i a_i Σ_j b_j = Σ_ij a_i b_j),
+products are distributed over sums; the arguments of functions and of non-integer
+powers are normalised inside.
+
+Sifting: Σ_p a_p δ_pk = a_k. A delta between two free indices stays (δ_in Q_mj); a dummy
+that no factor mentions any more contributes its range (Σ_p 1 = n). No Piecewise guards:
+indices always run over the whole range of the axis they index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .index_form import DUMMY_POOL, IndexContext
+
+
+@dataclass(frozen=True)
+class Term:
+    coeff: sp.Expr           # free of indices
+    factors: tuple           # SymPy factors that carry indices
+    dummies: tuple           # summed indices
+
+    def expr(self, ctx: IndexContext) -> sp.Expr:
+        body = self.coeff * sp.Mul(*self.factors)
+        return ctx.sum(body, *self.dummies) if self.dummies else body
+
+
+class Normalizer:
+    def __init__(self, ctx: IndexContext):
+        self.ctx = ctx
+        self.indices = lambda e: {s for s in e.free_symbols if s in ctx.ranges}
+
+    # ---- expression -> terms
+    def terms(self, e) -> list[Term]:
+        if e.is_Add:
+            return [t for a in e.args for t in self.terms(a)]
+        if e.is_Mul:
+            out = [Term(sp.S.One, (), ())]
+            for f in e.args:
+                out = [self._merge(t, u) for t in out for u in self.terms(f)]
+            return out
+        if isinstance(e, sp.Sum):
+            dummies = tuple(lim[0] for lim in e.limits)
+            return [Term(t.coeff, t.factors, t.dummies + dummies) for t in self.terms(e.function)]
+        if e.is_Pow and e.exp.is_Integer and e.exp > 0 and (e.base.is_Add or isinstance(e.base, sp.Sum)) \
+                and self.indices(e.base) and e.exp <= 4:
+            return self.terms(sp.Mul(*[e.base] * int(e.exp), evaluate=False))
+        atom = self.atom(e)
+        if atom == 0:
+            return []
+        if self.indices(atom) or atom.atoms(sp.Sum) and self._has_index(atom):
+            return [Term(sp.S.One, (atom,), ())]
+        return [Term(atom, (), ())]
+
+    def _has_index(self, e):
+        return bool(self.indices(e))
+
+    def atom(self, e):
+        """A factor that is not a product or a sum: normalise what is inside it."""
+        if e.is_Pow:
+            return self.normal(e.base) ** self.normal(e.exp)
+        if isinstance(e, sp.Function) and e.args and not isinstance(e, sp.KroneckerDelta):
+            return e.func(*[self.normal(a) for a in e.args])
+        return e
+
+    def _merge(self, t: Term, u: Term) -> Term:
+        clash = set(u.dummies) & (self._symbols(t) | set(t.dummies))
+        if clash:
+            u = self.rename(u, {d: self.ctx.fresh(self.ctx.ranges[d]) for d in clash})
+        clash = set(t.dummies) & self._symbols(u)
+        if clash:
+            t = self.rename(t, {d: self.ctx.fresh(self.ctx.ranges[d]) for d in clash})
+        return Term(t.coeff * u.coeff, t.factors + u.factors, t.dummies + u.dummies)
+
+    def _symbols(self, t: Term):
+        out = set()
+        for f in t.factors:
+            out |= self.indices(f)
+        return out
+
+    @staticmethod
+    def rename(t: Term, sub: dict) -> Term:
+        return Term(t.coeff, tuple(f.xreplace(sub) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
+
+    # ---- sifting
+    def sift(self, t: Term) -> Term | None:
+        if t.coeff == 0:
+            return None
+        factors, dummies, coeff = list(t.factors), list(t.dummies), t.coeff
+        changed = True
+        while changed:
+            changed = False
+            for d in list(dummies):
+                k = next((k for k, f in enumerate(factors)
+                          if isinstance(f, sp.KroneckerDelta) and d in f.args), None)
+                if k is None:
+                    continue
+                a, b = factors[k].args
+                other = b if a == d else a
+                del factors[k]
+                factors = [f.xreplace({d: other}) for f in factors]
+                dummies.remove(d)
+                changed = True
+        product = sp.Mul(*factors)          # like factors meet again: S_ij / S_ij = 1
+        if product == 0:
+            return None
+        factors = list(sp.Mul.make_args(product))
+        # what no factor mentions any more sums to its range
+        used = set()
+        for f in factors:
+            used |= self.indices(f)
+        for d in [d for d in dummies if d not in used]:
+            coeff *= self.ctx.size(self.ctx.ranges[d])
+            dummies.remove(d)
+        rest, one = [], sp.S.One
+        for f in factors:
+            if f == 1:
+                continue
+            if self.indices(f):
+                rest.append(f)
+            else:
+                one *= f
+        coeff *= one
+        if coeff == 0:
+            return None
+        return Term(coeff, tuple(rest), tuple(dummies))
+
+    # ---- canonical names and like terms
+    def canonical(self, t: Term, free: set) -> Term:
+        """Rename the dummies p, q, r, ... in order of first appearance, factors sorted."""
+        taken = free | self.ctx.reserved
+        pool = [n for n in DUMMY_POOL if n not in {str(f) for f in taken}]
+        order = []
+        for f in sorted(t.factors, key=lambda f: _shape_key(f, t.dummies)):
+            for s in _index_order(f):
+                if s in t.dummies and s not in order:
+                    order.append(s)
+        order += [d for d in t.dummies if d not in order]
+        sub = {}
+        for k, d in enumerate(order):
+            new = sp.Symbol(pool[k], integer=True)
+            self.ctx.ranges.setdefault(new, self.ctx.ranges[d])
+            if self.ctx.ranges[new] != self.ctx.ranges[d]:
+                new = self.ctx.fresh(self.ctx.ranges[d])
+            sub[d] = new
+        # two-step renaming so that a new name equal to an old one does not collide
+        tmp = {d: sp.Dummy(str(d)) for d in order}
+        back = {tmp[d]: sub[d] for d in order}
+        factors = tuple(f.xreplace(tmp).xreplace(back) for f in t.factors)
+        return Term(t.coeff, factors, tuple(sub[d] for d in order))
+
+    def collect(self, terms: list[Term]) -> list[Term]:
+        acc: dict = {}
+        for t in terms:
+            key = (sp.Mul(*t.factors), frozenset(t.dummies))
+            if key in acc:
+                acc[key] = Term(acc[key].coeff + t.coeff, acc[key].factors, acc[key].dummies)
+            else:
+                acc[key] = t
+        return [t for t in acc.values() if sp.simplify(t.coeff) != 0] if len(acc) < len(terms) \
+            else list(acc.values())
+
+    def simplify_terms(self, terms: list[Term], free: set) -> list[Term]:
+        out = []
+        for t in terms:
+            s = self.sift(t)
+            if s is not None:
+                out.append(self.canonical(s, free))
+        return self.collect(out)
+
+    def normal(self, e) -> sp.Expr:
+        """The expression, sifted and with canonical dummies, as one SymPy expression."""
+        if not e.free_symbols or not (e.atoms(sp.Sum) or e.atoms(sp.KroneckerDelta)):
+            return e if not (e.is_Pow or isinstance(e, sp.Function)) else self._inside(e)
+        free = self.indices(e)
+        terms = self.simplify_terms(self.terms(e), free)
+        return sp.Add(*[t.expr(self.ctx) for t in terms])
+
+    def _inside(self, e):
+        if e.is_Pow:
+            return self.normal(e.base) ** self.normal(e.exp)
+        return e.func(*[self.normal(a) for a in e.args]) if e.args else e
+
+
+def _index_order(f):
+    """Index symbols of a factor in reading order."""
+    out = []
+    for s in sp.preorder_traversal(f):
+        if isinstance(s, sp.Symbol) and s not in out:
+            out.append(s)
+    return out
+
+
+def _shape_key(f, dummies):
+    sub = {d: sp.Symbol("_") for d in dummies}
+    return str(f.xreplace(sub))

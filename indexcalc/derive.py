@@ -1,0 +1,355 @@
+"""The one place the stages are chained: parse -> shapes -> index form -> derivative ->
+sifting -> matching -> printing, with the numerical guard before anything is returned.
+`derive()` returns a record of every intermediate; the steps are read off it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import nodes as N
+from .closed import T
+from .deltas import Normalizer
+from .diff import Deriver, unmark
+from .errors import IndexCalcError, UnsupportedError
+from .evaluate import kind_of
+from .index_form import IndexContext
+from .match import Matcher
+from .parse import parse
+from .printing.index import index_latex, index_text
+from .printing.latex import to_latex
+from .printing.numpy_code import EinsumPrinter, NumpyPrinter
+from .printing.text import to_text
+from .shapes import infer, parse_decls
+from . import verify as V
+
+
+@dataclass
+class Step:
+    rule: str
+    text: str
+    latex: str
+
+
+@dataclass
+class Result:
+    wrt: str
+    order: int
+    shape: list
+    index_form: str
+    index_latex: str
+    closed: N.Node | None
+    numpy: str
+    steps: list = field(default_factory=list)
+    checked_sizes: dict = field(default_factory=dict)
+
+    @property
+    def closed_form(self) -> str | None:
+        return to_text(self.closed) if self.closed is not None else None
+
+    @property
+    def latex(self) -> str:
+        return to_latex(self.closed) if self.closed is not None else self.index_latex
+
+
+@dataclass
+class Derivation:
+    input: str
+    tree: N.Node
+    variables: object
+    results: list
+
+    @property
+    def closed_form(self):
+        return self.results[0].closed_form
+
+    @property
+    def numpy(self):
+        return self.results[0].numpy
+
+    def _repr_latex_(self):
+        from .output import latex_document_body
+        return "$" + latex_document_body(self, inline=True) + "$"
+
+
+def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int = 0) -> Derivation:
+    """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y")."""
+    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    if not names:
+        raise IndexCalcError("--wrt names no variable")
+    if order not in (1, 2):
+        raise UnsupportedError(f"--order {order}: only first and second derivatives are supported")
+    tree = parse(expr)
+    if isinstance(tree, N.Equation):
+        raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`; "
+                               "`derive` takes an expression")
+    typed, variables = infer(tree, parse_decls(where))
+    return _derive_typed(expr, typed, variables, names, order, seed)
+
+
+def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Derivation:
+    """For `Y = f(X, W, ...)` inside a network with scalar loss L: ∂L/∂V for each V in terms of
+    the upstream gradient dY = ∂L/∂Y, i.e. the derivative of Σ_ij dY_ij f_ij. A left side that
+    is a scalar (the loss itself, `L = ...`) needs no upstream."""
+    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    tree = parse(equation)
+    if not isinstance(tree, N.Equation):
+        raise IndexCalcError("backprop takes an equation such as `Y = X W^T + b` (the left side names the output)")
+    decls = parse_decls(where)
+    rhs, variables = infer(tree.rhs, decls)
+    if tree.lhs in variables:
+        raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
+    if rhs.is_scalar:
+        return _derive_typed(equation, rhs, variables, names, 1, seed)
+    up = "d" + tree.lhs
+    if up in variables:
+        raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
+    loss = N.SumAll(N.Hadamard(N.Sym(up), tree.rhs))
+    typed, variables = infer(loss, decls, extra={up: rhs.shape})
+    return _derive_typed(equation, typed, variables, names, 1, seed)
+
+
+def _derive_typed(expr, typed, variables, names, order, seed) -> Derivation:
+    results = []
+    for name in names:
+        if name not in variables:
+            raise IndexCalcError(f"{name!r} does not appear in {expr!r}, so there is nothing to "
+                                 f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})")
+        results.append(_derive_one(expr, typed, variables, name, order, np.random.default_rng(seed)))
+    return Derivation(expr, typed, variables, results)
+
+
+class _Run:
+    """One derivative: the context and the pieces that the steps and the guard share."""
+
+    def __init__(self, typed, variables, var):
+        self.typed, self.variables, self.var = typed, variables, var
+        self.ctx = IndexContext(variables)
+        self.nz = Normalizer(self.ctx)
+        self.matcher = Matcher(self.ctx, self.nz)
+        self.numpy = NumpyPrinter(variables)
+        self.out_idx = self.ctx.free(typed.shape)
+        self.var_idx = self.ctx.free(variables[var].shape)
+
+    def text(self, e, wrt=None):
+        return index_text(e, self.ctx, wrt)
+
+    def latex(self, e, wrt=None):
+        return index_latex(e, self.ctx, wrt)
+
+
+def _derive_one(expr, typed, variables, var, order, rng) -> Result:
+    R = _Run(typed, variables, var)
+    steps: list[Step] = []
+    entry = R.ctx.entry(typed, R.out_idx)
+    out_free = [i for i in R.out_idx if i is not None]
+    var_free = [i for i in R.var_idx if i is not None]
+    free = tuple(out_free + var_free)
+    steps += _steps_index(R, expr, out_free, var_free, entry)
+
+    marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
+    steps.append(Step("differentiate", _eq(R, "d", marked, var_free, text=True),
+                      _eq(R, "d", marked, var_free, text=False)))
+    with_deltas = unmark(marked, var_free)
+    if marked.atoms() != with_deltas.atoms():
+        steps.append(Step("kronecker", f"∂{var}_pq/∂{var}_{''.join(map(str, var_free))} = δ's: "
+                          + R.text(with_deltas), R.latex(with_deltas)))
+    terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
+    sifted = _terms_expr(R, terms)
+    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
+
+    closed = _closed(R, terms, free, typed.shape, variables[var].shape)
+    if closed is not None:
+        steps += _steps_match(R, terms, free, closed)
+    layout = V.layout(typed.shape) + V.layout(variables[var].shape)
+    code = _code(R, closed, terms, free, layout)
+    result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps)
+    _guard_first(R, result, layout, rng)
+    if order == 2:
+        result = _second(R, result, terms, free, layout, rng)
+    return result
+
+
+def _terms_expr(R, terms):
+    import sympy as sp
+    return sp.Add(*[t.expr(R.ctx) for t in terms]) if terms else sp.S.Zero
+
+
+def _closed(R, terms, free, out_shape, var_shape):
+    closed = R.matcher.match(terms, free)
+    if closed is None:
+        return None
+    target = _target_shape(out_shape, var_shape)
+    if closed.shape != target and T(closed).shape == target:
+        closed = T(closed)
+    return closed
+
+
+def _target_shape(out_shape, var_shape):
+    dims = [d for d in out_shape if d != 1] + [d for d in var_shape if d != 1]
+    if out_shape == N.SCALAR:
+        return var_shape
+    if var_shape == N.SCALAR:
+        return out_shape
+    return tuple(dims) if len(dims) == 2 else (dims[0], 1) if dims else N.SCALAR
+
+
+def _kind_of_layout(layout):
+    if len(layout) == 0:
+        return "scalar"
+    if len(layout) == 1:
+        return "vector"
+    if len(layout) == 2:
+        return "rowvector" if layout[0] == 1 else "matrix"
+    return None
+
+
+def _code(R, closed, terms, free, layout):
+    kind = _kind_of_layout(layout)
+    if closed is not None and kind is not None:
+        return R.numpy.code(closed, kind)
+    try:
+        code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
+    except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
+        raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__})") from None
+    non_unit = [d for d in layout if d != 1]
+    if len(non_unit) != len(layout):
+        dims = ", ".join(R.numpy.size(d) for d in layout)
+        code = f"np.reshape({code}, ({dims},))" if len(layout) == 1 else f"np.reshape({code}, ({dims}))"
+    return code
+
+
+def _closed_value(R, closed, layout):
+    def fn(point):
+        from .evaluate import evaluate
+        v = evaluate(closed, point.env2d, point.sizes)
+        return np.reshape(v, tuple(d if isinstance(d, int) else point.sizes[d] for d in layout))
+    return fn
+
+
+def _roundtrip(R, closed, layout):
+    """The closed form's text, parsed back with the same declarations, evaluated."""
+    def fn(point):
+        from .evaluate import evaluate
+        decls = {name: v.shape for name, v in R.variables.items()}
+        tree, _ = infer(parse(to_text(closed)), decls, expect=closed.shape)
+        v = evaluate(tree, point.env2d, point.sizes)
+        return np.reshape(v, tuple(d if isinstance(d, int) else point.sizes[d] for d in layout))
+    return fn
+
+
+def _guard_first(R, result: Result, layout, rng):
+    point = V.sample(R.typed, R.variables, rng)
+    f = V.value_fn(R.typed, point)
+    want = lambda p: V.jacobian(f, p, R.var)
+    checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
+    if result.closed is not None:
+        checks["closed form"] = _closed_value(R, result.closed, layout)
+        checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
+    what = f"d/d{R.var}"
+    V.guard(checks, want, point, what)
+    second = V.sample(R.typed, R.variables, rng)
+    V.guard({"NumPy code": checks["NumPy code"]}, lambda p: V.jacobian(V.value_fn(R.typed, p), p, R.var),
+            second, what)
+    result.checked_sizes = dict(point.sizes)
+
+
+def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
+    """The derivative of the (verified) first derivative: the Hessian for a scalar."""
+    import sympy as sp
+    var = R.var
+    var_idx2 = R.ctx.free(R.variables[var].shape)
+    var_free2 = [i for i in var_idx2 if i is not None]
+    free = tuple(list(free1) + var_free2)
+    D = Deriver(R.ctx, var, var_idx2)
+    d2 = sp.Add(*[D.d(t.expr(R.ctx)) for t in terms])
+    terms2 = R.nz.simplify_terms(R.nz.terms(d2), set(free))
+    sifted = _terms_expr(R, terms2)
+    steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted))]
+    closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
+    layout = tuple(layout1) + V.layout(R.variables[var].shape)
+    code = _code(R, closed, terms2, free, layout)
+    result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps)
+    if closed is not None:
+        result.steps.append(Step("closed form", to_text(closed), to_latex(closed)))
+
+    def grad(env2d_point):
+        return V.eval_code(first.numpy, env2d_point)
+
+    point = V.sample(R.typed, R.variables, rng)
+
+    def fd(p):
+        def g(env2d):
+            q = V.Point.__new__(V.Point)
+            q.variables, q.sizes, q.env2d = p.variables, p.sizes, env2d
+            from .evaluate import from_2d
+            q.env = {n: from_2d(a, p.variables[n].kind) for n, a in env2d.items()}
+            return grad(q)
+        return V.jacobian(g, p, var)
+    checks = {"NumPy code": lambda p: V.eval_code(code, p)}
+    if closed is not None:
+        checks["closed form"] = _closed_value(R, closed, layout)
+    V.guard(checks, fd, point, f"d²/d{var}²")
+    result.checked_sizes = dict(point.sizes)
+    return result
+
+
+# ---- steps -------------------------------------------------------------------------------------
+def _eq(R, kind, e, var_free, text=True):
+    return R.text(e, var_free) if text else R.latex(e, var_free)
+
+
+def _steps_index(R, expr, out_free, var_free, entry):
+    var = R.var
+    vi = "".join(map(str, var_free))
+    oi = "".join(map(str, out_free))
+    lhs_t = f"∂f_{oi}/∂{var}_{vi}" if out_free else f"∂f/∂{var}_{vi}" if vi else f"∂f/∂{var}"
+    lhs_l = (fr"\frac{{\partial f_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if out_free
+             else fr"\frac{{\partial f}}{{\partial {var}_{{{vi}}}}}")
+    expanded_terms = R.nz.terms(entry)
+    expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else entry
+    return [
+        Step("index", f"f = {expr}; index the derivative: {lhs_t}", lhs_l),
+        Step("expand", f"f{'_' + oi if oi else ''} = " + R.text(expanded),
+             (f"f_{{{oi}}} = " if oi else "f = ") + R.latex(expanded)),
+    ]
+
+
+def _steps_match(R, terms, free, closed):
+    idx = "".join(map(str, free))
+    parts_t, parts_l = [], []
+    for t in terms:
+        try:
+            c, node = R.matcher.term(t, free)
+        except Exception:  # noqa: BLE001 - the whole result matched; a part may still be shown as is
+            return [Step("closed form", to_text(closed), to_latex(closed))]
+        coeff = "" if c == 1 else ("-" if c == -1 else f"{c} ")
+        body = to_text(node) if node is not None else "1"
+        parts_t.append(f"{coeff}[{body}]_{idx}" if idx else f"{coeff}{body}")
+        parts_l.append(f"{coeff}\\left[{to_latex(node) if node is not None else '1'}\\right]_{{{idx}}}")
+    return [Step("matrix form", " + ".join(parts_t).replace("+ -", "- "), " + ".join(parts_l)),
+            Step("closed form", to_text(closed), to_latex(closed))]
+
+
+def evaluate_at(d: Derivation, values: dict) -> dict:
+    """The value and each derivative at the given numbers (`--at`)."""
+    from .evaluate import evaluate, from_2d, kind_of, to_2d
+    missing = [n for n, _ in d.variables.items() if n not in values]
+    if missing:
+        raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")
+    point = V.Point.__new__(V.Point)
+    point.variables, point.sizes, point.env2d = d.variables, {}, {}
+    for name, v in d.variables.items():
+        a = to_2d(values[name], v)
+        for dim, n in zip(v.shape, a.shape):
+            if isinstance(dim, str):
+                if point.sizes.setdefault(dim, n) != n:
+                    raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {point.sizes[dim]}")
+            elif dim != n:
+                raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
+        point.env2d[name] = a
+    point.env = {n: from_2d(a, d.variables[n].kind) for n, a in point.env2d.items()}
+    value = from_2d(evaluate(d.tree, point.env2d, point.sizes), kind_of(d.tree.shape))
+    tolist = lambda x: np.asarray(x).tolist()
+    return {"value": tolist(value),
+            "derivatives": {r.wrt: tolist(V.eval_code(r.numpy, point)) for r in d.results}}

@@ -1,0 +1,188 @@
+"""Differentiation of index forms: d entry / d X[k, l], by a registry of rules.
+
+Rules for SymPy node classes (sum, product, power, function, Sum) and for our atoms
+(inverse, softmax, det, norm). The derivative of a variable's entry by an entry of the
+same variable is a product of Kronecker deltas: dX_pq / dX_ij = δ_pi δ_qj.
+
+With `marks=True` the leaf derivatives stay as `Partial(X[p,q])` (printed
+∂X_pq/∂X_ij) so that the steps can show them before they become deltas.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import functions as F
+from . import nodes as N
+from .errors import UnsupportedError
+from .index_form import IndexContext, full_index
+
+
+class Partial(sp.Function):
+    """An unevaluated ∂(leaf)/∂(wrt entry), shown in the steps."""
+    nargs = 1
+
+
+class Deriver:
+    def __init__(self, ctx: IndexContext, var: str, wrt_idx: tuple, marks: bool = False):
+        self.ctx, self.var, self.marks = ctx, var, marks
+        self.wrt_idx = wrt_idx                               # two places, None for size 1
+        self.wrt_entry = [i for i in wrt_idx if i is not None]
+        self._dep: dict = {}
+
+    # ---- which symbols depend on the variable
+    def base_depends(self, name: str) -> bool:
+        if name == self.var:
+            return True
+        node = self.ctx.atoms.get(name)
+        return node is not None and N.contains(node, self.var)
+
+    def depends(self, expr) -> bool:
+        hit = self._dep.get(expr)
+        if hit is None:
+            names = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+            names |= {ib.label.name for ib in expr.atoms(sp.IndexedBase)}
+            hit = any(self.base_depends(n) for n in names)
+            self._dep[expr] = hit
+        return hit
+
+    # ---- the walk
+    def d(self, expr) -> sp.Expr:
+        if not self.depends(expr):
+            return sp.S.Zero
+        for cls in type(expr).__mro__:
+            rule = RULES.get(cls)
+            if rule is not None:
+                return rule(self, expr)
+        raise UnsupportedError(f"cannot differentiate {expr}")
+
+    def leaf(self, expr, indices) -> sp.Expr:
+        """d(var entry with these indices) / d(var entry at wrt_idx)."""
+        if self.marks:
+            return Partial(expr)
+        return deltas(indices, self.wrt_entry)
+
+    def inner(self, node: N.Node, idx) -> sp.Expr:
+        """The derivative of the entry [node]_idx (an atom's argument)."""
+        return self.d(self.ctx.entry(node, idx))
+
+
+def deltas(indices, wrt) -> sp.Expr:
+    out = sp.S.One
+    for a, b in zip(indices, wrt):
+        out *= sp.KroneckerDelta(a, b)
+    return out
+
+
+def _add(D: Deriver, e):
+    return sp.Add(*[D.d(a) for a in e.args])
+
+
+def _mul(D: Deriver, e):
+    args = e.args
+    terms = []
+    for k, f in enumerate(args):
+        if D.depends(f):
+            terms.append(sp.Mul(*args[:k], D.d(f), *args[k + 1:]))
+    return sp.Add(*terms)
+
+
+def _pow(D: Deriver, e):
+    b, x = e.args
+    if not D.depends(x):
+        return x * b ** (x - 1) * D.d(b)
+    if not D.depends(b):
+        return e * sp.log(b) * D.d(x)
+    return e * (D.d(x) * sp.log(b) + x * D.d(b) / b)
+
+
+def _sum(D: Deriver, e: sp.Sum):
+    inner = D.d(e.function)
+    return sp.S.Zero if inner == 0 else sp.Sum(inner, *e.limits)
+
+
+def _function(D: Deriver, e):
+    if len(e.args) != 1:
+        raise UnsupportedError(f"cannot differentiate {e.func}")
+    u = e.args[0]
+    return F.derivative(F.name_of(e.func), u) * D.d(u)
+
+
+def _symbol(D: Deriver, e: sp.Symbol):
+    if e.name == D.var:
+        return D.leaf(e, ())
+    node = D.ctx.atoms.get(e.name)
+    if node is None:
+        return sp.S.Zero
+    return ATOM_RULES[type(node)](D, node, (None, None))
+
+
+def _indexed(D: Deriver, e: sp.Indexed):
+    name = e.base.label.name
+    if name == D.var:
+        return D.leaf(e, e.indices)
+    node = D.ctx.atoms.get(name)
+    if node is None:
+        return sp.S.Zero
+    return ATOM_RULES[type(node)](D, node, full_index(node.shape, e.indices))
+
+
+def _zero(D, e):
+    return sp.S.Zero
+
+
+RULES = {
+    sp.Add: _add, sp.Mul: _mul, sp.Pow: _pow, sp.Sum: _sum,
+    sp.Indexed: _indexed, sp.Symbol: _symbol, sp.KroneckerDelta: _zero,
+    sp.Function: _function, sp.Number: _zero, Partial: _zero,
+}
+
+
+# ---- atoms: d [f(A)]_idx in terms of d A --------------------------------------------------
+def _inverse(D: Deriver, node: N.Inverse, idx):
+    """d(A⁻¹)_pq = -Σ_rs (A⁻¹)_pr dA_rs (A⁻¹)_sq."""
+    ctx, n = D.ctx, node.shape[0]
+    r, s = ctx.fresh(n), ctx.fresh(n)
+    inv = lambda a, b: ctx.atom_entry(node, (a, b))
+    return -ctx.sum(inv(idx[0], r) * D.inner(node.a, (r, s)) * inv(s, idx[1]), r, s)
+
+
+def _det(D: Deriver, node: N.Det, idx):
+    """d det(A) = det(A) Σ_rs (A⁻¹)_sr dA_rs."""
+    ctx, n = D.ctx, node.a.shape[0]
+    r, s = ctx.fresh(n), ctx.fresh(n)
+    inv = ctx.atom_entry(N.Inverse(node.a, node.a.shape), (s, r))
+    return ctx.atom_entry(node, ()) * ctx.sum(inv * D.inner(node.a, (r, s)), r, s)
+
+
+def _norm(D: Deriver, node: N.Norm, idx):
+    """d‖A‖ = Σ A_rs dA_rs / ‖A‖."""
+    ctx = D.ctx
+    ps = tuple(ctx.fresh(d) if d != 1 else None for d in node.a.shape)
+    body = ctx.entry(node.a, ps) * D.inner(node.a, ps)
+    return ctx.sum(body, *[p for p in ps if p is not None]) / ctx.atom_entry(node, ())
+
+
+def _softmax(D: Deriver, node: N.Softmax, idx):
+    """Along the last non-unit axis: dS_pq = Σ_r S_pq (δ_qr - S_pr) dA_pr."""
+    ctx = D.ctx
+    axis = 1 if node.shape[1] != 1 else 0
+    r = ctx.fresh(node.shape[axis])
+    idx_r = tuple(r if k == axis else i for k, i in enumerate(idx))
+    s = lambda ix: ctx.atom_entry(node, ix)
+    body = s(idx) * (sp.KroneckerDelta(idx[axis], r) - s(idx_r)) * D.inner(node.a, idx_r)
+    return ctx.sum(body, r)
+
+
+ATOM_RULES = {N.Inverse: _inverse, N.Det: _det, N.Norm: _norm, N.Softmax: _softmax}
+
+
+def unmark(expr, wrt_entry) -> sp.Expr:
+    """Replace every Partial(X[p,q]) by δ_pi δ_qj."""
+    marks = expr.atoms(Partial)
+    if not marks:
+        return expr
+    sub = {}
+    for m in marks:
+        leaf = m.args[0]
+        sub[m] = deltas(leaf.indices if isinstance(leaf, sp.Indexed) else (), wrt_entry)
+    return expr.xreplace(sub)

@@ -1,0 +1,30 @@
+"""One error base class. The CLI turns each into a message and an exit status."""
+
+
+class IndexCalcError(Exception):
+    """Bad input or an unsupported request: exit status 2."""
+    exit_status = 2
+
+
+class ParseError(IndexCalcError):
+    """The input does not parse; the message shows the input with a caret."""
+
+    def __init__(self, message: str, text: str = "", column: int | None = None):
+        self.text, self.column, self.reason = text, column, message
+        if column is not None and text:
+            message = f"{message}\n  {text}\n  {' ' * max(column - 1, 0)}^"
+            message = f"column {column}: " + message
+        super().__init__(message)
+
+
+class ShapeError(IndexCalcError):
+    """Shapes that do not fit together; the message names both shapes."""
+
+
+class UnsupportedError(IndexCalcError):
+    """A construct the language has but this version cannot derive, or one it does not have."""
+
+
+class VerificationError(IndexCalcError):
+    """The numerical guard rejected indexcalc's own result: a bug in indexcalc."""
+    exit_status = 3

@@ -1,0 +1,194 @@
+"""Typed expression tree -> SymPy indexed sums, one entry at a time.
+
+`IndexContext.entry(node, (i, j))` is the SymPy expression of the entry [node]_ij, with
+explicit `Sum`s over fresh dummy indices (the seeds keep their Σ signs). An index
+tuple always has two places, rows and columns; a place whose size is 1 holds None.
+
+Matrix functions with no polynomial entries (inverse, softmax, det, norm) are atoms:
+`IndexedBase`s (or `Symbol`s, for scalars) registered in the context, whose derivative
+rules live in diff.py.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy as sp
+
+from . import functions as F
+from . import nodes as N
+
+DUMMY_POOL = list("pqrstuvwabcdefgh") + [f"{c}{k}" for k in range(1, 40) for c in "pqrstuvw"]
+FREE_POOL = list("ijklmnabcd") + [f"i{k}" for k in range(1, 10)]
+
+
+class IndexContext:
+    """Fresh indices, their ranges, and the atoms of one derivation."""
+
+    def __init__(self, variables, reserved=()):
+        self.variables = variables
+        self.reserved = set(reserved) | set(variables.sizes) | {name for name, _ in variables.items()}
+        self.ranges: dict[sp.Symbol, object] = {}     # index -> size (str name or int)
+        self.atoms: dict[str, N.Node] = {}             # SymPy name -> node
+        self._atom_names: dict[N.Node, str] = {}
+        self._next = 0
+        self._free_used: set = set()
+
+    # ---- indices
+    def size(self, dim):
+        return sp.Integer(dim) if isinstance(dim, int) else sp.Symbol(dim, integer=True, positive=True)
+
+    def fresh(self, dim) -> sp.Symbol:
+        while True:
+            name = DUMMY_POOL[self._next] if self._next < len(DUMMY_POOL) else f"p{self._next}"
+            self._next += 1
+            if name not in self.reserved and name not in self._free_used:
+                break
+        s = sp.Symbol(name, integer=True)
+        self.ranges[s] = dim
+        return s
+
+    def free(self, shape) -> tuple:
+        """Free indices for the non-unit places of a shape, named i, j, k, ... in order."""
+        out = []
+        for dim in shape:
+            if dim == 1:
+                out.append(None)
+                continue
+            name = next(n for n in FREE_POOL if n not in self.reserved and n not in self._free_used)
+            self._free_used.add(name)
+            s = sp.Symbol(name, integer=True)
+            self.ranges[s] = dim
+            out.append(s)
+        return tuple(out)
+
+    def limit(self, index):
+        return (index, 1, self.size(self.ranges[index]))
+
+    def sum(self, body, *indices):
+        if body == 0:
+            return sp.S.Zero
+        return sp.Sum(body, *[self.limit(i) for i in indices])
+
+    # ---- atoms
+    def atom(self, node: N.Node) -> str:
+        name = self._atom_names.get(node)
+        if name is None:
+            name = f"@{len(self.atoms)}"
+            self.atoms[name] = node
+            self._atom_names[node] = name
+        return name
+
+    def atom_entry(self, node: N.Node, idx):
+        name = self.atom(node)
+        if node.is_scalar:
+            return sp.Symbol(name)
+        return sp.IndexedBase(name)[tuple(i for i in idx if i is not None)]
+
+    # ---- entries
+    def entry(self, node: N.Node, idx) -> sp.Expr:
+        return ENTRY[type(node)](self, node, tuple(idx))
+
+
+def place(shape, idx):
+    """The indices of an operand of shape `shape` inside a result indexed by idx (broadcasting)."""
+    return tuple(i if d != 1 else None for d, i in zip(shape, idx))
+
+
+def full_index(shape, indices) -> tuple:
+    """Indexed's indices (non-unit places only) -> a two-place tuple with None for size 1."""
+    it = iter(indices)
+    return tuple(None if d == 1 else next(it) for d in shape)
+
+
+def _number(value):
+    if isinstance(value, float):
+        return sp.Float(value)
+    v = Fraction(value)
+    return sp.Rational(v.numerator, v.denominator)
+
+
+def _sym(ctx: IndexContext, node: N.Sym, idx):
+    if node.shape == N.SCALAR:
+        return sp.Symbol(node.name)
+    return sp.IndexedBase(node.name)[tuple(i for i in idx if i is not None)]
+
+
+def _matmul(ctx, node: N.MatMul, idx):
+    k = node.a.shape[1]
+    if k == 1:
+        return ctx.entry(node.a, (idx[0], None)) * ctx.entry(node.b, (None, idx[1]))
+    p = ctx.fresh(k)
+    return ctx.sum(ctx.entry(node.a, (idx[0], p)) * ctx.entry(node.b, (p, idx[1])), p)
+
+
+def _broadcast(op):
+    def rule(ctx, node, idx):
+        return op(ctx.entry(node.a, place(node.a.shape, idx)), ctx.entry(node.b, place(node.b.shape, idx)))
+    return rule
+
+
+def _trace(ctx, node, idx):
+    if node.a.shape == N.SCALAR:
+        return ctx.entry(node.a, idx)
+    p = ctx.fresh(node.a.shape[0])
+    return ctx.sum(ctx.entry(node.a, (p, p)), p)
+
+
+def _sum_all(ctx, node, idx):
+    ps = tuple(ctx.fresh(d) if d != 1 else None for d in node.a.shape)
+    return ctx.sum(ctx.entry(node.a, ps), *[p for p in ps if p is not None])
+
+
+def _sum_axis(ctx, node: N.SumAxis, idx):
+    ax = node.axis
+    d = node.a.shape[ax]
+    if d == 1:
+        return ctx.entry(node.a, idx)
+    p = ctx.fresh(d)
+    inner = (idx[0], p) if ax == 1 else (p, idx[1])
+    return ctx.sum(ctx.entry(node.a, inner), p)
+
+
+def _norm2(ctx, node, idx):
+    ps = tuple(ctx.fresh(d) if d != 1 else None for d in node.a.shape)
+    return ctx.sum(ctx.entry(node.a, ps) ** 2, *[p for p in ps if p is not None])
+
+
+def _matpow(ctx, node: N.MatPow, idx):
+    chain = node.a
+    for _ in range(node.k - 1):
+        chain = N.MatMul(chain, node.a, node.a.shape)
+    return ctx.entry(chain, idx)
+
+
+ENTRY = {
+    N.Sym: _sym,
+    N.Num: lambda ctx, n, idx: _number(n.value),
+    N.Size: lambda ctx, n, idx: ctx.size(n.name),
+    N.Ones: lambda ctx, n, idx: sp.S.One,
+    N.Identity: lambda ctx, n, idx: sp.KroneckerDelta(idx[0], idx[1]),
+    N.MatMul: _matmul,
+    N.ScalarMul: lambda ctx, n, idx: ctx.entry(n.s, (None, None)) * ctx.entry(n.a, idx),
+    N.Div: lambda ctx, n, idx: ctx.entry(n.a, idx) / ctx.entry(n.s, (None, None)),
+    N.Add: _broadcast(lambda a, b: a + b),
+    N.Sub: _broadcast(lambda a, b: a - b),
+    N.Neg: lambda ctx, n, idx: -ctx.entry(n.a, idx),
+    N.Transpose: lambda ctx, n, idx: ctx.entry(n.a, (idx[1], idx[0])),
+    N.Inverse: lambda ctx, n, idx: ctx.atom_entry(n, idx),
+    N.MatPow: _matpow,
+    N.Power: lambda ctx, n, idx: ctx.entry(n.a, idx) ** ctx.entry(n.p, (None, None)),
+    N.Hadamard: _broadcast(lambda a, b: a * b),
+    N.HadDiv: _broadcast(lambda a, b: a / b),
+    N.HadPow: lambda ctx, n, idx: ctx.entry(n.a, idx) ** ctx.entry(n.p, (None, None)),
+    N.Trace: _trace,
+    N.Det: lambda ctx, n, idx: ctx.atom_entry(n, idx),
+    N.LogDet: lambda ctx, n, idx: sp.log(ctx.atom_entry(N.Det(n.a), idx)),
+    N.Norm: lambda ctx, n, idx: ctx.atom_entry(n, idx),
+    N.Norm2: _norm2,
+    N.SumAll: _sum_all,
+    N.SumAxis: _sum_axis,
+    N.Func: lambda ctx, n, idx: F.apply(n.name, ctx.entry(n.a, idx)),
+    N.Softmax: lambda ctx, n, idx: ctx.atom_entry(n, idx),
+    N.DiagMat: lambda ctx, n, idx: sp.KroneckerDelta(idx[0], idx[1]) * ctx.entry(n.a, (idx[0], None)),
+    N.DiagVec: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], idx[0])),
+}

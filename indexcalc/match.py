@@ -1,0 +1,326 @@
+"""Index form -> closed matrix form.
+
+Each sifted term is a product of operands with indices (X_pq, x_p, δ_ij, f(...)_ij)
+summed over its dummies: an einsum. The reductions below turn it into matrix
+operations, one table row each, applied until nothing changes:
+
+  A_aa, a summed alone     -> tr(A)              A_aa otherwise      -> diag(A)_a
+  A_ab B_ab (or B_ba)      -> (A ∘ B)_ab         x_a y_a, a not a contraction -> (x ∘ y)_a
+  Σ_a A_ia B_aj            -> (A B)_ij           Σ_a x_a B_aj        -> (Bᵀ x)_j   Σ_a x_a y_a -> xᵀ y
+  Σ_a A_ia (a nowhere else)-> (A 1)_i            Σ_a x_a             -> 1ᵀ x
+  Σ_a c_a A_ia B_aj        -> (A diag(c) B)_ij
+  x_i y_j -> x yᵀ,   x_i A_ij -> diag(x) A,   A_ij y_j -> A diag(y),   x_i -> x 1ᵀ
+
+A term that does not reduce (three or more free indices, or a pattern with no matrix
+form) makes the whole result fall back to the index form and einsum code.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import functions as F
+from . import nodes as N
+from .closed import T, combine, had, mm
+from .deltas import Normalizer, Term
+from .index_form import IndexContext, full_index
+
+
+class NoMatch(Exception):
+    pass
+
+
+class Matcher:
+    def __init__(self, ctx: IndexContext, normalizer: Normalizer):
+        self.ctx, self.nz = ctx, normalizer
+
+    # ---- entry points
+    def match(self, terms: list[Term], free: tuple):
+        """The closed form of Σ terms with free indices `free` (at most two), or None."""
+        try:
+            return self._match(terms, free)
+        except NoMatch:
+            return None
+
+    def _match(self, terms, free):
+        if len(free) > 2:
+            raise NoMatch
+        parts = [self.term(t, free) for t in terms]
+        return combine(parts, self.shape(free), self.scalar)
+
+    def match_expr(self, expr, free: tuple):
+        terms = self.nz.simplify_terms(self.nz.terms(expr), set(free))
+        return self._match(terms, free)
+
+    def shape(self, free):
+        dims = [self.ctx.ranges[i] for i in free]
+        return {0: N.SCALAR, 1: (dims[0], 1) if dims else N.SCALAR}.get(len(free), tuple(dims))
+
+    def ones(self, index):
+        return N.Ones((self.ctx.ranges[index], 1))
+
+    # ---- operands
+    def operand(self, f, order):
+        if isinstance(f, sp.Indexed):
+            name = f.base.label.name
+            node = self.ctx.atoms.get(name)
+            if node is None:
+                node = N.Sym(name, self.ctx.variables[name].shape)
+            return _oriented(node, full_index(node.shape, f.indices))
+        if isinstance(f, sp.KroneckerDelta):
+            a, b = f.args
+            n = self.ctx.ranges[a]
+            return N.Identity((n, n)), (a, b)
+        if isinstance(f, sp.Function) and F.is_elementwise(f):
+            inner, idx = self.inner(f.args[0], order)
+            return N.Func(F.name_of(f.func), inner, inner.shape), idx
+        if f.is_Pow and not self.nz.indices(f.exp):
+            inner, idx = self.inner(f.base, order)
+            return N.HadPow(inner, self.scalar(f.exp), inner.shape), idx
+        raise NoMatch
+
+    def inner(self, expr, order):
+        idx = tuple(sorted(self.nz.indices(expr), key=order.index))
+        if len(idx) > 2:
+            raise NoMatch
+        return self.match_expr(expr, idx), idx
+
+    # ---- index-free coefficients
+    def scalar(self, e) -> N.Node:
+        return SCALAR_RULES[_kind(e)](self, e)
+
+    # ---- one term
+    def term(self, t: Term, free: tuple):
+        order = list(free) + list(t.dummies)
+        ops = [list(self.operand(f, order)) for f in t.factors]
+        scalars: list[N.Node] = []
+        reduce_ops(self, ops, scalars, set(t.dummies))
+        node = assemble(self, ops, free)
+        for s in scalars:
+            node = s if node is None else N.ScalarMul(s, node, node.shape)
+        return t.coeff, node
+
+
+def _oriented(node, idx):
+    """An operand: a matrix with two indices, or a column vector with one."""
+    if idx[0] is not None and idx[1] is not None:
+        return node, idx
+    if idx[1] is None and idx[0] is not None:
+        return node, (idx[0],)
+    if idx[0] is None and idx[1] is not None:
+        return T(node), (idx[1],)
+    return node, ()
+
+
+def reduce_ops(M: Matcher, ops, scalars, dummies):
+    count = lambda a: sum(list(idx).count(a) for _, idx in ops)
+    while True:
+        if _diag_or_trace(ops, scalars, dummies, count) or _hadamard(ops, dummies, count):
+            continue
+        if any(_contract(M, ops, scalars, dummies, a, count) for a in sorted(dummies, key=str)):
+            continue
+        break
+    if dummies:
+        raise NoMatch
+
+
+def _diag_or_trace(ops, scalars, dummies, count):
+    for k, (node, idx) in enumerate(ops):
+        if len(idx) == 2 and idx[0] == idx[1]:
+            a = idx[0]
+            if a in dummies and count(a) == 2:
+                scalars.append(N.Trace(node))
+                del ops[k]
+                dummies.discard(a)
+            else:
+                ops[k] = [N.DiagVec(node, (node.shape[0], 1)), (a,)]
+            return True
+    return False
+
+
+def _hadamard(ops, dummies, count):
+    for k in range(len(ops)):
+        for l in range(k + 1, len(ops)):
+            (a, ia), (b, ib) = ops[k], ops[l]
+            if len(ia) == 2 and len(ib) == 2 and set(ia) == set(ib):
+                ops[k] = [had(a, b if ia == ib else T(b)), ia]
+                del ops[l]
+                return True
+            if len(ia) == 1 and ia == ib and (ia[0] not in dummies or count(ia[0]) >= 3):
+                ops[k] = [had(a, b), ia]
+                del ops[l]
+                return True
+    return False
+
+
+def _contract(M: Matcher, ops, scalars, dummies, a, count):
+    holders = [k for k, (_, idx) in enumerate(ops) if a in idx]
+    c = count(a)
+    if c == 1:
+        k = holders[0]
+        node, idx = ops[k]
+        one = M.ones(a)
+        if len(idx) == 1:
+            scalars.append(mm(T(one), node))
+            del ops[k]
+        else:
+            m = node if idx[1] == a else T(node)
+            other = idx[0] if idx[1] == a else idx[1]
+            ops[k] = [mm(m, one), (other,)]
+        dummies.discard(a)
+        return True
+    if c == 2 and len(holders) == 2:
+        k, l = holders
+        (A, ia), (B, ib) = ops[k], ops[l]
+        if len(ia) == 1 and len(ib) == 1:
+            scalars.append(mm(T(A), B))
+            new = None
+        elif len(ia) == 1 or len(ib) == 1:
+            (x, _), (Mx, im) = (ops[k], ops[l]) if len(ia) == 1 else (ops[l], ops[k])
+            m = Mx if im[1] == a else T(Mx)
+            new = [mm(m, x), (im[0] if im[1] == a else im[1],)]
+        else:
+            Ao = A if ia[1] == a else T(A)
+            Bo = B if ib[0] == a else T(B)
+            i = ia[0] if ia[1] == a else ia[1]
+            j = ib[1] if ib[0] == a else ib[0]
+            new = [mm(Ao, Bo), (i, j)]
+        for m in sorted(holders, reverse=True):
+            del ops[m]
+        if new is not None:
+            ops.append(new)
+        dummies.discard(a)
+        return True
+    if c >= 3:
+        vecs = [k for k, (_, idx) in enumerate(ops) if idx == (a,)]
+        mats = [k for k, (_, idx) in enumerate(ops) if len(idx) == 2 and a in idx]
+        if len(vecs) == 1 and len(mats) >= 2:
+            a2 = M.ctx.fresh(M.ctx.ranges[a])
+            v = ops[vecs[0]][0]
+            ops[vecs[0]] = [N.DiagMat(v, (v.shape[0], v.shape[0])), (a, a2)]
+            m = mats[0]
+            ops[m][1] = tuple(a2 if x == a else x for x in ops[m][1])
+            dummies.add(a2)
+            return True
+    return False
+
+
+def assemble(M: Matcher, ops, free):
+    """The remaining operands carry free indices only: build the result oriented as `free`."""
+    for _, idx in ops:
+        if any(i not in free for i in idx):
+            raise NoMatch
+    if not free:
+        return None
+    if len(free) == 1:
+        (i,) = free
+        vecs = [n for n, idx in ops]
+        if len(vecs) > 1:
+            raise NoMatch
+        return vecs[0] if vecs else M.ones(i)
+    i, j = free
+    mats = [n if idx == (i, j) else T(n) for n, idx in ops if len(idx) == 2]
+    vi = [n for n, idx in ops if idx == (i,)]
+    vj = [n for n, idx in ops if idx == (j,)]
+    if len(mats) > 1 or len(vi) > 1 or len(vj) > 1:
+        raise NoMatch
+    if mats:
+        out = mats[0]
+        if vi:
+            out = mm(N.DiagMat(vi[0], (vi[0].shape[0],) * 2), out)
+        if vj:
+            out = mm(out, N.DiagMat(vj[0], (vj[0].shape[0],) * 2))
+        return out
+    left = vi[0] if vi else M.ones(i)
+    right = vj[0] if vj else M.ones(j)
+    return mm(left, T(right))
+
+
+# ---- index-free SymPy -> scalar node ---------------------------------------------------------
+def _kind(e):
+    if e.is_Number:
+        return "number"
+    if isinstance(e, sp.Symbol):
+        return "symbol"
+    if e.is_Add:
+        return "add"
+    if e.is_Mul:
+        return "mul"
+    if e.is_Pow:
+        return "pow"
+    if isinstance(e, sp.Sum):
+        return "sum"
+    if isinstance(e, sp.Function) and F.is_elementwise(e):
+        return "function"
+    return "other"
+
+
+def _number(M, e):
+    if e.is_Rational:
+        from fractions import Fraction
+        return N.Num(Fraction(int(e.p), int(e.q)))
+    return N.num(float(e))
+
+
+def _symbol(M, e):
+    node = M.ctx.atoms.get(e.name)
+    if node is not None:
+        return node
+    if e.name in M.ctx.variables.sizes:
+        return N.Size(e.name)
+    if e.name in M.ctx.variables:
+        return N.Sym(e.name, N.SCALAR)
+    raise NoMatch
+
+
+def _add(M, e):
+    parts = [(sp.S.One, M.scalar(a)) for a in e.args]
+    return combine(parts, N.SCALAR, M.scalar)
+
+
+def _mul(M, e):
+    num, den = [], []
+    c, rest = e.as_coeff_Mul()
+    for f in sp.Mul.make_args(rest):
+        if f.is_Pow and f.exp.is_Number and f.exp < 0:
+            den.append(f.base ** -f.exp)
+        else:
+            num.append(f)
+    out = None
+    for f in num:
+        s = M.scalar(f)
+        out = s if out is None else N.ScalarMul(out, s, N.SCALAR)
+    if out is None:
+        out = N.Num(1)
+    if den:
+        d = None
+        for f in den:
+            s = M.scalar(f)
+            d = s if d is None else N.ScalarMul(d, s, N.SCALAR)
+        out = N.Div(out, d, N.SCALAR)
+    return combine([(c, out)], N.SCALAR, M.scalar)
+
+
+def _pow(M, e):
+    b, x = e.args
+    if x == -1:
+        return N.Div(N.Num(1), M.scalar(b), N.SCALAR)
+    return N.Power(M.scalar(b), M.scalar(x), N.SCALAR)
+
+
+def _sum(M, e):
+    node = M._match(M.nz.simplify_terms(M.nz.terms(e), set()), ())
+    if node is None:
+        raise NoMatch
+    return node
+
+
+def _function(M, e):
+    return N.Func(F.name_of(e.func), M.scalar(e.args[0]), N.SCALAR)
+
+
+def _other(M, e):
+    raise NoMatch
+
+
+SCALAR_RULES = {"number": _number, "symbol": _symbol, "add": _add, "mul": _mul, "pow": _pow,
+                "sum": _sum, "function": _function, "other": _other}

@@ -1,0 +1,192 @@
+"""Text -> expression tree (nodes without shapes), with the grammar in grammar.lark."""
+from __future__ import annotations
+
+import os
+import re
+from fractions import Fraction
+from functools import lru_cache
+
+from lark import Lark, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import nodes as N
+from .errors import IndexCalcError, ParseError
+
+GRAMMAR = os.path.join(os.path.dirname(__file__), "grammar.lark")
+
+# how a grammar terminal is named in an error message
+_READABLE = {
+    "NAME": "a name", "NUMBER": "a number", "FUNC": "a function", "LPAR": "'('", "RPAR": "')'",
+    "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HAD": "'∘'", "HDIV": "'⊘'",
+    "TICK": "a transpose (')", "TEE": "'T'", "CIRCUMFLEX": "'^'", "COMMA": "','", "RBRACE": "'}'",
+    "LBRACE": "'{'", "EQUAL": "'='", "DOTP": "'·'", "$END": "the end of the input",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    with open(GRAMMAR, encoding="utf-8") as f:
+        grammar = f.read()
+    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False,
+                cache=_cache_file(grammar))
+
+
+def _cache_file(grammar: str):
+    """Lark's cache of the built LALR tables (a cold start matters: see bench/)."""
+    import hashlib
+    import tempfile
+    digest = hashlib.sha1(grammar.encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), f"indexcalc-grammar-{digest}.lark.cache")
+    try:
+        if not os.path.exists(path):
+            with open(path, "ab"):
+                pass
+            os.remove(path)
+        return path
+    except OSError:
+        return False
+
+
+@v_args(inline=True)
+class _ToTree(Transformer):
+    """One method per grammar rule."""
+
+    def number(self, tok):
+        text = str(tok)
+        return N.Num(Fraction(text)) if "." not in text else N.num(float(text))
+
+    def name(self, tok):
+        return N.Sym(str(tok))
+
+    def equation(self, name, rhs):
+        return N.Equation(str(name), rhs)
+
+    def add(self, a, b):
+        return N.Add(a, b)
+
+    def sub(self, a, b):
+        return N.Sub(a, b)
+
+    def neg(self, a):
+        return N.Neg(a)
+
+    def matmul(self, a, _op, b):
+        return N.MatMul(a, b)
+
+    def juxt(self, a, b):
+        return N.MatMul(a, b)
+
+    def div(self, a, b):
+        return N.Div(a, b)
+
+    def hadamard(self, a, _op, b):
+        return N.Hadamard(a, b)
+
+    def haddiv(self, a, _op, b):
+        return N.HadDiv(a, b)
+
+    def dot(self, a, _op, b):
+        return N.Call("dot", (a, b))
+
+    def transpose(self, a, _tick):
+        return N.Transpose(a)
+
+    def power(self, a, exponent):
+        return exponent(a)
+
+    def hadpow(self, a, exponent):
+        return exponent(a, elementwise=True)
+
+    # exponents return a function of the base
+    def exp_t(self, _t):
+        return lambda a, elementwise=False: N.Transpose(a)
+
+    def exp_mt(self, _t):
+        return lambda a, elementwise=False: N.Transpose(N.Inverse(a))
+
+    def exp_neg(self, tok):
+        value = -Fraction(str(tok))
+        return _power_of(N.Num(value))
+
+    def exp_num(self, tok):
+        return _power_of(N.Num(Fraction(str(tok))))
+
+    def exp_group(self, e):
+        if isinstance(e, N.Sym) and e.name in ("T", "⊤"):
+            return self.exp_t(None)
+        if isinstance(e, N.Neg) and isinstance(e.a, N.Sym) and e.a.name in ("T", "⊤"):
+            return self.exp_mt(None)
+        return _power_of(e)
+
+    def call(self, fname, args):
+        name = "".join(str(fname).split())
+        return N.Call(name, tuple(args.children), col=fname.column)
+
+    def norm(self, e):
+        return N.Call("norm", (e,))
+
+
+def _power_of(p: N.Node):
+    def build(a, elementwise=False):
+        if elementwise:
+            return N.HadPow(a, p)
+        if isinstance(p, N.Num) and p.value == -1:
+            return N.Inverse(a)
+        return N.Power(a, p)   # shapes.infer decides: scalar power or matrix power
+    return build
+
+
+def parse(text: str) -> N.Node:
+    """Parse one expression or equation; raises ParseError with a caret at the column."""
+    if not text or not text.strip():
+        raise ParseError("empty expression", text, 1)
+    if "\x00" in text:
+        raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
+    try:
+        tree = _parser().parse(_mark_norm_bars(text))
+        return _ToTree().transform(tree)
+    except UnexpectedCharacters as e:
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        raise ParseError(f"unexpected character {ch!r}", text, e.column) from None
+    except UnexpectedEOF as e:
+        raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
+    except UnexpectedToken as e:
+        if e.token.type == "$END":
+            raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
+        raise ParseError(f"unexpected {str(e.token)!r}; expected {_expected(e)}", text, e.column) from None
+    except UnexpectedInput as e:  # pragma: no cover - other lark input errors
+        raise ParseError("cannot parse this", text, getattr(e, "column", 1)) from None
+    except VisitError as e:
+        if isinstance(e.orig_exc, IndexCalcError):
+            raise e.orig_exc from None
+        raise ParseError(f"cannot read this: {e.orig_exc}", text, 1) from None
+
+
+def _mark_norm_bars(text: str) -> str:
+    """Norm bars open and close alike, so pair them before lexing: the odd ones open (⟦),
+    the even ones close (⟧). `||` keeps its width, so columns stay right."""
+    out, opening = [], True
+    for piece in re.split(r"(\|\||‖)", text):
+        if piece in ("||", "‖"):
+            mark = "⟦" if opening else "⟧"
+            out.append(mark if piece == "‖" else (mark + " " if opening else " " + mark))
+            opening = not opening
+        else:
+            out.append(piece)
+    return "".join(out)
+
+
+def _expected(e) -> str:
+    names = sorted({n for t in (getattr(e, "expected", None) or [])
+                    if (n := _READABLE.get(t) or _anon(t))})
+    if not names:
+        return "more input"
+    if len(names) > 6:
+        return "an operand or an operator"
+    return ", ".join(names)
+
+
+def _anon(terminal: str) -> str | None:
+    if terminal.startswith("__ANON"):
+        return None
+    return terminal.lower()

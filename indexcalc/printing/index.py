@@ -1,0 +1,115 @@
+"""Index forms (SymPy expressions) -> text and LaTeX, as the seeds write them:
+Σ_{p,q} x_p B_pq x_q, δ_pi, ∂X_pq/∂X_ij, (X⁻¹)_pq. SymPy's printers, extended."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from .. import functions as F
+from .. import nodes as N
+from .latex import to_latex
+from .text import to_text
+
+
+def _joined(indices, sep=""):
+    names = [str(i) for i in indices]
+    return sep.join(names) if all(len(n) == 1 for n in names) else ",".join(names)
+
+
+class IndexText(StrPrinter):
+    printmethod = "_indexcalc_text"      # not Indexed._sympystr: ours print X_pq
+
+    def __init__(self, ctx, wrt_entry=None):
+        super().__init__({"order": "none"})
+        self.ctx, self.wrt = ctx, wrt_entry
+
+    def _atom_name(self, name):
+        node = self.ctx.atoms.get(name)
+        if node is None:
+            return name
+        if isinstance(node, N.Inverse):
+            return f"({to_text(node.a)})⁻¹" if not isinstance(node.a, N.Sym) else f"{node.a.name}⁻¹"
+        return to_text(node)
+
+    def _print_Indexed(self, e):
+        base = self._atom_name(e.base.label.name)
+        if not base.isidentifier() and not base.endswith("⁻¹"):
+            base = f"[{base}]"
+        return f"{base}_{_joined(e.indices)}"
+
+    def _print_Symbol(self, e):
+        return self._atom_name(e.name)
+
+    def _print_KroneckerDelta(self, e):
+        return f"δ_{_joined(e.args)}"
+
+    def _print_Sum(self, e):
+        idx = _joined([lim[0] for lim in e.limits], ",")
+        return f"Σ_{idx} {self.parenthesize(e.function, 40)}"
+
+    def _print_Partial(self, e):
+        wrt = _joined(self.wrt or [])
+        leaf = e.args[0]
+        var = leaf.base.label.name if isinstance(leaf, sp.Indexed) else str(leaf)
+        return f"∂{self._print(leaf)}/∂{var}_{wrt}" if wrt else f"∂{self._print(leaf)}/∂{var}"
+
+    def _print_Function(self, e):
+        return f"{F.name_of(e.func)}({', '.join(self._print(a) for a in e.args)})"
+
+
+class IndexLatex(LatexPrinter):
+    printmethod = "_indexcalc_latex"
+
+    def __init__(self, ctx, wrt_entry=None):
+        super().__init__({"mul_symbol": None})
+        self.ctx, self.wrt = ctx, wrt_entry
+
+    def _atom(self, name):
+        node = self.ctx.atoms.get(name)
+        return None if node is None else to_latex(node)
+
+    def _print_Indexed(self, e):
+        name = e.base.label.name
+        atom = self._atom(name)
+        base = (fr"\left[{atom}\right]" if atom is not None else name)
+        return f"{base}_{{{_joined(e.indices)}}}"
+
+    def _print_Symbol(self, e, style="plain"):
+        atom = self._atom(e.name)
+        return atom if atom is not None else super()._print_Symbol(e)
+
+    def _print_KroneckerDelta(self, e, exp=None):
+        s = fr"\delta_{{{_joined(e.args)}}}"
+        return f"{s}^{{{exp}}}" if exp else s
+
+    def _print_Sum(self, e):
+        idx = _joined([lim[0] for lim in e.limits], ",")
+        return fr"\sum_{{{idx}}} {self.parenthesize(e.function, 40)}"
+
+    def _print_Partial(self, e):
+        leaf = e.args[0]
+        var = leaf.base.label.name if isinstance(leaf, sp.Indexed) else str(leaf)
+        wrt = _joined(self.wrt or [])
+        return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {var}_{{{wrt}}}}}"
+
+    def _print_Function(self, e, exp=None):
+        name = F.name_of(e.func)
+        arg = self._print(e.args[0])
+        head = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh",
+                "sqrt": r"\sqrt"}.get(name)
+        if name == "sqrt":
+            s = fr"\sqrt{{{arg}}}"
+        elif name == "abs":
+            s = fr"\left|{arg}\right|"
+        else:
+            s = fr"{head or (name if not name[0].isalpha() or len(name.rstrip(chr(39))) == 1 else chr(92) + 'operatorname{' + name + '}')}\left({arg}\right)"
+        return f"{s}^{{{exp}}}" if exp else s
+
+
+def index_text(expr, ctx, wrt_entry=None) -> str:
+    return IndexText(ctx, wrt_entry).doprint(expr).replace("**", "^").replace("*", " ")
+
+
+def index_latex(expr, ctx, wrt_entry=None) -> str:
+    return IndexLatex(ctx, wrt_entry).doprint(expr)

@@ -1,0 +1,121 @@
+"""Closed forms -> LaTeX: bold matrices and vectors, ^\\top, \\circ, \\oslash, \\operatorname{tr}."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import nodes as N
+from .text import ADD, ATOM, JUXT, POSTFIX, TERM, UNARY
+
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+         "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
+
+
+def to_latex(node: N.Node) -> str:
+    return _p(node)[0]
+
+
+def _wrap(node, level):
+    s, lv = _p(node)
+    return s if lv >= level else fr"\left({s}\right)"
+
+
+def symbol(name: str, scalar: bool) -> str:
+    base, sub = name, ""
+    if len(name) > 1 and name[-1].isdigit():
+        base, sub = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
+    if base in GREEK:
+        base = "\\" + base
+    elif len(base) > 1 and base[0] == "d" and base[1].isupper():
+        inner = symbol(base[1:], scalar)
+        return fr"\frac{{\partial L}}{{\partial {inner}}}"
+    elif len(base) > 1:
+        base = fr"\mathrm{{{base}}}"
+    if not scalar:
+        base = fr"\mathbf{{{base}}}"
+    return base + (f"_{{{sub}}}" if sub else "")
+
+
+def _num(v):
+    if isinstance(v, float):
+        return (repr(v), UNARY if v < 0 else ATOM)
+    v = Fraction(v)
+    if v.denominator == 1:
+        return (str(v.numerator), UNARY if v < 0 else ATOM)
+    s = fr"\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+    return ("-" + s, UNARY) if v < 0 else (s, ATOM)
+
+
+def _juxt(n):
+    parts = []
+
+    def flat(x):
+        if isinstance(x, N.MatMul):
+            flat(x.a)
+            flat(x.b)
+        else:
+            parts.append(x)
+    if isinstance(n, N.ScalarMul):
+        parts.append(n.s)
+        flat(n.a)
+    else:
+        flat(n)
+    out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
+    return " ".join(out), JUXT
+
+
+def _call(name):
+    return lambda n: (fr"\operatorname{{{name}}}\left({to_latex(n.a)}\right)", ATOM)
+
+
+def _func(n: N.Func):
+    arg = to_latex(n.a)
+    known = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh"}
+    if n.name == "sqrt":
+        return fr"\sqrt{{{arg}}}", ATOM
+    if n.name == "abs":
+        return fr"\left|{arg}\right|", ATOM
+    head = known.get(n.name) or (n.name if len(n.name.rstrip("'")) == 1 else fr"\operatorname{{{n.name}}}")
+    return fr"{head}\left({arg}\right)", ATOM
+
+
+def _exp(p):
+    if isinstance(p, N.Num):
+        return _num(p.value)[0]
+    return to_latex(p)
+
+
+def _transpose(n):
+    if isinstance(n.a, N.Inverse):
+        return _wrap(n.a.a, ATOM) + r"^{-\top}", POSTFIX
+    return _wrap(n.a, ATOM) + r"^{\top}", POSTFIX
+
+
+PRINTERS = {
+    N.Sym: lambda n: (symbol(n.name, n.shape == N.SCALAR), ATOM),
+    N.Size: lambda n: (n.name, ATOM),
+    N.Num: lambda n: _num(n.value),
+    N.Ones: lambda n: (r"\mathbf{1}", ATOM),
+    N.Identity: lambda n: (r"\mathbf{I}", ATOM),
+    N.MatMul: _juxt, N.ScalarMul: _juxt,
+    N.Div: lambda n: (fr"\frac{{{to_latex(n.a)}}}{{{to_latex(n.s)}}}", ATOM),
+    N.Add: lambda n: (f"{_wrap(n.a, ADD)} + {_wrap(n.b, TERM)}", ADD),
+    N.Sub: lambda n: (f"{_wrap(n.a, ADD)} - {_wrap(n.b, TERM)}", ADD),
+    N.Neg: lambda n: ("-" + _wrap(n.a, JUXT), UNARY),
+    N.Transpose: _transpose,
+    N.Inverse: lambda n: (_wrap(n.a, ATOM) + "^{-1}", POSTFIX),
+    N.MatPow: lambda n: (_wrap(n.a, ATOM) + f"^{{{n.k}}}", POSTFIX),
+    N.Power: lambda n: (_wrap(n.a, ATOM) + f"^{{{_exp(n.p)}}}", POSTFIX),
+    N.HadPow: lambda n: (_wrap(n.a, ATOM) + fr"^{{\circ {_exp(n.p)}}}", POSTFIX),
+    N.Hadamard: lambda n: (fr"{_wrap(n.a, TERM)} \circ {_wrap(n.b, JUXT)}", TERM),
+    N.HadDiv: lambda n: (fr"{_wrap(n.a, TERM)} \oslash {_wrap(n.b, JUXT)}", TERM),
+    N.Trace: _call("tr"), N.Det: _call("det"), N.LogDet: _call("logdet"),
+    N.Norm: lambda n: (fr"\left\lVert {to_latex(n.a)} \right\rVert", ATOM),
+    N.Norm2: lambda n: (fr"\left\lVert {to_latex(n.a)} \right\rVert^{{2}}", POSTFIX),
+    N.SumAll: _call("sum"),
+    N.SumAxis: lambda n: (fr"\operatorname{{sum}}\left({to_latex(n.a)}, {n.axis}\right)", ATOM),
+    N.Func: _func, N.Softmax: _call("softmax"), N.DiagMat: _call("diag"), N.DiagVec: _call("diag"),
+}
+
+
+def _p(node):
+    return PRINTERS[type(node)](node)

@@ -1,0 +1,226 @@
+"""Closed forms and index forms -> one NumPy expression (SPEC §3).
+
+Arrays follow SPEC's conventions: a column vector is 1-D, a declared row vector is
+(1, n), a scalar is a float. Each printed piece knows its number of dimensions, so a
+product of a column by a row becomes `np.outer`, a column added to a matrix gets
+`[:, None]`, and a 1×1 result becomes a float. Sizes print as `X.shape[k]`, so the code
+needs nothing but the variables.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy as sp
+
+from .. import functions as F
+from .. import nodes as N
+
+
+class NumpyPrinter:
+    def __init__(self, variables):
+        self.variables = variables
+        self.size_code = {}
+        for name, v in variables.items():
+            for axis, d in enumerate(v.array_shape):
+                if isinstance(d, str):
+                    self.size_code.setdefault(d, f"{name}.shape[{axis}]")
+
+    def size(self, d) -> str:
+        if isinstance(d, int):
+            return str(d)
+        return self.size_code.get(d, d)
+
+    # ---- closed forms
+    def code(self, node: N.Node, target=None) -> str:
+        """The expression; `target` ('scalar' | 'vector' | 'rowvector' | 'matrix') fixes the layout."""
+        c, nd = self.p(node)
+        if target == "rowvector" and nd == 1:
+            return f"({c})[None, :]"
+        if target == "vector" and nd == 2:
+            return f"np.ravel({c})"
+        return c
+
+    def p(self, node: N.Node):
+        c, nd = PRINT[type(node)](self, node)
+        r, k = node.shape
+        if (r, k) == (1, 1) and nd > 0:
+            return f"np.sum({c})", 0
+        if k == 1 and r != 1 and nd == 2:
+            return f"({c})[:, 0]", 1
+        return c, nd
+
+    def wrap(self, node):
+        c, nd = self.p(node)
+        return (c if _atomic(c) else f"({c})"), nd
+
+    def column(self, node, into_shape):
+        """An operand of an element-wise operation with a result of shape into_shape."""
+        c, nd = self.wrap(node)
+        r, k = node.shape
+        R, K = into_shape
+        if nd == 1 and k == 1 and r != 1 and K != 1:
+            return f"{c}[:, None]", 2
+        return c, nd
+
+
+def _atomic(c: str) -> bool:
+    depth = 0
+    for ch in c:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and ch in " +-*/@<>=":
+            return False
+    return True
+
+
+def _sym(P: NumpyPrinter, n: N.Sym):
+    v = P.variables[n.name] if n.name in P.variables else None
+    kind = v.kind if v else ("scalar" if n.shape == N.SCALAR else "matrix")
+    return n.name, {"scalar": 0, "vector": 1, "rowvector": 2, "matrix": 2}[kind]
+
+
+def _num(P, n: N.Num):
+    v = n.value
+    if isinstance(v, float):
+        return repr(v), 0
+    v = Fraction(v)
+    return (str(v.numerator) if v.denominator == 1 else f"({v.numerator} / {v.denominator})"), 0
+
+
+def _matmul(P: NumpyPrinter, n: N.MatMul):
+    (a, na), (b, nb) = P.wrap(n.a), P.wrap(n.b)
+    inner = n.a.shape[1]
+    if inner == 1 and n.shape != N.SCALAR:
+        if na == 0 or nb == 0:
+            return f"{a} * {b}", max(na, nb)
+        return f"np.outer({a}, {b})", 2
+    out_nd = 2 if (na == 2 and nb == 2) else (0 if na == 1 and nb == 1 else 1)
+    return f"{a} @ {b}", out_nd
+
+
+def _elementwise(op):
+    def rule(P: NumpyPrinter, n):
+        (a, na), (b, nb) = P.column(n.a, n.shape), P.column(n.b, n.shape)
+        return f"{a} {op} {b}", max(na, nb)
+    return rule
+
+
+def _transpose(P, n):
+    c, nd = P.wrap(n.a)
+    if nd == 2:
+        if n.a.shape[0] == 1:            # a declared row (1, n) becomes a 1-D column
+            return f"{c}[0]", 1
+        return f"{c}.T", 2
+    return c, nd
+
+
+def _scalarmul(P, n):
+    (s, _), (a, na) = P.wrap(n.s), P.wrap(n.a)
+    return f"{s} * {a}", na
+
+
+def _div(P, n):
+    (a, na), (s, _) = P.wrap(n.a), P.wrap(n.s)
+    return f"{a} / {s}", na
+
+
+def _call(fmt, nd=None):
+    def rule(P, n):
+        c, na = P.p(n.a)
+        return fmt.format(c), (na if nd is None else nd)
+    return rule
+
+
+def _func(P, n: N.Func):
+    c, na = P.p(n.a)
+    return F.numpy_code(n.name, c), na
+
+
+def _sum_axis(P, n: N.SumAxis):
+    c, na = P.p(n.a)
+    if na < 2:
+        return (f"np.sum({c})", 0) if n.shape == N.SCALAR else (c, na)
+    return f"np.sum({c}, axis={n.axis})", 1
+
+
+def _softmax(P, n):
+    c, na = P.p(n.a)
+    z = "np.exp(z - np.max(z, axis=-1, keepdims=True))"
+    return f"(lambda z: {z} / np.sum({z}, axis=-1, keepdims=True))({c})", na
+
+
+def _ones(P, n):
+    return f"np.ones({P.size(n.shape[0])})", 1
+
+
+def _identity(P, n):
+    return f"np.eye({P.size(n.shape[0])})", 2
+
+
+def _power(P, n):
+    (a, na), (p, _) = P.wrap(n.a), P.wrap(n.p)
+    return f"{a} ** {p}", na
+
+
+PRINT = {
+    N.Sym: _sym, N.Num: _num, N.Size: lambda P, n: (P.size(n.name), 0),
+    N.Ones: _ones, N.Identity: _identity,
+    N.MatMul: _matmul, N.ScalarMul: _scalarmul, N.Div: _div,
+    N.Add: _elementwise("+"), N.Sub: _elementwise("-"),
+    N.Neg: lambda P, n: (lambda c: (f"-{c[0]}", c[1]))(P.wrap(n.a)),
+    N.Transpose: _transpose,
+    N.Inverse: _call("np.linalg.inv({})"),
+    N.MatPow: lambda P, n: (f"np.linalg.matrix_power({P.p(n.a)[0]}, {n.k})", 2),
+    N.Power: _power, N.HadPow: _power,
+    N.Hadamard: _elementwise("*"), N.HadDiv: _elementwise("/"),
+    N.Trace: _call("np.trace({})", 0), N.Det: _call("np.linalg.det({})", 0),
+    N.LogDet: _call("np.log(np.linalg.det({}))", 0), N.Norm: _call("np.linalg.norm({})", 0),
+    N.Norm2: _call("np.sum({} ** 2)", 0), N.SumAll: _call("np.sum({})", 0),
+    N.SumAxis: _sum_axis, N.Func: _func, N.Softmax: _softmax,
+    N.DiagMat: _call("np.diag({})", 2), N.DiagVec: _call("np.diag({})", 1),
+}
+
+
+# ---- index forms: np.einsum ------------------------------------------------------------------
+class EinsumPrinter:
+    """A sum of sifted terms -> a sum of np.einsum calls, for results with no closed form."""
+
+    def __init__(self, printer: NumpyPrinter, matcher, ctx):
+        self.P, self.M, self.ctx = printer, matcher, ctx
+
+    def code(self, terms, free: tuple) -> str:
+        if not terms:
+            dims = ", ".join(self.P.size(self.ctx.ranges[i]) for i in free)
+            return f"np.zeros(({dims},))" if len(free) == 1 else f"np.zeros(({dims}))"
+        return " + ".join(self.term(t, free) for t in terms)
+
+    def term(self, t, free):
+        letters = {}
+        for s in list(free) + list(t.dummies):
+            letters[s] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
+        order = list(free) + list(t.dummies)
+        subs, args = [], []
+        for f in t.factors:
+            code, idx = self.operand(f, order)
+            subs.append("".join(letters[i] for i in idx))
+            args.append(code)
+        for i in free:                       # a free index no factor carries: broadcast
+            if not any(letters[i] in s for s in subs):
+                subs.append(letters[i])
+                args.append(f"np.ones({self.P.size(self.ctx.ranges[i])})")
+        out = "".join(letters[i] for i in free)
+        coeff = self.P.code(self.M.scalar(t.coeff)) if t.coeff != 1 else None
+        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)})" if args else "1.0"
+        return f"{coeff} * {e}" if coeff else e
+
+    def operand(self, f, order):
+        from ..match import NoMatch
+        node, idx = self.M.operand(f, order)
+        if isinstance(node, N.Func) or isinstance(node, N.HadPow):
+            pass
+        code, nd = self.P.p(node)
+        if len(idx) == 2 and nd != 2:
+            raise NoMatch
+        return code, idx

@@ -1,0 +1,534 @@
+"""Declarations, default kinds, and size inference by unification.
+
+`infer(tree, decls)` returns (typed tree, Variables). In the typed tree every node
+carries its shape (rows, cols); calls are resolved into their own node types
+(`tr` -> Trace, `sum(X, 1)` -> SumAxis, `h(X)` -> Func, ...), a literal `1` next to a
+non-scalar becomes the ones vector, and juxtaposition with a scalar becomes ScalarMul.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from fractions import Fraction
+
+from . import nodes as N
+from .errors import ShapeError, UnsupportedError
+
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+         "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
+
+# names a fresh size may get, in order (declared sizes and variable names are skipped)
+AUTO_SIZES = ["n", "m", "p", "q", "r", "d", "k", "l", "s", "t", "u", "v", "w", "c", "e", "f", "g"]
+
+ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
+               "softplus", "H")
+
+
+@dataclass
+class Variable:
+    name: str
+    kind: str            # scalar | vector | rowvector | matrix
+    shape: tuple         # (rows, cols) with size names or 1
+
+    @property
+    def array_shape(self) -> tuple:
+        """The NumPy shape: a column vector is 1-D, a row vector (1, n), a scalar ()."""
+        if self.kind == "scalar":
+            return ()
+        if self.kind == "vector":
+            return (self.shape[0],)
+        return tuple(self.shape)
+
+
+@dataclass
+class Variables:
+    """The variables of one problem, in order of first appearance, and the size names."""
+    table: dict
+    sizes: list
+
+    def __getitem__(self, name) -> Variable:
+        return self.table[name]
+
+    def __contains__(self, name):
+        return name in self.table
+
+    def items(self):
+        return self.table.items()
+
+
+# ---- declarations ----------------------------------------------------------------
+_DECL = re.compile(r"^\s*([^\s:]+)\s*:\s*(.+?)\s*$")
+
+
+def parse_decls(text: str | None) -> dict:
+    """`"X: S×M, b: 1×N, c: scalar, x: n"` -> {name: (rows, cols)}."""
+    decls = {}
+    if not text:
+        return decls
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        m = _DECL.match(part)
+        if not m:
+            raise ShapeError(f"cannot read the declaration {part.strip()!r}: write it as `name: m×n`, "
+                             "`name: n`, `name: 1×n` or `name: scalar`")
+        name, spec = m.group(1), m.group(2)
+        if not re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", name):
+            raise ShapeError(f"{name!r} in --where is not a variable name")
+        decls[name] = _decl_shape(name, spec)
+    return decls
+
+
+def _decl_shape(name: str, spec: str) -> tuple:
+    spec = spec.strip()
+    if spec.lower() in ("scalar", "1", "1×1", "1x1", "()"):
+        return N.SCALAR
+    dims = [d.strip() for d in re.split(r"\s*[×x*]\s*", spec) if d.strip() != ""] \
+        if re.fullmatch(r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[×x*]\s*[A-Za-z0-9_α-ωΑ-Ω]+)?", spec) else None
+    if spec.lower() in ("vector",):
+        return None, 1
+    if spec.lower() in ("matrix",):
+        return None, None
+    if not dims or len(dims) > 2:
+        raise ShapeError(f"cannot read the shape {spec!r} of {name}: write `m×n`, `n`, `1×n` or `scalar`")
+    out = []
+    for d in dims:
+        if d.isdigit():
+            if int(d) < 1:
+                raise ShapeError(f"the size {d} of {name} must be at least 1")
+            out.append(int(d))
+        elif re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", d):
+            out.append(d)
+        else:
+            raise ShapeError(f"cannot read the size {d!r} of {name}")
+    return (out[0], 1) if len(out) == 1 else tuple(out)
+
+
+def default_kind(name: str) -> str:
+    if name.lower() in GREEK or re.match(r"[α-ωΑ-Ω]", name):
+        return "scalar"
+    if len(name) > 1 and name[0] == "d" and name[1].isupper():   # dY: shaped like Y
+        return "matrix"
+    return "matrix" if name[0].isupper() else "vector"
+
+
+# ---- unification -----------------------------------------------------------------
+class _Sizes:
+    """Union-find over sizes: declared names and integers are fixed, '?k' are unknowns."""
+
+    def __init__(self):
+        self.parent = {}
+        self.count = 0
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"?{self.count}"
+
+    def find(self, d):
+        while d in self.parent:
+            d = self.parent[d]
+        return d
+
+    def unify(self, a, b, why) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if _unknown(ra):
+            self.parent[ra] = rb
+            return True
+        if _unknown(rb):
+            self.parent[rb] = ra
+            return True
+        raise ShapeError(why())
+
+
+def _unknown(d) -> bool:
+    return isinstance(d, str) and d.startswith("?")
+
+
+class _Infer:
+    def __init__(self, decls: dict, sizes_declared: set):
+        self.decls = decls
+        self.sizes_declared = sizes_declared
+        self.u = _Sizes()
+        self.env: dict[str, tuple] = {}
+        self.order: list[str] = []
+
+    # -- helpers
+    def res(self, shape):
+        return tuple(self.u.find(d) for d in shape)
+
+    def scalar(self, node) -> bool:
+        return self.res(node.shape) == (1, 1)
+
+    def show(self, node) -> str:
+        from .printing.text import to_text
+        return f"{to_text(node)} ({show_shape(self.res(node.shape))})"
+
+    def need_scalar(self, node, role):
+        if not self.scalar(node):
+            raise ShapeError(f"{role} must be a scalar, but {self.show(node)} is not")
+
+    def square(self, node, what):
+        r, c = node.shape
+        self.u.unify(r, c, lambda: f"{what} needs a square matrix, but {self.show(node)} is not square")
+
+    # -- the walk
+    def run(self, node: N.Node) -> N.Node:
+        rule = RULES.get(type(node))
+        if rule is None:
+            raise UnsupportedError(f"cannot handle {type(node).__name__} here")
+        return rule(self, node)
+
+    def variable(self, name: str) -> tuple:
+        if name not in self.env:
+            if name in self.decls:
+                d = self.decls[name]
+                shape = tuple(self.u.fresh() if x is None else x for x in d)
+            else:
+                kind = default_kind(name)
+                shape = {"scalar": (1, 1), "vector": (self.u.fresh(), 1),
+                         "matrix": (self.u.fresh(), self.u.fresh())}[kind]
+            self.env[name] = shape
+            self.order.append(name)
+        return self.env[name]
+
+    def ones(self, transposed=False) -> N.Node:
+        o = N.Ones((self.u.fresh(), 1))
+        return N.Transpose(o, (1, o.shape[0])) if transposed else o
+
+    def broadcast(self, a, b, opname) -> tuple:
+        """The shape of an element-wise operation of a and b (NumPy broadcasting of 1-sized sides)."""
+        ra, rb = self.res(a.shape), self.res(b.shape)
+        if ra == (1, 1) or rb == (1, 1):
+            if ra == rb:
+                return (1, 1)
+            raise ShapeError(f"cannot {opname} the scalar and the non-scalar in {self.show(a)} and "
+                             f"{self.show(b)}: make the constant a matrix, e.g. c 1 1^T")
+        out = []
+        for k, (x, y) in enumerate(zip(ra, rb)):
+            if x == 1 and y != 1:
+                out.append(y)
+            elif y == 1 and x != 1:
+                out.append(x)
+            else:
+                self.u.unify(x, y, lambda: f"cannot {opname} {self.show(a)} and {self.show(b)}: "
+                                           f"their {'rows' if k == 0 else 'columns'} differ")
+                out.append(x)
+        row_col = lambda x, y: x[0] == 1 and x[1] != 1 and y[1] == 1 and y[0] != 1
+        if row_col(ra, rb) or row_col(rb, ra):
+            raise ShapeError(f"cannot {opname} {self.show(a)} and {self.show(b)}: a row and a column "
+                             "would broadcast into a matrix; write the outer product explicitly")
+        return tuple(out)
+
+
+def show_shape(shape) -> str:
+    shape = tuple("?" if _unknown(d) else d for d in shape)
+    if shape == (1, 1):
+        return "scalar"
+    if shape[1] == 1:
+        return f"vector of size {shape[0]}"
+    return f"{shape[0]}×{shape[1]}"
+
+
+def _one_literal(node) -> bool:
+    return isinstance(node, N.Num) and node.value == 1
+
+
+# ---- rules, one per node type ---------------------------------------------------------
+def _sym(I: _Infer, node: N.Sym):
+    if node.name in I.sizes_declared and node.name not in I.decls:
+        return N.Size(node.name)
+    if node.name == "I" and "I" not in I.decls:
+        v = I.u.fresh()
+        return N.Identity((v, v))
+    return N.Sym(node.name, I.variable(node.name))
+
+
+def _num(I, node):
+    return node
+
+
+def _matmul(I: _Infer, node: N.MatMul):
+    a, b = I.run(node.a), I.run(node.b)
+    if _one_literal(node.a) and not I.scalar(b):
+        a = I.ones()
+    if _one_literal(node.b) and not I.scalar(a):
+        b = I.ones()
+    if I.scalar(a):
+        return N.ScalarMul(a, b, b.shape)
+    if I.scalar(b):
+        return N.ScalarMul(b, a, a.shape)
+    I.u.unify(a.shape[1], b.shape[0], lambda: (
+        f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes "
+        f"{show_shape(I.res(a.shape)).split('×')[-1]} and {I.res(b.shape)[0]} differ"))
+    return N.MatMul(a, b, (a.shape[0], b.shape[1]))
+
+
+def _addlike(cls, opname):
+    def rule(I: _Infer, node):
+        a, b = I.run(node.a), I.run(node.b)
+        if _one_literal(node.a) and not I.scalar(b):
+            a = I.ones()
+        if _one_literal(node.b) and not I.scalar(a):
+            b = I.ones()
+        return cls(a, b, I.broadcast(a, b, opname))
+    return rule
+
+
+def _neg(I, node):
+    a = I.run(node.a)
+    return N.Neg(a, a.shape)
+
+
+def _div(I: _Infer, node: N.Div):
+    a, s = I.run(node.a), I.run(node.s)
+    if not I.scalar(s):
+        raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "
+                         "use ⊘ (or ./) for element-wise division")
+    return N.Div(a, s, a.shape)
+
+
+def _transpose(I, node):
+    if _one_literal(node.a):
+        return I.ones(transposed=True)
+    a = I.run(node.a)
+    return N.Transpose(a, (a.shape[1], a.shape[0]))
+
+
+def _inverse(I, node):
+    a = I.run(node.a)
+    if I.scalar(a):
+        return N.Power(a, N.Num(Fraction(-1)))
+    I.square(a, "the inverse")
+    return N.Inverse(a, a.shape)
+
+
+def _power(I: _Infer, node: N.Power):
+    a, p = I.run(node.a), I.run(node.p)
+    I.need_scalar(p, "an exponent")
+    if I.scalar(a):
+        return N.Power(a, p)
+    if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value >= 1:
+        I.square(a, f"the matrix power ^{p.value}")
+        k = int(p.value)
+        if k > 256:
+            raise UnsupportedError(f"the matrix power ^{k} is too large (at most 256)")
+        return a if k == 1 else N.MatPow(a, k, a.shape)
+    raise ShapeError(f"{I.show(a)} is not a scalar: a matrix power needs an integer exponent ≥ 1 "
+                     "(use X^-1 for the inverse, or .^ for an element-wise power)")
+
+
+def _hadamard(cls, opname):
+    def rule(I: _Infer, node):
+        a, b = I.run(node.a), I.run(node.b)
+        return cls(a, b, I.broadcast(a, b, opname))
+    return rule
+
+
+def _hadpow(I, node):
+    a, p = I.run(node.a), I.run(node.p)
+    I.need_scalar(p, "the exponent of .^")
+    return N.HadPow(a, p, a.shape)
+
+
+def _call(I: _Infer, node: N.Call):
+    name = node.name
+    if name in I.decls or (name in I.env):
+        if len(node.args) == 1:          # a declared variable next to "(": a product
+            return I.run(N.MatMul(N.Sym(name), node.args[0]))
+    rule = CALLS.get(name)
+    if rule is None:
+        base = name.rstrip("'")
+        if base and base[0].islower() and base not in CALLS:
+            rule = _elementwise
+        else:
+            raise UnsupportedError(f"unknown function {name!r}")
+    return rule(I, node)
+
+
+def _args(I, node, n, usage):
+    if len(node.args) not in ((n,) if isinstance(n, int) else n):
+        raise ShapeError(f"{node.name} takes {usage}, not {len(node.args)} argument(s)")
+    return [I.run(a) for a in node.args]
+
+
+def _trace(I, node):
+    (a,) = _args(I, node, 1, "one square matrix: tr(S)")
+    if I.scalar(a):
+        return a
+    I.square(a, "the trace")
+    return N.Trace(a)
+
+
+def _square_scalar(cls, what):
+    def rule(I, node):
+        (a,) = _args(I, node, 1, f"one square matrix: {node.name}(X)")
+        if I.scalar(a):
+            return a if cls is N.Det else N.Func("log", a, (1, 1))
+        I.square(a, what)
+        return cls(a)
+    return rule
+
+
+def _inv_call(I, node):
+    (a,) = [N.Inverse(x) for x in node.args] if len(node.args) == 1 else _args(I, node, 1, "one matrix")
+    return _inverse(I, a)
+
+
+def _norm(cls):
+    def rule(I, node):
+        (a,) = _args(I, node, 1, f"one vector or matrix: {node.name}(w)")
+        return cls(a)
+    return rule
+
+
+def _sum(I, node):
+    args = _args(I, node, (1, 2), "a matrix and optionally an axis: sum(X) or sum(X, 1)")
+    if len(args) == 1:
+        return N.SumAll(args[0])
+    a, axis = args
+    if not (isinstance(axis, N.Num) and axis.value in (0, 1)):
+        raise ShapeError("the axis of sum(X, axis) must be 0 (sum down the rows) or 1 (sum along the columns)")
+    k = int(axis.value)
+    return N.SumAxis(a, k, (a.shape[0], 1) if k == 1 else (1, a.shape[1]))
+
+
+def _dot(I, node):
+    a, b = _args(I, node, 2, "two vectors: dot(x, a)")
+    for v in (a, b):
+        r, c = I.res(v.shape)
+        if r != 1 and c != 1:
+            raise ShapeError(f"the dot product takes vectors, but {I.show(v)} is a matrix")
+    at = N.Transpose(a, (a.shape[1], a.shape[0])) if I.res(a.shape)[1] == 1 else a
+    bt = b if I.res(b.shape)[1] == 1 else N.Transpose(b, (b.shape[1], b.shape[0]))
+    return _matmul_typed(I, at, bt)
+
+
+def _matmul_typed(I, a, b):
+    I.u.unify(a.shape[1], b.shape[0], lambda: f"cannot multiply {I.show(a)} by {I.show(b)}")
+    return N.MatMul(a, b, (a.shape[0], b.shape[1]))
+
+
+def _elementwise(I, node):
+    (a,) = _args(I, node, 1, f"one argument: {node.name}(X)")
+    return N.Func(node.name, a, a.shape)
+
+
+def _softmax(I, node):
+    (a,) = _args(I, node, 1, "one vector or matrix: softmax(X)")
+    return N.Softmax(a, a.shape)
+
+
+def _diag(I, node):
+    (a,) = _args(I, node, 1, "one vector or square matrix: diag(x) or diag(X)")
+    r, c = I.res(a.shape)
+    if (r, c) == (1, 1):
+        return a
+    if c == 1:
+        return N.DiagMat(a, (a.shape[0], a.shape[0]))
+    if r == 1:
+        return N.DiagMat(N.Transpose(a, (a.shape[1], a.shape[0])), (a.shape[1], a.shape[1]))
+    I.square(a, "diag(X)")
+    return N.DiagVec(a, (a.shape[0], 1))
+
+
+def _not_yet(what):
+    def rule(I, node):
+        raise UnsupportedError(f"{node.name}(...) is not supported yet: {what}")
+    return rule
+
+
+def _equation(I, node):
+    raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`")
+
+
+CALLS = {
+    "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
+    "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
+    "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
+    "softmax": _softmax, "diag": _diag,
+    "conv": _not_yet("1-D convolutions come with the backprop release"),
+    "conv_full": _not_yet("1-D convolutions come with the backprop release"),
+    "flip": _not_yet("1-D convolutions come with the backprop release"),
+    **{name: _elementwise for name in ELEMENTWISE},
+}
+
+RULES = {
+    N.Sym: _sym, N.Num: _num, N.MatMul: _matmul,
+    N.Add: _addlike(N.Add, "add"), N.Sub: _addlike(N.Sub, "subtract"), N.Neg: _neg,
+    N.Div: _div, N.Transpose: _transpose, N.Inverse: _inverse, N.Power: _power,
+    N.Hadamard: _hadamard(N.Hadamard, "multiply element-wise"),
+    N.HadDiv: _hadamard(N.HadDiv, "divide element-wise"), N.HadPow: _hadpow,
+    N.Call: _call, N.Equation: _equation,
+}
+
+
+# ---- the entry point ------------------------------------------------------------------
+def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
+          expect: tuple | None = None) -> tuple[N.Node, Variables]:
+    """Typed tree and its variables. `extra` adds shapes (e.g. of `dY`) before inference;
+    `expect` is the shape the whole expression must have (sizes of lone ones vectors follow)."""
+    decls = dict(decls or {})
+    decls.update(extra or {})
+    sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
+    I = _Infer(decls, sizes_declared)
+    typed = I.run(tree)
+    if expect is not None:
+        if _one_literal(tree) and expect != N.SCALAR:
+            typed = N.Ones((I.u.fresh(), 1))
+        for k, (x, y) in enumerate(zip(typed.shape, expect)):
+            I.u.unify(x, y, lambda: f"the expression has shape {show_shape(I.res(typed.shape))}, "
+                                    f"expected {show_shape(expect)}")
+    names = _name_sizes(I, sizes_declared)
+    resolve = lambda d: names.get(I.u.find(d), I.u.find(d)) if d is not None else d
+    typed = map_shapes(typed, lambda s: tuple(resolve(d) for d in s))
+    table = {}
+    for name in I.order:
+        shape = tuple(resolve(d) for d in I.env[name])
+        table[name] = Variable(name, _kind(shape, name, decls), shape)
+    sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
+    return typed, Variables(table, sizes)
+
+
+def _kind(shape, name, decls) -> str:
+    if shape == (1, 1):
+        return "scalar"
+    if shape[1] == 1:
+        return "vector"
+    if shape[0] == 1:
+        return "rowvector"
+    return "matrix"
+
+
+def _name_sizes(I: _Infer, declared: set) -> dict:
+    """Give each unknown size a readable name, in order of first appearance."""
+    taken = set(declared) | set(I.env) | {"I", "T"}
+    pool = [n for n in AUTO_SIZES if n not in taken]
+    names, k = {}, 0
+    for name in I.order:
+        for d in I.env[name]:
+            r = I.u.find(d)
+            if _unknown(r) and r not in names:
+                names[r] = pool[k] if k < len(pool) else f"n{k}"
+                k += 1
+    for v in range(1, I.u.count + 1):       # sizes of ones and identities not tied to a variable
+        r = I.u.find(f"?{v}")
+        if _unknown(r) and r not in names:
+            names[r] = pool[k] if k < len(pool) else f"n{k}"
+            k += 1
+    return names
+
+
+def map_shapes(node: N.Node, f) -> N.Node:
+    """A copy of the tree with every shape passed through f."""
+    changes = {}
+    for fl in fields(node):
+        v = getattr(node, fl.name)
+        if isinstance(v, N.Node):
+            changes[fl.name] = map_shapes(v, f)
+        elif isinstance(v, tuple) and fl.name == "args":
+            changes[fl.name] = tuple(map_shapes(x, f) if isinstance(x, N.Node) else x for x in v)
+        elif fl.name == "shape" and v is not None:
+            changes[fl.name] = f(v)
+    return replace(node, **changes)
