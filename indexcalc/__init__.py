@@ -4,12 +4,12 @@ from .parse import parse
 
 
 def derive(expr, wrt, where=None, order=1):
-    from .derive import derive as _derive
+    from .pipeline import derive as _derive
     return _derive(expr, wrt, where, order)
 
 
 def backprop(equation, wrt, where=None):
-    from .derive import backprop as _backprop
+    from .pipeline import backprop as _backprop
     return _backprop(equation, wrt, where)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import nodes as N
 from . import verify as V
-from .derive import backprop, derive
+from .pipeline import backprop, derive
 from .errors import IndexCalcError, ShapeError
 from .evaluate import evaluate
 from .parse import parse

@@ -67,7 +67,7 @@ def parse_values(text: str) -> dict:
 
 def _at(d, text, fmt):
     import numpy as np
-    from .derive import evaluate_at
+    from .pipeline import evaluate_at
     values = evaluate_at(d, parse_values(text))
     if fmt == "json":
         return values
@@ -81,7 +81,7 @@ def run(argv) -> int:
     args = build_parser().parse_args(argv)
     from . import output
     if args.command in ("derive", "backprop"):
-        from .derive import backprop, derive
+        from .pipeline import backprop, derive
         if args.command == "derive":
             d = derive(args.expr, args.wrt, args.where, order=args.order)
         else:

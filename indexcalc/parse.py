@@ -116,6 +116,8 @@ class _ToTree(Transformer):
             return self.exp_t(None)
         if isinstance(e, N.Neg) and isinstance(e.a, N.Sym) and e.a.name in ("T", "⊤"):
             return self.exp_mt(None)
+        if isinstance(e, N.Neg) and isinstance(e.a, N.Num):
+            e = N.Num(-e.a.value)
         return _power_of(e)
 
     def call(self, fname, args):

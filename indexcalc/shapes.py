@@ -308,7 +308,7 @@ def _power(I: _Infer, node: N.Power):
     a, p = I.run(node.a), I.run(node.p)
     I.need_scalar(p, "an exponent")
     if I.scalar(a):
-        return N.Power(a, p)
+        return N.Power(a, p, N.SCALAR)
     if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value >= 1:
         I.square(a, f"the matrix power ^{p.value}")
         k = int(p.value)

@@ -32,7 +32,8 @@ class Point:
         self.env = {name: from_2d(a, variables[name].kind) for name, a in self.env2d.items()}
 
     def namespace(self):
-        ns = {"np": np, **self.sizes, **self.env}
+        from .printing.numpy_code import py_name
+        ns = {"np": np, **self.sizes, **{py_name(k): v for k, v in self.env.items()}}
         return ns
 
 

@@ -8,12 +8,18 @@ needs nothing but the variables.
 """
 from __future__ import annotations
 
+import keyword
 from fractions import Fraction
 
 import sympy as sp
 
 from .. import functions as F
 from .. import nodes as N
+
+
+def py_name(name: str) -> str:
+    """A variable's name in NumPy code: Python keywords (`lambda`) get a trailing underscore."""
+    return name + "_" if keyword.iskeyword(name) else name
 
 
 class NumpyPrinter:
@@ -23,7 +29,7 @@ class NumpyPrinter:
         for name, v in variables.items():
             for axis, d in enumerate(v.array_shape):
                 if isinstance(d, str):
-                    self.size_code.setdefault(d, f"{name}.shape[{axis}]")
+                    self.size_code.setdefault(d, f"{py_name(name)}.shape[{axis}]")
 
     def size(self, d) -> str:
         if isinstance(d, int):
@@ -78,7 +84,7 @@ def _atomic(c: str) -> bool:
 def _sym(P: NumpyPrinter, n: N.Sym):
     v = P.variables[n.name] if n.name in P.variables else None
     kind = v.kind if v else ("scalar" if n.shape == N.SCALAR else "matrix")
-    return n.name, {"scalar": 0, "vector": 1, "rowvector": 2, "matrix": 2}[kind]
+    return py_name(n.name), {"scalar": 0, "vector": 1, "rowvector": 2, "matrix": 2}[kind]
 
 
 def _num(P, n: N.Num):

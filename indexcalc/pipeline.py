@@ -104,7 +104,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     up = "d" + tree.lhs
     if up in variables:
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
-    loss = N.SumAll(N.Hadamard(N.Sym(up), tree.rhs))
+    loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
     typed, variables = infer(loss, decls, extra={up: rhs.shape})
     return _derive_typed(equation, typed, variables, names, 1, seed)
 

@@ -1,0 +1,78 @@
+"""The command line: formats, exit statuses, and errors without tracebacks."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from indexcalc.cli import main
+
+
+def run(*argv):
+    return subprocess.run([sys.executable, "-m", "indexcalc", *argv], capture_output=True, text=True, timeout=60)
+
+
+def test_derive_json_fields_and_numpy(capsys):
+    assert main(["derive", "x^T B x", "--wrt", "x", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["command"] == "derive" and out["input"] == "x^T B x"
+    assert out["variables"] == {"x": {"kind": "vector", "shape": ["n"]}, "B": {"kind": "matrix", "shape": ["n", "n"]}}
+    r = out["results"][0]
+    assert r["closed_form"] == "(B + B^T) x" and r["shape"] == ["n"]
+    x, B = np.arange(3.0), np.arange(9.0).reshape(3, 3)
+    assert np.allclose(eval(r["numpy"], {"np": np, "x": x, "B": B}), (B + B.T) @ x)
+    assert {"rule", "latex", "text"} <= set(r["steps"][0])
+
+
+@pytest.mark.parametrize("fmt", ["text", "latex", "numpy"])
+def test_other_formats(fmt, capsys):
+    assert main(["derive", "tr(V X W)", "--wrt", "X", "--where", "V: n×m, X: m×p, W: p×n", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert {"text": "V^T W^T", "latex": r"\mathbf{V}^{\top} \mathbf{W}^{\top}", "numpy": "V.T @ W.T"}[fmt] in out
+
+
+def test_check_right_and_wrong(capsys):
+    assert main(["check", "x^T B x", "--wrt", "x", "--answer", "(B + B^T) x", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["correct"] is True
+    assert main(["check", "x^T B x", "--wrt", "x", "--answer", "2 B x", "--format", "json"]) == 1
+    v = json.loads(capsys.readouterr().out)
+    assert v["correct"] is False and v["counterexample"]["entry"] != []
+    assert abs(v["counterexample"]["claimed"] - v["counterexample"]["actual"]) > 1e-6
+
+
+def test_check_wrong_bias_names_the_shapes(capsys):
+    assert main(["check", "Y = X W^T + b", "--wrt", "b", "--answer", "dY", "--where", "X: S×M, W: N×M, b: 1×N"]) == 1
+    assert "S×N" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["derive", "x^T B x +", "--wrt", "x"], "^"),
+    (["derive", "(x", "--wrt", "x"], "column"),
+    (["derive", "x $ y", "--wrt", "x"], "unexpected character"),
+    (["derive", "X W", "--wrt", "X", "--where", "X: S×M, W: N×M"], "N×M"),
+    (["derive", "x^T B x", "--wrt", "y"], "does not appear"),
+    (["derive", "tr(X, Y)", "--wrt", "X"], "tr takes"),
+    (["derive", "conv(h, w)", "--wrt", "h"], "not supported yet"),
+    (["derive", "x + y^T", "--wrt", "x"], "row and a column"),
+    (["derive", "X / Y", "--wrt", "X"], "element-wise division"),
+    (["derive", "x^T B x", "--wrt", "x", "--where", "x: ???"], "shape"),
+    (["derive", "", "--wrt", "x"], "empty"),
+    (["derive", "A^0.5", "--wrt", "A"], "matrix power"),
+])
+def test_bad_input_exits_2_with_a_message(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_python_dash_m_and_no_traceback():
+    p = run("derive", "x^T B x )", "--wrt", "x")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "^" in p.stderr
+    p = run("derive", "x^T B x", "--wrt", "x", "--format", "numpy")
+    assert p.returncode == 0 and p.stdout.strip() == "(B + B.T) @ x"
+
+
+def test_api_closed_form():
+    from indexcalc import derive
+    assert derive("x^T B x", wrt="x").closed_form == "(B + B^T) x"
