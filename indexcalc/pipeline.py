@@ -148,12 +148,16 @@ def _derive_one(expr, typed, variables, var, order, rng) -> Result:
     steps += _steps_index(R, expr, out_free, var_free, entry)
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
-    steps.append(Step("differentiate", _eq(R, "d", marked, var_free, text=True),
-                      _eq(R, "d", marked, var_free, text=False)))
+    shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
+    steps.append(Step("differentiate", _eq(R, "d", shown, var_free, text=True),
+                      _eq(R, "d", shown, var_free, text=False)))
     with_deltas = unmark(marked, var_free)
-    if marked.atoms() != with_deltas.atoms():
-        steps.append(Step("kronecker", f"∂{var}_pq/∂{var}_{''.join(map(str, var_free))} = δ's: "
-                          + R.text(with_deltas), R.latex(with_deltas)))
+    if marked != with_deltas:
+        shown = unmark(shown, var_free)
+        steps.append(Step("kronecker", f"∂{var}_pq/∂{var}_{''.join(map(str, var_free))} = δ_pi δ_qj: "
+                          .replace("_pq", "_p" if len(var_free) == 1 else "_pq")
+                          .replace(" δ_qj", "" if len(var_free) == 1 else " δ_qj") + R.text(shown),
+                          R.latex(shown)))
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
