@@ -51,8 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_values(text: str) -> dict:
     """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: nested lists or numbers}."""
     out = {}
-    for m in re.finditer(r"([A-Za-zα-ωΑ-Ω][\w]*)\s*=\s*", text):
-        pass
     parts = re.split(r",\s*(?=[A-Za-zα-ωΑ-Ω][\w]*\s*=)", text.strip())
     for part in parts:
         if "=" not in part:

@@ -52,12 +52,9 @@ class Normalizer:
         atom = self.atom(e)
         if atom == 0:
             return []
-        if self.indices(atom) or atom.atoms(sp.Sum) and self._has_index(atom):
+        if self.indices(atom):
             return [Term(sp.S.One, (atom,), ())]
         return [Term(atom, (), ())]
-
-    def _has_index(self, e):
-        return bool(self.indices(e))
 
     def atom(self, e):
         """A factor that is not a product or a sum: normalise what is inside it."""

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import functions as F
 from . import nodes as N
+from .nodes import kind_of  # noqa: F401 - re-exported for verify and pipeline
 
 
 def to_2d(value, variable) -> np.ndarray:
@@ -28,16 +29,6 @@ def from_2d(a: np.ndarray, kind: str):
     if kind == "vector":
         return a.reshape(-1)
     return a
-
-
-def kind_of(shape) -> str:
-    if shape == N.SCALAR:
-        return "scalar"
-    if shape[1] == 1:
-        return "vector"
-    if shape[0] == 1:
-        return "rowvector"
-    return "matrix"
 
 
 def evaluate(node: N.Node, env2d: dict, sizes: dict) -> np.ndarray:

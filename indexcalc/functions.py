@@ -52,10 +52,6 @@ TABLE = {e.name: e for e in [
     Elementwise("H", HEAVISIDE, lambda u: sp.S.Zero, "np.heaviside({}, 0.5)", lambda x: np.heaviside(x, 0.5)),
 ]}
 
-# SymPy's own classes whose name differs from ours
-_SYMPY_NAMES = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tanh": "tanh"}
-
-
 def name_of(f) -> str:
     """Our name of a SymPy function application's head."""
     return getattr(f, "__name__", None) or str(f)
@@ -114,7 +110,6 @@ def numpy_value(name: str) -> Callable:
 def numpy_code(name: str, arg: str) -> str:
     if name in TABLE:
         return TABLE[name].code.format(arg)
-    a, b, c = _generic_params(name.rstrip("'"))
     return f"{_python_name(name)}({arg})"
 
 

@@ -257,6 +257,17 @@ class Equation(Node):
     shape: Shape = None
 
 
+def kind_of(shape) -> str:
+    """scalar | vector (a column) | rowvector | matrix."""
+    if shape == SCALAR:
+        return "scalar"
+    if shape[1] == 1:
+        return "vector"
+    if shape[0] == 1:
+        return "rowvector"
+    return "matrix"
+
+
 def num(value) -> Num:
     if isinstance(value, float) and not value.is_integer():
         return Num(value)

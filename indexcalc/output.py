@@ -50,7 +50,7 @@ def derive_text(d) -> str:
             lines.append(f"              {r.index_form}")
         lines.append(f"numpy:        {r.numpy}")
         sizes = ", ".join(f"{k}={v}" for k, v in r.checked_sizes.items())
-        lines.append(f"checked:      agrees with central finite differences on random arrays"
+        lines.append("checked:      agrees with central finite differences on random arrays"
                      + (f" ({sizes})" if sizes else ""))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

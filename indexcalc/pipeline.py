@@ -149,8 +149,7 @@ def _derive_one(expr, typed, variables, var, order, rng) -> Result:
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
-    steps.append(Step("differentiate", _eq(R, "d", shown, var_free, text=True),
-                      _eq(R, "d", shown, var_free, text=False)))
+    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free)))
     with_deltas = unmark(marked, var_free)
     if marked != with_deltas:
         shown = unmark(shown, var_free)
@@ -299,10 +298,6 @@ def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
 
 
 # ---- steps -------------------------------------------------------------------------------------
-def _eq(R, kind, e, var_free, text=True):
-    return R.text(e, var_free) if text else R.latex(e, var_free)
-
-
 def _steps_index(R, expr, out_free, var_free, entry):
     var = R.var
     vi = "".join(map(str, var_free))
@@ -337,7 +332,7 @@ def _steps_match(R, terms, free, closed):
 
 def evaluate_at(d: Derivation, values: dict) -> dict:
     """The value and each derivative at the given numbers (`--at`)."""
-    from .evaluate import evaluate, from_2d, kind_of, to_2d
+    from .evaluate import evaluate, from_2d, to_2d
     missing = [n for n, _ in d.variables.items() if n not in values]
     if missing:
         raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")

@@ -486,19 +486,9 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     table = {}
     for name in I.order:
         shape = tuple(resolve(d) for d in I.env[name])
-        table[name] = Variable(name, _kind(shape, name, decls), shape)
+        table[name] = Variable(name, N.kind_of(shape), shape)
     sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
     return typed, Variables(table, sizes)
-
-
-def _kind(shape, name, decls) -> str:
-    if shape == (1, 1):
-        return "scalar"
-    if shape[1] == 1:
-        return "vector"
-    if shape[0] == 1:
-        return "rowvector"
-    return "matrix"
 
 
 def _name_sizes(I: _Infer, declared: set) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, VerificationError
-from .evaluate import evaluate, from_2d, kind_of, to_2d
+from .evaluate import evaluate, from_2d, kind_of
 
 SIZES = [3, 4, 2, 5, 6, 7]
 
@@ -78,10 +78,6 @@ def layout(shape):
     """The NumPy layout of a tree's value, with symbolic sizes."""
     kind = kind_of(shape)
     return {"scalar": (), "vector": (shape[0],), "rowvector": tuple(shape), "matrix": tuple(shape)}[kind]
-
-
-def _numeric(shape, sizes):
-    return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
 
 
 def value_fn(tree, point: Point):

@@ -12,9 +12,6 @@ from indexcalc.shapes import infer
 from .cases import CASES
 from .conftest import finite_jacobian
 
-SIZE_SETS = [None]
-
-
 def make(shape, how, rng):
     if shape == ():
         return float(rng.uniform(0.5, 1.5))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import keyword
 from fractions import Fraction
 
-import sympy as sp
 
 from .. import functions as F
 from .. import nodes as N
@@ -224,8 +223,6 @@ class EinsumPrinter:
     def operand(self, f, order):
         from ..match import NoMatch
         node, idx = self.M.operand(f, order)
-        if isinstance(node, N.Func) or isinstance(node, N.HadPow):
-            pass
         code, nd = self.P.p(node)
         if len(idx) == 2 and nd != 2:
             raise NoMatch
