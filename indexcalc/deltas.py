@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import DUMMY_POOL, IndexContext
+from .index_form import DUMMY_POOL, IndexContext, replace
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,16 @@ class Term:
 class Normalizer:
     def __init__(self, ctx: IndexContext):
         self.ctx = ctx
-        self.indices = lambda e: {s for s in e.free_symbols if s in ctx.ranges}
+        self._indices: dict = {}
+
+    def indices(self, e) -> frozenset:
+        """The index symbols free in e (memoised: factors recur across terms)."""
+        hit = self._indices.get(e)
+        if hit is None:
+            ranges = self.ctx.ranges
+            hit = frozenset(s for s in e.free_symbols if s in ranges)
+            self._indices[e] = hit
+        return hit
 
     # ---- expression -> terms
     def terms(self, e) -> list[Term]:
@@ -74,14 +83,11 @@ class Normalizer:
         return Term(t.coeff * u.coeff, t.factors + u.factors, t.dummies + u.dummies)
 
     def _symbols(self, t: Term):
-        out = set()
-        for f in t.factors:
-            out |= self.indices(f)
-        return out
+        return set().union(*[self.indices(f) for f in t.factors])
 
     @staticmethod
     def rename(t: Term, sub: dict) -> Term:
-        return Term(t.coeff, tuple(f.xreplace(sub) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
+        return Term(t.coeff, tuple(replace(f, sub) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
 
     # ---- sifting
     def sift(self, t: Term) -> Term | None:
@@ -99,7 +105,7 @@ class Normalizer:
                 a, b = factors[k].args
                 other = b if a == d else a
                 del factors[k]
-                factors = [f.xreplace({d: other}) for f in factors]
+                factors = [replace(f, {d: other}) for f in factors]
                 dummies.remove(d)
                 changed = True
         product = sp.Mul(*factors)          # like factors meet again: S_ij / S_ij = 1
@@ -107,9 +113,7 @@ class Normalizer:
             return None
         factors = list(sp.Mul.make_args(product))
         # what no factor mentions any more sums to its range
-        used = set()
-        for f in factors:
-            used |= self.indices(f)
+        used = set().union(*[self.indices(f) for f in factors])
         for d in [d for d in dummies if d not in used]:
             coeff *= self.ctx.size(self.ctx.ranges[d])
             dummies.remove(d)
@@ -130,13 +134,16 @@ class Normalizer:
     def canonical(self, t: Term, free: set) -> Term:
         """Rename the dummies p, q, r, ... in order of first appearance, factors sorted."""
         taken = free | self.ctx.reserved
-        pool = [n for n in DUMMY_POOL if n not in {str(f) for f in taken}]
-        order = []
+        taken_names = {str(f) for f in taken}
+        pool = [n for n in DUMMY_POOL if n not in taken_names]
+        order: list = []
+        dummies, seen = set(t.dummies), set()
         for f in sorted(t.factors, key=lambda f: _shape_key(f, t.dummies)):
             for s in _index_order(f):
-                if s in t.dummies and s not in order:
+                if s in dummies and s not in seen:
                     order.append(s)
-        order += [d for d in t.dummies if d not in order]
+                    seen.add(s)
+        order += [d for d in t.dummies if d not in seen]
         sub = {}
         for k, d in enumerate(order):
             new = sp.Symbol(pool[k], integer=True)
@@ -147,7 +154,7 @@ class Normalizer:
         # two-step renaming so that a new name equal to an old one does not collide
         tmp = {d: sp.Dummy(str(d)) for d in order}
         back = {tmp[d]: sub[d] for d in order}
-        factors = tuple(f.xreplace(tmp).xreplace(back) for f in t.factors)
+        factors = tuple(replace(replace(f, tmp), back) for f in t.factors)
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
 
     def collect(self, terms: list[Term]) -> list[Term]:
@@ -185,11 +192,7 @@ class Normalizer:
 
 def _index_order(f):
     """Index symbols of a factor in reading order."""
-    out = []
-    for s in sp.preorder_traversal(f):
-        if isinstance(s, sp.Symbol) and s not in out:
-            out.append(s)
-    return out
+    return list(dict.fromkeys(s for s in sp.preorder_traversal(f) if isinstance(s, sp.Symbol)))
 
 
 def _shape_key(f, dummies):

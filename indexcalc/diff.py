@@ -14,7 +14,7 @@ import sympy as sp
 from . import functions as F
 from . import nodes as N
 from .errors import UnsupportedError
-from .index_form import IndexContext, full_index
+from .index_form import IndexContext, full_index, make_sum, replace
 
 
 class Partial(sp.Function):
@@ -37,11 +37,15 @@ class Deriver:
         return node is not None and N.contains(node, self.var)
 
     def depends(self, expr) -> bool:
+        """Whether expr contains the variable or an atom built on it (memoised, linear)."""
         hit = self._dep.get(expr)
         if hit is None:
-            names = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-            names |= {ib.label.name for ib in expr.atoms(sp.IndexedBase)}
-            hit = any(self.base_depends(n) for n in names)
+            if isinstance(expr, sp.Symbol):
+                hit = self.base_depends(expr.name)
+            elif isinstance(expr, sp.IndexedBase):
+                hit = self.base_depends(expr.label.name)
+            else:
+                hit = any(self.depends(a) for a in expr.args)
             self._dep[expr] = hit
         return hit
 
@@ -96,8 +100,7 @@ def _pow(D: Deriver, e):
 
 
 def _sum(D: Deriver, e: sp.Sum):
-    inner = D.d(e.function)
-    return sp.S.Zero if inner == 0 else sp.Sum(inner, *e.limits)
+    return make_sum(D.d(e.function), e.limits)
 
 
 def _function(D: Deriver, e):
@@ -185,4 +188,4 @@ def unmark(expr, wrt_entry) -> sp.Expr:
     for m in marks:
         leaf = m.args[0]
         sub[m] = deltas(leaf.indices if isinstance(leaf, sp.Indexed) else (), wrt_entry)
-    return expr.xreplace(sub)
+    return replace(expr, sub)

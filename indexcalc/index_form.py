@@ -65,9 +65,7 @@ class IndexContext:
         return (index, 1, self.size(self.ranges[index]))
 
     def sum(self, body, *indices):
-        if body == 0:
-            return sp.S.Zero
-        return sp.Sum(body, *[self.limit(i) for i in indices])
+        return make_sum(body, [self.limit(i) for i in indices])
 
     # ---- atoms
     def atom(self, node: N.Node) -> str:
@@ -87,6 +85,50 @@ class IndexContext:
     # ---- entries
     def entry(self, node: N.Node, idx) -> sp.Expr:
         return ENTRY[type(node)](self, node, tuple(idx))
+
+
+def make_sum(body, limits) -> sp.Expr:
+    """sp.Sum(body, *limits) without SymPy's checks of the whole body.
+
+    Sum.__new__ walks the body for Piecewise and free symbols; over the nested sums of a
+    long product chain that walk is quadratic. Our limits are always (index, 1, size) with
+    a fresh index, which is what those checks would accept.
+    """
+    if body == 0:
+        return sp.S.Zero
+    limits = [sp.Tuple(*lim) for lim in limits]
+    if isinstance(body, sp.Sum):                 # Σ_p Σ_q f = Σ_{q,p} f, as sp.Sum does
+        body, limits = body.function, [*body.limits, *limits]
+    obj = sp.Expr.__new__(sp.Sum)
+    obj._args = (body, *limits)
+    obj.is_commutative = body.is_commutative
+    return obj
+
+
+def replace(expr, sub: dict) -> sp.Expr:
+    """expr.xreplace(sub), rebuilding sums with make_sum (xreplace re-runs Sum's checks at
+    every level of a nest, which is quadratic in its depth)."""
+    memo: dict = {}
+
+    def walk(e):
+        hit = sub.get(e)
+        if hit is not None:
+            return hit
+        if not e.args:
+            return e
+        done = memo.get(e)
+        if done is None:
+            args = tuple(walk(a) for a in e.args)
+            if args == e.args:
+                done = e
+            elif isinstance(e, sp.Sum):
+                done = make_sum(args[0], args[1:])
+            else:
+                done = e.func(*args)
+            memo[e] = done
+        return done
+
+    return walk(expr)
 
 
 def place(shape, idx):

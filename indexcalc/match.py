@@ -16,6 +16,8 @@ form) makes the whole result fall back to the index form and einsum code.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import sympy as sp
 
 from . import functions as F
@@ -112,15 +114,20 @@ def _oriented(node, idx):
 
 
 def reduce_ops(M: Matcher, ops, scalars, dummies):
-    count = lambda a: sum(list(idx).count(a) for _, idx in ops)
     while True:
+        counts = Counter(i for _, idx in ops for i in idx)
+        count = counts.__getitem__
         if _diag_or_trace(ops, scalars, dummies, count) or _hadamard(ops, dummies, count):
             continue
-        if any(_contract(M, ops, scalars, dummies, a, count) for a in sorted(dummies, key=str)):
+        if any(_contract(M, ops, scalars, dummies, a, count) for a in sorted(dummies, key=_name)):
             continue
         break
     if dummies:
         raise NoMatch
+
+
+def _name(symbol):
+    return symbol.name
 
 
 def _diag_or_trace(ops, scalars, dummies, count):
@@ -138,18 +145,21 @@ def _diag_or_trace(ops, scalars, dummies, count):
 
 
 def _hadamard(ops, dummies, count):
-    for k in range(len(ops)):
-        for l in range(k + 1, len(ops)):
-            (a, ia), (b, ib) = ops[k], ops[l]
-            if len(ia) == 2 and len(ib) == 2 and set(ia) == set(ib):
-                ops[k] = [had(a, b if ia == ib else T(b)), ia]
-                del ops[l]
-                return True
-            if len(ia) == 1 and ia == ib and (ia[0] not in dummies or count(ia[0]) >= 3):
-                ops[k] = [had(a, b), ia]
-                del ops[l]
-                return True
-    return False
+    """Merge the first pair (in operand order) that share all their indices into one ∘."""
+    groups: dict = {}
+    for k, (_, idx) in enumerate(ops):
+        if len(idx) == 2:
+            groups.setdefault(frozenset(idx), []).append(k)
+        elif len(idx) == 1 and (idx[0] not in dummies or count(idx[0]) >= 3):
+            groups.setdefault(idx, []).append(k)
+    pairs = [members[:2] for members in groups.values() if len(members) >= 2]
+    if not pairs:
+        return False
+    k, l = min(pairs)
+    (a, ia), (b, ib) = ops[k], ops[l]
+    ops[k] = [had(a, b if ia == ib or len(ia) == 1 else T(b)), ia]
+    del ops[l]
+    return True
 
 
 def _contract(M: Matcher, ops, scalars, dummies, a, count):

@@ -61,17 +61,35 @@ def latex_document_body(d, inline=False) -> str:
     return r.latex if inline else derive_latex(d)
 
 
+# the rows of the LaTeX derivation: index steps chain as "&= ..." under the derivative they
+# compute; the closed form is a new equation in matrix notation
+_NOT_A_ROW = {"index"}
+
+
+def _matrix_lhs(var, order):
+    return (fr"\frac{{\partial f}}{{\partial {var}}}" if order == 1
+            else fr"\frac{{\partial^2 f}}{{\partial {var}^2}}")
+
+
 def derive_latex(d) -> str:
     out = []
     for r in d.results:
         var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
+        rows = []
+        order = 1
+        for s in r.steps:
+            if s.rule in _NOT_A_ROW or not s.latex:
+                continue
+            if s.rule == "second derivative":
+                order = 2
+            lhs = _matrix_lhs(var, order) if s.rule == "closed form" else s.lhs
+            note = fr" && \text{{by }} {s.note}" if s.note else ""
+            rows.append(f"  {lhs} &= {s.latex}{note}")
         out.append(r"\begin{align*}")
-        rows = [s.latex for s in r.steps if s.latex]
-        out.append(" \\\\\n".join(f"  &{row}" if k else f"  {row}" for k, row in enumerate(rows)))
+        out.append(" \\\\\n".join(rows))
         out.append(r"\end{align*}")
-        lhs = fr"\frac{{\partial f}}{{\partial {var}}}"
         body = to_latex(r.closed) if r.closed is not None else r.index_latex
-        out.append(fr"\[ \boxed{{{lhs} = {body}}} \]")
+        out.append(fr"\[ \boxed{{{_matrix_lhs(var, r.order)} = {body}}} \]")
     return "\n".join(out) + "\n"
 
 

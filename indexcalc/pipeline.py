@@ -24,11 +24,24 @@ from .shapes import infer, parse_decls
 from . import verify as V
 
 
+def _resolved(value):
+    """A LaTeX field is printed only when first asked for: it is the slow half of the steps
+    (SymPy's LaTeX printer over long index sums) and text output never needs it."""
+    return value() if callable(value) else value
+
+
 @dataclass
 class Step:
     rule: str
     text: str
-    latex: str
+    latex_of: object          # the LaTeX string, or a function that prints it
+    lhs: str = ""             # LaTeX left side when the step starts a new equation ("" continues &=)
+    note: str = ""            # LaTeX: the rule used, shown beside the row
+
+    @property
+    def latex(self) -> str:
+        self.latex_of = _resolved(self.latex_of)
+        return self.latex_of
 
 
 @dataclass
@@ -37,11 +50,16 @@ class Result:
     order: int
     shape: list
     index_form: str
-    index_latex: str
+    index_latex_of: object    # the LaTeX string, or a function that prints it
     closed: N.Node | None
     numpy: str
     steps: list = field(default_factory=list)
     checked_sizes: dict = field(default_factory=dict)
+
+    @property
+    def index_latex(self) -> str:
+        self.index_latex_of = _resolved(self.index_latex_of)
+        return self.index_latex_of
 
     @property
     def closed_form(self) -> str | None:
@@ -135,7 +153,7 @@ class _Run:
         return index_text(e, self.ctx, wrt)
 
     def latex(self, e, wrt=None):
-        return index_latex(e, self.ctx, wrt)
+        return lambda: index_latex(e, self.ctx, wrt)
 
 
 def _derive_one(expr, typed, variables, var, order, rng) -> Result:
@@ -146,17 +164,19 @@ def _derive_one(expr, typed, variables, var, order, rng) -> Result:
     var_free = [i for i in R.var_idx if i is not None]
     free = tuple(out_free + var_free)
     steps += _steps_index(R, expr, out_free, var_free, entry)
+    lhs = steps[0].latex
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
-    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free)))
+    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
     with_deltas = unmark(marked, var_free)
     if marked != with_deltas:
         shown = unmark(shown, var_free)
         steps.append(Step("kronecker", f"∂{var}_pq/∂{var}_{''.join(map(str, var_free))} = δ_pi δ_qj: "
                           .replace("_pq", "_p" if len(var_free) == 1 else "_pq")
                           .replace(" δ_qj", "" if len(var_free) == 1 else " δ_qj") + R.text(shown),
-                          R.latex(shown)))
+                          R.latex(shown), note=_delta_rule_latex(var, var_free)))
+
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
@@ -268,7 +288,11 @@ def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
     d2 = sp.Add(*[D.d(t.expr(R.ctx)) for t in terms])
     terms2 = R.nz.simplify_terms(R.nz.terms(d2), set(free))
     sifted = _terms_expr(R, terms2)
-    steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted))]
+    vi = "".join(map(str, [i for i in R.var_idx if i is not None]))
+    vj = "".join(map(str, var_free2))
+    lhs = fr"\frac{{\partial^2 f}}{{\partial {var}_{{{vi}}} \partial {var}_{{{vj}}}}}" if vi else \
+        fr"\frac{{\partial^2 f}}{{\partial {var}^2}}"
+    steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted), lhs)]
     closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
@@ -298,6 +322,14 @@ def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
 
 
 # ---- steps -------------------------------------------------------------------------------------
+def _delta_rule_latex(var, wrt_free):
+    """∂X_pq/∂X_ij = δ_pi δ_qj with the derivation's own index names."""
+    dummies = "pq"[:len(wrt_free)]
+    wrt = "".join(map(str, wrt_free))
+    deltas = " ".join(fr"\delta_{{{a}{b}}}" for a, b in zip(dummies, wrt))
+    return fr"\partial {var}_{{{dummies}}} / \partial {var}_{{{wrt}}} = {deltas}"
+
+
 def _steps_index(R, expr, out_free, var_free, entry):
     var = R.var
     vi = "".join(map(str, var_free))
@@ -309,8 +341,8 @@ def _steps_index(R, expr, out_free, var_free, entry):
     expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else entry
     return [
         Step("index", f"f = {expr}; index the derivative: {lhs_t}", lhs_l),
-        Step("expand", f"f{'_' + oi if oi else ''} = " + R.text(expanded),
-             (f"f_{{{oi}}} = " if oi else "f = ") + R.latex(expanded)),
+        Step("expand", f"f{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
+             f"f_{{{oi}}}" if oi else "f"),
     ]
 
 

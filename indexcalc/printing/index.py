@@ -13,7 +13,7 @@ from .text import to_text
 
 
 def _joined(indices, sep=""):
-    names = [str(i) for i in indices]
+    names = [i.name if isinstance(i, sp.Symbol) else str(i) for i in indices]
     return sep.join(names) if all(len(n) == 1 for n in names) else ",".join(names)
 
 
@@ -62,7 +62,7 @@ class IndexLatex(LatexPrinter):
     printmethod = "_indexcalc_latex"
 
     def __init__(self, ctx, wrt_entry=None):
-        super().__init__({"mul_symbol": None})
+        super().__init__({"mul_symbol": None, "order": "none"})
         self.ctx, self.wrt = ctx, wrt_entry
 
     def _atom(self, name):
