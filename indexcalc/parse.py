@@ -27,7 +27,7 @@ _READABLE = {
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:
         grammar = f.read()
-    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False,
+    return Lark(grammar, parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=False,
                 cache=_cache_file(grammar))
 
 
@@ -103,6 +103,14 @@ class _ToTree(Transformer):
 
     def exp_mt(self, _t):
         return lambda a, elementwise=False: N.Transpose(N.Inverse(a))
+
+    def exp_name(self, tok):
+        # One lexer for the whole grammar (fast to build): `T` lexes as a name, and an
+        # exponent that is the name T means the transpose.
+        return self.exp_t(None) if tok == "T" else _power_of(N.Sym(str(tok)))
+
+    def exp_mname(self, tok):
+        return self.exp_mt(None) if tok == "T" else _power_of(N.Neg(N.Sym(str(tok))))
 
     def exp_neg(self, tok):
         value = -Fraction(str(tok))

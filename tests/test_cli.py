@@ -76,3 +76,13 @@ def test_python_dash_m_and_no_traceback():
 def test_api_closed_form():
     from indexcalc import derive
     assert derive("x^T B x", wrt="x").closed_form == "(B + B^T) x"
+
+
+@pytest.mark.parametrize("expr,wrt,want", [
+    ("X^-T", "X", None), ("T^T T", "T", None), ("x^{T} y", "x", "y"), ("a^T x", "x", "a"),
+])
+def test_t_is_transpose_in_an_exponent_and_a_name_elsewhere(expr, wrt, want):
+    from indexcalc import derive
+    d = derive(expr, wrt)                       # the guard checks the numbers
+    if want is not None:
+        assert d.closed_form == want
