@@ -98,14 +98,12 @@ class Normalizer:
         while changed:
             changed = False
             for d in list(dummies):
-                k = next((k for k, f in enumerate(factors)
-                          if isinstance(f, sp.KroneckerDelta) and d in f.args), None)
-                if k is None:
+                found = self._siftable(d, factors)
+                if found is None:
                     continue
-                a, b = factors[k].args
-                other = b if a == d else a
+                k, value = found
                 del factors[k]
-                factors = [replace(f, {d: other}) for f in factors]
+                factors = [replace(f, {d: value}) for f in factors]
                 dummies.remove(d)
                 changed = True
         product = sp.Mul(*factors)          # like factors meet again: S_ij / S_ij = 1
@@ -129,6 +127,37 @@ class Normalizer:
         if coeff == 0:
             return None
         return Term(coeff, tuple(rest), tuple(dummies))
+
+    def _siftable(self, d, factors):
+        """(position, value) of a delta that fixes the dummy d, if Σ_d may be sifted there.
+
+        Σ_d f(d) δ_{d,e} = f(e) needs e inside d's range. Plain deltas (δ_pi) pair indices of
+        the same axis. With index arithmetic (δ_{n,i+j-1}) the value may fall outside; then
+        the sum is sifted only if a factor indexed by d alone remains: out of range it is 0
+        (x_i = 0 for i < 1 or i > d, seed 003's convention), and so is f(e).
+        """
+        for k, f in enumerate(factors):
+            if not isinstance(f, sp.KroneckerDelta) or d not in f.free_symbols:
+                continue
+            value = _solve(f, d)
+            if value is None:
+                continue
+            if value.is_Symbol or self._bounded(d, factors, k) or self._reversed(value, d):
+                return k, value
+        return None
+
+    def _reversed(self, value, d) -> bool:
+        """value = R + 1 - v for an index v with d's range R (a flip): always inside it."""
+        ranges = self.ctx.ranges
+        syms = [s for s in value.free_symbols if s in ranges]
+        if len(syms) != 1 or ranges[syms[0]] != ranges[d]:
+            return False
+        v = syms[0]
+        return sp.expand(value - (self.ctx.size(ranges[d]) + 1 - v)) == 0
+
+    def _bounded(self, d, factors, skip) -> bool:
+        return any(isinstance(f, sp.Indexed) and d in f.indices
+                   for k, f in enumerate(factors) if k != skip)
 
     # ---- canonical names and like terms
     def canonical(self, t: Term, free: set) -> Term:
@@ -188,6 +217,17 @@ class Normalizer:
         if e.is_Pow:
             return self.normal(e.base) ** self.normal(e.exp)
         return e.func(*[self.normal(a) for a in e.args]) if e.args else e
+
+
+def _solve(delta, d):
+    """The value of d that makes the delta 1, when d enters with coefficient ±1."""
+    a, b = delta.args
+    e = sp.expand(a - b)
+    c = e.coeff(d)
+    rest = sp.expand(e - c * d)
+    if c not in (1, -1) or d in rest.free_symbols:
+        return None
+    return sp.expand(-rest / c)
 
 
 def _index_order(f):

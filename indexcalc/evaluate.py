@@ -46,7 +46,12 @@ def _num(n, env, sizes):
 
 
 def _size(d, sizes):
-    return d if isinstance(d, int) else sizes[d]
+    return N.size_value(d, sizes)
+
+
+def _conv(n, env, sizes):
+    x, w = _ev(n.a, env, sizes)[:, 0], _ev(n.b, env, sizes)[:, 0]
+    return np.correlate(x, w, n.mode).reshape(-1, 1)
 
 
 def _softmax(n, env, sizes):
@@ -103,4 +108,6 @@ EVAL = {
     N.Softmax: _softmax,
     N.DiagMat: lambda n, env, s: np.diag(_ev(n.a, env, s)[:, 0]),
     N.DiagVec: lambda n, env, s: np.diag(_ev(n.a, env, s)).reshape(-1, 1),
+    N.Conv: _conv,
+    N.Flip: lambda n, env, s: _ev(n.a, env, s)[::-1].copy(),
 }

@@ -16,6 +16,7 @@ import sympy as sp
 
 from . import functions as F
 from . import nodes as N
+from .errors import UnsupportedError
 
 DUMMY_POOL = list("pqrstuvwabcdefgh") + [f"{c}{k}" for k in range(1, 40) for c in "pqrstuvw"]
 FREE_POOL = list("ijklmnabcd") + [f"i{k}" for k in range(1, 10)]
@@ -35,7 +36,11 @@ class IndexContext:
 
     # ---- indices
     def size(self, dim):
-        return sp.Integer(dim) if isinstance(dim, int) else sp.Symbol(dim, integer=True, positive=True)
+        if isinstance(dim, int):
+            return sp.Integer(dim)
+        if isinstance(dim, N.LinSize):
+            return sum((c * self.size(name) for name, c in dim.terms), sp.Integer(dim.const))
+        return sp.Symbol(dim, integer=True, positive=True)
 
     def fresh(self, dim) -> sp.Symbol:
         while True:
@@ -203,6 +208,32 @@ def _matpow(ctx, node: N.MatPow, idx):
     return ctx.entry(chain, idx)
 
 
+def _conv(ctx, node: N.Conv, idx):
+    """valid: Σ_j x_{n+j-1} w_j;  full: Σ_j x_{n+j-k} w_j, where x out of its range is 0."""
+    n, k = idx[0], node.b.shape[0]
+    j = ctx.fresh(k)
+    shift = 1 if node.mode == "valid" else ctx.size(k)
+    if node.mode == "full" and not _zero_padded(node.a):
+        raise UnsupportedError(
+            "conv_full(x, w) is supported when x is a variable (or flip of one): its entries "
+            "outside 1..d are then 0, as the full convolution needs; name the expression first")
+    return ctx.sum(ctx.entry(node.a, (n + j - shift, None)) * ctx.entry(node.b, (j, None)), j)
+
+
+def _zero_padded(node) -> bool:
+    """Whether the index form of node's entries is 0 outside its range (x_{d+1} = 0)."""
+    if isinstance(node, N.Transpose):
+        return _zero_padded(node.a)
+    if isinstance(node, N.Flip):
+        return _zero_padded(node.a)
+    return isinstance(node, N.Sym)
+
+
+def _flip(ctx, node: N.Flip, idx):
+    k = ctx.size(node.shape[0])
+    return ctx.entry(node.a, (k - idx[0] + 1, None))
+
+
 ENTRY = {
     N.Sym: _sym,
     N.Num: lambda ctx, n, idx: _number(n.value),
@@ -233,4 +264,6 @@ ENTRY = {
     N.Softmax: lambda ctx, n, idx: ctx.atom_entry(n, idx),
     N.DiagMat: lambda ctx, n, idx: sp.KroneckerDelta(idx[0], idx[1]) * ctx.entry(n.a, (idx[0], None)),
     N.DiagVec: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], idx[0])),
+    N.Conv: _conv,
+    N.Flip: _flip,
 }

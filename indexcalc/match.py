@@ -92,6 +92,8 @@ class Matcher:
 
     # ---- one term
     def term(self, t: Term, free: tuple):
+        if any(_arithmetic(f) for f in t.factors):
+            return t.coeff, convolution(self, t, free)
         order = list(free) + list(t.dummies)
         ops = [list(self.operand(f, order)) for f in t.factors]
         scalars: list[N.Node] = []
@@ -100,6 +102,106 @@ class Matcher:
         for s in scalars:
             node = s if node is None else N.ScalarMul(s, node, node.shape)
         return t.coeff, node
+
+
+def _arithmetic(f) -> bool:
+    """Whether a factor is indexed by an expression (x_{n+j-1}) rather than by index symbols."""
+    return any(isinstance(a, sp.Indexed) and any(not i.is_Symbol for i in a.indices)
+               for a in sp.preorder_traversal(f))
+
+
+# ---- index arithmetic: 1-D convolutions ------------------------------------------------------
+def convolution(M: Matcher, t: Term, free: tuple) -> N.Node:
+    """Σ_j A_α B_β (α, β affine in the free index m and the dummy j) as conv / conv_full of
+    A, B or their flips, times element-wise factors in m alone.
+
+    Each candidate Σ_t X'_{m+t-c} W'_t (c = 1 valid, c = |W| full; X' = X or flip(X), and so
+    for W) is written in A's and B's indices; it matches when a change of the dummy
+    j = ±t + const turns the term's indices into the candidate's and the sizes agree.
+    Out-of-range entries are 0 on both sides (seed 003's convention), so the sums agree.
+    """
+    if len(free) != 1 or len(t.dummies) != 1:
+        raise NoMatch
+    (m,), (j,) = free, t.dummies
+    pair, rest = [], []
+    for f in t.factors:
+        (pair if j in M.nz.indices(f) else rest).append(f)
+    operands = [_vector_factor(M, f) for f in pair]
+    if len(operands) == 1:                       # Σ_j w_{i-j+1}: against the ones vector of j's range
+        operands.append((M.ones(j), j))
+    if len(operands) != 2:
+        raise NoMatch
+    (A, a), (B, b) = operands
+    size = M.ctx.size
+    Rj = size(M.ctx.ranges[j])
+
+    def covers(node, idx):        # as j runs over its range, idx runs over all of node's entries
+        n = size(node.shape[0])
+        return sp.expand(n - Rj) == 0 and (idx == j or sp.expand(idx - (n + 1 - j)) == 0)
+
+    if not (covers(A, a) or covers(B, b)):     # else Σ_j would miss entries of both factors
+        raise NoMatch
+    R = size(M.ctx.ranges[m])
+    t_ = sp.Dummy("t")
+    for flips in ((False, False), (False, True), (True, False), (True, True)):
+        for mode in ("valid", "full"):
+            for (X, xi), (W, wi) in (((A, a), (B, b)), ((B, b), (A, a))):
+                nX, nW = size(X.shape[0]), size(W.shape[0])
+                c = 1 if mode == "valid" else nW
+                want_x = m + t_ - c
+                want_x = nX - want_x + 1 if flips[0] else want_x
+                want_w = nW - t_ + 1 if flips[1] else t_
+                jt = sp.solve(sp.Eq(wi, want_w), j)
+                if len(jt) != 1 or sp.expand(xi.subs(j, jt[0]) - want_x) != 0:
+                    continue
+                out = nX - nW + 1 if mode == "valid" else nX + nW - 1
+                if sp.expand(out - R) != 0:
+                    continue
+                Xn = N.Flip(X, X.shape) if flips[0] and not isinstance(X, N.Ones) else X
+                Wn = N.Flip(W, W.shape) if flips[1] and not isinstance(W, N.Ones) else W
+                node = N.Conv(Xn, Wn, mode, (M.ctx.ranges[m], 1))
+                for f in rest:
+                    other, idx = _vector_factor(M, f)
+                    if idx != m:
+                        raise NoMatch
+                    node = had(node, other)
+                return node
+    raise NoMatch
+
+
+def _vector_factor(M: Matcher, f):
+    """(column-vector node, its index expression) of a factor with one index."""
+    if isinstance(f, sp.Indexed) and len(f.indices) == 1:
+        name = f.base.label.name
+        node = M.ctx.atoms.get(name)
+        if node is None:
+            node = N.Sym(name, M.ctx.variables[name].shape)
+        if node.shape[1] != 1:
+            node = T(node)
+        return node, f.indices[0]
+    if _arithmetic(f):
+        # an element-wise expression of vectors at one shifted index, relu(h_{i+p-1}):
+        # matched at a plain index, then shifted back
+        inner = [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
+        shifts = {a.indices for a in inner}
+        if len(shifts) != 1 or len(next(iter(shifts))) != 1:
+            raise NoMatch
+        (alpha,) = next(iter(shifts))
+        base = inner[0].base.label.name
+        node = M.ctx.atoms.get(base) or N.Sym(base, M.ctx.variables[base].shape)
+        s = M.ctx.fresh(node.shape[0] if node.shape[1] == 1 else node.shape[1])
+        plain = f.xreplace({a: a.base[s] for a in inner})
+        node, _ = M.operand(plain, [s])
+        if node.shape[1] != 1:
+            raise NoMatch
+        return node, alpha
+    idx = tuple(M.nz.indices(f))
+    if len(idx) != 1:
+        raise NoMatch
+    node, _ = M.operand(f, list(idx))
+    if node.shape[1] != 1:
+        raise NoMatch
+    return node, idx[0]
 
 
 def _oriented(node, idx):

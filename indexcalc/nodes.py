@@ -13,9 +13,63 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 
-Shape = tuple  # (rows, cols): each a size name or 1
+Shape = tuple  # (rows, cols): each a size name, an int, or a LinSize
 
 SCALAR: Shape = (1, 1)
+
+
+@dataclass(frozen=True)
+class LinSize:
+    """A size computed from others, Σ coeff·name + const: a valid convolution of sizes d and
+    k has d - k + 1 entries, a full one d + k - 1."""
+    terms: tuple          # ((name, coeff), ...), sorted by name, no zero coefficients
+    const: int = 0
+
+    def __str__(self):
+        out = ""
+        for name, c in self.terms:
+            sign = "-" if c < 0 else "+"
+            mag = "" if abs(c) == 1 else f"{abs(c)}"
+            out += f" {sign} {mag}{name}" if out else f"{'-' if c < 0 else ''}{mag}{name}"
+        if self.const:
+            out += f" {'-' if self.const < 0 else '+'} {abs(self.const)}"
+        return out
+
+    def value(self, sizes: dict) -> int:
+        return sum(c * sizes[name] for name, c in self.terms) + self.const
+
+    def map(self, f):
+        """The same combination with every name passed through f (a name, an int or a LinSize)."""
+        return lin(*[(f(name), c) for name, c in self.terms], const=self.const)
+
+
+def lin(*parts, const: int = 0):
+    """Σ coeff·dim + const as a size: an int when no name is left, else a LinSize."""
+    acc: dict = {}
+    for dim, c in parts:
+        if isinstance(dim, int):
+            const += c * dim
+        elif isinstance(dim, LinSize):
+            const += c * dim.const
+            for name, k in dim.terms:
+                acc[name] = acc.get(name, 0) + c * k
+        else:
+            acc[dim] = acc.get(dim, 0) + c
+    terms = tuple(sorted((n, c) for n, c in acc.items() if c != 0))
+    if not terms:
+        return const
+    if terms == ((terms[0][0], 1),) and const == 0:
+        return terms[0][0]
+    return LinSize(terms, const)
+
+
+def size_value(dim, sizes: dict) -> int:
+    """The number a size stands for, given the numbers of the size names."""
+    if isinstance(dim, int):
+        return dim
+    if isinstance(dim, LinSize):
+        return dim.value(sizes)
+    return sizes[dim]
 
 
 @dataclass(frozen=True)
@@ -246,6 +300,23 @@ class DiagMat(Node):
 @dataclass(frozen=True)
 class DiagVec(Node):
     """diag(X): square matrix -> vector of its diagonal."""
+    a: Node
+    shape: Shape = None
+
+
+@dataclass(frozen=True)
+class Conv(Node):
+    """1-D convolution without kernel flip (seed 003, question 6), of two column vectors:
+    valid (x * w)_n = Σ_j x_{n+j-1} w_j;  full (x ~* w)_n = Σ_j x_{n+j-k} w_j, out of range 0."""
+    a: Node
+    b: Node
+    mode: str               # "valid" | "full"
+    shape: Shape = None
+
+
+@dataclass(frozen=True)
+class Flip(Node):
+    """flip(w)_j = w_{k-j+1}."""
     a: Node
     shape: Shape = None
 

@@ -11,15 +11,20 @@ def _shape_words(shape) -> str:
     return show_shape(tuple(shape))
 
 
+def _dim(d):
+    """A size in JSON: an int, a size name, or a computed size as text ("d - k + 1")."""
+    return d if isinstance(d, int) else str(d)
+
+
 def variables_json(variables) -> dict:
-    return {name: {"kind": v.kind, "shape": [d for d in v.array_shape]} for name, v in variables.items()}
+    return {name: {"kind": v.kind, "shape": [_dim(d) for d in v.array_shape]} for name, v in variables.items()}
 
 
 def derive_json(d, command="derive", extra=None) -> str:
     out = {"command": command, "input": d.input, "variables": variables_json(d.variables), "results": []}
     for r in d.results:
         out["results"].append({
-            "wrt": r.wrt, "order": r.order, "shape": list(r.shape),
+            "wrt": r.wrt, "order": r.order, "shape": [_dim(d) for d in r.shape],
             "index_form": r.index_form, "closed_form": r.closed_form, "latex": r.latex,
             "numpy": r.numpy,
             "steps": [{"rule": s.rule, "latex": s.latex, "text": s.text} for s in r.steps],

@@ -14,7 +14,7 @@ from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
 from .index_form import IndexContext
-from .match import Matcher
+from .match import _arithmetic, Matcher
 from .parse import parse
 from .printing.index import index_latex, index_text
 from .printing.latex import to_latex
@@ -231,6 +231,11 @@ def _code(R, closed, terms, free, layout):
     kind = _kind_of_layout(layout)
     if closed is not None and kind is not None:
         return R.numpy.code(closed, kind)
+    if any(_arithmetic(f) for t in terms for f in t.factors):
+        raise UnsupportedError(
+            "this derivative needs index arithmetic that is not one conv/conv_full of two vectors "
+            "(each term may sum over one index); its index form is "
+            + R.text(_terms_expr(R, terms)))
     try:
         code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling

@@ -125,6 +125,8 @@ class _Sizes:
         return f"?{self.count}"
 
     def find(self, d):
+        if isinstance(d, N.LinSize):
+            return d.map(self.find)
         while d in self.parent:
             d = self.parent[d]
         return d
@@ -139,7 +141,26 @@ class _Sizes:
         if _unknown(rb):
             self.parent[rb] = ra
             return True
+        if isinstance(ra, N.LinSize) or isinstance(rb, N.LinSize):
+            return self._solve(N.lin((ra, 1), (rb, -1)), why)
         raise ShapeError(why())
+
+    def _solve(self, diff, why) -> bool:
+        """diff = 0 for computed sizes: fine if diff is 0, or fixes its one unknown size."""
+        if diff == 0:
+            return True
+        if isinstance(diff, str) or not isinstance(diff, N.LinSize):
+            raise ShapeError(why())
+        unknown = [(n, c) for n, c in diff.terms if _unknown(n)]
+        if len(unknown) != 1 or abs(unknown[0][1]) != 1:
+            raise ShapeError(why())
+        name, c = unknown[0]
+        rest = N.lin(*[(n, k) for n, k in diff.terms if n != name], const=diff.const)
+        value = N.lin((rest, -c))
+        if isinstance(value, int) and value < 1:
+            raise ShapeError(why())
+        self.parent[name] = value
+        return True
 
 
 def _unknown(d) -> bool:
@@ -433,10 +454,33 @@ def _diag(I, node):
     return N.DiagVec(a, (a.shape[0], 1))
 
 
-def _not_yet(what):
+def _vector_arg(I, a, what):
+    """A convolution's argument: a column vector (a row vector is turned into one)."""
+    r, c = I.res(a.shape)
+    if c == 1 and r != 1:
+        return a
+    if r == 1 and c != 1:
+        return N.Transpose(a, (a.shape[1], a.shape[0]))
+    raise ShapeError(f"{what} takes vectors, but {I.show(a)} is not a vector")
+
+
+def _conv(mode):
     def rule(I, node):
-        raise UnsupportedError(f"{node.name}(...) is not supported yet: {what}")
+        x, w = _args(I, node, 2, f"a vector and a kernel: {node.name}(x, w)")
+        x, w = [I.ones() if _one_literal(raw) else a for raw, a in zip(node.args, (x, w))]
+        x, w = _vector_arg(I, x, node.name), _vector_arg(I, w, node.name)
+        d, k = x.shape[0], w.shape[0]
+        size = N.lin((d, 1), (k, -1), const=1) if mode == "valid" else N.lin((d, 1), (k, 1), const=-1)
+        return N.Conv(x, w, mode, (size, 1))
     return rule
+
+
+def _flip(I, node):
+    (a,) = _args(I, node, 1, "one vector: flip(w)")
+    if _one_literal(node.args[0]):
+        return I.ones()
+    a = _vector_arg(I, a, "flip")
+    return N.Flip(a, a.shape)
 
 
 def _equation(I, node):
@@ -448,9 +492,7 @@ CALLS = {
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
     "softmax": _softmax, "diag": _diag,
-    "conv": _not_yet("1-D convolutions come with the backprop release"),
-    "conv_full": _not_yet("1-D convolutions come with the backprop release"),
-    "flip": _not_yet("1-D convolutions come with the backprop release"),
+    "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE},
 }
 
@@ -481,7 +523,11 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
             I.u.unify(x, y, lambda: f"the expression has shape {show_shape(I.res(typed.shape))}, "
                                     f"expected {show_shape(expect)}")
     names = _name_sizes(I, sizes_declared)
-    resolve = lambda d: names.get(I.u.find(d), I.u.find(d)) if d is not None else d
+    def resolve(d):
+        if d is None:
+            return d
+        r = I.u.find(d)
+        return r.map(lambda x: names.get(x, x)) if isinstance(r, N.LinSize) else names.get(r, r)
     typed = map_shapes(typed, lambda s: tuple(resolve(d) for d in s))
     table = {}
     for name in I.order:

@@ -21,13 +21,11 @@ class Point:
 
     def __init__(self, variables, tree, rng, attempt: int):
         self.variables = variables
-        self.sizes = {}
-        for k, d in enumerate(variables.sizes):
-            self.sizes[d] = SIZES[k % len(SIZES)]
+        self.sizes = _sizes(variables, tree)
         needs = _domains(tree)
         self.env2d = {}
         for name, v in variables.items():
-            shape = tuple(d if isinstance(d, int) else self.sizes[d] for d in v.shape)
+            shape = tuple(N.size_value(d, self.sizes) for d in v.shape)
             self.env2d[name] = _draw(shape, needs.get(name, set()), attempt, rng)
         self.env = {name: from_2d(a, variables[name].kind) for name, a in self.env2d.items()}
 
@@ -35,6 +33,24 @@ class Point:
         from .printing.numpy_code import py_name
         ns = {"np": np, **self.sizes, **{py_name(k): v for k, v in self.env.items()}}
         return ns
+
+
+def _sizes(variables, tree) -> dict:
+    """Small, distinct numbers for the size names, such that every computed size (d - k + 1
+    of a valid convolution) is at least 2."""
+    derived = {d for n in tree.walk() for d in (n.shape or ()) if isinstance(d, N.LinSize)}
+    derived |= {d for _, v in variables.items() for d in v.shape if isinstance(d, N.LinSize)}
+    names = list(variables.sizes)
+    sizes = {d: SIZES[k % len(SIZES)] for k, d in enumerate(names)}
+    if all(d.value(sizes) >= 2 for d in derived):
+        return sizes
+    pick = np.random.default_rng(len(names))
+    for _ in range(500):
+        trial = dict(zip(names, (int(x) for x in pick.permutation(np.arange(2, 2 + 3 * len(names)))[:len(names)])))
+        if all(d.value(trial) >= 2 for d in derived):
+            return trial
+    raise IndexCalcError("cannot choose sizes for the numerical check: some computed size "
+                         f"({', '.join(map(str, derived))}) is never at least 2")
 
 
 def _draw(shape, needs, attempt, rng):

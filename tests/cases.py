@@ -103,4 +103,17 @@ CASES = [
     ("diag(X)^T a", "X", None, {"X": (3, 3), "a": (3,)}, lambda e: np.diag(e["X"]) @ e["a"], {}),
     ("sum(A ∘ (X 1) 1^T)", "X", None, {"A": (3, 4), "X": (3, 2)},
      lambda e: np.sum(e["A"] * np.outer(e["X"].sum(axis=1), np.ones(4))), {}),
+    # 1-D convolutions (seed 003): index arithmetic, sifting over shifted indices
+    ("v^T conv(h, w)", "h", "h: d, w: k", {"v": (5,), "h": (7,), "w": (3,)},
+     lambda e: e["v"] @ np.correlate(e["h"], e["w"], "valid"), {}),
+    ("v^T conv(h, w)", "w", "h: d, w: k", {"v": (5,), "h": (7,), "w": (3,)},
+     lambda e: e["v"] @ np.correlate(e["h"], e["w"], "valid"), {}),
+    ("v^T conv_full(h, w)", "h", "h: d, w: k", {"v": (9,), "h": (7,), "w": (3,)},
+     lambda e: e["v"] @ np.correlate(e["h"], e["w"], "full"), {}),
+    ("v^T conv_full(h, w)", "w", "h: d, w: k", {"v": (9,), "h": (7,), "w": (3,)},
+     lambda e: e["v"] @ np.correlate(e["h"], e["w"], "full"), {}),
+    ("v^T conv(h, flip(w))", "w", "h: d, w: k", {"v": (5,), "h": (7,), "w": (3,)},
+     lambda e: e["v"] @ np.correlate(e["h"], e["w"][::-1], "valid"), {}),
+    ("sum(conv(tanh(h), w))", "h", "h: d, w: k", {"h": (7,), "w": (3,)},
+     lambda e: np.sum(np.correlate(np.tanh(e["h"]), e["w"], "valid")), {}),
 ]

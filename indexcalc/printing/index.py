@@ -12,8 +12,12 @@ from .latex import to_latex
 from .text import to_text
 
 
-def _joined(indices, sep=""):
-    names = [i.name if isinstance(i, sp.Symbol) else str(i) for i in indices]
+def _joined(indices, sep="", braces=True):
+    """Subscripts: `pq` for one-letter indices, `p,q1` otherwise; with index arithmetic
+    `{i,p+q-1}` (seed 003 writes δ_{n,i+j-1})."""
+    names = [i.name if isinstance(i, sp.Symbol) else str(i).replace(" ", "") for i in indices]
+    if not all(isinstance(i, sp.Symbol) for i in indices):
+        return "{" + ",".join(names) + "}" if braces else ",".join(names)
     return sep.join(names) if all(len(n) == 1 for n in names) else ",".join(names)
 
 
@@ -73,14 +77,14 @@ class IndexLatex(LatexPrinter):
         name = e.base.label.name
         atom = self._atom(name)
         base = (fr"\left[{atom}\right]" if atom is not None else name)
-        return f"{base}_{{{_joined(e.indices)}}}"
+        return f"{base}_{{{_joined(e.indices, braces=False)}}}"
 
     def _print_Symbol(self, e, style="plain"):
         atom = self._atom(e.name)
         return atom if atom is not None else super()._print_Symbol(e)
 
     def _print_KroneckerDelta(self, e, exp=None):
-        s = fr"\delta_{{{_joined(e.args)}}}"
+        s = fr"\delta_{{{_joined(e.args, braces=False)}}}"
         return f"{s}^{{{exp}}}" if exp else s
 
     def _print_Sum(self, e):

@@ -90,6 +90,8 @@ def _transpose(n):
     return _wrap(n.a, ATOM) + r"^{\top}", POSTFIX
 
 
+CONV_OP = {"valid": "*", "full": r"\mathbin{\tilde{*}}"}
+
 PRINTERS = {
     N.Sym: lambda n: (symbol(n.name, n.shape == N.SCALAR), ATOM),
     N.Size: lambda n: (n.name, ATOM),
@@ -114,6 +116,9 @@ PRINTERS = {
     N.SumAll: _call("sum"),
     N.SumAxis: lambda n: (fr"\operatorname{{sum}}\left({to_latex(n.a)}, {n.axis}\right)", ATOM),
     N.Func: _func, N.Softmax: _call("softmax"), N.DiagMat: _call("diag"), N.DiagVec: _call("diag"),
+    # seed 003: * valid, \tilde{*} full, both without kernel flip
+    N.Conv: lambda n: (f"{_wrap(n.a, JUXT)} {CONV_OP[n.mode]} {_wrap(n.b, JUXT)}", TERM),
+    N.Flip: _call("flip"),
 }
 
 

@@ -33,6 +33,8 @@ class NumpyPrinter:
     def size(self, d) -> str:
         if isinstance(d, int):
             return str(d)
+        if isinstance(d, N.LinSize):
+            return "(" + str(d.map(lambda name: _Code(self.size(name)))) + ")"
         return self.size_code.get(d, d)
 
     # ---- closed forms
@@ -66,6 +68,25 @@ class NumpyPrinter:
         if nd == 1 and k == 1 and r != 1 and K != 1:
             return f"{c}[:, None]", 2
         return c, nd
+
+
+class _Code(str):
+    """A piece of code standing in for a size name inside a LinSize (prints as itself)."""
+
+    def __lt__(self, other):
+        return str(self) < str(other)
+
+
+def _conv(P, n: N.Conv):
+    (a, na), (b, nb) = P.p(n.a), P.p(n.b)
+    a = a if na == 1 else f"np.ravel({a})"
+    b = b if nb == 1 else f"np.ravel({b})"
+    return f'np.correlate({a}, {b}, "{n.mode}")', 1
+
+
+def _flip(P, n: N.Flip):
+    c, nd = P.wrap(n.a)
+    return (f"{c}[::-1]", 1) if nd == 1 else (f"np.ravel({c})[::-1]", 1)
 
 
 def _atomic(c: str) -> bool:
@@ -185,6 +206,7 @@ PRINT = {
     N.Norm2: _call("np.sum({} ** 2)", 0), N.SumAll: _call("np.sum({})", 0),
     N.SumAxis: _sum_axis, N.Func: _func, N.Softmax: _softmax,
     N.DiagMat: _call("np.diag({})", 2), N.DiagVec: _call("np.diag({})", 1),
+    N.Conv: _conv, N.Flip: _flip,
 }
 
 

@@ -105,6 +105,8 @@ PRINTERS = {
     N.Softmax: _call("softmax"),
     N.DiagMat: _call("diag"),
     N.DiagVec: _call("diag"),
+    N.Conv: lambda n: (f"{'conv' if n.mode == 'valid' else 'conv_full'}({to_text(n.a)}, {to_text(n.b)})", ATOM),
+    N.Flip: _call("flip"),
     N.Call: lambda n: (f"{n.name}({', '.join(to_text(a) for a in n.args)})", ATOM),
     N.Equation: lambda n: (f"{n.lhs} = {to_text(n.rhs)}", ADD),
 }

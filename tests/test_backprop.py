@@ -1,0 +1,84 @@
+"""backprop of network modules: every gradient against finite differences of Σ dY ∘ f, with
+NumPy references written here (independent of indexcalc)."""
+import numpy as np
+import pytest
+
+from indexcalc import backprop
+
+from .conftest import finite_jacobian
+
+
+def softmax_rows(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def away(shape, rng):
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 1.3, size=shape)
+
+
+def onehot(shape, rng):
+    t = np.zeros(shape)
+    t[np.arange(shape[0]), rng.integers(0, shape[1], size=shape[0])] = 1.0
+    return t
+
+
+LIN = "X: S×M, W: N×M, b: 1×N"
+MODULES = [
+    # equation, wrt, where, shapes (output last as d<name>), reference of the right side
+    ("Y = X W^T + b", "W,b,X", LIN, {"X": (4, 3), "W": (2, 3), "b": (1, 2), "dY": (4, 2)},
+     lambda e: e["X"] @ e["W"].T + e["b"]),
+    ("Y = X W + b", "W,b,X", "X: S×M, W: M×N, b: 1×N", {"X": (4, 3), "W": (3, 2), "b": (1, 2), "dY": (4, 2)},
+     lambda e: e["X"] @ e["W"] + e["b"]),
+    ("Y = relu(X)", "X", None, {"X": (3, 4), "dY": (3, 4)}, lambda e: relu(e["X"])),
+    ("Y = sigmoid(X)", "X", None, {"X": (3, 4), "dY": (3, 4)}, lambda e: 1 / (1 + np.exp(-e["X"]))),
+    ("Y = tanh(X)", "X", None, {"X": (3, 4), "dY": (3, 4)}, lambda e: np.tanh(e["X"])),
+    ("Y = softmax(X)", "X", None, {"X": (3, 4), "dY": (3, 4)}, lambda e: softmax_rows(e["X"])),
+    ("Y = X + relu(X W1^T + b1) W2^T + b2", "X,W1,b1,W2,b2", "X: S×M, W1: H×M, b1: 1×H, W2: M×H, b2: 1×M",
+     {"X": (4, 3), "W1": (5, 3), "b1": (1, 5), "W2": (3, 5), "b2": (1, 3), "dY": (4, 3)},
+     lambda e: e["X"] + relu(e["X"] @ e["W1"].T + e["b1"]) @ e["W2"].T + e["b2"]),
+    ("a = conv(h, w)", "h,w", "h: d, w: k", {"h": (7,), "w": (3,), "da": (5,)},
+     lambda e: np.correlate(e["h"], e["w"], "valid")),
+    ("a = conv_full(h, w)", "h,w", "h: d, w: k", {"h": (6,), "w": (3,), "da": (8,)},
+     lambda e: np.correlate(e["h"], e["w"], "full")),
+    ("a = conv(relu(h), flip(w))", "h,w", "h: d, w: k", {"h": (7,), "w": (3,), "da": (5,)},
+     lambda e: np.correlate(relu(e["h"]), e["w"][::-1], "valid")),
+]
+
+
+@pytest.mark.parametrize("eq,wrt,where,shapes,ref", MODULES, ids=[m[0] for m in MODULES])
+def test_module_gradients_match_finite_differences(eq, wrt, where, shapes, ref, rng):
+    d = backprop(eq, wrt, where)
+    up = "d" + eq.split("=")[0].strip()
+    env = {n: away(s, rng) for n, s in shapes.items()}
+    loss = lambda e: float(np.sum(e[up] * ref(e)))
+    for r in d.results:
+        got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)
+        want = finite_jacobian(loss, env, r.wrt)
+        assert got.shape == want.shape, (eq, r.wrt, r.numpy)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), (eq, r.wrt, r.numpy)
+
+
+def test_cross_entropy_loss_needs_no_upstream(rng):
+    d = backprop("L = -sum(T ∘ log(X)) / S", "X", "X: S×C, T: S×C")
+    X, T = rng.uniform(0.2, 1.0, size=(4, 3)), onehot((4, 3), rng)
+    got = eval(d.numpy, {"np": np, "X": X, "T": T})
+    want = finite_jacobian(lambda e: -np.sum(e["T"] * np.log(e["X"])) / 4, {"X": X, "T": T}, "X")
+    assert np.allclose(got, want, atol=1e-6)
+
+
+def test_seed_003_convolution_closed_forms():
+    """Seed 003, question 6: ∇h = ∇a ~* flip(w) for a valid convolution, ∇a * flip(w) for a full one."""
+    assert backprop("a = conv(h, w)", "h", "h: d, w: k").closed_form == "conv_full(da, flip(w))"
+    assert backprop("a = conv_full(h, w)", "h", "h: d, w: k").closed_form == "conv(da, flip(w))"
+    assert backprop("a = conv(h, w)", "w", "h: d, w: k").closed_form == "conv(h, da)"
+
+
+def test_seed_003_sift_over_a_shifted_index():
+    r = backprop("a = conv(h, w)", "h", "h: d, w: k").results[0]
+    kron = next(s for s in r.steps if s.rule == "kronecker")
+    assert "δ_{i,p+q-1}" in kron.text          # δ_{n,i+j-1} in the seed's letters
