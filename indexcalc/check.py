@@ -47,10 +47,10 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
         sizes = {k: int(v) for k, v in point.sizes.items()}
         want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
         got = evaluate(claimed, point.env2d, point.sizes)
-        want_shape = tuple(d_ if isinstance(d_, int) else point.sizes[d_] for d_ in layout)
+        want_shape = tuple(N.size_value(d_, point.sizes) for d_ in layout)
         if got.size != want.size or not _same_layout(claimed.shape, layout):
             reason = (f"the claim has shape {show_shape(claimed.shape)}, but the derivative by {wrt} has "
-                      f"the shape {show_shape(_as2(layout))}")
+                      f"the shape {show_shape(_as2(layout))}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
                             "expected_shape": list(want_shape), "claimed": None, "actual": None})

@@ -36,6 +36,9 @@ def derive_json(d, command="derive", extra=None) -> str:
 
 
 def derive_text(d) -> str:
+    from .fold import folded_forms
+    from .printing.text import to_text
+    folded = folded_forms(d)
     lines = []
     decl = ", ".join(f"{n}: {_shape_words(v.shape)}" for n, v in d.variables.items())
     for r in d.results:
@@ -47,6 +50,9 @@ def derive_text(d) -> str:
         lines.append("")
         if r.closed is not None:
             lines.append(f"closed form:  {r.closed_form}")
+            if r.wrt in folded:
+                lines.append(f"with {d.output}:       {to_text(folded[r.wrt])}   "
+                             f"(the module's cached output, {d.output} = {to_text(d.rhs)})")
             lines.append(f"shape:        {_shape_words(r.closed.shape)}"
                          + (f", the shape of {r.wrt}" if r.order == 1 and d.tree.is_scalar else ""))
         else:

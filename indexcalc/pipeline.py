@@ -76,6 +76,8 @@ class Derivation:
     tree: N.Node
     variables: object
     results: list
+    rhs: N.Node | None = None          # backprop: the typed right side of `Y = f(...)`
+    output: str | None = None          # backprop: Y
 
     @property
     def closed_form(self):
@@ -118,13 +120,17 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if rhs.is_scalar:
-        return _derive_typed(equation, rhs, variables, names, 1, seed)
+        d = _derive_typed(equation, rhs, variables, names, 1, seed)
+        d.rhs, d.output = rhs, tree.lhs
+        return d
     up = "d" + tree.lhs
     if up in variables:
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
     loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
     typed, variables = infer(loss, decls, extra={up: rhs.shape})
-    return _derive_typed(equation, typed, variables, names, 1, seed)
+    d = _derive_typed(equation, typed, variables, names, 1, seed)
+    d.rhs, d.output = typed.a.b, tree.lhs          # typed = sum(dY ∘ rhs)
+    return d
 
 
 def _derive_typed(expr, typed, variables, names, order, seed) -> Derivation:

@@ -22,8 +22,11 @@ def py_name(name: str) -> str:
 
 
 class NumpyPrinter:
-    def __init__(self, variables):
+    def __init__(self, variables, helpers=None):
+        """helpers: names of functions the surrounding code defines ({"softmax": "_softmax"}),
+        used instead of a self-contained expression (generated modules have them)."""
         self.variables = variables
+        self.helpers = dict(helpers or {})
         self.size_code = {}
         for name, v in variables.items():
             for axis, d in enumerate(v.array_shape):
@@ -62,6 +65,12 @@ class NumpyPrinter:
 
     def column(self, node, into_shape):
         """An operand of an element-wise operation with a result of shape into_shape."""
+        spread = _spread(node)
+        if spread is not None and into_shape[0] != 1 and into_shape[1] != 1:
+            v, axis = spread                   # v 1ᵀ ∘ A broadcasts v; no outer product is built
+            c, nd = self.wrap(v)
+            if nd == 1:
+                return (f"{c}[:, None]" if axis == 0 else f"{c}[None, :]"), 2
         c, nd = self.wrap(node)
         r, k = node.shape
         R, K = into_shape
@@ -115,7 +124,39 @@ def _num(P, n: N.Num):
     return (str(v.numerator) if v.denominator == 1 else f"({v.numerator} / {v.denominator})"), 0
 
 
+def _spread(node):
+    """(v, axis) when node is v 1ᵀ (axis 0: v down the rows) or 1 vᵀ (axis 1), else None."""
+    if isinstance(node, N.MatMul):
+        if isinstance(node.b, N.Transpose) and isinstance(node.b.a, N.Ones) and node.a.shape[1] == 1:
+            return node.a, 0
+        if isinstance(node.a, N.Ones) and isinstance(node.b, N.Transpose) and node.b.shape[0] == 1:
+            return node.b.a, 1
+    return None
+
+
+def _is_ones_row(node):
+    return isinstance(node, N.Transpose) and isinstance(node.a, N.Ones)
+
+
 def _matmul(P: NumpyPrinter, n: N.MatMul):
+    # without building what the product only broadcasts or sums: diag(v) A = v[:, None] * A,
+    # A 1 = row sums, 1ᵀ A = column sums
+    if isinstance(n.a, N.DiagMat) and n.b.shape[1] != 1:
+        (v, nv), (b, nb) = P.wrap(n.a.a), P.wrap(n.b)
+        if nv == 1 and nb == 2:
+            return f"{v}[:, None] * {b}", 2
+    if isinstance(n.b, N.DiagMat) and n.a.shape[0] != 1:
+        (a, na), (v, nv) = P.wrap(n.a), P.wrap(n.b.a)
+        if nv == 1 and na == 2:
+            return f"{a} * {v}[None, :]", 2
+    if isinstance(n.b, N.Ones):
+        a, na = P.wrap(n.a)
+        if na == 2:
+            return f"{a}.sum(axis=1)", 1           # the method: no np.sum dispatch overhead
+    if _is_ones_row(n.a):
+        b, nb = P.wrap(n.b)
+        if nb == 2:
+            return f"{b}.sum(axis=0, keepdims=True)", 2
     (a, na), (b, nb) = P.wrap(n.a), P.wrap(n.b)
     inner = n.a.shape[1]
     if inner == 1 and n.shape != N.SCALAR:
@@ -173,6 +214,8 @@ def _sum_axis(P, n: N.SumAxis):
 
 def _softmax(P, n):
     c, na = P.p(n.a)
+    if "softmax" in P.helpers:
+        return f"{P.helpers['softmax']}({c})", na
     z = "np.exp(z - np.max(z, axis=-1, keepdims=True))"
     return f"(lambda z: {z} / np.sum({z}, axis=-1, keepdims=True))({c})", na
 

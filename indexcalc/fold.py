@@ -1,0 +1,135 @@
+"""Closed forms of a module's gradients, as a module uses them: in terms of its output.
+
+A module caches what its forward pass computed, so a backward pass reads `Y` rather than
+recomputing `softmax(X)`. `fold` rewrites a verified closed form:
+
+  1. the output:   every subtree equal to the right side of `Y = f(...)` becomes `Y`;
+  2. assumptions:  `T 1 = 1` (rows of T sum to one) replaces `T 1` by `1`;
+  3. tidying:      diag(1) = I, I A = A, diag(v) A = (v 1ᵀ) ∘ A, and a factor common to the
+                   Hadamard products of a sum is pulled out: A ∘ B - C ∘ B = (A - C) ∘ B.
+
+Each rule is one function in RULES. The result is checked numerically against the unfolded
+closed form (with `Y` bound to the forward value) before it is used.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import nodes as N
+from .closed import T, had, mm
+from .errors import IndexCalcError, VerificationError
+from .evaluate import evaluate
+
+
+def replace_subtree(node: N.Node, old: N.Node, new: N.Node) -> N.Node:
+    if node == old:
+        return new
+    return _rebuild(node, lambda c: replace_subtree(c, old, new))
+
+
+def _rebuild(node: N.Node, f) -> N.Node:
+    from dataclasses import fields, replace
+    changes = {}
+    for fl in fields(node):
+        v = getattr(node, fl.name)
+        if isinstance(v, N.Node):
+            changes[fl.name] = f(v)
+    return replace(node, **changes) if changes else node
+
+
+# ---- tidying rules, applied bottom-up -------------------------------------------------------
+def _diag_of_ones(node):
+    if isinstance(node, N.DiagMat) and isinstance(node.a, N.Ones):
+        return N.Identity(node.shape)
+    return None
+
+
+def _product(node):
+    if isinstance(node, N.MatMul):
+        if isinstance(node.a, N.DiagMat) and node.b.shape[1] != 1:
+            v = node.a.a
+            return had(mm(v, T(N.Ones((node.b.shape[1], 1)))), node.b)
+        out = mm(node.a, node.b)
+        return out if out != node else None
+    return None
+
+
+def _hadamard_factor(node):
+    """A ∘ B ± C ∘ B -> (A ± C) ∘ B for a factor B common to both sides (by equality)."""
+    if not isinstance(node, (N.Add, N.Sub)):
+        return None
+    a, b = node.a, node.b
+    if not (isinstance(a, N.Hadamard) and isinstance(b, N.Hadamard)):
+        return None
+    for common in (a.a, a.b):
+        if common in (b.a, b.b):
+            ra = a.b if a.a == common else a.a
+            rb = b.b if b.a == common else b.a
+            inner = type(node)(ra, rb, node.shape)
+            return N.Hadamard(common, inner, node.shape)
+    return None
+
+
+RULES = [_diag_of_ones, _product, _hadamard_factor]
+
+
+def tidy(node: N.Node) -> N.Node:
+    node = _rebuild(node, tidy)
+    for rule in RULES:
+        out = rule(node)
+        if out is not None:
+            return tidy(out) if out != node else out
+    return node
+
+
+# ---- the fold ---------------------------------------------------------------------------------
+def fold(closed: N.Node, rhs: N.Node, output: str, assumptions=()) -> N.Node:
+    """The closed form with the module's output named; assumptions as (typed lhs, typed rhs)."""
+    out = replace_subtree(closed, rhs, N.Sym(output, rhs.shape))
+    for lhs, value in assumptions:
+        out = replace_subtree(out, lhs, value)
+    return tidy(out)
+
+
+def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, assumptions=()):
+    """The folded form equals the closed form at the point (Y bound to its forward value)."""
+    env = dict(point.env2d)
+    for lhs, value in assumptions:
+        _satisfy(env, lhs, value, point)
+    env[output] = evaluate(rhs, env, point.sizes)
+    try:
+        want = evaluate(closed, env, point.sizes)
+        got = evaluate(folded, env, point.sizes)
+    except (KeyError, ValueError, np.linalg.LinAlgError) as e:
+        raise IndexCalcError(f"cannot evaluate the folded form: {e}") from None
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-8, atol=1e-10):
+        raise VerificationError("indexcalc bug: the gradient written with the module's output "
+                                "differs from the verified closed form; no answer is shown")
+
+
+def _satisfy(env, lhs, value, point):
+    """Make the sampled variables satisfy `T 1 = 1`: rows of T scaled to sum to one."""
+    if isinstance(lhs, N.MatMul) and isinstance(lhs.a, N.Sym) and isinstance(lhs.b, N.Ones) \
+            and isinstance(value, N.Ones):
+        t = np.abs(env[lhs.a.name]) + 0.1
+        env[lhs.a.name] = t / t.sum(axis=1, keepdims=True)
+        return
+    raise IndexCalcError("only assumptions of the form `T 1 = 1` (rows sum to one) are supported")
+
+
+def folded_forms(d) -> dict:
+    """For a backprop derivation: {wrt: the closed form in terms of the output}, where writing
+    it with the output changes it; each one checked numerically."""
+    from . import verify as V
+    if d.rhs is None or d.output is None:
+        return {}
+    point = V.sample(d.tree, d.variables, np.random.default_rng(11))
+    out = {}
+    for r in d.results:
+        if r.closed is None:
+            continue
+        folded = fold(r.closed, d.rhs, d.output)
+        if folded != r.closed:
+            check_fold(folded, r.closed, d.rhs, d.output, point)
+            out[r.wrt] = folded
+    return out
