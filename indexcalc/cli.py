@@ -40,11 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--answer", required=True)
     c.add_argument("--where")
     c.add_argument("--format", default="text", choices=["text", "json"])
-    for name in ("solve", "codegen"):
-        s = sub.add_parser(name, help="not available yet")
-        s.add_argument("problem_file")
-        s.add_argument("--format", default="text")
-        s.add_argument("-o", dest="out")
+    s = sub.add_parser("solve", help="not available yet")
+    s.add_argument("problem_file")
+    s.add_argument("--format", default="text")
+    s.add_argument("-o", dest="out")
+    g = sub.add_parser("codegen", help="NumPy modules (forward, backward, gradients) from a problem file")
+    g.add_argument("problem_file")
+    g.add_argument("-o", dest="out", help="output file (default: standard output)")
     return ap
 
 
@@ -103,6 +105,16 @@ def run(argv) -> int:
             if v.counterexample and v.counterexample.get("values"):
                 print("counterexample values: " + json.dumps(v.counterexample["values"]))
         return 0 if v.correct else 1
+    if args.command == "codegen":
+        from .codegen import generate
+        code = generate(args.problem_file)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(code)
+            print(f"wrote {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(code)
+        return 0
     raise IndexCalcError(f"`indexcalc {args.command}` is not available in this version yet")
 
 

@@ -1,0 +1,114 @@
+"""codegen: modules_generated.py is what problems/mlp.toml generates, is deterministic, passes
+ruff, and every module's backward agrees with finite differences of its forward."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from indexcalc.codegen import generate
+
+from .conftest import finite_jacobian
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROBLEMS = os.path.join(ROOT, "problems", "mlp.toml")
+
+
+@pytest.fixture(scope="module")
+def code():
+    return generate(PROBLEMS)
+
+
+@pytest.fixture(scope="module")
+def m(code, tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "modules_generated.py"
+    path.write_text(code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("modules_generated_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generating_twice_gives_the_same_bytes_and_the_committed_file(code):
+    assert generate(PROBLEMS) == code
+    with open(os.path.join(ROOT, "modules_generated.py"), encoding="utf-8") as f:
+        assert f.read() == code, "modules_generated.py is stale: run indexcalc codegen problems/mlp.toml -o modules_generated.py"
+
+
+def test_generated_file_passes_ruff(tmp_path, code):
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    path = tmp_path / "modules_generated.py"
+    path.write_text(code, encoding="utf-8")
+    p = subprocess.run([ruff, "check", "--isolated", str(path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def check_module(layer, x, rng, params=()):
+    """Backward of Σ dout ∘ forward against central differences, for the input and the params."""
+    y = layer.forward(x)
+    dout = rng.normal(size=y.shape)
+    dx = layer.backward(dout)
+    want = finite_jacobian(lambda e: np.sum(dout * layer.forward(e["x"])), {"x": x}, "x")
+    assert np.allclose(dx, want, rtol=1e-5, atol=1e-7)
+    for key in params:
+        original = layer.params[key].copy()
+
+        def f(e):
+            layer.params[key] = e["p"]
+            return np.sum(dout * layer.forward(x))
+        want = finite_jacobian(f, {"p": original}, "p")
+        layer.params[key] = original
+        assert np.allclose(layer.grads[key], want, rtol=1e-5, atol=1e-7), key
+
+
+@pytest.mark.parametrize("S,M,N", [(1, 3, 2), (5, 4, 3), (7, 2, 6)])
+def test_linear_module(m, S, M, N, rng):
+    layer = m.LinearModule(M, N)
+    layer.params["bias"] = rng.normal(size=(1, N))
+    check_module(layer, rng.normal(size=(S, M)), rng, params=("weight", "bias"))
+    assert layer.params["weight"].shape == (N, M) and layer.grads["bias"].shape == (1, N)
+
+
+@pytest.mark.parametrize("name", ["ReLUModule", "SigmoidModule", "TanhModule", "SoftMaxModule"])
+@pytest.mark.parametrize("shape", [(1, 4), (6, 3)])
+def test_activation_modules(m, name, shape, rng):
+    x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
+    check_module(getattr(m, name)(), x, rng)
+
+
+def test_softmax_forward_is_stable(m):
+    y = m.SoftMaxModule().forward(np.array([[1000.0, 1000.0, -1000.0]]))
+    assert np.all(np.isfinite(y)) and np.allclose(y, [[0.5, 0.5, 0.0]])
+
+
+def test_cross_entropy_labels_or_one_hot(m, rng):
+    x = rng.uniform(0.1, 1.0, size=(5, 4))
+    labels = rng.integers(0, 4, size=5)
+    onehot = np.eye(4)[labels]
+    ce = m.CrossEntropyModule()
+    assert np.isclose(ce.forward(x, labels), ce.forward(x, onehot))
+    want = finite_jacobian(lambda e: ce.forward(e["x"], labels), {"x": x}, "x")
+    assert np.allclose(ce.backward(x, labels), want, atol=1e-7)
+    assert np.allclose(ce.backward(x, onehot), want, atol=1e-7)
+
+
+def test_codegen_cli_writes_the_file(tmp_path):
+    out = tmp_path / "modules_generated.py"
+    p = subprocess.run([sys.executable, "-m", "indexcalc", "codegen", PROBLEMS, "-o", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text(encoding="utf-8") == generate(PROBLEMS)
+
+
+def test_train_mlp_reaches_95_percent(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn", reason="the demo needs scikit-learn (CI installs it)")
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("train_mlp", os.path.join(ROOT, "examples", "train_mlp.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--plot", str(tmp_path / "loss.png")]) >= 0.95
