@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("equation")
     b.add_argument("--wrt", required=True)
     b.add_argument("--where")
+    b.add_argument("--assume", action="append", default=[],
+                   help='e.g. "T 1 = 1" (rows of T sum to one): the text output also gives the '
+                        "gradient simplified under it, checked numerically")
     b.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
     c = sub.add_parser("check", help="is a claimed derivative right?")
     c.add_argument("expr")
@@ -90,6 +93,10 @@ def run(argv) -> int:
         if args.format == "json":
             extra = {"at": _at(d, at, "json")} if at else None
             print(output.derive_json(d, args.command, extra))
+        elif args.format == "text" and args.command == "backprop":
+            from .codegen import assumptions
+            from .shapes import parse_decls
+            sys.stdout.write(output.derive_text(d, assumptions(args.assume, parse_decls(args.where))))
         else:
             sys.stdout.write(output.FORMATS[args.format](d))
             if at:

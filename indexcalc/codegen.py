@@ -79,12 +79,14 @@ def assumptions(texts, decls):
     """`T 1 = 1` -> [(typed T 1, typed 1)]."""
     out = []
     for text in texts or ():
-        tree = parse(text)
-        if not isinstance(tree, N.Equation):
+        if text.count("=") != 1:
             raise IndexCalcError(f"an assumption is an equation such as `T 1 = 1`, not {text!r}")
         lhs_text, rhs_text = text.split("=", 1)
-        lhs, _ = infer(parse(lhs_text), decls)
-        value, _ = infer(parse(rhs_text), decls, expect=lhs.shape)
+        try:
+            lhs, _ = infer(parse(lhs_text), decls)
+            value, _ = infer(parse(rhs_text), decls, expect=lhs.shape)
+        except IndexCalcError as e:
+            raise IndexCalcError(f"the assumption {text.strip()!r}: {e}") from None
         out.append((lhs, value))
     return out
 

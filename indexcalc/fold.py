@@ -117,9 +117,9 @@ def _satisfy(env, lhs, value, point):
     raise IndexCalcError("only assumptions of the form `T 1 = 1` (rows sum to one) are supported")
 
 
-def folded_forms(d) -> dict:
-    """For a backprop derivation: {wrt: the closed form in terms of the output}, where writing
-    it with the output changes it; each one checked numerically."""
+def folded_forms(d, assumed=()) -> dict:
+    """For a backprop derivation: {wrt: the closed form in terms of the output (and under the
+    assumptions)}, where that changes it; each one checked numerically."""
     from . import verify as V
     if d.rhs is None or d.output is None:
         return {}
@@ -128,8 +128,8 @@ def folded_forms(d) -> dict:
     for r in d.results:
         if r.closed is None:
             continue
-        folded = fold(r.closed, d.rhs, d.output)
+        folded = fold(r.closed, d.rhs, d.output, assumed)
         if folded != r.closed:
-            check_fold(folded, r.closed, d.rhs, d.output, point)
+            check_fold(folded, r.closed, d.rhs, d.output, point, assumed)
             out[r.wrt] = folded
     return out

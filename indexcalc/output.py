@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from . import nodes as N
+
 from .printing.latex import symbol, to_latex
 from .shapes import show_shape
 
@@ -35,10 +37,10 @@ def derive_json(d, command="derive", extra=None) -> str:
     return json.dumps(out, ensure_ascii=False, indent=2)
 
 
-def derive_text(d) -> str:
+def derive_text(d, assume=None) -> str:
     from .fold import folded_forms
     from .printing.text import to_text
-    folded = folded_forms(d)
+    folded = folded_forms(d, assume or ())
     lines = []
     decl = ", ".join(f"{n}: {_shape_words(v.shape)}" for n, v in d.variables.items())
     for r in d.results:
@@ -51,8 +53,13 @@ def derive_text(d) -> str:
         if r.closed is not None:
             lines.append(f"closed form:  {r.closed_form}")
             if r.wrt in folded:
-                lines.append(f"with {d.output}:       {to_text(folded[r.wrt])}   "
-                             f"(the module's cached output, {d.output} = {to_text(d.rhs)})")
+                f = folded[r.wrt]
+                given = ", ".join(f"{to_text(a)} = {to_text(b)}" for a, b in (assume or ()))
+                if N.contains(f, d.output):
+                    where = f"{d.output} = {to_text(d.rhs)}" + (f", {given}" if given else "")
+                    lines.append(f"written with {d.output}: {to_text(f)}   (where {where})")
+                else:
+                    lines.append(f"if {given}: {to_text(f)}")
             lines.append(f"shape:        {_shape_words(r.closed.shape)}"
                          + (f", the shape of {r.wrt}" if r.order == 1 and d.tree.is_scalar else ""))
         else:

@@ -82,3 +82,21 @@ def test_seed_003_sift_over_a_shifted_index():
     r = backprop("a = conv(h, w)", "h", "h: d, w: k").results[0]
     kron = next(s for s in r.steps if s.rule == "kronecker")
     assert "δ_{i,p+q-1}" in kron.text          # δ_{n,i+j-1} in the seed's letters
+
+
+def test_softmax_backward_written_with_the_output(capsys):
+    from indexcalc.cli import main
+    assert main(["backprop", "Y = softmax(X)", "--wrt", "X"]) == 0
+    assert "written with Y: Y ∘ (dY - (Y ∘ dY) 1 1^T)" in capsys.readouterr().out
+
+
+def test_softmax_cross_entropy_under_rows_summing_to_one(capsys, rng):
+    """(softmax(X) - T)/S holds when T 1 = 1; the general form holds for any T."""
+    from indexcalc.cli import main
+    argv = ["backprop", "L = -sum(T ∘ log(softmax(X))) / S", "--wrt", "X", "--where", "X: S×C, T: S×C"]
+    assert main(argv + ["--assume", "T 1 = 1"]) == 0
+    assert "if T 1 = 1: (softmax(X) - T) / S" in capsys.readouterr().out
+    X, T = rng.normal(size=(4, 3)), onehot((4, 3), rng)
+    want = finite_jacobian(lambda e: -np.sum(e["T"] * np.log(softmax_rows(e["X"]))) / 4, {"X": X, "T": T}, "X")
+    assert np.allclose((softmax_rows(X) - T) / 4, want, atol=1e-7)
+    assert main(argv + ["--assume", "T = 1"]) == 2
