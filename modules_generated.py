@@ -24,7 +24,17 @@ def _one_hot(y, shape):
     return t
 
 
-class LinearModule:
+class _Module:
+    """What every module shares: the cache of its forward pass."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def clear_cache(self):
+        self._cache = {}
+
+
+class LinearModule(_Module):
     """Y = X W^T + b  (problem `linear`)"""
 
     def __init__(self, in_features, out_features, input_layer=False):
@@ -34,7 +44,7 @@ class LinearModule:
             "bias": np.zeros((1, out_features)),
         }
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
-        self._cache = {}
+        super().__init__()
 
     def forward(self, x):
         X = x
@@ -56,15 +66,9 @@ class LinearModule:
         # ∂L/∂X = dY W
         return dY @ W
 
-    def clear_cache(self):
-        self._cache = {}
 
-
-class ReLUModule:
+class ReLUModule(_Module):
     """Y = relu(X)  (problem `relu`)"""
-
-    def __init__(self):
-        self._cache = {}
 
     def forward(self, x):
         X = x
@@ -79,15 +83,9 @@ class ReLUModule:
         # ∂L/∂X = H(X) ∘ dY
         return np.heaviside(X, 0.5) * dY
 
-    def clear_cache(self):
-        self._cache = {}
 
-
-class SigmoidModule:
+class SigmoidModule(_Module):
     """Y = sigmoid(X)  (problem `sigmoid`)"""
-
-    def __init__(self):
-        self._cache = {}
 
     def forward(self, x):
         X = x
@@ -102,15 +100,9 @@ class SigmoidModule:
         # ∂L/∂X = dY ∘ (Y - Y .^ 2)
         return dY * (Y - (Y ** 2))
 
-    def clear_cache(self):
-        self._cache = {}
 
-
-class TanhModule:
+class TanhModule(_Module):
     """Y = tanh(X)  (problem `tanh`)"""
-
-    def __init__(self):
-        self._cache = {}
 
     def forward(self, x):
         X = x
@@ -125,15 +117,9 @@ class TanhModule:
         # ∂L/∂X = dY - Y .^ 2 ∘ dY
         return dY - ((Y ** 2) * dY)
 
-    def clear_cache(self):
-        self._cache = {}
 
-
-class SoftMaxModule:
+class SoftMaxModule(_Module):
     """Y = softmax(X)  (problem `softmax`)"""
-
-    def __init__(self):
-        self._cache = {}
 
     def forward(self, x):
         X = x
@@ -148,15 +134,9 @@ class SoftMaxModule:
         # ∂L/∂X = Y ∘ (dY - (Y ∘ dY) 1 1^T)
         return Y * (dY - (Y * dY).sum(axis=1)[:, None])
 
-    def clear_cache(self):
-        self._cache = {}
 
-
-class CrossEntropyModule:
+class CrossEntropyModule(_Module):
     """L = -sum(T ∘ log(X)) / S  (problem `cross_entropy`)"""
-
-    def __init__(self):
-        self._cache = {}
 
     def forward(self, x, y):
         """L = -sum(T ∘ log(X)) / S; y: integer labels or one-hot rows."""
@@ -170,6 +150,3 @@ class CrossEntropyModule:
         T = _one_hot(y, x.shape)
         # ∂L/∂X = -(T ⊘ X) / S
         return (-(T / X)) / T.shape[0]
-
-    def clear_cache(self):
-        self._cache = {}

@@ -94,7 +94,7 @@ def run(argv) -> int:
             extra = {"at": _at(d, at, "json")} if at else None
             print(output.derive_json(d, args.command, extra))
         elif args.format == "text" and args.command == "backprop":
-            from .codegen import assumptions
+            from .fold import assumptions
             from .shapes import parse_decls
             sys.stdout.write(output.derive_text(d, assumptions(args.assume, parse_decls(args.where))))
         else:

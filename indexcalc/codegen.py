@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,10 @@ import numpy as np
 from . import nodes as N
 from . import verify as V
 from .errors import IndexCalcError
-from .fold import check_fold, fold
-from .parse import parse
+from .fold import assumptions, check_fold, fold
 from .printing.numpy_code import NumpyPrinter
 from .printing.text import to_text
-from .shapes import Variable, Variables, infer, parse_decls
+from .shapes import Variable, Variables, parse_decls
 
 TEMPLATE = "modules_generated.py.j2"
 HELPERS = {"softmax": "_softmax"}      # functions the template defines
@@ -45,17 +44,21 @@ class Module:
     output: str
     target: str | None
     forward: str
-    params: dict              # key -> variable
-    param_shapes: dict        # key -> (rows expr, cols expr) in constructor arguments
-    init: dict
-    sizes: dict               # size name -> constructor argument
-    gradients: list = field(default_factory=list)
-    locals_forward: list = field(default_factory=list)
-    locals_backward: list = field(default_factory=list)
-    cache: list = field(default_factory=list)
-    init_code: dict = field(default_factory=dict)
-    uses_std: bool = False
-    key_of: dict = field(default_factory=dict)
+    params: dict              # key in params/grads -> variable
+    args: list                # the constructor's size arguments (in_features, out_features)
+    init_code: dict           # key -> NumPy code that creates the parameter
+    gradients: list
+    locals_forward: list      # parameters the forward pass reads
+    locals_backward: list     # cached values and parameters the backward pass reads
+    cache: list               # what forward stores for backward
+
+    @property
+    def uses_std(self) -> bool:
+        return any("std" in code for code in self.init_code.values())
+
+    @property
+    def key_of(self) -> dict:
+        return {var: key for key, var in self.params.items()}
 
 
 # how a parameter starts: Kaiming-normal weights (1/in for the input layer), zero biases
@@ -75,71 +78,54 @@ def load(path) -> dict:
         raise IndexCalcError(f"{path} is not valid TOML: {e}") from None
 
 
-def assumptions(texts, decls):
-    """`T 1 = 1` -> [(typed T 1, typed 1)]."""
-    out = []
-    for text in texts or ():
-        if text.count("=") != 1:
-            raise IndexCalcError(f"an assumption is an equation such as `T 1 = 1`, not {text!r}")
-        lhs_text, rhs_text = text.split("=", 1)
-        try:
-            lhs, _ = infer(parse(lhs_text), decls)
-            value, _ = infer(parse(rhs_text), decls, expect=lhs.shape)
-        except IndexCalcError as e:
-            raise IndexCalcError(f"the assumption {text.strip()!r}: {e}") from None
-        out.append((lhs, value))
-    return out
-
-
 def build_module(problem: dict) -> Module:
     from .pipeline import backprop
     spec = problem["module"]
-    eq, where = problem["equation"], problem.get("where")
-    decls = parse_decls(where)
+    cls, eq, where = spec["class"], problem["equation"], problem.get("where")
     params = dict(spec.get("params", {}))
     inp, target = spec["input"], spec.get("target")
-    wrt = list(params.values()) + [inp]
-    d = backprop(eq, ",".join(wrt), where)
+    d = backprop(eq, list(params.values()) + [inp], where)
     out = d.output
     if d.rhs.is_scalar and target is None:
-        raise IndexCalcError(f"{spec['class']}: a loss module needs `target` (the targets' variable)")
-    variables = Variables(dict(d.variables.table), d.variables.sizes)
-    variables.table[out] = Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)
+        raise IndexCalcError(f"{cls}: a loss module needs `target` (the targets' variable)")
+    variables = Variables({**d.variables.table, out: Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)},
+                          d.variables.sizes)
     printer = NumpyPrinter(variables, helpers=HELPERS)
-    assumed = assumptions(problem.get("assume"), decls)
+    assumed = assumptions(problem.get("assume"), parse_decls(where))
     point = V.sample(d.tree, d.variables, np.random.default_rng(7))
-    forward = printer.code(d.rhs, N.kind_of(d.rhs.shape))
-    m = Module(spec["class"], problem["id"], eq, inp, out, target, forward, params, {},
-               dict(spec.get("init", {})), dict(spec.get("sizes", {})))
-    key_of = {v: k for k, v in params.items()}
+    key_of = {var: key for key, var in params.items()}
+    gradients = []
     for r in d.results:
         if r.closed is None:
-            raise IndexCalcError(f"{spec['class']}: ∂L/∂{r.wrt} has no closed form to generate code from")
+            raise IndexCalcError(f"{cls}: ∂L/∂{r.wrt} has no closed form to generate code from")
         folded = fold(r.closed, d.rhs, out, assumed)
         check_fold(folded, r.closed, d.rhs, out, point, assumed)
-        kind = variables[r.wrt].kind
-        m.gradients.append(Gradient(key_of.get(r.wrt, "return"), r.wrt, to_text(folded),
-                                    printer.code(folded, kind)))
-    m.key_of = key_of
+        gradients.append(Gradient(key_of.get(r.wrt, "return"), r.wrt, to_text(folded),
+                                  printer.code(folded, variables[r.wrt].kind)))
+    forward = printer.code(d.rhs, N.kind_of(d.rhs.shape))
+    backward = " ".join(g.code for g in gradients)
+    locals_backward = [n for n in [inp, out, *params.values()] if _uses(backward, n)]
+    return Module(cls, problem["id"], eq, inp, out, target, forward, params,
+                  list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables), gradients,
+                  [n for n in params.values() if _uses(forward, n)], locals_backward,
+                  [n for n in (inp, out) if n in locals_backward])
+
+
+def _init_code(cls, spec, params, variables) -> dict:
+    """Each parameter's creation, its sizes named by the constructor's arguments (`sizes`)."""
+    sizes, init = spec.get("sizes", {}), spec.get("init", {})
+    out = {}
     for key, var in params.items():
         shape = variables[var].array_shape
-        dims = tuple(d if isinstance(d, int) else m.sizes.get(d) for d in shape)
+        dims = [d if isinstance(d, int) else sizes.get(d) for d in shape]
         if None in dims:
-            raise IndexCalcError(f"{spec['class']}: give every size of {var} a constructor argument in "
+            raise IndexCalcError(f"{cls}: give every size of {var} a constructor argument in "
                                  f"`sizes` (the shape is {shape})")
-        m.param_shapes[key] = dims
-        how = m.init.get(key, "zeros")
+        how = init.get(key, "zeros")
         if how not in INIT:
-            raise IndexCalcError(f"{spec['class']}: unknown init {how!r} (known: {', '.join(INIT)})")
-        m.init_code[key] = INIT[how](", ".join(map(str, dims)))
-        m.uses_std |= how == "normal"
-    names = [inp] + ([target] if target else []) + list(params.values())
-    m.locals_forward = [n for n in names if _uses(m.forward, n)]
-    codes = " ".join(g.code for g in m.gradients)
-    m.locals_backward = [n for n in [inp, out] + ([target] if target else []) + list(params.values())
-                         if _uses(codes, n)]
-    m.cache = [n for n in (inp, out) if n in m.locals_backward]
-    return m
+            raise IndexCalcError(f"{cls}: unknown init {how!r} (known: {', '.join(INIT)})")
+        out[key] = INIT[how](", ".join(map(str, dims)))
+    return out
 
 
 def _uses(code: str, name: str) -> bool:

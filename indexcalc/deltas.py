@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import DUMMY_POOL, IndexContext, replace
+from .index_form import DUMMY_POOL, IndexContext, replace, runs_over
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ class Normalizer:
         syms = [s for s in value.free_symbols if s in ranges]
         if len(syms) != 1 or ranges[syms[0]] != ranges[d]:
             return False
-        v = syms[0]
-        return sp.expand(value - (self.ctx.size(ranges[d]) + 1 - v)) == 0
+        return runs_over(value, syms[0], self.ctx.size(ranges[d]))
 
     def _bounded(self, d, factors, skip) -> bool:
         return any(isinstance(f, sp.Indexed) and d in f.indices

@@ -24,17 +24,35 @@ from .evaluate import evaluate
 def replace_subtree(node: N.Node, old: N.Node, new: N.Node) -> N.Node:
     if node == old:
         return new
-    return _rebuild(node, lambda c: replace_subtree(c, old, new))
+    return node.map_children(lambda c: replace_subtree(c, old, new))
 
 
-def _rebuild(node: N.Node, f) -> N.Node:
-    from dataclasses import fields, replace
-    changes = {}
-    for fl in fields(node):
-        v = getattr(node, fl.name)
-        if isinstance(v, N.Node):
-            changes[fl.name] = f(v)
-    return replace(node, **changes) if changes else node
+# ---- assumptions --------------------------------------------------------------------------
+def assumptions(texts, decls) -> list:
+    """`T 1 = 1` -> [(typed T 1, typed 1)]. Only "rows sum to one" is supported: the check
+    must be able to draw values that satisfy an assumption (see _satisfy)."""
+    from .parse import parse
+    from .shapes import infer
+    out = []
+    for text in texts or ():
+        if text.count("=") != 1:
+            raise IndexCalcError(f"an assumption is an equation such as `T 1 = 1`, not {text!r}")
+        lhs_text, rhs_text = text.split("=", 1)
+        try:
+            lhs, _ = infer(parse(lhs_text), decls)
+            value, _ = infer(parse(rhs_text), decls, expect=lhs.shape)
+        except IndexCalcError as e:
+            raise IndexCalcError(f"the assumption {text.strip()!r}: {e}") from None
+        if not _rows_sum_to_one(lhs, value):
+            raise IndexCalcError(f"the assumption {text.strip()!r} is not supported: only `T 1 = 1` "
+                                 "(the rows of a matrix sum to one) is")
+        out.append((lhs, value))
+    return out
+
+
+def _rows_sum_to_one(lhs, value) -> bool:
+    return (isinstance(lhs, N.MatMul) and isinstance(lhs.a, N.Sym) and isinstance(lhs.b, N.Ones)
+            and isinstance(value, N.Ones))
 
 
 # ---- tidying rules, applied bottom-up -------------------------------------------------------
@@ -74,7 +92,7 @@ RULES = [_diag_of_ones, _product, _hadamard_factor]
 
 
 def tidy(node: N.Node) -> N.Node:
-    node = _rebuild(node, tidy)
+    node = node.map_children(tidy)
     for rule in RULES:
         out = rule(node)
         if out is not None:
@@ -95,7 +113,7 @@ def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, 
     """The folded form equals the closed form at the point (Y bound to its forward value)."""
     env = dict(point.env2d)
     for lhs, value in assumptions:
-        _satisfy(env, lhs, value, point)
+        _satisfy(env, lhs)
     env[output] = evaluate(rhs, env, point.sizes)
     try:
         want = evaluate(closed, env, point.sizes)
@@ -107,14 +125,10 @@ def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, 
                                 "differs from the verified closed form; no answer is shown")
 
 
-def _satisfy(env, lhs, value, point):
+def _satisfy(env, lhs):
     """Make the sampled variables satisfy `T 1 = 1`: rows of T scaled to sum to one."""
-    if isinstance(lhs, N.MatMul) and isinstance(lhs.a, N.Sym) and isinstance(lhs.b, N.Ones) \
-            and isinstance(value, N.Ones):
-        t = np.abs(env[lhs.a.name]) + 0.1
-        env[lhs.a.name] = t / t.sum(axis=1, keepdims=True)
-        return
-    raise IndexCalcError("only assumptions of the form `T 1 = 1` (rows sum to one) are supported")
+    t = np.abs(env[lhs.a.name]) + 0.1
+    env[lhs.a.name] = t / t.sum(axis=1, keepdims=True)
 
 
 def folded_forms(d, assumed=()) -> dict:

@@ -222,11 +222,15 @@ def _conv(ctx, node: N.Conv, idx):
 
 def _zero_padded(node) -> bool:
     """Whether the index form of node's entries is 0 outside its range (x_{d+1} = 0)."""
-    if isinstance(node, N.Transpose):
-        return _zero_padded(node.a)
-    if isinstance(node, N.Flip):
+    if isinstance(node, (N.Transpose, N.Flip)):
         return _zero_padded(node.a)
     return isinstance(node, N.Sym)
+
+
+def runs_over(expr, index, size) -> bool:
+    """Whether expr runs over exactly 1..size as `index` runs over its range, 1..size: it is
+    the index itself, or the index flipped (size + 1 - index)."""
+    return expr == index or sp.expand(expr - (size + 1 - index)) == 0
 
 
 def _flip(ctx, node: N.Flip, idx):

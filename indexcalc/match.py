@@ -24,7 +24,7 @@ from . import functions as F
 from . import nodes as N
 from .closed import T, combine, had, mm
 from .deltas import Normalizer, Term
-from .index_form import IndexContext, full_index
+from .index_form import IndexContext, full_index, runs_over
 
 
 class NoMatch(Exception):
@@ -61,12 +61,15 @@ class Matcher:
         return N.Ones((self.ctx.ranges[index], 1))
 
     # ---- operands
+    def node_of(self, base: sp.IndexedBase) -> N.Node:
+        """The node an IndexedBase stands for: an atom (inverse, softmax, ...) or a variable."""
+        name = base.label.name
+        node = self.ctx.atoms.get(name)
+        return node if node is not None else N.Sym(name, self.ctx.variables[name].shape)
+
     def operand(self, f, order):
         if isinstance(f, sp.Indexed):
-            name = f.base.label.name
-            node = self.ctx.atoms.get(name)
-            if node is None:
-                node = N.Sym(name, self.ctx.variables[name].shape)
+            node = self.node_of(f.base)
             return _oriented(node, full_index(node.shape, f.indices))
         if isinstance(f, sp.KroneckerDelta):
             a, b = f.args
@@ -92,7 +95,7 @@ class Matcher:
 
     # ---- one term
     def term(self, t: Term, free: tuple):
-        if any(_arithmetic(f) for f in t.factors):
+        if any(has_index_arithmetic(f) for f in t.factors):
             return t.coeff, convolution(self, t, free)
         order = list(free) + list(t.dummies)
         ops = [list(self.operand(f, order)) for f in t.factors]
@@ -104,7 +107,7 @@ class Matcher:
         return t.coeff, node
 
 
-def _arithmetic(f) -> bool:
+def has_index_arithmetic(f) -> bool:
     """Whether a factor is indexed by an expression (x_{n+j-1}) rather than by index symbols."""
     return any(isinstance(a, sp.Indexed) and any(not i.is_Symbol for i in a.indices)
                for a in sp.preorder_traversal(f))
@@ -137,7 +140,7 @@ def convolution(M: Matcher, t: Term, free: tuple) -> N.Node:
 
     def covers(node, idx):        # as j runs over its range, idx runs over all of node's entries
         n = size(node.shape[0])
-        return sp.expand(n - Rj) == 0 and (idx == j or sp.expand(idx - (n + 1 - j)) == 0)
+        return sp.expand(n - Rj) == 0 and runs_over(idx, j, n)
 
     if not (covers(A, a) or covers(B, b)):     # else Σ_j would miss entries of both factors
         raise NoMatch
@@ -172,14 +175,9 @@ def convolution(M: Matcher, t: Term, free: tuple) -> N.Node:
 def _vector_factor(M: Matcher, f):
     """(column-vector node, its index expression) of a factor with one index."""
     if isinstance(f, sp.Indexed) and len(f.indices) == 1:
-        name = f.base.label.name
-        node = M.ctx.atoms.get(name)
-        if node is None:
-            node = N.Sym(name, M.ctx.variables[name].shape)
-        if node.shape[1] != 1:
-            node = T(node)
+        node, _ = M.operand(f, [])                 # a row vector comes transposed
         return node, f.indices[0]
-    if _arithmetic(f):
+    if has_index_arithmetic(f):
         # an element-wise expression of vectors at one shifted index, relu(h_{i+p-1}):
         # matched at a plain index, then shifted back
         inner = [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
@@ -187,8 +185,7 @@ def _vector_factor(M: Matcher, f):
         if len(shifts) != 1 or len(next(iter(shifts))) != 1:
             raise NoMatch
         (alpha,) = next(iter(shifts))
-        base = inner[0].base.label.name
-        node = M.ctx.atoms.get(base) or N.Sym(base, M.ctx.variables[base].shape)
+        node = M.node_of(inner[0].base)
         s = M.ctx.fresh(node.shape[0] if node.shape[1] == 1 else node.shape[1])
         plain = f.xreplace({a: a.base[s] for a in inner})
         node, _ = M.operand(plain, [s])

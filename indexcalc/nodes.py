@@ -80,6 +80,13 @@ class Node:
             c for f in fields(self) if isinstance(getattr(self, f.name), tuple)
             for c in getattr(self, f.name) if isinstance(c, Node))
 
+    def map_children(self, f) -> "Node":
+        """A copy with f applied to every child node (the node itself when nothing changes)."""
+        changes = {fl.name: f(getattr(self, fl.name)) for fl in fields(self)
+                   if isinstance(getattr(self, fl.name), Node)}
+        changes = {k: v for k, v in changes.items() if v is not getattr(self, k)}
+        return replace(self, **changes) if changes else self
+
     def with_shape(self, shape: Shape) -> "Node":
         return replace(self, shape=shape)
 

@@ -14,7 +14,7 @@ from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
 from .index_form import IndexContext
-from .match import _arithmetic, Matcher
+from .match import Matcher, has_index_arithmetic
 from .parse import parse
 from .printing.index import index_latex, index_text
 from .printing.latex import to_latex
@@ -94,9 +94,7 @@ class Derivation:
 
 def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int = 0) -> Derivation:
     """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y")."""
-    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
-    if not names:
-        raise IndexCalcError("--wrt names no variable")
+    names = _names(wrt)
     if order not in (1, 2):
         raise UnsupportedError(f"--order {order}: only first and second derivatives are supported")
     tree = parse(expr)
@@ -111,7 +109,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     """For `Y = f(X, W, ...)` inside a network with scalar loss L: ∂L/∂V for each V in terms of
     the upstream gradient dY = ∂L/∂Y, i.e. the derivative of Σ_ij dY_ij f_ij. A left side that
     is a scalar (the loss itself, `L = ...`) needs no upstream."""
-    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    names = _names(wrt)
     tree = parse(equation)
     if not isinstance(tree, N.Equation):
         raise IndexCalcError("backprop takes an equation such as `Y = X W^T + b` (the left side names the output)")
@@ -131,6 +129,14 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     d = _derive_typed(equation, typed, variables, names, 1, seed)
     d.rhs, d.output = typed.a.b, tree.lhs          # typed = sum(dY ∘ rhs)
     return d
+
+
+def _names(wrt) -> list:
+    """`wrt` as a list of names: "x", "W,b,X" or a list."""
+    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    if not names:
+        raise IndexCalcError("--wrt names no variable")
+    return names
 
 
 def _derive_typed(expr, typed, variables, names, order, seed) -> Derivation:
@@ -237,7 +243,7 @@ def _code(R, closed, terms, free, layout):
     kind = _kind_of_layout(layout)
     if closed is not None and kind is not None:
         return R.numpy.code(closed, kind)
-    if any(_arithmetic(f) for t in terms for f in t.factors):
+    if any(has_index_arithmetic(f) for t in terms for f in t.factors):
         raise UnsupportedError(
             "this derivative needs index arithmetic that is not one conv/conv_full of two vectors "
             "(each term may sum over one index); its index form is "
@@ -257,7 +263,7 @@ def _closed_value(R, closed, layout):
     def fn(point):
         from .evaluate import evaluate
         v = evaluate(closed, point.env2d, point.sizes)
-        return np.reshape(v, tuple(d if isinstance(d, int) else point.sizes[d] for d in layout))
+        return np.reshape(v, tuple(N.size_value(d, point.sizes) for d in layout))
     return fn
 
 
@@ -268,7 +274,7 @@ def _roundtrip(R, closed, layout):
         decls = {name: v.shape for name, v in R.variables.items()}
         tree, _ = infer(parse(to_text(closed)), decls, expect=closed.shape)
         v = evaluate(tree, point.env2d, point.sizes)
-        return np.reshape(v, tuple(d if isinstance(d, int) else point.sizes[d] for d in layout))
+        return np.reshape(v, tuple(N.size_value(d, point.sizes) for d in layout))
     return fn
 
 

@@ -149,7 +149,7 @@ class _Sizes:
         """diff = 0 for computed sizes: fine if diff is 0, or fixes its one unknown size."""
         if diff == 0:
             return True
-        if isinstance(diff, str) or not isinstance(diff, N.LinSize):
+        if not isinstance(diff, N.LinSize):
             raise ShapeError(why())
         unknown = [(n, c) for n, c in diff.terms if _unknown(n)]
         if len(unknown) != 1 or abs(unknown[0][1]) != 1:

@@ -84,10 +84,19 @@ def test_seed_003_sift_over_a_shifted_index():
     assert "δ_{i,p+q-1}" in kron.text          # δ_{n,i+j-1} in the seed's letters
 
 
-def test_softmax_backward_written_with_the_output(capsys):
+def test_softmax_backward_written_with_the_output(capsys, rng):
+    """The folded form reads as the issue writes it, and its numbers are the gradient's."""
     from indexcalc.cli import main
+    from indexcalc.evaluate import evaluate
+    from indexcalc.fold import folded_forms
     assert main(["backprop", "Y = softmax(X)", "--wrt", "X"]) == 0
     assert "written with Y: Y ∘ (dY - (Y ∘ dY) 1 1^T)" in capsys.readouterr().out
+    d = backprop("Y = softmax(X)", "X")
+    X, dY = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    sizes = {"n": 4, "m": 3}
+    got = evaluate(folded_forms(d)["X"], {"X": X, "dY": dY, "Y": softmax_rows(X)}, sizes)
+    want = finite_jacobian(lambda e: np.sum(e["dY"] * softmax_rows(e["X"])), {"X": X, "dY": dY}, "X")
+    assert np.allclose(got, want, atol=1e-7)
 
 
 def test_softmax_cross_entropy_under_rows_summing_to_one(capsys, rng):

@@ -37,7 +37,7 @@ class NumpyPrinter:
         if isinstance(d, int):
             return str(d)
         if isinstance(d, N.LinSize):
-            return "(" + str(d.map(lambda name: _Code(self.size(name)))) + ")"
+            return "(" + str(d.map(self.size)) + ")"          # names become X.shape[k]
         return self.size_code.get(d, d)
 
     # ---- closed forms
@@ -77,13 +77,6 @@ class NumpyPrinter:
         if nd == 1 and k == 1 and r != 1 and K != 1:
             return f"{c}[:, None]", 2
         return c, nd
-
-
-class _Code(str):
-    """A piece of code standing in for a size name inside a LinSize (prints as itself)."""
-
-    def __lt__(self, other):
-        return str(self) < str(other)
 
 
 def _conv(P, n: N.Conv):
