@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from . import nodes as N
 
@@ -74,40 +75,128 @@ def derive_text(d, assume=None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def latex_document_body(d, inline=False) -> str:
-    r = d.results[0]
-    return r.latex if inline else derive_latex(d)
-
-
-# the rows of the LaTeX derivation: index steps chain as "&= ..." under the derivative they
-# compute; the closed form is a new equation in matrix notation
+# ---- LaTeX ---------------------------------------------------------------------------------
+# The rows of a derivation: index steps chain as "&= ..." under the derivative they compute; a
+# step with its own left side (the chain rule, the indexed output) starts a new equation. The
+# last closed form is not a row: it is boxed below the derivation.
 _NOT_A_ROW = {"index"}
+LINE_WIDTH = 64          # about what fits beside the left side on an A4 page at 11pt
 
 
-def _matrix_lhs(var, order):
-    return (fr"\frac{{\partial f}}{{\partial {var}}}" if order == 1
-            else fr"\frac{{\partial^2 f}}{{\partial {var}^2}}")
+def matrix_lhs(name, var, order=1) -> str:
+    return (fr"\frac{{\partial {name}}}{{\partial {var}}}" if order == 1
+            else fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}")
+
+
+def derivation_rows(d, r) -> list:
+    """[(lhs, rhs, note)] of one result's derivation, in LaTeX; lhs "" continues the equation."""
+    var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
+    steps = [s for s in r.steps if s.rule not in _NOT_A_ROW]
+    if steps and steps[-1].rule == "closed form":
+        steps = steps[:-1]
+    rows, order = [], 1
+    for s in steps:
+        if s.rule == "second derivative":
+            order = 2
+        lhs = matrix_lhs(d.name, var, order) if s.rule == "closed form" else s.lhs
+        rows.append((lhs, s.latex, s.note))
+    return rows
+
+
+def answer_latex(d, r) -> tuple:
+    """(left side, right side) of the boxed answer: the closed form, or the index form."""
+    var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
+    if r.closed is not None:
+        return matrix_lhs(d.name, var, r.order), to_latex(r.closed)
+    return _index_lhs(r), r.index_latex
+
+
+def _index_lhs(r):
+    first = next((s for s in r.steps if s.rule == "differentiate"), None)
+    return first.lhs if first is not None else ""
+
+
+def align_rows(rows, env="align*") -> str:
+    """An align environment; a long right side is broken at its top-level + and - signs."""
+    lines = []
+    for lhs, rhs, note in rows:
+        pieces = break_sum(rhs)
+        first = f"  {lhs} &= {pieces[0]}"
+        if note:
+            first += fr" \tag*{{$\text{{by }} {note}$}}"
+        lines.append(first)
+        lines += [fr"  &\quad {p}" for p in pieces[1:]]
+    return f"\\begin{{{env}}}\n" + " \\\\\n".join(lines) + f"\n\\end{{{env}}}"
+
+
+def _top_level_terms(s: str) -> list:
+    """Split a LaTeX sum at + and - outside braces and \\left ... \\right."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        if s.startswith(r"\left", i):
+            depth, i = depth + 1, i + 5
+            continue
+        if s.startswith(r"\right", i):
+            depth, i = depth - 1, i + 6
+            continue
+        c = s[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif depth == 0 and c in "+-" and s[i - 1:i] == " " and s[i + 1:i + 2] == " " and i > start:
+            out.append(s[start:i].strip())
+            start = i
+        i += 1
+    out.append(s[start:].strip())
+    return [t for t in out if t]
+
+
+def visible_width(s: str) -> float:
+    """A rough width of typeset LaTeX, in characters: fractions count their wider part,
+    sub- and superscripts a little over half."""
+    s = re.sub(r"\\(left|right|mathbf|mathrm|operatorname|mathbb)\b", "", s)
+    s = s.replace(r"\,", "").replace(r"\quad", "xx")
+    for _ in range(4):
+        s = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: "x" * max(len(m[1]), len(m[2])), s)
+        s = re.sub(r"[_^]\{([^{}]*)\}", lambda m: "x" * (len(m[1]) * 6 // 10 + 1), s)
+    s = re.sub(r"\\[a-zA-Z]+", "x", s)
+    return len(s.replace("{", "").replace("}", "").replace(" ", "")) * 1.0 + s.count(" ") * 0.3
+
+
+def break_sum(s: str, width: float = LINE_WIDTH) -> list:
+    """A long sum as lines of at most `width`, each starting with its sign."""
+    terms = _top_level_terms(s)
+    if len(terms) < 2 or visible_width(s) <= width:
+        return [s]
+    lines, cur = [], ""
+    for t in terms:
+        if cur and visible_width(cur + " " + t) > width:
+            lines.append(cur)
+            cur = t
+        else:
+            cur = f"{cur} {t}".strip()
+    lines.append(cur)
+    return lines
+
+
+def derivation_aligned(d) -> str:
+    """Every result's rows and its answer in one `aligned` block (for Jupyter's MathJax)."""
+    blocks = []
+    for r in d.results:
+        lhs, rhs = answer_latex(d, r)
+        rows = derivation_rows(d, r) + [(lhs, fr"\boxed{{{rhs}}}", "")]
+        blocks.append(align_rows(rows, env="aligned").replace(r"\tag*{$\text{by } ", r"\quad\text{by }\ ")
+                      .replace("$}", ""))
+    return r" \\[1ex] ".join(blocks) if len(blocks) > 1 else blocks[0]
 
 
 def derive_latex(d) -> str:
     out = []
     for r in d.results:
-        var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
-        rows = []
-        order = 1
-        for s in r.steps:
-            if s.rule in _NOT_A_ROW or not s.latex:
-                continue
-            if s.rule == "second derivative":
-                order = 2
-            lhs = _matrix_lhs(var, order) if s.rule == "closed form" else s.lhs
-            note = fr" && \text{{by }} {s.note}" if s.note else ""
-            rows.append(f"  {lhs} &= {s.latex}{note}")
-        out.append(r"\begin{align*}")
-        out.append(" \\\\\n".join(rows))
-        out.append(r"\end{align*}")
-        body = to_latex(r.closed) if r.closed is not None else r.index_latex
-        out.append(fr"\[ \boxed{{{_matrix_lhs(var, r.order)} = {body}}} \]")
+        out.append(align_rows(derivation_rows(d, r)))
+        lhs, rhs = answer_latex(d, r)
+        out.append(fr"\[ \boxed{{{lhs} = {rhs}}} \]")
     return "\n".join(out) + "\n"
 
 

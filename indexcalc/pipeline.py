@@ -78,6 +78,7 @@ class Derivation:
     results: list
     rhs: N.Node | None = None          # backprop: the typed right side of `Y = f(...)`
     output: str | None = None          # backprop: Y
+    name: str = "f"                    # what the steps call the differentiated object (L, p, f)
 
     @property
     def closed_form(self):
@@ -88,21 +89,33 @@ class Derivation:
         return self.results[0].numpy
 
     def _repr_latex_(self):
-        from .output import latex_document_body
-        return "$" + latex_document_body(self, inline=True) + "$"
+        """Jupyter shows the derivation: the steps and the boxed closed form, in MathJax."""
+        from .output import derivation_aligned
+        return "$$" + derivation_aligned(self) + "$$"
 
 
-def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int = 0) -> Derivation:
-    """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y")."""
+def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int = 0,
+           jacobian: bool = False) -> Derivation:
+    """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y").
+    With `jacobian=True`, `expr` may be an equation `p = softmax(x)`: the derivative of its
+    right side, named by its left side in the steps and, where it helps, in the closed form."""
     names = _names(wrt)
     if order not in (1, 2):
         raise UnsupportedError(f"--order {order}: only first and second derivatives are supported")
     tree = parse(expr)
+    output = None
     if isinstance(tree, N.Equation):
-        raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`; "
-                               "`derive` takes an expression")
+        if not jacobian:
+            raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`; "
+                                   "`derive` takes an expression")
+        output, tree = tree.lhs, tree.rhs
     typed, variables = infer(tree, parse_decls(where))
-    return _derive_typed(expr, typed, variables, names, order, seed)
+    if output is not None and output in variables:
+        raise IndexCalcError(f"the output {output} also appears on the right side")
+    d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f")
+    if output is not None:
+        d.rhs, d.output = typed, output
+    return d
 
 
 def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Derivation:
@@ -118,7 +131,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if rhs.is_scalar:
-        d = _derive_typed(equation, rhs, variables, names, 1, seed)
+        d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs)
         d.rhs, d.output = rhs, tree.lhs
         return d
     up = "d" + tree.lhs
@@ -126,7 +139,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
     loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
     typed, variables = infer(loss, decls, extra={up: rhs.shape})
-    d = _derive_typed(equation, typed, variables, names, 1, seed)
+    d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs))
     d.rhs, d.output = typed.a.b, tree.lhs          # typed = sum(dY ∘ rhs)
     return d
 
@@ -139,14 +152,15 @@ def _names(wrt) -> list:
     return names
 
 
-def _derive_typed(expr, typed, variables, names, order, seed) -> Derivation:
+def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None) -> Derivation:
     results = []
-    for name in names:
-        if name not in variables:
-            raise IndexCalcError(f"{name!r} does not appear in {expr!r}, so there is nothing to "
+    for var in names:
+        if var not in variables:
+            raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
                                  f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})")
-        results.append(_derive_one(expr, typed, variables, name, order, np.random.default_rng(seed)))
-    return Derivation(expr, typed, variables, results)
+        results.append(_derive_one(expr, typed, variables, var, order, np.random.default_rng(seed),
+                                   name, upstream))
+    return Derivation(expr, typed, variables, results, name=name)
 
 
 class _Run:
@@ -168,15 +182,19 @@ class _Run:
         return lambda: index_latex(e, self.ctx, wrt)
 
 
-def _derive_one(expr, typed, variables, var, order, rng) -> Result:
+def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None) -> Result:
     R = _Run(typed, variables, var)
     steps: list[Step] = []
-    entry = R.ctx.entry(typed, R.out_idx)
     out_free = [i for i in R.out_idx if i is not None]
     var_free = [i for i in R.var_idx if i is not None]
     free = tuple(out_free + var_free)
-    steps += _steps_index(R, expr, out_free, var_free, entry)
-    lhs = steps[0].latex
+    if upstream:
+        entry, index_steps = _steps_chain(R, typed, var_free, upstream)
+    else:
+        entry = R.ctx.entry(typed, R.out_idx)
+        index_steps = _steps_index(R, expr, out_free, var_free, entry, name)
+    steps += index_steps
+    lhs = _lhs_latex(name, var, out_free, var_free)
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
@@ -201,7 +219,7 @@ def _derive_one(expr, typed, variables, var, order, rng) -> Result:
     result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps)
     _guard_first(R, result, layout, rng)
     if order == 2:
-        result = _second(R, result, terms, free, layout, rng)
+        result = _second(R, result, terms, free, layout, rng, name)
     return result
 
 
@@ -294,7 +312,7 @@ def _guard_first(R, result: Result, layout, rng):
     result.checked_sizes = dict(point.sizes)
 
 
-def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
+def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     """The derivative of the (verified) first derivative: the Hessian for a scalar."""
     import sympy as sp
     var = R.var
@@ -307,8 +325,8 @@ def _second(R, first: Result, terms, free1, layout1, rng) -> Result:
     sifted = _terms_expr(R, terms2)
     vi = "".join(map(str, [i for i in R.var_idx if i is not None]))
     vj = "".join(map(str, var_free2))
-    lhs = fr"\frac{{\partial^2 f}}{{\partial {var}_{{{vi}}} \partial {var}_{{{vj}}}}}" if vi else \
-        fr"\frac{{\partial^2 f}}{{\partial {var}^2}}"
+    lhs = fr"\frac{{\partial^2 {name}}}{{\partial {var}_{{{vi}}} \partial {var}_{{{vj}}}}}" if vi else \
+        fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}"
     steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted), lhs)]
     closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
@@ -347,19 +365,56 @@ def _delta_rule_latex(var, wrt_free):
     return fr"\partial {var}_{{{dummies}}} / \partial {var}_{{{wrt}}} = {deltas}"
 
 
-def _steps_index(R, expr, out_free, var_free, entry):
-    var = R.var
-    vi = "".join(map(str, var_free))
-    oi = "".join(map(str, out_free))
-    lhs_t = f"∂f_{oi}/∂{var}_{vi}" if out_free else f"∂f/∂{var}_{vi}" if vi else f"∂f/∂{var}"
-    lhs_l = (fr"\frac{{\partial f_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if out_free
-             else fr"\frac{{\partial f}}{{\partial {var}_{{{vi}}}}}")
+def _sub(indices) -> str:
+    return "".join(map(str, indices)) if all(len(str(i)) == 1 for i in indices) else ",".join(map(str, indices))
+
+
+def _lhs_latex(name, var, out_free, var_free):
+    """∂f_i/∂x_j, ∂L/∂W_ij: the left side of the index rows."""
+    top = f"{name}_{{{_sub(out_free)}}}" if out_free else name
+    bottom = f"{var}_{{{_sub(var_free)}}}" if var_free else var
+    return fr"\frac{{\partial {top}}}{{\partial {bottom}}}"
+
+
+def _lhs_text(name, var, out_free, var_free):
+    top = f"{name}_{_sub(out_free)}" if out_free else name
+    return f"∂{top}/∂{var}_{_sub(var_free)}" if var_free else f"∂{top}/∂{var}"
+
+
+def _steps_index(R, expr, out_free, var_free, entry, name):
+    oi = _sub(out_free)
     expanded_terms = R.nz.terms(entry)
     expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else entry
     return [
-        Step("index", f"f = {expr}; index the derivative: {lhs_t}", lhs_l),
-        Step("expand", f"f{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
-             f"f_{{{oi}}}" if oi else "f"),
+        Step("index", f"{name} = {expr}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
+             _lhs_latex(name, R.var, out_free, var_free)),
+        Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
+             f"{name}_{{{oi}}}" if oi else name),
+    ]
+
+
+def _steps_chain(R, typed, var_free, upstream):
+    """Backprop, as the seeds write it: the chain rule through the output Y, then Y indexed.
+    The entry is Σ_pq dY_pq Y_pq, built here (as ctx.entry of sum(dY ∘ rhs) would) so that
+    the rows share the output's indices p, q."""
+    up, out = upstream
+    rhs = typed.a.b
+    ps = tuple(R.ctx.fresh(d) if d != 1 else None for d in rhs.shape)
+    summed = [p for p in ps if p is not None]
+    body = R.ctx.entry(rhs, ps)
+    entry = R.ctx.sum(R.ctx.entry(typed.a.a, ps) * body, *summed)
+    var, oi, vi = R.var, _sub(summed), _sub(var_free)
+    dy_l = fr"\frac{{\partial L}}{{\partial {out}_{{{oi}}}}}" if oi else fr"\frac{{\partial L}}{{\partial {out}}}"
+    dyv_l = (fr"\frac{{\partial {out}_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if oi
+             else fr"\frac{{\partial {out}}}{{\partial {var}_{{{vi}}}}}")
+    sigma_l = fr"\sum_{{{','.join(map(str, summed))}}} " if summed else ""
+    sigma_t = f"Σ_{','.join(map(str, summed))} " if summed else ""
+    lhs_t = _lhs_text("L", var, [], var_free)
+    chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{var}_{vi}"
+    return entry, [
+        Step("index", f"{out} = {to_text(rhs)}; index the derivative: {lhs_t}", _lhs_latex("L", var, [], var_free)),
+        Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", var, [], var_free)),
+        Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out}_{{{oi}}}" if oi else out),
     ]
 
 
@@ -371,12 +426,35 @@ def _steps_match(R, terms, free, closed):
             c, node = R.matcher.term(t, free)
         except Exception:  # noqa: BLE001 - the whole result matched; a part may still be shown as is
             return [Step("closed form", to_text(closed), to_latex(closed))]
-        coeff = "" if c == 1 else ("-" if c == -1 else f"{c} ")
-        body = to_text(node) if node is not None else "1"
-        parts_t.append(f"{coeff}[{body}]_{idx}" if idx else f"{coeff}{body}")
-        parts_l.append(f"{coeff}\\left[{to_latex(node) if node is not None else '1'}\\right]_{{{idx}}}")
-    return [Step("matrix form", " + ".join(parts_t).replace("+ -", "- "), " + ".join(parts_l)),
+        body_t = to_text(node) if node is not None else "1"
+        body_l = to_latex(node) if node is not None else "1"
+        parts_t.append(_coeff_text(c) + (f"[{body_t}]_{idx}" if idx else body_t))
+        parts_l.append(_coeff_latex(c) + (f"\\left[{body_l}\\right]_{{{idx}}}" if idx else body_l))
+    return [Step("matrix form", _signed_join(parts_t), _signed_join(parts_l)),
             Step("closed form", to_text(closed), to_latex(closed))]
+
+
+def _coeff_text(c) -> str:
+    return "" if c == 1 else "-" if c == -1 else f"({c}) " if c.is_Add else f"{c} "
+
+
+def _coeff_latex(c) -> str:
+    import sympy as sp
+    if c == 1:
+        return ""
+    if c == -1:
+        return "-"
+    if c.could_extract_minus_sign():
+        return "-" + _coeff_latex(-c)
+    s = sp.latex(c)
+    return (f"\\left({s}\\right) " if c.is_Add else s + " ")
+
+
+def _signed_join(parts) -> str:
+    out = parts[0]
+    for p in parts[1:]:
+        out += f" - {p[1:].lstrip()}" if p.startswith("-") else f" + {p}"
+    return out
 
 
 def evaluate_at(d: Derivation, values: dict) -> dict:

@@ -62,6 +62,11 @@ class IndexText(StrPrinter):
         return f"{F.name_of(e.func)}({', '.join(self._print(a) for a in e.args)})"
 
 
+def is_upstream(name: str, variables) -> bool:
+    """`dY` (d + an upper-case name) is the upstream gradient ∂L/∂Y (SPEC §1)."""
+    return len(name) > 1 and name[0] == "d" and name[1].isupper() and name in variables
+
+
 class IndexLatex(LatexPrinter):
     printmethod = "_indexcalc_latex"
 
@@ -75,9 +80,12 @@ class IndexLatex(LatexPrinter):
 
     def _print_Indexed(self, e):
         name = e.base.label.name
+        sub = _joined(e.indices, braces=False)
+        if is_upstream(name, self.ctx.variables):            # dY_pq is ∂L/∂Y_pq
+            return fr"\frac{{\partial L}}{{\partial {name[1:]}_{{{sub}}}}}"
         atom = self._atom(name)
         base = (fr"\left[{atom}\right]" if atom is not None else name)
-        return f"{base}_{{{_joined(e.indices, braces=False)}}}"
+        return f"{base}_{{{sub}}}"
 
     def _print_Symbol(self, e, style="plain"):
         atom = self._atom(e.name)

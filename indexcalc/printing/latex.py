@@ -1,6 +1,7 @@
 """Closed forms -> LaTeX: bold matrices and vectors, ^\\top, \\circ, \\oslash, \\operatorname{tr}."""
 from __future__ import annotations
 
+import contextvars
 from fractions import Fraction
 
 from .. import nodes as N
@@ -10,8 +11,45 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
          "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
 
 
+# while set, the leaves (matrices, vectors, 1, I) print as their spaces: the shape check
+_AS_SPACES = contextvars.ContextVar("as_spaces", default=False)
+
+
 def to_latex(node: N.Node) -> str:
     return _p(node)[0]
+
+
+def space_latex(shape) -> str:
+    """ℝ^{S×N}; a column vector is ℝ^{n}, a scalar ℝ."""
+    dims = [str(d) for d in shape]
+    if tuple(shape) == N.SCALAR:
+        return r"\mathbb{R}"
+    if shape[1] == 1:
+        return fr"\mathbb{{R}}^{{{dims[0]}}}"
+    return fr"\mathbb{{R}}^{{{dims[0]} \times {dims[1]}}}"
+
+
+def shape_check_latex(node: N.Node) -> str:
+    """The seeds' shape check: (ℝ^{S×N})^⊤ ℝ^{S×M} ⟹ ℝ^{N×M}."""
+    token = _AS_SPACES.set(True)
+    try:
+        spaces = to_latex(node)
+    finally:
+        _AS_SPACES.reset(token)
+    return fr"{spaces} \implies {space_latex(node.shape)}"
+
+
+def _leaf(node, plain):
+    if _AS_SPACES.get() and node.shape != N.SCALAR:
+        return space_latex(node.shape), POSTFIX        # ℝ^{..} takes parentheses under ^⊤
+    return plain, ATOM
+
+
+def _sym(node):
+    s = symbol(node.name, node.shape == N.SCALAR)
+    if _AS_SPACES.get() and node.shape != N.SCALAR:
+        return _leaf(node, s)
+    return s, (POSTFIX if s.startswith(r"\frac") else ATOM)     # (∂L/∂Y)^⊤
 
 
 def _wrap(node, level):
@@ -60,7 +98,7 @@ def _juxt(n):
     else:
         flat(n)
     out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
-    return " ".join(out), JUXT
+    return (r" \cdot " if _AS_SPACES.get() else " ").join(out), JUXT
 
 
 def _call(name):
@@ -93,11 +131,11 @@ def _transpose(n):
 CONV_OP = {"valid": "*", "full": r"\mathbin{\tilde{*}}"}
 
 PRINTERS = {
-    N.Sym: lambda n: (symbol(n.name, n.shape == N.SCALAR), ATOM),
+    N.Sym: _sym,
     N.Size: lambda n: (n.name, ATOM),
     N.Num: lambda n: _num(n.value),
-    N.Ones: lambda n: (r"\mathbf{1}", ATOM),
-    N.Identity: lambda n: (r"\mathbf{I}", ATOM),
+    N.Ones: lambda n: _leaf(n, r"\mathbf{1}"),
+    N.Identity: lambda n: _leaf(n, r"\mathbf{I}"),
     N.MatMul: _juxt, N.ScalarMul: _juxt,
     N.Div: lambda n: (fr"\frac{{{to_latex(n.a)}}}{{{to_latex(n.s)}}}", ATOM),
     N.Add: lambda n: (f"{_wrap(n.a, ADD)} + {_wrap(n.b, TERM)}", ADD),
