@@ -15,6 +15,7 @@ EPILOG = """examples:
   indexcalc derive "x^T B x" --wrt x --order 2
   indexcalc backprop "Y = X W^T + b" --wrt W,b,X --where "X: S×M, W: N×M, b: 1×N"
   indexcalc check "x^T B x" --wrt x --answer "2 B x"
+  indexcalc solve problems/index_gymnastics.toml --format pdf -o solutions.pdf
 exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3 internal check failed"""
 
 
@@ -43,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--answer", required=True)
     c.add_argument("--where")
     c.add_argument("--format", default="text", choices=["text", "json"])
-    s = sub.add_parser("solve", help="not available yet")
+    s = sub.add_parser("solve", help="worked solutions of every problem in a problem file")
     s.add_argument("problem_file")
-    s.add_argument("--format", default="text")
-    s.add_argument("-o", dest="out")
+    s.add_argument("--format", default="text", choices=["text", "latex", "pdf"])
+    s.add_argument("-o", dest="out", help="output file (default: standard output; for pdf, "
+                                          "PROBLEM_FILE's name with .pdf)")
     g = sub.add_parser("codegen", help="NumPy modules (forward, backward, gradients) from a problem file")
     g.add_argument("problem_file")
     g.add_argument("-o", dest="out", help="output file (default: standard output)")
@@ -112,17 +114,42 @@ def run(argv) -> int:
             if v.counterexample and v.counterexample.get("values"):
                 print("counterexample values: " + json.dumps(v.counterexample["values"]))
         return 0 if v.correct else 1
+    if args.command == "solve":
+        return _solve(args)
     if args.command == "codegen":
         from .codegen import generate
-        code = generate(args.problem_file)
-        if args.out:
-            with open(args.out, "w", encoding="utf-8") as f:
-                f.write(code)
-            print(f"wrote {args.out}", file=sys.stderr)
-        else:
-            sys.stdout.write(code)
+        _write(args.out, generate(args.problem_file))
         return 0
     raise IndexCalcError(f"`indexcalc {args.command}` is not available in this version yet")
+
+
+def _solve(args) -> int:
+    from pathlib import Path
+    from . import solve as S
+    if args.format == "pdf" and S.latex_compiler() is None:     # say so before the work
+        S.compile_pdf("", None)
+    ps, solutions = S.solve(args.problem_file)
+    if args.format == "text":
+        _write(args.out, S.render_text(ps, solutions))
+    elif args.format == "latex":
+        _write(args.out, S.render_latex(ps, solutions))
+    else:
+        out = args.out or Path(args.problem_file).with_suffix(".pdf").name
+        S.compile_pdf(S.render_latex(ps, solutions), out)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _write(path, text):
+    if not path:
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise IndexCalcError(f"cannot write {path}: {e.strerror}") from None
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,6 @@ numerically, and the template gets one block of code per gradient.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from . import verify as V
 from .errors import IndexCalcError
 from .fold import assumptions, check_fold, fold
 from .printing.numpy_code import NumpyPrinter
+from .problems import Problem, load
 from .printing.text import to_text
 from .shapes import Variable, Variables, parse_decls
 
@@ -68,20 +68,12 @@ INIT = {
 }
 
 
-def load(path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise IndexCalcError(f"no problem file {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise IndexCalcError(f"{path} is not valid TOML: {e}") from None
-
-
-def build_module(problem: dict) -> Module:
+def build_module(problem: Problem) -> Module:
     from .pipeline import backprop
-    spec = problem["module"]
-    cls, eq, where = spec["class"], problem["equation"], problem.get("where")
+    spec = problem.module
+    cls, eq, where = spec["class"], problem.source, problem.where
+    if not problem.is_equation:
+        raise IndexCalcError(f"{cls}: a module problem needs an `equation` such as \"Y = X W^T + b\"")
     params = dict(spec.get("params", {}))
     inp, target = spec["input"], spec.get("target")
     d = backprop(eq, list(params.values()) + [inp], where)
@@ -91,7 +83,7 @@ def build_module(problem: dict) -> Module:
     variables = Variables({**d.variables.table, out: Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)},
                           d.variables.sizes)
     printer = NumpyPrinter(variables, helpers=HELPERS)
-    assumed = assumptions(problem.get("assume"), parse_decls(where))
+    assumed = assumptions(problem.assume, parse_decls(where))
     point = V.sample(d.tree, d.variables, np.random.default_rng(7))
     key_of = {var: key for key, var in params.items()}
     gradients = []
@@ -105,7 +97,7 @@ def build_module(problem: dict) -> Module:
     forward = printer.code(d.rhs, N.kind_of(d.rhs.shape))
     backward = " ".join(g.code for g in gradients)
     locals_backward = [n for n in [inp, out, *params.values()] if _uses(backward, n)]
-    return Module(cls, problem["id"], eq, inp, out, target, forward, params,
+    return Module(cls, problem.id, eq, inp, out, target, forward, params,
                   list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables), gradients,
                   [n for n in params.values() if _uses(forward, n)], locals_backward,
                   [n for n in (inp, out) if n in locals_backward])
@@ -132,18 +124,17 @@ def _uses(code: str, name: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", code) is not None
 
 
-def template_dir() -> Path:
+def template_dir(name: str = TEMPLATE) -> Path:
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "templates", here / "templates"):
-        if (candidate / TEMPLATE).exists():
+        if (candidate / name).exists():
             return candidate
-    raise IndexCalcError(f"cannot find the template {TEMPLATE} (looked in {here.parent / 'templates'})")
+    raise IndexCalcError(f"cannot find the template {name} (looked in {here.parent / 'templates'})")
 
 
 def generate(path) -> str:
     import jinja2
-    data = load(path)
-    modules = [build_module(p) for p in data.get("problem", []) if "module" in p]
+    modules = [build_module(p) for p in load(path).problems if p.module is not None]
     if not modules:
         raise IndexCalcError(f"{path} has no problem with a [problem.module] table")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),

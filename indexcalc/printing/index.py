@@ -8,8 +8,16 @@ from sympy.printing.str import StrPrinter
 
 from .. import functions as F
 from .. import nodes as N
+from ..diff import Partial
 from .latex import to_latex
 from .text import to_text
+
+
+def _summed(e):
+    """A sum's indices in the order the seeds write them (p, q, r), not SymPy's nesting order."""
+    from ..index_form import DUMMY_POOL
+    rank = {n: k for k, n in enumerate(DUMMY_POOL)}
+    return sorted((lim[0] for lim in e.limits), key=lambda i: (rank.get(i.name, len(rank)), i.name))
 
 
 def _joined(indices, sep="", braces=True):
@@ -49,7 +57,7 @@ class IndexText(StrPrinter):
         return f"δ_{_joined(e.args)}"
 
     def _print_Sum(self, e):
-        idx = _joined([lim[0] for lim in e.limits], ",")
+        idx = _joined(_summed(e), ",")
         return f"Σ_{idx} {self.parenthesize(e.function, 40)}"
 
     def _print_Partial(self, e):
@@ -96,8 +104,42 @@ class IndexLatex(LatexPrinter):
         return f"{s}^{{{exp}}}" if exp else s
 
     def _print_Sum(self, e):
-        idx = _joined([lim[0] for lim in e.limits], ",")
+        if e.function.could_extract_minus_sign():          # Σ_p (-a_p) is written -Σ_p a_p
+            return "-" + self._print_Sum(_negated_sum(e))
+        idx = _joined(_summed(e), ",")
         return fr"\sum_{{{idx}}} {self.parenthesize(e.function, 40)}"
+
+    def _print_Add(self, expr, order=None):
+        """a + Σ_p (-b_p) is written a - Σ_p b_p."""
+        args = [sp.Mul(-1, _negated_sum(t), evaluate=False)
+                if isinstance(t, sp.Sum) and t.function.could_extract_minus_sign() else t for t in expr.args]
+        if args == list(expr.args):
+            return super()._print_Add(expr, order)
+        tex = ""
+        for i, term in enumerate(args):
+            neg = term.could_extract_minus_sign() if not _is_neg_mul(term) else True
+            body = (term.args[1] if _is_neg_mul(term) else -term) if neg else term
+            tex += ("-" if neg else "") if i == 0 else (" - " if neg else " + ")
+            t = self._print(body)
+            tex += fr"\left({t}\right)" if self._needs_add_brackets(body) else t
+        return tex
+
+    def _print_Mul(self, expr):
+        """Kronecker deltas and ∂X_pq/∂X_ij after the other factors, as the seeds write them
+        (not inside a fraction's numerator)."""
+        tail = [f for f in expr.args if isinstance(f, (sp.KroneckerDelta, Partial))]
+        if not tail or len(tail) == len(expr.args):
+            return super()._print_Mul(expr)
+        rest = sp.Mul(*[f for f in expr.args if not isinstance(f, (sp.KroneckerDelta, Partial))])
+        tail_tex = " ".join(self._print(t) for t in tail)
+        if rest == 1:
+            return tail_tex
+        if rest == -1:
+            return "- " + tail_tex
+        head = self._print(rest)
+        if isinstance(rest, sp.Add):
+            head = fr"\left({head}\right)"
+        return f"{head} {tail_tex}"
 
     def _print_Partial(self, e):
         leaf = e.args[0]
@@ -117,6 +159,15 @@ class IndexLatex(LatexPrinter):
         else:
             s = fr"{head or (name if not name[0].isalpha() or len(name.rstrip(chr(39))) == 1 else chr(92) + 'operatorname{' + name + '}')}\left({arg}\right)"
         return f"{s}^{{{exp}}}" if exp else s
+
+
+def _negated_sum(e):
+    from ..index_form import make_sum
+    return make_sum(-e.function, e.limits)
+
+
+def _is_neg_mul(term) -> bool:
+    return isinstance(term, sp.Mul) and len(term.args) == 2 and term.args[0] == -1 and isinstance(term.args[1], sp.Sum)
 
 
 def index_text(expr, ctx, wrt_entry=None) -> str:

@@ -160,5 +160,12 @@ PRINTERS = {
 }
 
 
+# in the shape check these keep their structure; every other non-scalar node is a space
+STRUCTURAL = {N.MatMul, N.ScalarMul, N.Div, N.Add, N.Sub, N.Neg, N.Transpose, N.Hadamard, N.HadDiv,
+              N.Inverse, N.Sym, N.Ones, N.Identity, N.Num, N.Size}
+
+
 def _p(node):
+    if _AS_SPACES.get() and type(node) not in STRUCTURAL and node.shape != N.SCALAR:
+        return space_latex(node.shape), POSTFIX
     return PRINTERS[type(node)](node)

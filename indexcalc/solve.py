@@ -1,0 +1,307 @@
+"""`solve`: a problem file -> worked solutions (text, LaTeX, PDF).
+
+Each problem runs through the same pipeline as `derive`/`backprop`, so every answer written
+here has passed the numerical guard. A student's claimed answers are checked with `check`
+(finite differences of the problem itself) and, where wrong, shown with the counterexample
+and the right answer. The LaTeX document is rendered by one jinja2 template,
+`templates/solutions.tex.j2`; this module only prepares what the template prints.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import output
+from .check import Verdict, check
+from .errors import IndexCalcError, UnsupportedError
+from .fold import assumptions, folded_forms
+from .printing.latex import shape_check_latex, space_latex, symbol, to_latex
+from .printing.text import to_text
+from .problems import Problem, ProblemSet, load
+from .shapes import infer, parse_decls
+
+TEMPLATE = "solutions.tex.j2"
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended"
+
+
+@dataclass
+class Claim:
+    wrt: str
+    answer: str
+    verdict: Verdict | None
+    typed: object = None             # the claim as a typed tree, for printing
+    error: str = ""                  # the claim could not be read
+
+
+@dataclass
+class Solution:
+    problem: Problem
+    derivation: object = None
+    folded: dict = field(default_factory=dict)
+    assumed: list = field(default_factory=list)
+    claims: list = field(default_factory=list)
+    at: dict | None = None
+    unsupported: str = ""
+
+
+def run_problem(p: Problem) -> Solution:
+    from .pipeline import backprop, derive, evaluate_at
+    from .cli import parse_values
+    try:
+        if p.mode == "backprop":
+            d = backprop(p.source, p.wrt, p.where)
+        else:
+            d = derive(p.source, p.wrt, p.where, order=p.order, jacobian=p.mode == "jacobian")
+    except UnsupportedError as e:
+        return Solution(p, unsupported=str(e))
+    except IndexCalcError as e:
+        raise IndexCalcError(f"problem {p.id!r}: {e}") from None
+    s = Solution(p, d)
+    try:
+        s.assumed = assumptions(p.assume, parse_decls(p.where))
+        s.folded = folded_forms(d, s.assumed)
+        s.at = evaluate_at(d, parse_values(p.at)) if p.at else None
+    except IndexCalcError as e:
+        raise IndexCalcError(f"problem {p.id!r}: {e}") from None
+    s.claims = [_claim(p, d, wrt, answer) for wrt, answer in p.claim.items()]
+    return s
+
+
+def _claim(p, d, wrt, answer) -> Claim:
+    decls = {name: v.shape for name, v in d.variables.items()}
+    try:
+        from .parse import parse
+        typed, _ = infer(parse(answer), decls)
+        return Claim(wrt, answer, check(p.source, wrt, answer, p.where), typed)
+    except IndexCalcError as e:
+        return Claim(wrt, answer, None, error=str(e))
+
+
+def solve(path) -> tuple:
+    problems = load(path)
+    return problems, [run_problem(p) for p in problems.problems]
+
+
+# ---- text --------------------------------------------------------------------------------
+_PLAIN = [(r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbb\{R\}", "ℝ"), (r"\\partial\s*", "∂"),
+          (r"\\times", "×"), (r"\^\\top", "^T"), (r"\\top", "T"), (r"\\circ", "∘"), (r"\\oslash", "⊘"),
+          (r"\\sum", "Σ"), (r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2"), (r"\\operatorname\{([^{}]*)\}", r"\1"),
+          (r"\\(left|right)\b", ""), (r"\\[,;!]", " "), (r"\\sigma", "σ"), (r"\\delta", "δ"), (r"\\in\b", "∈"),
+          (r"\\text\{([^{}]*)\}", r"\1"), (r"\\log", "log"), (r"\\tilde\{\*\}", "*~"), (r"\\cdot", "·"),
+          (r"\\ldots|\\dots", "..."), (r"\\([A-Za-z]+)", r"\1"),
+          (r"([_^])\{([^{}]{2,})\}", r"\1(\2)"), (r"[{}$]", "")]
+
+
+def plain(latex: str) -> str:
+    """A LaTeX statement, readable in a terminal."""
+    s = latex
+    for pattern, repl in _PLAIN:
+        s = re.sub(pattern, repl, s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def render_text(ps: ProblemSet, solutions) -> str:
+    out = [ps.title, "=" * len(ps.title), ""]
+    for k, s in enumerate(solutions, 1):
+        p = s.problem
+        head = f"{k}. {p.title}  [{p.id}]"
+        out += [head, "-" * len(head), plain(p.statement), ""]
+        if s.unsupported:
+            out += [f"not supported: {s.unsupported}", ""]
+            continue
+        out.append(output.derive_text(s.derivation, s.assumed).rstrip())
+        if s.at:
+            out.append(f"at {p.at}:")
+            out.append(f"  value:  {_array_text(s.at['value'])}")
+            for wrt, v in s.at["derivatives"].items():
+                out.append(f"  d/d{wrt}:  {_array_text(v)}")
+        for c in s.claims:
+            if c.error:
+                out.append(f"claimed d/d{c.wrt} = {c.answer}: cannot be read: {c.error}")
+            else:
+                out.append(f"claimed d/d{c.wrt} = {c.answer}: {'RIGHT' if c.verdict.correct else 'WRONG'}, "
+                           + c.verdict.reason)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _array_text(v) -> str:
+    return np.array2string(np.asarray(v, dtype=float), precision=6, separator=", ").replace("\n", "")
+
+
+# ---- LaTeX ---------------------------------------------------------------------------------
+def _matrix_latex(v) -> str:
+    a = np.asarray(v, dtype=float)
+    fmt = lambda x: f"{x:.6g}"
+    if a.ndim == 0:
+        return fmt(float(a))
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        return r"\text{(an array of shape " + "\\times".join(map(str, a.shape)) + ")}"
+    rows = [" & ".join(fmt(x) for x in row) for row in a]
+    return r"\begin{pmatrix} " + r" \\ ".join(rows) + r" \end{pmatrix}"
+
+
+def _shapes_latex(d) -> str:
+    parts = []
+    for name, v in d.variables.items():
+        if name.startswith("d") and name[1:] == (d.output or ""):
+            continue
+        parts.append(f"{symbol(name, v.kind == 'scalar')} \\in {space_latex(v.shape)}")
+    return ",\\ ".join(parts)
+
+
+def _result_view(s: Solution, r) -> dict:
+    d = s.derivation
+    var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
+    lhs, rhs = output.answer_latex(d, r)
+    view = {
+        "heading": (fr"\partial^2 {d.name} / \partial {var}^2" if r.order == 2
+                    else fr"\partial {d.name} / \partial {var}"),
+        "intro": _intro(s, r),
+        "derivation": output.align_rows(output.derivation_rows(d, r)),
+        "answer": f"{lhs} = {rhs}", "closed": r.closed is not None,
+        "folded": None, "shape_check": None,
+        "sizes": ", ".join(f"{k} = {v}" for k, v in r.checked_sizes.items()),
+    }
+    if r.closed is not None:
+        view["shape_check"] = shape_check_latex(r.closed)
+        f = s.folded.get(r.wrt)
+        if f is not None:
+            given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)
+            if _mentions(f, d.output):
+                view["folded"] = (f"{lhs} = {to_latex(f)}",
+                                  f"where ${symbol(d.output, d.rhs.is_scalar)} = {to_latex(d.rhs)}$"
+                                  + (f" and ${given}$" if given else ""))
+            else:
+                view["folded"] = (f"{lhs} = {to_latex(f)}", f"when ${given}$")
+    return view
+
+
+def _mentions(node, name) -> bool:
+    from . import nodes as N
+    return name is not None and N.contains(node, name)
+
+
+def _intro(s: Solution, r) -> str:
+    d, mode = s.derivation, s.problem.mode
+    var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
+    if mode == "backprop" and d.output and not d.rhs.is_scalar:
+        return (fr"Apply the chain rule through ${symbol(d.output, False)}$ and index one entry of ${var}$; "
+                fr"then index the output, differentiate, and sift the Kronecker deltas.")
+    if r.order == 2:
+        return "Differentiate the gradient once more, entry by entry."
+    return "Index the derivative, expand the sums, differentiate, and sift the Kronecker deltas."
+
+
+def _claim_view(c: Claim, s: Solution) -> dict:
+    d = s.derivation
+    var = symbol(c.wrt, d.variables[c.wrt].kind == "scalar")
+    lhs = fr"\frac{{\partial {d.name}}}{{\partial {var}}}"
+    if c.error:
+        return {"claim": lhs + r" = \text{?}", "verdict": "unreadable", "reason": _tex_escape(c.error),
+                "answer": _tex_escape(c.answer), "counterexample": None, "expected": None}
+    v = c.verdict
+    r = next(r for r in d.results if r.wrt == c.wrt)
+    expected = output.answer_latex(d, r)[1]
+    ce = None
+    if not v.correct and v.counterexample and v.counterexample.get("entry"):
+        x = v.counterexample
+        entry = ",".join(str(i + 1) for i in x["entry"])
+        ce = {"sizes": ", ".join(f"{k} = {n}" for k, n in x["sizes"].items()), "entry": entry,
+              "claimed": f"{x['claimed']:.6g}", "actual": f"{x['actual']:.6g}"}
+    return {"claim": f"{lhs} = {to_latex(c.typed)}", "verdict": "right" if v.correct else "wrong",
+            "reason": _tex_escape(_shape_words(v.reason)), "answer": c.answer, "counterexample": ce,
+            "expected": f"{lhs} = {expected}"}
+
+
+def _shape_words(reason: str) -> str:
+    """The verdict's reason without the closed form at its end (the document shows it boxed)."""
+    return reason.split("; the derivative is")[0]
+
+
+def _tex_escape(text: str) -> str:
+    text = text.replace("\\", r"\textbackslash{}")
+    for ch in "&%$#_{}":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("×", r"$\times$").replace("^", r"\^{}").replace("~", r"\~{}")
+
+
+def problem_view(s: Solution) -> dict:
+    p = s.problem
+    view = {"id": p.id, "title": p.title, "statement": p.statement, "note": p.note,
+            "unsupported": _tex_escape(s.unsupported), "results": [], "claims": [], "at": None,
+            "shapes": "", "source": _tex_escape(p.source)}
+    if s.derivation is None:
+        return view
+    d = s.derivation
+    view["shapes"] = _shapes_latex(d)
+    view["results"] = [_result_view(s, r) for r in d.results]
+    view["claims"] = [_claim_view(c, s) for c in s.claims]
+    if s.at:
+        rows = []
+        if not (p.mode == "backprop" and not d.rhs.is_scalar):      # Σ dY ∘ Y is not a value to show
+            rows.append((symbol(d.name, True), _matrix_latex(s.at["value"])))
+        for wrt, v in s.at["derivatives"].items():
+            var = symbol(wrt, d.variables[wrt].kind == "scalar")
+            rows.append((fr"\frac{{\partial {d.name}}}{{\partial {var}}}", _matrix_latex(v)))
+        view["at"] = {"values": _tex_escape(p.at), "rows": rows}
+    return view
+
+
+def render_latex(ps: ProblemSet, solutions) -> str:
+    import jinja2
+    from .codegen import template_dir
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir(TEMPLATE))),
+        block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+        variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.get_template(TEMPLATE).render(
+        title=_tex_escape(ps.title), author=_tex_escape(ps.author), course=_tex_escape(ps.course),
+        source=_tex_escape(Path(ps.path).name), problems=[problem_view(s) for s in solutions])
+
+
+# ---- PDF -------------------------------------------------------------------------------------
+def latex_compiler() -> str | None:
+    return shutil.which("pdflatex")
+
+
+def compile_pdf(tex: str, out_path) -> None:
+    """Run pdflatex on the document; exit status 2 with a clear reason when it cannot."""
+    exe = latex_compiler()
+    if exe is None:
+        raise IndexCalcError("--format pdf needs pdflatex, and none is installed. Install TeX Live "
+                             f"(Debian/Ubuntu: apt-get install {TEX_PACKAGES}) or write LaTeX "
+                             "with --format latex")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "solutions.tex"
+        src.write_text(tex, encoding="utf-8")
+        try:
+            run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                                  src.name], cwd=tmp, capture_output=True, text=True,
+                                 encoding="utf-8", errors="replace", timeout=120)
+        except subprocess.TimeoutExpired:
+            raise IndexCalcError("pdflatex took more than two minutes; stopped") from None
+        pdf = Path(tmp) / "solutions.pdf"
+        if run.returncode != 0 or not pdf.exists():
+            raise IndexCalcError("pdflatex could not compile the solutions (a statement's LaTeX?):\n"
+                                 + latex_errors(run.stdout))
+        shutil.copyfile(pdf, out_path)
+
+
+def latex_errors(log: str) -> str:
+    """The error lines of a pdflatex log, with the line of the source they point at."""
+    lines = log.splitlines()
+    out = []
+    for k, line in enumerate(lines):
+        if line.startswith("!"):
+            out += lines[k:k + 3]
+    return "\n".join(out[:12]) or log[-1500:]
