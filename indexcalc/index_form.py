@@ -33,6 +33,7 @@ class IndexContext:
         self._atom_names: dict[N.Node, str] = {}
         self._next = 0
         self._free_used: set = set()
+        self.upstream: set = set()                     # backprop: dY, printed ∂L/∂Y
 
     # ---- indices
     def size(self, dim):

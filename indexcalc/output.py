@@ -24,6 +24,11 @@ def variables_json(variables) -> dict:
 
 
 def derive_json(d, command="derive", extra=None) -> str:
+    with d.latex_context():
+        return _derive_json(d, command, extra)
+
+
+def _derive_json(d, command, extra) -> str:
     out = {"command": command, "input": d.input, "variables": variables_json(d.variables), "results": []}
     for r in d.results:
         out["results"].append({
@@ -182,6 +187,11 @@ def break_sum(s: str, width: float = LINE_WIDTH) -> list:
 
 def derivation_aligned(d) -> str:
     """Every result's rows and its answer in one `aligned` block (for Jupyter's MathJax)."""
+    with d.latex_context():
+        return _derivation_aligned(d)
+
+
+def _derivation_aligned(d) -> str:
     blocks = []
     for r in d.results:
         lhs, rhs = answer_latex(d, r)
@@ -192,6 +202,11 @@ def derivation_aligned(d) -> str:
 
 
 def derive_latex(d) -> str:
+    with d.latex_context():
+        return _derive_latex(d)
+
+
+def _derive_latex(d) -> str:
     out = []
     for r in d.results:
         out.append(align_rows(derivation_rows(d, r)))

@@ -79,6 +79,12 @@ class Derivation:
     rhs: N.Node | None = None          # backprop: the typed right side of `Y = f(...)`
     output: str | None = None          # backprop: Y
     name: str = "f"                    # what the steps call the differentiated object (L, p, f)
+    upstream: str | None = None        # backprop: dY
+
+    def latex_context(self):
+        """Print LaTeX inside this: the upstream gradient (any name) as ∂L/∂Y."""
+        from .printing.latex import upstream_names
+        return upstream_names([self.upstream])
 
     @property
     def closed_form(self):
@@ -138,9 +144,11 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if up in variables:
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
     loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
-    typed, variables = infer(loss, decls, extra={up: rhs.shape})
+    # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
+    known = {name: v.shape for name, v in variables.items()}
+    typed, variables = infer(loss, {**known, **decls}, extra={up: rhs.shape})
     d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs))
-    d.rhs, d.output = typed.a.b, tree.lhs          # typed = sum(dY ∘ rhs)
+    d.rhs, d.output, d.upstream = typed.a.b, tree.lhs, up          # typed = sum(dY ∘ rhs)
     return d
 
 
@@ -189,6 +197,7 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     var_free = [i for i in R.var_idx if i is not None]
     free = tuple(out_free + var_free)
     if upstream:
+        R.ctx.upstream.add(upstream[0])
         entry, index_steps = _steps_chain(R, typed, var_free, upstream)
     else:
         entry = R.ctx.entry(typed, R.out_idx)
@@ -333,7 +342,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     code = _code(R, closed, terms2, free, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps)
     if closed is not None:
-        result.steps.append(Step("closed form", to_text(closed), to_latex(closed)))
+        result.steps.append(Step("closed form", to_text(closed), lambda: to_latex(closed)))
 
     def grad(env2d_point):
         return V.eval_code(first.numpy, env2d_point)
@@ -419,19 +428,26 @@ def _steps_chain(R, typed, var_free, upstream):
 
 
 def _steps_match(R, terms, free, closed):
+    """The matrix form term by term, then the closed form. LaTeX is printed lazily, inside the
+    derivation's LaTeX context (which knows its upstream gradient's name)."""
     idx = "".join(map(str, free))
-    parts_t, parts_l = [], []
+    parts = []
     for t in terms:
         try:
-            c, node = R.matcher.term(t, free)
+            parts.append(R.matcher.term(t, free))
         except Exception:  # noqa: BLE001 - the whole result matched; a part may still be shown as is
-            return [Step("closed form", to_text(closed), to_latex(closed))]
-        body_t = to_text(node) if node is not None else "1"
-        body_l = to_latex(node) if node is not None else "1"
-        parts_t.append(_coeff_text(c) + (f"[{body_t}]_{idx}" if idx else body_t))
-        parts_l.append(_coeff_latex(c) + (f"\\left[{body_l}\\right]_{{{idx}}}" if idx else body_l))
-    return [Step("matrix form", _signed_join(parts_t), _signed_join(parts_l)),
-            Step("closed form", to_text(closed), to_latex(closed))]
+            return [Step("closed form", to_text(closed), lambda: to_latex(closed))]
+
+    def text_of(c, node):
+        body = to_text(node) if node is not None else "1"
+        return _coeff_text(c) + (f"[{body}]_{idx}" if idx else body)
+
+    def latex_of(c, node):
+        body = to_latex(node) if node is not None else "1"
+        return _coeff_latex(c) + (f"\\left[{body}\\right]_{{{idx}}}" if idx else body)
+    return [Step("matrix form", _signed_join([text_of(c, n) for c, n in parts]),
+                 lambda: _signed_join([latex_of(c, n) for c, n in parts])),
+            Step("closed form", to_text(closed), lambda: to_latex(closed))]
 
 
 def _coeff_text(c) -> str:

@@ -235,6 +235,13 @@ def _tex_escape(text: str) -> str:
 
 
 def problem_view(s: Solution) -> dict:
+    if s.derivation is None:
+        return _problem_view(s)
+    with s.derivation.latex_context():
+        return _problem_view(s)
+
+
+def _problem_view(s: Solution) -> dict:
     p = s.problem
     view = {"id": p.id, "title": p.title, "statement": p.statement, "note": p.note,
             "unsupported": _tex_escape(s.unsupported), "results": [], "claims": [], "at": None,

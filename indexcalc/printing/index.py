@@ -70,9 +70,10 @@ class IndexText(StrPrinter):
         return f"{F.name_of(e.func)}({', '.join(self._print(a) for a in e.args)})"
 
 
-def is_upstream(name: str, variables) -> bool:
-    """`dY` (d + an upper-case name) is the upstream gradient ∂L/∂Y (SPEC §1)."""
-    return len(name) > 1 and name[0] == "d" and name[1].isupper() and name in variables
+def is_upstream(name: str, ctx) -> bool:
+    """The upstream gradient ∂L/∂Y of a backprop derivation, or `dY` (d + an upper-case name)."""
+    return name in ctx.upstream or (len(name) > 1 and name[0] == "d" and name[1].isupper()
+                                    and name in ctx.variables)
 
 
 class IndexLatex(LatexPrinter):
@@ -89,7 +90,7 @@ class IndexLatex(LatexPrinter):
     def _print_Indexed(self, e):
         name = e.base.label.name
         sub = _joined(e.indices, braces=False)
-        if is_upstream(name, self.ctx.variables):            # dY_pq is ∂L/∂Y_pq
+        if is_upstream(name, self.ctx):            # dY_pq is ∂L/∂Y_pq
             return fr"\frac{{\partial L}}{{\partial {name[1:]}_{{{sub}}}}}"
         atom = self._atom(name)
         base = (fr"\left[{atom}\right]" if atom is not None else name)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextvars
+from contextlib import contextmanager
 from fractions import Fraction
 
 from .. import nodes as N
@@ -13,6 +14,20 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
 
 # while set, the leaves (matrices, vectors, 1, I) print as their spaces: the shape check
 _AS_SPACES = contextvars.ContextVar("as_spaces", default=False)
+
+
+# the upstream gradients of the derivation being printed (`da` of `a = conv(h, w)`); `dY` with
+# an upper-case name is one anyway (SPEC §1)
+_UPSTREAM = contextvars.ContextVar("upstream", default=frozenset())
+
+
+@contextmanager
+def upstream_names(names):
+    token = _UPSTREAM.set(frozenset(n for n in names if n))
+    try:
+        yield
+    finally:
+        _UPSTREAM.reset(token)
 
 
 def to_latex(node: N.Node) -> str:
@@ -63,7 +78,7 @@ def symbol(name: str, scalar: bool) -> str:
         base, sub = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
     if base in GREEK:
         base = "\\" + base
-    elif len(base) > 1 and base[0] == "d" and base[1].isupper():
+    elif len(base) > 1 and base[0] == "d" and (base[1].isupper() or name in _UPSTREAM.get()):
         inner = symbol(base[1:], scalar)
         return fr"\frac{{\partial L}}{{\partial {inner}}}"
     elif len(base) > 1:
