@@ -16,7 +16,7 @@ from .evaluate import kind_of
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .parse import parse
-from .printing.index import index_latex, index_text
+from .printing.index import entry_name, index_latex, index_text
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
@@ -334,7 +334,8 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     sifted = _terms_expr(R, terms2)
     vi = "".join(map(str, [i for i in R.var_idx if i is not None]))
     vj = "".join(map(str, var_free2))
-    lhs = fr"\frac{{\partial^2 {name}}}{{\partial {var}_{{{vi}}} \partial {var}_{{{vj}}}}}" if vi else \
+    ev = entry_name(var)
+    lhs = fr"\frac{{\partial^2 {name}}}{{\partial {ev}_{{{vi}}} \partial {ev}_{{{vj}}}}}" if vi else \
         fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}"
     steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted), lhs)]
     closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
@@ -368,6 +369,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
 # ---- steps -------------------------------------------------------------------------------------
 def _delta_rule_latex(var, wrt_free):
     """∂X_pq/∂X_ij = δ_pi δ_qj with the derivation's own index names."""
+    var = entry_name(var)
     dummies = "pq"[:len(wrt_free)]
     wrt = "".join(map(str, wrt_free))
     deltas = " ".join(fr"\delta_{{{a}{b}}}" for a, b in zip(dummies, wrt))
@@ -380,6 +382,7 @@ def _sub(indices) -> str:
 
 def _lhs_latex(name, var, out_free, var_free):
     """∂f_i/∂x_j, ∂L/∂W_ij: the left side of the index rows."""
+    name, var = entry_name(name), entry_name(var)
     top = f"{name}_{{{_sub(out_free)}}}" if out_free else name
     bottom = f"{var}_{{{_sub(var_free)}}}" if var_free else var
     return fr"\frac{{\partial {top}}}{{\partial {bottom}}}"
@@ -412,18 +415,19 @@ def _steps_chain(R, typed, var_free, upstream):
     summed = [p for p in ps if p is not None]
     body = R.ctx.entry(rhs, ps)
     entry = R.ctx.sum(R.ctx.entry(typed.a.a, ps) * body, *summed)
-    var, oi, vi = R.var, _sub(summed), _sub(var_free)
-    dy_l = fr"\frac{{\partial L}}{{\partial {out}_{{{oi}}}}}" if oi else fr"\frac{{\partial L}}{{\partial {out}}}"
-    dyv_l = (fr"\frac{{\partial {out}_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if oi
-             else fr"\frac{{\partial {out}}}{{\partial {var}_{{{vi}}}}}")
+    var, oi, vi = entry_name(R.var), _sub(summed), _sub(var_free)
+    out_l = entry_name(out)
+    dy_l = fr"\frac{{\partial L}}{{\partial {out_l}_{{{oi}}}}}" if oi else fr"\frac{{\partial L}}{{\partial {out_l}}}"
+    dyv_l = (fr"\frac{{\partial {out_l}_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if oi
+             else fr"\frac{{\partial {out_l}}}{{\partial {var}_{{{vi}}}}}")
     sigma_l = fr"\sum_{{{','.join(map(str, summed))}}} " if summed else ""
     sigma_t = f"Σ_{','.join(map(str, summed))} " if summed else ""
-    lhs_t = _lhs_text("L", var, [], var_free)
-    chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{var}_{vi}"
+    lhs_t = _lhs_text("L", R.var, [], var_free)
+    chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{R.var}_{vi}"
     return entry, [
-        Step("index", f"{out} = {to_text(rhs)}; index the derivative: {lhs_t}", _lhs_latex("L", var, [], var_free)),
-        Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", var, [], var_free)),
-        Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out}_{{{oi}}}" if oi else out),
+        Step("index", f"{out} = {to_text(rhs)}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
+        Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", R.var, [], var_free)),
+        Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out_l}_{{{oi}}}" if oi else out_l),
     ]
 
 

@@ -70,6 +70,14 @@ class IndexText(StrPrinter):
         return f"{F.name_of(e.func)}({', '.join(self._print(a) for a in e.args)})"
 
 
+def entry_name(name: str) -> str:
+    """An entry's name: h1 -> h^{1} (seed 003 writes h^1_{i+j-1}), W -> W."""
+    base = name.rstrip("0123456789")
+    if base and base != name:
+        return f"{base}^{{{name[len(base):]}}}"
+    return name
+
+
 def is_upstream(name: str, ctx) -> bool:
     """The upstream gradient ∂L/∂Y of a backprop derivation, or `dY` (d + an upper-case name)."""
     return name in ctx.upstream or (len(name) > 1 and name[0] == "d" and name[1].isupper()
@@ -91,10 +99,11 @@ class IndexLatex(LatexPrinter):
         name = e.base.label.name
         sub = _joined(e.indices, braces=False)
         if is_upstream(name, self.ctx):            # dY_pq is ∂L/∂Y_pq
-            return fr"\frac{{\partial L}}{{\partial {name[1:]}_{{{sub}}}}}"
+            return fr"\frac{{\partial L}}{{\partial {entry_name(name[1:])}_{{{sub}}}}}"
         atom = self._atom(name)
-        base = (fr"\left[{atom}\right]" if atom is not None else name)
-        return f"{base}_{{{sub}}}"
+        if atom is not None:
+            return fr"\left[{atom}\right]_{{{sub}}}"
+        return f"{entry_name(name)}_{{{sub}}}"
 
     def _print_Symbol(self, e, style="plain"):
         atom = self._atom(e.name)
@@ -146,7 +155,7 @@ class IndexLatex(LatexPrinter):
         leaf = e.args[0]
         var = leaf.base.label.name if isinstance(leaf, sp.Indexed) else str(leaf)
         wrt = _joined(self.wrt or [])
-        return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {var}_{{{wrt}}}}}"
+        return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {entry_name(var)}_{{{wrt}}}}}"
 
     def _print_Function(self, e, exp=None):
         name = F.name_of(e.func)

@@ -64,7 +64,7 @@ def _sym(node):
     s = symbol(node.name, node.shape == N.SCALAR)
     if _AS_SPACES.get() and node.shape != N.SCALAR:
         return _leaf(node, s)
-    return s, (POSTFIX if s.startswith(r"\frac") else ATOM)     # (∂L/∂Y)^⊤
+    return s, (POSTFIX if s.startswith(r"\frac") or "^{" in s else ATOM)     # (∂L/∂Y)^⊤, (W^{1})^⊤
 
 
 def _wrap(node, level):
@@ -73,19 +73,23 @@ def _wrap(node, level):
 
 
 def symbol(name: str, scalar: bool) -> str:
-    base, sub = name, ""
-    if len(name) > 1 and name[-1].isdigit():
-        base, sub = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
+    """X -> \\mathbf{X}; a layer number is a superscript as in the seeds (h1 -> \\mathbf{h}^{1}),
+    a subscript on scalars (alpha1 -> \\alpha_{1}); dY -> ∂L/∂Y."""
+    if len(name) > 1 and name[0] == "d" and (name[1].isupper() or name in _UPSTREAM.get()):
+        return fr"\frac{{\partial L}}{{\partial {symbol(name[1:], scalar)}}}"
+    base, num = name, ""
+    if len(name) > 1 and name[-1].isdigit() and not name.isdigit():
+        base = name.rstrip("0123456789")
+        num = name[len(base):]
     if base in GREEK:
         base = "\\" + base
-    elif len(base) > 1 and base[0] == "d" and (base[1].isupper() or name in _UPSTREAM.get()):
-        inner = symbol(base[1:], scalar)
-        return fr"\frac{{\partial L}}{{\partial {inner}}}"
     elif len(base) > 1:
         base = fr"\mathrm{{{base}}}"
     if not scalar:
         base = fr"\mathbf{{{base}}}"
-    return base + (f"_{{{sub}}}" if sub else "")
+    if not num:
+        return base
+    return base + (f"_{{{num}}}" if scalar else f"^{{{num}}}")
 
 
 def _num(v):
@@ -177,7 +181,7 @@ PRINTERS = {
 
 # in the shape check these keep their structure; every other non-scalar node is a space
 STRUCTURAL = {N.MatMul, N.ScalarMul, N.Div, N.Add, N.Sub, N.Neg, N.Transpose, N.Hadamard, N.HadDiv,
-              N.Inverse, N.Sym, N.Ones, N.Identity, N.Num, N.Size}
+              N.Inverse, N.Sym, N.Ones, N.Identity, N.Num, N.Size, N.Conv, N.Flip}
 
 
 def _p(node):

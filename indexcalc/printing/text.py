@@ -49,7 +49,12 @@ def _juxt(node):
     if isinstance(node, N.ScalarMul):
         s, lv = _p(node.s)
         lead = s if lv >= POSTFIX or (lv == UNARY and isinstance(node.s, N.Num)) else f"({s})"
-        rest = [_wrap(p, POSTFIX) for p in _flatten_matmul(node.a)]
+        factors = _flatten_matmul(node.a)
+        if isinstance(factors[0], N.Ones):
+            # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
+            rest = ["(1^T)^T" if len(factors) == 1 else f"({to_text(node.a)})"]
+        else:
+            rest = [_wrap(p, POSTFIX) for p in factors]
         return " ".join([lead] + rest), JUXT
     parts = _flatten_matmul(node)
     out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
