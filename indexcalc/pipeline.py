@@ -444,30 +444,37 @@ def _steps_match(R, terms, free, closed):
 
     def text_of(c, node):
         body = to_text(node) if node is not None else "1"
-        return _coeff_text(c) + (f"[{body}]_{idx}" if idx else body)
+        return _coeff_text(c, R) + (f"[{body}]_{idx}" if idx else body)
 
     def latex_of(c, node):
         body = to_latex(node) if node is not None else "1"
-        return _coeff_latex(c) + (f"\\left[{body}\\right]_{{{idx}}}" if idx else body)
+        return _coeff_latex(c, R) + (f"\\left[{body}\\right]_{{{idx}}}" if idx else body)
     return [Step("matrix form", _signed_join([text_of(c, n) for c, n in parts]),
                  lambda: _signed_join([latex_of(c, n) for c, n in parts])),
             Step("closed form", to_text(closed), lambda: to_latex(closed))]
 
 
-def _coeff_text(c) -> str:
-    return "" if c == 1 else "-" if c == -1 else f"({c}) " if c.is_Add else f"{c} "
-
-
-def _coeff_latex(c) -> str:
-    import sympy as sp
+def _coeff_text(c, R) -> str:
     if c == 1:
         return ""
     if c == -1:
         return "-"
     if c.could_extract_minus_sign():
-        return "-" + _coeff_latex(-c)
-    s = sp.latex(c)
-    return (f"\\left({s}\\right) " if c.is_Add else s + " ")
+        return "-" + _coeff_text(-c, R)
+    s = R.text(c)
+    return f"({s}) " if c.is_Add or "/" in s else f"{s} "
+
+
+def _coeff_latex(c, R) -> str:
+    """A scalar coefficient (it may hold atoms such as ‖w‖), printed by the index printer."""
+    if c == 1:
+        return ""
+    if c == -1:
+        return "-"
+    if c.could_extract_minus_sign():
+        return "-" + _coeff_latex(-c, R)
+    s = index_latex(c, R.ctx)
+    return f"\\left({s}\\right) " if c.is_Add else s + " "
 
 
 def _signed_join(parts) -> str:

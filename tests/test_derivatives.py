@@ -62,6 +62,20 @@ def test_closed_form_parses_back_to_the_same_values(expr, wrt, where, shapes, re
     assert np.allclose(np.reshape(got, want.shape), want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max()))
 
 
+LEAKS = ["@", "Dummy", "Piecewise", "KroneckerDelta", "Lambda", "**", "None", "Partial("]
+
+
+@pytest.mark.parametrize("expr,wrt,where,shapes,ref,gen", CASES, ids=[f"{c[0]} by {c[1]}" for c in CASES])
+def test_no_internal_names_in_the_steps(expr, wrt, where, shapes, ref, gen):
+    """Atoms (‖w‖ is @0 inside), SymPy's classes and Python's ** never reach a reader."""
+    from indexcalc.output import derive_latex
+    d = derive(expr, wrt, where)
+    text = [s.text for r in d.results for s in r.steps if s.rule != "index"] + [r.index_form for r in d.results]
+    for leak in LEAKS:
+        assert not [t for t in text if leak in t], leak
+        assert leak not in derive_latex(d), leak
+
+
 @pytest.mark.parametrize("expr,wrt,shapes,ref", [
     ("x^T B x", "x", {"x": (4,), "B": (4, 4)}, lambda e: e["x"] @ e["B"] @ e["x"]),
     ("log(sum(exp(x)))", "x", {"x": (4,)}, lambda e: np.log(np.sum(np.exp(e["x"])))),

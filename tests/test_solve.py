@@ -1,0 +1,204 @@
+"""`indexcalc solve`: every problem file solves; its LaTeX compiles with a real pdflatex; the
+numbers of seed 002's exercise; claimed answers checked; problem-file errors; Jupyter."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexcalc import derive
+from indexcalc import solve as S
+from indexcalc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEM_FILES = sorted((ROOT / "problems").glob("*.toml"))
+# CI installs TeX Live and sets this: there a missing pdflatex is a failure, not a skip
+REQUIRE_LATEX = os.environ.get("INDEXCALC_REQUIRE_LATEX") == "1"
+LEAKS = ["Dummy", "_d", "Lambda", "Piecewise", "KroneckerDelta", "@", "**", "None", "Partial("]
+
+
+@pytest.fixture(scope="module")
+def solved():
+    return {f.stem: S.solve(f) for f in PROBLEM_FILES}
+
+
+def test_there_is_a_problem_file_per_seed_assignment():
+    assert {"index_gymnastics", "mlp", "affine", "softmax_conv", "student_solutions_001"} <= {f.stem for f in PROBLEM_FILES}
+
+
+@pytest.mark.parametrize("path", PROBLEM_FILES, ids=lambda p: p.stem)
+def test_every_problem_solves_in_text(path, capsys):
+    assert main(["solve", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "not supported" not in out
+    prose = "\n".join(line for line in out.splitlines() if not line.startswith("numpy:"))   # NumPy's @
+    for leak in LEAKS:
+        assert leak not in prose, leak
+    assert out.count("checked:") >= len(S.load(path).problems)
+
+
+def _compile(tex: str, tmp_path: Path) -> str:
+    exe = S.latex_compiler()
+    if exe is None:
+        if REQUIRE_LATEX:
+            pytest.fail("pdflatex is not installed, and INDEXCALC_REQUIRE_LATEX=1")
+        pytest.skip("pdflatex is not installed (CI installs TeX Live)")
+    (tmp_path / "doc.tex").write_text(tex, encoding="utf-8")
+    run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, errors="replace", timeout=180)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert run.returncode == 0, S.latex_errors(run.stdout)
+    assert "Undefined control sequence" not in log
+    assert not re.search(r"^! ", log, re.M), S.latex_errors(log)
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    return log
+
+
+@pytest.mark.parametrize("path", PROBLEM_FILES, ids=lambda p: p.stem)
+def test_latex_compiles_with_pdflatex(path, solved, tmp_path):
+    ps, solutions = solved[path.stem]
+    tex = S.render_latex(ps, solutions)
+    log = _compile(tex, tmp_path)
+    # readable line breaks: nothing sticks out of the page by more than a few points
+    wide = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert not [w for w in wide if w > 10], f"lines too wide: {wide}"
+
+
+@pytest.mark.parametrize("path", PROBLEM_FILES, ids=lambda p: p.stem)
+def test_no_internal_names_leak_into_the_document(path, solved):
+    ps, solutions = solved[path.stem]
+    tex = S.render_latex(ps, solutions)
+    body = tex[tex.index(r"\begin{document}"):]
+    for leak in LEAKS:
+        assert leak not in body, leak
+
+
+def test_every_result_in_the_documents_passed_the_guard(solved):
+    """solve goes through derive/backprop, whose guard records the sizes it checked at."""
+    for ps, solutions in solved.values():
+        for s in solutions:
+            assert s.derivation is not None, s.problem.id
+            for r in s.derivation.results:
+                assert r.checked_sizes or all(isinstance(d, int) for d in r.shape), (s.problem.id, r.wrt)
+
+
+def test_seed_002_numbers(solved):
+    _, solutions = solved["affine"]
+    by_id = {s.problem.id: s for s in solutions}
+    at = by_id["numbers-loss"].at
+    assert at["value"] == pytest.approx(52.0)
+    assert np.allclose(at["derivatives"]["X"], [[4, 4], [20, 20]])
+    assert np.allclose(at["derivatives"]["W"], [[20, 20], [32, 32]])
+    assert np.allclose(by_id["numbers-dldf"].at["derivatives"]["F"], [[1, 1], [1, 1]])
+    assert np.allclose(by_id["numbers-dldy"].at["derivatives"]["Y"], [[2, 2], [10, 10]])
+
+
+def test_softmax_jacobian_written_with_p(solved):
+    _, solutions = solved["softmax_conv"]
+    s = next(s for s in solutions if s.problem.id.startswith("q2.4"))
+    from indexcalc.printing.text import to_text
+    assert to_text(s.folded["x"]) == "diag(p) - p p^T"
+    # the folded form is checked numerically inside folded_forms; check it once more here
+    x = np.array([0.3, -1.2, 2.0])
+    p = np.exp(x) / np.exp(x).sum()
+    jac = np.array([[(np.exp(x + e)[i] / np.exp(x + e).sum() - np.exp(x - e)[i] / np.exp(x - e).sum()) / 2e-6
+                     for e in np.eye(3) * 1e-6] for i in range(3)])
+    assert np.allclose(np.diag(p) - np.outer(p, p), jac, atol=1e-6)
+
+
+def test_seed_001_claims(solved):
+    _, solutions = solved["student_solutions_001"]
+    verdicts = {(s.problem.id, c.wrt): c.verdict.correct for s in solutions for c in s.claims}
+    assert verdicts == {("linear-W", "W"): True, ("linear-b", "b"): False, ("linear-X", "X"): True,
+                        ("activation", "X"): True}
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+WRONG_CLAIM = '''title = "A student's answers"
+[[problem]]
+id = "quad"
+title = "A quadratic form"
+statement = 'Find $\\partial \\mathbf{x}^\\top \\mathbf{B} \\mathbf{x} / \\partial \\mathbf{x}$.'
+expression = "x^T B x"
+wrt = "x"
+claim = { x = "2 B x" }
+'''
+
+
+def test_a_wrong_claim_gets_a_counterexample_and_the_right_answer(tmp_path, capsys):
+    path = _write(tmp_path, WRONG_CLAIM)
+    ps, solutions = S.solve(path)
+    c = solutions[0].claims[0]
+    ce = c.verdict.counterexample
+    assert not c.verdict.correct and abs(ce["claimed"] - ce["actual"]) > 1e-6
+    tex = S.render_latex(ps, solutions)
+    assert "Wrong." in tex and "counterexample" in tex
+    assert r"\boxed{\frac{\partial f}{\partial \mathbf{x}} = \left(\mathbf{B} + \mathbf{B}^{\top}\right) \mathbf{x}}" in tex
+    assert main(["solve", str(path)]) == 0
+    assert "WRONG" in capsys.readouterr().out
+
+
+def test_solve_writes_latex_to_a_file(tmp_path):
+    out = tmp_path / "s.tex"
+    assert main(["solve", str(ROOT / "problems" / "index_gymnastics.toml"), "--format", "latex", "-o", str(out)]) == 0
+    assert out.read_text().startswith(r"\documentclass")
+
+
+def test_pdf(tmp_path):
+    if S.latex_compiler() is None and not REQUIRE_LATEX:
+        pytest.skip("pdflatex is not installed")
+    out = tmp_path / "s.pdf"
+    assert main(["solve", str(ROOT / "problems" / "index_gymnastics.toml"), "--format", "pdf", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_pdf_without_latex_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(S, "latex_compiler", lambda: None)
+    assert main(["solve", str(ROOT / "problems" / "index_gymnastics.toml"), "--format", "pdf",
+                 "-o", str(tmp_path / "s.pdf")]) == 2
+    err = capsys.readouterr().err
+    assert "pdflatex" in err and "--format latex" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T x"\nwrt = "x"\nanswr = "2 x"\n', "unknown key answr"),
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T x"\n', "has no `wrt`"),
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nwrt = "x"\n', "exactly one of `expression` and `equation`"),
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T x"\nwrt = "x"\nclaim = { y = "x" }\n', "not in `wrt`"),
+    ('title = "no problems"\n', "no [[problem]]"),
+    ('[[problem]\n', "not valid TOML"),
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T B x +"\nwrt = "x"\n', "problem 'a'"),
+])
+def test_problem_file_errors_exit_2(tmp_path, capsys, text, needle):
+    assert main(["solve", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_missing_problem_file_exits_2(capsys):
+    assert main(["solve", "no/such/file.toml"]) == 2
+    assert "no problem file" in capsys.readouterr().err
+
+
+def test_repr_latex_shows_the_derivation(tmp_path):
+    d = derive("tr(V X W)", wrt="X")
+    s = d._repr_latex_()
+    assert s.startswith("$$") and s.endswith("$$")
+    assert r"\begin{aligned}" in s and r"\boxed" in s and r"\delta" in s and r"\sum" in s
+    doc = "\\documentclass{article}\\usepackage{amsmath,amssymb}\\begin{document}\n" + s + "\n\\end{document}\n"
+    _compile(doc, tmp_path)
+
+
+def test_long_sums_are_broken_over_lines():
+    from indexcalc.output import break_sum, visible_width
+    long = " + ".join([r"\sum_{p,q} A_{pq} B_{qp} \frac{\partial X_{pq}}{\partial X_{ij}}"] * 6)
+    pieces = break_sum(long)
+    assert len(pieces) > 1 and all(visible_width(p) <= 64 for p in pieces)
+    assert " ".join(pieces).replace("  ", " ") == long
