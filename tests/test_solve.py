@@ -202,3 +202,11 @@ def test_long_sums_are_broken_over_lines():
     pieces = break_sum(long)
     assert len(pieces) > 1 and all(visible_width(p) <= 64 for p in pieces)
     assert " ".join(pieces).replace("  ", " ") == long
+
+
+def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
+    block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    ps, solutions = S.solve(_write(tmp_path, block))
+    verdicts = {c.wrt: c.verdict.correct for s in solutions for c in s.claims}
+    assert verdicts == {"x": False, "b": False}
+    assert [r.closed_form for s in solutions for r in s.derivation.results] == ["(B + B^T) x", "dY^T X", "1^T dY"]
