@@ -16,7 +16,7 @@ from .evaluate import kind_of
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .parse import parse
-from .printing.index import entry_name, index_latex, index_text
+from .printing.index import entry_name, index_latex, index_text, range_latex
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
@@ -420,7 +420,7 @@ def _steps_chain(R, typed, var_free, upstream):
     dy_l = fr"\frac{{\partial L}}{{\partial {out_l}_{{{oi}}}}}" if oi else fr"\frac{{\partial L}}{{\partial {out_l}}}"
     dyv_l = (fr"\frac{{\partial {out_l}_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}" if oi
              else fr"\frac{{\partial {out_l}}}{{\partial {var}_{{{vi}}}}}")
-    sigma_l = fr"\sum_{{{','.join(map(str, summed))}}} " if summed else ""
+    sigma_l = "".join(fr"\sum_{{{p}=1}}^{{{range_latex(R.ctx, p)}}} " for p in summed)
     sigma_t = f"Σ_{','.join(map(str, summed))} " if summed else ""
     lhs_t = _lhs_text("L", R.var, [], var_free)
     chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{R.var}_{vi}"

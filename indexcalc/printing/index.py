@@ -78,6 +78,16 @@ def entry_name(name: str) -> str:
     return name
 
 
+def range_latex(ctx, index, hi=None) -> str:
+    """The upper bound of an index: its size as declared (d - k + 1 for a valid convolution)."""
+    dim = ctx.ranges.get(index)
+    if isinstance(dim, N.LinSize):
+        return str(dim)
+    if dim is not None:
+        return str(dim)
+    return sp.latex(hi)
+
+
 def is_upstream(name: str, ctx) -> bool:
     """The upstream gradient ∂L/∂Y of a backprop derivation, or `dY` (d + an upper-case name)."""
     return name in ctx.upstream or (len(name) > 1 and name[0] == "d" and name[1].isupper()
@@ -116,8 +126,12 @@ class IndexLatex(LatexPrinter):
     def _print_Sum(self, e):
         if e.function.could_extract_minus_sign():          # Σ_p (-a_p) is written -Σ_p a_p
             return "-" + self._print_Sum(_negated_sum(e))
-        idx = _joined(_summed(e), ",")
-        return fr"\sum_{{{idx}}} {self.parenthesize(e.function, 40)}"
+        bounds = {lim[0]: (lim[1], lim[2]) for lim in e.limits}
+        sums = []
+        for i in _summed(e):                                # Σ_{p=1}^{S} Σ_{q=1}^{N}, with ranges
+            lo, hi = bounds[i]
+            sums.append(fr"\sum_{{{entry_name(i.name)}={self._print(lo)}}}^{{{range_latex(self.ctx, i, hi)}}}")
+        return " ".join(sums) + " " + self.parenthesize(e.function, 40)
 
     def _print_Add(self, expr, order=None):
         """a + Σ_p (-b_p) is written a - Σ_p b_p."""
