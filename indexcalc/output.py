@@ -127,8 +127,10 @@ def align_rows(rows, env="align*") -> str:
     for lhs, rhs, note in rows:
         pieces = break_sum(rhs)
         first = f"  {lhs} &= {pieces[0]}"
-        if note:
+        if note and env == "align*":
             first += fr" \tag*{{$\text{{by }} {note}$}}"
+        elif note:                           # `aligned` (MathJax in Jupyter) has no tags
+            first += fr" \quad \text{{by }} {note}"
         lines.append(first)
         lines += [fr"  &\quad {p}" for p in pieces[1:]]
     return f"\\begin{{{env}}}\n" + " \\\\\n".join(lines) + f"\n\\end{{{env}}}"
@@ -185,28 +187,28 @@ def break_sum(s: str, width: float = LINE_WIDTH) -> list:
     return lines
 
 
+def _in_latex_context(fn):
+    """Print inside the derivation's LaTeX context (its upstream gradient is ∂L/∂Y)."""
+    def wrapped(d, *args):
+        with d.latex_context():
+            return fn(d, *args)
+    wrapped.__doc__, wrapped.__name__ = fn.__doc__, fn.__name__
+    return wrapped
+
+
+@_in_latex_context
 def derivation_aligned(d) -> str:
     """Every result's rows and its answer in one `aligned` block (for Jupyter's MathJax)."""
-    with d.latex_context():
-        return _derivation_aligned(d)
-
-
-def _derivation_aligned(d) -> str:
     blocks = []
     for r in d.results:
         lhs, rhs = answer_latex(d, r)
         rows = derivation_rows(d, r) + [(lhs, fr"\boxed{{{rhs}}}", "")]
-        blocks.append(align_rows(rows, env="aligned").replace(r"\tag*{$\text{by } ", r"\quad\text{by }\ ")
-                      .replace("$}", ""))
-    return r" \\[1ex] ".join(blocks) if len(blocks) > 1 else blocks[0]
+        blocks.append(align_rows(rows, env="aligned"))
+    return r" \\[1ex] ".join(blocks)
 
 
+@_in_latex_context
 def derive_latex(d) -> str:
-    with d.latex_context():
-        return _derive_latex(d)
-
-
-def _derive_latex(d) -> str:
     out = []
     for r in d.results:
         out.append(align_rows(derivation_rows(d, r)))

@@ -454,27 +454,26 @@ def _steps_match(R, terms, free, closed):
             Step("closed form", to_text(closed), lambda: to_latex(closed))]
 
 
-def _coeff_text(c, R) -> str:
+def _coeff(c, show, parens) -> str:
+    """A scalar coefficient in front of a matrix-form term: "" for 1, "-" for -1, else printed
+    by `show` (the index printers: a coefficient may hold atoms such as ‖w‖) and wrapped by
+    `parens` where it is a sum or a fraction."""
     if c == 1:
         return ""
     if c == -1:
         return "-"
     if c.could_extract_minus_sign():
-        return "-" + _coeff_text(-c, R)
-    s = R.text(c)
-    return f"({s}) " if c.is_Add or "/" in s else f"{s} "
+        return "-" + _coeff(-c, show, parens)
+    s = show(c)
+    return parens(s) + " " if c.is_Add or "/" in s else s + " "
+
+
+def _coeff_text(c, R) -> str:
+    return _coeff(c, R.text, lambda s: f"({s})")
 
 
 def _coeff_latex(c, R) -> str:
-    """A scalar coefficient (it may hold atoms such as ‖w‖), printed by the index printer."""
-    if c == 1:
-        return ""
-    if c == -1:
-        return "-"
-    if c.could_extract_minus_sign():
-        return "-" + _coeff_latex(-c, R)
-    s = index_latex(c, R.ctx)
-    return f"\\left({s}\\right) " if c.is_Add else s + " "
+    return _coeff(c, lambda e: index_latex(e, R.ctx), lambda s: fr"\left({s}\right)" if "/" not in s else s)
 
 
 def _signed_join(parts) -> str:
