@@ -210,3 +210,21 @@ def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
     verdicts = {c.wrt: c.verdict.correct for s in solutions for c in s.claims}
     assert verdicts == {"x": False, "b": False}
     assert [r.closed_form for s in solutions for r in s.derivation.results] == ["(B + B^T) x", "dY^T X", "1^T dY"]
+
+
+UNSUPPORTED = '''title = "Σ, α and a refusal"
+[[problem]]
+id = "nested"
+title = "Two convolutions, α ≤ β"
+statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly.'
+expression = "sum(conv(conv(x, w), v))"
+wrt = "x"
+'''
+
+
+def test_an_unsupported_problem_is_said_so_in_a_document_that_compiles(tmp_path):
+    ps, solutions = S.solve(_write(tmp_path, UNSUPPORTED))
+    assert solutions[0].unsupported and solutions[0].derivation is None
+    tex = S.render_latex(ps, solutions)
+    assert "Not supported yet" in tex
+    _compile(tex, tmp_path)
