@@ -24,6 +24,7 @@ class Verdict:
     reason: str
     expected: str | None
     counterexample: dict | None
+    claimed: N.Node | None = None      # the claim as read (typed), for printing
 
     def json(self) -> dict:
         return {"command": "check", "input": self.input, "wrt": self.wrt, "answer": self.answer,
@@ -53,7 +54,7 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
                       f"the shape {show_shape(_as2(layout))}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
-                            "expected_shape": list(want_shape), "claimed": None, "actual": None})
+                            "expected_shape": list(want_shape), "claimed": None, "actual": None}, claimed)
         got = np.reshape(got, want.shape)
         if not V.close(got, want, tol=1e-5):
             k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
@@ -64,10 +65,10 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
                       f"{float(want[k]):.6g}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": entry, "claimed": float(got[k]),
-                            "actual": float(want[k]), "values": values})
+                            "actual": float(want[k]), "values": values}, claimed)
     return Verdict(expr, wrt, answer, True,
                    f"right: agrees with the derivative {expected} (checked numerically at random points)",
-                   expected, None)
+                   expected, None, claimed)
 
 
 def _as2(layout):

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import re
 import sys
 
 from .errors import IndexCalcError
@@ -55,24 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def parse_values(text: str) -> dict:
-    """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: nested lists or numbers}."""
-    out = {}
-    parts = re.split(r",\s*(?=[A-Za-zα-ωΑ-Ω][\w]*\s*=)", text.strip())
-    for part in parts:
-        if "=" not in part:
-            raise IndexCalcError(f"cannot read the value {part.strip()!r}: write NAME=[[...]]")
-        name, value = part.split("=", 1)
-        try:
-            out[name.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise IndexCalcError(f"cannot read the value of {name.strip()}: {value.strip()!r}") from None
-    return out
-
-
 def _at(d, text, fmt):
     import numpy as np
-    from .pipeline import evaluate_at
+    from .pipeline import evaluate_at, parse_values
     values = evaluate_at(d, parse_values(text))
     if fmt == "json":
         return values
@@ -126,8 +109,8 @@ def run(argv) -> int:
 def _solve(args) -> int:
     from pathlib import Path
     from . import solve as S
-    if args.format == "pdf" and S.latex_compiler() is None:     # say so before the work
-        S.compile_pdf("", None)
+    if args.format == "pdf":
+        S.require_latex()                  # say so before the work
     ps, solutions = S.solve(args.problem_file)
     if args.format == "text":
         _write(args.out, S.render_text(ps, solutions))

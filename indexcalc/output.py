@@ -1,6 +1,7 @@
 """Derivations -> the output formats of SPEC §2-3: text, latex, json, numpy."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -23,12 +24,17 @@ def variables_json(variables) -> dict:
     return {name: {"kind": v.kind, "shape": [_dim(d) for d in v.array_shape]} for name, v in variables.items()}
 
 
+def _in_latex_context(fn):
+    """Print inside the derivation's LaTeX context (its upstream gradient is ∂L/∂Y)."""
+    @functools.wraps(fn)
+    def wrapped(d, *args, **kwargs):
+        with d.latex_context():
+            return fn(d, *args, **kwargs)
+    return wrapped
+
+
+@_in_latex_context
 def derive_json(d, command="derive", extra=None) -> str:
-    with d.latex_context():
-        return _derive_json(d, command, extra)
-
-
-def _derive_json(d, command, extra) -> str:
     out = {"command": command, "input": d.input, "variables": variables_json(d.variables), "results": []}
     for r in d.results:
         out["results"].append({
@@ -185,15 +191,6 @@ def break_sum(s: str, width: float = LINE_WIDTH) -> list:
             cur = f"{cur} {t}".strip()
     lines.append(cur)
     return lines
-
-
-def _in_latex_context(fn):
-    """Print inside the derivation's LaTeX context (its upstream gradient is ∂L/∂Y)."""
-    def wrapped(d, *args):
-        with d.latex_context():
-            return fn(d, *args)
-    wrapped.__doc__, wrapped.__name__ = fn.__doc__, fn.__name__
-    return wrapped
 
 
 @_in_latex_context

@@ -3,6 +3,8 @@ sifting -> matching -> printing, with the numerical guard before anything is ret
 `derive()` returns a record of every intermediate; the steps are read off it."""
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -336,7 +338,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     vj = "".join(map(str, var_free2))
     ev = entry_name(var)
     lhs = fr"\frac{{\partial^2 {name}}}{{\partial {ev}_{{{vi}}} \partial {ev}_{{{vj}}}}}" if vi else \
-        fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}"
+        fr"\frac{{\partial^2 {name}}}{{\partial {ev}^2}}"
     steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted), lhs)]
     closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
@@ -480,6 +482,21 @@ def _signed_join(parts) -> str:
     out = parts[0]
     for p in parts[1:]:
         out += f" - {p[1:].lstrip()}" if p.startswith("-") else f" + {p}"
+    return out
+
+
+def parse_values(text: str) -> dict:
+    """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: nested lists or numbers}."""
+    out = {}
+    parts = re.split(r",\s*(?=[A-Za-zα-ωΑ-Ω][\w]*\s*=)", text.strip())
+    for part in parts:
+        if "=" not in part:
+            raise IndexCalcError(f"cannot read the value {part.strip()!r}: write NAME=[[...]]")
+        name, value = part.split("=", 1)
+        try:
+            out[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise IndexCalcError(f"cannot read the value of {name.strip()}: {value.strip()!r}") from None
     return out
 
 

@@ -8,6 +8,7 @@ and the right answer. The LaTeX document is rendered by one jinja2 template,
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -17,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import nodes as N
 from . import output
 from .check import Verdict, check
 from .errors import IndexCalcError, UnsupportedError
 from .fold import assumptions, folded_forms
 from .printing.latex import shape_check_latex, space_latex, symbol, to_latex
-from .printing.text import to_text
 from .problems import Problem, ProblemSet, load
-from .shapes import infer, parse_decls
+from .shapes import parse_decls
 
 TEMPLATE = "solutions.tex.j2"
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended"
@@ -51,8 +52,7 @@ class Solution:
 
 
 def run_problem(p: Problem) -> Solution:
-    from .pipeline import backprop, derive, evaluate_at
-    from .cli import parse_values
+    from .pipeline import backprop, derive, evaluate_at, parse_values
     try:
         if p.mode == "backprop":
             d = backprop(p.source, p.wrt, p.where)
@@ -69,18 +69,16 @@ def run_problem(p: Problem) -> Solution:
         s.at = evaluate_at(d, parse_values(p.at)) if p.at else None
     except IndexCalcError as e:
         raise IndexCalcError(f"problem {p.id!r}: {e}") from None
-    s.claims = [_claim(p, d, wrt, answer) for wrt, answer in p.claim.items()]
+    s.claims = [_claim(p, wrt, answer) for wrt, answer in p.claim.items()]
     return s
 
 
-def _claim(p, d, wrt, answer) -> Claim:
-    decls = {name: v.shape for name, v in d.variables.items()}
+def _claim(p, wrt, answer) -> Claim:
     try:
-        from .parse import parse
-        typed, _ = infer(parse(answer), decls)
-        return Claim(wrt, answer, check(p.source, wrt, answer, p.where), typed)
+        v = check(p.source, wrt, answer, p.where)
     except IndexCalcError as e:
         return Claim(wrt, answer, None, error=str(e))
+    return Claim(wrt, answer, v, v.claimed)
 
 
 def solve(path) -> tuple:
@@ -153,7 +151,7 @@ def _matrix_latex(v) -> str:
 def _shapes_latex(d) -> str:
     parts = []
     for name, v in d.variables.items():
-        if name.startswith("d") and name[1:] == (d.output or ""):
+        if name == d.upstream:             # dY is named in the derivation, not an object of the problem
             continue
         parts.append(f"{symbol(name, v.kind == 'scalar')} \\in {space_latex(v.shape)}")
     return ",\\ ".join(parts)
@@ -177,18 +175,13 @@ def _result_view(s: Solution, r) -> dict:
         f = s.folded.get(r.wrt)
         if f is not None:
             given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)
-            if _mentions(f, d.output):
+            if N.contains(f, d.output):
                 view["folded"] = (f"{lhs} = {to_latex(f)}",
                                   f"where ${symbol(d.output, d.rhs.is_scalar)} = {to_latex(d.rhs)}$"
                                   + (f" and ${given}$" if given else ""))
             else:
                 view["folded"] = (f"{lhs} = {to_latex(f)}", f"when ${given}$")
     return view
-
-
-def _mentions(node, name) -> bool:
-    from . import nodes as N
-    return name is not None and N.contains(node, name)
 
 
 def _intro(s: Solution, r) -> str:
@@ -237,9 +230,7 @@ def _tex_escape(text: str) -> str:
 
 
 def problem_view(s: Solution) -> dict:
-    if s.derivation is None:
-        return _problem_view(s)
-    with s.derivation.latex_context():
+    with s.derivation.latex_context() if s.derivation is not None else contextlib.nullcontext():
         return _problem_view(s)
 
 
@@ -283,13 +274,19 @@ def latex_compiler() -> str | None:
     return shutil.which("pdflatex")
 
 
-def compile_pdf(tex: str, out_path) -> None:
-    """Run pdflatex on the document; exit status 2 with a clear reason when it cannot."""
+def require_latex() -> str:
+    """pdflatex's path; exit status 2 with how to install it when there is none."""
     exe = latex_compiler()
     if exe is None:
         raise IndexCalcError("--format pdf needs pdflatex, and none is installed. Install TeX Live "
                              f"(Debian/Ubuntu: apt-get install {TEX_PACKAGES}) or write LaTeX "
                              "with --format latex")
+    return exe
+
+
+def compile_pdf(tex: str, out_path) -> None:
+    """Run pdflatex on the document; exit status 2 with the LaTeX errors when it fails."""
+    exe = require_latex()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "solutions.tex"
         src.write_text(tex, encoding="utf-8")

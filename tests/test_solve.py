@@ -75,13 +75,31 @@ def test_no_internal_names_leak_into_the_document(path, solved):
         assert leak not in body, leak
 
 
-def test_every_result_in_the_documents_passed_the_guard(solved):
-    """solve goes through derive/backprop, whose guard records the sizes it checked at."""
+def test_every_answer_in_the_documents_matches_finite_differences(solved):
+    """Each first derivative a document shows (its NumPy form, and the form written with the
+    module's output) against central differences of the problem, at a point the guard did not
+    use. Second derivatives are checked by the guard only."""
+    from indexcalc import verify as V
+    from indexcalc.evaluate import evaluate
+    rng = np.random.default_rng(2024)
+    checked = 0
     for ps, solutions in solved.values():
         for s in solutions:
-            assert s.derivation is not None, s.problem.id
-            for r in s.derivation.results:
-                assert r.checked_sizes or all(isinstance(d, int) for d in r.shape), (s.problem.id, r.wrt)
+            d = s.derivation
+            for r in d.results:
+                if r.order != 1:
+                    continue
+                point = V.sample(d.tree, d.variables, rng)
+                want = V.jacobian(V.value_fn(d.tree, point), point, r.wrt)
+                assert V.close(V.eval_code(r.numpy, point), want), (s.problem.id, r.wrt)
+                folded = s.folded.get(r.wrt)
+                if folded is not None and not s.assumed:
+                    env = dict(point.env2d)
+                    env[d.output] = evaluate(d.rhs, env, point.sizes)
+                    got = np.reshape(evaluate(folded, env, point.sizes), want.shape)
+                    assert V.close(got, want), (s.problem.id, r.wrt, "written with the output")
+                checked += 1
+    assert checked >= 30
 
 
 def test_seed_002_numbers(solved):
@@ -96,16 +114,18 @@ def test_seed_002_numbers(solved):
 
 
 def test_softmax_jacobian_written_with_p(solved):
+    from indexcalc.evaluate import evaluate
+    from indexcalc.printing.text import to_text
     _, solutions = solved["softmax_conv"]
     s = next(s for s in solutions if s.problem.id.startswith("q2.4"))
-    from indexcalc.printing.text import to_text
-    assert to_text(s.folded["x"]) == "diag(p) - p p^T"
-    # the folded form is checked numerically inside folded_forms; check it once more here
+    folded = s.folded["x"]
+    assert to_text(folded) == "diag(p) - p p^T"
+    # the tool's folded form, evaluated, against central differences of softmax at a point
     x = np.array([0.3, -1.2, 2.0])
-    p = np.exp(x) / np.exp(x).sum()
-    jac = np.array([[(np.exp(x + e)[i] / np.exp(x + e).sum() - np.exp(x - e)[i] / np.exp(x - e).sum()) / 2e-6
-                     for e in np.eye(3) * 1e-6] for i in range(3)])
-    assert np.allclose(np.diag(p) - np.outer(p, p), jac, atol=1e-6)
+    softmax = lambda z: np.exp(z) / np.exp(z).sum()
+    jac = np.array([(softmax(x + e) - softmax(x - e)) / 2e-6 for e in np.eye(3) * 1e-6]).T
+    got = evaluate(folded, {"x": x[:, None], "p": softmax(x)[:, None]}, {"K": 3})
+    assert np.allclose(got, jac, atol=1e-6)
 
 
 def test_seed_001_claims(solved):
@@ -206,7 +226,7 @@ def test_long_sums_are_broken_over_lines():
 
 def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
     block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S).group(1)
-    ps, solutions = S.solve(_write(tmp_path, block))
+    _, solutions = S.solve(_write(tmp_path, block))
     verdicts = {c.wrt: c.verdict.correct for s in solutions for c in s.claims}
     assert verdicts == {"x": False, "b": False}
     assert [r.closed_form for s in solutions for r in s.derivation.results] == ["(B + B^T) x", "dY^T X", "1^T dY"]

@@ -81,11 +81,7 @@ def entry_name(name: str) -> str:
 def range_latex(ctx, index, hi=None) -> str:
     """The upper bound of an index: its size as declared (d - k + 1 for a valid convolution)."""
     dim = ctx.ranges.get(index)
-    if isinstance(dim, N.LinSize):
-        return str(dim)
-    if dim is not None:
-        return str(dim)
-    return sp.latex(hi)
+    return str(dim) if dim is not None else sp.latex(hi)
 
 
 def is_upstream(name: str, ctx) -> bool:
@@ -124,7 +120,7 @@ class IndexLatex(LatexPrinter):
         return f"{s}^{{{exp}}}" if exp else s
 
     def _print_Sum(self, e):
-        if e.function.could_extract_minus_sign():          # Σ_p (-a_p) is written -Σ_p a_p
+        if _negative_sum(e):                                # Σ_p (-a_p) is written -Σ_p a_p
             return "-" + self._print_Sum(_negated_sum(e))
         bounds = {lim[0]: (lim[1], lim[2]) for lim in e.limits}
         sums = []
@@ -135,14 +131,15 @@ class IndexLatex(LatexPrinter):
 
     def _print_Add(self, expr, order=None):
         """a + Σ_p (-b_p) is written a - Σ_p b_p."""
-        args = [sp.Mul(-1, _negated_sum(t), evaluate=False)
-                if isinstance(t, sp.Sum) and t.function.could_extract_minus_sign() else t for t in expr.args]
-        if args == list(expr.args):
+        if not any(_negative_sum(t) for t in expr.args):
             return super()._print_Add(expr, order)
         tex = ""
-        for i, term in enumerate(args):
-            neg = term.could_extract_minus_sign() if not _is_neg_mul(term) else True
-            body = (term.args[1] if _is_neg_mul(term) else -term) if neg else term
+        for i, term in enumerate(expr.args):
+            if _negative_sum(term):
+                neg, body = True, _negated_sum(term)
+            else:
+                neg = term.could_extract_minus_sign()
+                body = -term if neg else term
             tex += ("-" if neg else "") if i == 0 else (" - " if neg else " + ")
             t = self._print(body)
             tex += fr"\left({t}\right)" if self._needs_add_brackets(body) else t
@@ -190,8 +187,8 @@ def _negated_sum(e):
     return make_sum(-e.function, e.limits)
 
 
-def _is_neg_mul(term) -> bool:
-    return isinstance(term, sp.Mul) and len(term.args) == 2 and term.args[0] == -1 and isinstance(term.args[1], sp.Sum)
+def _negative_sum(term) -> bool:
+    return isinstance(term, sp.Sum) and term.function.could_extract_minus_sign()
 
 
 def index_text(expr, ctx, wrt_entry=None) -> str:

@@ -54,16 +54,8 @@ def shape_check_latex(node: N.Node) -> str:
     return fr"{spaces} \implies {space_latex(node.shape)}"
 
 
-def _leaf(node, plain):
-    if _AS_SPACES.get() and node.shape != N.SCALAR:
-        return space_latex(node.shape), POSTFIX        # ℝ^{..} takes parentheses under ^⊤
-    return plain, ATOM
-
-
 def _sym(node):
     s = symbol(node.name, node.shape == N.SCALAR)
-    if _AS_SPACES.get() and node.shape != N.SCALAR:
-        return _leaf(node, s)
     return s, (POSTFIX if s.startswith(r"\frac") or "^{" in s else ATOM)     # (∂L/∂Y)^⊤, (W^{1})^⊤
 
 
@@ -153,8 +145,8 @@ PRINTERS = {
     N.Sym: _sym,
     N.Size: lambda n: (n.name, ATOM),
     N.Num: lambda n: _num(n.value),
-    N.Ones: lambda n: _leaf(n, r"\mathbf{1}"),
-    N.Identity: lambda n: _leaf(n, r"\mathbf{I}"),
+    N.Ones: lambda n: (r"\mathbf{1}", ATOM),
+    N.Identity: lambda n: (r"\mathbf{I}", ATOM),
     N.MatMul: _juxt, N.ScalarMul: _juxt,
     N.Div: lambda n: (fr"\frac{{{to_latex(n.a)}}}{{{to_latex(n.s)}}}", ATOM),
     N.Add: lambda n: (f"{_wrap(n.a, ADD)} + {_wrap(n.b, TERM)}", ADD),
@@ -179,12 +171,13 @@ PRINTERS = {
 }
 
 
-# in the shape check these keep their structure; every other non-scalar node is a space
+# in the shape check these keep their structure; every other non-scalar node (a variable, 1, I,
+# a function's value) is printed as its space ℝ^{m×n}
 STRUCTURAL = {N.MatMul, N.ScalarMul, N.Div, N.Add, N.Sub, N.Neg, N.Transpose, N.Hadamard, N.HadDiv,
-              N.Inverse, N.Sym, N.Ones, N.Identity, N.Num, N.Size, N.Conv, N.Flip}
+              N.Inverse, N.Conv, N.Flip}
 
 
 def _p(node):
     if _AS_SPACES.get() and type(node) not in STRUCTURAL and node.shape != N.SCALAR:
-        return space_latex(node.shape), POSTFIX
+        return space_latex(node.shape), POSTFIX        # ℝ^{..} takes parentheses under ^⊤
     return PRINTERS[type(node)](node)
