@@ -37,11 +37,17 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
     r = d.results[0]
     expected = r.closed_form or r.index_form
     decls = {name: v.shape for name, v in d.variables.items()}
-    try:
-        claimed, _ = infer(parse(answer), decls)
-    except ShapeError as e:
-        raise IndexCalcError(f"the claimed answer does not fit the shapes: {e}") from None
     layout = tuple(r.shape)
+    claimed = _typed_claim(parse(answer), decls, _as2(layout))
+    unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(decls))
+    if unknown:
+        raise IndexCalcError(f"the claimed answer uses {', '.join(unknown)}, which "
+                             f"{'does' if len(unknown) == 1 else 'do'} not appear in {expr!r}")
+    loose = sorted({x for n in claimed.walk() for x in (n.shape or ()) if isinstance(x, str)}
+                   - set(d.variables.sizes))
+    if loose:
+        raise IndexCalcError(f"the claimed answer has a size ({', '.join(loose)}) that nothing in "
+                             f"{expr!r} fixes (an identity or ones vector of any size?)")
     rng = np.random.default_rng(seed)
     for _ in range(3):
         point = V.sample(d.tree, d.variables, rng)
@@ -69,6 +75,19 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
     return Verdict(expr, wrt, answer, True,
                    f"right: agrees with the derivative {expected} (checked numerically at random points)",
                    expected, None, claimed)
+
+
+def _typed_claim(tree, decls, shape):
+    """The claim typed with the derivative's shape where it fits (a lone `1` is then the ones
+    vector); a claim of another shape is typed as it stands, and called wrong for its shape."""
+    try:
+        return infer(tree, decls, expect=shape)[0]
+    except ShapeError:
+        pass
+    try:
+        return infer(tree, decls)[0]
+    except ShapeError as e:
+        raise IndexCalcError(f"the claimed answer does not fit the shapes: {e}") from None
 
 
 def _as2(layout):

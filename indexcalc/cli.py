@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from .errors import IndexCalcError
@@ -65,8 +66,33 @@ def _at(d, text, fmt):
     return "\n".join(lines) + "\n"
 
 
+_OPTION = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
+_TAKES_VALUE = {"--wrt", "--where", "--at", "--answer", "--assume", "--format", "--order", "-o", "--output"}
+
+
+def _protect_leading_minus(argv) -> list:
+    """`indexcalc derive "-sum(x)" --wrt x`, `--answer -x`: an expression that starts with a
+    minus is not an option. argparse would take it for one, so it gets a leading space (which
+    the parser ignores) unless it looks like an option and is not an option's value."""
+    out = []
+    for k, a in enumerate(argv):
+        after_option = k > 0 and argv[k - 1] in _TAKES_VALUE
+        if a.startswith("-") and (after_option or not _OPTION.fullmatch(a)):
+            a = " " + a
+        out.append(a)
+    return out
+
+
+def _unprotect(args):
+    for name in ("expr", "equation", "answer", "wrt"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith(" -"):
+            setattr(args, name, value[1:])
+    return args
+
+
 def run(argv) -> int:
-    args = build_parser().parse_args(argv)
+    args = _unprotect(build_parser().parse_args(_protect_leading_minus(argv)))
     from . import output
     if args.command in ("derive", "backprop"):
         from .pipeline import backprop, derive

@@ -11,6 +11,8 @@ indices always run over the whole range of the axis they index.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 import sympy as sp
@@ -85,9 +87,8 @@ class Normalizer:
     def _symbols(self, t: Term):
         return set().union(*[self.indices(f) for f in t.factors])
 
-    @staticmethod
-    def rename(t: Term, sub: dict) -> Term:
-        return Term(t.coeff, tuple(replace(f, sub) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
+    def rename(self, t: Term, sub: dict) -> Term:
+        return Term(t.coeff, tuple(replace(f, sub, self.ctx.ranges) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
 
     # ---- sifting
     def sift(self, t: Term) -> Term | None:
@@ -103,9 +104,12 @@ class Normalizer:
                     continue
                 k, value = found
                 del factors[k]
-                factors = [replace(f, {d: value}) for f in factors]
+                factors = [replace(f, {d: value}, self.ctx.ranges) for f in factors]
                 dummies.remove(d)
                 changed = True
+        if len(dummies) < len(t.dummies):   # an index was sifted into exp(Σ_q ...): rename inside
+            factors = [self.atom(f) if isinstance(f, (sp.Pow, sp.Function)) and f.has(sp.Sum) else f
+                       for f in factors]
         product = sp.Mul(*factors)          # like factors meet again: S_ij / S_ij = 1
         if product == 0:
             return None
@@ -160,30 +164,32 @@ class Normalizer:
 
     # ---- canonical names and like terms
     def canonical(self, t: Term, free: set) -> Term:
-        """Rename the dummies p, q, r, ... in order of first appearance, factors sorted."""
+        """Rename the dummies p, q, r, ... in the order `_dummy_order` finds them."""
         taken = free | self.ctx.reserved
         taken_names = {str(f) for f in taken}
         pool = [n for n in DUMMY_POOL if n not in taken_names]
-        order: list = []
-        dummies, seen = set(t.dummies), set()
-        for f in sorted(t.factors, key=lambda f: _shape_key(f, t.dummies)):
-            for s in _index_order(f):
-                if s in dummies and s not in seen:
-                    order.append(s)
-                    seen.add(s)
-        order += [d for d in t.dummies if d not in seen]
-        sub = {}
-        for k, d in enumerate(order):
-            new = sp.Symbol(pool[k], integer=True)
-            self.ctx.ranges.setdefault(new, self.ctx.ranges[d])
-            if self.ctx.ranges[new] != self.ctx.ranges[d]:
-                new = self.ctx.fresh(self.ctx.ranges[d])
-            sub[d] = new
+        order = _dummy_order(t.factors, t.dummies)
+        sub: dict = {}
+        for d in order:
+            sub[d] = self._dummy_name(pool, self.ctx.ranges[d], set(sub.values()))
         # two-step renaming so that a new name equal to an old one does not collide
         tmp = {d: sp.Dummy(str(d)) for d in order}
         back = {tmp[d]: sub[d] for d in order}
-        factors = tuple(replace(replace(f, tmp), back) for f in t.factors)
+        factors = tuple(replace(replace(f, tmp, self.ctx.ranges), back, self.ctx.ranges) for f in t.factors)
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
+
+    def _dummy_name(self, pool, dim, used) -> sp.Symbol:
+        """The first name of the pool that is unused in this term and is either new or already
+        runs over `dim` (a name has one range per derivation). Choosing by range, not by
+        position, makes canonical names a fixed point: sifting a sifted form renames nothing."""
+        for name in pool:
+            s = sp.Symbol(name, integer=True)
+            if s in used:
+                continue
+            have = self.ctx.ranges.setdefault(s, dim)
+            if have == dim:
+                return s
+        return self.ctx.fresh(dim)
 
     def collect(self, terms: list[Term]) -> list[Term]:
         acc: dict = {}
@@ -234,6 +240,46 @@ def _index_order(f):
     return list(dict.fromkeys(s for s in sp.preorder_traversal(f) if isinstance(s, sp.Symbol)))
 
 
-def _shape_key(f, dummies):
-    sub = {d: sp.Symbol("_") for d in dummies}
-    return str(f.xreplace(sub))
+def _template(f, holes, slot):
+    """(the factor as text with its dummies as numbered holes, its dummies in reading order);
+    an entry X[p, q] directly, anything else through SymPy's printer."""
+    if isinstance(f, sp.Indexed) and all(isinstance(i, sp.Symbol) for i in f.indices):
+        text = f"{f.base.label}[" + ",".join(str(holes.get(i, i)) for i in f.indices) + "]"
+        return text, [i for i in dict.fromkeys(f.indices) if i in slot]
+    return str(f.xreplace(holes)), [s for s in _index_order(f) if s in slot]
+
+
+def _dummy_order(factors, dummies) -> list:
+    """The dummies in an order that does not depend on their current names, so that equal
+    terms get equal names and renaming a renamed term changes nothing.
+
+    Factors are taken one at a time, each time the least by a key in which a named dummy is
+    its number and an unnamed one is `_`: first the factors with free indices only, then
+    along the contractions (a factor that touches a named dummy comes before one that does
+    not). A factor's new dummies are numbered in reading order."""
+    dummies = list(dict.fromkeys(dummies))
+    slot = {d: k for k, d in enumerate(dummies)}
+    holes = {d: sp.Symbol(f"\x00{k}\x00") for d, k in slot.items()}
+    templates = [_template(f, holes, slot) for f in factors]
+    hole = re.compile("\x00(\\d+)\x00")
+    named: dict = {}
+
+    def key(item):
+        text, mine = item
+        touches = any(s in named for s in mine)
+        number = {slot[d]: n for d, n in named.items()}
+        shown = hole.sub(lambda m: f"#{number[int(m.group(1))]:03d}" if int(m.group(1)) in number else "_", text)
+        return (0 if touches else 1, shown)
+
+    keys = {k: key(item) for k, item in enumerate(templates)}       # a key changes only when
+    while keys:                                                     # one of its dummies is named
+        best = min(keys, key=keys.get)
+        del keys[best]
+        new = [s for s in templates[best][1] if s not in named]
+        for s in new:
+            named.setdefault(s, len(named))
+        if new:
+            for k in keys:
+                if any(s in new for s in templates[k][1]):
+                    keys[k] = key(templates[k])
+    return sorted(named, key=named.get) + [d for d in dummies if d not in named]

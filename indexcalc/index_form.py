@@ -111,10 +111,20 @@ def make_sum(body, limits) -> sp.Expr:
     return obj
 
 
-def replace(expr, sub: dict) -> sp.Expr:
+def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     """expr.xreplace(sub), rebuilding sums with make_sum (xreplace re-runs Sum's checks at
-    every level of a nest, which is quadratic in its depth)."""
+    every level of a nest, which is quadratic in its depth).
+
+    When the keys are indices (symbols), the substitution avoids capture: an index bound by
+    an inner Σ is not replaced there, and an inner Σ whose index a value would fall under is
+    renamed first (Σ_q a_q A_qp with p -> q becomes Σ_r a_r A_rq); `ranges` (the context's
+    index -> size) then learns the new name."""
+    if not sub:
+        return expr
     memo: dict = {}
+    indices = all(isinstance(k, sp.Symbol) for k in sub)
+    values = set().union(*[v.free_symbols for v in sub.values() if isinstance(v, sp.Basic)]) \
+        if indices else set()
 
     def walk(e):
         hit = sub.get(e)
@@ -124,17 +134,54 @@ def replace(expr, sub: dict) -> sp.Expr:
             return e
         done = memo.get(e)
         if done is None:
-            args = tuple(walk(a) for a in e.args)
-            if args == e.args:
-                done = e
-            elif isinstance(e, sp.Sum):
-                done = make_sum(args[0], args[1:])
+            if indices and isinstance(e, sp.Sum) and _binds(e, sub, values):
+                done = _replace_in_sum(e, sub, values, ranges)
             else:
-                done = e.func(*args)
+                args = tuple(walk(a) for a in e.args)
+                if args == e.args:
+                    done = e
+                elif isinstance(e, sp.Sum):
+                    done = make_sum(args[0], args[1:])
+                else:
+                    done = e.func(*args)
             memo[e] = done
         return done
 
     return walk(expr)
+
+
+def _binds(s: sp.Sum, sub: dict, values: set) -> bool:
+    return any(lim[0] in sub or lim[0] in values for lim in s.limits)
+
+
+def _replace_in_sum(s: sp.Sum, sub: dict, values: set, ranges):
+    bound = [lim[0] for lim in s.limits]
+    inner = {k: v for k, v in sub.items() if k not in bound}
+    if not inner:
+        return s
+    body, limits = s.function, list(s.limits)
+    taken = {str(x) for x in body.free_symbols | values | set(inner)}
+    for k, lim in enumerate(limits):
+        if lim[0] in values:                              # would capture: rename it first
+            new = _fresh_like(lim[0], taken, ranges)
+            body = replace(body, {lim[0]: new}, ranges)
+            limits[k] = (new, *lim[1:])
+    return make_sum(replace(body, inner, ranges), [tuple(replace(x, inner, ranges) for x in lim) for lim in limits])
+
+
+def _fresh_like(old, taken: set, ranges):
+    """A name for a renamed bound index: unused here, and new or running over the same size."""
+    dim = ranges.get(old) if ranges is not None else None
+    for name in DUMMY_POOL + [f"p{j}" for j in range(100, 999)]:
+        if name in taken:
+            continue
+        s = sp.Symbol(name, integer=True)
+        if ranges is None:
+            return s
+        if ranges.setdefault(s, dim) == dim:
+            taken.add(name)
+            return s
+    raise RuntimeError("no index name left")
 
 
 def place(shape, idx):

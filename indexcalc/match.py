@@ -382,14 +382,21 @@ def _symbol(M, e):
 
 
 def _add(M, e):
-    parts = [(sp.S.One, M.scalar(a)) for a in e.args]
+    parts = []
+    for a in e.args:          # signs stay coefficients, so a - b prints as a - b, not a + -b
+        c, rest = a.as_coeff_Mul()
+        parts.append((c, M.scalar(rest)) if rest != 1 else (sp.S.One, M.scalar(a)))
     return combine(parts, N.SCALAR, M.scalar)
 
 
 def _mul(M, e):
     num, den = [], []
     c, rest = e.as_coeff_Mul()
-    for f in sp.Mul.make_args(rest):
+    factors = list(sp.Mul.make_args(rest))
+    flip = next((k for k, f in enumerate(factors) if f.is_Add), None) if c < 0 else None
+    if flip is not None:           # -(σ - 1) σ reads better as (1 - σ) σ
+        c, factors[flip] = -c, -factors[flip]
+    for f in factors:
         if f.is_Pow and f.exp.is_Number and f.exp < 0:
             den.append(f.base ** -f.exp)
         else:

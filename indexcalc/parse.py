@@ -77,6 +77,8 @@ class _ToTree(Transformer):
         return N.MatMul(a, b)
 
     def div(self, a, b):
+        if isinstance(b, N.Num) and b.value == 0:
+            raise IndexCalcError("division by zero")
         return N.Div(a, b)
 
     def hadamard(self, a, _op, b):
@@ -163,7 +165,8 @@ def parse(text: str) -> N.Node:
     except UnexpectedToken as e:
         if e.token.type == "$END":
             raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
-        raise ParseError(f"unexpected {str(e.token)!r}; expected {_expected(e)}", text, e.column) from None
+        raise ParseError(f"unexpected {_as_typed(e.token, text, e.column)!r}; expected {_expected(e)}",
+                         text, e.column) from None
     except UnexpectedInput as e:  # pragma: no cover - other lark input errors
         raise ParseError("cannot parse this", text, getattr(e, "column", 1)) from None
     except VisitError as e:
@@ -173,17 +176,33 @@ def parse(text: str) -> N.Node:
 
 
 def _mark_norm_bars(text: str) -> str:
-    """Norm bars open and close alike, so pair them before lexing: the odd ones open (⟦),
-    the even ones close (⟧). `||` keeps its width, so columns stay right."""
-    out, opening = [], True
+    """Norm bars open and close alike, so pair them before lexing: a bar right after an
+    operand closes the innermost open norm; any other bar opens one (`‖a / ‖a‖‖`, `‖x‖ ‖y‖`,
+    `‖‖x‖ y‖`). Opening bars become ⟦, closing ones ⟧; `||` keeps its width, so columns
+    stay right."""
+    out, depth = [], 0
     for piece in re.split(r"(\|\||‖)", text):
-        if piece in ("||", "‖"):
-            mark = "⟦" if opening else "⟧"
-            out.append(mark if piece == "‖" else (mark + " " if opening else " " + mark))
-            opening = not opening
-        else:
+        if piece not in ("||", "‖"):
             out.append(piece)
+            continue
+        before = "".join(out).rstrip()
+        closes = depth > 0 and bool(before) and _ends_operand(before[-1])
+        mark = "⟧" if closes else "⟦"
+        depth += -1 if closes else 1
+        out.append(mark if piece == "‖" else (" " + mark if closes else mark + " "))
     return "".join(out)
+
+
+def _as_typed(token, text: str, column: int) -> str:
+    """The token as the user typed it (norm bars are marked ⟦ ⟧ inside)."""
+    value = str(token)
+    if value.strip() in ("⟦", "⟧"):
+        return "||" if text[column - 1:column + 1] == "||" else "‖"
+    return value
+
+
+def _ends_operand(ch: str) -> bool:
+    return ch.isalnum() or ch in ")]}'⊤⟧_"
 
 
 def _expected(e) -> str:

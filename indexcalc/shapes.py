@@ -307,6 +307,10 @@ def _div(I: _Infer, node: N.Div):
     if not I.scalar(s):
         raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "
                          "use ⊘ (or ./) for element-wise division")
+    if isinstance(a, N.Num) and isinstance(s, N.Num) and I.scalar(a):
+        if isinstance(a.value, Fraction) and isinstance(s.value, Fraction):
+            return N.Num(a.value / s.value)                 # 1/2: the number, as printed
+        return N.num(float(a.value) / float(s.value))
     return N.Div(a, s, a.shape)
 
 
@@ -320,7 +324,7 @@ def _transpose(I, node):
 def _inverse(I, node):
     a = I.run(node.a)
     if I.scalar(a):
-        return N.Power(a, N.Num(Fraction(-1)))
+        return N.Power(a, N.Num(Fraction(-1)), N.SCALAR)
     I.square(a, "the inverse")
     return N.Inverse(a, a.shape)
 

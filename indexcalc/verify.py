@@ -41,6 +41,8 @@ def _sizes(variables, tree) -> dict:
     derived = {d for n in tree.walk() for d in (n.shape or ()) if isinstance(d, N.LinSize)}
     derived |= {d for _, v in variables.items() for d in v.shape if isinstance(d, N.LinSize)}
     names = list(variables.sizes)
+    # a size no variable has (the ones vector of `1 b`, free to be anything) needs a number too
+    names += sorted({d for n in tree.walk() for d in (n.shape or ()) if isinstance(d, str)} - set(names))
     sizes = {d: SIZES[k % len(SIZES)] for k, d in enumerate(names)}
     if all(d.value(sizes) >= 2 for d in derived):
         return sizes
@@ -154,6 +156,25 @@ def _generic_names(code):
     return {m for m in re.findall(r"\b([a-z]\w*)\(", code) if not m.startswith("np")} - {"lambda"}
 
 
+class Degenerate(VerificationError):
+    """The result is not finite where the finite differences are (‖x‖ at x = 0, a ReLU whose
+    inputs all came out negative): the point says nothing; another one is drawn."""
+
+
+def guard_somewhere(result_fns: dict, want_fn, draw, what: str, tries: int = 4) -> Point:
+    """`guard` at a point from `draw()`; at a degenerate point, at another one."""
+    for k in range(tries):
+        point = draw()
+        try:
+            guard(result_fns, want_fn, point, what)
+            return point
+        except Degenerate:
+            if k == tries - 1:
+                raise VerificationError(f"indexcalc bug: the result for {what} is not finite at "
+                                        f"{tries} random points where the expression is; no answer is shown") from None
+    raise AssertionError("unreachable")
+
+
 def guard(result_fns: dict, want_fn, point: Point, what: str):
     """Compare every candidate (name -> function of the point) with the finite differences."""
     with np.errstate(all="ignore"):
@@ -167,6 +188,8 @@ def guard(result_fns: dict, want_fn, point: Point, what: str):
                 raise VerificationError(
                     f"indexcalc bug: the {name} of {what} could not be evaluated ({type(e).__name__}: {e}); "
                     "no answer is shown") from None
+            if np.shape(got) == np.shape(want) and not np.all(np.isfinite(got)):
+                raise Degenerate(f"the {name} of {what} is not finite at this point")
             if not close(got, want):
                 detail = _worst(got, want)
                 raise VerificationError(

@@ -20,3 +20,17 @@ def finite_jacobian(f, env, wrt, eps=1e-6):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- hypothesis profiles: `pytest --hypothesis-profile=long` (or INDEXCALC_HYPOTHESIS=long)
+# runs thousands of random expressions; the default run stays fast. No deadline: the first
+# call of a rule pays SymPy's caches, and a slow example is not a wrong one.
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+settings.register_profile("default", max_examples=25, deadline=None, suppress_health_check=_QUIET,
+                          derandomize=True)
+settings.register_profile("long", max_examples=2500, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("INDEXCALC_HYPOTHESIS", "default"))

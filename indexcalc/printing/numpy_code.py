@@ -9,6 +9,7 @@ needs nothing but the variables.
 from __future__ import annotations
 
 import keyword
+import re
 from fractions import Fraction
 
 
@@ -167,6 +168,20 @@ def _elementwise(op):
     return rule
 
 
+def _hadamard(P, n):
+    """A ∘ B; a step H(X) as a factor is the comparison itself, `(X > 0) * B` (the mask
+    of ReLU's backward pass, without turning it into floats first)."""
+    a, b = (n.b, n.a) if _is_step(n.b) and not _is_step(n.a) else (n.a, n.b)
+    if not _is_step(a):
+        return _elementwise("*")(P, n)
+    (x, nx), (y, ny) = P.column(a.a, n.shape), P.column(b, n.shape)
+    return f"({x} > 0) * {y}", max(nx, ny)
+
+
+def _is_step(node) -> bool:
+    return isinstance(node, N.Func) and node.name == "H"
+
+
 def _transpose(P, n):
     c, nd = P.wrap(n.a)
     if nd == 2:
@@ -193,8 +208,22 @@ def _call(fmt, nd=None):
     return rule
 
 
+def _square(fmt, nd, of_number):
+    """A rule for a square-matrix operation; a 1×1 matrix is held as a number (ndim 0), where
+    np.linalg would refuse it: inv(x) = 1/x, det(x) = tr(x) = x, x^k."""
+    def rule(P, n):
+        c, na = P.p(n.a)
+        if na == 0:
+            return of_number(c, n), 0
+        return fmt.format(c, k=getattr(n, "k", None)), nd
+    return rule
+
+
 def _func(P, n: N.Func):
-    c, na = P.p(n.a)
+    # the argument is parenthesised unless it stands alone in a call (sigmoid's code has
+    # `0.5 * {}`, where `a + b` must not go bare)
+    alone = F.TABLE.get(n.name) is None or re.search(r"[(,]\s*\{\}\s*[),]", F.TABLE[n.name].code)
+    c, na = P.p(n.a) if alone else P.wrap(n.a)
     return F.numpy_code(n.name, c), na
 
 
@@ -233,12 +262,12 @@ PRINT = {
     N.Add: _elementwise("+"), N.Sub: _elementwise("-"),
     N.Neg: lambda P, n: (lambda c: (f"-{c[0]}", c[1]))(P.wrap(n.a)),
     N.Transpose: _transpose,
-    N.Inverse: _call("np.linalg.inv({})"),
-    N.MatPow: lambda P, n: (f"np.linalg.matrix_power({P.p(n.a)[0]}, {n.k})", 2),
+    N.Inverse: _square("np.linalg.inv({})", 2, lambda c, n: f"(1 / ({c}))"),
+    N.MatPow: _square("np.linalg.matrix_power({}, {k})", 2, lambda c, n: f"({c}) ** {n.k}"),
     N.Power: _power, N.HadPow: _power,
-    N.Hadamard: _elementwise("*"), N.HadDiv: _elementwise("/"),
-    N.Trace: _call("np.trace({})", 0), N.Det: _call("np.linalg.det({})", 0),
-    N.LogDet: _call("np.log(np.linalg.det({}))", 0), N.Norm: _call("np.linalg.norm({})", 0),
+    N.Hadamard: _hadamard, N.HadDiv: _elementwise("/"),
+    N.Trace: _square("np.trace({})", 0, lambda c, n: c), N.Det: _square("np.linalg.det({})", 0, lambda c, n: c),
+    N.LogDet: _square("np.log(np.linalg.det({}))", 0, lambda c, n: f"np.log({c})"), N.Norm: _call("np.linalg.norm({})", 0),
     N.Norm2: _call("np.sum({} ** 2)", 0), N.SumAll: _call("np.sum({})", 0),
     N.SumAxis: _sum_axis, N.Func: _func, N.Softmax: _softmax,
     N.DiagMat: _call("np.diag({})", 2), N.DiagVec: _call("np.diag({})", 1),

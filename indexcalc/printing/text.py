@@ -13,7 +13,15 @@ ADD, TERM, JUXT, UNARY, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
 
 
 def to_text(node: N.Node) -> str:
+    if isinstance(node, N.Ones):
+        return "1"       # alone, the answer's expected shape makes it the ones vector
     return _p(node)[0]
+
+
+def _factor(node, level):
+    """A factor of a product: the ones vector stays a bare `1` only here (`X 1`, `1 b`) and
+    under a transpose (`1^T x`); anywhere else (`1 / 2`, `2 1`) it would read as a number."""
+    return "1" if isinstance(node, N.Ones) else _wrap(node, level)
 
 
 def _wrap(node, level):
@@ -48,17 +56,38 @@ def _juxt(node):
     """A product chain; a scalar factor leads, in parentheses unless it is a single atom."""
     if isinstance(node, N.ScalarMul):
         s, lv = _p(node.s)
-        lead = s if lv >= POSTFIX or (lv == UNARY and isinstance(node.s, N.Num)) else f"({s})"
+        lead = s if lv >= UNARY else f"({s})"     # -2 x, -(a + b) x: the minus binds first
         factors = _flatten_matmul(node.a)
         if isinstance(factors[0], N.Ones):
             # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
-            rest = ["(1^T)^T" if len(factors) == 1 else f"({to_text(node.a)})"]
+            rest = [_wrap(node.a, ATOM) if len(factors) == 1 else f"({to_text(node.a)})"]
         else:
             rest = [_wrap(p, POSTFIX) for p in factors]
         return " ".join([lead] + rest), JUXT
     parts = _flatten_matmul(node)
-    out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
+    if isinstance(parts[0], N.ScalarMul):      # (s A) B prints as s A B, which reads back as (s A) B
+        head = parts[0]
+        rest = head.a
+        for p in parts[1:]:
+            rest = N.MatMul(rest, p, node.shape)
+        return _juxt(N.ScalarMul(head.s, rest, node.shape))
+    out = [_factor(parts[0], UNARY)] + [_factor(p, POSTFIX) for p in parts[1:]]
     return " ".join(out), JUXT
+
+
+def _div(n):
+    if isinstance(n.a, N.Num) and isinstance(n.s, N.Num) and n.s.value != 0 and n.a.shape == N.SCALAR:
+        return _num(Fraction(n.a.value) / Fraction(n.s.value) if not isinstance(n.a.value, float)
+                    and not isinstance(n.s.value, float) else n.a.value / n.s.value)   # 1/3, as read back
+    return f"{_wrap(n.a, TERM)} / {_wrap(n.s, POSTFIX)}", TERM
+
+
+def _neg(n):
+    """-x, -A B; but -(1 1^T): `-1 1^T` would read as the number -1 times a row of ones."""
+    product = isinstance(n.a, (N.MatMul, N.ScalarMul))
+    if product and _flatten_matmul(n.a)[0].__class__ is N.Ones:
+        return f"-({to_text(n.a)})", UNARY
+    return "-" + _wrap(n.a, JUXT if product else UNARY), UNARY
 
 
 def _postfix(suffix):
@@ -77,21 +106,21 @@ def _binary(op, level):
 def _transpose(n):
     if isinstance(n.a, N.Inverse):
         return _wrap(n.a.a, POSTFIX) + "^-T", POSTFIX
-    return _wrap(n.a, POSTFIX) + "^T", POSTFIX
+    return _factor(n.a, POSTFIX) + "^T", POSTFIX
 
 
 PRINTERS = {
     N.Sym: lambda n: (n.name, ATOM),
     N.Size: lambda n: (n.name, ATOM),
     N.Num: lambda n: _num(n.value),
-    N.Ones: lambda n: ("1", ATOM),
+    N.Ones: lambda n: ("(1^T)^T", ATOM),
     N.Identity: lambda n: ("I", ATOM),
     N.MatMul: _juxt,
     N.ScalarMul: _juxt,
-    N.Div: lambda n: (f"{_wrap(n.a, TERM)} / {_wrap(n.s, POSTFIX)}", TERM),
+    N.Div: lambda n: _div(n),
     N.Add: _binary("+", ADD),
     N.Sub: _binary("-", ADD),
-    N.Neg: lambda n: ("-" + _wrap(n.a, JUXT if isinstance(n.a, (N.MatMul, N.ScalarMul)) else UNARY), UNARY),
+    N.Neg: lambda n: _neg(n),
     N.Transpose: _transpose,
     N.Inverse: _postfix(lambda n: "^-1"),
     N.MatPow: _postfix(lambda n: f"^{n.k}"),
