@@ -101,10 +101,23 @@ def combine(parts: list, shape, scalar) -> N.Node:
     if not terms:
         return _zero(shape)
     common = _common_factor([c for c, _ in terms])
-    terms = [(sp.simplify(c / common) if common != 1 else c, n) for c, n in terms]
+    terms = [(_simplified(c / common) if common != 1 else c, n) for c, n in terms]
     terms = _factor_out(terms, scalar)
     body = _sum_node(terms, scalar)
     return scale(common, body, scalar)
+
+
+def _simplified(c):
+    """sp.simplify, unless it brings in a function the language has not (1 - tanh² becomes
+    1/cosh², which no printer knows): then only the rational part is simplified."""
+    from sympy.core.function import AppliedUndef
+
+    from . import functions as F
+    s = sp.simplify(c)
+    ours = set(F.TABLE) | {"KroneckerDelta"}
+    foreign = [f for f in s.atoms(sp.Function) - c.atoms(sp.Function)
+               if F.name_of(f.func) not in ours and not isinstance(f, AppliedUndef)]
+    return sp.cancel(c) if foreign else s
 
 
 def _zero(shape):

@@ -27,8 +27,8 @@ class Term:
     dummies: tuple           # summed indices
 
     def expr(self, ctx: IndexContext) -> sp.Expr:
-        body = self.coeff * sp.Mul(*self.factors)
-        return ctx.sum(body, *self.dummies) if self.dummies else body
+        body = sp.Mul(*self.factors)      # the coefficient outside the sum: 2 Σ_p x_p, as read back
+        return self.coeff * (ctx.sum(body, *self.dummies) if self.dummies else body)
 
 
 class Normalizer:
@@ -190,6 +190,34 @@ class Normalizer:
             if have == dim:
                 return s
         return self.ctx.fresh(dim)
+
+    def same_terms(self, a: list[Term], b: list[Term]) -> bool:
+        """The same sum of terms, whatever the names of each term's summation indices (tried
+        by permutation for up to 6 of them; more must match as named)."""
+        if len(a) != len(b):
+            return False
+        left = list(b)
+        for t in a:
+            hit = next((k for k, u in enumerate(left) if self._same_term(t, u)), None)
+            if hit is None:
+                return False
+            del left[hit]
+        return True
+
+    def _same_term(self, t: Term, u: Term) -> bool:
+        from itertools import permutations
+        if sp.simplify(t.coeff - u.coeff) != 0 or len(t.dummies) != len(u.dummies) or \
+                len(t.factors) != len(u.factors):
+            return False
+        mine = sp.Mul(*t.factors)
+        if len(t.dummies) > 6:
+            return mine == sp.Mul(*u.factors)
+        for perm in permutations(u.dummies):
+            sub = dict(zip(perm, t.dummies))
+            if all(self.ctx.ranges.get(k) == self.ctx.ranges.get(v) for k, v in sub.items()) and \
+                    sp.Mul(*[replace(f, sub, self.ctx.ranges) for f in u.factors]) == mine:
+                return True
+        return False
 
     def collect(self, terms: list[Term]) -> list[Term]:
         acc: dict = {}

@@ -291,7 +291,7 @@ ENTRY = {
     N.Num: lambda ctx, n, idx: _number(n.value),
     N.Size: lambda ctx, n, idx: ctx.size(n.name),
     N.Ones: lambda ctx, n, idx: sp.S.One,
-    N.Identity: lambda ctx, n, idx: sp.KroneckerDelta(idx[0], idx[1]),
+    N.Identity: lambda ctx, n, idx: sp.KroneckerDelta(*idx) if None not in idx else sp.S.One,   # I of size 1
     N.MatMul: _matmul,
     N.ScalarMul: lambda ctx, n, idx: ctx.entry(n.s, (None, None)) * ctx.entry(n.a, idx),
     N.Div: lambda ctx, n, idx: ctx.entry(n.a, idx) / ctx.entry(n.s, (None, None)),

@@ -57,12 +57,13 @@ class Result:
     numpy: str
     steps: list = field(default_factory=list)
     checked_sizes: dict = field(default_factory=dict)
-    resimplify: object = field(default=None, repr=False, compare=False)  # () -> sifting applied again
+    resimplify: object = field(default=None, repr=False, compare=False)  # () -> (text, same?)
 
     @property
     def is_simplified(self) -> bool:
-        """Sifting is idempotent: the sifted form, sifted again, is the same expression."""
-        return self.resimplify is None or self.resimplify() == self.index_form
+        """Sifting is idempotent: the sifted form, sifted again, is the same sum of terms, up
+        to the names of its summation indices."""
+        return self.resimplify is None or self.resimplify()[1]
 
     @property
     def index_latex(self) -> str:
@@ -234,16 +235,20 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     layout = V.layout(typed.shape) + V.layout(variables[var].shape)
     code = _code(R, closed, terms, free, layout)
     result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
-                    resimplify=_resimplify(R, sifted, free))
+                    resimplify=_resimplify(R, terms, free))
     _guard_first(R, result, layout, rng)
     if order == 2:
         result = _second(R, result, terms, free, layout, rng, name)
     return result
 
 
-def _resimplify(R, sifted, free):
-    """The sifted form, split into terms and sifted again, as text (for `Result.is_simplified`)."""
-    return lambda: R.text(_terms_expr(R, R.nz.simplify_terms(R.nz.terms(sifted), set(free))))
+def _resimplify(R, terms, free):
+    """The sifted form, split into terms and sifted again: (its text, whether it is the same
+    sum of terms up to the names of summation indices), for `Result.is_simplified`."""
+    def again():
+        after = R.nz.simplify_terms(R.nz.terms(_terms_expr(R, terms)), set(free))
+        return R.text(_terms_expr(R, after)), R.nz.same_terms(terms, after)
+    return again
 
 
 def _terms_expr(R, terms):
@@ -356,7 +361,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
-                    resimplify=_resimplify(R, sifted, free))
+                    resimplify=_resimplify(R, terms2, free))
     if closed is not None:
         result.steps.append(Step("closed form", to_text(closed), lambda: to_latex(closed)))
 

@@ -174,6 +174,7 @@ class _Infer:
         self.u = _Sizes()
         self.env: dict[str, tuple] = {}
         self.order: list[str] = []
+        self.names: set = set()           # every name used as a variable anywhere in the input
 
     # -- helpers
     def res(self, shape):
@@ -318,6 +319,8 @@ def _transpose(I, node):
     if _one_literal(node.a):
         return I.ones(transposed=True)
     a = I.run(node.a)
+    if isinstance(a, N.Transpose):           # (A^T)^T is A: one tree for one value
+        return a.a
     return N.Transpose(a, (a.shape[1], a.shape[0]))
 
 
@@ -359,7 +362,7 @@ def _hadpow(I, node):
 
 def _call(I: _Infer, node: N.Call):
     name = node.name
-    if name in I.decls or (name in I.env):
+    if name in I.decls or name in I.env or name in I.names:   # x(A + I) x: x is a variable
         if len(node.args) == 1:          # a declared variable next to "(": a product
             return I.run(N.MatMul(N.Sym(name), node.args[0]))
     rule = CALLS.get(name)
@@ -519,6 +522,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
     I = _Infer(decls, sizes_declared)
+    I.names = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
     typed = I.run(tree)
     if expect is not None:
         if _one_literal(tree) and expect != N.SCALAR:

@@ -153,7 +153,7 @@ def eval_code(code: str, point: Point):
 
 def _generic_names(code):
     import re
-    return {m for m in re.findall(r"\b([a-z]\w*)\(", code) if not m.startswith("np")} - {"lambda"}
+    return {m for m in re.findall(r"(?<![\w.])([^\W\dA-Z]\w*)\(", code) if not m.startswith("np")} - {"lambda"}
 
 
 class Degenerate(VerificationError):

@@ -53,26 +53,68 @@ def _flatten_matmul(node):
 
 
 def _juxt(node):
-    """A product chain; a scalar factor leads, in parentheses unless it is a single atom."""
-    if isinstance(node, N.ScalarMul):
-        s, lv = _p(node.s)
-        lead = s if lv >= UNARY else f"({s})"     # -2 x, -(a + b) x: the minus binds first
-        factors = _flatten_matmul(node.a)
-        if isinstance(factors[0], N.Ones):
-            # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
-            rest = [_wrap(node.a, ATOM) if len(factors) == 1 else f"({to_text(node.a)})"]
-        else:
-            rest = [_wrap(p, POSTFIX) for p in factors]
-        return " ".join([lead] + rest), JUXT
-    parts = _flatten_matmul(node)
-    if isinstance(parts[0], N.ScalarMul):      # (s A) B prints as s A B, which reads back as (s A) B
-        head = parts[0]
-        rest = head.a
-        for p in parts[1:]:
-            rest = N.MatMul(rest, p, node.shape)
-        return _juxt(N.ScalarMul(head.s, rest, node.shape))
-    out = [_factor(parts[0], UNARY)] + [_factor(p, POSTFIX) for p in parts[1:]]
+    """A product as scalars then matrix factors, whatever its grouping: s (t A) B, (s A) B and
+    s t A B all print `s t A B` (scalars commute), so what is printed reads back to a tree
+    that prints the same. A scalar leads bare if it is an atom or a signed atom, else in
+    parentheses; later scalars only bare if atoms."""
+    if isinstance(node, N.MatMul) and node.shape == N.SCALAR:      # x^T y, itself a scalar
+        parts = _flatten_matmul(node)
+        return " ".join([_factor(parts[0], UNARY)] + [_factor(p, POSTFIX) for p in parts[1:]]), JUXT
+    scalars, factors = _chain(node)
+    sign = "-" if sum(sc is _MINUS for sc in scalars) % 2 else ""
+    scalars = [sc for sc in scalars if sc is not _MINUS]
+    scalars.sort(key=lambda sc: not _is_number(sc))          # 2 alpha x, not alpha 2 x
+    if sign and not scalars:
+        return "-" + _juxt(factors[0] if len(factors) == 1 else _product(factors))[0], UNARY
+    out = []
+    for k, sc in enumerate(scalars):
+        text, lv = _p(sc)
+        out.append(text if lv >= (UNARY if k == 0 else POSTFIX) else f"({text})")
+    if factors and scalars and isinstance(factors[0], N.Ones):
+        # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
+        out.append("(1^T)^T" if len(factors) == 1 else
+                   "(" + " ".join(["1"] + [_factor(p, POSTFIX) for p in factors[1:]]) + ")")
+    elif factors:
+        out += [_factor(factors[0], UNARY if not scalars else POSTFIX)] + [_factor(p, POSTFIX) for p in factors[1:]]
+    if sign:
+        out[0] = "-" + (out[0] if not out[0].startswith("-") else f"({out[0]})")
     return " ".join(out), JUXT
+
+
+_MINUS = N.Num(Fraction(-1))
+
+
+def _product(factors):
+    node = factors[0]
+    for f in factors[1:]:
+        node = N.MatMul(node, f, None)
+    return node
+
+
+def _is_number(node) -> bool:
+    if isinstance(node, N.Num):
+        return True
+    if isinstance(node, N.Div):
+        return _is_number(node.a) and _is_number(node.s)
+    return isinstance(node, N.Neg) and _is_number(node.a)
+
+
+def _chain(node):
+    """(scalar factors, matrix factors) of a product, both in reading order."""
+    if isinstance(node, N.ScalarMul):
+        s1, f1 = _chain(node.s)
+        s2, f2 = _chain(node.a)
+        return s1 + f1 + s2, f2            # node.s is a scalar: its matrix factors multiply to one
+    if isinstance(node, N.MatMul) and node.shape != N.SCALAR:
+        s1, f1 = _chain(node.a)
+        s2, f2 = _chain(node.b)
+        return s1 + s2, f1 + f2
+    if isinstance(node, N.Neg) and node.shape != N.SCALAR and isinstance(node.a, (N.MatMul, N.ScalarMul)):
+        s1, f1 = _chain(node.a)              # s (-a b^T) is -s a b^T: `-a b^T` reads as (-a) b^T
+        return [_MINUS] + s1, f1
+    if node.shape == N.SCALAR:
+        return [node], []
+    return [], [node]
 
 
 def _div(n):
@@ -106,6 +148,8 @@ def _binary(op, level):
 def _transpose(n):
     if isinstance(n.a, N.Inverse):
         return _wrap(n.a.a, POSTFIX) + "^-T", POSTFIX
+    if isinstance(n.a, (N.HadPow, N.Power, N.MatPow)):       # (A .^ 2)^T, not A .^ 2^T
+        return f"({to_text(n.a)})^T", POSTFIX
     return _factor(n.a, POSTFIX) + "^T", POSTFIX
 
 
@@ -119,7 +163,7 @@ PRINTERS = {
     N.ScalarMul: _juxt,
     N.Div: lambda n: _div(n),
     N.Add: _binary("+", ADD),
-    N.Sub: _binary("-", ADD),
+    N.Sub: lambda n: _p(N.Add(n.a, n.b.a, n.shape)) if isinstance(n.b, N.Neg) else _binary("-", ADD)(n),
     N.Neg: lambda n: _neg(n),
     N.Transpose: _transpose,
     N.Inverse: _postfix(lambda n: "^-1"),

@@ -1,0 +1,113 @@
+"""One case per class of failure the fuzzers found (tests/test_properties.py,
+tests/test_fuzz_inputs.py), kept as plain tests so CI runs them every time: each derivative
+against finite differences of an independent NumPy reference, each closed form read back."""
+import numpy as np
+import pytest
+
+from indexcalc import derive, parse
+from indexcalc.check import check
+from indexcalc.cli import main
+from indexcalc.errors import IndexCalcError
+from indexcalc.printing.text import to_text
+from indexcalc.shapes import infer
+
+from .conftest import finite_jacobian
+
+
+def sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+R = np.random.default_rng(5)
+W = R.normal(size=(3, 3)) * 0.2 + 2 * np.eye(3)
+CASES = [  # expression, wrt, where, values, NumPy reference
+    # sifting substituted into a sum inside exp(...) and captured its index
+    ("log(sum(exp(A^T a)))", "A", "A: m×m, a: m", {"A": R.normal(size=(3, 3)), "a": R.normal(size=3)},
+     lambda e: np.log(np.sum(np.exp(e["A"].T @ e["a"])))),
+    # sigmoid's NumPy code took `0.5 * a + b` for 0.5 * (a + b)
+    ("1^T sigmoid(a + b)", "a", None, {"a": R.normal(size=3), "b": R.normal(size=3)},
+     lambda e: np.sum(sig(e["a"] + e["b"]))),
+    # a zero derivative had no matrix-form row (IndexError)
+    ("a - a", "a", None, {"a": R.normal(size=3)}, lambda e: e["a"] - e["a"]),
+    # the ones vector of `1 b` has a size no variable has (KeyError in the guard)
+    ("1 b", "b", "b: 1×n", {"b": R.normal(size=(1, 3))}, lambda e: np.ones((3, 1)) @ e["b"]),
+    # a 1×1 matrix under ^-T: np.linalg.inv of a number
+    ("aT X^-T b", "X", None, {"aT": R.normal(size=3), "X": np.array([[1.7]]), "b": np.array([0.8])},
+     lambda e: e["aT"] * e["b"][0] / e["X"][0, 0]),
+    # 1 - tanh² came back from sp.simplify as 1/cosh², a function no printer knows
+    ("tanh(1^T A (A ∘ A) a)", "A", "A: m×m, a: m", {"A": R.normal(size=(3, 3)) * 0.5, "a": R.normal(size=3)},
+     lambda e: np.tanh(np.sum(e["A"] @ (e["A"] * e["A"]) @ e["a"]))),
+    # -a b^T printed inside a product, read back as (-a) b^T
+    ("cos((A^T a)^T (B^T b))", "A", "A: m×m, a: m, B: m×m, b: m",
+     {"A": R.normal(size=(3, 3)), "a": R.normal(size=3), "B": R.normal(size=(3, 3)), "b": R.normal(size=3)},
+     lambda e: np.cos((e["A"].T @ e["a"]) @ (e["B"].T @ e["b"]))),
+    # det of A^T A + I: (s A) B printed as s A B, read back as another tree
+    ("det(A^T A + I)", "A", "A: m×m", {"A": R.normal(size=(3, 3))},
+     lambda e: np.linalg.det(e["A"].T @ e["A"] + np.eye(3))),
+    # the guard drew a point where relu(B) was all zero (‖0‖): it now draws another
+    ("norm((A^T) relu(B))", "A", "A: n×m, B: n×p", {"A": R.normal(size=(4, 3)), "B": np.abs(R.normal(size=(4, 2)))},
+     lambda e: np.linalg.norm(e["A"].T @ np.maximum(e["B"], 0))),
+    # nested norm bars
+    ("‖a / ‖a‖‖", "a", None, {"a": R.normal(size=3)}, lambda e: 1.0 + 0 * e["a"].sum()),
+    ("‖x‖ ‖y‖", "x", None, {"x": R.normal(size=3), "y": R.normal(size=4)},
+     lambda e: np.linalg.norm(e["x"]) * np.linalg.norm(e["y"])),
+    # x(...) is a product when x is a variable elsewhere in the input
+    ("x(A + I) x", "x", None, {"x": R.normal(size=1), "A": R.normal(size=(1, 1))},
+     lambda e: e["x"] @ (e["A"] + np.eye(1)) @ e["x"]),
+    # a generic function with a Greek name
+    ("sum(exp(x) ∘ W x)", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
+]
+
+
+@pytest.mark.parametrize("expr,wrt,where,values,ref", CASES, ids=[c[0] for c in CASES])
+def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref):
+    d = derive(expr, wrt, where)
+    r = d.results[0]
+    sizes = {k: v for k, v in zip("mnp", (3, 4, 2))}
+    got = np.asarray(eval(r.numpy, {"np": np, **sizes, **values}), dtype=float)     # noqa: S307
+    want = finite_jacobian(ref, values, wrt)
+    if got.size == want.size:            # a 1×1 matrix is held as a number
+        got = got.reshape(want.shape)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-6 * (1 + np.abs(want).max())), (r.numpy, got, want)
+    assert r.is_simplified
+    if r.closed_form is not None:
+        back, _ = infer(parse(r.closed_form), {n: v.shape for n, v in d.variables.items()}, expect=r.closed.shape)
+        assert to_text(back) == r.closed_form
+
+
+@pytest.mark.parametrize("expr,wrt,closed", [
+    ("sigmoid(alpha)", "alpha", "sigmoid(alpha) - sigmoid(alpha)^2"),     # not -(-1 + σ) σ
+    ("tanh(alpha)", "alpha", "1 - tanh(alpha)^2"),
+    ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
+    ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
+    ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
+    ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T
+])
+def test_found_closed_forms_read_back(expr, wrt, closed):
+    d = derive(expr, wrt)
+    assert d.closed_form == closed
+    back, _ = infer(parse(closed), {n: v.shape for n, v in d.variables.items()}, expect=d.results[0].closed.shape)
+    assert to_text(back) == closed
+
+
+def test_the_index_form_keeps_inner_sums_apart():
+    r = derive("log(sum(exp(A^T a)))", "A", "A: m×m, a: m").results[0]
+    assert "exp(Σ_i" not in r.index_form and r.index_form.startswith("a_i exp(Σ_p a_p A_pj)")
+
+
+@pytest.mark.parametrize("answer,needle", [("x^T A^T A x", "A, which does not appear"),
+                                           ("tr(I )", "nothing in")])
+def test_check_refuses_answers_it_cannot_evaluate(answer, needle):
+    with pytest.raises(IndexCalcError, match=needle):
+        check("x^T B x", "x", answer)
+
+
+@pytest.mark.parametrize("argv", [["derive", "-sum(x)", "--wrt", "x"], ["check", "x^T x", "--wrt", "x", "--answer", "-x"]])
+def test_a_leading_minus_is_an_expression_not_an_option(argv, capsys):
+    assert main(argv) in (0, 1)
+    assert "error" not in capsys.readouterr().err
+
+
+def test_division_by_zero_is_bad_input(capsys):
+    assert main(["derive", "sum(x) / 0", "--wrt", "x"]) == 2
+    assert "division by zero" in capsys.readouterr().err
