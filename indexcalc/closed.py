@@ -175,33 +175,6 @@ def _sum_node(terms, scalar) -> N.Node:
     return out
 
 
-def _absorb_minus(node):
-    """-node with the minus taken into a factor that is a difference (a - b -> b - a) or a
-    sum that starts negative (-1 + σ -> 1 - σ); None if no factor is like that."""
-    if isinstance(node, N.Sub):
-        return N.Sub(node.b, node.a, node.shape)
-    if isinstance(node, N.Add):
-        a = node.a
-        if isinstance(a, N.Num) and a.value < 0:
-            return N.Sub(N.Num(-a.value, a.shape), node.b, node.shape)
-        if isinstance(a, N.Neg):
-            return N.Sub(node.b, a.a, node.shape)
-        return None
-    if isinstance(node, N.ScalarMul):
-        s = _absorb_minus(node.s)
-        if s is not None:
-            return N.ScalarMul(s, node.a, node.shape)
-        a = _absorb_minus(node.a)
-        return N.ScalarMul(node.s, a, node.shape) if a is not None else None
-    if isinstance(node, N.MatMul):
-        a = _absorb_minus(node.a)
-        if a is not None:
-            return N.MatMul(a, node.b, node.shape)
-        b = _absorb_minus(node.b)
-        return N.MatMul(node.a, b, node.shape) if b is not None else None
-    return None
-
-
 def scale(c, node: N.Node, scalar) -> N.Node:
     """c · node for a SymPy coefficient c."""
     if c == 1:
@@ -209,9 +182,6 @@ def scale(c, node: N.Node, scalar) -> N.Node:
     if N.is_num(node, 1) and not c.is_Number:
         return scalar(c)                 # σ - σ², not -(σ² - σ)
     if c.could_extract_minus_sign():
-        flipped = _absorb_minus(node)
-        if flipped is not None:          # -(-1 + σ) σ reads better as (1 - σ) σ
-            return scale(-c, flipped, scalar)
         return N.Neg(scale(-c, node, scalar), node.shape)
     num, den = sp.fraction(sp.together(c))
     if num != 1:

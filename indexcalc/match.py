@@ -392,11 +392,7 @@ def _add(M, e):
 def _mul(M, e):
     num, den = [], []
     c, rest = e.as_coeff_Mul()
-    factors = list(sp.Mul.make_args(rest))
-    flip = next((k for k, f in enumerate(factors) if f.is_Add), None) if c < 0 else None
-    if flip is not None:           # -(σ - 1) σ reads better as (1 - σ) σ
-        c, factors[flip] = -c, -factors[flip]
-    for f in factors:
+    for f in sp.Mul.make_args(rest):
         if f.is_Pow and f.exp.is_Number and f.exp < 0:
             den.append(f.base ** -f.exp)
         else:

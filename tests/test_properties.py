@@ -13,7 +13,7 @@ Default: a few dozen examples each (derandomized, so CI is repeatable). Thousand
 """
 import numpy as np
 import pytest
-from hypothesis import assume, event, given, note
+from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 from indexcalc import derive, parse
@@ -24,6 +24,8 @@ from indexcalc.shapes import infer
 
 from .conftest import finite_jacobian
 from .strategies import SIZES, cases
+
+LONG = settings.default.max_examples >= 1000      # the long profile is loaded before this import
 
 
 def derived(case):
@@ -99,6 +101,7 @@ def test_simplifying_twice_changes_nothing(case):
         assert to_text(back) == r.closed_form
 
 
+@settings(max_examples=400 if LONG else 15)      # each example differentiates twice, numerically too
 @given(cases(max_depth=2, scalar_only=True), st.integers(0, 2**32 - 1))
 def test_hessian_agrees_with_finite_differences_or_is_unsupported(case, seed):
     env = point(case, seed)

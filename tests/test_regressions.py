@@ -81,6 +81,8 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
+    ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
+     "-(softmax(a)^T A^T b) (c ∘ (B^T B + I)^-1 u)"),                        # the minus joins the scalars
     ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
@@ -111,3 +113,14 @@ def test_a_leading_minus_is_an_expression_not_an_option(argv, capsys):
 def test_division_by_zero_is_bad_input(capsys):
     assert main(["derive", "sum(x) / 0", "--wrt", "x"]) == 2
     assert "division by zero" in capsys.readouterr().err
+
+
+def test_a_hessian_with_a_sum_as_coefficient_of_einsum():
+    """(2 t³ - 2 t) * einsum(...) lost its parentheses: 2 t³ - (2 t * einsum(...))."""
+    d = derive("tanh(a^T A b)", "A", order=2)
+    rng = np.random.default_rng(2)
+    env = {"a": rng.normal(size=3), "A": rng.normal(size=(3, 4)), "b": rng.normal(size=4)}
+    ref = lambda e: np.tanh(e["a"] @ e["A"] @ e["b"])       # noqa: E731
+    want = finite_jacobian(lambda e: finite_jacobian(ref, e, "A", 1e-5), env, "A", 1e-4)
+    got = eval(d.numpy, {"np": np, **env})                  # noqa: S307
+    assert np.allclose(got, want, atol=1e-4)

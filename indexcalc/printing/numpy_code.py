@@ -303,7 +303,7 @@ class EinsumPrinter:
                 subs.append(letters[i])
                 args.append(f"np.ones({self.P.size(self.ctx.ranges[i])})")
         out = "".join(letters[i] for i in free)
-        coeff = self.P.code(self.M.scalar(t.coeff)) if t.coeff != 1 else None
+        coeff = self.P.wrap(self.M.scalar(t.coeff))[0] if t.coeff != 1 else None     # (a - b) * einsum
         e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)})" if args else "1.0"
         return f"{coeff} * {e}" if coeff else e
 

@@ -109,7 +109,7 @@ def _chain(node):
         s1, f1 = _chain(node.a)
         s2, f2 = _chain(node.b)
         return s1 + s2, f1 + f2
-    if isinstance(node, N.Neg) and node.shape != N.SCALAR and isinstance(node.a, (N.MatMul, N.ScalarMul)):
+    if isinstance(node, N.Neg) and (node.shape == N.SCALAR or isinstance(node.a, (N.MatMul, N.ScalarMul))):
         s1, f1 = _chain(node.a)              # s (-a b^T) is -s a b^T: `-a b^T` reads as (-a) b^T
         return [_MINUS] + s1, f1
     if node.shape == N.SCALAR:
@@ -129,6 +129,8 @@ def _neg(n):
     product = isinstance(n.a, (N.MatMul, N.ScalarMul))
     if product and _flatten_matmul(n.a)[0].__class__ is N.Ones:
         return f"-({to_text(n.a)})", UNARY
+    if product and n.shape != N.SCALAR:
+        return _juxt(n)                      # the sign joins the product's scalars
     return "-" + _wrap(n.a, JUXT if product else UNARY), UNARY
 
 
