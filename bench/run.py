@@ -1,0 +1,473 @@
+"""indexcalc's benchmarks as one table, every comparison measured side by side in one run.
+
+    python bench/run.py            # about two minutes
+    python bench/run.py --quick    # fewer repeats, for a look
+
+Rows:
+- derive:   each seed exercise in-process (parse, steps, matching and the numerical guard)
+            next to SymPy's own `MatrixSymbol.diff` of the same expression, where SymPy has
+            one; SymPy's answer is checked against finite differences too (right / WRONG /
+            fails), since a fast wrong answer is not a win. SymPy's cache is cleared before
+            every call of either tool (indexcalc runs on SymPy too), so neither gets a free ride.
+- scaling:  tr(A1 ... An X) for n = 8, 32, 128 and tr(X^k) for k = 4, 16, 32, both tools.
+- cold:     `python -m indexcalc derive "x^T B x" --wrt x` as a fresh process, next to
+            `python -c "import sympy"`.
+- backward: the generated modules (modules_generated.py) next to hand-written NumPy and, if
+            installed, torch.autograd on the CPU (S = 1024).
+- hessian:  the generated Hessian code of x^T B x and log(sum(exp(x))) (n = 256) next to
+            hand-written NumPy and, if installed, jax.hessian (jit-compiled, compile excluded).
+
+ratio = indexcalc (or its generated code) / the peer: below 1 is faster than the peer.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+QUICK = False
+
+
+# ---- timing ------------------------------------------------------------------------------------
+def side_by_side(fa, fb, repeat=5, setup=None):
+    """Best time of each, calls interleaved (a, b, a, b, ...) so drift hits both alike."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for f, out in ((fa, ta), (fb, tb)):
+            if f is None:
+                continue
+            if setup:
+                setup()
+            gc.collect()
+            t0 = time.perf_counter()
+            f()
+            out.append(time.perf_counter() - t0)
+    return (min(ta) if ta else None), (min(tb) if tb else None)
+
+
+def per_call(f, target=0.05):
+    """Seconds per call of a fast function: calls batched to about `target` seconds."""
+    f()
+    n, t = 1, 0.0
+    while t < target:
+        n *= 2
+        t0 = time.perf_counter()
+        for _ in range(n):
+            f()
+        t = time.perf_counter() - t0
+    return t / n
+
+
+def fast_side_by_side(fa, fb, repeat=7):
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(per_call(fa))
+        if fb is not None:
+            tb.append(per_call(fb))
+    return min(ta), (min(tb) if tb else None)
+
+
+def clear_caches():
+    from sympy.core.cache import clear_cache
+    clear_cache()
+
+
+# ---- the table ---------------------------------------------------------------------------------
+ROWS: list = []
+GENERATED: dict = {}       # expression -> the Hessian code indexcalc wrote, printed under the table
+
+
+def row(group, case, ours, peer_name, peer, note=""):
+    ROWS.append((group, case, ours, peer_name, peer, note))
+
+
+def show_time(t):
+    if t is None:
+        return "—"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.1f} ms"
+    return f"{t * 1e6:.1f} µs"
+
+
+def table() -> str:
+    head = ("group", "case", "indexcalc", "peer", "peer time", "ratio", "note")
+    lines = [head]
+    for g, c, o, pn, p, note in ROWS:
+        ratio = f"{o / p:.2f}" if (o is not None and p) else "—"
+        lines.append((g, c, show_time(o), pn, show_time(p), ratio, note))
+    widths = [max(len(str(r[k])) for r in lines) for k in range(len(head))]
+    out = ["| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |" for r in lines]
+    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    import numpy
+    import sympy
+    peers = [f"Python {platform.python_version()}", f"NumPy {numpy.__version__}", f"SymPy {sympy.__version__}"]
+    for mod in ("torch", "jax"):
+        try:
+            peers.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            peers.append(f"{mod} not installed")
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; " + ", ".join(peers)
+
+
+# ---- SymPy's side ------------------------------------------------------------------------------
+def sympy_cases():
+    """(name, indexcalc expression, wrt, where, build(sizes) -> (expr, var, concrete symbols),
+    order). `build` makes SymPy's expression with symbolic sizes for timing and with numbers
+    for the check."""
+    import sympy as sp
+    from sympy import HadamardPower, HadamardProduct, MatrixSymbol, OneMatrix, Trace
+
+    def M(name, r, c):
+        return MatrixSymbol(name, r, c)
+
+    def xta(n):
+        x, a = M("x", n, 1), M("a", n, 1)
+        return x.T * a, x, {"x": x, "a": a}
+
+    def btxc(n, m):
+        b, X, c = M("b", n, 1), M("X", n, m), M("c", m, 1)
+        return b.T * X * c, X, {"b": b, "X": X, "c": c}
+
+    def qtq(n, m):
+        Q = M("Q", m, n)
+        return Q.T * Q, Q, {"Q": Q}
+
+    def xtbx(n):
+        x, B = M("x", n, 1), M("B", n, n)
+        return x.T * B * x, x, {"x": x, "B": B}
+
+    def tvxw(n, m):
+        p = m + 1 if isinstance(m, int) else sp.Symbol("p", integer=True, positive=True)
+        V, X, W = M("V", n, m), M("X", m, p), M("W", p, n)
+        return Trace(V * X * W), X, {"V": V, "X": X, "W": W}
+
+    def norm(n):
+        w = M("w", n, 1)
+        return sp.sqrt((w.T * w)[0, 0]), w, {"w": w}
+
+    def trs(n):
+        S = M("S", n, n)
+        return Trace(S), S, {"S": S}
+
+    def ce(s, c):
+        X, T = M("X", s, c), M("T", s, c)
+        return -Trace(OneMatrix(1, s) * HadamardProduct(T, X.applyfunc(sp.log)) * OneMatrix(c, 1)) / s, X, \
+            {"X": X, "T": T}
+
+    def sq(n, m):
+        X, W = M("X", n, m), M("W", m, n)
+        return Trace(OneMatrix(1, n) * HadamardPower(X * W, 2) * OneMatrix(n, 1)), X, {"X": X, "W": W}
+
+    def linear(s, n, m):        # the linear layer's ∂L/∂W through the upstream gradient G
+        X, W, G = M("X", s, m), M("W", n, m), M("G", s, n)
+        return Trace(G.T * (X * W.T)), W, {"X": X, "W": W, "dY": G}
+
+    return [     # name, expression, wrt, where, SymPy's build, order, NumPy reference (2-D arrays)
+        ("x^T a by x", "x^T a", "x", None, xta, 1, lambda e: e["x"].T @ e["a"]),
+        ("b^T X c by X", "b^T X c", "X", None, btxc, 1, lambda e: e["b"].T @ e["X"] @ e["c"]),
+        ("Q^T Q by Q (4th rank)", "Q^T Q", "Q", None, qtq, 1, lambda e: e["Q"].T @ e["Q"]),
+        ("x^T B x by x", "x^T B x", "x", None, xtbx, 1, lambda e: e["x"].T @ e["B"] @ e["x"]),
+        ("x^T B x, Hessian", "x^T B x", "x", None, xtbx, 2, lambda e: e["x"].T @ e["B"] @ e["x"]),
+        ("tr(V X W) by X", "tr(V X W)", "X", "V: n×m, X: m×p, W: p×n", tvxw, 1,
+         lambda e: np.trace(e["V"] @ e["X"] @ e["W"])),
+        ("‖w‖ by w", "‖w‖", "w", None, norm, 1, lambda e: np.linalg.norm(e["w"])),
+        ("tr(S) by S", "tr(S)", "S", None, trs, 1, lambda e: np.trace(e["S"])),
+        ("-sum(T∘log(X))/S by X", "-sum(T ∘ log(X)) / S", "X", "X: S×C, T: S×C", ce, 1,
+         lambda e: -np.sum(e["T"] * np.log(e["X"])) / e["X"].shape[0]),
+        ("-sum(T∘log(softmax(X)))/S", "-sum(T ∘ log(softmax(X))) / S", "X", "X: S×C, T: S×C", None, 1, None),
+        ("sum((X W).^2) by X", "sum((X W) .^ 2)", "X", None, sq, 1, lambda e: np.sum((e["X"] @ e["W"]) ** 2)),
+        ("softmax(z) by z (Jacobian)", "softmax(z)", "z", None, None, 1, None),
+        ("linear layer ∂L/∂W", "Y = X W^T + b", "W", "X: S×M, W: N×M, b: 1×N", linear, 1,
+         lambda e: np.sum(e["dY"] * (e["X"] @ e["W"].T))),
+    ]
+
+
+def _symbols(build):
+    import inspect
+    import sympy as sp
+    k = len(inspect.signature(build).parameters)
+    return [sp.Symbol(s, integer=True, positive=True) for s in "nmk"[:k]]
+
+
+def sympy_diff(build, order):
+    expr, var, _ = build(*_symbols(build))
+    out = expr.diff(var)
+    return out.diff(var) if order == 2 else out
+
+
+def sympy_verdict(build, order, ref, rng) -> str:
+    """Evaluate SymPy's derivative at numbers; compare with central differences of a NumPy
+    reference of the same function."""
+    import inspect
+    import sympy as sp
+    k = len(inspect.signature(build).parameters)
+    sizes = [3, 2, 4][:k]
+    try:
+        expr, var, syms = build(*sizes)
+        got = expr.diff(var)
+        if order == 2:
+            got = got.diff(var)
+    except Exception as e:  # noqa: BLE001 - SymPy's own failure is the finding
+        return f"SymPy fails ({type(e).__name__})"
+    values = {name: rng.uniform(0.5, 1.5, size=s.shape) for name, s in syms.items()}
+    wrt = [n for n, s in syms.items() if s == var][0]
+
+    def f(v):
+        return np.ravel(np.asarray(ref({**values, wrt: v}), dtype=float))
+
+    def jac(fn, x, eps=1e-6):
+        cols = []
+        for idx in np.ndindex(*x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[idx] += eps
+            xm[idx] -= eps
+            cols.append((fn(xp) - fn(xm)) / (2 * eps))
+        return np.array(cols).T          # output entries × variable entries
+
+    x0 = values[wrt]
+    want = jac(f, x0) if order == 1 else jac(lambda v: jac(f, v).reshape(-1), x0, 1e-4)
+    try:
+        val = got.subs({s: sp.ImmutableMatrix(values[n]) for n, s in syms.items()}).doit()
+        if hasattr(val, "as_explicit"):
+            val = val.as_explicit()
+        arr = np.array(val.tolist() if hasattr(val, "tolist") else sp.Array(val).tolist(), dtype=float)
+    except Exception as e:  # noqa: BLE001
+        return f"SymPy's result does not evaluate ({type(e).__name__})"
+    nv = x0.size
+    if arr.size != want.size:
+        return f"SymPy WRONG: {arr.size} entries, the derivative has {want.size}"
+    # SymPy may lay the axes out variable-first or output-first: accept either
+    for cand in (arr.reshape(-1, nv), arr.reshape(nv, -1).T):
+        if np.allclose(cand, want, rtol=1e-4, atol=1e-4 * (1 + np.abs(want).max())):
+            return "SymPy right"
+    return "SymPy WRONG: disagrees with finite differences"
+
+
+# ---- groups ------------------------------------------------------------------------------------
+def bench_derive():
+    from indexcalc.pipeline import backprop, derive
+    rng = np.random.default_rng(0)
+    repeat = 3 if QUICK else 7
+    for name, expr, wrt, where, build, order, ref in sympy_cases():
+        if "=" in expr:
+            ours = lambda: backprop(expr, wrt, where)       # noqa: E731
+        else:
+            ours = lambda: derive(expr, wrt, where, order=order)       # noqa: E731
+        ours()
+        theirs = (lambda: sympy_diff(build, order)) if build else None
+        if theirs is not None:
+            try:
+                theirs()
+            except Exception:  # noqa: BLE001 - SymPy cannot: no time, the verdict says why
+                theirs = None
+        t_ours, t_sympy = side_by_side(ours, theirs, repeat, setup=clear_caches)
+        note = sympy_verdict(build, order, ref, rng) if build else "SymPy has no row-wise softmax"
+        row("derive", name, t_ours, "SymPy .diff", t_sympy, note)
+
+
+def bench_scaling():
+    import sympy as sp
+    from sympy import MatrixSymbol, Trace
+
+    from indexcalc.pipeline import derive
+    n_ = sp.Symbol("n", integer=True, positive=True)
+    repeat = 1 if QUICK else 3
+    for n in (8, 32, 128):
+        expr = "tr(" + " ".join(f"A{k}" for k in range(1, n + 1)) + " X)"
+        X = MatrixSymbol("X", n_, n_)
+        chain = [MatrixSymbol(f"A{k}", n_, n_) for k in range(1, n + 1)]
+        t_ours, t_sympy = side_by_side(lambda: derive(expr, "X"), lambda: Trace(sp.MatMul(*chain, X)).diff(X),
+                                       repeat, setup=clear_caches)
+        row("scaling", f"tr(A1 … A{n} X) by X", t_ours, "SymPy .diff", t_sympy,
+            "target n=128 ≤ 0.5 s" if n == 128 else "")
+    for k in (4, 16, 32):
+        X = MatrixSymbol("X", n_, n_)
+        t_ours, t_sympy = side_by_side(lambda: derive(f"tr(X^{k})", "X"), lambda: Trace(X ** k).diff(X),
+                                       repeat, setup=clear_caches)
+        row("scaling", f"tr(X^{k}) by X", t_ours, "SymPy .diff", t_sympy, "target k=32 ≤ 1 s" if k == 32 else "")
+
+
+def bench_cold():
+    n = 3 if QUICK else 9
+    py = sys.executable
+    ours_argv = [py, "-m", "indexcalc", "derive", "x^T B x", "--wrt", "x"]
+    sympy_argv = [py, "-c", "import sympy"]
+    ta, tb = [], []
+    for _ in range(n):
+        for argv, out in ((ours_argv, ta), (sympy_argv, tb)):
+            t0 = time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=True, cwd=ROOT)
+            out.append(time.perf_counter() - t0)
+    row("cold", 'process: derive "x^T B x" --wrt x', statistics.median(ta), "import sympy",
+        statistics.median(tb), "median of runs; target ≤ 1.5×")
+
+
+def load_generated():
+    spec = importlib.util.spec_from_file_location("modules_generated", os.path.join(ROOT, "modules_generated.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def hand_modules():
+    """Backward passes as a course solution writes them, by hand."""
+    def linear(x, W, dout):
+        return dout.T @ x, dout.sum(axis=0, keepdims=True), dout @ W
+
+    def softmax(y, dout):
+        return y * (dout - (dout * y).sum(axis=1, keepdims=True))
+
+    def cross_entropy(x, labels):
+        t = np.zeros_like(x)
+        t[np.arange(x.shape[0]), labels] = 1.0
+        return -t / x / x.shape[0]
+
+    return {"linear": linear, "relu": lambda x, d: d * (x > 0), "sigmoid": lambda y, d: d * y * (1 - y),
+            "tanh": lambda y, d: d * (1 - y * y), "softmax": softmax, "cross-entropy": cross_entropy}
+
+
+def bench_backward():
+    m, hand = load_generated(), hand_modules()
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    S, M, N, C = 1024, 256, 128, 10
+    x, dout = rng.normal(size=(S, M)), rng.normal(size=(S, N))
+    lin = m.LinearModule(M, N)
+    lin.forward(x)
+    W = lin.params["weight"]
+    cases = [("linear (256→128)", lambda: lin.backward(dout), lambda: hand["linear"](x, W, dout))]
+    z, dz = rng.normal(size=(S, C)), rng.normal(size=(S, C))
+    mods = {}
+    for key, cls in (("relu", m.ReLUModule), ("sigmoid", m.SigmoidModule), ("tanh", m.TanhModule),
+                     ("softmax", m.SoftMaxModule)):
+        mod = cls()
+        y = mod.forward(z)
+        mods[key] = (mod, y)
+    cases += [
+        ("relu", lambda: mods["relu"][0].backward(dz), lambda: hand["relu"](z, dz)),
+        ("sigmoid", lambda: mods["sigmoid"][0].backward(dz), lambda: hand["sigmoid"](mods["sigmoid"][1], dz)),
+        ("tanh", lambda: mods["tanh"][0].backward(dz), lambda: hand["tanh"](mods["tanh"][1], dz)),
+        ("softmax (C=10)", lambda: mods["softmax"][0].backward(dz), lambda: hand["softmax"](mods["softmax"][1], dz)),
+    ]
+    probs, labels = mods["softmax"][1], rng.integers(0, C, size=S)
+    ce = m.CrossEntropyModule()
+    ce.forward(probs, labels)
+    cases.append(("cross-entropy (C=10)", lambda: ce.backward(probs, labels),
+                  lambda: hand["cross-entropy"](probs, labels)))
+    torch_fns = _torch_backward(torch, x, W, dout, z, dz, probs, labels) if torch else {}
+    for name, ours, handf in cases:
+        t_ours, t_hand = fast_side_by_side(ours, handf, 3 if QUICK else 7)
+        row("backward", f"{name}, S={S}", t_ours, "hand NumPy", t_hand, "generated code")
+        key = name.split(" ")[0]
+        if key in torch_fns:
+            t_ours2, t_torch = fast_side_by_side(ours, torch_fns[key], 3 if QUICK else 7)
+            row("backward", f"{name}, S={S}", t_ours2, "torch.autograd", t_torch, "backward only, CPU")
+
+
+def _torch_backward(torch, x, W, dout, z, dz, probs, labels):
+    """torch.autograd.grad of the same forward graph (built once), timed per backward."""
+    t = lambda a, grad=False: torch.tensor(a, dtype=torch.float64, requires_grad=grad)  # noqa: E731
+    X, Wt, b = t(x, True), t(W, True), t(np.zeros((1, W.shape[0])), True)
+    Y = X @ Wt.T + b
+    D = t(dout)
+    Z, DZ = t(z, True), t(dz)
+    outs = {"relu": torch.relu(Z), "sigmoid": torch.sigmoid(Z), "tanh": torch.tanh(Z),
+            "softmax": torch.softmax(Z, dim=1)}
+    P = t(probs, True)
+    T = torch.zeros_like(P)
+    T[torch.arange(P.shape[0]), torch.tensor(labels)] = 1.0
+    L = -(T * torch.log(P)).sum() / P.shape[0]
+    fns = {"linear": lambda: torch.autograd.grad(Y, (X, Wt, b), D, retain_graph=True),
+           "cross-entropy": lambda: torch.autograd.grad(L, (P,), retain_graph=True)}
+    for key, out in outs.items():
+        fns[key] = (lambda o: lambda: torch.autograd.grad(o, (Z,), DZ, retain_graph=True))(out)
+    return fns
+
+
+def bench_hessian():
+    from indexcalc.pipeline import derive
+    try:
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+    except ImportError:
+        jax = None
+    n = 256
+    rng = np.random.default_rng(0)
+    x, B = rng.normal(size=n), rng.normal(size=(n, n))
+    cases = [
+        ("x^T B x", lambda x, B: (B + B.T), "B + B^T",
+         (lambda x, B: x @ B @ x) if jax is None else (lambda x, B: x @ B @ x)),
+        ("log(sum(exp(x)))", lambda x, B: _hand_lse_hessian(x), "diag(p) - p p^T",
+         lambda x, B: (jnp if jax else np).log((jnp if jax else np).sum((jnp if jax else np).exp(x)))),
+    ]
+    for expr, hand, hand_name, f in cases:
+        code = derive(expr, "x", order=2).numpy
+        ours_fn = eval("lambda x, B: " + code, {"np": np})   # noqa: S307 - indexcalc's own output
+        assert np.allclose(ours_fn(x, B), hand(x, B)), expr
+        t_ours, t_hand = fast_side_by_side(lambda: ours_fn(x, B), lambda: hand(x, B), 3 if QUICK else 7)
+        GENERATED[expr] = code
+        row("hessian", f"{expr}, n={n}", t_ours, "hand NumPy", t_hand, f"generated code [{len(GENERATED)}]")
+        if jax is not None:
+            jh = jax.jit(jax.hessian(f))
+            xj, Bj = jnp.asarray(x), jnp.asarray(B)
+            jh(xj, Bj).block_until_ready()            # compile outside the timing
+            assert np.allclose(np.asarray(jh(xj, Bj)), ours_fn(x, B), atol=1e-8), expr
+            t_ours2, t_jax = fast_side_by_side(lambda: ours_fn(x, B), lambda: jh(xj, Bj).block_until_ready(),
+                                               3 if QUICK else 7)
+            row("hessian", f"{expr}, n={n}", t_ours2, "jax.hessian (jit)", t_jax, "compile excluded")
+
+
+def _hand_lse_hessian(x):
+    e = np.exp(x - x.max())
+    p = e / e.sum()
+    return np.diag(p) - np.outer(p, p)
+
+
+def main(argv=None):
+    global QUICK
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    QUICK = ap.parse_args(argv).quick
+    from indexcalc.pipeline import derive
+    derive("x^T B x", "x")              # import and first-call costs are the cold row's business
+    for group in (bench_derive, bench_scaling, bench_cold, bench_backward, bench_hessian):
+        group()
+    print(f"machine: {machine()}")
+    print(f"run: {time.strftime('%Y-%m-%d')}, `python bench/run.py{' --quick' if QUICK else ''}`\n")
+    print(table())
+    print()
+    for k, (expr, code) in enumerate(GENERATED.items(), 1):
+        print(f"[{k}] `indexcalc derive \"{expr}\" --wrt x --order 2 --format numpy`: `{code}`")
+
+
+if __name__ == "__main__":
+    main()
