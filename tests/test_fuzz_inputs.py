@@ -15,7 +15,6 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from indexcalc import derive
-from indexcalc.check import check
 from indexcalc.cli import main
 from indexcalc.errors import IndexCalcError, ParseError, VerificationError
 from indexcalc.pipeline import backprop

@@ -12,7 +12,6 @@ Default: a few dozen examples each (derandomized, so CI is repeatable). Thousand
 `pytest tests/test_properties.py --hypothesis-profile=long --hypothesis-show-statistics`.
 """
 import numpy as np
-import pytest
 from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
