@@ -136,6 +136,9 @@ def _common_factor(coeffs):
         sets.append(set(sp.Mul.make_args(rest)) - {sp.S.One})
     common = set.intersection(*sets) if sets else set()
     out = sp.Mul(*common)
+    numbers = {abs(c.as_coeff_Mul()[0]) for c in coeffs}
+    if len(coeffs) > 1 and len(numbers) == 1 and numbers != {1}:       # 2/3 (B x + Bᵀ x)
+        out *= numbers.pop()
     if len(coeffs) > 1 and all(c.could_extract_minus_sign() for c in coeffs):
         out = -out
     return out

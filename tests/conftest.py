@@ -32,5 +32,6 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 settings.register_profile("default", max_examples=25, deadline=None, suppress_health_check=_QUIET,
                           derandomize=True)
-settings.register_profile("long", max_examples=2500, deadline=None, suppress_health_check=_QUIET)
+settings.register_profile("long", max_examples=2500, deadline=None, suppress_health_check=_QUIET,
+                          derandomize=False)      # each long run explores new ground
 settings.load_profile(os.environ.get("INDEXCALC_HYPOTHESIS", "default"))

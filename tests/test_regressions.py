@@ -78,6 +78,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
 @pytest.mark.parametrize("expr,wrt,closed", [
     ("sigmoid(alpha)", "alpha", "sigmoid(alpha) - sigmoid(alpha)^2"),     # not -(-1 + σ) σ
     ("tanh(alpha)", "alpha", "1 - tanh(alpha)^2"),
+    ("2 x^T B x / 3", "x", "2 (B + B^T) x / 3"),                           # not (2 B / 3 + 2 B^T / 3) x
     ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
