@@ -151,7 +151,8 @@ def _factor_out(terms, scalar):
         for k, (c, n) in enumerate(terms):
             ch = chain(n)
             if len(ch) >= 2 and ch[side].shape != N.SCALAR:
-                groups.setdefault(to_text(ch[side]), []).append(k)
+                # by text and shape: A 1 + B 1 shares no factor when the two 1's differ in size
+                groups.setdefault((to_text(ch[side]), ch[side].shape), []).append(k)
         best = max(groups.values(), key=len, default=[])
         if len(best) >= 2:
             picked = [terms[k] for k in best]

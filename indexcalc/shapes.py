@@ -300,6 +300,8 @@ def _addlike(cls, opname):
 
 def _neg(I, node):
     a = I.run(node.a)
+    if isinstance(a, N.Num) and I.scalar(a):
+        return N.Num(-a.value)                # -1/2: the number, as printed
     return N.Neg(a, a.shape)
 
 
