@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 
 from .errors import IndexCalcError
@@ -66,18 +65,30 @@ def _at(d, text, fmt):
     return "\n".join(lines) + "\n"
 
 
-_OPTION = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
-_TAKES_VALUE = {"--wrt", "--where", "--at", "--answer", "--assume", "--format", "--order", "-o", "--output"}
+def _option_strings(parser) -> set:
+    """Every option string of the parser and its subcommands (--wrt, -o, -h, ...)."""
+    out = set()
+    for action in parser._actions:
+        out.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _option_strings(sub)
+    return out
 
 
-def _protect_leading_minus(argv) -> list:
-    """`indexcalc derive "-sum(x)" --wrt x`, `--answer -x`: an expression that starts with a
-    minus is not an option. argparse would take it for one, so it gets a leading space (which
-    the parser ignores) unless it looks like an option and is not an option's value."""
+def _protect_leading_minus(argv, options: set) -> list:
+    """`indexcalc derive "-sum(x)" --wrt x`, `derive -A`, `--answer -x`: an expression that
+    starts with a minus is not an option. argparse would take it for one, so it gets a
+    leading space (which the parser ignores) unless it is one of our options (or an
+    abbreviation of one) and not an option's value."""
+    takes_value = {"--wrt", "--where", "--at", "--answer", "--assume", "--format", "--order", "-o", "--output"}
     out = []
     for k, a in enumerate(argv):
-        after_option = k > 0 and argv[k - 1] in _TAKES_VALUE
-        if a.startswith("-") and (after_option or not _OPTION.fullmatch(a)):
+        after_option = k > 0 and argv[k - 1] in takes_value
+        name = a.split("=", 1)[0]
+        ours = name in options or (name.startswith("--") and len(name) > 2 and
+                                   any(o.startswith(name) for o in options))
+        if a.startswith("-") and (after_option or not ours):
             a = " " + a
         out.append(a)
     return out
@@ -92,7 +103,8 @@ def _unprotect(args):
 
 
 def run(argv) -> int:
-    args = _unprotect(build_parser().parse_args(_protect_leading_minus(argv)))
+    parser = build_parser()
+    args = _unprotect(parser.parse_args(_protect_leading_minus(argv, _option_strings(parser))))
     from . import output
     if args.command in ("derive", "backprop"):
         from .pipeline import backprop, derive

@@ -91,7 +91,10 @@ def api(text, wrt):
 def cli(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
+        try:
+            status = main(argv)
+        except SystemExit as e:          # argparse's own usage errors: exit 2 with a message
+            status = e.code
     return status, out.getvalue(), err.getvalue()
 
 

@@ -83,6 +83,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("tanh(alpha)", "alpha", "1 - tanh(alpha)^2"),
     ("2 x^T B x / 3", "x", "2 (B + B^T) x / 3"),                           # not (2 B / 3 + 2 B^T / 3) x
     ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
+    ("-(alpha / 3)", "alpha", "-1/3"),
     ("tanh(alpha^(1/2))", "alpha", "(alpha^(-1/2) - tanh(alpha^(1/2))^2 / alpha^(1/2)) / 2"),   # -1/2 too
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
@@ -109,7 +110,8 @@ def test_check_refuses_answers_it_cannot_evaluate(answer, needle):
         check("x^T B x", "x", answer)
 
 
-@pytest.mark.parametrize("argv", [["derive", "-sum(x)", "--wrt", "x"], ["check", "x^T x", "--wrt", "x", "--answer", "-x"]])
+@pytest.mark.parametrize("argv", [["derive", "-sum(x)", "--wrt", "x"], ["derive", "-A", "--wrt", "A"],
+                                  ["check", "x^T x", "--wrt", "x", "--answer", "-x"]])
 def test_a_leading_minus_is_an_expression_not_an_option(argv, capsys):
     assert main(argv) in (0, 1)
     assert "error" not in capsys.readouterr().err

@@ -91,6 +91,15 @@ def _product(factors):
     return node
 
 
+def _number_value(node):
+    if isinstance(node, N.Num):
+        return node.value
+    if isinstance(node, N.Neg):
+        return -_number_value(node.a)
+    a, b = _number_value(node.a), _number_value(node.s)
+    return a / b if isinstance(a, float) or isinstance(b, float) else Fraction(a) / Fraction(b)
+
+
 def _is_number(node) -> bool:
     if isinstance(node, N.Num):
         return True
@@ -126,6 +135,9 @@ def _div(n):
 
 def _neg(n):
     """-x, -A B; but -(1 1^T): `-1 1^T` would read as the number -1 times a row of ones."""
+    if isinstance(n.a, N.Num) or (isinstance(n.a, N.Div) and _is_number(n.a)):
+        value = _number_value(n.a)
+        return _num(-value)                  # -1/3, a number, as it reads back
     product = isinstance(n.a, (N.MatMul, N.ScalarMul))
     if product and _flatten_matmul(n.a)[0].__class__ is N.Ones:
         return f"-({to_text(n.a)})", UNARY
