@@ -65,23 +65,27 @@ def _at(d, text, fmt):
     return "\n".join(lines) + "\n"
 
 
-def _option_strings(parser) -> set:
-    """Every option string of the parser and its subcommands (--wrt, -o, -h, ...)."""
-    out = set()
+def _options(parser) -> tuple[set, set]:
+    """(every option string of the parser and its subcommands, those that take a value)."""
+    every, valued = set(), set()
     for action in parser._actions:
-        out.update(action.option_strings)
+        every.update(action.option_strings)
+        if action.nargs != 0:
+            valued.update(action.option_strings)
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                out |= _option_strings(sub)
-    return out
+                e, v = _options(sub)
+                every |= e
+                valued |= v
+    return every, valued
 
 
-def _protect_leading_minus(argv, options: set) -> list:
+def _protect_leading_minus(argv, parser) -> list:
     """`indexcalc derive "-sum(x)" --wrt x`, `derive -A`, `--answer -x`: an expression that
     starts with a minus is not an option. argparse would take it for one, so it gets a
     leading space (which the parser ignores) unless it is one of our options (or an
     abbreviation of one) and not an option's value."""
-    takes_value = {"--wrt", "--where", "--at", "--answer", "--assume", "--format", "--order", "-o", "--output"}
+    options, takes_value = _options(parser)
     out = []
     for k, a in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in takes_value
@@ -104,7 +108,7 @@ def _unprotect(args):
 
 def run(argv) -> int:
     parser = build_parser()
-    args = _unprotect(parser.parse_args(_protect_leading_minus(argv, _option_strings(parser))))
+    args = _unprotect(parser.parse_args(_protect_leading_minus(argv, parser)))
     from . import output
     if args.command in ("derive", "backprop"):
         from .pipeline import backprop, derive

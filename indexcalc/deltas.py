@@ -12,12 +12,11 @@ indices always run over the whole range of the axis they index.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import DUMMY_POOL, IndexContext, replace, runs_over
+from .index_form import DUMMY_POOL, IndexContext, name_for_range, replace, runs_over
 
 
 @dataclass(frozen=True)
@@ -179,17 +178,9 @@ class Normalizer:
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
 
     def _dummy_name(self, pool, dim, used) -> sp.Symbol:
-        """The first name of the pool that is unused in this term and is either new or already
-        runs over `dim` (a name has one range per derivation). Choosing by range, not by
-        position, makes canonical names a fixed point: sifting a sifted form renames nothing."""
-        for name in pool:
-            s = sp.Symbol(name, integer=True)
-            if s in used:
-                continue
-            have = self.ctx.ranges.setdefault(s, dim)
-            if have == dim:
-                return s
-        return self.ctx.fresh(dim)
+        """Chosen by range, not by position, so canonical names are a fixed point: sifting a
+        sifted form renames nothing."""
+        return name_for_range(pool, dim, self.ctx.ranges, used) or self.ctx.fresh(dim)
 
     def same_terms(self, a: list[Term], b: list[Term]) -> bool:
         """The same sum of terms, whatever the names of each term's summation indices (tried

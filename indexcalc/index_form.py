@@ -171,17 +171,24 @@ def _replace_in_sum(s: sp.Sum, sub: dict, values: set, ranges):
 
 def _fresh_like(old, taken: set, ranges):
     """A name for a renamed bound index: unused here, and new or running over the same size."""
-    dim = ranges.get(old) if ranges is not None else None
-    for name in DUMMY_POOL + [f"p{j}" for j in range(100, 999)]:
-        if name in taken:
-            continue
+    if ranges is None:
+        return sp.Symbol(next(n for n in DUMMY_POOL if n not in taken), integer=True)
+    new = name_for_range(DUMMY_POOL + [f"p{j}" for j in range(100, 999)], ranges.get(old), ranges,
+                         {sp.Symbol(n, integer=True) for n in taken})
+    if new is None:
+        raise RuntimeError("no index name left")
+    taken.add(str(new))
+    return new
+
+
+def name_for_range(pool, dim, ranges: dict, used) -> sp.Symbol | None:
+    """The first name of the pool not in `used` that is new or already runs over `dim` (a
+    name has one range per derivation; a new one is registered in `ranges`)."""
+    for name in pool:
         s = sp.Symbol(name, integer=True)
-        if ranges is None:
+        if s not in used and ranges.setdefault(s, dim) == dim:
             return s
-        if ranges.setdefault(s, dim) == dim:
-            taken.add(name)
-            return s
-    raise RuntimeError("no index name left")
+    return None
 
 
 def place(shape, idx):

@@ -168,13 +168,13 @@ def _unknown(d) -> bool:
 
 
 class _Infer:
-    def __init__(self, decls: dict, sizes_declared: set):
+    def __init__(self, decls: dict, sizes_declared: set, names: set = frozenset()):
         self.decls = decls
         self.sizes_declared = sizes_declared
         self.u = _Sizes()
         self.env: dict[str, tuple] = {}
         self.order: list[str] = []
-        self.names: set = set()           # every name used as a variable anywhere in the input
+        self.names = names                # every name used as a variable anywhere in the input
 
     # -- helpers
     def res(self, shape):
@@ -523,8 +523,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     decls = dict(decls or {})
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
-    I = _Infer(decls, sizes_declared)
-    I.names = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
+    I = _Infer(decls, sizes_declared, {n.name for n in tree.walk() if isinstance(n, N.Sym)})
     typed = I.run(tree)
     if expect is not None:
         if _one_literal(tree) and expect != N.SCALAR:

@@ -6,6 +6,7 @@ independently), and the closed form's text parsed back into a tree.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 
 import numpy as np
@@ -119,10 +120,12 @@ def jacobian(f, point: Point, var: str, eps=1e-6):
     return _central(f, point, var, eps)
 
 
-def refined_jacobian(f, point: Point, var: str):
+@contextlib.contextmanager
+def refined():
+    """Inside: `jacobian` extrapolates (see there). Used before calling a result wrong."""
     token = _REFINED.set(True)
     try:
-        return jacobian(f, point, var)
+        yield
     finally:
         _REFINED.reset(token)
 
@@ -186,16 +189,15 @@ class Degenerate(VerificationError):
 
 def guard_somewhere(result_fns: dict, want_fn, draw, what: str, tries: int = 4) -> Point:
     """`guard` at a point from `draw()`; at a degenerate point, at another one."""
-    for k in range(tries):
+    for _ in range(tries):
         point = draw()
         try:
             guard(result_fns, want_fn, point, what)
             return point
         except Degenerate:
-            if k == tries - 1:
-                raise VerificationError(f"indexcalc bug: the result for {what} is not finite at "
-                                        f"{tries} random points where the expression is; no answer is shown") from None
-    raise AssertionError("unreachable")
+            continue
+    raise VerificationError(f"indexcalc bug: the result for {what} is not finite at {tries} random "
+                            "points where the expression is; no answer is shown")
 
 
 def guard(result_fns: dict, want_fn, point: Point, what: str):
@@ -214,11 +216,8 @@ def guard(result_fns: dict, want_fn, point: Point, what: str):
             if np.shape(got) == np.shape(want) and not np.all(np.isfinite(got)):
                 raise Degenerate(f"the {name} of {what} is not finite at this point")
             if not close(got, want):
-                token = _REFINED.set(True)          # before calling it a bug: better differences
-                try:
+                with refined():                     # before calling it a bug: better differences
                     want = want_fn(point)
-                finally:
-                    _REFINED.reset(token)
             if not close(got, want):
                 detail = _worst(got, want)
                 raise VerificationError(

@@ -64,8 +64,6 @@ def _juxt(node):
     sign = "-" if sum(sc is _MINUS for sc in scalars) % 2 else ""
     scalars = [sc for sc in scalars if sc is not _MINUS]
     scalars.sort(key=lambda sc: not _is_number(sc))          # 2 alpha x, not alpha 2 x
-    if sign and not scalars:
-        return "-" + _juxt(factors[0] if len(factors) == 1 else _product(factors))[0], UNARY
     out = []
     for k, sc in enumerate(scalars):
         text, lv = _p(sc)
@@ -82,13 +80,6 @@ def _juxt(node):
 
 
 _MINUS = N.Num(Fraction(-1))
-
-
-def _product(factors):
-    node = factors[0]
-    for f in factors[1:]:
-        node = N.MatMul(node, f, None)
-    return node
 
 
 def _number_value(node):
@@ -127,17 +118,15 @@ def _chain(node):
 
 
 def _div(n):
-    if isinstance(n.a, N.Num) and isinstance(n.s, N.Num) and n.s.value != 0 and n.a.shape == N.SCALAR:
-        return _num(Fraction(n.a.value) / Fraction(n.s.value) if not isinstance(n.a.value, float)
-                    and not isinstance(n.s.value, float) else n.a.value / n.s.value)   # 1/3, as read back
+    if _is_number(n) and n.a.shape == N.SCALAR and _number_value(n.s) != 0:
+        return _num(_number_value(n))        # 1/3, the number it reads back as
     return f"{_wrap(n.a, TERM)} / {_wrap(n.s, POSTFIX)}", TERM
 
 
 def _neg(n):
     """-x, -A B; but -(1 1^T): `-1 1^T` would read as the number -1 times a row of ones."""
-    if isinstance(n.a, N.Num) or (isinstance(n.a, N.Div) and _is_number(n.a)):
-        value = _number_value(n.a)
-        return _num(-value)                  # -1/3, a number, as it reads back
+    if _is_number(n.a):
+        return _num(-_number_value(n.a))     # -1/3, the number it reads back as
     product = isinstance(n.a, (N.MatMul, N.ScalarMul))
     if product and _flatten_matmul(n.a)[0].__class__ is N.Ones:
         return f"-({to_text(n.a)})", UNARY
