@@ -84,6 +84,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("2 x^T B x / 3", "x", "2 (B + B^T) x / 3"),                           # not (2 B / 3 + 2 B^T / 3) x
     ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
     ("-(alpha / 3)", "alpha", "-1/3"),
+    ("cos((2 alpha) / 3)", "alpha", "(-2/3) sin(2 alpha / 3)"),            # -2/3 sin(...) is -2 / (3 sin(...))
     ("tanh(alpha^(1/2))", "alpha", "(alpha^(-1/2) - tanh(alpha^(1/2))^2 / alpha^(1/2)) / 2"),   # -1/2 too
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
@@ -145,3 +146,12 @@ def test_high_powers_are_no_false_alarm():
     assert derive("‖A ⊘ A x - y‖^2 + lambda ‖x‖^22", "A").numpy
     assert check("‖x‖^22", "x", "22 ‖x‖^20 x").correct
     assert not check("‖x‖^22", "x", "21 ‖x‖^20 x").correct
+
+
+def test_a_variable_named_np_does_not_hide_numpy():
+    from indexcalc import verify as V
+    d = derive("np^T A np", "np")
+    assert "np_" in d.numpy
+    point = V.sample(d.tree, d.variables, np.random.default_rng(4))
+    want = V.jacobian(V.value_fn(d.tree, point), point, "np")
+    assert V.close(V.eval_code(d.numpy, point), want)

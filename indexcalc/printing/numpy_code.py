@@ -18,8 +18,9 @@ from .. import nodes as N
 
 
 def py_name(name: str) -> str:
-    """A variable's name in NumPy code: Python keywords (`lambda`) get a trailing underscore."""
-    return name + "_" if keyword.iskeyword(name) else name
+    """A variable's name in NumPy code: Python keywords (`lambda`) and the module's own name
+    (`np`) get a trailing underscore."""
+    return name + "_" if keyword.iskeyword(name) or name == "np" else name
 
 
 class NumpyPrinter:
@@ -304,7 +305,10 @@ class EinsumPrinter:
                 args.append(f"np.ones({self.P.size(self.ctx.ranges[i])})")
         out = "".join(letters[i] for i in free)
         coeff = self.P.wrap(self.M.scalar(t.coeff))[0] if t.coeff != 1 else None     # (a - b) * einsum
-        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)})" if args else "1.0"
+        # three or more operands: let NumPy choose the contraction order (one loop over every
+        # index at once is exponential in their number)
+        order = ", optimize=True" if len(args) > 2 else ""
+        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{order})" if args else "1.0"
         return f"{coeff} * {e}" if coeff else e
 
     def operand(self, f, order):

@@ -37,7 +37,7 @@ def _num(v):
     if v.denominator == 1:
         return (str(v.numerator), UNARY if v < 0 else ATOM)
     s = f"{abs(v.numerator)}/{v.denominator}"
-    return ("-" + s, UNARY) if v < 0 else (s, TERM)
+    return ("-" + s if v < 0 else s), TERM        # -2/3 x would read as -2 / (3 x)
 
 
 def _exponent(p: N.Node) -> str:
@@ -64,6 +64,8 @@ def _juxt(node):
     sign = "-" if sum(sc is _MINUS for sc in scalars) % 2 else ""
     scalars = [sc for sc in scalars if sc is not _MINUS]
     scalars.sort(key=lambda sc: not _is_number(sc))          # 2 alpha x, not alpha 2 x
+    if sign and scalars and _is_number(scalars[0]):          # the sign joins a leading number
+        scalars[0], sign = N.Num(-_number_value(scalars[0])), ""
     out = []
     for k, sc in enumerate(scalars):
         text, lv = _p(sc)
