@@ -1,6 +1,6 @@
 """The expression tree: what the parser builds and what the matcher rebuilds.
 
-Every node is an immutable dataclass. A node built by the parser has no shape;
+Every node is immutable (see Node). A node built by the parser has no shape;
 `shapes.infer` returns a copy of the tree in which every node carries its shape,
 a pair (rows, cols) whose entries are size names (str) or the integer 1.
 A column vector is (n, 1), a row vector (1, n), a scalar (1, 1).
@@ -10,7 +10,7 @@ input language and parses again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 Shape = tuple  # (rows, cols): each a size name, an int, or a LinSize
@@ -72,23 +72,91 @@ def size_value(dim, sizes: dict) -> int:
     return sizes[dim]
 
 
-@dataclass(frozen=True)
 class Node:
+    """An immutable tree node. A subclass declares its fields as class annotations, in order,
+    with defaults where it has them, as a dataclass would; equality and hashing go by type and
+    field values (except those in `_uncompared`).
+
+    Not @dataclass: its generated methods cost an exec each at import, about 25 ms for the
+    node types, which the cold start of every CLI call pays (issue 2, bench/run.py)."""
+    _fields: tuple = ()             # field names, in order
+    _defaults: dict = {}            # field name -> default
+    _compared: tuple = ()           # the fields == and hash look at
+    _uncompared: tuple = ()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        names = tuple(cls.__dict__.get("__annotations__", {}))
+        cls._fields = names
+        cls._defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+        for n in cls._defaults:             # a field's value lives on the instance, never the class
+            delattr(cls, n)
+        cls._compared = tuple(n for n in names if n not in cls._uncompared)
+        cls.__match_args__ = names
+
+    def __init__(self, *args, **kw):
+        names = self._fields
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} fields, {len(args)} given")
+        values = dict(zip(names, args))
+        if kw or len(args) < len(names):
+            for k, v in kw.items():
+                if k not in names or k in values:
+                    raise TypeError(f"{type(self).__name__}: unexpected or repeated field {k!r}")
+                values[k] = v
+            for n in names:
+                if n not in values:
+                    if n not in self._defaults:
+                        raise TypeError(f"{type(self).__name__}: missing field {n!r}")
+                    values[n] = self._defaults[n]
+            values = {n: values[n] for n in names}
+        self.__dict__.update(values)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable; use replace()")
+
+    __delattr__ = __setattr__
+
+    def _key(self) -> tuple:
+        v = self.__dict__
+        return tuple(v[n] for n in self._compared)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in self.__dict__.items())})"
+
+    def replace(self, **changes) -> "Node":
+        """A copy with the given fields changed (dataclasses.replace)."""
+        return type(self)(**{**self.__dict__, **changes})
+
+    def items(self):
+        """(field name, value) pairs, in order."""
+        return self.__dict__.items()
+
     def children(self) -> tuple["Node", ...]:
-        return tuple(getattr(self, f.name) for f in fields(self)
-                     if isinstance(getattr(self, f.name), Node)) + tuple(
-            c for f in fields(self) if isinstance(getattr(self, f.name), tuple)
-            for c in getattr(self, f.name) if isinstance(c, Node))
+        vals = self.__dict__.values()
+        return tuple(v for v in vals if isinstance(v, Node)) + tuple(
+            c for v in vals if isinstance(v, tuple) for c in v if isinstance(c, Node))
 
     def map_children(self, f) -> "Node":
         """A copy with f applied to every child node (the node itself when nothing changes)."""
-        changes = {fl.name: f(getattr(self, fl.name)) for fl in fields(self)
-                   if isinstance(getattr(self, fl.name), Node)}
-        changes = {k: v for k, v in changes.items() if v is not getattr(self, k)}
-        return replace(self, **changes) if changes else self
+        changes = {}
+        for k, v in self.__dict__.items():
+            if isinstance(v, Node):
+                w = f(v)
+                if w is not v:
+                    changes[k] = w
+        return self.replace(**changes) if changes else self
 
     def with_shape(self, shape: Shape) -> "Node":
-        return replace(self, shape=shape)
+        return self.replace(shape=shape)
 
     @property
     def is_scalar(self) -> bool:
@@ -101,39 +169,33 @@ class Node:
 
 
 # ---- leaves -------------------------------------------------------------------
-@dataclass(frozen=True)
 class Sym(Node):
     """A variable (matrix, vector or scalar), or `dY` the upstream gradient."""
     name: str
-    shape: Shape = field(default=None, compare=True)
+    shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Num(Node):
     value: Fraction | float
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class Size(Node):
     """A size name used as a scalar, as in `sum(T ∘ log(X)) / S`."""
     name: str
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class Ones(Node):
     """The all-ones column vector; its size is its shape's first entry."""
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Identity(Node):
     shape: Shape = None
 
 
 # ---- operations ---------------------------------------------------------------
-@dataclass(frozen=True)
 class MatMul(Node):
     """Matrix product of two non-scalars (the parser may give a scalar side; shapes.infer fixes it)."""
     a: Node
@@ -141,14 +203,12 @@ class MatMul(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class ScalarMul(Node):
     s: Node
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Div(Node):
     """Division by a scalar."""
     a: Node
@@ -156,39 +216,33 @@ class Div(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Add(Node):
     a: Node
     b: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Sub(Node):
     a: Node
     b: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Neg(Node):
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Transpose(Node):
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Inverse(Node):
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class MatPow(Node):
     """Integer power >= 1 of a square matrix."""
     a: Node
@@ -196,7 +250,6 @@ class MatPow(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Power(Node):
     """Power of a scalar: `s^2`, `s^(1/2)`; the exponent is a scalar node."""
     a: Node
@@ -204,21 +257,18 @@ class Power(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Hadamard(Node):
     a: Node
     b: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class HadDiv(Node):
     a: Node
     b: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class HadPow(Node):
     """Element-wise power `A .^ p`, p a scalar node."""
     a: Node
@@ -226,55 +276,48 @@ class HadPow(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Call(Node):
     """A named operation with arguments, before shapes.infer resolves it
     (trace, det, softmax, element-wise functions, ...)."""
     name: str
     args: tuple
-    col: int = field(default=-1, compare=False)
+    col: int = -1
+    _uncompared = ("col",)     # where the call stood in the input, for error messages
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Trace(Node):
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class Det(Node):
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class LogDet(Node):
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class Norm(Node):
     """Euclidean norm of a vector, Frobenius norm of a matrix."""
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class Norm2(Node):
     """Squared norm."""
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class SumAll(Node):
     a: Node
     shape: Shape = SCALAR
 
 
-@dataclass(frozen=True)
 class SumAxis(Node):
     """`sum(X, 1)`: row sums (a column); `sum(X, 0)`: column sums (a row)."""
     a: Node
@@ -282,7 +325,6 @@ class SumAxis(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Func(Node):
     """Element-wise function; `name` may carry primes for derivatives (h', h'')."""
     name: str
@@ -290,28 +332,24 @@ class Func(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Softmax(Node):
     """Softmax of a vector, or of each row of a matrix."""
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class DiagMat(Node):
     """diag(x): vector -> diagonal matrix."""
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class DiagVec(Node):
     """diag(X): square matrix -> vector of its diagonal."""
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Conv(Node):
     """1-D convolution without kernel flip (seed 003, question 6), of two column vectors:
     valid (x * w)_n = Σ_j x_{n+j-1} w_j;  full (x ~* w)_n = Σ_j x_{n+j-k} w_j, out of range 0."""
@@ -321,14 +359,12 @@ class Conv(Node):
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Flip(Node):
     """flip(w)_j = w_{k-j+1}."""
     a: Node
     shape: Shape = None
 
 
-@dataclass(frozen=True)
 class Equation(Node):
     lhs: str
     rhs: Node

@@ -8,7 +8,7 @@ non-scalar becomes the ones vector, and juxtaposition with a scalar becomes Scal
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from . import nodes as N
@@ -568,12 +568,11 @@ def _name_sizes(I: _Infer, declared: set) -> dict:
 def map_shapes(node: N.Node, f) -> N.Node:
     """A copy of the tree with every shape passed through f."""
     changes = {}
-    for fl in fields(node):
-        v = getattr(node, fl.name)
+    for name, v in node.items():
         if isinstance(v, N.Node):
-            changes[fl.name] = map_shapes(v, f)
-        elif isinstance(v, tuple) and fl.name == "args":
-            changes[fl.name] = tuple(map_shapes(x, f) if isinstance(x, N.Node) else x for x in v)
-        elif fl.name == "shape" and v is not None:
-            changes[fl.name] = f(v)
-    return replace(node, **changes)
+            changes[name] = map_shapes(v, f)
+        elif isinstance(v, tuple) and name == "args":
+            changes[name] = tuple(map_shapes(x, f) if isinstance(x, N.Node) else x for x in v)
+        elif name == "shape" and v is not None:
+            changes[name] = f(v)
+    return node.replace(**changes)
