@@ -2,6 +2,7 @@
 
     python bench/run.py            # about two minutes
     python bench/run.py --quick    # fewer repeats, for a look
+    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian)
 
 Rows:
 - derive:   each seed exercise in-process (parse, steps, matching and the numerical guard)
@@ -11,7 +12,8 @@ Rows:
             every call of either tool (indexcalc runs on SymPy too), so neither gets a free ride.
 - scaling:  tr(A1 ... An X) for n = 8, 32, 128 and tr(X^k) for k = 4, 16, 32, both tools.
 - cold:     `python -m indexcalc derive "x^T B x" --wrt x` as a fresh process, next to
-            `python -c "import sympy"`.
+            `python -c "import sympy"`: byte-compiled (as installed), without a bytecode
+            cache, and next to a reference that skips finalisation as our CLI does.
 - backward: the generated modules (modules_generated.py) next to hand-written NumPy and, if
             installed, torch.autograd on the CPU (S = 1024).
 - hessian:  the generated Hessian code of x^T B x and log(sum(exp(x))) (n = 256) next to
@@ -26,6 +28,7 @@ import gc
 import importlib.util
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -313,18 +316,46 @@ def bench_scaling():
 
 
 def bench_cold():
-    n = 3 if QUICK else 9
+    """A fresh process each time, ours and the reference interleaved; medians of the runs.
+
+    Rows: (1) the package byte-compiled, as `pip install .` leaves it (and an editable install
+    after its first run); (2) no bytecode cache at all, as an editable install under
+    PYTHONDONTWRITEBYTECODE has it, so every run compiles our modules; (3) against a
+    reference that also skips interpreter finalisation (`import sympy` then os._exit): our CLI
+    leaves with os._exit once its output is flushed (cli.entry), `python -c "import sympy"`
+    finalises SymPy's modules, so this row shows what our own work costs over the imports."""
+    n = 5 if QUICK else 15
     py = sys.executable
-    ours_argv = [py, "-m", "indexcalc", "derive", "x^T B x", "--wrt", "x"]
-    sympy_argv = [py, "-c", "import sympy"]
-    ta, tb = [], []
+    ours = [py, "-m", "indexcalc", "derive", "x^T B x", "--wrt", "x"]
+    refs = {"import sympy": [py, "-c", "import sympy"],
+            "import sympy; os._exit": [py, "-c", "import sympy, os; os._exit(0)"]}
+    caches = [os.path.join(d, "__pycache__") for d, _, _ in os.walk(os.path.join(ROOT, "indexcalc"))]
+
+    def timed(argv, env=None):
+        t0 = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True, cwd=ROOT, env=env)
+        return time.perf_counter() - t0
+
+    no_bytecode = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    cold, t_ref = [], []
     for _ in range(n):
-        for argv, out in ((ours_argv, ta), (sympy_argv, tb)):
-            t0 = time.perf_counter()
-            subprocess.run(argv, capture_output=True, check=True, cwd=ROOT)
-            out.append(time.perf_counter() - t0)
-    row("cold", 'process: derive "x^T B x" --wrt x', statistics.median(ta), "import sympy",
-        statistics.median(tb), "median of runs; target ≤ 1.5×")
+        for c in caches:
+            shutil.rmtree(c, ignore_errors=True)
+        cold.append(timed(ours, no_bytecode))
+        t_ref.append(timed(refs["import sympy"]))
+    subprocess.run([py, "-m", "compileall", "-q", os.path.join(ROOT, "indexcalc")], check=True)
+    warm = {name: ([], []) for name in refs}
+    for _ in range(n):
+        for name, argv in refs.items():
+            warm[name][0].append(timed(ours))
+            warm[name][1].append(timed(argv))
+    med = statistics.median
+    row("cold", 'process: derive "x^T B x" --wrt x', med(warm["import sympy"][0]), "import sympy",
+        med(warm["import sympy"][1]), f"median of {n}; bytecode compiled; target ≤ 1.5×")
+    row("cold", "  the same, no bytecode cache", med(cold), "import sympy", med(t_ref),
+        "every run compiles our modules")
+    row("cold", "  the same", med(warm["import sympy; os._exit"][0]), "import sympy; os._exit",
+        med(warm["import sympy; os._exit"][1]), "neither finalises: our work over the imports")
 
 
 def load_generated():
@@ -455,14 +486,20 @@ def _hand_lse_hessian(x):
 def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
+              "backward": bench_backward, "hessian": bench_hessian}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
-    QUICK = ap.parse_args(argv).quick
+    ap.add_argument("--only", choices=groups, help="run one group of rows")
+    args = ap.parse_args(argv)
+    QUICK = args.quick
     from indexcalc.pipeline import derive
     derive("x^T B x", "x")              # import and first-call costs are the cold row's business
-    for group in (bench_derive, bench_scaling, bench_cold, bench_backward, bench_hessian):
-        group()
+    for name, group in groups.items():
+        if args.only in (None, name):
+            group()
+    flags = (" --quick" if QUICK else "") + (f" --only {args.only}" if args.only else "")
     print(f"machine: {machine()}")
-    print(f"run: {time.strftime('%Y-%m-%d')}, `python bench/run.py{' --quick' if QUICK else ''}`\n")
+    print(f"run: {time.strftime('%Y-%m-%d')}, `python bench/run.py{flags}`\n")
     print(table())
     print()
     for k, (expr, code) in enumerate(GENERATED.items(), 1):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import IndexCalcError
@@ -190,10 +191,28 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:             # the reader left early (`indexcalc ... | head -1`)
+        return 1
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         print(f"indexcalc: internal error (a bug, please report it): {type(e).__name__}: {e}", file=sys.stderr)
         return 3
 
 
+def entry() -> None:
+    """The console script and `python -m indexcalc`: main(), then leave at once.
+
+    Python's finalisation of a process that has imported SymPy (some 500 modules and their
+    caches) takes 60-130 ms, longer than a whole derivation (bench/run.py, cold rows). Once
+    main() has returned, every file it wrote is closed and nothing is left to clean up, so
+    the process flushes its output and exits without finalising (os._exit)."""
+    status = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:             # the reader left early (`indexcalc ... | head -1`)
+        status = status or 1
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

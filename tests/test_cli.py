@@ -1,5 +1,6 @@
 """The command line: formats, exit statuses, and errors without tracebacks."""
 import json
+import os
 import subprocess
 import sys
 
@@ -73,6 +74,33 @@ def test_python_dash_m_and_no_traceback():
     assert p.returncode == 2 and "Traceback" not in p.stderr and "^" in p.stderr
     p = run("derive", "x^T B x", "--wrt", "x", "--format", "numpy")
     assert p.returncode == 0 and p.stdout.strip() == "(B + B.T) @ x"
+
+
+# as a user's shell has it: output to a pipe is buffered, so what is not flushed is lost
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["derive", "x^T B x", "--wrt", "x", "--order", "2", "--format", "json"],
+    ["check", "x^T B x", "--wrt", "x", "--answer", "2 B x"],
+    ["derive", "x^T B x", "--wrt", "y"],
+])
+def test_the_process_exits_early_with_mains_status_and_all_its_output(argv, capsys):
+    """`python -m indexcalc` and the console script leave with os._exit after main():
+    the status and every byte of output must be main()'s."""
+    status = main(argv)
+    captured = capsys.readouterr()
+    p = subprocess.run([sys.executable, "-m", "indexcalc", *argv], capture_output=True, text=True, timeout=60,
+                       env=BUFFERED)
+    assert p.returncode == status and p.stdout == captured.out and p.stderr == captured.err
+
+
+def test_a_reader_that_left_early_is_no_internal_error():
+    p = subprocess.Popen([sys.executable, "-m", "indexcalc", "derive", "x^T B x", "--wrt", "x"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=BUFFERED)
+    p.stdout.close()                    # the reader is gone before a byte is written
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 1 and "Traceback" not in err and "internal" not in err
 
 
 def test_api_closed_form():
