@@ -38,3 +38,24 @@ def test_long_chain_gives_the_transposed_product():
     got = eval(result.numpy, {"np": np, "n": 3, **env})
     want = np.linalg.multi_dot([env[f"A{k}"] for k in range(1, n + 1)]).T
     assert np.allclose(got, want)
+
+
+def test_nodes_behave_as_frozen_dataclasses_did():
+    """nodes.Node stands in for @dataclass(frozen=True) (a cold-start saving): fields in order
+    with defaults, equality and hash by type and values, Call.col not compared, immutable."""
+    import pytest
+
+    from indexcalc import nodes as N
+    x, y = N.Sym("x"), N.Sym("x")
+    assert x == y and hash(x) == hash(y) and x.shape is None and x != N.Sym("x", (3, 1))
+    assert N.Add(x, y) != N.Sub(x, y) and N.Trace(x).shape == N.SCALAR
+    assert N.Call("tr", (x,), col=3) == N.Call("tr", (x,), col=7) and N.Call("tr", (x,), col=3).col == 3
+    m = N.MatMul(x, N.Sym("B"), shape=(2, 2))
+    assert m.replace(shape=None) == N.MatMul(x, N.Sym("B")) and m.shape == (2, 2)
+    assert list(dict(m.items())) == ["a", "b", "shape"] and repr(x) == "Sym(name='x', shape=None)"
+    with pytest.raises(AttributeError):
+        x.name = "y"
+    with pytest.raises(TypeError):
+        N.Add(x)
+    with pytest.raises(TypeError):
+        N.Neg(x, shape=None, a=x)
