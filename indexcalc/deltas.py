@@ -205,8 +205,9 @@ class Normalizer:
         if _blind(t) != _blind(u):          # differ beyond the names of their dummies
             return False
         mine = sp.Mul(*t.factors)
-        if len(t.dummies) > 6:
-            return mine == sp.Mul(*u.factors)
+        if len(t.dummies) > 6:              # too many to permute: map dummies factor by factor
+            return _factors_map(list(t.factors), sorted(u.factors, key=lambda f: sum(
+                d in f.free_symbols for d in u.dummies)), set(u.dummies), set(t.dummies), self.ctx.ranges)
         for perm in permutations(u.dummies):
             sub = dict(zip(perm, t.dummies))
             if all(self.ctx.ranges.get(k) == self.ctx.ranges.get(v) for k, v in sub.items()) and \
@@ -261,6 +262,45 @@ def _solve(delta, d):
 def _index_order(f):
     """Index symbols of a factor in reading order."""
     return list(dict.fromkeys(s for s in sp.preorder_traversal(f) if isinstance(s, sp.Symbol)))
+
+
+def _factors_map(mine: list, theirs: list, their_dummies: set, my_dummies: set, ranges,
+                 m: dict | None = None, budget: list | None = None) -> bool:
+    """Whether a one-to-one renaming of their dummies (to mine, over the same ranges) turns
+    the factors `theirs` into `mine`, in some order: a search factor by factor, the factors
+    with fewest dummies first, each binding names for the next (A_pq A_qr ... is a chain)."""
+    m = {} if m is None else m
+    budget = [20000] if budget is None else budget
+    if not theirs:
+        return True
+    for k, g in enumerate(mine):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        m2 = _unify(theirs[0], g, their_dummies, my_dummies, ranges, m)
+        if m2 is not None and _factors_map(mine[:k] + mine[k + 1:], theirs[1:], their_dummies, my_dummies,
+                                           ranges, m2, budget):
+            return True
+    return False
+
+
+def _unify(f, g, their_dummies: set, my_dummies: set, ranges, m: dict):
+    """The renaming m extended so that f becomes g, or None."""
+    if f in their_dummies:
+        if f in m:
+            return m if m[f] == g else None
+        if g not in my_dummies or g in m.values() or ranges.get(f) != ranges.get(g):
+            return None
+        return {**m, f: g}
+    if not f.args or not g.args:
+        return m if f == g else None
+    if f.func != g.func or len(f.args) != len(g.args):
+        return None
+    for a, b in zip(f.args, g.args):
+        m = _unify(a, b, their_dummies, my_dummies, ranges, m)
+        if m is None:
+            return None
+    return m
 
 
 def _blind(t: Term) -> list:

@@ -59,3 +59,26 @@ def test_nodes_behave_as_frozen_dataclasses_did():
         N.Add(x)
     with pytest.raises(TypeError):
         N.Neg(x, shape=None, a=x)
+
+
+def test_same_terms_up_to_dummy_names_with_many_dummies():
+    """Past six summation indices same_terms maps names factor by factor instead of trying
+    every permutation: a renamed chain is the same term, a chain with one link reversed is not
+    (though its factors read the same with the indices blanked)."""
+    from types import SimpleNamespace
+
+    from indexcalc.deltas import Normalizer, Term
+    names = "pqrstuvw"
+    idx = {c: sp.Symbol(c, integer=True) for c in "ij" + names}
+    ranges = {s: "n" for s in idx.values()}
+    norm = Normalizer(SimpleNamespace(ranges=ranges, reserved=set()))
+    A = sp.IndexedBase("A")
+
+    def chain(order, flip=None):
+        path = ["i", *order, "j"]
+        pairs = [(a, b) if k != flip else (b, a) for k, (a, b) in enumerate(zip(path, path[1:]))]
+        return Term(sp.S.One, tuple(A[idx[a], idx[b]] for a, b in pairs), tuple(idx[c] for c in order))
+
+    t = chain(names)
+    assert norm.same_terms([t], [chain("wvutsrqp")])           # the same chain, other names
+    assert not norm.same_terms([t], [chain(names, flip=4)])    # A_st became A_ts

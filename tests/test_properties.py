@@ -16,7 +16,7 @@ from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 from indexcalc import derive, parse
-from indexcalc.errors import UnsupportedError
+from indexcalc.errors import IndexCalcError, UnsupportedError
 from indexcalc.evaluate import evaluate, to_2d
 from indexcalc.printing.text import to_text
 from indexcalc.shapes import infer
@@ -28,13 +28,32 @@ LONG = settings.default.max_examples >= 1000      # the long profile is loaded b
 
 
 def derived(case):
-    """derive(), with UnsupportedError as the one acceptable refusal (recorded as an event)."""
+    """derive(), with UnsupportedError as the one acceptable refusal (recorded as an event), and
+    the guard's "not finite at random points" where the NumPy reference is not finite either
+    (‖b - b‖ in a denominator)."""
     note(f"indexcalc derive {case.text!r} --wrt {case.wrt} --where {case.where!r}")
     try:
         return derive(case.text, case.wrt, case.where)
     except UnsupportedError as e:
         event(f"unsupported: {str(e).split(':')[0][:60]}")
         return None
+    except IndexCalcError as e:
+        if "not finite" not in str(e) or _finite_somewhere(case):
+            raise
+        event("refused: not finite anywhere")
+        return None
+
+
+def _finite_somewhere(case, tries=10) -> bool:
+    rng = np.random.default_rng(0)
+    with np.errstate(all="ignore"):
+        for _ in range(tries):
+            try:
+                if np.all(np.isfinite(np.asarray(case.expr.fn(case.draw(rng)), dtype=float))):
+                    return True
+            except np.linalg.LinAlgError:
+                pass
+    return False
 
 
 def point(case, seed):
