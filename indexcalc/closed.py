@@ -28,7 +28,18 @@ def T(node: N.Node) -> N.Node:
         return type(node)(T(node.a), T(node.b), _swap(node.shape))
     if isinstance(node, N.Neg):
         return N.Neg(T(node.a), _swap(node.shape))
+    if isinstance(node, ELEMENTWISE):       # f(A)^T = f(A^T): tanh(X W), not tanh(W^T X^T)^T
+        inside = node.map_children(T).with_shape(_swap(node.shape))
+        if _transposes(inside) <= _transposes(node):
+            return inside
     return N.Transpose(node, _swap(node.shape))
+
+
+ELEMENTWISE = (N.Func, N.Hadamard, N.HadDiv, N.HadPow)
+
+
+def _transposes(node) -> int:
+    return sum(isinstance(n, N.Transpose) for n in node.walk())
 
 
 def _swap(shape):
@@ -139,9 +150,34 @@ def _common_factor(coeffs):
     numbers = {abs(c.as_coeff_Mul()[0]) for c in coeffs}
     if len(coeffs) > 1 and len(numbers) == 1 and numbers != {1}:       # 2/3 (B x + Bᵀ x)
         out *= numbers.pop()
-    if len(coeffs) > 1 and all(c.could_extract_minus_sign() for c in coeffs):
+    if len(coeffs) > 1 and all(is_negative(c) for c in coeffs):
         out = -out
     return out
+
+
+# ---- signs -----------------------------------------------------------------------------------
+def is_negative(c) -> bool:
+    """Whether a coefficient reads better as -(-c): a number or product with a negative number
+    in front; a sum whose negation has fewer minus signs (1 - tanh² stays, -a - b is -(a + b)).
+    SymPy's could_extract_minus_sign picks a sum's sign by its sort order instead."""
+    if c.is_Add:
+        return minus_signs(c) > minus_signs(-c)
+    return c.could_extract_minus_sign()
+
+
+def minus_signs(c) -> int:
+    return sum(a.could_extract_minus_sign() for a in sp.Add.make_args(c))
+
+
+def sign_into_sum(c, factors: list):
+    """-(σ - 1) σ -> (1 - σ) σ: a product's negative number c goes into its one sum factor
+    when that adds no minus sign there. Returns the new number and factors."""
+    sums = [k for k, f in enumerate(factors) if f.is_Add]
+    if c < 0 and len(sums) == 1:
+        k = sums[0]
+        if minus_signs(-factors[k]) <= minus_signs(factors[k]):
+            return -c, factors[:k] + [-factors[k]] + factors[k + 1:]
+    return c, factors
 
 
 def _factor_out(terms, scalar):
@@ -167,12 +203,12 @@ def _factor_out(terms, scalar):
 
 
 def _sum_node(terms, scalar) -> N.Node:
-    terms = sorted(terms, key=lambda t: t[0].could_extract_minus_sign())
+    terms = sorted(terms, key=lambda t: is_negative(t[0]))
     out = None
     for c, n in terms:
         if out is None:
             out = scale(c, n, scalar)
-        elif c.could_extract_minus_sign():
+        elif is_negative(c):
             out = N.Sub(out, scale(-c, n, scalar), out.shape)
         else:
             out = N.Add(out, scale(c, n, scalar), out.shape)
@@ -183,9 +219,11 @@ def scale(c, node: N.Node, scalar) -> N.Node:
     """c · node for a SymPy coefficient c."""
     if c == 1:
         return node
+    if c.is_Add:
+        c = sp.factor_terms(c)           # σ - σ² as σ (1 - σ), a x + a y as a (x + y)
     if N.is_num(node, 1) and not c.is_Number:
-        return scalar(c)                 # σ - σ², not -(σ² - σ)
-    if c.could_extract_minus_sign():
+        return scalar(c)                 # σ (1 - σ), not -(σ² - σ)
+    if is_negative(c):
         return N.Neg(scale(-c, node, scalar), node.shape)
     num, den = sp.fraction(sp.together(c))
     if num != 1:

@@ -14,7 +14,7 @@ import sympy as sp
 from . import functions as F
 from . import nodes as N
 from .errors import UnsupportedError
-from .index_form import IndexContext, full_index, make_sum, replace
+from .index_form import IndexContext, full_index, make_sum, rename_bound, replace
 
 
 class Partial(sp.Function):
@@ -93,7 +93,7 @@ def _mul(D: Deriver, e):
 def _pow(D: Deriver, e):
     b, x = e.args
     if not D.depends(x):
-        return x * b ** (x - 1) * D.d(b)
+        return x * b ** (x - 1) * _apart(D, D.d(b), b)
     if not D.depends(b):
         return e * sp.log(b) * D.d(x)
     return e * (D.d(x) * sp.log(b) + x * D.d(b) / b)
@@ -107,7 +107,17 @@ def _function(D: Deriver, e):
     if len(e.args) != 1:
         raise UnsupportedError(f"cannot differentiate {e.func}")
     u = e.args[0]
-    return F.derivative(F.name_of(e.func), u) * D.d(u)
+    return F.derivative(F.name_of(e.func), u) * _apart(D, D.d(u), u)
+
+
+def _apart(D: Deriver, du, u):
+    """The chain rule's du with its Σ indices renamed away from those u binds: f'(u) du, with
+    u = Σ_s W_sr X_qs, would show Σ_s tanh(Σ_s W_sr X_qs)^2 X_qs ∂W_sr, one s for two sums
+    (right, as the inner Σ binds its own s, but not readable)."""
+    bound = {lim[0] for s in u.atoms(sp.Sum) for lim in s.limits}
+    if not bound:
+        return du
+    return rename_bound(du, bound, lambda old: D.ctx.fresh(D.ctx.ranges[old]))
 
 
 def _symbol(D: Deriver, e: sp.Symbol):

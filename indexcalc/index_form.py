@@ -150,6 +150,26 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     return walk(expr)
 
 
+def rename_bound(expr, names: set, fresh) -> sp.Expr:
+    """expr with every Σ index in `names` renamed to fresh(old), in the sum that binds it."""
+    def walk(e):
+        if not e.args or not e.has(sp.Sum):
+            return e
+        if isinstance(e, sp.Sum):
+            body, limits = walk(e.function), []
+            for lim in e.limits:
+                if lim[0] in names:
+                    new = fresh(lim[0])
+                    body = replace(body, {lim[0]: new})
+                    lim = (new, *lim[1:])
+                limits.append(lim)
+            return make_sum(body, limits)
+        args = tuple(walk(a) for a in e.args)
+        return e if args == e.args else e.func(*args)
+
+    return walk(expr)
+
+
 def _binds(s: sp.Sum, sub: dict, values: set) -> bool:
     return any(lim[0] in sub or lim[0] in values for lim in s.limits)
 

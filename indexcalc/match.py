@@ -22,7 +22,7 @@ import sympy as sp
 
 from . import functions as F
 from . import nodes as N
-from .closed import T, combine, had, mm
+from .closed import T, combine, had, mm, sign_into_sum
 from .deltas import Normalizer, Term
 from .index_form import IndexContext, full_index, runs_over
 
@@ -385,14 +385,15 @@ def _add(M, e):
     parts = []
     for a in e.args:          # signs stay coefficients, so a - b prints as a - b, not a + -b
         c, rest = a.as_coeff_Mul()
-        parts.append((c, M.scalar(rest)) if rest != 1 else (sp.S.One, M.scalar(a)))
+        parts.append((c, M.scalar(rest)) if rest != 1 else (a, N.Num(1)))   # σ - 1, not -1 + σ
     return combine(parts, N.SCALAR, M.scalar)
 
 
 def _mul(M, e):
     num, den = [], []
     c, rest = e.as_coeff_Mul()
-    for f in sp.Mul.make_args(rest):
+    c, factors = sign_into_sum(c, list(sp.Mul.make_args(rest)))
+    for f in factors:
         if f.is_Pow and f.exp.is_Number and f.exp < 0:
             den.append(f.base ** -f.exp)
         else:

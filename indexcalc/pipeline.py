@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy as sp
 
 from . import nodes as N
-from .closed import T
+from .closed import T, is_negative
 from .deltas import Normalizer
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
@@ -252,7 +253,6 @@ def _resimplify(R, terms, free):
 
 
 def _terms_expr(R, terms):
-    import sympy as sp
     return sp.Add(*[t.expr(R.ctx) for t in terms]) if terms else sp.S.Zero
 
 
@@ -342,7 +342,6 @@ def _guard_first(R, result: Result, layout, rng):
 
 def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     """The derivative of the (verified) first derivative: the Hessian for a scalar."""
-    import sympy as sp
     var = R.var
     var_idx2 = R.ctx.free(R.variables[var].shape)
     var_free2 = [i for i in var_idx2 if i is not None]
@@ -480,7 +479,9 @@ def _coeff(c, show, parens) -> str:
         return ""
     if c == -1:
         return "-"
-    if c.could_extract_minus_sign():
+    if c.is_Add:
+        c = sp.factor_terms(c)                 # σ (1 - σ), as the closed form has it
+    if is_negative(c):
         return "-" + _coeff(-c, show, parens)
     s = show(c)
     return parens(s) + " " if c.is_Add or "/" in s else s + " "

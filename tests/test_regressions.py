@@ -79,13 +79,17 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
 
 
 @pytest.mark.parametrize("expr,wrt,closed", [
-    ("sigmoid(alpha)", "alpha", "sigmoid(alpha) - sigmoid(alpha)^2"),     # not -(-1 + σ) σ
+    ("sigmoid(alpha)", "alpha", "(1 - sigmoid(alpha)) sigmoid(alpha)"),  # not -(-1 + σ) σ, nor σ - σ²
+    ("sigmoid(w^T x)", "w", "(1 - sigmoid(w^T x)) sigmoid(w^T x) x"),    # not -(sigmoid(w^T x) - 1) ...
+    ("tanh(w^T x)", "w", "(1 - tanh(w^T x)^2) x"),                        # not -(tanh(w^T x)^2 - 1) x
+    ("log(sigmoid(alpha)) / 2", "alpha", "(1 - sigmoid(alpha)) / 2"),
     ("tanh(alpha)", "alpha", "1 - tanh(alpha)^2"),
     ("2 x^T B x / 3", "x", "2 (B + B^T) x / 3"),                           # not (2 B / 3 + 2 B^T / 3) x
     ("alpha / 3", "alpha", "1/3"),                                          # a number, as read back
     ("-(alpha / 3)", "alpha", "-1/3"),
     ("cos((2 alpha) / 3)", "alpha", "(-2/3) sin(2 alpha / 3)"),            # -2/3 sin(...) is -2 / (3 sin(...))
-    ("tanh(alpha^(1/2))", "alpha", "(alpha^(-1/2) - tanh(alpha^(1/2))^2 / alpha^(1/2)) / 2"),   # -1/2 too
+    ("tanh(alpha^(1/2))", "alpha", "(1 - tanh(alpha^(1/2))^2) / alpha^(1/2) / 2"),
+    ("tanh(alpha^(1/2)) alpha^(-1/2)", "alpha", None),                     # -1/2 folds to a number
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
@@ -97,6 +101,7 @@ def test_found_closed_forms_read_back(expr, wrt, closed):
     from indexcalc import verify as V
     from indexcalc.evaluate import evaluate
     d = derive(expr, wrt)
+    closed = closed or d.closed_form
     assert d.closed_form == closed
     back, _ = infer(parse(closed), {n: v.shape for n, v in d.variables.items()}, expect=d.results[0].closed.shape)
     assert to_text(back) == closed
@@ -155,3 +160,39 @@ def test_a_variable_named_np_does_not_hide_numpy():
     point = V.sample(d.tree, d.variables, np.random.default_rng(4))
     want = V.jacobian(V.value_fn(d.tree, point), point, "np")
     assert V.close(V.eval_code(d.numpy, point), want)
+
+
+def _step(d, rule):
+    return next(s for s in d.results[0].steps if s.rule == rule)
+
+
+def test_a_sum_raised_to_a_power_is_bracketed_in_the_steps():
+    """Σ_p x_p^2^2 reads as Σ_p x_p^4; (x^T x)^2 is (Σ_p x_p^2)^2."""
+    d = derive("(x^T x)^2", "x")
+    assert _step(d, "expand").text.endswith("(Σ_p x_p^2)^2")
+    assert r"\left(\sum_{p=1}^{n} x_{p}^{2}\right)^{2}" in _step(d, "expand").latex
+
+
+def test_the_chain_rule_names_its_summation_index_apart_from_the_functions():
+    """tanh(Σ_s W_sr X_qs): the derivative's Σ gets a name of its own, not a second s."""
+    import re
+    d = derive("sum(tanh(X W))", "W")
+    text = _step(d, "differentiate").text
+    inner = set(re.findall(r"tanh\(Σ_(\w)", text))
+    outer = set("".join(re.findall(r"Σ_([\w,]+) ", text.replace("tanh(Σ_", "tanh("))).replace(",", ""))
+    assert inner and not inner & outer, text
+
+
+@pytest.mark.parametrize("expr,wrt,closed", [
+    ("sum(tanh(X W))", "W", "X^T (1 1^T - tanh(X W) .^ 2)"),      # not (tanh(W^T X^T) .^ 2)^T
+    ("sum(exp(X W))", "W", "X^T exp(X W)"),
+])
+def test_transposes_go_into_elementwise_functions_when_that_saves_one(expr, wrt, closed):
+    from indexcalc import verify as V
+    from indexcalc.evaluate import evaluate
+    d = derive(expr, wrt)
+    assert d.closed_form == closed
+    back, _ = infer(parse(closed), {n: v.shape for n, v in d.variables.items()}, expect=d.results[0].closed.shape)
+    point = V.sample(d.tree, d.variables, np.random.default_rng(3))
+    want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
+    assert V.close(np.reshape(evaluate(back, point.env2d, point.sizes), want.shape), want)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .. import functions as F
@@ -29,7 +30,19 @@ def _joined(indices, sep="", braces=True):
     return sep.join(names) if all(len(n) == 1 for n in names) else ",".join(names)
 
 
-class IndexText(StrPrinter):
+class _SumsBracketed:
+    """Σ_p body is written without brackets and reaches to the end, so a Σ that is the base of
+    a power needs them: (Σ_p x_p^2)^2, not Σ_p x_p^2^2, which reads as Σ_p x_p^4."""
+    BRACKETS = ("(", ")")
+
+    def parenthesize(self, item, level, *args, **kw):
+        out = super().parenthesize(item, level, *args, **kw)
+        if isinstance(item, sp.Sum) and level >= PRECEDENCE["Pow"] and not out.startswith(self.BRACKETS[0]):
+            return f"{self.BRACKETS[0]}{out}{self.BRACKETS[1]}"
+        return out
+
+
+class IndexText(_SumsBracketed, StrPrinter):
     printmethod = "_indexcalc_text"      # not Indexed._sympystr: ours print X_pq
 
     def __init__(self, ctx, wrt_entry=None):
@@ -90,8 +103,9 @@ def is_upstream(name: str, ctx) -> bool:
                                     and name in ctx.variables)
 
 
-class IndexLatex(LatexPrinter):
+class IndexLatex(_SumsBracketed, LatexPrinter):
     printmethod = "_indexcalc_latex"
+    BRACKETS = (r"\left(", r"\right)")
 
     def __init__(self, ctx, wrt_entry=None):
         super().__init__({"mul_symbol": None, "order": "none"})
