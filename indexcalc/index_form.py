@@ -341,7 +341,8 @@ ENTRY = {
     N.SumAxis: _sum_axis,
     N.Func: lambda ctx, n, idx: F.apply(n.name, ctx.entry(n.a, idx)),
     N.Softmax: lambda ctx, n, idx: ctx.atom_entry(n, idx),
-    N.DiagMat: lambda ctx, n, idx: sp.KroneckerDelta(idx[0], idx[1]) * ctx.entry(n.a, (idx[0], None)),
+    N.DiagMat: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], None)) * (
+        sp.KroneckerDelta(idx[0], idx[1]) if idx[0] is not None else 1),        # diag of a 1-vector: 1×1
     N.DiagVec: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], idx[0])),
     N.Conv: _conv,
     N.Flip: _flip,

@@ -4,9 +4,8 @@
    answer is a clear UnsupportedError: never another exception, never a wrong number;
 2. the closed form parses back to the same function;
 3. simplifying twice changes nothing: the sifted index form sifted again is the same sum of
-   terms (up to the names of summation indices: a sum inside exp(...) or cos(...) can make
-   the second pass pick other names), and the closed form parsed and printed again is the
-   same text.
+   terms (up to the names of summation indices, which past six are mapped factor by factor),
+   and the closed form parsed and printed again is the same text.
 
 Default: a few dozen examples each (derandomized, so CI is repeatable). Thousands:
 `pytest tests/test_properties.py --hypothesis-profile=long --hypothesis-show-statistics`.

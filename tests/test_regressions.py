@@ -57,6 +57,12 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     # A 1 + B 1 was factored as (A + B) 1 although the two ones vectors differ in size
     ("log(sum(exp((A 1) + (B 1))))", "A", "A: m×m, B: m×n", {"A": R.normal(size=(3, 3)), "B": R.normal(size=(3, 4))},
      lambda e: np.log(np.sum(np.exp(e["A"].sum(axis=1) + e["B"].sum(axis=1))))),
+    # diag of a size-1 vector indexed its 1×1 result by nothing (TypeError inside KroneckerDelta)
+    ("xT diag(a) x", "xT", None, {"xT": R.normal(size=3), "a": R.normal(size=1), "x": R.normal(size=1)},
+     lambda e: e["xT"] * e["a"][0] * e["x"][0]),
+    # an exp(Σ ...) inside a term: its index is named canonically, like the term's own
+    ("2 log(sum(exp(A^-1 a)))", "a", "A: p×p, a: p", {"A": W, "a": R.normal(size=3)},
+     lambda e: 2 * np.log(np.sum(np.exp(np.linalg.solve(e["A"], e["a"]))))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ W x)", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]
@@ -196,3 +202,14 @@ def test_transposes_go_into_elementwise_functions_when_that_saves_one(expr, wrt,
     point = V.sample(d.tree, d.variables, np.random.default_rng(3))
     want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
     assert V.close(np.reshape(evaluate(back, point.env2d, point.sizes), want.shape), want)
+
+
+@pytest.mark.parametrize("expr,wrt,where", [
+    ("2 log(sum(exp(A^-1 a)))", "a", "A: p×p, a: p"),
+    ("exp(a^T x) cos(b^T x)", "x", None),
+    ("sum(tanh(X W))", "W", None),
+])
+def test_sums_inside_functions_are_named_canonically(expr, wrt, where):
+    """Sifting a sifted form changes no name at all, not even of a Σ inside exp(...)."""
+    r = derive(expr, wrt, where).results[0]
+    assert r.resimplify()[0] == r.index_form
