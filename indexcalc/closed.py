@@ -165,6 +165,12 @@ def is_negative(c) -> bool:
     return c.could_extract_minus_sign()
 
 
+def factored(c):
+    """A sum coefficient with its common factors pulled out: σ - σ² as σ (1 - σ), a x + a y as
+    a (x + y); anything else as it is."""
+    return sp.factor_terms(c) if c.is_Add else c
+
+
 def minus_signs(c) -> int:
     return sum(a.could_extract_minus_sign() for a in sp.Add.make_args(c))
 
@@ -219,8 +225,7 @@ def scale(c, node: N.Node, scalar) -> N.Node:
     """c · node for a SymPy coefficient c."""
     if c == 1:
         return node
-    if c.is_Add:
-        c = sp.factor_terms(c)           # σ - σ² as σ (1 - σ), a x + a y as a (x + y)
+    c = factored(c)
     if N.is_num(node, 1) and not c.is_Number:
         return scalar(c)                 # σ (1 - σ), not -(σ² - σ)
     if is_negative(c):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import DUMMY_POOL, IndexContext, make_sum, name_for_range, replace, runs_over
+from .index_form import DUMMY_POOL, IndexContext, name_for_range, rename_at_once, rename_bound, replace, runs_over
 
 
 @dataclass(frozen=True)
@@ -171,35 +171,13 @@ class Normalizer:
         sub: dict = {}
         for d in order:
             sub[d] = self._dummy_name(pool, self.ctx.ranges[d], set(sub.values()))
-        # two-step renaming so that a new name equal to an old one does not collide
-        tmp = {d: sp.Dummy(str(d)) for d in order}
-        back = {tmp[d]: sub[d] for d in order}
-        factors = tuple(replace(replace(f, tmp, self.ctx.ranges), back, self.ctx.ranges) for f in t.factors)
+        # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
+        # rule: the first name for their range that nothing around them uses
         outer = taken | set(sub.values())
-        factors = tuple(self._canonical_inner(f, outer, pool) for f in factors)
+        factors = tuple(rename_bound(rename_at_once(f, sub, self.ctx.ranges),
+                                     lambda old, used: self._dummy_name(pool, self.ctx.ranges[old], used),
+                                     outer, self.ctx.ranges) for f in t.factors)
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
-
-    def _canonical_inner(self, e, outer: set, pool):
-        """The indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...) renamed by the
-        same rule: the first name for their range that nothing around them uses, so that a
-        second pass names them alike."""
-        if not e.args or not e.has(sp.Sum):
-            return e
-        if not isinstance(e, sp.Sum):
-            args = tuple(self._canonical_inner(a, outer, pool) for a in e.args)
-            return e if args == e.args else e.func(*args)
-        bound = [lim[0] for lim in e.limits]
-        around = outer | (e.function.free_symbols - set(bound))
-        news = []
-        for d in bound:
-            news.append(self._dummy_name(pool, self.ctx.ranges[d], around))
-            around = around | {news[-1]}
-        body, limits = e.function, list(e.limits)
-        if news != bound:                   # through placeholders: a new name may be an old one
-            tmp = [sp.Dummy(str(d)) for d in bound]
-            body = replace(replace(body, dict(zip(bound, tmp)), self.ctx.ranges), dict(zip(tmp, news)), self.ctx.ranges)
-            limits = [(new, *lim[1:]) for new, lim in zip(news, e.limits)]
-        return make_sum(self._canonical_inner(body, around, pool), limits)
 
     def _dummy_name(self, pool, dim, used) -> sp.Symbol:
         """Chosen by range, not by position, so canonical names are a fixed point: sifting a

@@ -117,7 +117,7 @@ def _apart(D: Deriver, du, u):
     bound = {lim[0] for s in u.atoms(sp.Sum) for lim in s.limits}
     if not bound:
         return du
-    return rename_bound(du, bound, lambda old: D.ctx.fresh(D.ctx.ranges[old]))
+    return rename_bound(du, lambda old, _: D.ctx.fresh(D.ctx.ranges[old]) if old in bound else old)
 
 
 def _symbol(D: Deriver, e: sp.Symbol):

@@ -150,24 +150,36 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     return walk(expr)
 
 
-def rename_bound(expr, names: set, fresh) -> sp.Expr:
-    """expr with every Σ index in `names` renamed to fresh(old), in the sum that binds it."""
-    def walk(e):
+def rename_at_once(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
+    """expr with the indices of `sub` renamed all at once, through placeholders, so that a
+    new name that is also an old one (p -> q, q -> p) does not collide."""
+    sub = {k: v for k, v in sub.items() if k != v}
+    if not sub:
+        return expr
+    tmp = {k: sp.Dummy(str(k)) for k in sub}
+    return replace(replace(expr, tmp, ranges), {tmp[k]: v for k, v in sub.items()}, ranges)
+
+
+def rename_bound(expr, name_for, around=frozenset(), ranges: dict | None = None) -> sp.Expr:
+    """expr with the index of every Σ in it renamed to name_for(old, names in use there),
+    outermost Σ first; the names in use are `around`, those free in the Σ's body, and those
+    already given to the indices of the Σ's around it."""
+    def walk(e, around):
         if not e.args or not e.has(sp.Sum):
             return e
-        if isinstance(e, sp.Sum):
-            body, limits = walk(e.function), []
-            for lim in e.limits:
-                if lim[0] in names:
-                    new = fresh(lim[0])
-                    body = replace(body, {lim[0]: new})
-                    lim = (new, *lim[1:])
-                limits.append(lim)
-            return make_sum(body, limits)
-        args = tuple(walk(a) for a in e.args)
-        return e if args == e.args else e.func(*args)
+        if not isinstance(e, sp.Sum):
+            args = tuple(walk(a, around) for a in e.args)
+            return e if args == e.args else e.func(*args)
+        bound = [lim[0] for lim in e.limits]
+        around = around | (e.function.free_symbols - set(bound))
+        sub = {}
+        for d in bound:
+            sub[d] = name_for(d, around)
+            around = around | {sub[d]}
+        body = walk(rename_at_once(e.function, sub, ranges), around)
+        return make_sum(body, [(sub[lim[0]], *lim[1:]) for lim in e.limits])
 
-    return walk(expr)
+    return walk(expr, frozenset(around))
 
 
 def _binds(s: sp.Sum, sub: dict, values: set) -> bool:

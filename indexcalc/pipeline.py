@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 from . import nodes as N
-from .closed import T, is_negative
+from .closed import T, factored, is_negative
 from .deltas import Normalizer
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
@@ -479,8 +479,7 @@ def _coeff(c, show, parens) -> str:
         return ""
     if c == -1:
         return "-"
-    if c.is_Add:
-        c = sp.factor_terms(c)                 # σ (1 - σ), as the closed form has it
+    c = factored(c)                            # σ (1 - σ), as the closed form has it
     if is_negative(c):
         return "-" + _coeff(-c, show, parens)
     s = show(c)
