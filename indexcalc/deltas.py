@@ -185,8 +185,7 @@ class Normalizer:
         return name_for_range(pool, dim, self.ctx.ranges, used) or self.ctx.fresh(dim)
 
     def same_terms(self, a: list[Term], b: list[Term]) -> bool:
-        """The same sum of terms, whatever the names of each term's summation indices (tried
-        by permutation for up to 6 of them; more must match as named)."""
+        """The same sum of terms, whatever the names of each term's summation indices."""
         if len(a) != len(b):
             return False
         left = list(b)
@@ -198,7 +197,6 @@ class Normalizer:
         return True
 
     def _same_term(self, t: Term, u: Term) -> bool:
-        from itertools import permutations
         if sp.simplify(t.coeff - u.coeff) != 0 or len(t.dummies) != len(u.dummies) or \
                 len(t.factors) != len(u.factors):
             return False
@@ -206,16 +204,8 @@ class Normalizer:
             return True
         if _blind(t) != _blind(u):          # differ beyond the names of their dummies
             return False
-        mine = sp.Mul(*t.factors)
-        if len(t.dummies) > 6:              # too many to permute: map dummies factor by factor
-            return _factors_map(list(t.factors), sorted(u.factors, key=lambda f: sum(
-                d in f.free_symbols for d in u.dummies)), set(u.dummies), set(t.dummies), self.ctx.ranges)
-        for perm in permutations(u.dummies):
-            sub = dict(zip(perm, t.dummies))
-            if all(self.ctx.ranges.get(k) == self.ctx.ranges.get(v) for k, v in sub.items()) and \
-                    sp.Mul(*[replace(f, sub, self.ctx.ranges) for f in u.factors]) == mine:
-                return True
-        return False
+        theirs = sorted(u.factors, key=lambda f: sum(d in f.free_symbols for d in u.dummies))
+        return _factors_map(list(t.factors), theirs, set(u.dummies), set(t.dummies), self.ctx.ranges) is not None
 
     def collect(self, terms: list[Term]) -> list[Term]:
         acc: dict = {}
@@ -267,26 +257,30 @@ def _index_order(f):
 
 
 def _factors_map(mine: list, theirs: list, their_dummies: set, my_dummies: set, ranges,
-                 m: dict | None = None, budget: list | None = None) -> bool:
-    """Whether a one-to-one renaming of their dummies (to mine, over the same ranges) turns
-    the factors `theirs` into `mine`, in some order: a search factor by factor, the factors
-    with fewest dummies first, each binding names for the next (A_pq A_qr ... is a chain)."""
+                 m: dict | None = None, budget: list | None = None) -> dict | None:
+    """A one-to-one renaming of their dummies (to mine, over the same ranges) that turns the
+    factors `theirs` into `mine`, in some order, or None: a search factor by factor, each
+    binding names for the next (A_pq A_qr ... is a chain), within a budget of steps."""
     m = {} if m is None else m
     budget = [20000] if budget is None else budget
     if not theirs:
-        return True
+        return m
     for k, g in enumerate(mine):
         budget[0] -= 1
         if budget[0] < 0:
-            return False
-        m2 = _unify(theirs[0], g, their_dummies, my_dummies, ranges, m)
-        if m2 is not None and _factors_map(mine[:k] + mine[k + 1:], theirs[1:], their_dummies, my_dummies,
-                                           ranges, m2, budget):
-            return True
-    return False
+            return None
+        m2 = _unify(theirs[0], g, their_dummies, my_dummies, ranges, m, budget)
+        if m2 is not None:
+            m3 = _factors_map(mine[:k] + mine[k + 1:], theirs[1:], their_dummies, my_dummies, ranges, m2, budget)
+            if m3 is not None:
+                return m3
+    return None
 
 
-def _unify(f, g, their_dummies: set, my_dummies: set, ranges, m: dict):
+_UNORDERED = (sp.Add, sp.Mul, sp.KroneckerDelta)     # their arguments match in any order
+
+
+def _unify(f, g, their_dummies: set, my_dummies: set, ranges, m: dict, budget: list):
     """The renaming m extended so that f becomes g, or None."""
     if f in their_dummies:
         if f in m:
@@ -298,8 +292,10 @@ def _unify(f, g, their_dummies: set, my_dummies: set, ranges, m: dict):
         return m if f == g else None
     if f.func != g.func or len(f.args) != len(g.args):
         return None
+    if isinstance(f, _UNORDERED):
+        return _factors_map(list(g.args), list(f.args), their_dummies, my_dummies, ranges, m, budget)
     for a, b in zip(f.args, g.args):
-        m = _unify(a, b, their_dummies, my_dummies, ranges, m)
+        m = _unify(a, b, their_dummies, my_dummies, ranges, m, budget)
         if m is None:
             return None
     return m
