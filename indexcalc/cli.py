@@ -18,18 +18,33 @@ EPILOG = """examples:
 exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3 internal check failed"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="indexcalc", description="Matrix and tensor derivatives in index notation.",
-                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("derive", help="the derivative of an expression")
+# The subcommands: each is (name, add its arguments, run it). A new command is one row here
+# and a module of its own; run() dispatches through this table.
+COMMANDS: list = []
+
+
+def command(name: str, help: str):
+    """Register a subcommand: the decorated function adds its arguments to a parser and
+    returns the function that runs it (args -> exit status)."""
+    def register(setup):
+        COMMANDS.append((name, help, setup))
+        return setup
+    return register
+
+
+@command("derive", "the derivative of an expression")
+def _derive_cmd(d):
     d.add_argument("expr")
     d.add_argument("--wrt", required=True, help="variable(s), comma separated")
     d.add_argument("--where", help='shapes, e.g. "X: S×M, b: 1×N, c: scalar, x: n"')
     d.add_argument("--order", type=int, default=1, choices=[1, 2])
     d.add_argument("--at", help='values, e.g. "X=[[0,1],[2,3]], W=[[1,1],[1,1]]"')
     d.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
-    b = sub.add_parser("backprop", help="gradients of a module Y = f(X, W, ...) in terms of dY = ∂L/∂Y")
+    return _derivation
+
+
+@command("backprop", "gradients of a module Y = f(X, W, ...) in terms of dY = ∂L/∂Y")
+def _backprop_cmd(b):
     b.add_argument("equation")
     b.add_argument("--wrt", required=True)
     b.add_argument("--where")
@@ -37,20 +52,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help='e.g. "T 1 = 1" (rows of T sum to one): the text output also gives the '
                         "gradient simplified under it, checked numerically")
     b.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
-    c = sub.add_parser("check", help="is a claimed derivative right?")
+    return _derivation
+
+
+@command("check", "is a claimed derivative right?")
+def _check_cmd(c):
     c.add_argument("expr")
     c.add_argument("--wrt", required=True)
     c.add_argument("--answer", required=True)
     c.add_argument("--where")
     c.add_argument("--format", default="text", choices=["text", "json"])
-    s = sub.add_parser("solve", help="worked solutions of every problem in a problem file")
+    return _check
+
+
+@command("solve", "worked solutions of every problem in a problem file")
+def _solve_cmd(s):
     s.add_argument("problem_file")
     s.add_argument("--format", default="text", choices=["text", "latex", "pdf"])
     s.add_argument("-o", dest="out", help="output file (default: standard output; for pdf, "
                                           "PROBLEM_FILE's name with .pdf)")
-    g = sub.add_parser("codegen", help="NumPy modules (forward, backward, gradients) from a problem file")
+    return _solve
+
+
+@command("codegen", "NumPy modules (forward, backward, gradients) from a problem file")
+def _codegen_cmd(g):
     g.add_argument("problem_file")
     g.add_argument("-o", dest="out", help="output file (default: standard output)")
+    return _codegen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="indexcalc", description="Matrix and tensor derivatives in index notation.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, help_, setup in COMMANDS:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(run=setup(p))
     return ap
 
 
@@ -110,43 +147,47 @@ def _unprotect(args):
 def run(argv) -> int:
     parser = build_parser()
     args = _unprotect(parser.parse_args(_protect_leading_minus(argv, parser)))
+    return args.run(args)
+
+
+def _derivation(args) -> int:
     from . import output
-    if args.command in ("derive", "backprop"):
-        from .pipeline import backprop, derive
-        if args.command == "derive":
-            d = derive(args.expr, args.wrt, args.where, order=args.order)
-        else:
-            d = backprop(args.equation, args.wrt, args.where)
-        at = getattr(args, "at", None)
-        if args.format == "json":
-            extra = {"at": _at(d, at, "json")} if at else None
-            print(output.derive_json(d, args.command, extra))
-        elif args.format == "text" and args.command == "backprop":
-            from .fold import assumptions
-            from .shapes import parse_decls
-            sys.stdout.write(output.derive_text(d, assumptions(args.assume, parse_decls(args.where))))
-        else:
-            sys.stdout.write(output.FORMATS[args.format](d))
-            if at:
-                sys.stdout.write(_at(d, at, "text"))
-        return 0
-    if args.command == "check":
-        from .check import check
-        v = check(args.expr, args.wrt, args.answer, args.where)
-        if args.format == "json":
-            print(json.dumps(v.json(), ensure_ascii=False, indent=2))
-        else:
-            print(("RIGHT  " if v.correct else "WRONG  ") + v.reason)
-            if v.counterexample and v.counterexample.get("values"):
-                print("counterexample values: " + json.dumps(v.counterexample["values"]))
-        return 0 if v.correct else 1
-    if args.command == "solve":
-        return _solve(args)
-    if args.command == "codegen":
-        from .codegen import generate
-        _write(args.out, generate(args.problem_file))
-        return 0
-    raise IndexCalcError(f"`indexcalc {args.command}` is not available in this version yet")
+    from .pipeline import backprop, derive
+    if args.command == "derive":
+        d = derive(args.expr, args.wrt, args.where, order=args.order)
+    else:
+        d = backprop(args.equation, args.wrt, args.where)
+    at = getattr(args, "at", None)
+    if args.format == "json":
+        extra = {"at": _at(d, at, "json")} if at else None
+        print(output.derive_json(d, args.command, extra))
+    elif args.format == "text" and args.command == "backprop":
+        from .fold import assumptions
+        from .shapes import parse_decls
+        sys.stdout.write(output.derive_text(d, assumptions(args.assume, parse_decls(args.where))))
+    else:
+        sys.stdout.write(output.FORMATS[args.format](d))
+        if at:
+            sys.stdout.write(_at(d, at, "text"))
+    return 0
+
+
+def _check(args) -> int:
+    from .check import check
+    v = check(args.expr, args.wrt, args.answer, args.where)
+    if args.format == "json":
+        print(json.dumps(v.json(), ensure_ascii=False, indent=2))
+    else:
+        print(("RIGHT  " if v.correct else "WRONG  ") + v.reason)
+        if v.counterexample and v.counterexample.get("values"):
+            print("counterexample values: " + json.dumps(v.counterexample["values"]))
+    return 0 if v.correct else 1
+
+
+def _codegen(args) -> int:
+    from .codegen import generate
+    _write(args.out, generate(args.problem_file))
+    return 0
 
 
 def _solve(args) -> int:
