@@ -2,7 +2,7 @@
 
     python bench/run.py            # about two minutes
     python bench/run.py --quick    # fewer repeats, for a look
-    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian)
+    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian, grade)
 
 Rows:
 - derive:   each seed exercise in-process (parse, steps, matching and the numerical guard)
@@ -18,6 +18,7 @@ Rows:
             installed, torch.autograd on the CPU (S = 1024).
 - hessian:  the generated Hessian code of x^T B x and log(sum(exp(x))) (n = 256) next to
             hand-written NumPy and, if installed, jax.hessian (jit-compiled, compile excluded).
+- grade:    `indexcalc grade` of a synthetic class, 200 students × 5 claims, verdicts known.
 
 ratio = indexcalc (or its generated code) / the peer: below 1 is faster than the peer.
 """
@@ -483,14 +484,37 @@ def _hand_lse_hessian(x):
     return np.diag(p) - np.outer(p, p)
 
 
+def bench_grade():
+    """`indexcalc grade` of a class of 200 students × 5 claims (tests/test_grade.py's class):
+    one derivation per problem, then every claim compared; target ≤ 60 s on 2 cores."""
+    import tempfile
+    from pathlib import Path
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from test_grade import make_class, write_class
+    from indexcalc.grade import grade
+    rows, known = make_class(200, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        problems, answers = write_class(Path(tmp), rows)
+        for reuse, note in ((True, "repeated answers checked once"), (False, "every claim checked")):
+            t0 = time.perf_counter()
+            report = grade(problems, answers, reuse=reuse)
+            t = time.perf_counter() - t0
+            assert [c.verdict for c in report.claims] == known
+            row("grade", "200 students × 5 claims", t, "", None, f"{note}; verdicts as known; target ≤ 60 s")
+
+
 def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
-              "backward": bench_backward, "hessian": bench_hessian}
+              "backward": bench_backward, "hessian": bench_hessian, "grade": bench_grade}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=groups, help="run one group of rows")
+    ap.add_argument("--readme", action="store_true",
+                    help="also write the table into README.md, between its bench:start and bench:end marks")
     args = ap.parse_args(argv)
+    if args.readme and (args.quick or args.only):
+        ap.error("--readme writes the whole table: run it without --quick and --only")
     QUICK = args.quick
     from indexcalc.pipeline import derive
     derive("x^T B x", "x")              # import and first-call costs are the cold row's business
@@ -500,10 +524,32 @@ def main(argv=None):
     flags = (" --quick" if QUICK else "") + (f" --only {args.only}" if args.only else "")
     print(f"machine: {machine()}")
     print(f"run: {time.strftime('%Y-%m-%d')}, `python bench/run.py{flags}`\n")
-    print(table())
-    print()
-    for k, (expr, code) in enumerate(GENERATED.items(), 1):
-        print(f"[{k}] `indexcalc derive \"{expr}\" --wrt x --order 2 --format numpy`: `{code}`")
+    print(report())
+    if args.readme:
+        write_readme(report())
+
+
+def report() -> str:
+    """The table and its footnotes, each once."""
+    notes = [f"[{k}] `indexcalc derive \"{expr}\" --wrt x --order 2 --format numpy`: `{code}`"
+             for k, (expr, code) in enumerate(GENERATED.items(), 1)]
+    return "\n\n".join([table()] + notes)
+
+
+README_START, README_END = "<!-- bench:start", "<!-- bench:end -->"
+
+
+def write_readme(text: str) -> None:
+    """Replace what lies between README.md's bench marks with `text` (whole file or nothing)."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path, encoding="utf-8") as f:
+        readme = f.read()
+    start = readme.index("\n", readme.index(README_START)) + 1
+    end = readme.index(README_END)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(readme[:start] + "\n" + text + "\n" + readme[end:])
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 expression itself (not only with our own derivation); a wrong claim gets a counterexample."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,12 +33,63 @@ class Verdict:
                 "counterexample": self.counterexample}
 
 
-def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1) -> Verdict:
-    d = backprop(expr, wrt, where) if isinstance(parse(expr), N.Equation) else derive(expr, wrt, where)
-    r = d.results[0]
-    expected = r.closed_form or r.index_form
+@dataclass
+class Reference:
+    """What a claim about one derivative is compared against, derived once: the derivation,
+    the expected closed form, and the random points with the derivative's values there
+    (computed when first needed, then kept). `grade` checks a whole class against one."""
+    input: str
+    wrt: str
+    derivation: object
+    expected: str
+    decls: dict
+    layout: tuple
+    points: list                       # V.Point, drawn once
+    _want: dict = field(default_factory=dict, repr=False)
+
+    def want(self, k: int, refined: bool = False):
+        key = (k, refined)
+        if key not in self._want:
+            point = self.points[k]
+            with V.refined() if refined else contextlib.nullcontext():
+                self._want[key] = V.jacobian(V.value_fn(self.derivation.tree, point), point, self.wrt)
+        return self._want[key]
+
+
+def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: int = 1,
+               mode: str | None = None) -> dict:
+    """{variable: Reference} for each of `wrts`, from one derivation of `expr`. `mode` is a
+    problem's (derive, jacobian or backprop); by default an equation is a backprop."""
+    names = [w.strip() for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
+    mode = mode or ("backprop" if isinstance(parse(expr), N.Equation) else "derive")
+    if mode == "backprop":
+        d = backprop(expr, names, where)
+    else:
+        d = derive(expr, names, where, order=order, jacobian=mode == "jacobian")
     decls = {name: v.shape for name, v in d.variables.items()}
-    layout = tuple(r.shape)
+    out = {}
+    for r in d.results:
+        rng = np.random.default_rng(seed)
+        points = [V.sample(d.tree, d.variables, rng) for _ in range(3)]
+        ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
+        if r.order == 2:                # the Hessian: the guarded result's own code is the reference
+            ref._want = {(k, f): V.eval_code(r.numpy, p) for k, p in enumerate(points) for f in (False, True)}
+        out[r.wrt] = ref
+    return out
+
+
+def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1) -> Reference:
+    return references(expr, [wrt], where, seed)[wrt]
+
+
+def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1) -> Verdict:
+    return compare(reference(expr, wrt, where, seed), answer)
+
+
+def compare(ref: Reference, answer: str) -> Verdict:
+    """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
+    expr, wrt, expected, decls, layout = ref.input, ref.wrt, ref.expected, ref.decls, ref.layout
+    d = ref.derivation
     claimed = _typed_claim(parse(answer), decls, _as2(layout))
     unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(decls))
     if unknown:
@@ -48,35 +100,32 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
     if loose:
         raise IndexCalcError(f"the claimed answer has a size ({', '.join(loose)}) that nothing in "
                              f"{expr!r} fixes (an identity or ones vector of any size?)")
-    rng = np.random.default_rng(seed)
-    for _ in range(3):
-        point = V.sample(d.tree, d.variables, rng)
-        sizes = {k: int(v) for k, v in point.sizes.items()}
-        want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
+    for k, point in enumerate(ref.points):
+        sizes = {k_: int(v) for k_, v in point.sizes.items()}
+        want = ref.want(k)
         got = evaluate(claimed, point.env2d, point.sizes)
         want_shape = tuple(N.size_value(d_, point.sizes) for d_ in layout)
         if got.size != want.size or not _same_layout(claimed.shape, layout):
-            reason = (f"the claim has shape {show_shape(claimed.shape)}, but the derivative by {wrt} has "
-                      f"the shape {show_shape(_as2(layout))}; the derivative is {expected}")
+            reason = (f"the claim has shape {show_shape(claimed.shape)}, but the derivative by {wrt} "
+                      f"{_shape_words(layout)}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
                             "expected_shape": list(want_shape), "claimed": None, "actual": None}, claimed)
         got = np.reshape(got, want.shape)
         if not V.close(got, want, tol=1e-5):        # before calling it wrong: better differences
-            with V.refined():
-                want = V.jacobian(V.value_fn(d.tree, point), point, wrt)
+            want = ref.want(k, refined=True)
         if not V.close(got, want, tol=1e-5):
             k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
             entry = [int(i) for i in k]
             values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
-            reason = (f"wrong: at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
+            reason = (f"at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
                       f"{entry} of the claim is {float(got[k]):.6g} but the derivative is "
                       f"{float(want[k]):.6g}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": entry, "claimed": float(got[k]),
                             "actual": float(want[k]), "values": values}, claimed)
     return Verdict(expr, wrt, answer, True,
-                   f"right: agrees with the derivative {expected} (checked numerically at random points)",
+                   f"agrees with the derivative {expected} (checked numerically at random points)",
                    expected, None, claimed)
 
 
@@ -91,6 +140,12 @@ def _typed_claim(tree, decls, shape):
         return infer(tree, decls)[0]
     except ShapeError as e:
         raise IndexCalcError(f"the claimed answer does not fit the shapes: {e}") from None
+
+
+def _shape_words(layout) -> str:
+    if len(layout) > 2:
+        return f"is a rank-{len(layout)} tensor ({'×'.join(map(str, layout))})"
+    return f"has the shape {show_shape(_as2(layout))}"
 
 
 def _as2(layout):

@@ -15,6 +15,7 @@ EPILOG = """examples:
   indexcalc backprop "Y = X W^T + b" --wrt W,b,X --where "X: S×M, W: N×M, b: 1×N"
   indexcalc check "x^T B x" --wrt x --answer "2 B x"
   indexcalc solve problems/index_gymnastics.toml --format pdf -o solutions.pdf
+  indexcalc grade problems/index_gymnastics.toml answers.csv -o report.html
 exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3 internal check failed"""
 
 
@@ -79,6 +80,16 @@ def _codegen_cmd(g):
     g.add_argument("problem_file")
     g.add_argument("-o", dest="out", help="output file (default: standard output)")
     return _codegen
+
+
+@command("grade", "check a whole class's claimed answers (a CSV) against a problem file")
+def _grade_cmd(g):
+    g.add_argument("problem_file")
+    g.add_argument("answers", metavar="ANSWERS.csv", help="header student,problem,variable,answer; one claim a row")
+    g.add_argument("-o", dest="out", help="report file (default: standard output)")
+    g.add_argument("--format", choices=["text", "csv", "json", "html"],
+                   help="default: from the report file's suffix (.csv, .json, .html), else text")
+    return _grade
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,10 +189,24 @@ def _check(args) -> int:
     if args.format == "json":
         print(json.dumps(v.json(), ensure_ascii=False, indent=2))
     else:
-        print(("RIGHT  " if v.correct else "WRONG  ") + v.reason)
+        print(("RIGHT: " if v.correct else "WRONG: ") + v.reason)
         if v.counterexample and v.counterexample.get("values"):
             print("counterexample values: " + json.dumps(v.counterexample["values"]))
     return 0 if v.correct else 1
+
+
+def _grade(args) -> int:
+    from pathlib import Path
+    from . import grade as G
+    if args.out:
+        out = Path(args.out).resolve()
+        for given in (args.problem_file, args.answers):
+            if Path(given).resolve() == out:
+                raise IndexCalcError(f"-o {args.out} would overwrite the input file {given}")
+    fmt = G.format_for(args.format, args.out)
+    report = G.grade(args.problem_file, args.answers)
+    _write(args.out, G.FORMATS[fmt](report))
+    return 0
 
 
 def _codegen(args) -> int:

@@ -123,9 +123,8 @@ def render_text(ps: ProblemSet, solutions) -> str:
             if c.error:
                 out.append(f"claimed d/d{c.wrt} = {c.answer}: cannot be read: {c.error}")
             else:
-                reason = re.sub(r"^(right|wrong): ", "", c.verdict.reason)
                 out.append(f"claimed d/d{c.wrt} = {c.answer}: {'RIGHT' if c.verdict.correct else 'WRONG'}: "
-                           + reason)
+                           + c.verdict.reason)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
