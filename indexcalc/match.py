@@ -70,6 +70,8 @@ class Matcher:
     def operand(self, f, order):
         if isinstance(f, sp.Indexed):
             node = self.node_of(f.base)
+            if len(node.shape) > 2:         # a tensor: no matrix form here (the einsum printer's)
+                raise NoMatch
             return _oriented(node, full_index(node.shape, f.indices))
         if isinstance(f, sp.KroneckerDelta):
             a, b = f.args

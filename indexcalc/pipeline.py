@@ -16,6 +16,7 @@ from .deltas import Normalizer
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
+from .from_index_notation import is_index_notation
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .parse import parse
@@ -115,6 +116,9 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y").
     With `jacobian=True`, `expr` may be an equation `p = softmax(x)`: the derivative of its
     right side, named by its left side in the steps and, where it helps, in the closed form."""
+    if is_index_notation(expr):                      # SPEC §1.3: its own reader, the same engine
+        from . import index_pipeline
+        return index_pipeline.derive(expr, wrt, where, order, seed)
     names = _names(wrt)
     if order not in (1, 2):
         raise UnsupportedError(f"--order {order}: only first and second derivatives are supported")
@@ -138,6 +142,9 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     """For `Y = f(X, W, ...)` inside a network with scalar loss L: ∂L/∂V for each V in terms of
     the upstream gradient dY = ∂L/∂Y, i.e. the derivative of Σ_ij dY_ij f_ij. A left side that
     is a scalar (the loss itself, `L = ...`) needs no upstream."""
+    if is_index_notation(equation):
+        from . import index_pipeline
+        return index_pipeline.backprop(equation, wrt, where, seed)
     names = _names(wrt)
     tree = parse(equation)
     if not isinstance(tree, N.Equation):

@@ -84,13 +84,14 @@ def _decl_shape(name: str, spec: str) -> tuple:
     if spec.lower() in ("scalar", "1", "1×1", "1x1", "()"):
         return N.SCALAR
     dims = [d.strip() for d in re.split(r"\s*[×x*]\s*", spec) if d.strip() != ""] \
-        if re.fullmatch(r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[×x*]\s*[A-Za-z0-9_α-ωΑ-Ω]+)?", spec) else None
+        if re.fullmatch(r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[×x*]\s*[A-Za-z0-9_α-ωΑ-Ω]+)*", spec) else None
     if spec.lower() in ("vector",):
         return None, 1
     if spec.lower() in ("matrix",):
         return None, None
-    if not dims or len(dims) > 2:
-        raise ShapeError(f"cannot read the shape {spec!r} of {name}: write `m×n`, `n`, `1×n` or `scalar`")
+    if not dims:
+        raise ShapeError(f"cannot read the shape {spec!r} of {name}: write `m×n`, `n`, `1×n`, `scalar` "
+                         "or, for a tensor, its sizes (`B×S×D`)")
     out = []
     for d in dims:
         if d.isdigit():
@@ -206,6 +207,11 @@ class _Infer:
         if name not in self.env:
             if name in self.decls:
                 d = self.decls[name]
+                if len(d) > 2:
+                    raise UnsupportedError(
+                        f"{name} is a tensor ({'×'.join(map(str, d))}); the matrix language takes "
+                        "vectors and matrices: write this in index notation (SPEC §1.3), e.g. "
+                        f"{name}[{','.join('bijklmn'[:len(d)])}]")
                 shape = tuple(self.u.fresh() if x is None else x for x in d)
             else:
                 kind = default_kind(name)
@@ -246,6 +252,8 @@ class _Infer:
 
 def show_shape(shape) -> str:
     shape = tuple("?" if _unknown(d) else d for d in shape)
+    if len(shape) > 2:
+        return "×".join(f"({d})" if isinstance(d, N.LinSize) else str(d) for d in shape)
     if shape == (1, 1):
         return "scalar"
     if shape[1] == 1:

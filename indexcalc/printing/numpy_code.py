@@ -108,7 +108,7 @@ def _atomic(c: str) -> bool:
 def _sym(P: NumpyPrinter, n: N.Sym):
     v = P.variables[n.name] if n.name in P.variables else None
     kind = v.kind if v else ("scalar" if n.shape == N.SCALAR else "matrix")
-    return py_name(n.name), {"scalar": 0, "vector": 1, "rowvector": 2, "matrix": 2}[kind]
+    return py_name(n.name), {"scalar": 0, "vector": 1, "rowvector": 2, "matrix": 2}.get(kind, len(n.shape))
 
 
 def _num(P, n: N.Num):
@@ -277,8 +277,16 @@ PRINT = {
 
 
 # ---- index forms: np.einsum ------------------------------------------------------------------
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 class EinsumPrinter:
-    """A sum of sifted terms -> a sum of np.einsum calls, for results with no closed form."""
+    """A sum of sifted terms -> a sum of np.einsum calls, for results with no closed form, at
+    any rank. A place that holds index arithmetic (X_{n,c,i+p-1,j+q-1}) is read through a 0/1
+    shift tensor E_{h,i,p} = [h = i + p - 1] over a new summed letter h, so that entries out of
+    range are 0 (never a Python loop over entries); a Kronecker delta of index expressions is
+    such a tensor too. A factor with no matrix form (exp(Q_bik), 1/Σ_k exp(X_bik)) is printed
+    as an array over its own indices, recursively."""
 
     def __init__(self, printer: NumpyPrinter, matcher, ctx):
         self.P, self.M, self.ctx = printer, matcher, ctx
@@ -290,15 +298,23 @@ class EinsumPrinter:
         return " + ".join(self.term(t, free) for t in terms)
 
     def term(self, t, free):
-        letters = {}
+        import sympy as sp
+        letters: dict = {}
+
+        def letter(s):
+            if s not in letters:
+                if len(letters) >= len(LETTERS):
+                    raise ValueError("too many indices for np.einsum")
+                letters[s] = LETTERS[len(letters)]
+            return letters[s]
         for s in list(free) + list(t.dummies):
-            letters[s] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[len(letters)]
+            letter(s)
         order = list(free) + list(t.dummies)
         subs, args = [], []
         for f in t.factors:
-            code, idx = self.operand(f, order)
-            subs.append("".join(letters[i] for i in idx))
-            args.append(code)
+            for code, idx in self.operands(f, order):
+                subs.append("".join(letter(i) for i in idx))
+                args.append(code)
         for i in free:                       # a free index no factor carries: broadcast
             if not any(letters[i] in s for s in subs):
                 subs.append(letters[i])
@@ -307,14 +323,107 @@ class EinsumPrinter:
         coeff = self.P.wrap(self.M.scalar(t.coeff))[0] if t.coeff != 1 else None     # (a - b) * einsum
         # three or more operands: let NumPy choose the contraction order (one loop over every
         # index at once is exponential in their number)
-        order = ", optimize=True" if len(args) > 2 else ""
-        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{order})" if args else "1.0"
+        opt = ", optimize=True" if len(args) > 2 else ""
+        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{opt})" if args else "1.0"
+        del sp
         return f"{coeff} * {e}" if coeff else e
 
-    def operand(self, f, order):
+    def operands(self, f, order) -> list:
+        """[(code, indices)] whose einsum product is the factor f."""
+        import sympy as sp
         from ..match import NoMatch
+        if isinstance(f, sp.Indexed) and f.base.label.name not in self.ctx.atoms:
+            return self._entry(f)
+        if isinstance(f, sp.KroneckerDelta) and not all(a.is_Symbol for a in f.args):
+            return [self._equal(f.args[0], f.args[1])]
+        try:
+            return [self.operand(f, order)]
+        except (NoMatch, ValueError, TypeError, KeyError, IndexError):
+            return [self.array(f, order)]
+
+    def operand(self, f, order):
+        from ..match import NoMatch, has_index_arithmetic
+        if has_index_arithmetic(f):
+            raise NoMatch
         node, idx = self.M.operand(f, order)
+        if len(node.shape) > 2 or len(idx) > 2:
+            raise NoMatch
         code, nd = self.P.p(node)
         if len(idx) == 2 and nd != 2:
             raise NoMatch
         return code, idx
+
+    def array(self, f, order):
+        """(code, indices) of any factor: an element-wise function or power of an index
+        expression, printed through the expression's own einsum."""
+        import sympy as sp
+        from .. import functions as F
+        idx = tuple(sorted(self.M.nz.indices(f), key=lambda s: order.index(s) if s in order else len(order)))
+        if isinstance(f, sp.Function) and F.is_elementwise(f):
+            inner = self.inside(f.args[0], idx)
+            return F.numpy_code(F.name_of(f.func), inner), idx
+        if f.is_Pow and not self.M.nz.indices(f.exp):
+            base = self.inside(f.base, idx)
+            p = self.P.wrap(self.M.scalar(f.exp))[0]
+            return f"({base}) ** {p}", idx
+        if isinstance(f, (sp.Add, sp.Sum, sp.Mul, sp.Indexed)):
+            return f"({self.inside(f, idx)})", idx
+        from ..match import NoMatch
+        raise NoMatch
+
+    def inside(self, expr, idx) -> str:
+        """An index expression as an array over idx (in that order)."""
+        nz = self.M.nz
+        terms = nz.simplify_terms(nz.terms(expr), set(idx))
+        return self.code(terms, tuple(idx)) if terms else "0.0"
+
+    def _entry(self, f):
+        """A variable's entry: the array itself, with a shift tensor for each place that holds
+        index arithmetic."""
+        import sympy as sp
+        from .. import layout
+        name = f.base.label.name
+        code = py_name(name)
+        shape = self.ctx.variables[name].shape if name in self.ctx.variables else None
+        if shape is not None and layout.kind_of(shape) == "rowvector":
+            code = f"{code}[0]"
+        dims = [d for d in shape if d != 1] if shape is not None and layout.kind_of(shape) != "tensor" \
+            else list(shape or [])
+        idx, extra = [], []
+        for k, e in enumerate(f.indices):
+            if e.is_Symbol and e in self.ctx.ranges:
+                idx.append(e)
+                continue
+            h = sp.Dummy("h")
+            self.ctx.ranges[h] = dims[k]
+            idx.append(h)
+            extra.append(self._equal(h, e))
+        return [(code, tuple(idx))] + extra
+
+    def _equal(self, a, b):
+        """(code, indices) of the 0/1 tensor [a = b] over the indices of a and b."""
+        import sympy as sp
+        e = sp.expand(a - b)
+        idx = sorted((s for s in e.free_symbols if s in self.ctx.ranges), key=str)
+        if isinstance(a, sp.Symbol) and a in idx:
+            idx.remove(a)
+            idx.insert(0, a)
+        n = len(idx)
+
+        def axis(s):
+            k = idx.index(s)
+            where = ", ".join(":" if j == k else "None" for j in range(n))
+            size = self.P.size(self.ctx.ranges[s])
+            return f"np.arange(1, {size} + 1)[{where}]" if n > 1 else f"np.arange(1, {size} + 1)"
+
+        def side(x):
+            parts = []
+            for term in sp.Add.make_args(sp.expand(x)):
+                c, rest = term.as_coeff_Mul()
+                if rest == 1:
+                    parts.append(str(int(c)))
+                    continue
+                body = axis(rest) if rest in self.ctx.ranges else self.P.size(str(rest))
+                parts.append(body if c == 1 else f"-{body}" if c == -1 else f"{int(c)} * {body}")
+            return " + ".join(parts).replace("+ -", "- ") or "0"
+        return f"(({side(a)}) == ({side(b)})) * 1.0", tuple(idx)

@@ -1,0 +1,680 @@
+"""Index notation as input (SPEC §1.3): text -> index tree -> ranges -> SymPy index form.
+
+The reader has its own grammar (index_grammar.lark); the tree it builds is small (one class
+per construct, below) and has three consumers: the range inference here, the lowering to the
+engine's SymPy index form (`lower`, the same Indexed / KroneckerDelta / Sum the matrix
+language's `IndexContext.entry` builds, so diff.py and deltas.py do the rest), and the
+numerical guard's reference (index_eval.py), which evaluates this tree directly and never
+our lowering of it.
+
+Ranges: each index runs over the size of the place it fills (`X: S×M` makes i in X[i,p] run
+over S); a place that holds index arithmetic (`h[n+j-1]`) does not fix a range, and an output
+index that occurs only in such places runs over the valid range (d - k + 1) unless the left
+side's declaration says otherwise. Indices run from 1; entries out of range are 0.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import sympy as sp
+from lark import Lark, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import functions as F
+from . import nodes as N
+from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
+from .layout import shape_of_rank, show_dims
+from .shapes import AUTO_SIZES, Variable, Variables, _Sizes, _unknown
+
+GRAMMAR = os.path.join(os.path.dirname(__file__), "index_grammar.lark")
+
+ALIASES = {"σ": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
+DELTAS = {"δ", "delta"}
+
+
+# ---- the tree -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Num:
+    value: object                  # Fraction or float
+
+
+@dataclass(frozen=True)
+class Scalar:
+    name: str                      # a scalar variable or a size name
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    indices: tuple                 # SymPy expressions in index symbols (and size symbols)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}[{','.join(index_text(i) for i in self.indices)}]"
+
+
+@dataclass(frozen=True)
+class Delta:
+    a: object
+    b: object
+
+
+@dataclass(frozen=True)
+class Sum:
+    indices: tuple                 # index names
+    body: object
+
+
+@dataclass(frozen=True)
+class Op:
+    op: str                        # + - * / ^ neg
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arg: object
+
+
+def index_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, integer=True)
+
+
+def index_text(e) -> str:
+    """An index expression as the seeds write it: n + j - 1 (free indices first, then numbers)."""
+    e = sp.expand(e)
+    if e.is_Symbol or e.is_Integer:
+        return str(e)
+    parts = sorted(sp.Add.make_args(e), key=lambda t: (t.is_Number, str(t.free_symbols)))
+    out = ""
+    for t in parts:
+        s = str(t)
+        if s.startswith("-"):
+            out += ("-" if not out else " - ") + s[1:]
+        else:
+            out += s if not out else " + " + s
+    return out.replace(" ", "")
+
+
+def walk(node):
+    yield node
+    if isinstance(node, Sum):
+        yield from walk(node.body)
+    elif isinstance(node, Op):
+        for a in node.args:
+            yield from walk(a)
+    elif isinstance(node, Call):
+        yield from walk(node.arg)
+
+
+def free_indices(node) -> list:
+    """The index names free in node, in order of first appearance."""
+    if isinstance(node, Ref):
+        return list(dict.fromkeys(s.name for i in node.indices for s in _ordered_symbols(i)))
+    if isinstance(node, Delta):
+        return list(dict.fromkeys(s.name for i in (node.a, node.b) for s in _ordered_symbols(i)))
+    if isinstance(node, Sum):
+        return [i for i in free_indices(node.body) if i not in node.indices]
+    if isinstance(node, Op):
+        return list(dict.fromkeys(i for a in node.args for i in free_indices(a)))
+    if isinstance(node, Call):
+        return free_indices(node.arg)
+    return []
+
+
+def _ordered_symbols(e):
+    return [s for s in sp.preorder_traversal(e) if isinstance(s, sp.Symbol) and s.is_integer
+            and not s.is_positive]
+
+
+# ---- reading --------------------------------------------------------------------------------
+_SIGMA = re.compile(r"(Σ|∑|\bsum_)")
+_BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
+_DELTA = re.compile(r"(δ|\bdelta)_")
+_SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
+
+
+def is_index_notation(text: str) -> bool:
+    """Whether the input is written in index notation: an indexed entry (X[i,j]), a Σ, a δ_ij,
+    or an indexed left side in the subscript style (Y_ij = ... with its letters as
+    subscripts on the right side too)."""
+    if not isinstance(text, str):
+        return False
+    if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text):
+        return True
+    m = _SUB_LHS.match(text)
+    if m:
+        sub = m.group(1).strip("{}").replace(",", "")
+        rhs = text[m.end():]
+        used = "".join(re.findall(r"_\{?([A-Za-z,+\-0-9 ]+)", rhs))
+        return bool(sub) and all(ch in used for ch in sub if ch.isalpha())
+    return False
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    with open(GRAMMAR, encoding="utf-8") as f:
+        grammar = f.read()
+    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False)
+
+
+def _index_list(text: str, tok) -> list:
+    """The indices of Σ_pq / Σ_p,q / Σ_{p,q} / X_ip: one letter each unless written with commas."""
+    if text.startswith("{"):
+        names = [t.strip() for t in text[1:-1].split(",")]
+    elif "," in text:
+        names = text.split(",")
+    else:
+        names = list(text)
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", n):
+            raise ParseError(f"{n!r} is not an index name", "", None)
+    return names
+
+
+@v_args(inline=True)
+class _ToTree(Transformer):
+    """One method per grammar rule."""
+
+    def number(self, tok):
+        text = str(tok)
+        return Num(Fraction(text)) if re.fullmatch(r"\d+", text) else Num(float(text))
+
+    def scalar(self, tok):
+        name = str(tok)
+        return Scalar(name)
+
+    def ref(self, tok, indices):
+        return _ref(str(tok), indices)
+
+    def subref(self, tok):
+        name, sub = str(tok).split("_", 1)
+        return _ref(name, [index_symbol(c) for c in sub])
+
+    def indices(self, *items):
+        return list(items)
+
+    def iname(self, tok):
+        return index_symbol(str(tok))
+
+    def inum(self, tok):
+        if not re.fullmatch(r"\d+", str(tok)):
+            raise ParseError(f"the index {tok} is not an integer", "", None)
+        return sp.Integer(int(str(tok)))
+
+    def istride(self, num, name):
+        raise UnsupportedError(f"the strided index {num}{name} is not supported: an index place "
+                               "holds a sum or difference of indices and integers (x[n+j-1])")
+
+    def istride_r(self, name, num):
+        return self.istride(num, name)
+
+    def iadd(self, a, b):
+        return a + b
+
+    def isub(self, a, b):
+        return a - b
+
+    def ineg(self, a):
+        return -a
+
+    def add(self, a, b):
+        return Op("+", (a, b))
+
+    def sub(self, a, b):
+        return Op("-", (a, b))
+
+    def neg(self, a):
+        if isinstance(a, Num):
+            return Num(-a.value)
+        return Op("neg", (a,))
+
+    def chain(self, first, *links):
+        out = first
+        for op, b in links:
+            if op == "/" and isinstance(b, Num) and b.value == 0:
+                raise IndexCalcError("division by zero")
+            out = Op(op, (out, b))
+        return out
+
+    def times(self, b):
+        return ("*", b)
+
+    def over(self, b):
+        return ("/", b)
+
+    def sigma(self, tok, body):
+        names = _index_list(str(tok).split("_", 1)[1], tok)
+        if len(set(names)) != len(names):
+            raise IndexCalcError(f"{tok} names an index twice")
+        return Sum(tuple(names), body)
+
+    def power(self, a, e):
+        return Op("^", (a, e))
+
+    def exp_num(self, tok):
+        return self.number(tok)
+
+    def exp_neg(self, tok):
+        return Num(-self.number(tok).value)
+
+    def exp_name(self, tok):
+        if str(tok) in ("T", "⊤"):
+            raise UnsupportedError("^T transposes a matrix; in index notation swap the indices instead (X[j,i])")
+        return Scalar(str(tok))
+
+    def call(self, tok, *args):
+        name = ALIASES.get(str(tok).strip(), str(tok).strip())
+        if name not in F.TABLE and not (len(name) == 1 and name.islower()):
+            raise IndexCalcError(f"unknown function {name!r} in index notation (known: "
+                                 f"{', '.join(sorted(F.TABLE))}, or a one-letter f, g, h)")
+        if len(args) != 1:
+            raise IndexCalcError(f"{name} takes one argument (an entry), not {len(args)}")
+        return Call(name, args[0])
+
+    def equation(self, lhs, rhs):
+        return ("equation", lhs, rhs)
+
+
+def _ref(name, indices):
+    if name in DELTAS:
+        if len(indices) != 2:
+            raise IndexCalcError(f"the Kronecker delta {name} takes two indices, not {len(indices)}")
+        return Delta(indices[0], indices[1])
+    return Ref(name, tuple(indices))
+
+
+def parse_index(text: str):
+    """Text -> ("equation", lhs, rhs) or an expression tree; ParseError with a caret."""
+    if not text or not text.strip():
+        raise ParseError("empty expression", text, 1)
+    try:
+        tree = _parser().parse(text)
+        return _ToTree().transform(tree)
+    except UnexpectedCharacters as e:
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        raise ParseError(f"unexpected character {ch!r} in index notation", text, e.column) from None
+    except UnexpectedEOF:
+        raise ParseError("the input ends too early", text, len(text) + 1) from None
+    except UnexpectedToken as e:
+        if e.token.type == "$END":
+            raise ParseError("the input ends too early", text, len(text) + 1) from None
+        raise ParseError(f"unexpected {str(e.token)!r} in index notation", text, e.column) from None
+    except UnexpectedInput as e:  # pragma: no cover - other lark input errors
+        raise ParseError("cannot parse this", text, getattr(e, "column", 1)) from None
+    except VisitError as e:
+        if isinstance(e.orig_exc, ParseError) and e.orig_exc.column is None:
+            raise ParseError(e.orig_exc.reason, text, 1) from None
+        if isinstance(e.orig_exc, IndexCalcError):
+            raise e.orig_exc from None
+        raise ParseError(f"cannot read this: {e.orig_exc}", text, 1) from None
+
+
+# ---- the problem: tree, variables, ranges -----------------------------------------------------
+@dataclass
+class IndexProblem:
+    text: str
+    rhs: object                    # the tree of the right side (or of the whole expression)
+    output: str | None             # the left side's name (None for a scalar expression)
+    out_indices: tuple             # the left side's index names, in order
+    variables: Variables
+    ranges: dict                   # index name -> size (name, int or N.LinSize)
+    sizes: set                     # the size names that may appear as scalars
+
+    @property
+    def out_shape(self) -> tuple:
+        """The output's shape in the engine's convention (a vector is (n, 1), a scalar (1, 1))."""
+        return shape_of_rank([self.ranges[i] for i in self.out_indices])
+
+    def symbol(self, name):
+        return index_symbol(name)
+
+
+def read(text: str, decls: dict | None = None, extra: dict | None = None) -> IndexProblem:
+    """Parse index notation and infer every variable's shape and every index's range.
+    `decls` are --where's shapes; `extra` adds variables that may appear (dY in backprop)."""
+    decls = dict(decls or {})
+    parsed = parse_index(text)
+    if isinstance(parsed, tuple):
+        _, lhs, rhs = parsed
+        if isinstance(lhs, Ref):
+            out, out_idx = lhs.name, lhs.indices
+            for k, i in enumerate(out_idx):
+                if not (i.is_Symbol):
+                    raise IndexCalcError(f"the left side {lhs.text} must be indexed by plain indices, "
+                                         f"not {index_text(i)}")
+            names = [i.name for i in out_idx]
+            if len(set(names)) != len(names):
+                raise IndexCalcError(f"the left side {lhs.text} repeats an index")
+        elif isinstance(lhs, Scalar):
+            out, names = lhs.name, []
+        else:
+            raise IndexCalcError("the left side of an entry equation is one indexed entry, e.g. Y[i,j] or Y_ij")
+    else:
+        rhs, out, names = parsed, None, []
+    return _Reader(text, rhs, out, names, decls, extra or {}).run()
+
+
+class _Reader:
+    def __init__(self, text, rhs, out, out_names, decls, extra):
+        self.text, self.rhs, self.out, self.out_names = text, rhs, out, list(out_names)
+        self.decls = {**decls, **extra}
+        self.size_names = {d for shape in self.decls.values() for d in shape if isinstance(d, str)}
+        self.u = _Sizes()
+        self.rank: dict = {}                # variable -> number of indices
+        self.place: dict = {}               # (variable, k) -> size
+        self.index: dict = {}               # index name -> size
+        self.seen: dict = {}                # index name -> (ref text, variable) where its range came from
+        self.order: list = []               # variables, in order of first appearance
+
+    # -- checks of the tree
+    def run(self) -> IndexProblem:
+        refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
+        if self.out is not None and any(r.name == self.out for r in refs) or \
+                self.out is not None and any(isinstance(n, Scalar) and n.name == self.out for n in walk(self.rhs)):
+            raise IndexCalcError(f"the output {self.out} also appears on the right side")
+        self._check_sums(self.rhs, set())
+        free = free_indices(self.rhs)
+        if self.out is None and free:
+            raise IndexCalcError(f"the index {free[0]} is free, but an expression without a left side is a "
+                                 f"scalar: sum over it (Σ_{free[0]} ...) or write an entry equation "
+                                 f"(Y[{','.join(free)}] = ...)")
+        extra = [i for i in free if i not in self.out_names]
+        if extra:
+            raise IndexCalcError(f"the index {extra[0]} is free on the right side but not on the left side "
+                                 f"{self._lhs_text()}: sum over it (Σ_{extra[0]}) or add it to the left side")
+        missing = [i for i in self.out_names if i not in free]
+        if missing:
+            raise IndexCalcError(f"the index {missing[0]} of the left side {self._lhs_text()} does not "
+                                 "appear on the right side")
+        for n in walk(self.rhs):
+            if isinstance(n, Op) and n.op == "^" and free_indices(n.args[1]):
+                raise UnsupportedError("an exponent must not carry an index")
+        names = {s.name for r in refs for i in r.indices for s in _ordered_symbols(i)}
+        names |= {s.name for n in walk(self.rhs) if isinstance(n, Delta) for s in _ordered_symbols(n.a) + _ordered_symbols(n.b)}
+        names |= set(self.out_names) | {i for n in walk(self.rhs) if isinstance(n, Sum) for i in n.indices}
+        variables = {r.name for r in refs} | {n.name for n in walk(self.rhs) if isinstance(n, Scalar)
+                                              and n.name not in self.size_names}
+        for i in sorted(names):
+            if i in variables or i in self.size_names:
+                raise IndexCalcError(f"the index {i} has the name of a {'size' if i in self.size_names else 'variable'}; "
+                                     "rename one of them")
+        self.index_names = names
+        # -- ranges
+        for r in refs:
+            self._ref(r, lhs=False)
+        for n in walk(self.rhs):
+            if isinstance(n, Scalar):
+                self._scalar(n.name)
+        if self.out is not None:
+            self._ref(Ref(self.out, tuple(index_symbol(i) for i in self.out_names)), lhs=True)
+        for n in walk(self.rhs):
+            if isinstance(n, Delta):
+                self._delta(n)
+        self._name_sizes()
+        self._arithmetic(refs)
+        return self._problem()
+
+    def _lhs_text(self):
+        return f"{self.out}[{','.join(self.out_names)}]" if self.out_names else str(self.out)
+
+    def _check_sums(self, node, bound):
+        if isinstance(node, Sum):
+            for i in node.indices:
+                if i in bound:
+                    raise IndexCalcError(f"Σ_{i} inside another Σ_{i}: name the inner index differently")
+                if i not in free_indices(node.body):
+                    raise IndexCalcError(f"Σ_{i} sums over {i}, which does not appear in its scope "
+                                         "(a Σ reaches to the next + or - at its level; bracket what it sums)")
+            self._check_sums(node.body, bound | set(node.indices))
+        elif isinstance(node, Op):
+            for a in node.args:
+                self._check_sums(a, bound)
+        elif isinstance(node, Call):
+            self._check_sums(node.arg, bound)
+
+    # -- variables
+    def _variable(self, name, rank, where):
+        if name in self.rank:
+            if self.rank[name] != rank:
+                raise ShapeError(f"{name} has {self.rank[name]} indices in one place and {rank} in {where}")
+            return
+        self.rank[name] = rank
+        self.order.append(name)
+        d = self.decls.get(name)
+        if d is not None:
+            dims = [x for x in d if x != 1] if rank < len([x for x in d if x is not None]) or len(d) == 2 else list(d)
+            if len(d) == 2 and rank == 2:
+                dims = list(d)
+            if len(dims) != rank:
+                raise ShapeError(f"{name} is declared {show_dims(d)} but {where} gives it {rank} "
+                                 f"{'index' if rank == 1 else 'indices'}")
+            for k, x in enumerate(dims):
+                self.place[name, k] = self.u.fresh() if x is None else x
+        else:
+            for k in range(rank):
+                self.place[name, k] = self.u.fresh()
+
+    def _scalar(self, name):
+        if name in self.size_names and name not in self.decls:
+            return
+        if name in self.decls and tuple(self.decls[name]) != N.SCALAR:
+            raise ShapeError(f"{name} is declared {show_dims(self.decls[name])}: index it "
+                             f"({name}[{','.join('ijkl'[:max(1, len([x for x in self.decls[name] if x != 1]))])}])")
+        if name in self.rank and self.rank[name] != 0:
+            raise ShapeError(f"{name} is indexed in one place and a scalar in another")
+        self._variable(name, 0, name)
+
+    def _ref(self, r: Ref, lhs: bool):
+        self._variable(r.name, len(r.indices), r.text)
+        for k, e in enumerate(r.indices):
+            dim = self.place[r.name, k]
+            self._affine_check(e, r)
+            if e.is_Symbol:
+                self._bind(e.name, dim, r, k)
+
+    def _affine_check(self, e, r):
+        poly = sp.Poly(e, *[s for s in e.free_symbols]) if e.free_symbols else None
+        if poly is not None and poly.total_degree() > 1:
+            raise UnsupportedError(f"the index {index_text(e)} in {r.text} is not a sum of indices and integers")
+        for s in e.free_symbols:
+            c = e.coeff(s)
+            if c not in (1, -1):
+                raise UnsupportedError(f"the strided index {index_text(e)} in {r.text} is not supported: an "
+                                       "index place holds a sum or difference of indices and integers (x[n+j-1])")
+
+    def _bind(self, i, dim, r, k):
+        if i not in self.index:
+            self.index[i] = dim
+            self.seen[i] = (r, k)
+            return
+        r0, k0 = self.seen[i]
+
+        def why():
+            a, b = self.u.find(self.index[i]), self.u.find(dim)
+            return (f"the index {i} runs over {a} in {r0.text}{self._decl_note(r0.name)} but over {b} in "
+                    f"{r.text}{self._decl_note(r.name)}")
+        self.u.unify(self.index[i], dim, why)
+
+    def _decl_note(self, name):
+        d = self.decls.get(name)
+        return f" ({name}: {show_dims(d)})" if d is not None else ""
+
+    def _delta(self, n: Delta):
+        a, b = n.a, n.b
+        if a.is_Symbol and b.is_Symbol and a.name in self.index and b.name in self.index:
+            self.u.unify(self.index[a.name], self.index[b.name],
+                         lambda: f"δ_{a}{b} pairs indices of different ranges "
+                                 f"({self.u.find(self.index[a.name])} and {self.u.find(self.index[b.name])})")
+
+    def _name_sizes(self):
+        """Readable names for the sizes of the right side's variables that nothing declares."""
+        taken = set(self.size_names) | set(self.rank) | set(self.index_names) | {"I", "T"}
+        if self.out:
+            taken.add(self.out)
+        pool = [n for n in AUTO_SIZES if n not in taken] + [f"n{k}" for k in range(1, 50)]
+        k = 0
+        for name in self.order:
+            if name == self.out:
+                continue
+            for p in range(self.rank[name]):
+                r = self.u.find(self.place[name, p])
+                if _unknown(r):
+                    self.u.parent[r] = pool[k]
+                    k += 1
+
+    def _arithmetic(self, refs):
+        """Ranges of indices that only index arithmetic sets: the valid range."""
+        todo = [i for i in self.index_names if i not in self.index or _unknown(self.u.find(self.index[i]))]
+        progress = True
+        while todo and progress:
+            progress = False
+            for i in list(todo):
+                value = self._valid_range(i, refs)
+                if value is None:
+                    continue
+                if i in self.index:
+                    self.u.unify(self.index[i], value, lambda: f"the range of {i} does not fit")
+                else:
+                    self.index[i] = value
+                todo.remove(i)
+                progress = True
+        if todo:
+            i = sorted(todo)[0]
+            where = [r.text for r in refs if any(s.name == i for e in r.indices for s in e.free_symbols)]
+            raise ShapeError(f"cannot infer the range of the index {i}: it appears only in index arithmetic"
+                             + (f" ({', '.join(where)})" if where else "")
+                             + (f"; declare the size of {self.out} (--where \"{self.out}: ...\")" if self.out else ""))
+
+    def _known(self, i):
+        return i in self.index and not _unknown(self.u.find(self.index[i]))
+
+    def _valid_range(self, i, refs):
+        """From a place α = i + rest of size D: 1 ≤ α ≤ D for all values of rest when
+        1 ≤ i ≤ D - max(rest), given min(rest) ≥ 0."""
+        s = index_symbol(i)
+        found = None
+        for r in refs:
+            for k, e in enumerate(r.indices):
+                if s not in e.free_symbols or e.is_Symbol:
+                    continue
+                if e.coeff(s) != 1:
+                    continue
+                rest = sp.expand(e - s)
+                others = [x for x in rest.free_symbols]
+                if any(x.is_positive or not self._known(x.name) for x in others):
+                    continue
+                hi, lo = [], []
+                const = int(rest.subs({x: 0 for x in others}))
+                hi_c, lo_c = const, const
+                for x in others:
+                    c = int(rest.coeff(x))
+                    R = self.u.find(self.index[x.name])
+                    if c > 0:
+                        hi.append((R, c))
+                        lo_c += c
+                    else:
+                        hi_c += c
+                        lo.append((R, c))
+                low = N.lin(*lo, const=lo_c)
+                if not (isinstance(low, int) and low >= 0):
+                    continue
+                D = self.u.find(self.place[r.name, k])
+                if _unknown(D):
+                    continue
+                value = N.lin((D, 1), *[(R, -c) for R, c in hi], const=-hi_c)
+                if isinstance(value, int) and value < 1:
+                    raise ShapeError(f"the index {i} in {r.text} has no valid range")
+                if found is not None and found != value:
+                    raise ShapeError(f"the index {i} has the valid range {found} in one place and {value} in {r.text}; "
+                                     f"declare the size of {self.out}")
+                found = value
+        return found
+
+    def _problem(self) -> IndexProblem:
+        def res(d):
+            r = self.u.find(d)
+            return r
+        table = {}
+        for name in self.order:
+            if name == self.out:
+                continue
+            dims = [res(self.place[name, k]) for k in range(self.rank[name])]
+            d = self.decls.get(name)
+            if d is not None and len(d) == 2 and d[0] == 1 and len(dims) == 1:
+                shape = (1, dims[0])                     # a declared row vector, b[j]
+            else:
+                shape = shape_of_rank(dims)
+            from .layout import kind_of
+            table[name] = Variable(name, kind_of(shape), shape)
+        ranges = {i: res(self.index[i]) for i in self.index_names}
+        sizes = sorted({x for v in table.values() for x in v.shape if isinstance(x, str)})
+        return IndexProblem(self.text, self.rhs, self.out, tuple(self.out_names), Variables(table, sizes),
+                            ranges, set(self.size_names))
+
+
+# ---- lowering to the engine's index form -------------------------------------------------------
+def lower(problem: IndexProblem, ctx, node=None) -> sp.Expr:
+    """The SymPy index form of the tree, in ctx (whose ranges learn the indices)."""
+    node = problem.rhs if node is None else node
+    return LOWER[type(node)](problem, ctx, node)
+
+
+def register(problem: IndexProblem, ctx):
+    """The problem's index names are the user's: ranges known to ctx, never a fresh name."""
+    for name, dim in problem.ranges.items():
+        ctx.ranges[index_symbol(name)] = dim
+        ctx._free_used.add(name)
+
+
+def _num(P, ctx, n: Num):
+    v = n.value
+    return sp.Float(v) if isinstance(v, float) else sp.Rational(v.numerator, v.denominator)
+
+
+def _scalar_lower(P, ctx, n: Scalar):
+    if n.name in P.sizes and n.name not in P.variables:
+        return ctx.size(n.name)
+    return sp.Symbol(n.name)
+
+
+def _ref_lower(P, ctx, n: Ref):
+    return sp.IndexedBase(n.name)[tuple(_sizes_in(P, ctx, i) for i in n.indices)]
+
+
+def _sizes_in(P, ctx, e):
+    """An index expression with its size names as the engine's size symbols."""
+    sub = {s: ctx.size(s.name) for s in e.free_symbols if s.name in P.sizes}
+    return e.xreplace(sub) if sub else e
+
+
+def _sum_lower(P, ctx, n: Sum):
+    return ctx.sum(lower(P, ctx, n.body), *[index_symbol(i) for i in n.indices])
+
+
+def _op_lower(P, ctx, n: Op):
+    args = [lower(P, ctx, a) for a in n.args]
+    if n.op == "+":
+        return args[0] + args[1]
+    if n.op == "-":
+        return args[0] - args[1]
+    if n.op == "neg":
+        return -args[0]
+    if n.op == "*":
+        return args[0] * args[1]
+    if n.op == "/":
+        return args[0] / args[1]
+    return args[0] ** args[1]
+
+
+LOWER = {
+    Num: _num, Scalar: _scalar_lower, Ref: _ref_lower,
+    Delta: lambda P, ctx, n: sp.KroneckerDelta(_sizes_in(P, ctx, n.a), _sizes_in(P, ctx, n.b)),
+    Sum: _sum_lower, Op: _op_lower,
+    Call: lambda P, ctx, n: F.apply(n.name, lower(P, ctx, n.arg)),
+}

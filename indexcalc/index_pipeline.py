@@ -1,0 +1,323 @@
+"""Derivations of index-notation input (SPEC §1.3): the same stages as pipeline.py after the
+reading — the engine's differentiation (diff.py), sifting (deltas.py), matching and printing —
+with the steps in the seeds' style, and a numerical guard whose reference is the user's own
+input evaluated directly (index_eval.py), never our lowering of it.
+
+`derive` of an expression (a scalar) gives the gradient; of an entry equation
+`a[n] = Σ_j h[n+j-1] w[j]`, the full derivative of its left side (∂a_n/∂h_m). `backprop`
+of an entry equation gives ∂L/∂V in terms of the upstream gradient dY[...].
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from . import layout as LY
+from . import nodes as N
+from . import verify as V
+from .deltas import Normalizer
+from .diff import Deriver, unmark
+from .errors import IndexCalcError, UnsupportedError, VerificationError
+from .from_index_notation import IndexProblem, index_symbol, lower, read, register
+from .index_eval import Evaluator, domains
+from .index_form import IndexContext
+from .match import Matcher, has_index_arithmetic
+from .pipeline import (Derivation, Result, Step, _closed, _lhs_latex, _lhs_text, _resimplify, _roundtrip,
+                       _steps_match, _sub, _terms_expr)
+from .printing.index import entry_name, index_latex, index_text, range_latex
+from .printing.latex import to_latex
+from .printing.numpy_code import EinsumPrinter, NumpyPrinter
+from .shapes import Variable, Variables, parse_decls
+
+DELTA_LETTERS = "pqrstuvw"
+
+
+class _Run:
+    """One derivative of index-notation input: what pipeline's step helpers ask of a run."""
+
+    def __init__(self, problem: IndexProblem, variables, var):
+        self.problem, self.variables, self.var = problem, variables, var
+        self.ctx = IndexContext(variables)
+        register(problem, self.ctx)
+        self.nz = Normalizer(self.ctx)
+        self.matcher = Matcher(self.ctx, self.nz)
+        self.numpy = NumpyPrinter(variables)
+
+    def text(self, e, wrt=None):
+        return index_text(e, self.ctx, wrt)
+
+    def latex(self, e, wrt=None):
+        return lambda: index_latex(e, self.ctx, wrt)
+
+
+def _names(wrt) -> list:
+    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    if not names:
+        raise IndexCalcError("--wrt names no variable")
+    return names
+
+
+def derive(text: str, wrt, where=None, order: int = 1, seed: int = 0) -> Derivation:
+    """The gradient of a scalar expression, or the full derivative of an entry equation's left side."""
+    if order != 1:
+        raise UnsupportedError("--order 2 is not supported for index notation yet; derive the "
+                               "gradient's entry equation again")
+    problem = read(text, parse_decls(where))
+    name = problem.output or "f"
+    results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), name)
+               for var in _checked(_names(wrt), problem)]
+    d = Derivation(text, N.Sym(name, problem.out_shape), problem.variables, results, name=name)
+    d.output = problem.output
+    return d
+
+
+def backprop(text: str, wrt, where=None, seed: int = 0) -> Derivation:
+    """∂L/∂V for an entry equation Y[...] = f(...) inside a network, with dY[...] = ∂L/∂Y."""
+    decls = parse_decls(where)
+    problem = read(text, decls)
+    if problem.output is None:
+        raise IndexCalcError("backprop takes an entry equation such as `Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]` "
+                             "(the left side names the output)")
+    names = _checked(_names(wrt), problem)
+    if not problem.out_indices:                         # the loss itself: no upstream
+        results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), problem.output)
+                   for var in names]
+        d = Derivation(text, N.Sym(problem.output, N.SCALAR), problem.variables, results, name=problem.output)
+        d.output = problem.output
+        return d
+    up = "d" + problem.output
+    if up in problem.variables:
+        raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{problem.output}; it cannot appear in the equation")
+    shape = problem.out_shape
+    variables = Variables({**problem.variables.table, up: Variable(up, LY.kind_of(shape), shape)},
+                          problem.variables.sizes)
+    results = [_derive_one(problem, variables, var, np.random.default_rng(seed), "L", upstream=up)
+               for var in names]
+    d = Derivation(text, N.Sym("L", N.SCALAR), variables, results, name="L", upstream=up)
+    d.output = problem.output
+    return d
+
+
+def _checked(names, problem):
+    for var in names:
+        if var not in problem.variables:
+            raise IndexCalcError(f"{var!r} does not appear in {problem.text!r}, so there is nothing to "
+                                 f"differentiate by (the variables are {', '.join(problem.variables.table)})")
+    return names
+
+
+def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None) -> Result:
+    R = _Run(problem, variables, var)
+    ctx = R.ctx
+    out_idx = tuple(index_symbol(i) for i in problem.out_indices)
+    var_idx = ctx.free(variables[var].shape)
+    var_free = [i for i in var_idx if i is not None]
+    out_free = [] if upstream else list(out_idx)
+    free = tuple(out_free + var_free)
+    body = lower(problem, ctx)
+    if upstream:
+        ctx.upstream.add(upstream)
+        entry = ctx.sum(sp.IndexedBase(upstream)[out_idx] * body, *out_idx)
+        steps = _steps_chain(R, problem, body, out_idx, var_free, upstream)
+    else:
+        entry = body
+        steps = _steps_index(R, problem, name, out_free, var_free)
+    lhs = _lhs_latex(name, var, out_free, var_free)
+
+    marked = Deriver(ctx, var, var_idx, marks=True).d(entry)
+    shown = _terms_expr(R, R.nz.terms(marked))
+    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
+    with_deltas = unmark(marked, var_free)
+    if marked != with_deltas:
+        shown = unmark(shown, var_free)
+        dummies = DELTA_LETTERS[:len(var_free)]
+        rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
+        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: " + R.text(shown),
+                          R.latex(shown), note=_delta_rule_latex(var, var_free)))
+    terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
+    sifted = _terms_expr(R, terms)
+    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
+
+    out_shape = N.SCALAR if upstream else problem.out_shape
+    var_shape = variables[var].shape
+    layout = LY.array_shape(out_shape) + LY.array_shape(var_shape)
+    closed = None
+    if len(layout) <= 2 and len(free) <= 2 and all(len(v.shape) <= 2 for _, v in variables.items()):
+        closed = _closed(R, terms, free, out_shape, var_shape)
+    if closed is not None:
+        steps += _steps_match(R, terms, free, closed)
+    code = _code(R, closed, terms, free, layout)
+    result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
+                    resimplify=_resimplify(R, terms, free))
+    _guard(R, problem, variables, result, layout, rng, upstream)
+    return result
+
+
+def _delta_rule_latex(var, wrt_free):
+    var = entry_name(var)
+    dummies = DELTA_LETTERS[:len(wrt_free)]
+    wrt = [str(i) for i in wrt_free]
+    deltas = " ".join(fr"\delta_{{{a}{b}}}" for a, b in zip(dummies, wrt))
+    return fr"\partial {var}_{{{dummies}}} / \partial {var}_{{{''.join(wrt)}}} = {deltas}"
+
+
+def _steps_index(R, problem, name, out_free, var_free):
+    oi = _sub(out_free)
+    expanded_terms = R.nz.terms(lower(problem, R.ctx))
+    expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else lower(problem, R.ctx)
+    return [
+        Step("index", f"{problem.text}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
+             _lhs_latex(name, R.var, out_free, var_free)),
+        Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
+             f"{entry_name(name)}_{{{oi}}}" if oi else entry_name(name)),
+    ]
+
+
+def _steps_chain(R, problem, body, out_idx, var_free, up):
+    out = problem.output
+    var, oi, vi = entry_name(R.var), _sub(out_idx), _sub(var_free)
+    out_l = entry_name(out)
+    dy_l = fr"\frac{{\partial L}}{{\partial {out_l}_{{{oi}}}}}"
+    dyv_l = fr"\frac{{\partial {out_l}_{{{oi}}}}}{{\partial {var}_{{{vi}}}}}"
+    sigma_l = "".join(fr"\sum_{{{p}=1}}^{{{range_latex(R.ctx, p)}}} " for p in out_idx)
+    sigma_t = f"Σ_{','.join(map(str, out_idx))} "
+    lhs_t = _lhs_text("L", R.var, [], var_free)
+    chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{R.var}_{vi}"
+    return [
+        Step("index", f"{problem.text}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
+        Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", R.var, [], var_free)),
+        Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out_l}_{{{oi}}}"),
+    ]
+
+
+def _code(R, closed, terms, free, layout):
+    kind = {0: "scalar", 1: "vector"}.get(len(layout), None)
+    if len(layout) == 2:
+        kind = "rowvector" if layout[0] == 1 else "matrix"
+    if closed is not None and kind is not None:
+        return R.numpy.code(closed, kind)
+    try:
+        code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
+    except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
+        raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__}); its index "
+                               "form is " + R.text(_terms_expr(R, terms))) from None
+    if len([d for d in layout if d != 1]) != len(layout) or not free:
+        dims = ", ".join(R.numpy.size(d) for d in layout)
+        code = f"np.reshape({code}, ({dims}{',' if len(layout) == 1 else ''}))"
+    return code
+
+
+# ---- the guard: the user's input, evaluated directly ----------------------------------------------
+def choose_sizes(problem: IndexProblem, variables, rng=None) -> dict:
+    """Small, distinct numbers for the size names, with every index range at least 2."""
+    names = list(variables.sizes)
+    derived = [d for d in problem.ranges.values() if isinstance(d, N.LinSize)]
+    for d in derived:
+        names += [n for n, _ in d.terms if n not in names]
+    names += sorted({d for d in problem.ranges.values() if isinstance(d, str)} - set(names))
+    first = {d: V.SIZES[k % len(V.SIZES)] for k, d in enumerate(names)}
+    if all(d.value(first) >= 2 for d in derived):
+        return first
+    pick = np.random.default_rng(len(names))
+    for _ in range(2000):
+        trial = {n: int(x) for n, x in zip(names, pick.permutation(np.arange(2, 3 + len(names) + 3)))}
+        if all(d.value(trial) >= 2 for d in derived):
+            return trial
+    raise IndexCalcError("cannot choose sizes for the numerical check: some index range "
+                         f"({', '.join(map(str, derived))}) is never at least 2")
+
+
+def make_point(problem, variables, sizes, rng, attempt, needs):
+    point = V.Point.__new__(V.Point)
+    point.variables, point.sizes = variables, dict(sizes)
+    point.env2d, point.env = {}, {}
+    for name, v in variables.items():
+        shape = tuple(N.size_value(d, sizes) for d in v.shape)
+        a = V._draw(shape, needs.get(name, set()), attempt, rng)
+        point.env2d[name] = a
+        kind = LY.kind_of(v.shape)
+        point.env[name] = float(a.reshape(-1)[0]) if kind == "scalar" else a.reshape(-1) if kind == "vector" else a
+    return point
+
+
+def reference(problem: IndexProblem, point, upstream=None):
+    """The input's value at the point, from its parsed tree (Σ dY ∘ Y for backprop)."""
+    with np.errstate(all="ignore"):
+        y = Evaluator(problem, point.env, point.sizes).output()
+    if upstream:
+        return float(np.sum(np.asarray(point.env[upstream]) * y))
+    return y
+
+
+def _directional(problem, point, var, u, upstream, eps):
+    def at(x):
+        env = dict(point.env)
+        env[var] = x
+        q = V.Point.__new__(V.Point)
+        q.variables, q.sizes, q.env, q.env2d = point.variables, point.sizes, env, point.env2d
+        return np.asarray(reference(problem, q, upstream), dtype=float)
+    x = np.asarray(point.env[var], dtype=float)
+    return (at(x + eps * u) - at(x - eps * u)) / (2 * eps)
+
+
+def _projected(J, u, var_ndim):
+    J = np.asarray(J, dtype=float)
+    return np.tensordot(J, u, axes=var_ndim) if var_ndim else J * u
+
+
+def _guard(R, problem, variables, result: Result, layout, rng, upstream, directions: int = 4):
+    """Every candidate (the NumPy code, the closed form and its text parsed back) against
+    directional central differences of the input itself, along random directions."""
+    var = R.var
+    sizes = choose_sizes(problem, variables)
+    needs = domains(problem)
+    checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
+    if result.closed is not None:
+        from .evaluate import evaluate
+
+        def closed_value(p):
+            return np.reshape(evaluate(result.closed, p.env2d, p.sizes), tuple(N.size_value(d, p.sizes) for d in layout))
+        checks["closed form"] = closed_value
+        checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
+    what = f"d/d{var}"
+    for attempt in range(4):
+        point = make_point(problem, variables, sizes, rng, attempt % 3, needs)
+        base = reference(problem, point, upstream)
+        if not np.all(np.isfinite(base)):
+            continue
+        want_shape = tuple(N.size_value(d, sizes) for d in layout)
+        xshape = np.shape(point.env[var])
+        us = [rng.normal(size=xshape) for _ in range(directions)]
+        with np.errstate(all="ignore"):
+            wants = [_directional(problem, point, var, u, upstream, 1e-6) for u in us]
+        if not all(np.all(np.isfinite(w)) for w in wants):
+            continue
+        degenerate = False
+        for cname, fn in checks.items():
+            try:
+                with np.errstate(all="ignore"):
+                    got = np.asarray(fn(point), dtype=float)
+            except Exception as e:  # noqa: BLE001 - any failure of our own output is a guard failure
+                raise VerificationError(f"indexcalc bug: the {cname} of {what} could not be evaluated "
+                                        f"({type(e).__name__}: {e}); no answer is shown") from None
+            if got.shape != want_shape:
+                raise VerificationError(f"indexcalc bug: the {cname} of {what} has shape {got.shape} instead of "
+                                        f"{want_shape}; no answer is shown")
+            if not np.all(np.isfinite(got)):
+                degenerate = True
+                break
+            for u, want in zip(us, wants):
+                g = _projected(got, u, len(xshape))
+                if not V.close(g, want):
+                    h = 1e-3
+                    want = (4 * _directional(problem, point, var, u, upstream, h / 2)
+                            - _directional(problem, point, var, u, upstream, h)) / 3
+                if not V.close(g, want):
+                    raise VerificationError(f"indexcalc bug: the {cname} of {what} disagrees with finite "
+                                            f"differences of the input along a random direction "
+                                            f"({V._worst(g, want)}); no answer is shown")
+        if degenerate:
+            continue
+        result.checked_sizes = dict(sizes)
+        return
+    raise IndexCalcError("cannot check the result numerically: the input is not finite at random points")

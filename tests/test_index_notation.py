@@ -1,0 +1,287 @@
+"""Index notation as input (SPEC §1.3) and declarations of any rank (§1.2).
+
+Every case is checked against a NumPy reference written here by hand (np.einsum, explicit
+loops for the convolutions), at sizes chosen here: the generated `numpy` expression is
+evaluated on random arrays and compared with the reference.
+"""
+import numpy as np
+import pytest
+
+from indexcalc import backprop, derive
+from indexcalc.cli import main
+from indexcalc.errors import IndexCalcError
+from indexcalc.from_index_notation import is_index_notation, read
+from indexcalc.printing.numpy_code import py_name
+from indexcalc.shapes import parse_decls
+
+RNG = np.random.default_rng(7)
+
+
+def run_code(code, arrays, sizes=None):
+    ns = {"np": np, **(sizes or {}), **{py_name(k): v for k, v in arrays.items()}}
+    return np.asarray(eval(code, ns), dtype=float)  # noqa: S307 - our own generated code
+
+
+def rand(*shape, positive=False):
+    a = RNG.normal(size=shape)
+    return np.abs(a) + 0.5 if positive else a
+
+
+def conv1d_valid(h, w):
+    k = len(w)
+    return np.array([sum(h[n + j] * w[j] for j in range(k)) for n in range(len(h) - k + 1)])
+
+
+def conv2d_valid(X, W):
+    N, C, H, Wd = X.shape
+    O, _, K, L = W.shape
+    Y = np.zeros((N, O, H - K + 1, Wd - L + 1))
+    for n in range(N):
+        for o in range(O):
+            for i in range(H - K + 1):
+                for j in range(Wd - L + 1):
+                    Y[n, o, i, j] = np.sum(X[n, :, i:i + K, j:j + L] * W[o])
+    return Y
+
+
+def softmax(a):
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ---- backprop: (equation, where, {var: reference gradient}, arrays) ------------------------------
+def _linear():
+    X, W, b, dY = rand(4, 3), rand(5, 3), rand(5), rand(4, 5)
+    return {"X": X, "W": W, "b": b, "dY": dY}, {
+        "W": np.einsum("ij,ip->jp", dY, X), "b": dY.sum(axis=0), "X": dY @ W}
+
+
+def _attention_scores():
+    Q, K, dS = rand(2, 3, 4), rand(2, 5, 4), rand(2, 3, 5)
+    return {"Q": Q, "K": K, "dS": dS}, {
+        "Q": np.einsum("bij,bjk->bik", dS, K), "K": np.einsum("bij,bik->bjk", dS, Q)}
+
+
+def _attention_values():
+    A, V, dO = rand(2, 3, 5), rand(2, 5, 4), rand(2, 3, 4)
+    return {"A": A, "V": V, "dO": dO}, {
+        "V": np.swapaxes(A, -1, -2) @ dO, "A": dO @ np.swapaxes(V, -1, -2)}
+
+
+def _conv1d():
+    h, w, da = rand(7), rand(3), rand(5)
+    dh = np.zeros(7)
+    dw = np.zeros(3)
+    for n in range(5):
+        for j in range(3):
+            dh[n + j] += da[n] * w[j]
+            dw[j] += da[n] * h[n + j]
+    return {"h": h, "w": w, "da": da}, {"h": dh, "w": dw}
+
+
+def _conv2d():
+    X, W = rand(2, 3, 6, 5), rand(4, 3, 3, 2)
+    dY = rand(2, 4, 4, 4)
+    dX, dW = np.zeros_like(X), np.zeros_like(W)
+    for n in range(2):
+        for o in range(4):
+            for i in range(4):
+                for j in range(4):
+                    dX[n, :, i:i + 3, j:j + 2] += dY[n, o, i, j] * W[o]
+                    dW[o] += dY[n, o, i, j] * X[n, :, i:i + 3, j:j + 2]
+    return {"X": X, "W": W, "dY": dY}, {"X": dX, "W": dW}
+
+
+def _softmax_rows():
+    X, dY = rand(3, 4), rand(3, 4)
+    Y = softmax(X)
+    return {"X": X, "dY": dY}, {"X": Y * (dY - np.sum(dY * Y, axis=-1, keepdims=True))}
+
+
+def _softmax_batched():
+    X, dY = rand(2, 3, 4), rand(2, 3, 4)
+    Y = softmax(X)
+    return {"X": X, "dY": dY}, {"X": Y * (dY - np.sum(dY * Y, axis=-1, keepdims=True))}
+
+
+def _layer_norm():
+    X, dY, eps = rand(3, 5), rand(3, 5), 0.1
+    D = X.shape[1]
+    mu = X.mean(axis=1, keepdims=True)
+    var = ((X - mu) ** 2).mean(axis=1, keepdims=True)
+    xh = (X - mu) / np.sqrt(var + eps)
+    dX = (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / np.sqrt(var + eps)
+    del D
+    return {"X": X, "dY": dY, "epsilon": eps}, {"X": dX}
+
+
+BACKPROP = [
+    ("linear layer", "Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", None, _linear),
+    ("linear layer, subscripts", "Y_ij = Σ_p X_ip W_jp + b_j", None, _linear),
+    ("linear layer, sum_p", "Y[i,j] = sum_p X[i,p] * W[j,p] + b[j]", "X: S×M, W: N×M, b: N", _linear),
+    ("batched scores", "S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "Q: B×S×D, K: B×T×D", _attention_scores),
+    ("batched values", "O[b,i,d] = Σ_j A[b,i,j] V[b,j,d]", None, _attention_values),
+    ("conv1d valid", "a[n] = Σ_j h[n+j-1] w[j]", None, _conv1d),
+    ("conv2d valid", "Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] W[o,c,p,q]", "X: N×C×H×L, W: O×C×K×M", _conv2d),
+    ("softmax rows", "Y[i,j] = exp(X[i,j]) / Σ_k exp(X[i,k])", None, _softmax_rows),
+    ("softmax last axis", "Y[b,i,j] = exp(X[b,i,j]) / Σ_k exp(X[b,i,k])", "X: B×S×T", _softmax_batched),
+    ("layer norm with ε", "Y[b,i] = (X[b,i] - Σ_k X[b,k] / D) / sqrt(Σ_k (X[b,k] - Σ_l X[b,l] / D)^2 / D + epsilon)",
+     "X: B×D", _layer_norm),
+]
+
+
+@pytest.mark.parametrize("label, eq, where, make", BACKPROP, ids=[c[0] for c in BACKPROP])
+def test_backprop_against_hand_numpy(label, eq, where, make):
+    arrays, grads = make()
+    d = backprop(eq, ",".join(grads), where)
+    sizes = {}
+    if "D" in eq:
+        sizes["D"] = arrays["X"].shape[-1]
+    for r in d.results:
+        got = run_code(r.numpy, arrays, sizes)
+        assert got.shape == grads[r.wrt].shape, (label, r.wrt, r.numpy)
+        np.testing.assert_allclose(got, grads[r.wrt], rtol=1e-7, atol=1e-9, err_msg=f"{label}: d/d{r.wrt}")
+    assert "for" not in " ".join(r.numpy for r in d.results)        # never a Python loop
+
+
+# ---- derive: scalars (gradients) and entry equations (full derivatives) --------------------------
+def test_quadratic_form_gradient_has_closed_form():
+    d = derive("Σ_{i,j} x_i A_ij x_j", "x,A")
+    x, A = rand(4), rand(4, 4)
+    rx, rA = d.results
+    assert rx.closed_form is not None
+    np.testing.assert_allclose(run_code(rx.numpy, {"x": x, "A": A}), (A + A.T) @ x)
+    np.testing.assert_allclose(run_code(rA.numpy, {"x": x, "A": A}), np.outer(x, x))
+
+
+def test_trilinear_form():
+    d = derive("Σ_{i,j,k} T_ijk x_i y_j z_k", "T,x,y,z")
+    T, x, y, z = rand(3, 4, 5), rand(3), rand(4), rand(5)
+    env = {"T": T, "x": x, "y": y, "z": z}
+    want = {"T": np.einsum("i,j,k->ijk", x, y, z), "x": np.einsum("ijk,j,k->i", T, y, z),
+            "y": np.einsum("ijk,i,k->j", T, x, z), "z": np.einsum("ijk,i,j->k", T, x, y)}
+    for r in d.results:
+        np.testing.assert_allclose(run_code(r.numpy, env), want[r.wrt], err_msg=r.wrt)
+    assert d.variables["T"].kind == "tensor"
+
+
+def test_seed003_q62_jacobian_of_valid_convolution():
+    """∂a_n/∂h_m = w_{m-n+1}, zero outside 1 ≤ m-n+1 ≤ k (seed 003 question 6.2)."""
+    d = derive("a[n] = Σ_j h[n+j-1] w[j]", "h,w", "h: d, w: k")
+    h, w = rand(7), rand(3)
+    J = np.zeros((5, 7))
+    for n in range(5):
+        for m in range(7):
+            if 0 <= m - n < 3:
+                J[n, m] = w[m - n]
+    Jw = np.array([[h[n + j] for j in range(3)] for n in range(5)])
+    rh, rw = d.results
+    np.testing.assert_allclose(run_code(rh.numpy, {"h": h, "w": w}), J)
+    np.testing.assert_allclose(run_code(rw.numpy, {"h": h, "w": w}), Jw)
+    assert rh.index_form.replace(" ", "") in ("w_{i-n+1}", "w_{-n+i+1}")
+    assert rh.shape[0] == read("a[n] = Σ_j h[n+j-1] w[j]", parse_decls("h: d, w: k")).ranges["n"]
+
+
+def test_padded_convolution_by_declared_output_size():
+    """y[n] = Σ_j x[n+j-2] w[j] with y declared of x's size: 'same' padding, zeros outside."""
+    d = backprop("y[n] = Σ_j x[n+j-2] w[j]", "x,w", "x: d, w: k, y: d")
+    x, w, dy = rand(6), rand(3), rand(6)
+    xp = np.concatenate([[0.0], x, [0.0]])
+    dxp, dw = np.zeros(8), np.zeros(3)
+    for n in range(6):
+        for j in range(3):
+            dxp[n + j] += dy[n] * w[j]
+            dw[j] += dy[n] * xp[n + j]
+    got = {r.wrt: run_code(r.numpy, {"x": x, "w": w, "dy": dy}) for r in d.results}
+    np.testing.assert_allclose(got["x"], dxp[1:-1])
+    np.testing.assert_allclose(got["w"], dw)
+
+
+def test_full_jacobian_of_rank3_entry_equation():
+    d = derive("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "Q", "Q: B×S×D, K: B×T×D")
+    Q, K = rand(2, 3, 4), rand(2, 5, 4)
+    J = np.zeros((2, 3, 5, 2, 3, 4))
+    for b in range(2):
+        for i in range(3):
+            for j in range(5):
+                J[b, i, j, b, i, :] = K[b, j, :]
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"Q": Q, "K": K}), J)
+    assert d.results[0].shape == ["B", "S", "T", "B", "S", "D"]
+
+
+def test_log_sum_exp_and_delta():
+    d = derive("Σ_i log(Σ_k exp(X[i,k]))", "X")
+    X = rand(3, 4)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X}), softmax(X))
+    d = derive("Σ_{p,q} X_pq δ_pq", "X")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": rand(3, 3)}), np.eye(3))
+    d = derive("Σ_{p,q} X[p,q] delta[p,q] + Σ_p,q X_pq^2", "X")
+    X = rand(3, 3)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X}), np.eye(3) + 2 * X)
+
+
+def test_sigma_scope_rule():
+    """Σ_p reaches to the next + at its level: Σ_p x_p y_p + z_q... is (Σ_p x_p y_p) + ..."""
+    a = read("Σ_p x_p y_p + Σ_q z_q", {})
+    assert a.ranges == {"p": "n", "q": "m"}
+    d = derive("2 Σ_p x_p y_p - Σ_q x_q", "x")
+    x, y = rand(4), rand(4)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * y - 1)
+    d = derive("Σ_i (x_i + y_i) z_i", "z")                # a bracketed group inside the scope
+    x, y, z = rand(3), rand(3), rand(3)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y, "z": z}), x + y)
+
+
+def test_rank2_answers_keep_closed_forms():
+    d = backprop("Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", "W,X", "X: S×M, W: N×M, b: N")
+    assert [r.closed_form for r in d.results] == ["dY^T X", "dY W"]
+
+
+def test_json_reports_tensor_kind(capsys):
+    assert main(["derive", "Σ_{i,j,k} T_ijk x_i y_j z_k", "--wrt", "x", "--where", "T: a×b×c",
+                 "--format", "json"]) == 0
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert out["variables"]["T"] == {"kind": "tensor", "shape": ["a", "b", "c"]}
+    assert out["results"][0]["shape"] == ["a"]
+
+
+def test_reading_detects_index_notation():
+    assert is_index_notation("Y[i,j] = X[i,j]")
+    assert is_index_notation("Y_ij = Σ_p X_ip W_jp")
+    assert is_index_notation("Y_ij = X_ij + b_j")
+    assert not is_index_notation("Y = X W^T + b")
+    assert not is_index_notation("W_out = X W")
+    assert not is_index_notation("‖X‖_F")
+
+
+# ---- bad input: exit 2, one sentence ------------------------------------------------------------
+BAD = [
+    ("two ranges", ["derive", "Σ_{i,p} X[i,p] W[i,p]", "--wrt", "X", "--where", "X: S×M, W: N×M"], "runs over S"),
+    ("free index missing on the left", ["derive", "Y[i] = Σ_p X[i,p] W[j,p]", "--wrt", "X"], "free on the right"),
+    ("free index missing on the right", ["derive", "Y[i,j] = x[i]", "--wrt", "x"], "does not appear"),
+    ("strided", ["derive", "y[n] = Σ_j x[2n+j] w[j]", "--wrt", "x"], "strided"),
+    ("strided, times", ["derive", "Σ_i x[2*i]", "--wrt", "x"], "strided"),
+    ("free index without a left side", ["derive", "Σ_i X[i,j]", "--wrt", "X"], "free"),
+    ("sum over nothing", ["derive", "Σ_p x_i", "--wrt", "x"], "does not appear in its scope"),
+    ("ranks differ", ["derive", "Σ_{i,j} X[i,j] X[i]", "--wrt", "X"], "indices"),
+    ("unknown function", ["derive", "Σ_i foo(x[i])", "--wrt", "x"], "unknown function"),
+    ("parse error", ["derive", "Y[i,j = X[i,j]", "--wrt", "X"], "column"),
+    ("tensor in the matrix language", ["derive", "sum(Q)", "--wrt", "Q", "--where", "Q: B×S×D"], "index notation"),
+    ("output on the right", ["derive", "y[i] = y[i] x[i]", "--wrt", "x"], "also appears"),
+    ("range of an index only in arithmetic", ["derive", "y[n] = Σ_j x[n+j]", "--wrt", "x"], "range"),
+]
+
+
+@pytest.mark.parametrize("label, argv, words", BAD, ids=[b[0] for b in BAD])
+def test_bad_index_input_is_exit_2_with_one_sentence(label, argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err, err
+    assert err.startswith("indexcalc: error:")
+
+
+def test_declarations_of_any_rank():
+    assert parse_decls("Q: B×S×D, X: N×C×H×W") == {"Q": ("B", "S", "D"), "X": ("N", "C", "H", "W")}
+    with pytest.raises(IndexCalcError):
+        parse_decls("X: a×")
