@@ -101,7 +101,7 @@ CASES = [
     ("x^T (A + I) x", "x", None, {"x": (3,), "A": (3, 3)}, lambda e: e["x"] @ (e["A"] + np.eye(3)) @ e["x"], {}),
     ("x^T diag(a) x", "x", None, {"x": (3,), "a": (3,)}, lambda e: e["x"] @ np.diag(e["a"]) @ e["x"], {}),
     ("diag(X)^T a", "X", None, {"X": (3, 3), "a": (3,)}, lambda e: np.diag(e["X"]) @ e["a"], {}),
-    ("sum(A ∘ (X 1) 1^T)", "X", None, {"A": (3, 4), "X": (3, 2)},
+    ("sum(A ∘ ((X 1) 1^T))", "X", None, {"A": (3, 4), "X": (3, 2)},
      lambda e: np.sum(e["A"] * np.outer(e["X"].sum(axis=1), np.ones(4))), {}),
     # 1-D convolutions (seed 003): index arithmetic, sifting over shifted indices
     ("v^T conv(h, w)", "h", "h: d, w: k", {"v": (5,), "h": (7,), "w": (3,)},

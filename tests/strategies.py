@@ -255,12 +255,15 @@ def s_arith(b, d):
 
 def s_scaled(b, d):
     x = b.scalar(d)
-    k = b.draw(st.sampled_from(["2 {x}", "{x} / 3", "-{x}", "{x}^2", "{x} / alpha"]))
-    if k == "{x} / alpha":
+    k = b.draw(st.sampled_from(["2 {x}", "{x} / 3", "-{x}", "{x}^2", "{x} / alpha", "1/2 {x}", "-1/3 {x}",
+                                "alpha/2 {x}"]))
+    if k in ("{x} / alpha", "alpha/2 {x}"):
         s = b.var((), "positive")
+        if k == "alpha/2 {x}":       # a leading fraction: (alpha/2) x, SPEC §1.1
+            return Expr(f"{s.text}/2 {x.op()}", lambda e: s.fn(e) / 2 * x.fn(e))
         return Expr(f"{x.op()} / {s.text}", lambda e: x.fn(e) / s.fn(e))
     fn = {"2 {x}": lambda v: 2 * v, "{x} / 3": lambda v: v / 3, "-{x}": lambda v: -v,
-          "{x}^2": lambda v: v ** 2}[k]
+          "{x}^2": lambda v: v ** 2, "1/2 {x}": lambda v: v / 2, "-1/3 {x}": lambda v: -v / 3}[k]
     return Expr(k.format(x=x.op()), lambda e: fn(x.fn(e)))
 
 
@@ -451,9 +454,11 @@ def _elementwise(b, shape, d):
 
 def _scaled(b, shape, d):
     a = b.of(shape, d)
-    k = b.draw(st.sampled_from(["number", "scalar", "divide", "negate"]))
+    k = b.draw(st.sampled_from(["number", "scalar", "divide", "negate", "fraction"]))
     if k == "number":
         return Expr(f"3 {a.op()}", lambda e: 3 * a.fn(e))
+    if k == "fraction":             # a leading fraction reads (1/2) A, SPEC §1.1
+        return Expr(f"1/2 {a.op()}", lambda e: a.fn(e) / 2)
     if k == "divide":
         return Expr(f"{a.op()} / 2", lambda e: a.fn(e) / 2)
     if k == "negate":

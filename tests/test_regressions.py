@@ -64,7 +64,7 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("2 log(sum(exp(A^-1 a)))", "a", "A: p×p, a: p", {"A": W, "a": R.normal(size=3)},
      lambda e: 2 * np.log(np.sum(np.exp(np.linalg.solve(e["A"], e["a"]))))),
     # a generic function with a Greek name
-    ("sum(exp(x) ∘ W x)", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
+    ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]
 
 
@@ -99,7 +99,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
-     "-(softmax(a)^T A^T b) (c ∘ (B^T B + I)^-1 u)"),                        # the minus joins the scalars
+     "-(softmax(a)^T A^T b) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
     ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
@@ -156,7 +156,7 @@ def test_a_hessian_with_a_sum_as_coefficient_of_einsum():
 def test_high_powers_are_no_false_alarm():
     """‖x‖^22: plain central differences miss by more than the tolerance; the guard and check
     retry with Richardson's extrapolation before calling anything wrong."""
-    assert derive("‖A ⊘ A x - y‖^2 + lambda ‖x‖^22", "A").numpy
+    assert derive("‖A ⊘ (A x) - y‖^2 + lambda ‖x‖^22", "A").numpy
     assert check("‖x‖^22", "x", "22 ‖x‖^20 x").correct
     assert not check("‖x‖^22", "x", "21 ‖x‖^20 x").correct
 

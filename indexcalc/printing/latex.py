@@ -133,6 +133,12 @@ def _exp(p):
     return to_latex(p)
 
 
+def _hadamard(op, n):
+    """As the text printer: a Hadamard product beside a matrix product is always bracketed."""
+    left = _p(n.a)[0] if isinstance(n.a, (N.Hadamard, N.HadDiv)) else _wrap(n.a, UNARY)
+    return fr"{left} {op} {_wrap(n.b, UNARY)}", TERM
+
+
 def _transpose(n):
     if isinstance(n.a, N.Inverse):
         return _wrap(n.a.a, ATOM) + r"^{-\top}", POSTFIX
@@ -157,8 +163,8 @@ PRINTERS = {
     N.MatPow: lambda n: (_wrap(n.a, ATOM) + f"^{{{n.k}}}", POSTFIX),
     N.Power: lambda n: (_wrap(n.a, ATOM) + f"^{{{_exp(n.p)}}}", POSTFIX),
     N.HadPow: lambda n: (_wrap(n.a, ATOM) + fr"^{{\circ {_exp(n.p)}}}", POSTFIX),
-    N.Hadamard: lambda n: (fr"{_wrap(n.a, TERM)} \circ {_wrap(n.b, JUXT)}", TERM),
-    N.HadDiv: lambda n: (fr"{_wrap(n.a, TERM)} \oslash {_wrap(n.b, JUXT)}", TERM),
+    N.Hadamard: lambda n: _hadamard(r"\circ", n),
+    N.HadDiv: lambda n: _hadamard(r"\oslash", n),
     N.Trace: _call("tr"), N.Det: _call("det"), N.LogDet: _call("logdet"),
     N.Norm: lambda n: (fr"\left\lVert {to_latex(n.a)} \right\rVert", ATOM),
     N.Norm2: lambda n: (fr"\left\lVert {to_latex(n.a)} \right\rVert^{{2}}", POSTFIX),

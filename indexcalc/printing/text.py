@@ -1,7 +1,12 @@
 """Expression tree -> the input language (SPEC §1). What it prints parses back.
 
-Binding strength follows grammar.lark: + - (1) < * / ∘ ⊘ (2) < juxtaposition (3)
-< unary minus (4) < postfix ^T ^-1 ^k .^ (5) < atoms (6).
+Binding strength follows grammar.lark: + - (1) < products and quotients, juxtaposition,
+* / ∘ ⊘ alike, left to right (2, 3) < unary minus (4) < postfix ^T ^-1 ^k .^ (5) < atoms (6).
+The grammar has one level for all products; the printer tells a matrix product (JUXT) from a
+quotient or a Hadamard product (TERM) only to bracket more than the grammar needs, so that no
+printed text depends on the rule (SPEC §1.1): a quotient or a Hadamard product is bracketed
+as a factor of a matrix product, a matrix product or a quotient as an operand of a Hadamard
+product, and every right operand that is itself a product.
 """
 from __future__ import annotations
 
@@ -150,6 +155,13 @@ def _binary(op, level):
     return lambda n: (f"{_wrap(n.a, level)} {op} {_wrap(n.b if hasattr(n, 'b') else n.s, level + 1)}", level)
 
 
+def _hadamard(op, n):
+    """`A ∘ B ∘ C` chains bare; any other product or quotient beside ∘ or ⊘ is bracketed:
+    `(A B) ∘ C`, `A ∘ (B C)`, `(A / 2) ∘ B`."""
+    left = _p(n.a)[0] if isinstance(n.a, (N.Hadamard, N.HadDiv)) else _wrap(n.a, UNARY)
+    return f"{left} {op} {_wrap(n.b, UNARY)}", TERM
+
+
 def _transpose(n):
     if isinstance(n.a, N.Inverse):
         return _wrap(n.a.a, POSTFIX) + "^-T", POSTFIX
@@ -175,8 +187,8 @@ PRINTERS = {
     N.MatPow: _postfix(lambda n: f"^{n.k}"),
     N.Power: _postfix(lambda n: "^" + _exponent(n.p)),
     N.HadPow: _postfix(lambda n: " .^ " + _exponent(n.p)),
-    N.Hadamard: _binary("∘", TERM),
-    N.HadDiv: _binary("⊘", TERM),
+    N.Hadamard: lambda n: _hadamard("∘", n),
+    N.HadDiv: lambda n: _hadamard("⊘", n),
     N.Trace: _call("tr"),
     N.Det: _call("det"),
     N.LogDet: _call("logdet"),
