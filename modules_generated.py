@@ -97,8 +97,8 @@ class SigmoidModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         Y = self._cache["Y"]
-        # ∂L/∂X = dY ∘ (Y - Y .^ 2)
-        return dY * (Y - (Y ** 2))
+        # ∂L/∂X = (1 1^T - Y) ∘ dY ∘ Y
+        return ((np.ones(dY.shape[0])[:, None] - Y) * dY) * Y
 
 
 class TanhModule(_Module):
@@ -114,8 +114,8 @@ class TanhModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         Y = self._cache["Y"]
-        # ∂L/∂X = dY - Y .^ 2 ∘ dY
-        return dY - ((Y ** 2) * dY)
+        # ∂L/∂X = (1 1^T - Y .^ 2) ∘ dY
+        return (np.ones(dY.shape[0])[:, None] - (Y ** 2)) * dY
 
 
 class SoftMaxModule(_Module):

@@ -75,9 +75,15 @@ def _solve_cmd(s):
     return _solve
 
 
-@command("codegen", "NumPy modules (forward, backward, gradients) from a problem file")
+@command("codegen", "modules (forward, backward, gradient check) from a problem file or one equation")
 def _codegen_cmd(g):
-    g.add_argument("problem_file")
+    g.add_argument("problem_file", metavar="PROBLEM_FILE|EQUATION")
+    g.add_argument("--wrt", help="for an equation: the variables to differentiate, comma separated")
+    g.add_argument("--where", help='for an equation: shapes, e.g. "X: S×M, W: M×N, b: 1×N"')
+    g.add_argument("--target", default="numpy", choices=["numpy", "torch", "jax"])
+    g.add_argument("--params", help="for an equation: the variables that are the module's parameters "
+                                    "(default: the differentiated ones that run along no data rows)")
+    g.add_argument("--name", help="for an equation: the class name (default from the equation)")
     g.add_argument("-o", dest="out", help="output file (default: standard output)")
     return _codegen
 
@@ -148,7 +154,7 @@ def _protect_leading_minus(argv, parser) -> list:
 
 
 def _unprotect(args):
-    for name in ("expr", "equation", "answer", "wrt"):
+    for name in ("expr", "equation", "answer", "wrt", "problem_file"):
         value = getattr(args, name, None)
         if isinstance(value, str) and value.startswith(" -"):
             setattr(args, name, value[1:])
@@ -210,8 +216,17 @@ def _grade(args) -> int:
 
 
 def _codegen(args) -> int:
-    from .codegen import generate
-    _write(args.out, generate(args.problem_file))
+    from .codegen import generate, is_problem_file
+    if is_problem_file(args.problem_file):
+        for option in ("wrt", "where", "params", "name"):
+            if getattr(args, option) is not None:
+                raise IndexCalcError(f"--{option} is for an equation; a problem file says it itself")
+        _write(args.out, generate(args.problem_file, args.target))
+        return 0
+    from .modulegen import generate as from_equation
+    if args.wrt is None:
+        raise IndexCalcError("codegen EQUATION needs --wrt (the variables whose gradients the module returns)")
+    _write(args.out, from_equation(args.problem_file, args.wrt, args.where, args.target, args.params, args.name))
     return 0
 
 

@@ -132,7 +132,23 @@ def template_dir(name: str = TEMPLATE) -> Path:
     raise IndexCalcError(f"cannot find the template {name} (looked in {here.parent / 'templates'})")
 
 
-def generate(path) -> str:
+def is_problem_file(text: str) -> bool:
+    """codegen's argument: a problem file (a .toml path, or an existing file that is no
+    equation), else an equation."""
+    import os
+    if text.strip().endswith(".toml"):
+        return True
+    if "=" in text:
+        return False
+    if os.path.isfile(text):
+        return True
+    raise IndexCalcError(f"codegen takes a problem file (.toml) or an equation such as "
+                         f"\"Y = tanh(X W + b)\"; {text!r} is neither")
+
+
+def generate(path, target: str = "numpy") -> str:
+    if target != "numpy":
+        return _generate_for(path, target)
     import jinja2
     modules = [build_module(p) for p in load(path).problems if p.module is not None]
     if not modules:
@@ -142,3 +158,22 @@ def generate(path) -> str:
                              undefined=jinja2.StrictUndefined)
     code = env.get_template(TEMPLATE).render(modules=modules, source=Path(path).name)
     return code.rstrip("\n") + "\n"
+
+
+def _generate_for(path, target: str) -> str:
+    """The module problems of a problem file as torch or JAX modules (modulegen), parameters
+    and input as the file's [problem.module] tables name them."""
+    from . import modulegen
+    modules = []
+    for p in load(path).problems:
+        if p.module is None:
+            continue
+        if not p.is_equation:
+            raise IndexCalcError(f"{p.module['class']}: a module problem needs an `equation`")
+        params = list(p.module.get("params", {}).values())
+        wrt = params + [p.module["input"]]
+        modules.append(modulegen.build(p.source, wrt, p.where, target, ",".join(params),
+                                       p.module["class"]))
+    if not modules:
+        raise IndexCalcError(f"{path} has no problem with a [problem.module] table")
+    return modulegen.render(modules, target, f"indexcalc codegen {Path(path).name} --target {target}")

@@ -51,13 +51,13 @@ class Normalizer:
         if e.is_Mul:
             out = [Term(sp.S.One, (), ())]
             for f in e.args:
-                out = [self._merge(t, u) for t in out for u in self.terms(f)]
+                out = [self._merge(t, u) for t in out for u in self._factor_terms(f)]
             return out
         if isinstance(e, sp.Sum):
             dummies = tuple(lim[0] for lim in e.limits)
             return [Term(t.coeff, t.factors, t.dummies + dummies) for t in self.terms(e.function)]
         if e.is_Pow and e.exp.is_Integer and e.exp > 0 and (e.base.is_Add or isinstance(e.base, sp.Sum)) \
-                and self.indices(e.base) and e.exp <= 4:
+                and self.indices(e.base) and e.exp <= 4 and _marked(e.base):
             return self.terms(sp.Mul(*[e.base] * int(e.exp), evaluate=False))
         atom = self.atom(e)
         if atom == 0:
@@ -65,6 +65,21 @@ class Normalizer:
         if self.indices(atom):
             return [Term(sp.S.One, (atom,), ())]
         return [Term(atom, (), ())]
+
+    def _factor_terms(self, f) -> list[Term]:
+        """A factor of a product as terms. A sum that carries no Kronecker delta (nor a
+        derivative's mark) stays one factor, normalised inside: only a delta needs the
+        product distributed over it to be sifted, and distributing (x_q - m)(Σ_r (x_r - m) y_r)
+        or expanding (x_q - m)^2 trades the form the user wrote for one that cancels large
+        terms (a centred variance would become E[x²] - E[x]²)."""
+        if f.is_Add and self.indices(f) and not _marked(f):
+            inside = self.normal(f)
+            if inside.is_Add:
+                c, rest = inside.primitive()         # 2 x_q - 2 m -> 2 (x_q - m)
+                if rest.is_Add:
+                    return [Term(c, (rest,), ())]
+            return self.terms(inside)
+        return self.terms(f)
 
     def atom(self, e):
         """A factor that is not a product or a sum: normalise what is inside it."""
@@ -238,6 +253,11 @@ class Normalizer:
         if e.is_Pow:
             return self.normal(e.base) ** self.normal(e.exp)
         return e.func(*[self.normal(a) for a in e.args]) if e.args else e
+
+
+def _marked(e) -> bool:
+    """Whether e carries a Kronecker delta or a derivative's mark (∂X_pq/∂X_ij, diff.Partial)."""
+    return e.has(sp.KroneckerDelta) or any(type(f).__name__ == "Partial" for f in e.atoms(sp.Function))
 
 
 def _solve(delta, d):

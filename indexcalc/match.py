@@ -83,6 +83,8 @@ class Matcher:
         if f.is_Pow and not self.nz.indices(f.exp):
             inner, idx = self.inner(f.base, order)
             return N.HadPow(inner, self.scalar(f.exp), inner.shape), idx
+        if f.is_Add:                       # a sum kept whole (deltas.Normalizer._factor_terms)
+            return self.inner(f, order)
         raise NoMatch
 
     def inner(self, expr, order):

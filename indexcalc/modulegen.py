@@ -1,0 +1,545 @@
+"""One equation -> one module file for NumPy, PyTorch or JAX (SPEC §2 `codegen EQUATION`).
+
+    indexcalc codegen "Y = tanh(X W + b)" --wrt X,W,b --where "X: S×M, W: M×N, b: 1×N" --target torch
+
+The stages, data flowing one way:
+  1. `backprop` derives every gradient (each one checked by the guard against finite
+     differences), `fold` writes it in terms of the output Y where that applies.
+  2. `plan`: the forward pass keeps the subexpressions of the right side that a gradient
+     uses (they are saved for the backward pass, not recomputed); the gradients share every
+     common subexpression, computed once (`cse`). Both are checked numerically against the
+     derived closed forms before anything is printed.
+  3. A printer per target (TARGETS) prints each assignment; a jinja2 template per target
+     (templates/module_<target>.py.j2) writes the file, whose `python FILE` runs a float64
+     gradient check on random inputs (NumPy: central differences; torch: gradcheck; JAX:
+     check_grads) and exits non-zero on failure.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import nodes as N
+from . import verify as V
+from .errors import IndexCalcError, VerificationError
+from .evaluate import evaluate
+from .fold import fold, replace_subtree
+from .printing.numpy_code import PRINT, NumpyPrinter, py_name
+from .shapes import Variable, Variables
+
+# names the generated files define or import: a variable may not take one of them
+RESERVED = {"np", "torch", "jax", "jnp", "math", "sys", "ctx", "self", "res", "rng", "main",
+            "functools", "check_grads", "gradcheck"}
+IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """A name that goes into generated code as it is: a plain identifier, not a keyword,
+    not a name the file itself uses."""
+    if not IDENT.match(name) or keyword.iskeyword(name) or name in RESERVED or name.startswith("d_"):
+        raise IndexCalcError(f"{what} {name!r} cannot be a name in the generated code: use letters, "
+                             f"digits and _ (starting with a letter), not a Python keyword, nor one of "
+                             f"{', '.join(sorted(RESERVED))}")
+    return name
+
+
+# ---- stage 2: what the forward pass keeps, what the backward pass shares ---------------------
+def _cheap(node: N.Node) -> bool:
+    """Not worth a name of its own: a leaf, a transpose, a sign, a diagonal or ones matrix
+    (the printer broadcasts those instead of building them), a spread v 1ᵀ."""
+    if isinstance(node, (N.Sym, N.Num, N.Size, N.Ones, N.Identity, N.Transpose, N.Neg, N.DiagMat)):
+        return True
+    if isinstance(node, N.MatMul) and (_is_ones(node.a) or _is_ones(node.b)) and \
+            not (node.shape[0] == 1 or node.shape[1] == 1):
+        return True                             # v 1ᵀ: a broadcast, never built
+    return False
+
+
+def _is_ones(node) -> bool:
+    return isinstance(node, N.Ones) or (isinstance(node, N.Transpose) and isinstance(node.a, N.Ones))
+
+
+def _size(node: N.Node) -> int:
+    return sum(1 for _ in node.walk())
+
+
+def _subtrees(node: N.Node):
+    for n in node.walk():
+        if not _cheap(n):
+            yield n
+
+
+def _uses(trees, sub) -> bool:
+    return any(sub == n for t in trees for n in t.walk())
+
+
+@dataclass
+class Plan:
+    """The assignments of the forward and the backward pass, as trees over named values."""
+    forward: list = field(default_factory=list)     # [(name, tree)] the last one is the output
+    saved: list = field(default_factory=list)       # names the backward pass reads from forward
+    backward: list = field(default_factory=list)    # [(name, tree)] temporaries
+    grads: dict = field(default_factory=dict)       # wrt -> tree over inputs, saved and temps
+    temps: dict = field(default_factory=dict)       # name -> shape of every named value
+
+
+def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
+    """grads: {wrt: closed form}. The forward pass names the pieces of rhs that a gradient
+    uses; the backward pass names every subexpression two gradient pieces share.
+
+    A gradient's piece is the forward's piece when both have the same value at a random
+    point (value numbering: `1 b + X W` in a derived form is the `X W + b` the user wrote),
+    or the transpose of its value; check_plan confirms the whole at another point."""
+    P = Plan()
+    counter = iter(range(1, 10_000))
+    values = _Values(point)
+    pieces = [n for n in dict.fromkeys(_subtrees(rhs))]           # in walk order, rhs first
+    names: dict = {rhs: output}
+    used: list = []
+
+    def name_of(sub):
+        if sub not in names:
+            names[sub] = f"_f{next(counter)}"
+        if sub != rhs and sub not in used:
+            used.append(sub)
+        return N.Sym(names[sub], sub.shape)
+
+    def reuse(node):
+        if not _cheap(node) and not N.contains(node, "d" + output):
+            for sub in pieces:
+                same = values.same(node, sub)
+                if same == "equal":
+                    return name_of(sub)
+                if same == "transposed":
+                    return N.Transpose(name_of(sub), node.shape)
+        return node.map_children(reuse)
+
+    trees = {w: reuse(g) for w, g in grads.items()}
+    # the forward pass: each used piece once, smallest first, from the pieces inside it
+    defs = []
+    for sub in sorted(used, key=_size):
+        expr = sub
+        for prev in sorted((d for d in used if d != sub), key=_size, reverse=True):
+            expr = replace_subtree(expr, prev, N.Sym(names[prev], prev.shape))
+        defs.append((names[sub], expr))
+        P.temps[names[sub]] = sub.shape
+    body = rhs
+    for prev in sorted(used, key=_size, reverse=True):
+        body = replace_subtree(body, prev, N.Sym(names[prev], prev.shape))
+    P.forward = defs + [(output, body)]
+    P.temps[output] = rhs.shape
+    # backward: shared subexpressions, largest first
+    backward = []
+    while True:
+        counts: dict = {}
+        for t in list(trees.values()) + [e for _, e in backward]:
+            for n in _subtrees(t):
+                if not isinstance(n, N.Sym):
+                    counts[n] = counts.get(n, 0) + 1
+        shared = [n for n, c in counts.items() if c > 1]
+        if not shared:
+            break
+        sub = max(shared, key=_size)
+        name = f"_b{next(counter)}"
+        backward = [(n_, replace_subtree(e, sub, N.Sym(name, sub.shape))) for n_, e in backward]
+        trees = {w: replace_subtree(t, sub, N.Sym(name, sub.shape)) for w, t in trees.items()}
+        backward.append((name, sub))
+        P.temps[name] = sub.shape
+    P.backward = _ordered(backward)
+    P.grads = trees
+    return P
+
+
+class _Values:
+    """Values of subtrees at one point, for telling which pieces are the same function."""
+
+    def __init__(self, point):
+        self.point, self.cache = point, {}
+
+    def of(self, node):
+        if node not in self.cache:
+            try:
+                with np.errstate(all="ignore"):
+                    v = evaluate(node, self.point.env2d, self.point.sizes)
+                self.cache[node] = v if np.all(np.isfinite(v)) else None
+            except Exception:  # noqa: BLE001 - a piece we cannot evaluate is matched by nothing
+                self.cache[node] = None
+        return self.cache[node]
+
+    def same(self, a, b):
+        """'equal', 'transposed' or None."""
+        va, vb = self.of(a), self.of(b)
+        if va is None or vb is None:
+            return None
+        if a.shape == b.shape and va.shape == vb.shape and np.allclose(va, vb, rtol=1e-11, atol=1e-13):
+            return "equal"
+        if a.shape == b.shape[::-1] and a.shape[0] != a.shape[1] and va.shape == vb.T.shape and \
+                np.allclose(va, vb.T, rtol=1e-11, atol=1e-13):
+            return "transposed"
+        return None
+
+
+def _ordered(defs):
+    """Definitions in an order where each one's names are defined before it."""
+    out, done, todo = [], set(), list(defs)
+    names = {n for n, _ in defs}
+    while todo:
+        for k, (name, expr) in enumerate(todo):
+            needs = {s.name for s in expr.walk() if isinstance(s, N.Sym)} & names
+            if needs <= done:
+                out.append((name, expr))
+                done.add(name)
+                del todo[k]
+                break
+        else:                                   # cannot happen: a name never uses a later one
+            raise IndexCalcError("indexcalc bug: a cycle among the backward pass's temporaries")
+    return out
+
+
+def check_plan(P: Plan, rhs, output, grads, point):
+    """The planned passes compute the derived gradients (numerically, at the guard's point)."""
+    env = dict(point.env2d)
+    with np.errstate(all="ignore"):
+        want_y = evaluate(rhs, env, point.sizes)
+        for name, expr in P.forward:
+            env[name] = evaluate(expr, env, point.sizes)
+        ok = np.allclose(env[output], want_y, rtol=1e-9, atol=1e-12)
+        for name, expr in P.backward:
+            env[name] = evaluate(expr, env, point.sizes)
+        for w, g in grads.items():
+            want = evaluate(g, {**point.env2d, output: want_y}, point.sizes)
+            got = evaluate(P.grads[w], env, point.sizes)
+            ok = ok and got.shape == want.shape and np.allclose(got, want, rtol=1e-8, atol=1e-10)
+    if not ok:
+        raise VerificationError("indexcalc bug: the generated forward or backward pass differs from "
+                                "the verified closed forms; no code is written")
+
+
+# ---- stage 3: printers per target ----------------------------------------------------------------
+class TargetPrinter(NumpyPrinter):
+    """The NumPy printer with some node types printed differently and NumPy's names mapped
+    to the target's (`names`); a NumPy name the target has no row for is unsupported."""
+    target = "numpy"
+    rules: dict = {}
+    names: dict = {}
+
+    def p(self, node: N.Node):
+        rule = self.rules.get(type(node)) or PRINT[type(node)]
+        c, nd = rule(self, node)
+        r, k = node.shape
+        if (r, k) == (1, 1) and nd > 0:
+            return f"np.sum({c})", 0
+        if k == 1 and r != 1 and nd == 2:
+            return f"({c})[:, 0]", 1
+        return c, nd
+
+    def line(self, node: N.Node, kind=None) -> str:
+        return self.translate(self.code(node, kind))
+
+    def translate(self, code: str) -> str:
+        if self.target == "numpy":
+            return code
+
+        def one(m):
+            name = m.group(1)
+            if name not in self.names:
+                raise IndexCalcError(f"`codegen --target {self.target}` does not support NumPy's "
+                                     f"np.{name} yet (use --target numpy)")
+            return self.names[name]
+        return re.sub(r"(?<![\w.])np\.([A-Za-z_][\w.]*)", one, code)
+
+
+def _func_rule(table, scalar_table):
+    """Element-wise functions: the target's own function, `math.f` for a plain number."""
+    def rule(P, n):
+        c, na = P.p(n.a)
+        if na == 0 and n.name in scalar_table:
+            return scalar_table[n.name].format(c), 0
+        if n.name in table:
+            return table[n.name].format(c), na
+        return PRINT[N.Func](P, n)
+    return rule
+
+
+def _dtype_of(P):
+    return f"dtype={P.dtype_from}.dtype" if getattr(P, "dtype_from", None) else "dtype=torch.float64"
+
+
+def _unsupported(what):
+    def rule(P, n):
+        raise IndexCalcError(f"`codegen --target {P.target}` does not support {what} yet (use --target numpy)")
+    return rule
+
+
+_MATH = {f: f"math.{f}({{}})" for f in ("exp", "log", "sqrt", "sin", "cos", "tanh")}
+_MATH.update({"abs": "abs({})", "sigmoid": "(0.5 * (1 + math.tanh(0.5 * {})))"})
+
+
+class TorchPrinter(TargetPrinter):
+    target = "torch"
+    rules = {
+        N.Func: _func_rule({"exp": "torch.exp({})", "log": "torch.log({})", "sqrt": "torch.sqrt({})",
+                            "abs": "torch.abs({})", "sign": "torch.sign({})", "sin": "torch.sin({})",
+                            "cos": "torch.cos({})", "tanh": "torch.tanh({})",
+                            "sigmoid": "torch.sigmoid({})", "relu": "torch.relu({})",
+                            "softplus": "torch.nn.functional.softplus({}, beta=1.0, threshold=1e300)",
+                            "H": "(({}) > 0).to(torch.get_default_dtype())"}, _MATH),
+        N.Softmax: lambda P, n: (lambda c: (f"torch.softmax({c[0]}, dim=-1)", c[1]))(P.p(n.a)),
+        N.Ones: lambda P, n: (f"torch.ones({P.size(n.shape[0])}, {_dtype_of(P)})", 1),
+        N.Identity: lambda P, n: (f"torch.eye({P.size(n.shape[0])}, {_dtype_of(P)})", 2),
+        N.Conv: _unsupported("convolutions"), N.Flip: _unsupported("flips"),
+    }
+    names = {"sum": "torch.sum", "outer": "torch.outer", "ravel": "torch.ravel", "diag": "torch.diag",
+             "trace": "torch.trace", "linalg.inv": "torch.linalg.inv", "linalg.det": "torch.linalg.det",
+             "linalg.norm": "torch.linalg.norm", "linalg.matrix_power": "torch.linalg.matrix_power",
+             "log": "torch.log", "exp": "torch.exp", "sqrt": "torch.sqrt", "max": "torch.amax",
+             "maximum": "torch.maximum", "tanh": "torch.tanh"}
+
+
+class JaxPrinter(TargetPrinter):
+    target = "jax"
+    rules = {
+        N.Func: _func_rule({"sigmoid": "jax.nn.sigmoid({})", "relu": "jax.nn.relu({})",
+                            "softplus": "jax.nn.softplus({})", "H": "(({}) > 0) * 1.0"}, {}),
+        N.Softmax: lambda P, n: (lambda c: (f"jax.nn.softmax({c[0]}, axis=-1)", c[1]))(P.p(n.a)),
+        N.Flip: _unsupported("flips"),
+    }
+
+    def translate(self, code: str) -> str:
+        code = re.sub(r", optimize=True\)", ")", code)
+        return re.sub(r"(?<![\w.])np\.", "jnp.", code)
+
+
+class NumpyTargetPrinter(TargetPrinter):
+    target = "numpy"
+    rules = {}
+
+
+TARGETS = {"numpy": NumpyTargetPrinter, "torch": TorchPrinter, "jax": JaxPrinter}
+
+
+# ---- the module ---------------------------------------------------------------------------------
+@dataclass
+class Input:
+    name: str
+    kind: str
+    shape: tuple          # numbers of the check's random draw
+    dims: tuple           # the declared sizes (names or 1)
+    wrt: bool
+    param: bool
+    draw: str             # signed | positive | invertible
+
+
+@dataclass
+class Module:
+    cls: str
+    func: str             # the function's name (JAX) / the autograd.Function's (torch)
+    equation: str
+    command: str
+    output: str
+    output_kind: str
+    inputs: list          # [Input], in the order of the equation
+    forward: list         # [(name, code)]
+    saved: list           # names the backward pass reads from the forward pass
+    backward: list        # [(name, code)]
+    grads: list           # [(wrt, comment, code)]
+    sizes: dict           # the check's numbers for the size names
+    size_args: list       # the constructor's size arguments (the parameters' sizes)
+    dtype_from: str = ""
+
+    @property
+    def args(self):
+        return [i.name for i in self.inputs]
+
+    @property
+    def data(self):
+        return [i for i in self.inputs if not i.param]
+
+    @property
+    def params(self):
+        return [i for i in self.inputs if i.param]
+
+    kinds: dict = field(default_factory=dict)
+
+    def kind_of(self, name):
+        return self.kinds.get(name, "matrix")
+
+    @property
+    def scalar_names(self):
+        return [n for n in self.saved if self.kind_of(n) == "scalar"]
+
+    @property
+    def tensor_names(self):
+        return [n for n in self.saved if self.kind_of(n) != "scalar"]
+
+    def grad_of(self, name):
+        for w, _, code in self.grads:
+            if w == name:
+                return code
+        return None
+
+
+def default_params(rhs, variables, output_shape, wrt) -> list:
+    """The equation's parameters, when --params does not say: the differentiated matrices and
+    vectors that run along no row dimension of the data — a variable is data when its rows
+    are the output's rows, or when another variable has the same rows (the keys and values
+    of attention); everything else with a --wrt (W, b, gamma) is a parameter."""
+    rows = {}
+    for name, v in variables.items():
+        if v.kind != "scalar":
+            rows.setdefault(v.shape[0], []).append(name)
+    params = []
+    for name in wrt:
+        v = variables[name]
+        if v.kind == "scalar":
+            continue
+        r = v.shape[0]
+        if r == output_shape[0] and r != 1:
+            continue
+        if r != 1 and len(rows.get(r, [])) > 1:
+            continue
+        params.append(name)
+    return params
+
+
+def _draws(tree, variables) -> dict:
+    """How the check draws each variable: the guard's own recipe (verify.Point)."""
+    needs = V._domains(tree)
+    out = {}
+    for name, v in variables.items():
+        n = needs.get(name, set())
+        out[name] = "invertible" if "invertible" in n else ("positive" if "positive" in n else "signed")
+    point = V.Point(variables, tree, np.random.default_rng(0), 0)
+    with np.errstate(all="ignore"):
+        try:
+            finite = np.all(np.isfinite(V.value_fn(tree, point)(point.env2d)))
+        except np.linalg.LinAlgError:
+            finite = False
+    if not finite:
+        out = {k: ("invertible" if d == "invertible" else "positive") for k, d in out.items()}
+    return out
+
+
+def build(equation: str, wrt, where=None, target="numpy", params=None, name=None, command="") -> Module:
+    from .pipeline import _names, backprop
+    if target not in TARGETS:
+        raise IndexCalcError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    wrt = _names(wrt)
+    d = backprop(equation, wrt, where)
+    out, rhs = d.output, d.rhs
+    check_identifier(out, "the output")
+    names = [n for n in N.variables(rhs)]
+    for n in names:
+        check_identifier(n, "the variable")
+    variables = Variables({n: d.variables[n] for n in names}, d.variables.sizes)
+    if params is None:
+        params = default_params(rhs, variables, rhs.shape, wrt)
+    else:
+        params = _names(params) if params.strip() else []
+        for p in params:
+            if p not in variables:
+                raise IndexCalcError(f"--params names {p}, which is not in the equation")
+            if p not in wrt:
+                raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
+    cls = check_identifier(name, "--name") if name else _default_name(rhs)
+    grads = {}
+    for r in d.results:
+        if r.closed is None:
+            raise IndexCalcError(f"∂L/∂{r.wrt} has no closed form to generate code from")
+        grads[r.wrt] = fold(r.closed, rhs, out)
+    P = plan(rhs, out, grads, V.sample(d.tree, d.variables, np.random.default_rng(17)))
+    point = V.sample(d.tree, d.variables, np.random.default_rng(5))
+    check_plan(P, rhs, out, grads, point)
+
+    table = dict(variables.table)
+    table[out] = Variable(out, N.kind_of(rhs.shape), rhs.shape)
+    up = "d" + out
+    if not rhs.is_scalar:
+        table[up] = Variable(up, N.kind_of(rhs.shape), rhs.shape)
+    for tname, shape in P.temps.items():
+        table.setdefault(tname, Variable(tname, N.kind_of(shape), shape))
+    printer = TARGETS[target](Variables(table, variables.sizes))
+    tensors = [n for n in names if variables[n].kind != "scalar"]
+    printer.dtype_from = tensors[0] if tensors else ""
+    fwd = [(n, printer.line(e, N.kind_of(e.shape))) for n, e in P.forward]
+    bwd = [(n, printer.line(e, N.kind_of(e.shape))) for n, e in P.backward]
+    gcode = []
+    for w in wrt:
+        g = P.grads[w]
+        gcode.append((w, _comment(grads[w]), printer.line(g, variables[w].kind)))
+    backward_text = " ".join(c for _, c in bwd) + " " + " ".join(c for _, _, c in gcode)
+    saved = [n for n in names + [f for f, _ in P.forward] if _mentions(backward_text, py_name(n))]
+    draws = _draws(d.tree, d.variables)
+    sizes = point.sizes
+    inputs = []
+    for n in names:
+        v = variables[n]
+        shape = tuple(N.size_value(x, sizes) for x in v.array_shape)
+        inputs.append(Input(py_name(n), v.kind, shape, v.array_shape, n in wrt, n in params, draws[n]))
+    size_args = []
+    for i in inputs:
+        if i.param:
+            size_args += [x for x in i.dims if isinstance(x, str) and x not in size_args]
+    for s in size_args:
+        check_identifier(s, "the size")
+    return Module(cls, _snake(cls), equation, command, out, N.kind_of(rhs.shape), inputs, fwd,
+                  [py_name(s) for s in saved], bwd, gcode, {k: int(v) for k, v in sizes.items()},
+                  size_args, printer.dtype_from,
+                  {py_name(n): v.kind for n, v in printer.variables.items()})
+
+
+def _mentions(code, name):
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", code) is not None
+
+
+def _comment(tree):
+    from .printing.text import to_text
+    return to_text(tree)
+
+
+def _default_name(rhs) -> str:
+    top = rhs
+    if isinstance(top, N.Func) and top.name.isidentifier():
+        return top.name.capitalize() + "Layer"
+    if isinstance(top, N.Softmax):
+        return "SoftmaxLayer"
+    if any(isinstance(n, N.Softmax) for n in rhs.walk()) and isinstance(rhs, N.MatMul):
+        return "AttentionLayer"
+    return "Layer"
+
+
+def _snake(cls: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+
+
+def render(modules: list, target: str, source: str) -> str:
+    import jinja2
+    from .codegen import template_dir
+    tname = f"module_{target}.py.j2"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir(tname))),
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    code = env.get_template(tname).render(modules=modules, source=source)
+    return code.rstrip("\n") + "\n"
+
+
+def generate(equation: str, wrt, where=None, target="numpy", params=None, name=None) -> str:
+    command = _command(equation, wrt, where, target, params, name)
+    m = build(equation, wrt, where, target, params, name, command)
+    return render([m], target, command)
+
+
+def _command(equation, wrt, where, target, params, name) -> str:
+    import shlex
+    parts = ["indexcalc", "codegen", equation, "--wrt", wrt if isinstance(wrt, str) else ",".join(wrt)]
+    if where:
+        parts += ["--where", where]
+    if params is not None:
+        parts += ["--params", params]
+    if name:
+        parts += ["--name", name]
+    parts += ["--target", target]
+    return " ".join(shlex.quote(p) for p in parts)
