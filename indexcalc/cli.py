@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .errors import IndexCalcError
+from .errors import IndexCalcError, describe
 
 EPILOG = """examples:
   indexcalc derive "x^T B x" --wrt x
@@ -96,6 +96,16 @@ def _grade_cmd(g):
     g.add_argument("--format", choices=["text", "csv", "json", "html"],
                    help="default: from the report file's suffix (.csv, .json, .html), else text")
     return _grade
+
+
+@command("serve", "a local web page: derive, backprop and check, the steps typeset")
+def _serve_cmd(s):
+    s.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this computer only)")
+    s.add_argument("--time-limit", type=float, default=30.0, metavar="SECONDS",
+                   help="stop a derivation that takes longer (default 30)")
+    return _serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +225,11 @@ def _grade(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from .serve import serve
+    return serve(args.host, args.port, args.time_limit)
+
+
 def _codegen(args) -> int:
     from .codegen import generate, is_problem_file
     if is_problem_file(args.problem_file):
@@ -263,20 +278,14 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
-    except IndexCalcError as e:
-        kind = "internal check failed" if e.exit_status == 3 else "error"
-        print(f"indexcalc: {kind}: {e}", file=sys.stderr)
-        return e.exit_status
-    except RecursionError:
-        print("indexcalc: error: the expression is nested too deeply", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:             # the reader left early (`indexcalc ... | head -1`)
         return 1
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
-        print(f"indexcalc: internal error (a bug, please report it): {type(e).__name__}: {e}", file=sys.stderr)
-        return 3
+        message, status = describe(e)
+        print(message, file=sys.stderr)
+        return status
 
 
 def entry() -> None:

@@ -28,3 +28,14 @@ class UnsupportedError(IndexCalcError):
 class VerificationError(IndexCalcError):
     """The numerical guard rejected indexcalc's own result: a bug in indexcalc."""
     exit_status = 3
+
+
+def describe(e: BaseException) -> tuple[str, int]:
+    """(the message the user sees, the exit status) for an exception out of a command: one
+    place for this text, shared by the command line and the web page (`indexcalc serve`)."""
+    if isinstance(e, IndexCalcError):
+        kind = "internal check failed" if e.exit_status == 3 else "error"
+        return f"indexcalc: {kind}: {e}", e.exit_status
+    if isinstance(e, RecursionError):
+        return "indexcalc: error: the expression is nested too deeply", 2
+    return f"indexcalc: internal error (a bug, please report it): {type(e).__name__}: {e}", 3

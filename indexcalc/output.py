@@ -49,12 +49,17 @@ def derive_json(d, command="derive", extra=None) -> str:
     return json.dumps(out, ensure_ascii=False, indent=2)
 
 
+def declarations(d) -> str:
+    """The variables and their shapes, in words: "x: vector of size n, B: n×n"."""
+    return ", ".join(f"{n}: {_shape_words(v.shape)}" for n, v in d.variables.items())
+
+
 def derive_text(d, assume=None) -> str:
     from .fold import folded_forms
     from .printing.text import to_text
     folded = folded_forms(d, assume or ())
     lines = []
-    decl = ", ".join(f"{n}: {_shape_words(v.shape)}" for n, v in d.variables.items())
+    decl = declarations(d)
     for r in d.results:
         what = "second derivative" if r.order == 2 else "derivative"
         lines.append(f"{what} of {d.input} with respect to {r.wrt}   ({decl})")
@@ -99,8 +104,9 @@ def matrix_lhs(name, var, order=1) -> str:
             else fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}")
 
 
-def derivation_rows(d, r) -> list:
-    """[(lhs, rhs, note)] of one result's derivation, in LaTeX; lhs "" continues the equation."""
+def derivation_rows(d, r, with_rule=False) -> list:
+    """[(lhs, rhs, note)] of one result's derivation, in LaTeX; lhs "" continues the equation.
+    With `with_rule`, [(rule, lhs, rhs, note)]: the step each row comes from (the web page)."""
     var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
     steps = [s for s in r.steps if s.rule not in _NOT_A_ROW]
     if steps and steps[-1].rule == "closed form":
@@ -110,7 +116,7 @@ def derivation_rows(d, r) -> list:
         if s.rule == "second derivative":
             order = 2
         lhs = matrix_lhs(d.name, var, order) if s.rule == "closed form" else s.lhs
-        rows.append((lhs, s.latex, s.note))
+        rows.append((s.rule, lhs, s.latex, s.note) if with_rule else (lhs, s.latex, s.note))
     return rows
 
 
