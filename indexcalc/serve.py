@@ -107,20 +107,18 @@ def _backprop(req) -> dict:
 
 def _check(req) -> dict:
     """check's verdict (as `check --format json` gives it), and the derivation it compared
-    the claim with, shown as `derive` or `backprop` shows it."""
+    the claim with (derived once), shown as `derive` or `backprop` shows it."""
     from . import nodes as N
-    from .check import check
+    from .check import compare, reference
     from .parse import parse
-    from .pipeline import backprop, derive
     from .printing.latex import to_latex
-    where = req["where"] or None
-    v = check(req["expr"], req["wrt"], req["answer"], where)
-    equation = isinstance(parse(req["expr"]), N.Equation)
-    d = (backprop if equation else derive)(req["expr"], req["wrt"], where)
+    ref = reference(req["expr"], req["wrt"], req["where"] or None)
+    v = compare(ref, req["answer"])
+    d = ref.derivation
     with d.latex_context():
         claimed = to_latex(v.claimed) if v.claimed is not None else ""
-    return {"verdict": v.json(), "claimed_latex": claimed,
-            **_shown(d, "backprop" if equation else "derive")}
+    command = "backprop" if isinstance(parse(req["expr"]), N.Equation) else "derive"
+    return {"verdict": v.json(), "claimed_latex": claimed, **_shown(d, command)}
 
 
 def _shown(d, command) -> dict:
@@ -136,14 +134,17 @@ def display(d) -> dict:
     """What the page typesets: the input as an equation, and for each result its steps in
     order (the rule, the row in LaTeX as the LaTeX output writes it, the rule used beside it)
     and the boxed answer."""
+    from . import nodes as N
     from . import output
     from .printing.latex import symbol, to_latex
     from .shapes import show_shape
     with d.latex_context():
-        if d.output is not None:
+        if d.output is not None and d.rhs is not None:
             given = f"{symbol(d.output, d.rhs.is_scalar)} = {to_latex(d.rhs)}"
-        else:
+        elif d.output is None and d.tree != N.Sym(d.name, d.tree.shape):
             given = f"{d.name} = {to_latex(d.tree)}"
+        else:                           # index notation: the page shows the input as typed
+            given = ""
         results = []
         for r in d.results:
             first = next((s for s in r.steps if s.rule == "index"), None)
@@ -153,11 +154,11 @@ def display(d) -> dict:
                               "note": note})
             lhs, rhs = output.answer_latex(d, r)
             steps.append({"rule": "closed form" if r.closed is not None else "index form",
-                          "latex": fr"{lhs} = \boxed{{{rhs}}}", "note": ""})
+                          "latex": fr"{lhs} = \boxed{{{rhs}}}", "note": "", "answer": True})
             shape = show_shape(r.closed.shape) if r.closed is not None else "×".join(map(str, r.shape))
             results.append({"wrt": r.wrt, "steps": steps, "shape": shape})
-    upstream = (fr"\frac{{\partial L}}{{\partial {symbol(d.output, d.rhs.is_scalar)}}}"
-                if d.upstream else "")           # named d.upstream (dY) in the NumPy code
+    upstream = (fr"\frac{{\partial L}}{{\partial {symbol(d.output, False)}}}"   # an array: a scalar
+                if d.upstream else "")           # output has none; named d.upstream in the NumPy code
     return {"given": given, "upstream": upstream, "upstream_name": d.upstream or "", "variables": output.declarations(d), "results": results}
 
 

@@ -215,3 +215,22 @@ def test_serve_options_are_checked(capsys):
     for bad in ["0", "nan", "inf"]:
         code, _, err = cli(capsys, "serve", "--time-limit", bad)
         assert code == 2 and "time limit" in err
+
+
+@pytest.mark.parametrize("req", [
+    {"command": "derive", "expr": "Q^T Q", "wrt": "Q"},                            # index form only
+    {"command": "derive", "expr": "log(sum(exp(x)))", "wrt": "x", "order": 2},     # two closed forms
+    {"command": "backprop", "expr": "Y = softmax(X)", "wrt": "X"},
+    {"command": "backprop", "expr": "L = -sum(T ∘ log(softmax(X))) / S", "wrt": "X", "where": "X: S×C, T: S×C"},
+    {"command": "backprop", "expr": "Y_ij = sum_k X_ik W_jk", "wrt": "W"},        # index notation
+    {"command": "derive", "expr": "sum_i x_i^2", "wrt": "x"},
+    {"command": "check", "expr": "Y = X W^T + b", "wrt": "W", "where": "X: S×M, W: N×M, b: 1×N",
+     "answer": "dY^T X"},
+])
+def test_every_kind_of_derivation_is_shown(req):
+    a = compute(validate(req))
+    assert a["ok"], a
+    for shown, r in zip(a["display"]["results"], a["derivation"]["results"]):
+        assert [s.get("answer", False) for s in shown["steps"]] == [False] * (len(shown["steps"]) - 1) + [True]
+        assert "\\boxed" in shown["steps"][-1]["latex"] and shown["wrt"] == r["wrt"]
+    assert a.get("verdict", {"correct": True})["correct"] is True

@@ -227,7 +227,8 @@ function codeBlock(title, text) {
 function showDerivation(json, display, checked) {
   const out = $("results");
   const given = el("div", "given");
-  given.append(tex(display.given, true));
+  if (display.given) given.append(tex(display.given, true));
+  else given.append(el("p", "typed", json.input));        // index notation: as typed
   if (display.upstream) {
     const up = el("p", "upstream");
     up.append("the upstream gradient ", tex(display.upstream, false),
@@ -242,7 +243,7 @@ function showDerivation(json, display, checked) {
     card.append(el("h2", "", (checked ? "The derivative" : "Derivative") + " with respect to " + shown.wrt));
     const steps = el("ol", "steps");
     for (const s of shown.steps) {
-      const li = el("li", s.rule === "closed form" || s.rule === "index form" ? "answer" : "");
+      const li = el("li", s.answer ? "answer" : "");
       li.append(el("div", "rule", RULE_WORDS[s.rule] || s.rule));
       const body = el("div", "body");
       body.append(tex(s.latex, true));
