@@ -12,6 +12,8 @@ from . import verify as V
 from .pipeline import backprop, derive
 from .errors import IndexCalcError, ShapeError
 from .evaluate import evaluate
+from .from_index_notation import is_index_notation, parse_index
+from .from_index_notation import read as read_index
 from .parse import parse
 from .shapes import infer, show_shape
 
@@ -61,6 +63,8 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
     """{variable: Reference} for each of `wrts`, from one derivation of `expr`. `mode` is a
     problem's (derive, jacobian or backprop); by default an equation is a backprop."""
     names = [w.strip() for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
+    if is_index_notation(expr):
+        return _index_references(expr, names, where, seed, mode)
     mode = mode or ("backprop" if isinstance(parse(expr), N.Equation) else "derive")
     if mode == "backprop":
         d = backprop(expr, names, where)
@@ -78,6 +82,27 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
     return out
 
 
+def _index_references(expr, names, where, seed, mode) -> dict:
+    """References for index-notation input: the points of its own guard, and the guarded
+    result's values there (the guard compared them with the input evaluated directly)."""
+    from . import index_pipeline as IP
+    from .index_eval import domains
+    equation = isinstance(parse_index(expr), tuple)
+    d = IP.backprop(expr, names, where) if equation and mode != "jacobian" and mode != "derive" \
+        else IP.derive(expr, names, where)
+    problem = d.problem
+    decls = {name: v.shape for name, v in d.variables.items()}
+    out = {}
+    for r in d.results:
+        rng = np.random.default_rng(seed)
+        sizes = IP.choose_sizes(problem, d.variables)
+        points = [IP.make_point(problem, d.variables, sizes, rng, 0, domains(problem)) for _ in range(3)]
+        ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
+        ref._want = {(k, f): V.eval_code(r.numpy, p) for k, p in enumerate(points) for f in (False, True)}
+        out[r.wrt] = ref
+    return out
+
+
 def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1) -> Reference:
     return references(expr, [wrt], where, seed)[wrt]
 
@@ -90,6 +115,8 @@ def compare(ref: Reference, answer: str) -> Verdict:
     """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
     expr, wrt, expected, decls, layout = ref.input, ref.wrt, ref.expected, ref.decls, ref.layout
     d = ref.derivation
+    if is_index_notation(answer):
+        return _compare_index(ref, answer)
     claimed = _typed_claim(parse(answer), decls, _as2(layout))
     unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(decls))
     if unknown:
@@ -127,6 +154,45 @@ def compare(ref: Reference, answer: str) -> Verdict:
     return Verdict(expr, wrt, answer, True,
                    f"agrees with the derivative {expected} (checked numerically at random points)",
                    expected, None, claimed)
+
+
+def _compare_index(ref: Reference, answer: str) -> Verdict:
+    """A claim written in index notation (SPEC §1.3), evaluated directly from its parsed tree:
+    `G[i,j] = Σ_p dY[p,i] X[p,j]` (its left side orders its indices) or, with one free index or
+    none, the expression alone."""
+    from .index_eval import Evaluator
+    from .layout import shape_of_rank
+    claim = read_index(answer, ref.decls, free_ok=True, out_shape=shape_of_rank(ref.layout))
+    unknown = sorted(set(claim.variables.table) - set(ref.decls))
+    if unknown:
+        raise IndexCalcError(f"the claimed answer uses {', '.join(unknown)}, which "
+                             f"{'does' if len(unknown) == 1 else 'do'} not appear in {ref.input!r}")
+    for k, point in enumerate(ref.points):
+        sizes = {k_: int(v) for k_, v in point.sizes.items()}
+        want = np.asarray(ref.want(k), dtype=float)
+        with np.errstate(all="ignore"):
+            got = Evaluator(claim, point.env, point.sizes).output()
+        if got.shape != want.shape:
+            want_dims = "×".join(map(str, want.shape)) or "scalar"
+            got_dims = "×".join(map(str, got.shape)) or "scalar"
+            reason = (f"the claim has {len(got.shape)} free indices ({got_dims} here), but the derivative by "
+                      f"{ref.wrt} is {want_dims} here; the derivative is {ref.expected}")
+            return Verdict(ref.input, ref.wrt, answer, False, reason, ref.expected,
+                           {"sizes": sizes, "entry": [], "claimed_shape": list(got.shape),
+                            "expected_shape": list(want.shape), "claimed": None, "actual": None})
+        if not V.close(got, want, tol=1e-5):
+            at = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
+            entry = [int(i) for i in at]
+            values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
+            reason = (f"at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
+                      f"{entry} of the claim is {float(got[at]):.6g} but the derivative is "
+                      f"{float(want[at]):.6g}; the derivative is {ref.expected}")
+            return Verdict(ref.input, ref.wrt, answer, False, reason, ref.expected,
+                           {"sizes": sizes, "entry": entry, "claimed": float(got[at]),
+                            "actual": float(want[at]), "values": values})
+    return Verdict(ref.input, ref.wrt, answer, True,
+                   f"agrees with the derivative {ref.expected} (checked numerically at random points)",
+                   ref.expected, None)
 
 
 def _typed_claim(tree, decls, shape):

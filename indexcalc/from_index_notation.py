@@ -28,10 +28,12 @@ from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
 from .layout import shape_of_rank, show_dims
-from .shapes import AUTO_SIZES, Variable, Variables, _Sizes, _unknown
+from .shapes import Variable, Variables, _Sizes, _unknown
 
 GRAMMAR = os.path.join(os.path.dirname(__file__), "index_grammar.lark")
 
+# sizes nothing declares: upper case, so that they never take a letter an index may want
+AUTO_SIZES_UPPER = ["N", "M", "P", "Q", "R", "D", "K", "L", "S", "U", "V", "C", "E", "F", "G", "H"]
 ALIASES = {"σ": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
 DELTAS = {"δ", "delta"}
 
@@ -335,9 +337,13 @@ class IndexProblem:
         return index_symbol(name)
 
 
-def read(text: str, decls: dict | None = None, extra: dict | None = None) -> IndexProblem:
+def read(text: str, decls: dict | None = None, extra: dict | None = None, free_ok: bool = False,
+         out_shape: tuple | None = None) -> IndexProblem:
     """Parse index notation and infer every variable's shape and every index's range.
-    `decls` are --where's shapes; `extra` adds variables that may appear (dY in backprop)."""
+    `decls` are --where's shapes; `extra` adds variables that may appear (dY in backprop).
+    With `free_ok` (a claimed derivative), an expression may keep one free index: its value is
+    then indexed by it; `out_shape` (the derivative's engine shape) is then the shape of the
+    claim's left side, whatever its name."""
     decls = dict(decls or {})
     parsed = parse_index(text)
     if isinstance(parsed, tuple):
@@ -357,6 +363,15 @@ def read(text: str, decls: dict | None = None, extra: dict | None = None) -> Ind
             raise IndexCalcError("the left side of an entry equation is one indexed entry, e.g. Y[i,j] or Y_ij")
     else:
         rhs, out, names = parsed, None, []
+    if free_ok and out is None:
+        free = free_indices(rhs)
+        if len(free) > 1:
+            raise IndexCalcError(f"the claim has the free indices {', '.join(free)}: write it as an entry "
+                                 f"equation (G[{','.join(free)}] = ...) so that the order of its indices is clear")
+        if free:
+            out, names = "the claim", free
+    if out_shape is not None and out is not None and len([d for d in out_shape if d != 1]) == len(names):
+        decls[out] = tuple(out_shape)
     return _Reader(text, rhs, out, names, decls, extra or {}).run()
 
 
@@ -380,7 +395,7 @@ class _Reader:
             raise IndexCalcError(f"the output {self.out} also appears on the right side")
         self._check_sums(self.rhs, set())
         free = free_indices(self.rhs)
-        if self.out is None and free:
+        if self.out is None and free and free != self.out_names:
             raise IndexCalcError(f"the index {free[0]} is free, but an expression without a left side is a "
                                  f"scalar: sum over it (Σ_{free[0]} ...) or write an entry equation "
                                  f"(Y[{','.join(free)}] = ...)")
@@ -517,7 +532,7 @@ class _Reader:
         taken = set(self.size_names) | set(self.rank) | set(self.index_names) | {"I", "T"}
         if self.out:
             taken.add(self.out)
-        pool = [n for n in AUTO_SIZES if n not in taken] + [f"n{k}" for k in range(1, 50)]
+        pool = [n for n in AUTO_SIZES_UPPER if n not in taken] + [f"N{k}" for k in range(1, 50)]
         k = 0
         for name in self.order:
             if name == self.out:

@@ -67,7 +67,7 @@ def derive(text: str, wrt, where=None, order: int = 1, seed: int = 0) -> Derivat
     results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), name)
                for var in _checked(_names(wrt), problem)]
     d = Derivation(text, N.Sym(name, problem.out_shape), problem.variables, results, name=name)
-    d.output = problem.output
+    d.output, d.problem = problem.output, problem
     return d
 
 
@@ -83,7 +83,7 @@ def backprop(text: str, wrt, where=None, seed: int = 0) -> Derivation:
         results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), problem.output)
                    for var in names]
         d = Derivation(text, N.Sym(problem.output, N.SCALAR), problem.variables, results, name=problem.output)
-        d.output = problem.output
+        d.output, d.problem = problem.output, problem
         return d
     up = "d" + problem.output
     if up in problem.variables:
@@ -94,7 +94,7 @@ def backprop(text: str, wrt, where=None, seed: int = 0) -> Derivation:
     results = [_derive_one(problem, variables, var, np.random.default_rng(seed), "L", upstream=up)
                for var in names]
     d = Derivation(text, N.Sym("L", N.SCALAR), variables, results, name="L", upstream=up)
-    d.output = problem.output
+    d.output, d.problem = problem.output, problem
     return d
 
 
@@ -321,3 +321,35 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
         result.checked_sizes = dict(sizes)
         return
     raise IndexCalcError("cannot check the result numerically: the input is not finite at random points")
+
+
+def evaluate_at(d: Derivation, values: dict) -> dict:
+    """`--at` for index notation: the input's value (from its parsed tree) and each
+    derivative's NumPy code at the given numbers."""
+    missing = [n for n, _ in d.variables.items() if n not in values]
+    if missing:
+        raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")
+    point = V.Point.__new__(V.Point)
+    point.variables, point.sizes, point.env, point.env2d = d.variables, {}, {}, {}
+    for name, v in d.variables.items():
+        a = np.asarray(values[name], dtype=float)
+        want = LY.array_shape(v.shape)
+        if a.ndim != len(want):
+            raise IndexCalcError(f"--at: {name} needs {len(want)} axes ({LY.show_dims(v.shape)}), not {a.ndim}")
+        for dim, n in zip(want, a.shape):
+            if isinstance(dim, str):
+                if point.sizes.setdefault(dim, n) != n:
+                    raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {point.sizes[dim]}")
+            elif isinstance(dim, int) and dim != n:
+                raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
+        point.env[name] = float(a) if a.ndim == 0 else a
+        point.env2d[name] = a.reshape(-1, 1) if a.ndim == 1 else a.reshape(1, 1) if a.ndim == 0 else a
+    for name, v in d.variables.items():                # computed sizes (d - k + 1) must fit too
+        for dim, n in zip(LY.array_shape(v.shape), np.shape(point.env[name])):
+            if isinstance(dim, N.LinSize) and dim.value(point.sizes) != n:
+                raise IndexCalcError(f"--at: {name} must have size {dim} = {dim.value(point.sizes)} there, not {n}")
+    value = reference(d.problem, point) if d.upstream is None else None
+    tolist = lambda x: np.asarray(x).tolist()
+    out = {"derivatives": {r.wrt: tolist(V.eval_code(r.numpy, point)) for r in d.results}}
+    out["value"] = tolist(value) if value is not None else None
+    return out

@@ -18,7 +18,7 @@ from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
 from .from_index_notation import is_index_notation
 from .index_form import IndexContext
-from .match import Matcher, has_index_arithmetic
+from .match import Matcher
 from .parse import parse
 from .printing.index import entry_name, index_latex, index_text, range_latex
 from .printing.latex import to_latex
@@ -296,15 +296,11 @@ def _code(R, closed, terms, free, layout):
     kind = _kind_of_layout(layout)
     if closed is not None and kind is not None:
         return R.numpy.code(closed, kind)
-    if any(has_index_arithmetic(f) for t in terms for f in t.factors):
-        raise UnsupportedError(
-            "this derivative needs index arithmetic that is not one conv/conv_full of two vectors "
-            "(each term may sum over one index); its index form is "
-            + R.text(_terms_expr(R, terms)))
-    try:
+    try:            # index arithmetic (∂conv(h, w)_n/∂h_m = w_{m-n+1}) through shift tensors
         code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
-        raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__})") from None
+        raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__}); its "
+                               "index form is " + R.text(_terms_expr(R, terms))) from None
     non_unit = [d for d in layout if d != 1]
     if len(non_unit) != len(layout):
         dims = ", ".join(R.numpy.size(d) for d in layout)
@@ -527,6 +523,9 @@ def parse_values(text: str) -> dict:
 
 def evaluate_at(d: Derivation, values: dict) -> dict:
     """The value and each derivative at the given numbers (`--at`)."""
+    if getattr(d, "problem", None) is not None:            # index notation: its own evaluator
+        from . import index_pipeline
+        return index_pipeline.evaluate_at(d, values)
     from .evaluate import evaluate, from_2d, to_2d
     missing = [n for n, _ in d.variables.items() if n not in values]
     if missing:

@@ -186,7 +186,7 @@ def _result_view(s: Solution, r) -> dict:
 def _intro(s: Solution, r) -> str:
     d, mode = s.derivation, s.problem.mode
     var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
-    if mode == "backprop" and d.output and not d.rhs.is_scalar:
+    if mode == "backprop" and d.output and d.upstream:           # through dY (any input language)
         return (fr"Apply the chain rule through ${symbol(d.output, False)}$ and index one entry of ${var}$; "
                 fr"then index the output, differentiate, and sift the Kronecker deltas.")
     if r.order == 2:
@@ -246,7 +246,7 @@ def _problem_view(s: Solution) -> dict:
     view["claims"] = [_claim_view(c, s) for c in s.claims]
     if s.at:
         rows = []
-        if not (p.mode == "backprop" and not d.rhs.is_scalar):      # Σ dY ∘ Y is not a value to show
+        if not (p.mode == "backprop" and d.upstream):      # Σ dY ∘ Y is not a value to show
             rows.append((symbol(d.name, True), _matrix_latex(s.at["value"])))
         for wrt, v in s.at["derivatives"].items():
             var = symbol(wrt, d.variables[wrt].kind == "scalar")

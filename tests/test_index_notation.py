@@ -223,7 +223,7 @@ def test_log_sum_exp_and_delta():
 def test_sigma_scope_rule():
     """Σ_p reaches to the next + at its level: Σ_p x_p y_p + z_q... is (Σ_p x_p y_p) + ..."""
     a = read("Σ_p x_p y_p + Σ_q z_q", {})
-    assert a.ranges == {"p": "n", "q": "m"}
+    assert a.ranges == {"p": "N", "q": "M"}
     d = derive("2 Σ_p x_p y_p - Σ_q x_q", "x")
     x, y = rand(4), rand(4)
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * y - 1)
@@ -285,3 +285,84 @@ def test_declarations_of_any_rank():
     assert parse_decls("Q: B×S×D, X: N×C×H×W") == {"Q": ("B", "S", "D"), "X": ("N", "C", "H", "W")}
     with pytest.raises(IndexCalcError):
         parse_decls("X: a×")
+
+
+# ---- every command takes it ----------------------------------------------------------------------
+def test_conv_of_the_matrix_language_has_its_jacobian():
+    """derive "conv(h, w)" --wrt h: the Jacobian w_{m-n+1}, through index arithmetic (was refused)."""
+    d = derive("conv(h, w)", "h,w")
+    h, w = rand(6), rand(3)
+    Jh = np.zeros((4, 6))
+    for n in range(4):
+        for j in range(3):
+            Jh[n, n + j] = w[j]
+    Jw = np.array([[h[n + j] for j in range(3)] for n in range(4)])
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"h": h, "w": w}), Jh)
+    np.testing.assert_allclose(run_code(d.results[1].numpy, {"h": h, "w": w}), Jw)
+
+
+CHECKS = [
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", "W", "dY^T X", True),
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", "W", "G[j,p] = Σ_i dY[i,j] X[i,p]", True),
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", "W", "G[j,p] = Σ_i dY[i,j] X[i,p] + 0.001 W[j,p]", False),
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]", "b", "dY", False),              # seed 001's wrong claim
+    ("Y_ij = Σ_p X_ip W_jp + b_j", "b", "Σ_i dY_ij", True),
+    ("x^T A x", "x", "Σ_j (A[i,j] + A[j,i]) x[j]", True),
+    ("x^T A x", "x", "Σ_j 2 A[i,j] x[j]", False),
+    ("a[n] = Σ_j h[n+j-1] w[j]", "w", "conv(h, da)", True),
+    ("a[n] = Σ_j h[n+j-1] w[j]", "h", "G[m] = Σ_n da[n] w[m-n+1]", True),
+    ("a[n] = Σ_j h[n+j-1] w[j]", "h", "G[m] = Σ_n da[n] w[m-n]", False),
+]
+
+
+@pytest.mark.parametrize("expr, wrt, answer, right", CHECKS)
+def test_check_claims_in_either_notation(expr, wrt, answer, right):
+    from indexcalc.check import check
+    where = "Q: B×S×D, K: B×T×D" if "Q[" in expr else None
+    v = check(expr, wrt, answer, where)
+    assert v.correct is right, v.reason
+
+
+def test_check_batched_claim():
+    from indexcalc.check import check
+    v = check("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "K", "G[b,j,k] = Σ_i dS[b,i,j] Q[b,i,k]", "Q: B×S×D, K: B×T×D")
+    assert v.correct
+    v = check("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "K", "G[b,j,k] = Σ_i dS[b,j,i] Q[b,i,k]", "Q: B×S×D, K: B×S×D")
+    assert not v.correct
+
+
+def test_at_values(capsys):
+    assert main(["derive", "a[n] = Σ_j h[n+j-1] w[j]", "--wrt", "w", "--at", "h=[1,2,3,4], w=[1,-1]",
+                 "--format", "json"]) == 0
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert out["at"]["value"] == [-1.0, -1.0, -1.0]
+    assert out["at"]["derivatives"]["w"] == [[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]
+
+
+def test_problem_file_in_index_notation(tmp_path):
+    from indexcalc import solve as S
+    f = tmp_path / "p.toml"
+    f.write_text('''title = "Index notation"
+[[problem]]
+id = "conv"
+title = "A valid convolution"
+statement = 'Let $a_n = \\\\sum_j h_{n+j-1} w_j$.'
+equation = "a[n] = Σ_j h[n+j-1] w[j]"
+where = "h: d, w: k"
+wrt = ["h", "w"]
+claim = { w = "conv(h, da)" }
+
+[[problem]]
+id = "scores"
+title = "Batched scores"
+statement = 'Scores.'
+equation = "S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]"
+where = "Q: B×S×D, K: B×T×D"
+wrt = ["K"]
+''', encoding="utf-8")
+    ps, solutions = S.solve(str(f))
+    text = S.render_text(ps, solutions)
+    assert "conv_full(da, flip(w))" in text and "RIGHT" in text
+    assert "Σ_p Q_lpn dS_lpm" in text
+    assert r"\sum" in S.render_latex(ps, solutions)
