@@ -366,3 +366,15 @@ wrt = ["K"]
     assert "conv_full(da, flip(w))" in text and "RIGHT" in text
     assert "Σ_p Q_lpn dS_lpm" in text
     assert r"\sum" in S.render_latex(ps, solutions)
+
+
+def test_nested_convolutions_of_the_matrix_language():
+    """sum(conv(conv(x, w), v)) by x: two shifts in one place, once refused."""
+    d = derive("sum(conv(conv(x, w), v))", "x")
+    x, w, v = rand(9), rand(3), rand(2)
+    g = np.zeros(9)
+    for n in range(9 - 3 + 1 - 2 + 1):
+        for r in range(2):
+            for j in range(3):
+                g[n + r + j] += v[r] * w[j]
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "w": w, "v": v}), g)

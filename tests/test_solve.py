@@ -235,9 +235,9 @@ def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
 UNSUPPORTED = '''title = "Σ, α and a refusal"
 [[problem]]
 id = "nested"
-title = "Two convolutions, α ≤ β"
+title = "A strided convolution, α ≤ β"
 statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly.'
-expression = "sum(conv(conv(x, w), v))"
+expression = "Σ_{n,j} y[n] x[2n+j] w[j]"
 wrt = "x"
 '''
 
