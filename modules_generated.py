@@ -140,13 +140,11 @@ class CrossEntropyModule(_Module):
 
     def forward(self, x, y):
         """L = -sum(T ∘ log(X)) / S; y: integer labels or one-hot rows."""
-        X = x
-        T = _one_hot(y, x.shape)
+        X, T = x, _one_hot(y, x.shape)
         return (-np.sum(T * np.log(X))) / T.shape[0]
 
     def backward(self, x, y):
         """∂L/∂X (the loss needs no upstream gradient)."""
-        X = x
-        T = _one_hot(y, x.shape)
+        X, T = x, _one_hot(y, x.shape)
         # ∂L/∂X = -(T ⊘ X) / S
         return (-(T / X)) / T.shape[0]

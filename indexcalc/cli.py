@@ -212,16 +212,11 @@ def _check(args) -> int:
 
 
 def _grade(args) -> int:
-    from pathlib import Path
     from . import grade as G
-    if args.out:
-        out = Path(args.out).resolve()
-        for given in (args.problem_file, args.answers):
-            if Path(given).resolve() == out:
-                raise IndexCalcError(f"-o {args.out} would overwrite the input file {given}")
+    _check_out(args.out, args.problem_file, args.answers)
     fmt = G.format_for(args.format, args.out)
     report = G.grade(args.problem_file, args.answers)
-    _write(args.out, G.FORMATS[fmt](report))
+    _write(args.out, G.FORMATS[fmt](report), args.problem_file, args.answers)
     return 0
 
 
@@ -233,12 +228,14 @@ def _serve(args) -> int:
 def _codegen(args) -> int:
     from .codegen import generate, is_problem_file
     if is_problem_file(args.problem_file):
+        _check_out(args.out, args.problem_file)
         for option in ("wrt", "where", "params", "name"):
             if getattr(args, option) is not None:
                 raise IndexCalcError(f"--{option} is for an equation; a problem file says it itself")
-        _write(args.out, generate(args.problem_file, args.target))
+        _write(args.out, generate(args.problem_file, args.target), args.problem_file)
         return 0
     from .modulegen import generate as from_equation
+    _check_out(args.out)
     if args.wrt is None:
         raise IndexCalcError("codegen EQUATION needs --wrt (the variables whose gradients the module returns)")
     _write(args.out, from_equation(args.problem_file, args.wrt, args.where, args.target, args.params, args.name))
@@ -248,30 +245,37 @@ def _codegen(args) -> int:
 def _solve(args) -> int:
     from pathlib import Path
     from . import solve as S
+    out = args.out
     if args.format == "pdf":
         S.require_latex()                  # say so before the work
+        out = out or Path(args.problem_file).with_suffix(".pdf").name
+    _check_out(out, args.problem_file)     # and so of a bad output file
     ps, solutions = S.solve(args.problem_file)
     if args.format == "text":
-        _write(args.out, S.render_text(ps, solutions))
+        _write(out, S.render_text(ps, solutions), args.problem_file)
     elif args.format == "latex":
-        _write(args.out, S.render_latex(ps, solutions))
+        _write(out, S.render_latex(ps, solutions), args.problem_file)
     else:
-        out = args.out or Path(args.problem_file).with_suffix(".pdf").name
-        S.compile_pdf(S.render_latex(ps, solutions), out)
-        print(f"wrote {out}", file=sys.stderr)
+        _write(out, S.compile_pdf(S.render_latex(ps, solutions)), args.problem_file)
     return 0
 
 
-def _write(path, text):
+def _check_out(path, *inputs) -> None:
+    """Before the work: an output file that cannot be written, or that is an input, is exit 2."""
+    if path:
+        from .files import check_output
+        check_output(path, inputs)
+
+
+def _write(path, data, *inputs):
+    """`data` to standard output (no path) or to the file `path`, whole or not at all, never
+    over one of `inputs` (files.write_output)."""
     if not path:
-        sys.stdout.write(text)
+        sys.stdout.write(data)
         return
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise IndexCalcError(f"cannot write {path}: {e.strerror}") from None
-    print(f"wrote {path}", file=sys.stderr)
+    from .files import announce, write_output
+    write_output(path, data, inputs)
+    announce(path)
 
 
 def main(argv=None) -> int:

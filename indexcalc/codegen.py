@@ -5,9 +5,15 @@ template `templates/modules_generated.py.j2`.
 Per module problem: `backprop` derives every gradient (the guard checks each against finite
 differences), `fold` rewrites it in terms of the module's cached output, the fold is checked
 numerically, and the template gets one block of code per gradient.
+
+A problem file is data from anyone: nothing it says reaches the generated source except
+names checked by problems.python_name (class, constructor arguments), variables of the
+equation (printed by py_name, the NumPy printer's own naming), dictionary keys as Python
+string literals (repr), and text inside docstrings and comments escaped (`doc`, `comment`).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +24,8 @@ from . import nodes as N
 from . import verify as V
 from .errors import IndexCalcError
 from .fold import assumptions, check_fold, fold
-from .printing.numpy_code import NumpyPrinter
-from .problems import Problem, load
+from .printing.numpy_code import NumpyPrinter, py_name
+from .problems import CODEGEN_RESERVED, Problem, load
 from .printing.text import to_text
 from .shapes import Variable, Variables, parse_decls
 
@@ -60,6 +66,11 @@ class Module:
     def key_of(self) -> dict:
         return {var: key for key, var in self.params.items()}
 
+    @property
+    def ctor(self) -> str:
+        """The constructor's parameters after self."""
+        return ", ".join([*self.args, "input_layer=False"])
+
 
 # how a parameter starts: Kaiming-normal weights (1/in for the input layer), zero biases
 INIT = {
@@ -80,6 +91,10 @@ def build_module(problem: Problem) -> Module:
     out = d.output
     if d.rhs.is_scalar and target is None:
         raise IndexCalcError(f"{cls}: a loss module needs `target` (the targets' variable)")
+    if target is not None and (target not in d.variables.table or target in (inp, *params.values())):
+        raise IndexCalcError(f"{cls}: `target` {target!r} is not one of the equation's other variables "
+                             f"({', '.join(n for n in d.variables.table if n not in (inp, *params.values()))})")
+    _check_names(cls, [out, *d.variables.table])
     variables = Variables({**d.variables.table, out: Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)},
                           d.variables.sizes)
     printer = NumpyPrinter(variables, helpers=HELPERS)
@@ -96,16 +111,38 @@ def build_module(problem: Problem) -> Module:
                                   printer.code(folded, variables[r.wrt].kind)))
     forward = printer.code(d.rhs, N.kind_of(d.rhs.shape))
     backward = " ".join(g.code for g in gradients)
-    locals_backward = [n for n in [inp, out, *params.values()] if _uses(backward, n)]
+    locals_backward = [n for n in [inp, out, *params.values()] if _uses(backward, py_name(n))]
     return Module(cls, problem.id, eq, inp, out, target, forward, params,
                   list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables), gradients,
-                  [n for n in params.values() if _uses(forward, n)], locals_backward,
+                  [n for n in params.values() if _uses(forward, py_name(n))], locals_backward,
                   [n for n in (inp, out) if n in locals_backward])
+
+
+def _check_names(cls, names) -> None:
+    """Every variable becomes a local of the generated methods under its py_name: it must be
+    an identifier that Python does not normalise into another one, and not one the methods use."""
+    import unicodedata
+    seen = {}
+    for name in names:
+        py = py_name(name)
+        if (not py.isidentifier() or unicodedata.normalize("NFKC", py) != py or py.startswith("_")
+                or py in CODEGEN_RESERVED - {"x", "y", "dout"}):
+            raise IndexCalcError(f"{cls}: the variable {name!r} cannot be a name in the generated code; rename it")
+        if seen.setdefault(py, name) != name:
+            raise IndexCalcError(f"{cls}: the variables {seen[py]!r} and {name!r} have the same name in Python")
 
 
 def _init_code(cls, spec, params, variables) -> dict:
     """Each parameter's creation, its sizes named by the constructor's arguments (`sizes`)."""
     sizes, init = spec.get("sizes", {}), spec.get("init", {})
+    known = set(variables.sizes)
+    stray = [s for s in sizes if s not in known]
+    if stray:
+        raise IndexCalcError(f"{cls}: `sizes` names {', '.join(stray)}, which the declared shapes do not have "
+                             f"(they have {', '.join(sorted(known)) or 'none'})")
+    stray = [k for k in init if k not in params]
+    if stray:
+        raise IndexCalcError(f"{cls}: `init` names {', '.join(stray)}, which is not a key of `params`")
     out = {}
     for key, var in params.items():
         shape = variables[var].array_shape
@@ -117,11 +154,32 @@ def _init_code(cls, spec, params, variables) -> dict:
         if how not in INIT:
             raise IndexCalcError(f"{cls}: unknown init {how!r} (known: {', '.join(INIT)})")
         out[key] = INIT[how](", ".join(map(str, dims)))
+    if any(init.get(k) == "normal" for k in params) and "in_features" not in sizes.values():
+        raise IndexCalcError(f"{cls}: `init = normal` scales by the fan-in: name it `in_features` in `sizes`")
     return out
 
 
 def _uses(code: str, name: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", code) is not None
+
+
+def doc(text) -> str:
+    """Text inside a triple-quoted docstring: backslashes, quotes and anything unprintable
+    escaped, so that it can neither end the string nor the line."""
+    out = []
+    for ch in str(text):
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif not ch.isprintable():
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def comment(text) -> str:
+    """Text in a # comment: one line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
 
 
 def template_dir(name: str = TEMPLATE) -> Path:
@@ -156,6 +214,7 @@ def generate(path, target: str = "numpy") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters.update(py=py_name, doc=doc, comment=comment, literal=json.dumps)
     code = env.get_template(TEMPLATE).render(modules=modules, source=Path(path).name)
     return code.rstrip("\n") + "\n"
 

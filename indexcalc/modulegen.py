@@ -517,12 +517,13 @@ def _snake(cls: str) -> str:
 
 def render(modules: list, target: str, source: str) -> str:
     import jinja2
-    from .codegen import template_dir
+    from .codegen import doc, template_dir
     tname = f"module_{target}.py.j2"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir(tname))),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    code = env.get_template(tname).render(modules=modules, source=source)
+    # the command goes into the module's docstring: a file name may hold quotes or backslashes
+    code = env.get_template(tname).render(modules=modules, source=doc(source))
     return code.rstrip("\n") + "\n"
 
 

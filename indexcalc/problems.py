@@ -15,16 +15,23 @@
     assume = ["T 1 = 1"]                        # optional: backprop under an assumption
     claim = { x = "2 B x" }                     # optional: a student's answers, checked
     [problem.module]                            # optional: for codegen (see codegen.py)
+
+A file is data from anyone (a student, a colleague): every field's type is checked here, with
+the file, the problem and the field named (exit status 2); text with control characters is
+refused (nothing a file says reaches a terminal as an escape sequence); and every name that
+codegen writes into Python source (class, parameter keys, constructor arguments, variables)
+must be a plain identifier (`python_name`).
 """
 from __future__ import annotations
 
+import builtins
+import keyword
+import re
 import tomllib
 from dataclasses import dataclass, field
 
 from .errors import IndexCalcError
 
-PROBLEM_KEYS = {"id", "title", "statement", "expression", "equation", "where", "wrt", "order",
-                "jacobian", "at", "assume", "claim", "module", "note"}
 FILE_KEYS = {"title", "author", "course", "problem"}
 
 
@@ -63,16 +70,196 @@ class ProblemSet:
     raw: dict
 
 
+# ---- what a value may be ------------------------------------------------------------------------
+_TOML_TYPES = [(bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+               (list, "an array"), (dict, "a table")]
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")       # all but tab and newline
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# names the generated module itself uses at module level or in __init__
+CODEGEN_RESERVED = {"np", "self", "std", "input_layer", "x", "y", "dout"}
+
+
+def toml_type(value) -> str:
+    return next((name for t, name in _TOML_TYPES if isinstance(value, t)), type(value).__name__)
+
+
+class _Bad(Exception):
+    """A field's value is not what it must be: the message says what it must be."""
+
+
+def text(value, multiline=True) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"must be a string, not {toml_type(value)}")
+    bad = _CONTROL.search(value) or (None if multiline else re.search(r"[\t\n]", value))
+    if bad:
+        raise _Bad(f"contains the control character U+{ord(bad.group()):04X}")
+    return value
+
+
+# LaTeX from a file (statements, titles, notes) is typeset by `solve --format pdf`. pdflatex runs
+# with openin_any=p (solve.TEX_ENV), but pdfTeX's `\pdfobj ... file {/path}` reads any file
+# regardless, and TeX can reach a primitive by a name it builds (\csname, \begin{<name>},
+# re-read text, ^^ notation, changed catcodes). So these are refused in a file's LaTeX, and
+# an environment must be one of the usual ones, named literally.
+TEX_FORBIDDEN = {
+    "pdfobj", "pdfximage", "pdfrefximage", "pdfprimitive", "primitive", "pdffiledump", "pdfmdfivesum",
+    "pdffilesize", "pdffilemoddate", "csname", "UseName", "ExpandArgs", "NewCommandCopy",
+    "RenewCommandCopy", "DeclareCommandCopy", "ProvideCommandCopy", "scantokens", "scantextokens",
+    "catcode", "makeatletter", "ExplSyntaxOn", "input", "include", "includeonly", "InputIfFileExists",
+    "IfFileExists", "openin", "read", "readline", "openout", "write", "immediate", "special",
+    "usepackage", "RequirePackage", "documentclass", "endinput", "directlua", "everyeof",
+}
+TEX_ENVIRONMENTS = {
+    "pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix", "smallmatrix", "array", "cases",
+    "aligned", "alignedat", "gathered", "split", "align", "align*", "alignat", "alignat*", "equation",
+    "equation*", "gather", "gather*", "multline", "multline*", "flalign", "flalign*", "itemize",
+    "enumerate", "description", "center", "flushleft", "flushright", "quote", "quotation", "tabular",
+    "minipage",
+}
+
+
+def latex(value) -> str:
+    """LaTeX from the file: text, without the constructs that read files (TEX_FORBIDDEN)."""
+    value = text(value)
+    if "^^" in value:
+        raise _Bad("contains ^^ (TeX's character-code notation), which is not allowed here")
+    for m in re.finditer(r"\\([A-Za-z]+)", value):
+        if m.group(1) in TEX_FORBIDDEN:
+            raise _Bad(f"uses \\{m.group(1)}, which is not allowed in a problem file's LaTeX "
+                       "(it can read files or build commands by name)")
+        if m.group(1) in ("begin", "end"):
+            env = re.match(r"\s*\{([A-Za-z]+\*?)\}", value[m.end():])
+            if env is None or env.group(1) not in TEX_ENVIRONMENTS:
+                raise _Bad(f"uses \\{m.group(1)} with an environment that is not allowed here "
+                           f"(allowed: {', '.join(sorted(TEX_ENVIRONMENTS))})")
+    return value
+
+
+def line(value) -> str:
+    return text(value, multiline=False)
+
+
+def names(value) -> list:
+    """A name, "a, b", or an array of names."""
+    items = [w.strip() for w in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(w, str) and w.strip() for w in items):
+        raise _Bad(f"must be a name or an array of names such as [\"W\", \"b\"], not {toml_type(value)}")
+    return [line(w).strip() for w in items]
+
+
+def strings(value) -> list:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise _Bad(f"must be a string or an array of strings, not {toml_type(value)}")
+    return [line(s) for s in items]
+
+
+def boolean(value) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"must be true or false, not {toml_type(value)}")
+    return value
+
+
+def order(value) -> int:
+    if isinstance(value, bool) or value not in (1, 2):
+        raise _Bad(f"must be 1 or 2, not {value!r}" if isinstance(value, int) and not isinstance(value, bool)
+                   else f"must be 1 or 2, not {toml_type(value)}")
+    return value
+
+
+def table_of(check_key, check_value):
+    def table(value) -> dict:
+        if not isinstance(value, dict):
+            raise _Bad(f"must be a table such as {{ key = \"value\" }}, not {toml_type(value)}")
+        out = {}
+        for k, v in value.items():
+            try:
+                out[check_key(k)] = check_value(v)
+            except _Bad as e:
+                raise _Bad(f"entry {k!r} {e}") from None
+        return out
+    return table
+
+
+def python_name(value) -> str:
+    """A name that generated Python source may contain: an ASCII identifier, not a keyword,
+    not a builtin, not private (`_...`), and not a name the generated module itself uses."""
+    value = line(value)
+    if (not _IDENTIFIER.match(value) or keyword.iskeyword(value) or keyword.issoftkeyword(value)
+            or value.startswith("_") or hasattr(builtins, value) or value in CODEGEN_RESERVED):
+        raise _Bad(f"must be a plain Python name (ASCII letters, digits and _, not a keyword or "
+                   f"builtin, not {', '.join(sorted(CODEGEN_RESERVED))}), not {value!r}")
+    return value
+
+
+def key(value) -> str:
+    """A key of the generated `params`/`grads` dictionaries: an ASCII identifier."""
+    value = line(value)
+    if not _IDENTIFIER.match(value):
+        raise _Bad(f"must be a plain name (ASCII letters, digits and _), not {value!r}")
+    return value
+
+
+def _module(value) -> dict:
+    if not isinstance(value, dict):
+        raise _Bad(f"must be a table ([problem.module]), not {toml_type(value)}")
+    unknown = set(value) - set(MODULE_FIELDS)
+    if unknown:
+        raise _Bad(f"has the unknown key {', '.join(sorted(unknown))} (known: {', '.join(MODULE_FIELDS)})")
+    for key in ("class", "input"):
+        if key not in value:
+            raise _Bad(f"has no `{key}`")
+    out = {}
+    for key, v in value.items():
+        try:
+            out[key] = MODULE_FIELDS[key](v)
+        except _Bad as e:
+            raise _Bad(f"`{key}` {e}") from None
+    args = list(out.get("sizes", {}).values())
+    if len(set(args)) != len(args):
+        raise _Bad("`sizes` names one constructor argument for two sizes")
+    return out
+
+
+MODULE_FIELDS = {
+    "class": python_name,                           # the class name
+    "input": line,                                  # the forward input (a variable: checked by codegen)
+    "target": line,                                 # a loss module's targets (a variable)
+    "params": table_of(key, line),                  # key in params/grads -> variable
+    "sizes": table_of(line, python_name),           # size name -> constructor argument
+    "init": table_of(key, line),                    # key in params -> how it starts (codegen.INIT)
+}
+
+# every key of a [[problem]] table: how its value is checked
+PROBLEM_FIELDS = {
+    "id": line, "title": latex, "statement": latex, "expression": line, "equation": line,
+    "where": line, "wrt": names, "order": order, "jacobian": boolean, "at": line,
+    "assume": strings, "claim": table_of(line, line), "module": _module, "note": latex,
+}
+PROBLEM_KEYS = set(PROBLEM_FIELDS)
+FILE_FIELDS = {"title": text, "author": text, "course": text}
+
+
 def load_toml(path) -> dict:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            raw = f.read()
     except FileNotFoundError:
         raise IndexCalcError(f"no problem file {path}") from None
     except IsADirectoryError:
         raise IndexCalcError(f"{path} is a directory, not a problem file") from None
+    except OSError as e:
+        raise IndexCalcError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        content = raw.decode("utf-8-sig")     # a BOM (Windows editors) is fine
+    except UnicodeDecodeError as e:
+        raise IndexCalcError(f"{path} is not UTF-8 text (byte {e.start + 1}); save it as UTF-8") from None
+    try:
+        return tomllib.loads(content)
     except tomllib.TOMLDecodeError as e:
         raise IndexCalcError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise IndexCalcError(f"{path} is nested too deeply") from None
 
 
 def load(path) -> ProblemSet:
@@ -80,6 +267,13 @@ def load(path) -> ProblemSet:
     unknown = set(data) - FILE_KEYS
     if unknown:
         raise IndexCalcError(f"{path}: unknown key {', '.join(sorted(unknown))} (known: {', '.join(sorted(FILE_KEYS))})")
+    head = {}
+    for key, check in FILE_FIELDS.items():
+        if key in data:
+            try:
+                head[key] = check(data[key])
+            except _Bad as e:
+                raise IndexCalcError(f"{path}: `{key}` {e}") from None
     raw = data.get("problem", [])
     if not isinstance(raw, list) or not raw:
         raise IndexCalcError(f"{path} has no [[problem]] table")
@@ -90,14 +284,16 @@ def load(path) -> ProblemSet:
             raise IndexCalcError(f"{path}: two problems have the id {problem.id!r}")
         seen.add(problem.id)
         problems.append(problem)
-    return ProblemSet(str(path), str(data.get("title", "Worked solutions")), str(data.get("author", "")),
-                      str(data.get("course", "")), problems, data)
+    return ProblemSet(str(path), head.get("title", "Worked solutions"), head.get("author", ""),
+                      head.get("course", ""), problems, data)
 
 
 def _problem(path, k, p) -> Problem:
-    where = f"{path}: problem {p.get('id', k)!r}" if isinstance(p, dict) else f"{path}: problem {k}"
     if not isinstance(p, dict):
-        raise IndexCalcError(f"{where} is not a table")
+        raise IndexCalcError(f"{path}: problem {k} is not a table")
+    pid = p.get("id")
+    where = (f"{path}: problem {pid!r}" if isinstance(pid, str) and not _CONTROL.search(pid)
+             else f"{path}: problem {k}")
     unknown = set(p) - PROBLEM_KEYS
     if unknown:
         raise IndexCalcError(f"{where}: unknown key {', '.join(sorted(unknown))} "
@@ -107,27 +303,25 @@ def _problem(path, k, p) -> Problem:
             raise IndexCalcError(f"{where} has no `{key}`")
     if ("expression" in p) == ("equation" in p):
         raise IndexCalcError(f"{where} needs exactly one of `expression` and `equation`")
-    wrt = p["wrt"]
-    wrt = [w.strip() for w in wrt.split(",")] if isinstance(wrt, str) else wrt
-    if not isinstance(wrt, list) or not wrt or not all(isinstance(w, str) and w for w in wrt):
-        raise IndexCalcError(f"{where}: `wrt` is a name or a list of names")
-    claim = p.get("claim", {})
-    if not isinstance(claim, dict) or not all(isinstance(v, str) for v in claim.values()):
-        raise IndexCalcError(f"{where}: `claim` is a table such as {{ b = \"dY\" }}")
+    v = {}
+    for key, value in p.items():
+        try:
+            v[key] = PROBLEM_FIELDS[key](value)
+        except _Bad as e:
+            raise IndexCalcError(f"{where}: `{key}` {e}") from None
+    if not v["id"].strip():
+        raise IndexCalcError(f"{where}: `id` is empty")
+    claim, wrt = v.get("claim", {}), v["wrt"]
     stray = [c for c in claim if c not in wrt]
     if stray:
         raise IndexCalcError(f"{where}: a claim about {', '.join(stray)}, which is not in `wrt`")
-    order = p.get("order", 1)
-    if order not in (1, 2):
-        raise IndexCalcError(f"{where}: `order` is 1 or 2")
-    assume = p.get("assume", [])
-    assume = [assume] if isinstance(assume, str) else assume
-    is_equation = "equation" in p
-    if p.get("jacobian") and not is_equation:
+    is_equation = "equation" in v
+    if v.get("jacobian") and not is_equation:
         raise IndexCalcError(f"{where}: `jacobian = true` needs an `equation` such as \"p = softmax(x)\"")
-    if order == 2 and is_equation:
+    if v.get("order", 1) == 2 and is_equation:
         raise IndexCalcError(f"{where}: `order = 2` is for expressions")
-    return Problem(str(p["id"]), str(p["title"]), str(p["statement"]),
-                   str(p["equation"] if is_equation else p["expression"]), is_equation, list(wrt),
-                   p.get("where"), order, bool(p.get("jacobian", False)), p.get("at"), list(assume),
-                   dict(claim), p.get("module"), str(p.get("note", "")))
+    if "module" in v and not is_equation:
+        raise IndexCalcError(f"{where}: `[problem.module]` needs an `equation` such as \"Y = X W^T + b\"")
+    return Problem(v["id"], v["title"], v["statement"], v["equation"] if is_equation else v["expression"],
+                   is_equation, wrt, v.get("where"), v.get("order", 1), v.get("jacobian", False),
+                   v.get("at"), v.get("assume", []), claim, v.get("module"), v.get("note", ""))

@@ -221,6 +221,12 @@ def _claim_view(c: Claim, s: Solution) -> dict:
             "reason": reason, "answer": c.answer, "counterexample": ce, "expected": f"{lhs} = {expected}"}
 
 
+def tex_label(text: str) -> str:
+    """A problem's id as a `\\label{}`: ASCII letters, digits, - and : as they are, any other
+    character as .<hex>. (one to one, so distinct ids keep distinct labels)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-:") else f".{ord(c):x}." for c in text)
+
+
 def _tex_escape(text: str) -> str:
     text = text.replace("\\", r"\textbackslash{}")
     for ch in "&%$#_{}":
@@ -235,7 +241,7 @@ def problem_view(s: Solution) -> dict:
 
 def _problem_view(s: Solution) -> dict:
     p = s.problem
-    view = {"id": p.id, "title": p.title, "statement": p.statement, "note": p.note,
+    view = {"id": p.id, "label": tex_label(p.id), "title": p.title, "statement": p.statement, "note": p.note,
             "unsupported": _tex_escape(s.unsupported), "results": [], "claims": [], "at": None,
             "shapes": "", "source": _tex_escape(p.source)}
     if s.derivation is None:
@@ -283,23 +289,36 @@ def require_latex() -> str:
     return exe
 
 
-def compile_pdf(tex: str, out_path) -> None:
-    """Run pdflatex on the document; exit status 2 with the LaTeX errors when it fails."""
+# TeX may read and write only inside its working directory (a fresh temporary one) and the
+# TeX tree, and may run nothing: a statement is LaTeX from anyone, and TeX Live's default
+# openin_any=a would let \\input{/etc/passwd} or \\openin read any file into the PDF.
+TEX_ENV = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
+
+def tex_environment(tmp) -> dict:
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("TEXMFOUTPUT", "shell_escape_commands")}
+    return {**env, **TEX_ENV, "TEXMFOUTPUT": str(tmp)}
+
+
+def compile_pdf(tex: str) -> bytes:
+    """Run pdflatex on the document and return the PDF; exit status 2 with the LaTeX errors
+    when it fails."""
     exe = require_latex()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "solutions.tex"
         src.write_text(tex, encoding="utf-8")
         try:
             run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-                                  src.name], cwd=tmp, capture_output=True, text=True,
-                                 encoding="utf-8", errors="replace", timeout=120)
+                                  src.name], cwd=tmp, capture_output=True, text=True, env=tex_environment(tmp),
+                                 stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", timeout=120)
         except subprocess.TimeoutExpired:
             raise IndexCalcError("pdflatex took more than two minutes; stopped") from None
         pdf = Path(tmp) / "solutions.pdf"
         if run.returncode != 0 or not pdf.exists():
             raise IndexCalcError("pdflatex could not compile the solutions (a statement's LaTeX?):\n"
                                  + latex_errors(run.stdout))
-        shutil.copyfile(pdf, out_path)
+        return pdf.read_bytes()
 
 
 def latex_errors(log: str) -> str:
