@@ -142,6 +142,12 @@ def test_a_file_name_cannot_end_the_module_docstring(tmp_path, monkeypatch):
     p = run_cli(["codegen", str(src), "-o", str(out)])
     assert p.returncode == 0, p.stderr
     exercise_module(out, marker)
+    import ast
+    for target in ("torch", "jax"):                   # rendered only: the frameworks may be absent
+        p = run_cli(["codegen", str(src), "--target", target])
+        assert p.returncode == 0, p.stderr
+        calls = [n for n in ast.walk(ast.parse(p.stdout)) if isinstance(n, ast.Call)]
+        assert not any(isinstance(c.func, ast.Name) and c.func.id == "__import__" for c in calls)
 
 
 @pytest.mark.parametrize("problem,module", [
