@@ -201,10 +201,10 @@ class _Run:
         self.var_idx = self.ctx.free(variables[var].shape)
 
     def text(self, e, wrt=None):
-        return index_text(e, self.ctx, wrt)
+        return index_text(e, self.ctx, wrt, self.var)
 
     def latex(self, e, wrt=None):
-        return lambda: index_latex(e, self.ctx, wrt)
+        return lambda: index_latex(e, self.ctx, wrt, self.var)
 
 
 def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None) -> Result:
@@ -230,8 +230,9 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
         shown = unmark(shown, var_free)
         dummies = "pq"[:len(var_free)]
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
-        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: " + R.text(shown),
-                          R.latex(shown), note=_delta_rule_latex(var, var_free)))
+        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
+                          + R.text(shown, var_free), R.latex(shown, var_free),
+                          note=_delta_rule_latex(var, var_free)))
 
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
@@ -461,6 +462,7 @@ def _steps_match(R, terms, free, closed):
             parts.append(R.matcher.term(t, free))
         except Exception:  # noqa: BLE001 - the whole result matched; a part may still be shown as is
             return [Step("closed form", to_text(closed), lambda: to_latex(closed))]
+    parts = _collected(parts)
 
     def text_of(c, node):
         body = to_text(node) if node is not None else "1"
@@ -472,6 +474,19 @@ def _steps_match(R, terms, free, closed):
     return [Step("matrix form", _signed_join([text_of(c, n) for c, n in parts]),
                  lambda: _signed_join([latex_of(c, n) for c, n in parts])),
             Step("closed form", to_text(closed), lambda: to_latex(closed))]
+
+
+def _collected(parts) -> list:
+    """Matrix-form terms that are the same matrix expression, added up: 8 [X^T ... X^T]_ij
+    once, not five times with coefficients that add to 8."""
+    merged: dict = {}
+    for c, node in parts:
+        key = to_text(node) if node is not None else ""
+        if key in merged:
+            merged[key][0] += c
+        else:
+            merged[key] = [c, node]
+    return [(sp.expand(c), node) for c, node in merged.values() if sp.expand(c) != 0]
 
 
 def _coeff(c, show, parens) -> str:

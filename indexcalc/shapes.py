@@ -17,8 +17,10 @@ from .errors import ShapeError, UnsupportedError
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
          "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
 
-# names a fresh size may get, in order (declared sizes and variable names are skipped)
-AUTO_SIZES = ["n", "m", "p", "q", "r", "d", "k", "l", "s", "t", "u", "v", "w", "c", "e", "f", "g"]
+# names a fresh size may get, in order (declared sizes and variable names are skipped); the
+# summation indices of the steps are p, q, r, s, t (seed 000: Σ_{t,p,q} V_tp X_pq W_qt), so a
+# size takes them last: never Σ_{q=1}^{p} beside an index p
+AUTO_SIZES = ["n", "m", "d", "k", "l", "c", "e", "f", "g", "h", "u", "v", "w", "p", "q", "r", "s", "t"]
 
 ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
                "softplus", "H")

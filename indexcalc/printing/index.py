@@ -42,12 +42,268 @@ class _SumsBracketed:
         return out
 
 
-class IndexText(_SumsBracketed, StrPrinter):
+class _Reading:
+    """The seeds' reading order, on the printing side only (the index form itself is unchanged):
+    - the factors of a product in the order of the matrix product they came from: a factor
+      whose last index is the next one's first comes before it (`x_p B_pq x_q`,
+      `V_tp X_pq W_qt`); ∂X_pq/∂X_ij and its Kronecker deltas stand where X stood; factors that
+      no index links keep the order in which their variables first appear in the input;
+    - the indices a Σ binds renamed in reading order, p, q, r, ... (t for the index that closes
+      a trace's cycle, `Σ_t,p,q V_tp X_pq W_qt`), never a name an enclosing Σ binds or the
+      body uses otherwise; a Kronecker delta written with its summed index first (δ_pi)."""
+    POOL = list("pqrsuvwabcdefgh") + [f"{c}{k}" for k in range(1, 40) for c in "pqrsuvw"]
+
+    var = None                            # the variable differentiated by (its deltas' place)
+
+    def doprint(self, expr):
+        """The free indices of the whole expression are never a Σ's new name (Y_pq = ...
+        Σ_r ... Σ_s, not Σ_q inside an entry whose q is free)."""
+        self._outer_free = {s.name for s in getattr(expr, "free_symbols", ())}
+        return super().doprint(expr)
+
+    def _reading_init(self):
+        self._outer_free: set = set()
+        self._scope: list = []            # names bound by the enclosing sums, innermost last
+        self._ranges: dict = {}           # renamed index -> its range
+        self._names = {n: k for k, (n, _) in enumerate(self.ctx.variables.items())}
+        self._ordered: dict = {}          # (id of a product, scope) -> its factors in reading order
+
+    # ---- factors
+    def _var_rank(self, f) -> tuple:
+        names = self._names
+        if isinstance(f, sp.Indexed):
+            return (names.get(f.base.label.name, len(names)),)
+        for a in sp.preorder_traversal(f):
+            if isinstance(a, sp.Indexed):
+                return (names.get(a.base.label.name, len(names)),)
+            if isinstance(a, sp.Symbol) and a.name in names:
+                return (names[a.name],)
+        return (len(names) + 1,)
+
+    @staticmethod
+    def _made(seq) -> int:
+        """Where a factor's first index comes in the order indices are made (a product's
+        first factor has the first one): which of equal factors (X X X) starts a cycle."""
+        from ..index_form import DUMMY_POOL
+        if not seq:
+            return len(DUMMY_POOL)
+        name = seq[0].name
+        return DUMMY_POOL.index(name) if name in DUMMY_POOL else len(DUMMY_POOL)
+
+    def _is_index(self, s) -> bool:
+        return s in self.ctx.ranges or s in self._ranges or any(s in sc for sc in self._scope)
+
+    def _is_upstream(self, f) -> bool:
+        return isinstance(f, sp.Indexed) and is_upstream(f.base.label.name, self.ctx)
+
+    def _seq(self, f) -> tuple:
+        """The indices a factor links by: an entry's and a ∂X_pq's in order."""
+        if isinstance(f, Partial):
+            f = f.args[0]
+        if isinstance(f, sp.Indexed):
+            return tuple(i for i in f.indices if isinstance(i, sp.Symbol))
+        return ()
+
+    def ordered_factors(self, expr) -> list:
+        """The factors of a product: coefficients first, then the chains in reading order."""
+        key = (id(expr), tuple(frozenset(sc) for sc in self._scope))
+        hit = self._ordered.get(key)
+        if hit is None or hit[0] is not expr:
+            hit = self._ordered[key] = (expr, self._ordered_factors(expr))
+        return hit[1]
+
+    def _ordered_factors(self, expr) -> list:
+        factors = list(sp.Mul.make_args(expr))
+        is_coeff = [not any(self._is_index(s) for s in (f.indices if isinstance(f, sp.Indexed) else f.free_symbols))
+                    for f in factors]
+        coeff = [f for f, c in zip(factors, is_coeff) if c]
+        rest = [f for f, c in zip(factors, is_coeff) if not c]
+        wrt = list(self.wrt or [])
+        deltas = [f for f in rest if isinstance(f, sp.KroneckerDelta)]
+        group = None
+        if deltas and wrt and all(len(set(d.args) & set(wrt)) == 1 for d in deltas):
+            def by_wrt(d):
+                w = next(a for a in d.args if a in wrt)
+                return wrt.index(w)
+            deltas.sort(key=by_wrt)
+            group = tuple(deltas)
+        units = []                                   # (rank, seq, [factors])
+        for k, f in enumerate(rest):
+            if group is not None and isinstance(f, sp.KroneckerDelta):
+                if f is group[0]:
+                    seq = tuple(next(a for a in d.args if a not in wrt) for d in group)
+                    rank = self._var_rank(sp.Symbol(self.var)) if self.var else (len(rest),)
+                    units.append([rank + (k,), seq, list(group), []])
+                continue
+            if self._is_upstream(f):                 # dY_pq first: the chain rule's factor
+                units.append([(-1, k), (), [f]])
+                continue
+            pow_neg = isinstance(f, sp.Pow) and f.exp.is_negative
+            seq = () if pow_neg else self._seq(f)
+            units.append([self._var_rank(f) + (self._made(seq), k), seq, [f]])
+        bound = set(self._scope[-1]) if self._scope else set()
+        scoped = set().union(*self._scope) if self._scope else set()
+        for u in units:                  # the free indices a unit shows, in order
+            if len(u) == 3:
+                u.append([i for f in u[2] for i in self._free_in(f, scoped)])
+        return coeff + [f for u in self._chains(units, bound) for f in u[2]]
+
+    def _free_in(self, f, scoped) -> list:
+        if isinstance(f, sp.Indexed):
+            cands = [i for i in f.indices if isinstance(i, sp.Symbol)]
+        else:
+            cands = sorted((a for a in f.free_symbols if isinstance(a, sp.Symbol)), key=lambda a: a.name)
+        return [a for a in cands if a not in scoped and (a in self.ctx.ranges or a in self._ranges)]
+
+    @staticmethod
+    def _chains(units, bound) -> list:
+        """Units ordered so that a unit whose last index (a summed one) is the next one's first
+        comes just before it, unless that would show the free indices out of their order
+        (V_pi W_jp, not W_jp V_pi, in an ij entry); then by the first free index they show
+        and by the place of their variable in the input."""
+        from ..index_form import FREE_POOL
+        rank = {n: k for k, n in enumerate(FREE_POOL)}
+        free_key = lambda frees: [rank.get(i.name, len(rank)) for i in frees]  # noqa: E731
+        order = sorted(range(len(units)), key=lambda k: units[k][0])
+        succ, pred = {}, {}
+        for a in order:
+            sa = units[a][1]
+            if not sa or sa[-1] not in bound:
+                continue
+            for b in order:
+                sb = units[b][1]
+                if b != a and b not in pred and sb and sb[0] == sa[-1]:
+                    succ[a], pred[b] = b, a
+                    break
+        chains, seen = [], set()
+        starts = [k for k in order if k not in pred] + order       # chains first, then cycles
+        for k in starts:
+            if k in seen:
+                continue
+            chain = []
+            while k is not None and k not in seen:
+                seen.add(k)
+                chain.append(units[k])
+                k = succ.get(k)
+            frees = free_key([i for u in chain for i in u[3]])
+            if frees == sorted(frees):
+                chains.append(chain)
+            elif frees[::-1] == sorted(frees):      # read backwards: [X^T X^T]_ij = X_pi X_jp
+                chains.append(chain[::-1])
+            else:
+                chains += [[u] for u in chain]
+
+        def key(chain):                       # the upstream gradient dY first, as in the chain rule
+            frees = free_key([i for u in chain for i in u[3]])
+            return (chain[0][0][0] >= 0, frees[0] if frees else len(rank) + 1, chain[0][0])
+        return [u for chain in sorted(chains, key=key) for u in chain]
+
+    def _reading_indices(self, expr, bound, out):
+        """The bound indices in the order the printed body shows them."""
+        if isinstance(expr, sp.Symbol):
+            if expr in bound and expr not in out:
+                out[expr] = None
+            return
+        if isinstance(expr, sp.Mul):
+            args = self.ordered_factors(expr)
+        elif isinstance(expr, sp.KroneckerDelta):
+            args = sorted(expr.args, key=lambda a: a not in bound)
+        elif isinstance(expr, sp.Indexed):
+            args = expr.indices
+        else:
+            args = expr.args
+        for a in args:
+            self._reading_indices(a, bound, out)
+
+    # ---- sums
+    def renamed_sum(self, e):
+        """(body, indices in reading order) of Σ e with its indices renamed (see the class)."""
+        from ..index_form import make_sum
+        olds = [lim[0] for lim in e.limits]
+        bound = set(olds)
+        self._scope.append(bound)
+        try:
+            seen: dict = {}                  # an ordered set
+            self._reading_indices(e.function, bound, seen)
+        finally:
+            self._scope.pop()
+        order = list(seen) + [i for i in olds if i not in seen]
+        used = {s.name for s in e.function.atoms(sp.Symbol)} - {i.name for i in olds}
+        used |= {s.name for sc in self._scope for s in sc} | self._outer_free
+        used |= {s.name for s in (self.wrt or [])}
+        trace = self._trace_index(e.function, bound)
+        new = {}
+        pool = iter(n for n in self.POOL if n not in used)
+        for old in order:
+            name = "t" if old == trace and "t" not in used else next(pool)
+            used.add(name)
+            new[old] = sp.Symbol(name, integer=True)
+        for old, n in new.items():
+            self._ranges[n] = self.ctx.ranges.get(old)
+        his = {lim[0]: lim[2] for lim in e.limits}
+        body = e.function.xreplace(new)
+        limits = [(new[o], 1, his[o]) for o in order]
+        if isinstance(body, sp.Mul):            # its order, renamed: not worked out twice
+            outer = tuple(frozenset(sc) for sc in self._scope)
+            hit = self._ordered.get((id(e.function), outer + (frozenset(bound),)))
+            if hit is not None and hit[0] is e.function:
+                key = (id(body), outer + (frozenset(new[o] for o in order),))
+                self._ordered[key] = (body, [f.xreplace(new) for f in hit[1]])
+        return make_sum(body, limits), [new[o] for o in order]
+
+    def _trace_index(self, body, bound):
+        """The index that closes a cycle of the product (a trace): the first factor's first."""
+        if not isinstance(body, sp.Mul):
+            return None
+        self._scope.append(bound)
+        try:
+            ordered = self.ordered_factors(body)
+        finally:
+            self._scope.pop()
+        seqs, wrt = [], list(self.wrt or [])
+        for k, f in enumerate(ordered):               # the deltas of ∂X_pq stand for X_pq
+            if isinstance(f, sp.KroneckerDelta) and wrt and len(set(f.args) & set(wrt)) == 1:
+                dummy = next(a for a in f.args if a not in wrt)
+                if k and isinstance(ordered[k - 1], sp.KroneckerDelta) and seqs:
+                    seqs[-1] = seqs[-1] + (dummy,)
+                else:
+                    seqs.append((dummy,))
+            elif self._seq(f):
+                seqs.append(self._seq(f))
+        if len(seqs) >= 2 and all(len(q) == 2 for q in seqs) and \
+                all(a[-1] == b[0] for a, b in zip(seqs, seqs[1:] + seqs[:1])) and seqs[0][0] in bound:
+            return seqs[0][0]
+        return None
+
+    def in_sum(self, e, show):
+        """Print Σ e by `show(indices, body)` with the indices renamed and in scope."""
+        renamed, order = self.renamed_sum(e)
+        self._scope.append(set(order))
+        try:
+            return show(order, renamed.function, renamed)
+        finally:
+            self._scope.pop()
+
+    def delta_args(self, e):
+        """δ_pi: a summed index first."""
+        bound = set().union(*self._scope) if self._scope else set()
+        return sorted(e.args, key=lambda a: a not in bound)
+
+    def reading_mul(self, expr):
+        """The product with its factors in reading order (an unevaluated Mul keeps it)."""
+        ordered = self.ordered_factors(expr)
+        if len(ordered) == len(expr.args) and all(a is b for a, b in zip(ordered, expr.args)):
+            return expr
+        return sp.Mul(*ordered, evaluate=False)
+
+
+class IndexText(_Reading, _SumsBracketed, StrPrinter):
     printmethod = "_indexcalc_text"      # not Indexed._sympystr: ours print X_pq
 
     def __init__(self, ctx, wrt_entry=None):
         super().__init__({"order": "none"})
         self.ctx, self.wrt = ctx, wrt_entry
+        self._reading_init()
 
     def _atom_name(self, name):
         node = self.ctx.atoms.get(name)
@@ -67,11 +323,17 @@ class IndexText(_SumsBracketed, StrPrinter):
         return self._atom_name(e.name)
 
     def _print_KroneckerDelta(self, e):
-        return f"δ_{_joined(e.args)}"
+        return f"δ_{_joined(self.delta_args(e))}"
 
     def _print_Sum(self, e):
-        idx = _joined(_summed(e), ",")
-        return f"Σ_{idx} {self.parenthesize(e.function, 40)}"
+        return self.in_sum(e, lambda order, body, _: f"Σ_{_joined(order, ',')} {self.parenthesize(body, 40)}")
+
+    def _print_Mul(self, expr):
+        if _coeff_negative(expr):
+            neg = -expr
+            body = self._print(neg)
+            return "-" + (f"({body})" if isinstance(neg, sp.Add) else body)
+        return super()._print_Mul(self.reading_mul(expr))
 
     def _print_Partial(self, e):
         wrt = _joined(self.wrt or [])
@@ -103,13 +365,14 @@ def is_upstream(name: str, ctx) -> bool:
                                     and name in ctx.variables)
 
 
-class IndexLatex(_SumsBracketed, LatexPrinter):
+class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
     printmethod = "_indexcalc_latex"
     BRACKETS = (r"\left(", r"\right)")
 
     def __init__(self, ctx, wrt_entry=None):
         super().__init__({"mul_symbol": None, "order": "none"})
         self.ctx, self.wrt = ctx, wrt_entry
+        self._reading_init()
 
     def _atom(self, name):
         node = self.ctx.atoms.get(name)
@@ -130,18 +393,22 @@ class IndexLatex(_SumsBracketed, LatexPrinter):
         return atom if atom is not None else super()._print_Symbol(e)
 
     def _print_KroneckerDelta(self, e, exp=None):
-        s = fr"\delta_{{{_joined(e.args, braces=False)}}}"
+        s = fr"\delta_{{{_joined(self.delta_args(e), braces=False)}}}"
         return f"{s}^{{{exp}}}" if exp else s
 
     def _print_Sum(self, e):
         if _negative_sum(e):                                # Σ_p (-a_p) is written -Σ_p a_p
             return "-" + self._print_Sum(_negated_sum(e))
-        bounds = {lim[0]: (lim[1], lim[2]) for lim in e.limits}
-        sums = []
-        for i in _summed(e):                                # Σ_{p=1}^{S} Σ_{q=1}^{N}, with ranges
-            lo, hi = bounds[i]
-            sums.append(fr"\sum_{{{entry_name(i.name)}={self._print(lo)}}}^{{{range_latex(self.ctx, i, hi)}}}")
-        return " ".join(sums) + " " + self.parenthesize(e.function, 40)
+        def show(order, body, renamed):
+            bounds = {lim[0]: (lim[1], lim[2]) for lim in renamed.limits}
+            sums = []
+            for i in order:                                 # Σ_{p=1}^{S} Σ_{q=1}^{N}, with ranges
+                lo, hi = bounds[i]
+                dim = self._ranges.get(i)
+                top = str(dim) if dim is not None else range_latex(self.ctx, i, hi)
+                sums.append(fr"\sum_{{{entry_name(i.name)}={self._print(lo)}}}^{{{top}}}")
+            return " ".join(sums) + " " + self.parenthesize(body, 40)
+        return self.in_sum(e, show)
 
     def _print_Add(self, expr, order=None):
         """a + Σ_p (-b_p) is written a - Σ_p b_p."""
@@ -163,8 +430,15 @@ class IndexLatex(_SumsBracketed, LatexPrinter):
         """Kronecker deltas and ∂X_pq/∂X_ij after the other factors, as the seeds write them
         (not inside a fraction's numerator)."""
         tail = [f for f in expr.args if isinstance(f, (sp.KroneckerDelta, Partial))]
-        if not tail or len(tail) == len(expr.args):
-            return super()._print_Mul(expr)
+        fractional = any(isinstance(f, sp.Pow) and f.exp.is_negative for f in expr.args) or \
+            any(isinstance(f, sp.Rational) and f.q != 1 for f in expr.args)
+        if not tail or len(tail) == len(expr.args) or not fractional:
+            if _coeff_negative(expr):
+                neg = -expr
+                body = self._print(neg)
+                return "- " + (fr"\left({body}\right)" if isinstance(neg, sp.Add) else body)
+            return super()._print_Mul(self.reading_mul(expr))
+        tail = [f for f in self.ordered_factors(expr) if isinstance(f, (sp.KroneckerDelta, Partial))]
         rest = sp.Mul(*[f for f in expr.args if not isinstance(f, (sp.KroneckerDelta, Partial))])
         tail_tex = " ".join(self._print(t) for t in tail)
         if rest == 1:
@@ -196,6 +470,11 @@ class IndexLatex(_SumsBracketed, LatexPrinter):
         return f"{s}^{{{exp}}}" if exp else s
 
 
+def _coeff_negative(expr) -> bool:
+    c, _ = expr.as_coeff_Mul()
+    return c.is_number and c < 0
+
+
 def _negated_sum(e):
     from ..index_form import make_sum
     return make_sum(-e.function, e.limits)
@@ -205,9 +484,14 @@ def _negative_sum(term) -> bool:
     return isinstance(term, sp.Sum) and term.function.could_extract_minus_sign()
 
 
-def index_text(expr, ctx, wrt_entry=None) -> str:
-    return IndexText(ctx, wrt_entry).doprint(expr).replace("**", "^").replace("*", " ")
+def index_text(expr, ctx, wrt_entry=None, var=None) -> str:
+    """`var`: the variable differentiated by; its Kronecker deltas stand where it stood."""
+    p = IndexText(ctx, wrt_entry)
+    p.var = var
+    return p.doprint(expr).replace("**", "^").replace("*", " ")
 
 
-def index_latex(expr, ctx, wrt_entry=None) -> str:
-    return IndexLatex(ctx, wrt_entry).doprint(expr)
+def index_latex(expr, ctx, wrt_entry=None, var=None) -> str:
+    p = IndexLatex(ctx, wrt_entry)
+    p.var = var
+    return p.doprint(expr)
