@@ -364,7 +364,7 @@ wrt = ["K"]
     ps, solutions = S.solve(str(f))
     text = S.render_text(ps, solutions)
     assert "conv_full(da, flip(w))" in text and "RIGHT" in text
-    assert "Σ_p Q_lpn dS_lpm" in text
+    assert "Σ_p dS_lpm Q_lpn" in text                    # the upstream gradient first, as in the chain rule
     assert r"\sum" in S.render_latex(ps, solutions)
 
 
