@@ -32,7 +32,7 @@ MAX_FIELD = 2000            # characters of one input field (an expression, --wh
 MAX_BODY = 16 * 1024        # bytes of one request
 TIME_LIMIT = 30.0           # seconds of one derivation
 PRELOAD = ["indexcalc.serve", "indexcalc.pipeline", "indexcalc.check", "indexcalc.output",
-           "indexcalc.fold", "indexcalc.printing.latex"]
+           "indexcalc.fold", "indexcalc.printing.latex", "indexcalc.index_pipeline"]
 
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".woff2": "font/woff2",
@@ -165,6 +165,7 @@ def display(d) -> dict:
 def _worker(req, conn, time_limit) -> None:
     if hasattr(signal, "alarm"):        # ends the worker even if the server that waits for it has gone
         signal.alarm(math.ceil(time_limit) + 1)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)    # Ctrl-C in the terminal: end, no traceback
     try:
         conn.send(compute(req))
     finally:

@@ -234,3 +234,10 @@ def test_every_kind_of_derivation_is_shown(req):
         assert [s.get("answer", False) for s in shown["steps"]] == [False] * (len(shown["steps"]) - 1) + [True]
         assert "\\boxed" in shown["steps"][-1]["latex"] and shown["wrt"] == r["wrt"]
     assert a.get("verdict", {"correct": True})["correct"] is True
+
+
+def test_readme_shows_the_page():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "    indexcalc serve" in readme and "](docs/serve.png)" in readme
+    assert (root / "docs" / "serve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
