@@ -47,7 +47,8 @@ class IndexContext:
         while True:
             name = DUMMY_POOL[self._next] if self._next < len(DUMMY_POOL) else f"p{self._next}"
             self._next += 1
-            if name not in self.reserved and name not in self._free_used:
+            if name not in self.reserved and name not in self._free_used and \
+                    sp.Symbol(name, integer=True) not in self.ranges:     # canonical names took it
                 break
         s = sp.Symbol(name, integer=True)
         self.ranges[s] = dim

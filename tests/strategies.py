@@ -480,3 +480,65 @@ def cases(draw, max_depth=3, scalar_only=False):
     e = b.of(shape, depth)
     wrt = draw(st.sampled_from(sorted(b.variables)))
     return Case(e, dict(b.variables), wrt, list(b.kinks))
+
+
+# ---- index notation: random contractions of rank ≤ 4 (SPEC §1.3) ---------------------------------
+INDEX_SIZES = {"i": 2, "j": 3, "k": 4, "l": 2, "p": 3, "q": 5}
+INDEX_SIZE_NAMES = {c: f"N{c}" for c in INDEX_SIZES}
+
+
+@dataclass
+class Contraction:
+    """A random contraction in index notation, with its gradient computed here by np.einsum."""
+    text: str
+    where: str
+    wrt: str
+    arrays: dict
+    gradient: np.ndarray
+    mode: str                       # derive (a scalar) or backprop (an entry equation)
+
+
+@st.composite
+def index_contractions(draw):
+    letters = list(INDEX_SIZES)
+    n_ops = draw(st.integers(1, 3))
+    ops = []
+    for k in range(n_ops):
+        rank = draw(st.integers(1, 4))
+        idx = draw(st.permutations(letters))[:rank]
+        name = "ABC"[k] if rank > 1 else "abc"[k]
+        ops.append((name, "".join(idx)))
+    used = list(dict.fromkeys(c for _, idx in ops for c in idx))
+    n_out = draw(st.integers(0, min(4, len(used))))
+    out = "".join(draw(st.permutations(used))[:n_out])
+    summed = [c for c in used if c not in out]
+    subscript = draw(st.booleans())
+
+    def ref(name, idx):
+        return f"{name}_{idx}" if subscript else f"{name}[{','.join(idx)}]"
+    body = " ".join(ref(n, i) for n, i in ops)
+    sigma = ("Σ_{" + ",".join(summed) + "} ") if summed else ""
+    rhs = sigma + body
+    wrt_k = draw(st.integers(0, n_ops - 1))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    arrays = {n: rng.normal(size=tuple(INDEX_SIZES[c] for c in idx)) for n, idx in ops}
+    where = ", ".join(f"{n}: {'×'.join(INDEX_SIZE_NAMES[c] for c in idx)}" for n, idx in ops)
+    wname, widx = ops[wrt_k]
+    operands, subs = [], []
+    for k, (n, idx) in enumerate(ops):
+        if k != wrt_k:
+            operands.append(arrays[n])
+            subs.append(idx)
+    if out:
+        arrays["dY"] = rng.normal(size=tuple(INDEX_SIZES[c] for c in out))
+        operands.append(arrays["dY"])
+        subs.append(out)
+    for c in widx:                              # an index only the variable carries: constant along it
+        if not any(c in s for s in subs):
+            operands.append(np.ones(INDEX_SIZES[c]))
+            subs.append(c)
+    grad = np.einsum(",".join(subs) + "->" + widx, *operands) if operands else np.ones(arrays[wname].shape)
+    if out:
+        text = f"{ref('Y', out)} = {rhs}"
+        return Contraction(text, where, wname, arrays, grad, "backprop")
+    return Contraction(rhs, where, wname, arrays, grad, "derive")

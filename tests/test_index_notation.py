@@ -378,3 +378,19 @@ def test_nested_convolutions_of_the_matrix_language():
             for j in range(3):
                 g[n + r + j] += v[r] * w[j]
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "w": w, "v": v}), g)
+
+
+# ---- random contractions of rank ≤ 4 ---------------------------------------------------------------
+from hypothesis import given, note  # noqa: E402
+
+from .strategies import index_contractions  # noqa: E402
+
+
+@given(index_contractions())
+def test_random_index_contractions_against_einsum(case):
+    note(f"indexcalc {case.mode} {case.text!r} --wrt {case.wrt} --where {case.where!r}")
+    run = backprop if case.mode == "backprop" else derive
+    d = run(case.text, case.wrt, case.where)
+    got = run_code(d.results[0].numpy, case.arrays)
+    assert got.shape == case.gradient.shape
+    np.testing.assert_allclose(got, case.gradient, rtol=1e-8, atol=1e-10)
