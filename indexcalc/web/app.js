@@ -67,7 +67,10 @@ function fromAddress() {
   for (const f of FIELDS) $(f).value = params.get(f) || "";
   $("order2").checked = params.get("order") === "2";
   if (params.get("expr")) run(commandOf(params), false);
-  else clear();
+  else {
+    clear();
+    document.title = "indexcalc";
+  }
 }
 
 // ---- the command line, for copying ---------------------------------------------------------
@@ -97,6 +100,7 @@ function clear() {
 
 async function run(cmd, push) {
   const req = request(cmd);
+  document.title = "indexcalc: " + cmd + " " + req.expr;        // what a bookmark is called
   if (push !== false) {
     const url = address(req);
     if (url !== window.location.search) history.pushState(null, "", url);
