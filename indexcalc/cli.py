@@ -118,15 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _at(d, text, fmt):
-    import numpy as np
-    from .pipeline import evaluate_at, parse_values
-    values = evaluate_at(d, parse_values(text))
-    if fmt == "json":
-        return values
-    lines = [f"at {text}:", f"  value:        {np.array2string(np.asarray(values['value']), precision=6)}"]
-    for wrt, v in values["derivatives"].items():
-        lines.append(f"  d/d{wrt}:  {np.array2string(np.asarray(v), precision=6)}")
+def _at_text(text, values) -> str:
+    """`--at` in the text output: numbers as written (52, not 52.), matrices a row a line."""
+    from .output import array_text
+    lines = [f"at {text}:"]
+    rows = [("value:", values["value"])] + [(f"d/d{w}:", v) for w, v in values["derivatives"].items()]
+    width = max(len(label) for label, _ in rows) + 2
+    for label, v in rows:
+        lines.append(f"  {label.ljust(width)}{array_text(v, indent=2 + width) if v is not None else '-'}")
     return "\n".join(lines) + "\n"
 
 
@@ -149,9 +148,11 @@ def _protect_leading_minus(argv, parser) -> list:
     """`indexcalc derive "-sum(x)" --wrt x`, `derive -A`, `--answer -x`: an expression that
     starts with a minus is not an option. argparse would take it for one, so it gets a
     leading space (which the parser ignores) unless it is one of our options (or an
-    abbreviation of one) and not an option's value."""
+    abbreviation of one) and not an option's value. Returns the arguments and the set of those
+    protected, so that only these lose the space again (`_unprotect`): a space the user typed
+    stays, as the API would read it."""
     options, takes_value = _options(parser)
-    out = []
+    out, protected = [], set()
     for k, a in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in takes_value
         name = a.split("=", 1)[0]
@@ -159,43 +160,44 @@ def _protect_leading_minus(argv, parser) -> list:
                                    any(o.startswith(name) for o in options))
         if a.startswith("-") and (after_option or not ours):
             a = " " + a
+            protected.add(a)
         out.append(a)
-    return out
+    return out, protected
 
 
-def _unprotect(args):
-    for name in ("expr", "equation", "answer", "wrt", "problem_file"):
-        value = getattr(args, name, None)
-        if isinstance(value, str) and value.startswith(" -"):
+def _unprotect(args, protected):
+    for name, value in vars(args).items():
+        if isinstance(value, str) and value in protected:
             setattr(args, name, value[1:])
     return args
 
 
 def run(argv) -> int:
     parser = build_parser()
-    args = _unprotect(parser.parse_args(_protect_leading_minus(argv, parser)))
+    argv, protected = _protect_leading_minus(argv, parser)
+    args = _unprotect(parser.parse_args(argv), protected)
     return args.run(args)
 
 
 def _derivation(args) -> int:
     from . import output
-    from .pipeline import backprop, derive
+    from .pipeline import backprop, derive, evaluate_at, parse_values
+    at = getattr(args, "at", None)
+    values = parse_values(at) if at else None          # bad numbers: exit 2 before the work
     if args.command == "derive":
         d = derive(args.expr, args.wrt, args.where, order=args.order)
     else:
         d = backprop(args.equation, args.wrt, args.where)
-    at = getattr(args, "at", None)
+    at_values = evaluate_at(d, values) if at else None  # and before anything is printed
     if args.format == "json":
-        extra = {"at": _at(d, at, "json")} if at else None
-        print(output.derive_json(d, args.command, extra))
+        print(output.derive_json(d, args.command, {"at": at_values} if at else None))
     elif args.format == "text" and args.command == "backprop":
         from .fold import assumptions
         from .shapes import parse_decls
         sys.stdout.write(output.derive_text(d, assumptions(args.assume, parse_decls(args.where))))
     else:
-        sys.stdout.write(output.FORMATS[args.format](d))
-        if at:
-            sys.stdout.write(_at(d, at, "text"))
+        text = output.FORMATS[args.format](d)
+        sys.stdout.write(text + (_at_text(at, at_values) if at else ""))
     return 0
 
 
@@ -203,7 +205,8 @@ def _check(args) -> int:
     from .check import check
     v = check(args.expr, args.wrt, args.answer, args.where)
     if args.format == "json":
-        print(json.dumps(v.json(), ensure_ascii=False, indent=2))
+        from .output import strict_json
+        print(strict_json(v.json()))
     else:
         print(("RIGHT: " if v.correct else "WRONG: ") + v.reason)
         if v.counterexample and v.counterexample.get("values"):
@@ -278,10 +281,39 @@ def _write(path, data, *inputs):
     announce(path)
 
 
+class _Output:
+    """Standard output whose failures (a full disk, `> /dev/full`) are bad output paths,
+    exit status 2, not internal errors; a reader that left early stays BrokenPipeError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guard(self, op, *args):
+        try:
+            return op(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise IndexCalcError(f"cannot write the output: {e.strerror or e}") from None
+
+    def write(self, text):
+        return self._guard(self._stream.write, text)
+
+    def flush(self):
+        return self._guard(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    stdout = sys.stdout
+    sys.stdout = _Output(stdout)
     try:
-        return run(argv)
+        status = run(argv)
+        sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:             # the reader left early (`indexcalc ... | head -1`)
@@ -290,6 +322,8 @@ def main(argv=None) -> int:
         message, status = describe(e)
         print(message, file=sys.stderr)
         return status
+    finally:
+        sys.stdout = stdout
 
 
 def entry() -> None:

@@ -32,10 +32,29 @@ class VerificationError(IndexCalcError):
 
 def describe(e: BaseException) -> tuple[str, int]:
     """(the message the user sees, the exit status) for an exception out of a command: one
-    place for this text, shared by the command line and the web page (`indexcalc serve`)."""
+    place for this text, shared by the command line and the web page (`indexcalc serve`).
+    Messages quote input and files: control characters are shown, never sent (`visible`)."""
+    message, status = _describe(e)
+    return visible(message), status
+
+
+def _describe(e: BaseException) -> tuple[str, int]:
     if isinstance(e, IndexCalcError):
         kind = "internal check failed" if e.exit_status == 3 else "error"
         return f"indexcalc: {kind}: {e}", e.exit_status
     if isinstance(e, RecursionError):
         return "indexcalc: error: the expression is nested too deeply", 2
+    if isinstance(e, MemoryError):
+        return "indexcalc: error: out of memory (are the declared sizes too large?)", 2
     return f"indexcalc: internal error (a bug, please report it): {type(e).__name__}: {e}", 3
+
+
+def visible(text: str) -> str:
+    """Control characters (an escape sequence would reach the terminal) as their visible
+    pictures, one character each so a caret stays under its column: ESC as ␛, DEL as ␡; newlines
+    and tabs stay."""
+    return text.translate(_PICTURES)
+
+
+_PICTURES = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\n\t"}
+_PICTURES.update({0x7F: 0x2421, **{c: 0xFFFD for c in range(0x80, 0xA0)}})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 
 from . import nodes as N
@@ -46,7 +47,56 @@ def derive_json(d, command="derive", extra=None) -> str:
         })
     if extra:
         out.update(extra)
-    return json.dumps(out, ensure_ascii=False, indent=2)
+    return strict_json(out)
+
+
+def strict_json(value, **options) -> str:
+    """JSON as SPEC §3-4 has it: strict (no NaN or Infinity, which JSON does not have). A
+    number that is not finite is written as null, and a top-level "notes" list says which
+    and what it was."""
+    notes = []
+
+    def finite(v, path):
+        if isinstance(v, dict):
+            return {k: finite(x, f"{path}.{k}" if path else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x, f"{path}[{i}]") for i, x in enumerate(v)]
+        if isinstance(v, float) and not math.isfinite(v):
+            notes.append(f"{path} is {v} (not a finite number): written as null")
+            return None
+        return v
+    clean = finite(value, "")
+    if notes and isinstance(clean, dict):
+        clean["notes"] = clean.get("notes", []) + notes
+    return json.dumps(clean, ensure_ascii=False, allow_nan=False, **{"indent": 2, **options})
+
+
+def number_text(x) -> str:
+    """A number as a person writes it: 52, not 52.; 0.333333; 1e+20; nan and inf as such."""
+    x = float(x)
+    if math.isfinite(x) and x == round(x) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.6g}"
+
+
+def array_text(value, indent: int = 0) -> str:
+    """A number, a vector `[1, 2, 3]`, or a matrix with one row a line, columns aligned and
+    continuation lines indented by `indent` (the column the first line starts at)."""
+    import numpy as np
+    a = np.asarray(value, dtype=float)
+    if a.ndim == 0:
+        return number_text(a)
+    cells = np.vectorize(number_text, otypes=[object])(a)
+    width = max(len(c) for c in cells.ravel()) if cells.size else 0
+    if a.ndim == 1:
+        return "[" + ", ".join(cells) + "]"
+
+    def block(c, depth):
+        if c.ndim == 1:
+            return "[" + ", ".join(s.rjust(width) for s in c) + "]"
+        pad = " " * (indent + depth + 1)
+        return "[" + (",\n" + pad).join(block(row, depth + 1) for row in c) + "]"
+    return block(cells, 0)
 
 
 def declarations(d) -> str:

@@ -24,7 +24,7 @@ from .printing.index import entry_name, index_latex, index_text, range_latex
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
-from .shapes import infer, parse_decls
+from .shapes import infer, parse_decls, show_shape
 from . import verify as V
 
 
@@ -177,8 +177,33 @@ def _names(wrt) -> list:
     return names
 
 
+# The numerical check computes with arrays of the declared sizes (a size given as a name gets
+# a small number): an array or a derivative beyond this many entries is refused up front,
+# not met as a MemoryError half way through.
+MAX_ENTRIES = 10**7
+
+
+def _entries(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d if isinstance(d, int) else 1
+    return out
+
+
+def _check_sizes(typed, variables, names, order) -> None:
+    arrays = [(f"{n} ({show_shape(v.shape)})", _entries(v.shape)) for n, v in variables.items()]
+    arrays.append((f"the expression's value ({show_shape(typed.shape)})", _entries(typed.shape)))
+    arrays += [(f"the derivative by {n}", _entries(typed.shape) * _entries(variables[n].shape) ** order)
+               for n in names if n in variables]
+    for what, n in arrays:
+        if n > MAX_ENTRIES:
+            raise IndexCalcError(f"{what} has {n:.3g} entries, too many for the numerical check "
+                                 f"(at most {MAX_ENTRIES:.0e}); name the sizes (X: m×n) instead of numbers")
+
+
 def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None) -> Derivation:
     results = []
+    _check_sizes(typed, variables, names, order)
     for var in names:
         if var not in variables:
             raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
@@ -522,42 +547,112 @@ def _signed_join(parts) -> str:
 
 
 def parse_values(text: str) -> dict:
-    """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: nested lists or numbers}."""
+    """`X=[[0,1],[2,3]], W=[[1,1],[1,1]]` -> {name: float array}. Every value is checked here,
+    before any work: a finite real number or a rectangular array of them (exit status 2 with
+    the variable named otherwise: strings, ragged rows, complex numbers, 1e400)."""
     out = {}
     parts = re.split(r",\s*(?=[A-Za-zα-ωΑ-Ω][\w]*\s*=)", text.strip())
     for part in parts:
         if "=" not in part:
             raise IndexCalcError(f"cannot read the value {part.strip()!r}: write NAME=[[...]]")
-        name, value = part.split("=", 1)
+        name, value = (s.strip() for s in part.split("=", 1))
+        if name in out:
+            raise IndexCalcError(f"--at gives {name} twice")
         try:
-            out[name.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise IndexCalcError(f"cannot read the value of {name.strip()}: {value.strip()!r}") from None
+            literal = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise IndexCalcError(f"cannot read the value of {name}: {value!r} (write numbers, "
+                                 "[1, 2] or [[1, 2], [3, 4]])") from None
+        out[name] = _numbers(name, literal)
     return out
 
 
+def _numbers(name: str, value) -> np.ndarray:
+    """A literal as a float array: numbers, or lists of equal length all the way down."""
+    def shape_of(x, depth=0):
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise IndexCalcError(f"--at: {name} has an empty list")
+            shapes = {shape_of(e, depth + 1) for e in x}
+            if len(shapes) != 1:
+                raise IndexCalcError(f"--at: the rows of {name} differ in length or depth (a ragged array)")
+            return (len(x),) + shapes.pop()
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            what = "a complex number" if isinstance(x, complex) else f"{type(x).__name__} {x!r}"
+            raise IndexCalcError(f"--at: {name} must be real numbers, not {what}")
+        try:
+            finite = np.isfinite(float(x))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise IndexCalcError(f"--at: {name} has {x!r}, which is not a finite number")
+        return ()
+    shape_of(value)
+    return np.array(value, dtype=float)
+
+
 def evaluate_at(d: Derivation, values: dict) -> dict:
-    """The value and each derivative at the given numbers (`--at`)."""
+    """The value and each derivative at the given numbers (`--at`), from values checked by
+    parse_values: each variable's array must have its kind's axes and fit the sizes. NumPy
+    first; where that overflows (log(sum(exp(x))) at x = 1000), once more in extended
+    precision (np.longdouble, exponents to ±4932), so a finite truth is shown as such."""
+    values = {n: np.asarray(v, dtype=float) for n, v in values.items()}
+    unknown = [n for n in values if n not in d.variables.table]
+    if unknown:
+        raise IndexCalcError(f"--at gives a value for {', '.join(unknown)}, which is not a variable of "
+                             f"{d.input!r} (the variables are {', '.join(n for n, _ in d.variables.items())})")
     if getattr(d, "problem", None) is not None:            # index notation: its own evaluator
         from . import index_pipeline
         return index_pipeline.evaluate_at(d, values)
-    from .evaluate import evaluate, from_2d, to_2d
+    from .evaluate import to_2d
     missing = [n for n, _ in d.variables.items() if n not in values]
     if missing:
         raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")
     point = V.Point.__new__(V.Point)
     point.variables, point.sizes, point.env2d = d.variables, {}, {}
     for name, v in d.variables.items():
-        a = to_2d(values[name], v)
-        for dim, n in zip(v.shape, a.shape):
+        a, want = values[name], tuple(v.array_shape)
+        if v.kind == "rowvector" and a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != len(want):
+            need = "a number" if not want else f"{len(want)} ax{'is' if len(want) == 1 else 'es'}"
+            got = "a number" if a.ndim == 0 else f"an array of shape {a.shape}"
+            raise IndexCalcError(f"--at: {name} ({show_shape(v.shape)}) needs {need}, not {got}")
+        for dim, n in zip(want, a.shape):
             if isinstance(dim, str):
                 if point.sizes.setdefault(dim, n) != n:
                     raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {point.sizes[dim]}")
-            elif dim != n:
+            elif isinstance(dim, int) and dim != n:
                 raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
-        point.env2d[name] = a
-    point.env = {n: from_2d(a, d.variables[n].kind) for n, a in point.env2d.items()}
-    value = from_2d(evaluate(d.tree, point.env2d, point.sizes), kind_of(d.tree.shape))
-    tolist = lambda x: np.asarray(x).tolist()
-    return {"value": tolist(value),
-            "derivatives": {r.wrt: tolist(V.eval_code(r.numpy, point)) for r in d.results}}
+        point.env2d[name] = to_2d(a, v)
+    for name, v in d.variables.items():                # computed sizes (d - k + 1) must fit too
+        for dim, n in zip(v.array_shape, values[name].shape):
+            if isinstance(dim, N.LinSize) and dim.value(point.sizes) != n:
+                raise IndexCalcError(f"--at: {name} must have size {dim} = {dim.value(point.sizes)} there, not {n}")
+    out = _values_at(d, point, float)
+    if not all(np.all(np.isfinite(x)) for x in [out["value"], *out["derivatives"].values()]):
+        try:
+            out = _values_at(d, point, np.longdouble)
+        except (TypeError, IndexCalcError):          # np.linalg has no long double: keep the first
+            pass
+    tolist = lambda x: np.asarray(x, dtype=float).tolist()
+    return {"value": tolist(out["value"]), "derivatives": {w: tolist(x) for w, x in out["derivatives"].items()}}
+
+
+def _values_at(d: Derivation, point, dtype) -> dict:
+    from .evaluate import evaluate, from_2d
+    at = V.Point.__new__(V.Point)
+    at.variables, at.sizes = point.variables, point.sizes
+    at.env2d = {n: a.astype(dtype) for n, a in point.env2d.items()}
+    at.env = {n: (a.reshape(()) if d.variables[n].kind == "scalar" else from_2d(a, d.variables[n].kind))
+              for n, a in at.env2d.items()}
+    with np.errstate(all="ignore"):
+        try:
+            value = evaluate(d.tree, at.env2d, at.sizes)
+            value = value.reshape(()) if kind_of(d.tree.shape) == "scalar" else from_2d(value, kind_of(d.tree.shape))
+            derivatives = {r.wrt: V.eval_code(r.numpy, at) for r in d.results}
+        except np.linalg.LinAlgError:
+            raise IndexCalcError("a matrix is singular at the given values (an inverse, det or logdet "
+                                 "is undefined there)") from None
+    return {"value": value, "derivatives": derivatives}
+

@@ -116,9 +116,11 @@ def render_text(ps: ProblemSet, solutions) -> str:
         out.append(output.derive_text(s.derivation, s.assumed).rstrip())
         if s.at:
             out.append(f"at {p.at}:")
-            out.append(f"  value:  {_array_text(s.at['value'])}")
+            if s.at["value"] is not None:
+                out.append(f"  value:  {output.array_text(s.at['value'], indent=10)}")
             for wrt, v in s.at["derivatives"].items():
-                out.append(f"  d/d{wrt}:  {_array_text(v)}")
+                label = f"  d/d{wrt}:  "
+                out.append(label + output.array_text(v, indent=len(label)))
         for c in s.claims:
             if c.error:
                 out.append(f"claimed d/d{c.wrt} = {c.answer}: cannot be read: {c.error}")
@@ -127,10 +129,6 @@ def render_text(ps: ProblemSet, solutions) -> str:
                            + c.verdict.reason)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _array_text(v) -> str:
-    return np.array2string(np.asarray(v, dtype=float), precision=6, separator=", ").replace("\n", "")
 
 
 # ---- LaTeX ---------------------------------------------------------------------------------
