@@ -104,7 +104,10 @@ def _index_references(expr, names, where, seed, mode) -> dict:
 
 
 def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1) -> Reference:
-    return references(expr, [wrt], where, seed)[wrt]
+    names = [w.strip() for w in wrt.split(",") if w.strip()] if isinstance(wrt, str) else list(wrt)
+    if len(names) != 1:
+        raise IndexCalcError(f"check takes one variable in --wrt (a claim is one derivative), not {wrt!r}")
+    return references(expr, names, where, seed)[names[0]]
 
 
 def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1) -> Verdict:

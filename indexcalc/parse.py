@@ -115,7 +115,8 @@ class _ToTree(Transformer):
 
     def number(self, tok):
         text = str(tok)
-        return N.Num(Fraction(text)) if "." not in text else N.num(float(text))
+        value = _representable(tok)
+        return N.Num(value) if "." not in text else N.num(float(text))
 
     def name(self, tok):
         return N.Sym(str(tok))
@@ -177,11 +178,11 @@ class _ToTree(Transformer):
         return self.exp_mt(None) if tok == "T" else _power_of(N.Neg(N.Sym(str(tok))))
 
     def exp_neg(self, tok):
-        value = -Fraction(str(tok))
+        value = -_representable(tok)
         return _power_of(N.Num(value))
 
     def exp_num(self, tok):
-        return _power_of(N.Num(Fraction(str(tok))))
+        return _power_of(N.Num(_representable(tok)))
 
     def exp_group(self, e):
         if isinstance(e, N.Sym) and e.name in ("T", "⊤"):
@@ -198,6 +199,18 @@ class _ToTree(Transformer):
 
     def norm(self, e):
         return N.Call("norm", (e,))
+
+
+def _representable(tok) -> Fraction:
+    """A number the numerical check can compute with: a double (up to about 1.8e308, and
+    not so small that it would become 0). 400 digits are refused, not overflowed."""
+    text = str(tok)
+    value = Fraction(text)
+    if value and not (1e-300 < abs(value) < 1e300):
+        shown = text if len(text) <= 24 else f"{text[:10]}…{text[-6:]} ({len(text)} characters)"
+        raise ParseError(f"the number {shown} is too {'large' if abs(value) > 1 else 'small'} "
+                         "to compute with (between 1e-300 and 1e300, please)", "", None)
+    return value
 
 
 def _power_of(p: N.Node):

@@ -457,6 +457,10 @@ def _elementwise(I, node):
 
 def _softmax(I, node):
     (a,) = _args(I, node, 1, "one vector or matrix: softmax(X)")
+    if a.is_scalar:
+        from .printing.text import to_text
+        raise ShapeError(f"softmax takes a vector or a matrix, but its argument {to_text(a)} is a scalar "
+                         "(the softmax of one number is always 1); a vector is declared as --where \"x: n\"")
     return N.Softmax(a, a.shape)
 
 
@@ -490,6 +494,9 @@ def _conv(mode):
         x, w = _vector_arg(I, x, node.name), _vector_arg(I, w, node.name)
         d, k = x.shape[0], w.shape[0]
         size = N.lin((d, 1), (k, -1), const=1) if mode == "valid" else N.lin((d, 1), (k, 1), const=-1)
+        if isinstance(size, int) and size < 1:
+            raise ShapeError(f"{node.name}(x, w): the kernel has {k} entries, more than the input's {d}, "
+                             f"so the valid convolution has no entries (d - k + 1 = {size})")
         return N.Conv(x, w, mode, (size, 1))
     return rule
 
