@@ -6,7 +6,7 @@
 One hidden layer of 128 ReLU units, softmax and cross-entropy, mini-batch SGD with learning
 rate 0.1 for 10 epochs (the seed's defaults). The digits ship inside scikit-learn: no download.
 Prints the loss of every epoch and, last, the test accuracy; saves the loss curve as
-loss_curve.png when matplotlib is installed.
+loss_curve.png (--plot PATH, or --plot '' for none) when matplotlib is installed, and says so.
 """
 import argparse
 import importlib.util
@@ -72,6 +72,24 @@ class MLP:
                 value -= lr * layer.grads[key]
 
 
+def save_plot(losses, path):
+    """The loss curve as an image; says where it went (or why there is none) on stderr."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no loss curve: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        return
+    fig = plt.figure()
+    plt.plot(range(1, len(losses) + 1), losses, marker="o")
+    plt.xlabel("epoch")
+    plt.ylabel("training loss")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote the loss curve to {os.path.abspath(path)}", file=sys.stderr)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
@@ -79,7 +97,8 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--plot", default="loss_curve.png", help="where to save the loss curve")
+    ap.add_argument("--plot", default="loss_curve.png",
+                    help="where to save the loss curve (needs matplotlib); '' for none")
     args = ap.parse_args(argv)
 
     np.random.seed(args.seed)
@@ -101,16 +120,8 @@ def main(argv=None):
         losses.append(total / len(y_train))
         print(f"epoch {epoch:2d}  loss {losses[-1]:.4f}")
     accuracy = float(np.mean(np.argmax(net.forward(x_test), axis=1) == y_test))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        plt.plot(range(1, len(losses) + 1), losses, marker="o")
-        plt.xlabel("epoch")
-        plt.ylabel("training loss")
-        plt.savefig(args.plot, dpi=100)
-    except ImportError:
-        pass
+    if args.plot:
+        save_plot(losses, args.plot)
     print(f"test accuracy: {accuracy:.3f}")
     return accuracy
 

@@ -125,8 +125,10 @@ def derive_text(d, assume=None) -> str:
                 if N.contains(f, d.output):
                     where = f"{d.output} = {to_text(d.rhs)}" + (f", {given}" if given else "")
                     lines.append(f"written with {d.output}: {to_text(f)}   (where {where})")
-                else:
+                elif given:
                     lines.append(f"if {given}: {to_text(f)}")
+                else:                               # another spelling, under no assumption
+                    lines.append(f"equivalently: {to_text(f)}")
             lines.append(f"shape:        {_shape_words(r.closed.shape)}"
                          + (f", the shape of {r.wrt}" if r.order == 1 and d.tree.is_scalar else ""))
         else:
@@ -257,7 +259,11 @@ def derivation_aligned(d) -> str:
         lhs, rhs = answer_latex(d, r)
         rows = derivation_rows(d, r) + [(lhs, fr"\boxed{{{rhs}}}", "")]
         blocks.append(align_rows(rows, env="aligned"))
-    return r" \\[1ex] ".join(blocks)
+    if len(blocks) == 1:
+        return blocks[0]
+    # one below the other: a line break belongs inside an environment (at the top level of
+    # $$...$$ MathJax sets the blocks side by side)
+    return "\\begin{gathered}\n" + " \\\\[1ex]\n".join(blocks) + "\n\\end{gathered}"
 
 
 @_in_latex_context

@@ -20,7 +20,7 @@ from .from_index_notation import is_index_notation
 from .index_form import IndexContext
 from .match import Matcher
 from .parse import parse
-from .printing.index import entry_name, index_latex, index_text, range_latex
+from .printing.index import entry_name, index_latex, index_text, range_latex, whole_numbers
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
@@ -251,7 +251,12 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
     steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
     with_deltas = unmark(marked, var_free)
-    if marked != with_deltas:
+    if marked != with_deltas and not var_free:          # a scalar: ∂λ/∂λ = 1, no delta
+        shown = unmark(shown, var_free)
+        ev = entry_name(var)
+        steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + R.text(shown, var_free),
+                          R.latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
+    elif marked != with_deltas:
         shown = unmark(shown, var_free)
         dummies = "pq"[:len(var_free)]
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
@@ -439,12 +444,17 @@ def _lhs_text(name, var, out_free, var_free):
     return f"∂{top}/∂{var}_{_sub(var_free)}" if var_free else f"∂{top}/∂{var}"
 
 
+def _named(name, expr) -> str:
+    """`f = x^T B x`; an equation (`L = -sum(...)`, `p = softmax(x)`) names itself."""
+    return expr if re.match(rf"\s*{re.escape(name)}\s*=(?!=)", expr) else f"{name} = {expr}"
+
+
 def _steps_index(R, expr, out_free, var_free, entry, name):
     oi = _sub(out_free)
     expanded_terms = R.nz.terms(entry)
     expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else entry
     return [
-        Step("index", f"{name} = {expr}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
+        Step("index", f"{_named(name, expr)}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
              _lhs_latex(name, R.var, out_free, var_free)),
         Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
              f"{name}_{{{oi}}}" if oi else name),
@@ -490,10 +500,14 @@ def _steps_match(R, terms, free, closed):
     parts = _collected(parts)
 
     def text_of(c, node):
+        if node is None and not idx:                      # a scalar: the coefficient itself
+            return _coeff_text(c, R).strip() or "1"
         body = to_text(node) if node is not None else "1"
         return _coeff_text(c, R) + (f"[{body}]_{idx}" if idx else body)
 
     def latex_of(c, node):
+        if node is None and not idx:
+            return _coeff_latex(c, R).strip() or "1"
         body = to_latex(node) if node is not None else "1"
         return _coeff_latex(c, R) + (f"\\left[{body}\\right]_{{{idx}}}" if idx else body)
     return [Step("matrix form", _signed_join([text_of(c, n) for c, n in parts]),
@@ -506,6 +520,7 @@ def _collected(parts) -> list:
     once, not five times with coefficients that add to 8."""
     merged: dict = {}
     for c, node in parts:
+        c = whole_numbers(c)
         key = to_text(node) if node is not None else ""
         if key in merged:
             merged[key][0] += c

@@ -177,7 +177,7 @@ def _result_view(s: Solution, r) -> dict:
                                   f"where ${symbol(d.output, d.rhs.is_scalar)} = {to_latex(d.rhs)}$"
                                   + (f" and ${given}$" if given else ""))
             else:
-                view["folded"] = (f"{lhs} = {to_latex(f)}", f"when ${given}$")
+                view["folded"] = (f"{lhs} = {to_latex(f)}", f"when ${given}$" if given else "equivalently")
     return view
 
 

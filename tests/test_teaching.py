@@ -92,3 +92,70 @@ def test_the_matrix_form_adds_up_equal_terms():
     steps, d = _steps("tr(X^8)", "X")
     text = steps["matrix form"].text
     assert text.count("[") == 1 and text.startswith("8 ["), text
+
+
+def _all_text(d):
+    with d.latex_context():
+        return "\n".join(s.text + "\n" + s.latex for r in d.results for s in r.steps)
+
+
+def test_an_equation_names_itself_once():
+    from indexcalc.pipeline import backprop, derive
+    d = backprop("L = -sum(T ∘ log(X)) / S", "X", "X: S×C, T: S×C")
+    first = d.results[0].steps[0].text
+    assert first.startswith("L = -sum(") and "L = L" not in _all_text(d)
+    d = derive("p = softmax(x)", "x", jacobian=True)
+    assert "p = p" not in _all_text(d)
+
+
+def test_no_empty_assumption_is_printed(capsys):
+    assert main(["backprop", "L = -sum(T ∘ log(softmax(X))) / S", "--wrt", "X", "--where", "X: S×C, T: S×C"]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\bif\s*:", out)
+
+
+def test_a_scalar_variable_has_no_index_and_no_delta():
+    from indexcalc.pipeline import derive
+    d = derive("lambda ‖w‖^2", "lambda")
+    text = _all_text(d)
+    assert "λ_" not in text and "lambda_" not in text and "= :" not in text and r"\delta" not in text
+    assert any(s.text.startswith("∂lambda/∂lambda = 1") for s in d.results[0].steps)
+    assert d.results[0].steps[-2].text == "‖w‖^2"            # the matrix form: no stray "1"
+
+
+@pytest.mark.parametrize("expr,coeff", [("0.5 ‖X w - y‖^2", ""), ("1.702 ‖X w - y‖^2", "3.404 "),
+                                        ("2.0 x^T x", "4 ")])
+def test_decimals_read_as_written(expr, coeff):
+    from indexcalc.pipeline import derive
+    d = derive(expr, "w" if "w" in expr else "x")
+    text = _all_text(d)
+    assert not re.search(r"\d\.\d{6,}", text) and not re.search(r"\b1\.0\b", text), text
+    matrix = next(s for s in d.results[0].steps if s.rule == "matrix form")
+    assert matrix.text.startswith(coeff + "[")
+
+
+def test_jupyter_shows_several_results_one_below_the_other():
+    """A line break outside any environment sets the blocks side by side in MathJax."""
+    from indexcalc import backprop
+    text = backprop("Y = X W^T + b", "W,b,X", "X: S×M, W: N×M, b: 1×N")._repr_latex_()
+    assert text.startswith("$$") and text.endswith("$$")
+    depth = 0
+    for m in re.finditer(r"\\begin\{\w+\}|\\end\{\w+\}|\\\\", text):
+        tok = m.group(0)
+        depth += 1 if tok.startswith(r"\begin") else -1 if tok.startswith(r"\end") else 0
+        assert depth >= 1 or tok != "\\\\", text[max(0, m.start() - 60):m.end() + 20]
+    assert depth == 0 and text.count(r"\boxed") == 3
+
+
+def test_the_mlp_example_says_where_its_loss_curve_went(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("train_mlp_plot", ROOT / "examples" / "train_mlp.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    demo.save_plot([1.0, 0.5], str(tmp_path / "curve.png"))
+    err = capsys.readouterr().err
+    if (tmp_path / "curve.png").exists():
+        assert f"wrote the loss curve to {tmp_path / 'curve.png'}" in err
+    else:
+        assert "matplotlib is not installed" in err

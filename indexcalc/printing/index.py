@@ -57,9 +57,15 @@ class _Reading:
 
     def doprint(self, expr):
         """The free indices of the whole expression are never a Σ's new name (Y_pq = ...
-        Σ_r ... Σ_s, not Σ_q inside an entry whose q is free)."""
+        Σ_r ... Σ_s, not Σ_q inside an entry whose q is free). A float that is a whole
+        number is printed as one (1.0 x is x, 2.0 x is 2 x)."""
+        expr = whole_numbers(expr)
         self._outer_free = {s.name for s in getattr(expr, "free_symbols", ())}
         return super().doprint(expr)
+
+    def _print_Float(self, e):
+        """A decimal as a person writes it: 0.5, 1.702, 1e-08 (not 0.500000000000000)."""
+        return _decimal(e)
 
     def _reading_init(self):
         self._outer_free: set = set()
@@ -219,6 +225,7 @@ class _Reading:
     def renamed_sum(self, e):
         """(body, indices in reading order) of Σ e with its indices renamed (see the class)."""
         from ..index_form import make_sum
+        e = self._inner_placeholders(e)
         olds = [lim[0] for lim in e.limits]
         bound = set(olds)
         self._scope.append(bound)
@@ -239,7 +246,7 @@ class _Reading:
             used.add(name)
             new[old] = sp.Symbol(name, integer=True)
         for old, n in new.items():
-            self._ranges[n] = self.ctx.ranges.get(old)
+            self._ranges[n] = self._ranges.get(old, self.ctx.ranges.get(old))
         his = {lim[0]: lim[2] for lim in e.limits}
         body = e.function.xreplace(new)
         limits = [(new[o], 1, his[o]) for o in order]
@@ -250,6 +257,22 @@ class _Reading:
                 key = (id(body), outer + (frozenset(new[o] for o in order),))
                 self._ordered[key] = (body, [f.xreplace(new) for f in hit[1]])
         return make_sum(body, limits), [new[o] for o in order]
+
+    def _inner_placeholders(self, e):
+        """The indices inner sums bind, renamed to placeholders first (they get their own
+        names when printed), so that they do not take the names this Σ's indices read best in."""
+        from ..index_form import make_sum
+        body = e.function
+        free = body.free_symbols
+        inner = {lim[0] for s_ in body.atoms(sp.Sum) for lim in s_.limits} - free
+        if not inner:
+            return e
+        sub = {}
+        for k, old in enumerate(sorted(inner, key=lambda x: x.name)):
+            new = sp.Dummy(f"i{k}", integer=True)
+            sub[old] = new
+            self._ranges[new] = self._ranges.get(old, self.ctx.ranges.get(old))
+        return make_sum(body.xreplace(sub), list(e.limits))
 
     def _trace_index(self, body, bound):
         """The index that closes a cycle of the product (a trace): the first factor's first."""
@@ -348,6 +371,10 @@ class IndexText(_Reading, _SumsBracketed, StrPrinter):
 def entry_name(name: str) -> str:
     """An entry's name: h1 -> h^{1} (seed 003 writes h^1_{i+j-1}), W -> W."""
     base = name.rstrip("0123456789")
+    from ..shapes import GREEK
+    if base in GREEK or (len(base) == 1 and not base.isascii()):    # λ, lambda -> \lambda
+        greek = sp.latex(sp.Symbol("lambda" if base == "lam" else base))
+        return f"{greek}^{{{name[len(base):]}}}" if base != name else greek
     if base and base != name:
         return f"{base}^{{{name[len(base):]}}}"
     return name
@@ -454,7 +481,8 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
         leaf = e.args[0]
         var = leaf.base.label.name if isinstance(leaf, sp.Indexed) else str(leaf)
         wrt = _joined(self.wrt or [])
-        return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {entry_name(var)}_{{{wrt}}}}}"
+        below = f"{entry_name(var)}_{{{wrt}}}" if wrt else entry_name(var)
+        return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {below}}}"
 
     def _print_Function(self, e, exp=None):
         name = F.name_of(e.func)
@@ -468,6 +496,21 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
         else:
             s = fr"{head or (name if not name[0].isalpha() or len(name.rstrip(chr(39))) == 1 else chr(92) + 'operatorname{' + name + '}')}\left({arg}\right)"
         return f"{s}^{{{exp}}}" if exp else s
+
+
+def whole_numbers(expr):
+    """SymPy floats that are whole numbers (2 × 0.5 = 1.0) as integers, so that 1.0 x reads x."""
+    if not isinstance(expr, sp.Basic):
+        return expr
+    floats = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer()}
+    return expr.xreplace(floats) if floats else expr
+
+
+def _decimal(e) -> str:
+    x = float(e)
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
 
 
 def _coeff_negative(expr) -> bool:
