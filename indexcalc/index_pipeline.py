@@ -15,6 +15,7 @@ import sympy as sp
 from . import layout as LY
 from . import nodes as N
 from . import verify as V
+from .batch import batch_match
 from .deltas import Normalizer
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError, VerificationError
@@ -26,6 +27,7 @@ from .pipeline import (Derivation, Result, Step, _closed, _lhs_latex, _lhs_text,
                        _steps_match, _sub, _terms_expr)
 from .printing.index import entry_name, index_latex, index_text, range_latex
 from .printing.latex import to_latex
+from .printing.text import to_text
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .shapes import Variable, Variables, parse_decls
 
@@ -144,12 +146,22 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
     closed = None
     if len(layout) <= 2 and len(free) <= 2 and all(len(v.shape) <= 2 for _, v in variables.items()):
         closed = _closed(R, terms, free, out_shape, var_shape)
+    batched = None
     if closed is not None:
         steps += _steps_match(R, terms, free, closed)
-    code = _code(R, closed, terms, free, layout)
+    elif len(layout) > 2:
+        batched = batch_match(R, terms, free)
+    if batched is not None:                    # dS K over the batch index b: np.matmul's meaning
+        closed = batched.node
+        over = ",".join(map(str, batched.batch))
+        steps.append(Step("closed form", f"batched over {over} (leading axes): {to_text(closed)}",
+                          lambda: to_latex(closed), note=fr"\text{{batched over }} {over}"))
+        code = batched.code
+    else:
+        code = _code(R, closed, terms, free, layout)
     result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
                     resimplify=_resimplify(R, terms, free))
-    _guard(R, problem, variables, result, layout, rng, upstream)
+    _guard(R, problem, variables, result, layout, rng, upstream, closed_checks=batched is None)
     return result
 
 
@@ -265,14 +277,15 @@ def _projected(J, u, var_ndim):
     return np.tensordot(J, u, axes=var_ndim) if var_ndim else J * u
 
 
-def _guard(R, problem, variables, result: Result, layout, rng, upstream, directions: int = 4):
+def _guard(R, problem, variables, result: Result, layout, rng, upstream, directions: int = 4,
+           closed_checks: bool = True):
     """Every candidate (the NumPy code, the closed form and its text parsed back) against
     directional central differences of the input itself, along random directions."""
     var = R.var
     sizes = choose_sizes(problem, variables)
     needs = domains(problem)
     checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
-    if result.closed is not None:
+    if result.closed is not None and closed_checks:     # (a batched form is checked as its code)
         from .evaluate import evaluate
 
         def closed_value(p):

@@ -394,3 +394,38 @@ def test_random_index_contractions_against_einsum(case):
     got = run_code(d.results[0].numpy, case.arrays)
     assert got.shape == case.gradient.shape
     np.testing.assert_allclose(got, case.gradient, rtol=1e-8, atol=1e-10)
+
+
+# ---- closed forms of batched results ---------------------------------------------------------------
+BATCHED = [
+    ("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "Q: B×S×D, K: B×T×D",
+     {"Q": "dS K", "K": "dS^T Q"}),
+    ("O[b,i,d] = Σ_j A[b,i,j] V[b,j,d]", "A: B×S×T, V: B×T×D",
+     {"V": "A^T dO", "A": "dO V^T"}),
+    ("S[b,h,i,j] = Σ_k Q[b,h,i,k] K[b,h,j,k] / sqrt(D)", "Q: B×H×S×D, K: B×H×T×D",
+     {"Q": "dS K / sqrt(D)", "K": "dS^T Q / sqrt(D)"}),
+]
+
+
+@pytest.mark.parametrize("eq, where, closed", BATCHED, ids=[b[0][:12] for b in BATCHED])
+def test_batched_products_have_closed_forms(eq, where, closed):
+    d = backprop(eq, ",".join(closed), where)
+    got = {r.wrt: r.closed_form.replace("√", "sqrt") for r in d.results}
+    assert set(got) == set(closed)
+    for r in d.results:
+        assert "einsum" not in r.numpy and ("@" in r.numpy)
+        assert got[r.wrt].replace(" ", "") == closed[r.wrt].replace(" ", ""), got
+
+
+def test_batched_code_is_right_for_the_batch_rank():
+    """The same closed form, printed with negative axes, computes attention's dV = A^T dO."""
+    d = backprop("O[b,i,d] = Σ_j A[b,i,j] V[b,j,d]", "V", "A: B×S×T, V: B×T×D")
+    A, dO = rand(2, 3, 4), rand(2, 3, 5)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"A": A, "dO": dO}),
+                               np.einsum("bij,bid->bjd", A, dO))
+    d = backprop("Y[b,i,j] = exp(X[b,i,j]) / Σ_k exp(X[b,i,k])", "X", "X: B×S×T")
+    assert d.results[0].closed is not None
+    X, dY = rand(2, 3, 4), rand(2, 3, 4)
+    Y = softmax(X)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "dY": dY}),
+                               Y * (dY - np.sum(dY * Y, axis=-1, keepdims=True)))

@@ -31,9 +31,11 @@ class NumpyPrinter:
         self.helpers = dict(helpers or {})
         self.size_code = {}
         for name, v in variables.items():
-            for axis, d in enumerate(v.array_shape):
-                if isinstance(d, str):
-                    self.size_code.setdefault(d, f"{py_name(name)}.shape[{axis}]")
+            shape = v.array_shape
+            for axis, d in enumerate(shape):
+                if isinstance(d, str):          # a tensor's axes count from the end (any batch rank)
+                    at = axis - len(shape) if len(shape) > 2 else axis
+                    self.size_code.setdefault(d, f"{py_name(name)}.shape[{at}]")
 
     def size(self, d) -> str:
         if isinstance(d, int):
@@ -324,7 +326,10 @@ class EinsumPrinter:
         # three or more operands: let NumPy choose the contraction order (one loop over every
         # index at once is exponential in their number)
         opt = ", optimize=True" if len(args) > 2 else ""
-        e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{opt})" if args else "1.0"
+        if len(args) == 1 and subs[0] == out:        # nothing to contract: the operand itself
+            e = args[0]
+        else:
+            e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{opt})" if args else "1.0"
         del sp
         return f"{coeff} * {e}" if coeff else e
 
