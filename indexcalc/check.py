@@ -1,8 +1,18 @@
-"""`check`: is a claimed derivative right? Compared with finite differences of the
-expression itself (not only with our own derivation); a wrong claim gets a counterexample."""
+"""`check`: is a claimed derivative right? The claim is compared with the derivative, which
+the numerical guard has already verified, exactly in floating point: both evaluated at
+several random points, with sizes that differ between points and between dimensions and
+values of both signs, and they must agree to 1e-9 of the magnitude of their terms (see
+magnitude.py: right answers written differently agree to rounding; a claim off by 1e-5, of
+the wrong sign at 1e-6 scale, or right only for n = 3 or for positive x, does not). A wrong
+claim gets the counterexample.
+
+`references()` derives once and draws the points (a `Reference` per variable); `compare()`
+(or `Reference.check`) checks one claim against it, so `grade` checks a class against one
+derivation; `check()` is one claim, the command's entry point.
+"""
 from __future__ import annotations
 
-import contextlib
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,8 +24,14 @@ from .errors import IndexCalcError, ShapeError
 from .evaluate import evaluate
 from .from_index_notation import is_index_notation, parse_index
 from .from_index_notation import read as read_index
+from .magnitude import magnitude
 from .parse import parse
 from .shapes import infer, show_shape
+
+TOL = 1e-9              # of the terms' magnitude: rounding is about 1e-16 of it
+POINTS = 4              # each with its own sizes
+SPREADS = (1.0, 2.5, 1.0, 0.5)     # how far the values range at each point
+_ERRORS = (np.linalg.LinAlgError, ValueError, ZeroDivisionError, OverflowError, FloatingPointError)
 
 
 @dataclass
@@ -38,8 +54,8 @@ class Verdict:
 @dataclass
 class Reference:
     """What a claim about one derivative is compared against, derived once: the derivation,
-    the expected closed form, and the random points with the derivative's values there
-    (computed when first needed, then kept). `grade` checks a whole class against one."""
+    the expected closed form, the random points, and the derivative's value and the
+    magnitude of its terms at each (`grade` checks a whole class against one)."""
     input: str
     wrt: str
     derivation: object
@@ -47,15 +63,78 @@ class Reference:
     decls: dict
     layout: tuple
     points: list                       # V.Point, drawn once
-    _want: dict = field(default_factory=dict, repr=False)
+    _want: dict = field(default_factory=dict, repr=False)      # k -> the derivative there
+    _terms: dict = field(default_factory=dict, repr=False)     # k -> the magnitude of its terms
 
     def want(self, k: int, refined: bool = False):
-        key = (k, refined)
-        if key not in self._want:
-            point = self.points[k]
-            with V.refined() if refined else contextlib.nullcontext():
-                self._want[key] = V.jacobian(V.value_fn(self.derivation.tree, point), point, self.wrt)
-        return self._want[key]
+        return self._want[k]
+
+    def terms(self, k: int):
+        return self._terms[k]
+
+    def check(self, answer: str) -> Verdict:
+        return compare(self, answer)
+
+    @classmethod
+    def of(cls, d, result, seed: int = 1) -> "Reference":
+        """The reference for one result of an existing derivation (its points drawn here)."""
+        decls = {name: v.shape for name, v in d.variables.items()}
+        ref = cls(d.input, result.wrt, d, result.closed_form or result.index_form, decls,
+                  tuple(result.shape), [])
+        _draw_points(ref, result, np.random.default_rng(seed))
+        return ref
+
+
+def _draw_points(ref: Reference, result, rng):
+    """POINTS points, each with its own sizes (distinct per size name), values of both signs
+    where the domain allows, and the derivative finite there."""
+    d, seen = ref.derivation, []
+    for k in range(POINTS):
+        sizes = V.draw_sizes(d.variables, d.tree, rng, avoid=seen)
+        seen.append(sizes)
+        found = {}
+
+        def finite(point):
+            with np.errstate(all="ignore"):
+                try:
+                    want, terms = _expected(result, ref.layout, point)
+                except _ERRORS:
+                    return False
+            ok = bool(np.all(np.isfinite(want)) and np.all(np.isfinite(terms)))
+            if ok:
+                found["at"] = (want, terms)
+            return ok
+        point = V.sample(d.tree, d.variables, rng, check=finite, sizes=sizes, spread=SPREADS[k % len(SPREADS)])
+        if "at" not in found:            # sample's fallback: a finite but very large point
+            finite(point)
+        ref.points.append(point)
+        ref._want[k], ref._terms[k] = found.get("at", (None, None))
+        if ref._want[k] is None:
+            raise IndexCalcError("cannot check the claim numerically: the derivative is not finite at "
+                                 "random points")
+
+
+def _expected(result, layout, point):
+    """The derivative at the point (NumPy layout) and the magnitude of its terms: from the
+    closed form's tree, else from the verified NumPy code (the terms measured by moving)."""
+    shape = tuple(N.size_value(d_, point.sizes) for d_ in layout)
+    closed = result.closed if result.order == 1 else None
+    if closed is not None:
+        want = evaluate(closed, point.env2d, point.sizes)
+        terms = magnitude(closed, point.env2d, point.sizes)
+        return np.reshape(want, shape), np.reshape(terms, shape)
+    want = np.reshape(V.eval_code(result.numpy, point), shape)
+    return want, _code_terms(result.numpy, point, want)
+
+
+def _code_terms(code, point, want):
+    """The size of the terms of generated code at a point: every variable moved by a relative
+    ±1e-6, the change per unit of it (verify.terms_by_moving), in the point's own layout."""
+    def at(env):
+        q = copy.copy(point)
+        q.env = env
+        return np.reshape(V.eval_code(code, q), np.shape(want))
+    return V.terms_by_moving(at, point.env, want)
 
 
 def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: int = 1,
@@ -70,16 +149,7 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
         d = backprop(expr, names, where)
     else:
         d = derive(expr, names, where, order=order, jacobian=mode == "jacobian")
-    decls = {name: v.shape for name, v in d.variables.items()}
-    out = {}
-    for r in d.results:
-        rng = np.random.default_rng(seed)
-        points = [V.sample(d.tree, d.variables, rng) for _ in range(3)]
-        ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
-        if r.order == 2:                # the Hessian: the guarded result's own code is the reference
-            ref._want = {(k, f): V.eval_code(r.numpy, p) for k, p in enumerate(points) for f in (False, True)}
-        out[r.wrt] = ref
-    return out
+    return {r.wrt: Reference.of(d, r, seed) for r in d.results}
 
 
 def _index_references(expr, names, where, seed, mode) -> dict:
@@ -98,7 +168,10 @@ def _index_references(expr, names, where, seed, mode) -> dict:
         sizes = IP.choose_sizes(problem, d.variables)
         points = [IP.make_point(problem, d.variables, sizes, rng, 0, domains(problem)) for _ in range(3)]
         ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
-        ref._want = {(k, f): V.eval_code(r.numpy, p) for k, p in enumerate(points) for f in (False, True)}
+        for k, p in enumerate(points):
+            with np.errstate(all="ignore"):
+                ref._want[k] = V.eval_code(r.numpy, p)
+                ref._terms[k] = _code_terms(r.numpy, p, ref._want[k])
         out[r.wrt] = ref
     return out
 
@@ -114,49 +187,97 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
     return compare(reference(expr, wrt, where, seed), answer)
 
 
-def compare(ref: Reference, answer: str) -> Verdict:
-    """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
-    expr, wrt, expected, decls, layout = ref.input, ref.wrt, ref.expected, ref.decls, ref.layout
-    d = ref.derivation
-    if is_index_notation(answer):
-        return _compare_index(ref, answer)
-    claimed = _typed_claim(parse(answer), decls, _as2(layout))
-    unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(decls))
+def claim_of(ref: Reference, answer: str) -> N.Node:
+    """The claim, read and typed; an error for names or sizes the expression does not have."""
+    claimed = _typed_claim(parse(answer), ref.decls, _as2(ref.layout))
+    unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(ref.decls))
     if unknown:
         raise IndexCalcError(f"the claimed answer uses {', '.join(unknown)}, which "
-                             f"{'does' if len(unknown) == 1 else 'do'} not appear in {expr!r}")
+                             f"{'does' if len(unknown) == 1 else 'do'} not appear in {ref.input!r}")
     loose = sorted({x for n in claimed.walk() for x in (n.shape or ()) if isinstance(x, str)}
-                   - set(d.variables.sizes))
+                   - set(ref.derivation.variables.sizes))
     if loose:
         raise IndexCalcError(f"the claimed answer has a size ({', '.join(loose)}) that nothing in "
-                             f"{expr!r} fixes (an identity or ones vector of any size?)")
+                             f"{ref.input!r} fixes (an identity or ones vector of any size?)")
+    return claimed
+
+
+def compare(ref: Reference, answer: str) -> Verdict:
+    """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
+    if is_index_notation(answer):
+        return _compare_index(ref, answer)
+    expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout
+    claimed = claim_of(ref, answer)
     for k, point in enumerate(ref.points):
         sizes = {k_: int(v) for k_, v in point.sizes.items()}
         want = ref.want(k)
-        got = evaluate(claimed, point.env2d, point.sizes)
-        want_shape = tuple(N.size_value(d_, point.sizes) for d_ in layout)
+        with np.errstate(all="ignore"):
+            try:
+                got = evaluate(claimed, point.env2d, point.sizes)
+            except _ERRORS as e:
+                return _wrong(ref, answer, point, None, None, None, claimed,
+                              f"the claim cannot be evaluated there ({type(e).__name__})")
         if got.size != want.size or not _same_layout(claimed.shape, layout):
             reason = (f"the claim has shape {show_shape(claimed.shape)}, but the derivative by {wrt} "
                       f"{_shape_words(layout)}; the derivative is {expected}")
             return Verdict(expr, wrt, answer, False, reason, expected,
                            {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
-                            "expected_shape": list(want_shape), "claimed": None, "actual": None}, claimed)
+                            "expected_shape": list(want.shape), "claimed": None, "actual": None}, claimed)
+        with np.errstate(all="ignore"):
+            terms = np.reshape(magnitude(claimed, point.env2d, point.sizes), want.shape)
         got = np.reshape(got, want.shape)
-        if not V.close(got, want, tol=1e-5):        # before calling it wrong: better differences
-            want = ref.want(k, refined=True)
-        if not V.close(got, want, tol=1e-5):
-            k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
-            entry = [int(i) for i in k]
-            values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
-            reason = (f"at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
-                      f"{entry} of the claim is {float(got[k]):.6g} but the derivative is "
-                      f"{float(want[k]):.6g}; the derivative is {expected}")
-            return Verdict(expr, wrt, answer, False, reason, expected,
-                           {"sizes": sizes, "entry": entry, "claimed": float(got[k]),
-                            "actual": float(want[k]), "values": values}, claimed)
-    return Verdict(expr, wrt, answer, True,
-                   f"agrees with the derivative {expected} (checked numerically at random points)",
-                   expected, None, claimed)
+        bad = ~_equal(got, want, terms, ref.terms(k))
+        if np.any(bad):
+            return _wrong(ref, answer, point, got, want, bad, claimed)
+    return Verdict(expr, wrt, answer, True, _right_reason(ref), expected, None, claimed)
+
+
+def _right_reason(ref) -> str:
+    shown = "; ".join(", ".join(f"{a}={b}" for a, b in p.sizes.items()) for p in ref.points)
+    where = f" (sizes {shown})" if shown else ""
+    return (f"agrees with the derivative {ref.expected}: equal to rounding at {len(ref.points)} random "
+            f"points{where}")
+
+
+def _equal(got, want, terms_got, terms_want):
+    """Entry by entry: equal up to rounding, relative to the size of the terms on both sides."""
+    scale = np.abs(got) + np.abs(want) + terms_got + terms_want
+    floor = 1e-13 * float(np.max(np.abs(want) + terms_want, initial=0))
+    return (np.abs(got - want) <= TOL * scale + floor) & np.isfinite(got)
+
+
+def _wrong(ref, answer, point, got, want, bad, claimed, why=None) -> Verdict:
+    sizes = {k_: int(v) for k_, v in point.sizes.items()}
+    values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
+    at = f"at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}" if sizes else "at a random point"
+    if got is None:
+        return Verdict(ref.input, ref.wrt, answer, False, f"{at}, {why}; the derivative is {ref.expected}",
+                       ref.expected, {"sizes": sizes, "entry": [], "claimed": None, "actual": None,
+                                      "values": values}, claimed)
+    rel = np.where(bad, np.abs(got - want) / (np.abs(got) + np.abs(want) + 1e-300), -1.0)
+    k = np.unravel_index(np.argmax(np.where(np.isnan(rel), np.inf, rel)), want.shape) if want.shape else ()
+    entry = [int(i) for i in k]
+    a, b = _pair(float(got[k]), float(want[k]))
+    reason = (f"{at}, entry {entry} of the claim is {a} but the derivative is {b}; "
+              f"the derivative is {ref.expected}")
+    return Verdict(ref.input, ref.wrt, answer, False, reason, ref.expected,
+                   {"sizes": sizes, "entry": entry, "claimed": _number(got[k]), "actual": _number(want[k]),
+                    "values": values}, claimed)
+
+
+def _pair(a: float, b: float):
+    """Two numbers printed with enough digits to tell them apart."""
+    for digits in range(6, 18):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if sa != sb:
+            return sa, sb
+    return f"{a!r}", f"{b!r}"
+
+
+def _number(x):
+    """A float for JSON: a non-finite claim is reported as None (JSON has no NaN)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def _compare_index(ref: Reference, answer: str) -> Verdict:
@@ -183,19 +304,11 @@ def _compare_index(ref: Reference, answer: str) -> Verdict:
             return Verdict(ref.input, ref.wrt, answer, False, reason, ref.expected,
                            {"sizes": sizes, "entry": [], "claimed_shape": list(got.shape),
                             "expected_shape": list(want.shape), "claimed": None, "actual": None})
-        if not V.close(got, want, tol=1e-5):
-            at = np.unravel_index(np.argmax(np.abs(got - want)), want.shape) if want.shape else ()
-            entry = [int(i) for i in at]
-            values = {n: np.round(np.asarray(v), 4).tolist() for n, v in point.env.items()}
-            reason = (f"at sizes {', '.join(f'{a}={b}' for a, b in sizes.items())}, entry "
-                      f"{entry} of the claim is {float(got[at]):.6g} but the derivative is "
-                      f"{float(want[at]):.6g}; the derivative is {ref.expected}")
-            return Verdict(ref.input, ref.wrt, answer, False, reason, ref.expected,
-                           {"sizes": sizes, "entry": entry, "claimed": float(got[at]),
-                            "actual": float(want[at]), "values": values})
-    return Verdict(ref.input, ref.wrt, answer, True,
-                   f"agrees with the derivative {ref.expected} (checked numerically at random points)",
-                   ref.expected, None)
+        got = np.asarray(got, dtype=float)
+        bad = ~_equal(got, want, 0.0, np.reshape(ref.terms(k), want.shape))
+        if np.any(bad):
+            return _wrong(ref, answer, point, got, want, bad, None)
+    return Verdict(ref.input, ref.wrt, answer, True, _right_reason(ref), ref.expected, None)
 
 
 def _typed_claim(tree, decls, shape):

@@ -359,9 +359,6 @@ def _roundtrip(R, closed, layout):
 
 
 def _guard_first(R, result: Result, layout, rng):
-    def want(p):
-        return V.jacobian(V.value_fn(R.typed, p), p, R.var)
-
     def draw():
         return V.sample(R.typed, R.variables, rng)
     checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
@@ -369,8 +366,9 @@ def _guard_first(R, result: Result, layout, rng):
         checks["closed form"] = _closed_value(R, result.closed, layout)
         checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
     what = f"d/d{R.var}"
-    point = V.guard_somewhere(checks, want, draw, what)
-    V.guard_somewhere({"NumPy code": checks["NumPy code"]}, want, draw, what)   # and at a second point
+    target = V.Target.of_tree(R.typed, R.var)
+    point = V.guard_somewhere(checks, target, draw, what)
+    V.guard_somewhere({"NumPy code": checks["NumPy code"]}, target, draw, what)   # and at a second point
     result.checked_sizes = dict(point.sizes)
 
 
@@ -398,21 +396,13 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     if closed is not None:
         result.steps.append(Step("closed form", to_text(closed), lambda: to_latex(closed)))
 
-    def grad(env2d_point):
-        return V.eval_code(first.numpy, env2d_point)
-
-    def fd(p):
-        def g(env2d):
-            q = V.Point.__new__(V.Point)
-            q.variables, q.sizes, q.env2d = p.variables, p.sizes, env2d
-            from .evaluate import from_2d
-            q.env = {n: from_2d(a, p.variables[n].kind) for n, a in env2d.items()}
-            return grad(q)
-        return V.jacobian(g, p, var)
+    def gradient(p):            # the (verified) first derivative's code, as a function of the values
+        return lambda env2d: V.eval_code(first.numpy, p.at(env2d))
     checks = {"NumPy code": lambda p: V.eval_code(code, p)}
     if closed is not None:
         checks["closed form"] = _closed_value(R, closed, layout)
-    point = V.guard_somewhere(checks, fd, lambda: V.sample(R.typed, R.variables, rng), f"d²/d{var}²")
+    point = V.guard_somewhere(checks, V.Target(gradient, var), lambda: V.sample(R.typed, R.variables, rng),
+                              f"d²/d{var}²")
     result.checked_sizes = dict(point.sizes)
     return result
 

@@ -26,3 +26,94 @@ def test_guard_catches_a_wrong_leaf_rule(monkeypatch):
         *[diff.sp.KroneckerDelta(a, b) for a, b in zip(indices, wrt)]))
     with pytest.raises(VerificationError):
         derive("x^T a", "x")
+
+
+# ---- issue 13 part 2, issue 15 part 4: steep functions, scale, cost, overflow -----------------
+import numpy as np  # noqa: E402
+
+from indexcalc import backprop, verify  # noqa: E402
+
+MNIST = "X: 64×784, W: 128×784, b: 1×128"
+
+
+def test_a_steep_function_is_resolved():
+    """sin(100000 x): the step comes from the function's own scale, not a fixed 1e-6."""
+    d = derive("sum(sin(100000 x))", "x")
+    x = np.random.default_rng(0).normal(size=5)
+    assert np.allclose(eval(d.numpy, {"np": np, "x": x}), 100000 * np.cos(100000 * x), rtol=1e-12)
+
+
+def test_a_wrong_rule_is_caught_on_a_steep_function(monkeypatch):
+    wrong = functions.Elementwise("sin", functions.sp.sin, lambda u: 1.001 * functions.sp.cos(u), "np.sin({})",
+                                  functions.np.sin)          # 0.1 % off
+    monkeypatch.setitem(functions.TABLE, "sin", wrong)
+    with pytest.raises(VerificationError):
+        derive("sum(sin(100000 x))", "x")
+
+
+def test_no_absolute_tolerance_a_wrong_rule_at_small_scale_is_caught(monkeypatch):
+    """The old guard's atol (1e-5 · (1 + max)) let anything of size 1e-6 through."""
+    wrong = functions.Elementwise("sin", functions.sp.sin, lambda u: -functions.sp.cos(u), "np.sin({})",
+                                  functions.np.sin)          # d sin = -cos: wrong sign
+    monkeypatch.setitem(functions.TABLE, "sin", wrong)
+    with pytest.raises(VerificationError):
+        derive("0.000001 sum(sin(x))", "x")
+
+
+def test_a_zero_derivative_is_no_false_alarm():
+    """tr(A X) - tr(X A): its finite differences are rounding noise around 0."""
+    d = derive("tr(A X) - tr(X A)", "X")
+    assert d.numpy
+
+
+def test_the_guard_catches_a_broken_rule_at_the_users_sizes(monkeypatch):
+    """The MNIST layer at 64×784: the projections catch a broken leaf rule."""
+    monkeypatch.setattr(diff, "deltas", lambda indices, wrt: 2 * diff.sp.Mul(
+        *[diff.sp.KroneckerDelta(a, b) for a, b in zip(indices, wrt)]))
+    with pytest.raises(VerificationError):
+        backprop("Y = X W^T + b", "W", MNIST)
+
+
+def test_the_guard_catches_a_broken_function_rule_at_the_users_sizes(monkeypatch):
+    wrong = functions.Elementwise("tanh", functions.sp.tanh, lambda u: 1 - functions.sp.tanh(u) ** 3,
+                                  "np.tanh({})", functions.np.tanh)
+    monkeypatch.setitem(functions.TABLE, "tanh", wrong)
+    with pytest.raises(VerificationError):
+        backprop("Y = tanh(X W^T + b)", "W", MNIST)
+
+
+def _evaluations(monkeypatch, run) -> int:
+    """How many times the guard (and its point drawing) evaluates an expression."""
+    count = {"n": 0}
+    real = verify.evaluate
+
+    def counted(*args, **kw):
+        count["n"] += 1
+        return real(*args, **kw)
+    monkeypatch.setattr(verify, "evaluate", counted)
+    run()
+    return count["n"]
+
+
+def test_the_guards_cost_does_not_grow_with_the_sizes(monkeypatch):
+    small = _evaluations(monkeypatch, lambda: backprop("Y = tanh(X W^T + b)", "W,b,X", "X: 4×5, W: 6×5, b: 1×6"))
+    large = _evaluations(monkeypatch, lambda: backprop("Y = tanh(X W^T + b)", "W,b,X", "X: 40×50, W: 60×50, b: 1×60"))
+    mnist = _evaluations(monkeypatch, lambda: backprop("Y = tanh(X W^T + b)", "W,b,X", MNIST))
+    assert small == large == mnist and small < 100
+
+
+def test_a_point_that_overflows_is_scaled_down():
+    d = derive("exp(exp(exp(exp(x^T a))))", "x")
+    rng = np.random.default_rng(3)
+    x, a = 0.1 * rng.normal(size=4), 0.1 * rng.normal(size=4)
+    s = x @ a
+    want = np.exp(np.exp(np.exp(np.exp(s)))) * np.exp(np.exp(np.exp(s))) * np.exp(np.exp(s)) * np.exp(s) * a
+    assert np.allclose(eval(d.numpy, {"np": np, "x": x, "a": a}), want, rtol=1e-12)
+
+
+def test_points_have_both_signs_unless_the_domain_needs_otherwise():
+    from indexcalc.parse import parse
+    from indexcalc.shapes import infer
+    tree, variables = infer(parse("sum(sqrt(x .^ 2)) + sum(log(y))"), {"y": ("n", 1), "x": ("n", 1)})
+    p = verify.sample(tree, variables, np.random.default_rng(0))
+    assert (p.env["x"] < 0).any() and (p.env["y"] > 0).all()
