@@ -263,6 +263,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, strict_json(answer), "application/json; charset=utf-8")
 
     def _read_json(self):
+        # JSON only: a page elsewhere cannot send that without the browser asking first (CORS)
+        if self.headers.get_content_type() != "application/json":
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the request must be application/json")
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:

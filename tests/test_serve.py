@@ -241,3 +241,24 @@ def test_readme_shows_the_page():
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "    indexcalc serve" in readme and "](docs/serve.png)" in readme
     assert (root / "docs" / "serve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_only_json_is_accepted(server):
+    """A form or text/plain POST (which another site's page could send without asking) is refused."""
+    u = urlsplit(server.url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("POST", "/api/run", body=json.dumps({"command": "derive", "expr": "x^T x", "wrt": "x"}),
+              headers={"Content-Type": "text/plain"})
+    assert c.getresponse().status == 415
+
+
+def test_pip_install_ships_every_file_of_the_page():
+    """pyproject's package-data globs match every file under indexcalc/web (the fonts too)."""
+    import tomllib
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["indexcalc"]
+    web = root / "indexcalc" / "web"
+    files = [p.relative_to(root / "indexcalc") for p in web.rglob("*") if p.is_file()]
+    assert len(files) > 60
+    for f in files:
+        assert any(f.match(g) and len(f.parts) == len(Path(g).parts) for g in globs), f
