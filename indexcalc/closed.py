@@ -112,7 +112,7 @@ def combine(parts: list, shape, scalar) -> N.Node:
     if not terms:
         return _zero(shape)
     common = _common_factor([c for c, _ in terms])
-    terms = [(_simplified(c / common) if common != 1 else c, n) for c, n in terms]
+    terms = [(_simplified(_divide(c, common)) if common != 1 else c, n) for c, n in terms]
     terms = _factor_out(terms, scalar)
     body = _sum_node(terms, scalar)
     return scale(common, body, scalar)
@@ -131,6 +131,21 @@ def _simplified(c):
     return sp.cancel(c) if foreign else s
 
 
+def _divide(c, common):
+    """c / common, with common's factors taken out of c's where they occur as they are: SymPy's
+    own division asks for assumptions (is c/common real? zero?) that take seconds on a product
+    of nested functions, (1 - tanh(tanh(...))^2) ..."""
+    mine = list(sp.Mul.make_args(c))
+    rest = []
+    for f in sp.Mul.make_args(common):
+        if f in mine:
+            mine.remove(f)
+        else:
+            rest.append(f)
+    out = sp.Mul(*mine)
+    return out / sp.Mul(*rest) if rest else out
+
+
 def _zero(shape):
     z = N.Num(Fraction(0))
     if shape == N.SCALAR:
@@ -141,6 +156,8 @@ def _zero(shape):
 
 def _common_factor(coeffs):
     """The symbolic factor all coefficients share (e.g. 1/S), with the sign if all are negative."""
+    if len(coeffs) == 1 and any(f.is_Add for f in sp.Mul.make_args(coeffs[0])):
+        return coeffs[0]        # a product with a sum in it goes in front whole, as a sum does
     sets = []
     for c in coeffs:
         _, rest = c.as_coeff_Mul()

@@ -46,7 +46,9 @@ class Normalizer:
 
     # ---- expression -> terms
     def terms(self, e) -> list[Term]:
-        if e.is_Add:
+        if e.is_Add and not self.indices(e):
+            return [Term(self.atom(e), (), ())] if e != 0 else []   # a coefficient stays a product:
+        if e.is_Add:                                               # (1 - t²)(1 - u²), not 4 terms
             return [t for a in e.args for t in self.terms(a)]
         if e.is_Mul:
             out = [Term(sp.S.One, (), ())]
@@ -184,8 +186,10 @@ class Normalizer:
         pool = [n for n in DUMMY_POOL if n not in taken_names]
         order = _dummy_order(t.factors, t.dummies)
         sub: dict = {}
+        given: set = set()
         for d in order:
-            sub[d] = self._dummy_name(pool, self.ctx.ranges[d], set(sub.values()))
+            sub[d] = self._dummy_name(pool, self.ctx.ranges[d], given)
+            given.add(sub[d])
         # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
         # rule: the first name for their range that nothing around them uses
         outer = taken | set(sub.values())
@@ -230,7 +234,7 @@ class Normalizer:
                 acc[key] = Term(acc[key].coeff + t.coeff, acc[key].factors, acc[key].dummies)
             else:
                 acc[key] = t
-        return [t for t in acc.values() if sp.simplify(t.coeff) != 0] if len(acc) < len(terms) \
+        return [t for t in acc.values() if not is_zero(t.coeff)] if len(acc) < len(terms) \
             else list(acc.values())
 
     def simplify_terms(self, terms: list[Term], free: set) -> list[Term]:
@@ -258,6 +262,21 @@ class Normalizer:
 def _marked(e) -> bool:
     """Whether e carries a Kronecker delta or a derivative's mark (∂X_pq/∂X_ij, diff.Partial)."""
     return e.has(sp.KroneckerDelta) or any(type(f).__name__ == "Partial" for f in e.atoms(sp.Function))
+
+
+def is_zero(c) -> bool:
+    """Whether a coefficient is zero, by cheap rules (expansion, then cancelling fractions):
+    sp.simplify tries trigonometric and exponential rewrites of every subterm, seconds for a
+    coefficient that is a product of a few (1 - tanh(...)^2). A zero it misses stays a term
+    with a zero coefficient: not simpler, but not wrong."""
+    if c == 0:
+        return True
+    e = sp.expand(c)
+    if e == 0:
+        return True
+    if any(p.exp.is_negative for p in e.atoms(sp.Pow)):
+        return sp.cancel(sp.together(e)) == 0
+    return False
 
 
 def _solve(delta, d):

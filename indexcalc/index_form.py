@@ -86,8 +86,8 @@ class IndexContext:
     def atom_entry(self, node: N.Node, idx):
         name = self.atom(node)
         if node.is_scalar:
-            return sp.Symbol(name)
-        return sp.IndexedBase(name)[tuple(i for i in idx if i is not None)]
+            return sp.Symbol(name, real=True)
+        return sp.IndexedBase(name, real=True)[tuple(i for i in idx if i is not None)]
 
     # ---- entries
     def entry(self, node: N.Node, idx) -> sp.Expr:
@@ -154,7 +154,10 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
 def rename_at_once(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     """expr with the indices of `sub` renamed all at once, through placeholders, so that a
     new name that is also an old one (p -> q, q -> p) does not collide."""
-    sub = {k: v for k, v in sub.items() if k != v}
+    if not sub:
+        return expr
+    present = expr.free_symbols          # only what occurs: a fresh placeholder per entry of a
+    sub = {k: v for k, v in sub.items() if k != v and k in present}     # long map costs k^2
     if not sub:
         return expr
     tmp = {k: sp.Dummy(str(k)) for k in sub}
@@ -218,10 +221,21 @@ def name_for_range(pool, dim, ranges: dict, used) -> sp.Symbol | None:
     """The first name of the pool not in `used` that is new or already runs over `dim` (a
     name has one range per derivation; a new one is registered in `ranges`)."""
     for name in pool:
-        s = sp.Symbol(name, integer=True)
+        s = index_symbol(name)
         if s not in used and ranges.setdefault(s, dim) == dim:
             return s
     return None
+
+
+_INDEX_SYMBOLS: dict = {}
+
+
+def index_symbol(name: str) -> sp.Symbol:
+    """The index symbol of a name (made once: SymPy's Symbol() is slow to call in a loop)."""
+    s = _INDEX_SYMBOLS.get(name)
+    if s is None:
+        s = _INDEX_SYMBOLS[name] = sp.Symbol(name, integer=True)
+    return s
 
 
 def place(shape, idx):
@@ -244,8 +258,8 @@ def _number(value):
 
 def _sym(ctx: IndexContext, node: N.Sym, idx):
     if node.shape == N.SCALAR:
-        return sp.Symbol(node.name)
-    return sp.IndexedBase(node.name)[tuple(i for i in idx if i is not None)]
+        return sp.Symbol(node.name, real=True)
+    return sp.IndexedBase(node.name, real=True)[tuple(i for i in idx if i is not None)]
 
 
 def _matmul(ctx, node: N.MatMul, idx):

@@ -34,6 +34,8 @@ class NoMatch(Exception):
 class Matcher:
     def __init__(self, ctx: IndexContext, normalizer: Normalizer):
         self.ctx, self.nz = ctx, normalizer
+        self._terms: dict = {}          # (term, free) -> (coeff, node) or the NoMatch it raised
+
 
     # ---- entry points
     def match(self, terms: list[Term], free: tuple):
@@ -99,6 +101,21 @@ class Matcher:
 
     # ---- one term
     def term(self, t: Term, free: tuple):
+        """(coefficient, matrix-form node) of one term; matched once per derivation (the closed
+        form and the matrix-form step read the same match)."""
+        key = (t, tuple(free))
+        hit = self._terms.get(key)
+        if hit is None:
+            try:
+                hit = self._term(t, free)
+            except NoMatch as e:
+                hit = e
+            self._terms[key] = hit
+        if isinstance(hit, NoMatch):
+            raise hit
+        return hit
+
+    def _term(self, t: Term, free: tuple):
         if any(has_index_arithmetic(f) for f in t.factors):
             return t.coeff, convolution(self, t, free)
         order = list(free) + list(t.dummies)
@@ -218,11 +235,19 @@ def _oriented(node, idx):
 
 def reduce_ops(M: Matcher, ops, scalars, dummies):
     while True:
-        counts = Counter(i for _, idx in ops for i in idx)
+        holders: dict = {}                  # index -> positions of the operands that carry it
+        counts: Counter = Counter()
+        for k, (_, idx) in enumerate(ops):
+            for i in idx:
+                counts[i] += 1
+                at = holders.setdefault(i, [])
+                if not at or at[-1] != k:
+                    at.append(k)
         count = counts.__getitem__
         if _diag_or_trace(ops, scalars, dummies, count) or _hadamard(ops, dummies, count):
             continue
-        if any(_contract(M, ops, scalars, dummies, a, count) for a in sorted(dummies, key=_name)):
+        if any(_contract(M, ops, scalars, dummies, a, count, holders.get(a, []))
+               for a in sorted(dummies, key=_name)):
             continue
         break
     if dummies:
@@ -265,8 +290,7 @@ def _hadamard(ops, dummies, count):
     return True
 
 
-def _contract(M: Matcher, ops, scalars, dummies, a, count):
-    holders = [k for k, (_, idx) in enumerate(ops) if a in idx]
+def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
     c = count(a)
     if c == 1:
         k = holders[0]

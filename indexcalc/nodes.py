@@ -111,6 +111,9 @@ class Node:
                     values[n] = self._defaults[n]
             values = {n: values[n] for n in names}
         self.__dict__.update(values)
+        # the hash, once: a child's is already known, so a chain of 10,000 sums or factors is
+        # hashed without recursing down it
+        object.__setattr__(self, "_hash", hash(tuple(values[n] for n in self._compared)))
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable; use replace()")
@@ -122,33 +125,38 @@ class Node:
         return tuple(v[n] for n in self._compared)
 
     def __eq__(self, other):
+        if other is self:
+            return True
         if other.__class__ is not self.__class__:
             return NotImplemented
+        if self._hash != other._hash:
+            return False
         return self._key() == other._key()
 
     def __hash__(self):
-        return hash(self._key())
+        return self._hash
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in self.__dict__.items())})"
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in self.items())})"
 
     def replace(self, **changes) -> "Node":
         """A copy with the given fields changed (dataclasses.replace)."""
-        return type(self)(**{**self.__dict__, **changes})
+        return type(self)(**{**dict(self.items()), **changes})
 
     def items(self):
         """(field name, value) pairs, in order."""
-        return self.__dict__.items()
+        v = self.__dict__
+        return ((n, v[n]) for n in self._fields)
 
     def children(self) -> tuple["Node", ...]:
-        vals = self.__dict__.values()
+        vals = [v for _, v in self.items()]
         return tuple(v for v in vals if isinstance(v, Node)) + tuple(
             c for v in vals if isinstance(v, tuple) for c in v if isinstance(c, Node))
 
     def map_children(self, f) -> "Node":
         """A copy with f applied to every child node (the node itself when nothing changes)."""
         changes = {}
-        for k, v in self.__dict__.items():
+        for k, v in self.items():
             if isinstance(v, Node):
                 w = f(v)
                 if w is not v:
@@ -163,9 +171,12 @@ class Node:
         return self.shape == SCALAR
 
     def walk(self):
-        yield self
-        for c in self.children():
-            yield from c.walk()
+        """Every node of the tree, in preorder (without recursion: chains may be 10,000 deep)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children()))
 
 
 # ---- leaves -------------------------------------------------------------------
@@ -369,6 +380,17 @@ class Equation(Node):
     lhs: str
     rhs: Node
     shape: Shape = None
+
+
+def left_spine(node: Node, types, same_shape=True) -> list:
+    """The nodes down the left operands (`.a`) of a chain of `types` that keep the node's shape,
+    outermost first: ((a + b) - c) + d gives [(..) + d, (a + b) - c, a + b]. Printers walk
+    a long sum or product through it, not by recursion."""
+    out = []
+    while isinstance(node, types) and (not out or not same_shape or node.shape == out[-1].shape):
+        out.append(node)
+        node = node.a
+    return out
 
 
 def kind_of(shape) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,6 +113,50 @@ class Derivation:
         return "$$" + derivation_aligned(self) + "$$"
 
 
+_DEEP = threading.local()
+
+
+def _deep(fn):
+    """Run a derivation on a thread with a large stack and a high recursion limit. The input's
+    tree is as deep as its longest chain (the parser, shape inference, the index form and the
+    evaluator walk it by recursion; a sum of 256 quadratic forms or a product of 512 factors is
+    that deep, and the SymPy expressions below it deeper still); the printers walk chains
+    without recursion (they run again outside). Nested calls stay on the thread."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kw):
+        if getattr(_DEEP, "on", False):
+            return fn(*args, **kw)
+        box: dict = {}
+
+        def body():
+            _DEEP.on = True
+            try:
+                box["value"] = fn(*args, **kw)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread as it is
+                box["error"] = e
+        old_size, old_limit = threading.stack_size(), sys.getrecursionlimit()
+        threading.stack_size(_STACK_BYTES)
+        sys.setrecursionlimit(max(old_limit, _RECURSION_LIMIT))
+        try:
+            t = threading.Thread(target=body, name="indexcalc-derive")
+            t.start()
+            t.join()
+        finally:
+            threading.stack_size(old_size)
+            sys.setrecursionlimit(old_limit)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+    return run
+
+
+_STACK_BYTES = 512 * 2 ** 20        # reserved, not used: pages are touched only as deep as needed
+_RECURSION_LIMIT = 60_000
+
+
+@_deep
 def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int = 0,
            jacobian: bool = False) -> Derivation:
     """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y").
@@ -138,6 +184,7 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     return d
 
 
+@_deep
 def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Derivation:
     """For `Y = f(X, W, ...)` inside a network with scalar loss L: ∂L/∂V for each V in terms of
     the upstream gradient dY = ∂L/∂Y, i.e. the derivative of Σ_ij dY_ij f_ij. A left side that

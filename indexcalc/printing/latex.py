@@ -97,12 +97,14 @@ def _num(v):
 def _juxt(n):
     parts = []
 
-    def flat(x):
-        if isinstance(x, N.MatMul):
-            flat(x.a)
-            flat(x.b)
-        else:
-            parts.append(x)
+    def flat(x):                 # the factors in reading order, without recursion
+        stack = [x]
+        while stack:
+            y = stack.pop()
+            if isinstance(y, N.MatMul):
+                stack += [y.b, y.a]
+            else:
+                parts.append(y)
     if isinstance(n, N.ScalarMul):
         parts.append(n.s)
         flat(n.a)
@@ -110,6 +112,15 @@ def _juxt(n):
         flat(n)
     out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
     return (r" \cdot " if _AS_SPACES.get() else " ").join(out), JUXT
+
+
+def _sum(n):
+    """a + b - c + ...: down the left operands without recursion (10,000 terms)."""
+    spine = N.left_spine(n, (N.Add, N.Sub))
+    out = [_wrap(spine[-1].a, ADD)]
+    for x in reversed(spine):
+        out.append(("+ " if isinstance(x, N.Add) else "- ") + _wrap(x.b, TERM))
+    return " ".join(out), ADD
 
 
 def _call(name):
@@ -155,8 +166,8 @@ PRINTERS = {
     N.Identity: lambda n: (r"\mathbf{I}", ATOM),
     N.MatMul: _juxt, N.ScalarMul: _juxt,
     N.Div: lambda n: (fr"\frac{{{to_latex(n.a)}}}{{{to_latex(n.s)}}}", ATOM),
-    N.Add: lambda n: (f"{_wrap(n.a, ADD)} + {_wrap(n.b, TERM)}", ADD),
-    N.Sub: lambda n: (f"{_wrap(n.a, ADD)} - {_wrap(n.b, TERM)}", ADD),
+    N.Add: lambda n: _sum(n),
+    N.Sub: lambda n: _sum(n),
     N.Neg: lambda n: ("-" + _wrap(n.a, JUXT), UNARY),
     N.Transpose: _transpose,
     N.Inverse: lambda n: (_wrap(n.a, ATOM) + "^{-1}", POSTFIX),

@@ -55,7 +55,11 @@ class NumpyPrinter:
         return c
 
     def p(self, node: N.Node):
-        c, nd = PRINT[type(node)](self, node)
+        return self.finish(node, PRINT[type(node)](self, node))
+
+    def finish(self, node: N.Node, printed):
+        """A printed node in its layout: a 1×1 result as a number, a column as 1-D."""
+        c, nd = printed
         r, k = node.shape
         if (r, k) == (1, 1) and nd > 0:
             return f"np.sum({c})", 0
@@ -135,26 +139,49 @@ def _is_ones_row(node):
     return isinstance(node, N.Transpose) and isinstance(node.a, N.Ones)
 
 
+def _left_operand(c: str, nd):
+    """A printed left operand of a left-associative `@`, `*`, `+`: bare unless a sum or a
+    comparison stands at its top level (a @ b @ c, not ((a @ b) @ c): Python refuses code
+    nested 200 parentheses deep, and a chain of 512 factors would be)."""
+    depth, tokens = 0, []
+    for tok in c.split(" "):
+        if depth == 0:
+            tokens.append(tok)
+        depth += tok.count("(") + tok.count("[") - tok.count(")") - tok.count("]")
+    return (f"({c})" if any(t in ("+", "-", "<", ">", "==", "<=", ">=") for t in tokens[1:]) else c), nd
+
+
 def _matmul(P: NumpyPrinter, n: N.MatMul):
+    """A product chain: down its left operands without recursion, each level printed on the
+    printed left part (a @ b @ c)."""
+    spine = N.left_spine(n, N.MatMul, same_shape=False)
+    left = None
+    for x in reversed(spine[1:]):
+        left = _left_operand(*P.finish(x, _matmul_one(P, x, left)))
+    return _matmul_one(P, n, left)
+
+
+def _matmul_one(P: NumpyPrinter, n: N.MatMul, left):
     # without building what the product only broadcasts or sums: diag(v) A = v[:, None] * A,
-    # A 1 = row sums, 1ᵀ A = column sums
+    # A 1 = row sums, 1ᵀ A = column sums. `left`: n.a already printed, or None
+    wrap_a = (lambda: left) if left is not None else (lambda: P.wrap(n.a))
     if isinstance(n.a, N.DiagMat) and n.b.shape[1] != 1:
         (v, nv), (b, nb) = P.wrap(n.a.a), P.wrap(n.b)
         if nv == 1 and nb == 2:
             return f"{v}[:, None] * {b}", 2
     if isinstance(n.b, N.DiagMat) and n.a.shape[0] != 1:
-        (a, na), (v, nv) = P.wrap(n.a), P.wrap(n.b.a)
+        (a, na), (v, nv) = wrap_a(), P.wrap(n.b.a)
         if nv == 1 and na == 2:
             return f"{a} * {v}[None, :]", 2
     if isinstance(n.b, N.Ones):
-        a, na = P.wrap(n.a)
+        a, na = wrap_a()
         if na == 2:
             return f"{a}.sum(axis=1)", 1           # the method: no np.sum dispatch overhead
     if _is_ones_row(n.a):
         b, nb = P.wrap(n.b)
         if nb == 2:
             return f"{b}.sum(axis=0, keepdims=True)", 2
-    (a, na), (b, nb) = P.wrap(n.a), P.wrap(n.b)
+    (a, na), (b, nb) = wrap_a(), P.wrap(n.b)
     inner = n.a.shape[1]
     if inner == 1 and n.shape != N.SCALAR:
         if na == 0 or nb == 0:
@@ -169,6 +196,27 @@ def _elementwise(op):
         (a, na), (b, nb) = P.column(n.a, n.shape), P.column(n.b, n.shape)
         return f"{a} {op} {b}", max(na, nb)
     return rule
+
+
+def _sum(P: NumpyPrinter, n):
+    """a + b - c + ...: down the left operands without recursion (10,000 terms), the left part
+    bare (a + b + c, not ((a + b) + c): Python refuses 200 nested parentheses)."""
+    spine = N.left_spine(n, (N.Add, N.Sub))
+    code, nd = P.column(spine[-1].a, n.shape)
+    if len(spine) >= _LONG:              # a + b + ... as one expression is as deep as it is long:
+        parts = [code]                   # Python's compiler gives up near 3,000; a call is flat
+        for x in reversed(spine):
+            b, nb = P.column(x.b, n.shape)
+            parts.append(b if isinstance(x, N.Add) else f"-{b}")
+            nd = max(nd, nb)
+        return f"np.sum(np.broadcast_arrays({', '.join(parts)}), axis=0)", nd
+    for x in reversed(spine):
+        b, nb = P.column(x.b, n.shape)
+        code, nd = f"{code} {'+' if isinstance(x, N.Add) else '-'} {b}", max(nd, nb)
+    return code, nd
+
+
+_LONG = 256
 
 
 def _hadamard(P, n):
@@ -262,7 +310,7 @@ PRINT = {
     N.Sym: _sym, N.Num: _num, N.Size: lambda P, n: (P.size(n.name), 0),
     N.Ones: _ones, N.Identity: _identity,
     N.MatMul: _matmul, N.ScalarMul: _scalarmul, N.Div: _div,
-    N.Add: _elementwise("+"), N.Sub: _elementwise("-"),
+    N.Add: _sum, N.Sub: _sum,
     N.Neg: lambda P, n: (lambda c: (f"-{c[0]}", c[1]))(P.wrap(n.a)),
     N.Transpose: _transpose,
     N.Inverse: _square("np.linalg.inv({})", 2, lambda c, n: f"(1 / ({c}))"),

@@ -52,9 +52,15 @@ def _exponent(p: N.Node) -> str:
 
 
 def _flatten_matmul(node):
-    if isinstance(node, N.MatMul):
-        return _flatten_matmul(node.a) + _flatten_matmul(node.b)
-    return [node]
+    """The factors of a product tree, in reading order (without recursion)."""
+    out, stack = [], [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, N.MatMul):
+            stack += [x.b, x.a]
+        else:
+            out.append(x)
+    return out
 
 
 def _juxt(node):
@@ -107,21 +113,24 @@ def _is_number(node) -> bool:
 
 
 def _chain(node):
-    """(scalar factors, matrix factors) of a product, both in reading order."""
-    if isinstance(node, N.ScalarMul):
-        s1, f1 = _chain(node.s)
-        s2, f2 = _chain(node.a)
-        return s1 + f1 + s2, f2            # node.s is a scalar: its matrix factors multiply to one
-    if isinstance(node, N.MatMul) and node.shape != N.SCALAR:
-        s1, f1 = _chain(node.a)
-        s2, f2 = _chain(node.b)
-        return s1 + s2, f1 + f2
-    if isinstance(node, N.Neg) and (node.shape == N.SCALAR or isinstance(node.a, (N.MatMul, N.ScalarMul))):
-        s1, f1 = _chain(node.a)              # s (-a b^T) is -s a b^T: `-a b^T` reads as (-a) b^T
-        return [_MINUS] + s1, f1
-    if node.shape == N.SCALAR:
-        return [node], []
-    return [], [node]
+    """(scalar factors, matrix factors) of a product, both in reading order. A walk with a
+    stack of (node, whether inside a scalar factor), not recursion: a chain of 1,000 factors."""
+    scalars, factors = [], []
+    stack = [(node, False)]
+    while stack:
+        x, in_scalar = stack.pop()
+        if isinstance(x, N.ScalarMul):
+            stack += [(x.a, in_scalar), (x.s, True)]   # x.s is a scalar: its matrix factors
+        elif isinstance(x, N.MatMul) and x.shape != N.SCALAR:         # multiply to one
+            stack += [(x.b, in_scalar), (x.a, in_scalar)]
+        elif isinstance(x, N.Neg) and (x.shape == N.SCALAR or isinstance(x.a, (N.MatMul, N.ScalarMul))):
+            scalars.append(_MINUS)           # s (-a b^T) is -s a b^T: `-a b^T` reads as (-a) b^T
+            stack.append((x.a, in_scalar))
+        elif x.shape == N.SCALAR or in_scalar:
+            scalars.append(x)
+        else:
+            factors.append(x)
+    return scalars, factors
 
 
 def _div(n):
@@ -149,6 +158,19 @@ def _postfix(suffix):
 
 def _call(name):
     return lambda n: (f"{name}({to_text(n.a)})", ATOM)
+
+
+def _sum(n):
+    """a + b - c + ...: down the left operands without recursion (10,000 terms); each right
+    operand in parentheses if it is itself a sum. a - (-b) prints a + b."""
+    spine = N.left_spine(n, (N.Add, N.Sub))
+    out = [_wrap(spine[-1].a, ADD)]
+    for x in reversed(spine):
+        b, op = x.b, "+" if isinstance(x, N.Add) else "-"
+        if op == "-" and isinstance(b, N.Neg):
+            b, op = b.a, "+"
+        out.append(f"{op} {_wrap(b, ADD + 1)}")
+    return " ".join(out), ADD
 
 
 def _binary(op, level):
@@ -179,8 +201,8 @@ PRINTERS = {
     N.MatMul: _juxt,
     N.ScalarMul: _juxt,
     N.Div: lambda n: _div(n),
-    N.Add: _binary("+", ADD),
-    N.Sub: lambda n: _p(N.Add(n.a, n.b.a, n.shape)) if isinstance(n.b, N.Neg) else _binary("-", ADD)(n),
+    N.Add: _sum,
+    N.Sub: _sum,
     N.Neg: lambda n: _neg(n),
     N.Transpose: _transpose,
     N.Inverse: _postfix(lambda n: "^-1"),

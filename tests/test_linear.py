@@ -1,0 +1,102 @@
+"""Issue 15: cost that grows with the expression. Long sums and chains print and derive without
+recursion limits; nested compositions keep their structure. Counts, not times."""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pytest
+
+from indexcalc import nodes as N
+from indexcalc.pipeline import derive
+from indexcalc.printing.latex import to_latex
+from indexcalc.printing.numpy_code import NumpyPrinter
+from indexcalc.printing.text import to_text
+from indexcalc.shapes import Variable, Variables
+
+TERMS = 10_000
+SHAPE = ("n", 1)
+
+
+def _long_sum(k):
+    """x1 + x2 - x3 + x4 - ... as the parser builds it: left-deep, k terms."""
+    node = N.Sym("x1", SHAPE)
+    for j in range(2, k + 1):
+        op = N.Sub if j % 3 == 0 else N.Add
+        node = op(node, N.Sym(f"x{j}", SHAPE), SHAPE)
+    return node
+
+
+def _variables(k):
+    return Variables({f"x{j}": Variable(f"x{j}", "vector", SHAPE) for j in range(1, k + 1)}, {"n"})
+
+
+def _signs(k):
+    return [-1.0 if j % 3 == 0 else 1.0 for j in range(1, k + 1)]
+
+
+def test_printers_take_a_sum_of_ten_thousand_terms():
+    node = _long_sum(TERMS)
+    text = to_text(node)
+    assert text.startswith("x1 + x2 - x3 + x4") and text.endswith(f"x{TERMS}")
+    assert text.count(" + ") + text.count(" - ") == TERMS - 1 and "(" not in text
+    latex = to_latex(node)
+    assert latex.count("+") + latex.count("-") == TERMS - 1
+    code = NumpyPrinter(_variables(TERMS)).code(node, "vector")
+    rng = np.random.default_rng(0)
+    env = {f"x{j}": rng.normal(size=3) for j in range(1, TERMS + 1)}
+    want = sum(s * env[f"x{j}"] for j, s in zip(range(1, TERMS + 1), _signs(TERMS)))
+    assert np.allclose(eval(compile(ast.parse(code, mode="eval"), "<code>", "eval"), {"np": np, **env}), want)
+
+
+def test_printers_take_a_product_of_a_thousand_factors():
+    k, shape = 1000, ("n", "n")
+    node = N.Sym("A1", shape)
+    for j in range(2, k + 1):
+        node = N.MatMul(node, N.Sym(f"A{j}", shape), shape)
+    assert to_text(node) == " ".join(f"A{j}" for j in range(1, k + 1))
+    assert to_latex(node).count(r"\mathbf{A}") == k
+    variables = Variables({f"A{j}": Variable(f"A{j}", "matrix", shape) for j in range(1, k + 1)}, {"n"})
+    code = NumpyPrinter(variables).code(node, "matrix")
+    assert code == " @ ".join(f"A{j}" for j in range(1, k + 1))
+    rng = np.random.default_rng(1)
+    env = {f"A{j}": np.eye(2) + 0.01 * rng.normal(size=(2, 2)) for j in range(1, k + 1)}
+    want = np.eye(2)
+    for j in range(1, k + 1):
+        want = want @ env[f"A{j}"]
+    assert np.allclose(eval(code, {"np": np, **env}), want)
+
+
+def test_a_sum_of_256_quadratic_forms():
+    k = 256
+    d = derive(" + ".join(f"x^T A{j} x" for j in range(1, k + 1)), "x")
+    closed = d.closed_form
+    assert all(f"A{j} + A{j}^T" in closed for j in range(1, k + 1))
+    rng = np.random.default_rng(2)
+    n = 3
+    env = {"x": rng.normal(size=n), **{f"A{j}": rng.normal(size=(n, n)) for j in range(1, k + 1)}}
+    want = sum((env[f"A{j}"] + env[f"A{j}"].T) @ env["x"] for j in range(1, k + 1))
+    assert np.allclose(eval(d.numpy, {"np": np, **env}), want)
+
+
+def test_a_trace_of_a_chain_of_512_factors():
+    k = 512
+    d = derive("tr(" + " ".join(f"A{j}" for j in range(1, k + 1)) + " X)", "X")
+    assert d.closed_form == " ".join(f"A{j}^T" for j in range(k, 0, -1))
+
+
+@pytest.mark.parametrize("depth", [3, 8])
+def test_nested_tanh_keeps_one_factor_per_level(depth):
+    """The derivative of tanh(...tanh(w^T x)...) is x times one factor (1 - tanh(..)^2) per
+    level: a product that grows linearly with the depth, not its 2^depth expanded terms."""
+    expr = "tanh(" * depth + "w^T x" + ")" * depth
+    d = derive(expr, "w")
+    closed = d.closed_form
+    assert closed.count("(1 - tanh(") == depth and closed.count("+") == 0
+    rng = np.random.default_rng(3)
+    w, x = rng.normal(size=4) * 0.5, rng.normal(size=4) * 0.5
+    u, slope = w @ x, 1.0
+    for _ in range(depth):
+        u = np.tanh(u)
+        slope *= 1 - u ** 2
+    assert np.allclose(eval(d.numpy, {"np": np, "w": w, "x": x}), slope * x)
