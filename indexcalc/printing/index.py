@@ -2,6 +2,8 @@
 Σ_{p,q} x_p B_pq x_q, δ_pi, ∂X_pq/∂X_ij, (X⁻¹)_pq. SymPy's printers, extended."""
 from __future__ import annotations
 
+import itertools
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -240,7 +242,8 @@ class _Reading:
         used |= {s.name for s in (self.wrt or [])}
         trace = self._trace_index(e.function, bound)
         new = {}
-        pool = iter(n for n in self.POOL if n not in used)
+        pool = iter(n for n in itertools.chain(self.POOL, (f"p{k}" for k in itertools.count(40)))
+                    if n not in used)          # a chain of 512 factors binds 512 indices
         for old in order:
             name = "t" if old == trace and "t" not in used else next(pool)
             used.add(name)
