@@ -41,7 +41,7 @@ def derive_json(d, command="derive", extra=None) -> str:
         out["results"].append({
             "wrt": r.wrt, "order": r.order, "shape": [_dim(d) for d in r.shape],
             "index_form": r.index_form, "closed_form": r.closed_form, "latex": r.latex,
-            "numpy": r.numpy,
+            "numpy": r.numpy, "function": r.function,
             "steps": [{"rule": s.rule, "latex": s.latex, "text": s.text} for s in r.steps],
             "checked": {"method": "central finite differences", "sizes": r.checked_sizes},
         })
@@ -277,7 +277,8 @@ def derive_latex(d) -> str:
 
 
 def derive_numpy(d) -> str:
-    return "\n".join((f"# d/d{r.wrt}\n" if len(d.results) > 1 else "") + r.numpy for r in d.results) + "\n"
+    return "\n".join((f"# d/d{r.wrt}\n" if len(d.results) > 1 else "") + (r.function or r.numpy + "\n")
+                     for r in d.results)
 
 
 FORMATS = {"text": derive_text, "json": derive_json, "latex": derive_latex, "numpy": derive_numpy}

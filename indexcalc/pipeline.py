@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from . import chain as C
 from . import nodes as N
 from .closed import T, factored, is_negative
 from .deltas import Normalizer
@@ -62,6 +63,8 @@ class Result:
     steps: list = field(default_factory=list)
     checked_sizes: dict = field(default_factory=dict)
     resimplify: object = field(default=None, repr=False, compare=False)  # () -> (text, same?)
+    program: list | None = None          # a composition's named intermediates: [(name, node)], then ("", result)
+    function: str = ""                   # SPEC §3: def d_<var>(<variables>): each common subexpression once
 
     @property
     def is_simplified(self) -> bool:
@@ -248,16 +251,65 @@ def _check_sizes(typed, variables, names, order) -> None:
                                  f"(at most {MAX_ENTRIES:.0e}); name the sizes (X: m×n) instead of numbers")
 
 
-def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None) -> Derivation:
+def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None,
+                  guard=True) -> Derivation:
     results = []
     _check_sizes(typed, variables, names, order)
     for var in names:
         if var not in variables:
             raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
                                  f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})")
-        results.append(_derive_one(expr, typed, variables, var, order, np.random.default_rng(seed),
-                                   name, upstream))
+        rng = np.random.default_rng(seed)
+        cuts = C.split(typed, var) if order == 1 and typed.is_scalar else None
+        if cuts is not None and len(cuts) >= C.MIN_CUTS:
+            results.append(_derive_through(expr, typed, variables, var, cuts, rng, name))
+        else:
+            results.append(_derive_one(expr, typed, variables, var, order, rng, name, upstream, guard))
     return Derivation(expr, typed, variables, results, name=name)
+
+
+def _module(text, tree, decls, wrt, upstream):
+    """One module of a composition (chain.through): `L = tree`, or `H = tree` given dH, derived
+    by the flat engine without its own guard (the composed result is guarded end to end)."""
+    from .printing.text import to_text as _t
+    body = parse(_t(tree))
+    if upstream is None:
+        typed, variables = infer(body, decls)
+        return _derive_typed(text, typed, variables, [wrt], 1, 0, name="L", guard=False)
+    up, out = upstream
+    typed, variables = infer(N.Call("sum", (N.Hadamard(N.Sym(up), body),)), decls, extra={up: tree.shape})
+    d = _derive_typed(text, typed, variables, [wrt], 1, 0, name="L", upstream=upstream, guard=False)
+    d.rhs, d.output, d.upstream = typed.a.b, out, up
+    return d
+
+
+def _derive_through(expr, typed, variables, var, cuts, rng, name) -> Result:
+    """The gradient of a deep composition module by module (chain.py): named intermediates,
+    each module's backward pass from the flat engine, the result guarded end to end."""
+    ch = C.through(expr, typed, variables, var, cuts, _module)
+    R = _Run(typed, variables, var)
+    layout = V.layout(typed.shape) + V.layout(variables[var].shape)
+    closed = ch.closed
+    target = _target_shape(typed.shape, variables[var].shape)
+    if closed.shape != target and T(closed).shape == target:
+        closed = T(closed)
+    values = ", ".join(f"{n} = {to_text(v)}" for n, v in reversed(list(ch.values.items())))
+    steps = [Step("index", f"{name} = {expr}; split at its intermediates {values}, and "
+                  f"differentiated module by module, each gradient once (the seeds' backpropagation)",
+                  fr"\text{{intermediates: }} {', '.join(f'{to_latex(N.Sym(n, v.shape))} = {to_latex(v)}' for n, v in reversed(list(ch.values.items())))}")]
+    for m in ch.modules:
+        up = m.derivation.results[0]
+        what = f"∂L/∂{m.wrt}" if m.output == "L" else f"∂L/∂{m.wrt}, through {m.output} = {to_text(m.rhs)}"
+        steps.append(Step("module", f"{what}: {to_text(m.gradient)}   (index form: {up.index_form})",
+                          (lambda g: lambda: to_latex(g))(m.gradient), _lhs_latex("L", m.wrt, [], [])))
+    program = "; ".join((f"{n} = " if n else f"∂{name}/∂{var} = ") + to_text(e) for n, e in ch.program)
+    steps.append(Step("closed form", program, lambda: to_latex(closed)))
+    last = ch.modules[-1].derivation.results[0]
+    code = _code(R, closed, [], (), layout)
+    result = Result(var, 1, list(layout), last.index_form, last.index_latex_of, closed, code, steps,
+                    program=ch.program, function=_function(R, closed, code, layout))
+    _guard_first(R, result, layout, rng)
+    return result
 
 
 class _Run:
@@ -279,7 +331,7 @@ class _Run:
         return lambda: index_latex(e, self.ctx, wrt, self.var)
 
 
-def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None) -> Result:
+def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None, guard=True) -> Result:
     R = _Run(typed, variables, var)
     steps: list[Step] = []
     out_free = [i for i in R.out_idx if i is not None]
@@ -321,8 +373,9 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     layout = V.layout(typed.shape) + V.layout(variables[var].shape)
     code = _code(R, closed, terms, free, layout)
     result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
-                    resimplify=_resimplify(R, terms, free))
-    _guard_first(R, result, layout, rng)
+                    resimplify=_resimplify(R, terms, free), function=_function(R, closed, code, layout))
+    if guard:
+        _guard_first(R, result, layout, rng)
     if order == 2:
         result = _second(R, result, terms, free, layout, rng, name)
     return result
@@ -386,6 +439,34 @@ def _code(R, closed, terms, free, layout):
     return code
 
 
+def _function(R, closed, code, layout) -> str:
+    """The `function` field: a complete `def d_<var>(<variables>):` that computes each common
+    subexpression of the closed form once (NumpyPrinter.function); the one expression where
+    there is no closed form."""
+    from .printing.numpy_code import py_name
+    params = [n for n, _ in R.variables.items()]
+    name = "d_" + py_name(R.var)
+    kind = _kind_of_layout(layout)
+    if closed is not None and kind is not None:
+        return R.numpy.function(closed, name, params, kind)
+    return f"def {name}({', '.join(py_name(p) for p in params)}):\n    return {code}\n"
+
+
+def _function_value(R, src):
+    """The value the `function` field's code returns at a point (for the guard)."""
+    from .printing.numpy_code import py_name
+
+    def fn(point):
+        ns = point.namespace()
+        for g in V._generic_names(src):
+            if g not in ns:
+                ns[g] = V.F.generic_value(g.replace("_prime", "'").rstrip("_"))
+        exec(src, ns)  # noqa: S102 - our own generated code
+        args = [ns[py_name(n)] for n, _ in R.variables.items()]
+        return np.asarray(ns["d_" + py_name(R.var)](*args), dtype=float)
+    return fn
+
+
 def _closed_value(R, closed, layout):
     def fn(point):
         from .evaluate import evaluate
@@ -409,6 +490,8 @@ def _guard_first(R, result: Result, layout, rng):
     def draw():
         return V.sample(R.typed, R.variables, rng)
     checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
+    if result.function:
+        checks["NumPy function"] = _function_value(R, result.function)
     if result.closed is not None:
         checks["closed form"] = _closed_value(R, result.closed, layout)
         checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
@@ -439,13 +522,14 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
-                    resimplify=_resimplify(R, terms2, free))
+                    resimplify=_resimplify(R, terms2, free), function=_function(R, closed, code, layout))
     if closed is not None:
         result.steps.append(Step("closed form", to_text(closed), lambda: to_latex(closed)))
 
     def gradient(p):            # the (verified) first derivative's code, as a function of the values
         return lambda env2d: V.eval_code(first.numpy, p.at(env2d))
-    checks = {"NumPy code": lambda p: V.eval_code(code, p)}
+    checks = {"NumPy code": lambda p: V.eval_code(code, p),
+              "NumPy function": _function_value(R, result.function)}
     if closed is not None:
         checks["closed form"] = _closed_value(R, closed, layout)
     point = V.guard_somewhere(checks, V.Target(gradient, var), lambda: V.sample(R.typed, R.variables, rng),

@@ -100,3 +100,81 @@ def test_nested_tanh_keeps_one_factor_per_level(depth):
         u = np.tanh(u)
         slope *= 1 - u ** 2
     assert np.allclose(eval(d.numpy, {"np": np, "w": w, "x": x}), slope * x)
+
+
+# ---- compositions: module by module --------------------------------------------------------
+def _net(depth):
+    """sum(tanh(...tanh(X W1)...) W_depth): depth - 1 tanh layers."""
+    e = "X W1"
+    for k in range(2, depth + 1):
+        e = f"tanh({e}) W{k}"
+    return f"sum({e})"
+
+
+def _hand_net_gradient(env, depth):
+    """Backpropagation written by hand: ∂/∂W1 of sum(tanh(...tanh(X W1)...) W_depth)."""
+    hs, h = [], env["X"]
+    for k in range(1, depth):
+        h = np.tanh(h @ env[f"W{k}"])
+        hs.append(h)
+    g = np.ones((h.shape[0], env[f"W{depth}"].shape[1])) @ env[f"W{depth}"].T
+    for k in range(depth - 1, 0, -1):
+        g = g * (1 - hs[k - 1] ** 2)
+        g = g @ env[f"W{k}"].T if k > 1 else env["X"].T @ g
+    return g
+
+
+def _program_size(result):
+    from indexcalc.chain import size
+    terms = factors = 0
+    for _, node in result.program:
+        t, f = size(node)
+        terms, factors = terms + t, factors + f
+    return terms, factors
+
+
+def test_a_deep_network_is_differentiated_module_by_module():
+    d = derive(_net(6), "W1")
+    r = d.results[0]
+    assert r.program is not None
+    names = [n for n, _ in r.program]
+    assert names[:5] == ["H1", "H2", "H3", "H4", "H5"] and names[-1] == ""
+    assert any(s.rule == "module" for s in r.steps)
+    rng = np.random.default_rng(4)
+    env = {"X": rng.normal(size=(3, 4)) * 0.5}
+    sizes = [4, 3, 5, 2, 3, 4, 2]
+    for k in range(1, 7):
+        env[f"W{k}"] = rng.normal(size=(sizes[k - 1], sizes[k])) * 0.7
+    want = _hand_net_gradient(env, 6)
+    assert np.allclose(eval(r.numpy, {"np": np, **env}), want)
+    ns = {"np": np}
+    exec(r.function, ns)
+    assert np.allclose(ns["d_W1"](*[env[n] for n, _ in d.variables.items()]), want)
+
+
+def test_the_derivative_of_a_network_grows_linearly_with_depth():
+    """Counts, not times: the named program of ∂/∂W1 gains the same number of terms and of
+    factors with every layer (the flat derivation doubles its terms with every layer)."""
+    sizes = [_program_size(derive(_net(depth), "W1").results[0]) for depth in (6, 7, 8, 9)]
+    steps = {(b[0] - a[0], b[1] - a[1]) for a, b in zip(sizes, sizes[1:])}
+    assert len(steps) == 1, sizes
+    (dt, df), = steps
+    assert 0 < dt <= 4 and 0 < df <= 20, sizes
+
+
+def test_small_compositions_keep_the_flat_derivation():
+    r = derive(_net(3), "W1").results[0]
+    assert r.program is None and any(s.rule == "sift" for s in r.steps)
+
+
+def test_function_computes_each_common_subexpression_once():
+    r = derive("log(sum(exp(x)))", "x", order=2).results[0]
+    assert r.function.startswith("def d_x(x):") and r.function.count("np.exp(") == 1
+    assert r.numpy.count("np.exp(") > 1
+    ns = {"np": np}
+    exec(r.function, ns)
+    x = np.random.default_rng(5).normal(size=6)
+    p = np.exp(x) / np.exp(x).sum()
+    assert np.allclose(ns["d_x"](x), np.diag(p) - np.outer(p, p))
+    r = derive("sum((tanh(X W1) W2 - Y) .^ 2)", "W1").results[0]
+    assert r.function.count("np.tanh(") == 1 and r.numpy.count("np.tanh(") == 2

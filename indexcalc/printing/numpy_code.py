@@ -54,7 +54,12 @@ class NumpyPrinter:
             return f"np.ravel({c})"
         return c
 
+    named: dict = {}          # subtree -> (local name, ndim), while printing a function
+
     def p(self, node: N.Node):
+        hit = self.named.get(node)
+        if hit is not None:
+            return hit
         return self.finish(node, PRINT[type(node)](self, node))
 
     def finish(self, node: N.Node, printed):
@@ -66,6 +71,34 @@ class NumpyPrinter:
         if k == 1 and r != 1 and nd == 2:
             return f"({c})[:, 0]", 1
         return c, nd
+
+    # ---- a complete function, each common subexpression once (SPEC §3 `function`)
+    def function(self, node: N.Node, name: str, params, target=None) -> str:
+        """`def name(params):` computing every subtree that the result uses more than once
+        (by structure, as the cached node hashes find it) once, in a local of its own, then
+        returning what `code(node, target)` computes."""
+        lines = [f"def {name}({', '.join(py_name(p) for p in params)}):"]
+        self.named = {}
+        try:
+            taken = {py_name(p) for p in params}
+            k = 0
+            for sub in common_subtrees(node):
+                c, nd = self.p(sub)
+                k += 1
+                while f"t{k}" in taken:
+                    k += 1
+                lines.append(f"    t{k} = {c}")
+                self.named[sub] = (f"t{k}", nd)
+            lines.append(f"    return {self.code(node, target)}")
+        finally:
+            self.named = {}
+        # a local that no later line reads (its subtree printed by a special spelling, v[:, None]
+        # for v 1ᵀ) is not computed at all
+        for k in range(len(lines) - 2, 0, -1):
+            local = lines[k].split(" = ", 1)[0].strip()
+            if not any(re.search(rf"\b{local}\b", later) for later in lines[k + 1:]):
+                del lines[k]
+        return "\n".join(lines) + "\n"
 
     def wrap(self, node):
         c, nd = self.p(node)
@@ -243,13 +276,40 @@ def _transpose(P, n):
 
 
 def _scalarmul(P, n):
+    into = _scaled_vector(P, n.a, lambda v: f"{P.wrap(n.s)[0]} * {v}")
+    if into is not None:
+        return into
     (s, _), (a, na) = P.wrap(n.s), P.wrap(n.a)
     return f"{s} * {a}", na
 
 
 def _div(P, n):
+    into = _scaled_vector(P, n.a, lambda v: f"{v} / {P.wrap(n.s)[0]}")
+    if into is not None:
+        return into
     (a, na), (s, _) = P.wrap(n.a), P.wrap(n.s)
     return f"{a} / {s}", na
+
+
+def _scaled_vector(P, a, scale):
+    """A scalar times diag(v) or u vᵀ, scaling the vector (n numbers) rather than the matrix
+    (n² of them): np.diag(v / s), np.outer(u, v / s). None for anything else."""
+    if a.shape == N.SCALAR or a in P.named:
+        return None
+    if isinstance(a, N.DiagMat):
+        v, nv = P.p(a.a)
+        if nv == 1:
+            return f"np.diag({scale(v if _atomic(v) else f'({v})')})", 2
+    if isinstance(a, N.MatMul) and a.a.shape[1] == 1 and a.a.shape[0] != 1 and a.b.shape[1] != 1:
+        (u, nu), (v, nv) = P.wrap(a.a), P.wrap(T_of(a.b))
+        if nu == 1 and nv == 1:
+            return f"np.outer({u}, {scale(v)})", 2
+    return None
+
+
+def T_of(node):
+    """The column vector whose transpose the row node is (vᵀ -> v), or the node."""
+    return node.a if isinstance(node, N.Transpose) and node.a.shape[1] == 1 else N.Transpose(node, (node.shape[1], node.shape[0]))
 
 
 def _call(fmt, nd=None):
@@ -324,6 +384,40 @@ PRINT = {
     N.DiagMat: _call("np.diag({})", 2), N.DiagVec: _call("np.diag({})", 1),
     N.Conv: _conv, N.Flip: _flip,
 }
+
+
+# ---- common subexpressions --------------------------------------------------------------------
+_CHEAP = (N.Sym, N.Num, N.Size, N.Ones, N.Identity)
+
+
+def _worth_naming(node) -> bool:
+    """Whether computing a subtree once pays: not a variable, a number, a ones vector or a
+    transpose of one (a view)."""
+    if isinstance(node, _CHEAP):
+        return False
+    if isinstance(node, (N.Transpose, N.Neg)) and isinstance(node.a, _CHEAP):
+        return False
+    return _spread(node) is None
+
+
+def common_subtrees(node: N.Node) -> list:
+    """The subtrees the tree uses more than once, each listed after those inside it. Counted
+    over the tree as a graph of distinct subtrees: a subtree inside a repeated one counts once
+    unless it is also used elsewhere."""
+    uses: dict = {}
+    order: list = []                         # distinct subtrees, children before parents
+    stack = [(node, False)]
+    while stack:
+        x, done = stack.pop()
+        if done:
+            order.append(x)
+            continue
+        uses[x] = uses.get(x, 0) + 1
+        if uses[x] > 1:
+            continue
+        stack.append((x, True))
+        stack.extend((c, False) for c in reversed(x.children()))
+    return [x for x in order if uses[x] > 1 and _worth_naming(x)]
 
 
 # ---- index forms: np.einsum ------------------------------------------------------------------
