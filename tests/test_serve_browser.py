@@ -83,6 +83,9 @@ def test_type_click_and_see_the_rendered_closed_form(server, browser):
     assert steps[0] == "index the derivative" and "sift the deltas" in steps and steps[-1] == "closed form"
     assert len(browser.find_elements(By.CSS_SELECTOR, "ol.steps .katex")) >= len(steps)
     assert "V.T @ W.T" in browser.find_element(By.CSS_SELECTOR, ".code pre").text
+    copy = browser.find_element(By.CSS_SELECTOR, ".code button.copy")
+    copy.click()
+    WebDriverWait(browser, 10).until(lambda b: copy.text == "Copied")
     query = parse_qs(urlsplit(browser.current_url).query)          # the address now carries it
     assert query == {"cmd": ["derive"], "expr": ["tr(V X W)"], "wrt": ["X"], "where": ["V: n×m, X: m×p, W: p×n"]}
 
