@@ -508,8 +508,11 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     var_idx2 = R.ctx.free(R.variables[var].shape)
     var_free2 = [i for i in var_idx2 if i is not None]
     free = tuple(list(free1) + var_free2)
-    D = Deriver(R.ctx, var, var_idx2)
-    d2 = sp.Add(*[D.d(t.expr(R.ctx)) for t in terms])
+    # the gradient differentiated once more, by an entry with its own index, with the same
+    # steps as the first time: ∂/∂x_j, the δ rule, sifting
+    D = Deriver(R.ctx, var, var_idx2, marks=True)
+    marked = sp.Add(*[D.d(t.expr(R.ctx)) for t in terms])
+    d2 = unmark(marked, var_free2)
     terms2 = R.nz.simplify_terms(R.nz.terms(d2), set(free))
     sifted = _terms_expr(R, terms2)
     vi = "".join(map(str, [i for i in R.var_idx if i is not None]))
@@ -517,7 +520,19 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     ev = entry_name(var)
     lhs = fr"\frac{{\partial^2 {name}}}{{\partial {ev}_{{{vi}}} \partial {ev}_{{{vj}}}}}" if vi else \
         fr"\frac{{\partial^2 {name}}}{{\partial {ev}^2}}"
-    steps = list(first.steps) + [Step("second derivative", R.text(sifted), R.latex(sifted), lhs)]
+    shown = _terms_expr(R, R.nz.terms(marked))
+    steps = list(first.steps)
+    if steps and steps[-1].rule == "closed form":
+        steps[-1] = Step("gradient", steps[-1].text, steps[-1].latex_of)
+    steps.append(Step("second derivative", (f"∂/∂{var}_{vj}: " if vj else "") + R.text(shown, var_free2),
+                      R.latex(shown, var_free2), lhs))
+    if marked != d2 and var_free2:
+        dummies = "pq"[:len(var_free2)]
+        rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free2))
+        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free2)} = {rule}: "
+                          + R.text(unmark(shown, var_free2), var_free2),
+                          R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2)))
+    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
     closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
@@ -579,7 +594,14 @@ def _steps_index(R, expr, out_free, var_free, entry, name):
              _lhs_latex(name, R.var, out_free, var_free)),
         Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
              f"{name}_{{{oi}}}" if oi else name),
-    ]
+    ] + _steps_rules(R, entry)
+
+
+def _steps_rules(R, entry) -> list:
+    """Each rule the derivative uses (norm, det, inverse, softmax, the chain rule through an
+    element-wise function), stated before it is used."""
+    from .printing.rules import rules_used
+    return [Step("rule", text, rhs, lhs) for text, lhs, rhs in rules_used(entry, R.ctx)]
 
 
 def _steps_chain(R, typed, var_free, upstream):
@@ -605,7 +627,7 @@ def _steps_chain(R, typed, var_free, upstream):
         Step("index", f"{out} = {to_text(rhs)}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
         Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", R.var, [], var_free)),
         Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out_l}_{{{oi}}}" if oi else out_l),
-    ]
+    ] + _steps_rules(R, body)
 
 
 def _steps_match(R, terms, free, closed):

@@ -159,3 +159,30 @@ def test_the_mlp_example_says_where_its_loss_curve_went(tmp_path, monkeypatch, c
         assert f"wrote the loss curve to {tmp_path / 'curve.png'}" in err
     else:
         assert "matplotlib is not installed" in err
+
+
+@pytest.mark.parametrize("expr,wrt,where,rule", [
+    ("‖w‖", "w", None, "√(Σ_p w_p^2)"),
+    ("log(det(X))", "X", None, "∂det(X)/∂X_pq = det(X) (X⁻¹)_qp"),
+    ("tr(X^-1 A)", "X", None, "∂(X⁻¹)_pq/∂X_rs = -(X⁻¹)_pr (X⁻¹)_sq"),
+    ("sum(tanh(X W))", "W", None, "tanh'(u) = 1 - tanh(u)^2"),
+    ("sum(relu(X W))", "W", None, "relu'(u)"),
+    ("-sum(T ∘ log(softmax(X))) / S", "X", "X: S×C, T: S×C", "(δ_qs - [softmax(X)]_ps)"),
+])
+def test_every_rule_is_stated_before_it_is_used(expr, wrt, where, rule):
+    steps = _steps(expr, wrt, where)[1].results[0].steps
+    rules = [k for k, s in enumerate(steps) if s.rule == "rule"]
+    first_use = next(k for k, s in enumerate(steps) if s.rule == "differentiate")
+    assert rules and max(rules) < first_use
+    assert any(rule in steps[k].text for k in rules), [steps[k].text for k in rules]
+    for k in rules:
+        assert steps[k].lhs and steps[k].latex              # a LaTeX row of its own
+
+
+def test_the_second_derivative_has_its_own_index_delta_and_sifting():
+    steps = _steps("x^T B x", "x", order=2)[1].results[0].steps
+    rules = [s.rule for s in steps]
+    k = rules.index("second derivative")
+    assert rules[k:] == ["second derivative", "kronecker", "sift", "closed form"]
+    assert "∂x_p/∂x_j" in steps[k].text and "δ_pj" in steps[k + 1].text
+    assert steps[k + 2].text == "B_ij + B_ji"

@@ -359,6 +359,25 @@ class IndexText(_Reading, _SumsBracketed, StrPrinter):
             neg = -expr
             body = self._print(neg)
             return "-" + (f"({body})" if isinstance(neg, sp.Add) else body)
+        sums = [f for f in expr.args if isinstance(f, sp.Sum)]
+        if len(sums) == 1 and len(expr.args) > 1:
+            # a factor in front of a Σ is written first, as the seeds do: (1/‖w‖) Σ_p ..., (1/S) Σ
+            coeff = sp.Mul(*[f for f in expr.args if f is not sums[0]])
+            c = self._print(coeff)
+            if "/" in c or isinstance(coeff, sp.Add):
+                c = f"({c})"
+            return f"{c} {self._print(sums[0])}"
+        tail = [f for f in expr.args if isinstance(f, (sp.KroneckerDelta, Partial))]
+        fractional = any(isinstance(f, sp.Pow) and f.exp.is_negative for f in expr.args) or \
+            any(isinstance(f, sp.Rational) and f.q != 1 for f in expr.args)
+        if tail and fractional and len(tail) < len(expr.args):
+            # w_p/‖w‖ ∂w_p/∂w_i, not w_p ∂w_p/∂w_i/‖w‖ (which reads as a fraction of fractions)
+            rest = sp.Mul(*[f for f in expr.args if not isinstance(f, (sp.KroneckerDelta, Partial))])
+            head = self._print(rest)
+            if isinstance(rest, sp.Add):
+                head = f"({head})"
+            ordered = [f for f in self.ordered_factors(expr) if isinstance(f, (sp.KroneckerDelta, Partial))]
+            return head + " " + " ".join(self._print(f) for f in ordered)
         return super()._print_Mul(self.reading_mul(expr))
 
     def _print_Partial(self, e):
