@@ -429,3 +429,19 @@ def test_batched_code_is_right_for_the_batch_rank():
     Y = softmax(X)
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "dY": dY}),
                                Y * (dY - np.sum(dY * Y, axis=-1, keepdims=True)))
+
+
+def test_cnn_attention_problem_file_solves_and_compiles(tmp_path):
+    """problems/cnn_attention.toml: conv2d, batched attention, layer norm with ε, batch norm over
+    N×C×H×W; every gradient guarded, the worked solutions compile."""
+    from pathlib import Path
+
+    from indexcalc import solve as S
+
+    from .test_solve import _compile
+    path = Path(__file__).resolve().parent.parent / "problems" / "cnn_attention.toml"
+    ps, solutions = S.solve(str(path))
+    assert all(s.derivation is not None and not s.unsupported for s in solutions)
+    closed = {s.problem.id: {r.wrt: r.closed_form for r in s.derivation.results} for s in solutions}
+    assert closed["attention"]["V"] is not None and closed["attention"]["Q"] is not None
+    _compile(S.render_latex(ps, solutions), tmp_path)
