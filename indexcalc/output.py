@@ -185,11 +185,21 @@ def _index_lhs(r):
     return first.lhs if first is not None else ""
 
 
+def fit(latex: str, share: float, width: float = LINE_WIDTH) -> str:
+    """A formula wider than the page (a layer norm's gradient is one long product), scaled
+    down to `share` of the line (graphicx); others as they are."""
+    if visible_width(latex) <= width * share * 1.15:
+        return latex
+    return fr"\resizebox{{{share:g}\linewidth}}{{!}}{{$\displaystyle {latex}$}}"
+
+
 def align_rows(rows, env="align*") -> str:
     """An align environment; a long right side is broken at its top-level + and - signs."""
     lines = []
     for lhs, rhs, note in rows:
         pieces = break_sum(rhs)
+        if env == "align*":                     # a piece that no break makes fit: scaled to the line
+            pieces = [fit(p, 0.72) for p in pieces]
         first = f"  {lhs} &= {pieces[0]}"
         if note and env == "align*":
             first += fr" \tag*{{$\text{{by }} {note}$}}"

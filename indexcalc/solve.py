@@ -163,12 +163,13 @@ def _result_view(s: Solution, r) -> dict:
                     else fr"\partial {d.name} / \partial {var}"),
         "intro": _intro(s, r),
         "derivation": output.align_rows(output.derivation_rows(d, r)),
-        "answer": f"{lhs} = {rhs}", "closed": r.closed is not None,
+        "answer": f"{lhs} = {rhs}", "answer_box": output.fit(fr"\boxed{{{lhs} = {rhs}}}", 1.0),
+        "closed": r.closed is not None,
         "folded": None, "shape_check": None,
         "sizes": ", ".join(f"{k} = {v}" for k, v in r.checked_sizes.items()),
     }
     if r.closed is not None:
-        view["shape_check"] = shape_check_latex(r.closed)
+        view["shape_check"] = output.fit(shape_check_latex(r.closed), 1.0)
         f = s.folded.get(r.wrt)
         if f is not None:
             given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)
