@@ -89,7 +89,7 @@ class SigmoidModule(_Module):
 
     def forward(self, x):
         X = x
-        Y = (0.5 * (1 + np.tanh(0.5 * X)))
+        Y = np.exp(-np.logaddexp(0, -X))
         self._cache = {"Y": Y}
         return Y
 

@@ -34,6 +34,7 @@ class Normalizer:
     def __init__(self, ctx: IndexContext):
         self.ctx = ctx
         self._indices: dict = {}
+        self._distribute = False
 
     def indices(self, e) -> frozenset:
         """The index symbols free in e (memoised: factors recur across terms)."""
@@ -59,7 +60,7 @@ class Normalizer:
             dummies = tuple(lim[0] for lim in e.limits)
             return [Term(t.coeff, t.factors, t.dummies + dummies) for t in self.terms(e.function)]
         if e.is_Pow and e.exp.is_Integer and e.exp > 0 and (e.base.is_Add or isinstance(e.base, sp.Sum)) \
-                and self.indices(e.base) and e.exp <= 4 and _marked(e.base):
+                and self.indices(e.base) and e.exp <= 4 and (self._distribute or _marked(e.base)):
             return self.terms(sp.Mul(*[e.base] * int(e.exp), evaluate=False))
         atom = self.atom(e)
         if atom == 0:
@@ -74,7 +75,7 @@ class Normalizer:
         product distributed over it to be sifted, and distributing (x_q - m)(Σ_r (x_r - m) y_r)
         or expanding (x_q - m)^2 trades the form the user wrote for one that cancels large
         terms (a centred variance would become E[x²] - E[x]²)."""
-        if f.is_Add and self.indices(f) and not _marked(f):
+        if f.is_Add and self.indices(f) and not _marked(f) and not self._distribute:
             inside = self.normal(f)
             if inside.is_Add:
                 c, rest = inside.primitive()         # 2 x_q - 2 m -> 2 (x_q - m)
@@ -243,7 +244,42 @@ class Normalizer:
             s = self.sift(t)
             if s is not None:
                 out.append(self.canonical(s, free))
-        return self.collect(out)
+        out = self.collect(out)
+        if any(f.is_Add or (f.is_Pow and f.base.is_Add) for t in out for f in t.factors):
+            return self._cancelled(out, free) or out
+        return out
+
+    def _cancelled(self, terms: list[Term], free: set) -> list[Term] | None:
+        """The terms with their sums kept whole (see _factor_terms) distributed, when that
+        only cancels: products that meet their own negative vanish, and no two different
+        products merge into one ((1 - t) σ - (1 - σ) t = σ - t). A partial merge is how
+        precision is lost (Σ (x - m)² -> Σ x² - (Σ x)²/n), so then the form stays as it is.
+        None when distributing gains nothing."""
+        self._distribute = True
+        try:
+            spread = []
+            for t in terms:
+                for u in self.terms(t.expr(self.ctx)):
+                    s = self.sift(u)
+                    if s is not None:
+                        spread.append(self.canonical(s, free))
+        finally:
+            self._distribute = False
+        acc: dict = {}
+        for t in spread:
+            acc.setdefault((sp.Mul(*t.factors), frozenset(t.dummies)), []).append(t)
+        out = []
+        for group in acc.values():
+            coeff = sp.Add(*[t.coeff for t in group])
+            if len(group) > 1 and coeff != 0 and sp.simplify(coeff) != 0:
+                return None                 # two products merged: not only a cancellation
+            if len(group) == 1:
+                out.append(group[0])
+        if len(out) >= len(spread) or len(out) > len(terms):
+            return None
+        if sum(sp.count_ops(t.expr(self.ctx)) for t in out) >= sum(sp.count_ops(t.expr(self.ctx)) for t in terms):
+            return None
+        return out
 
     def normal(self, e) -> sp.Expr:
         """The expression, sifted and with canonical dummies, as one SymPy expression."""

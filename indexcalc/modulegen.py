@@ -27,7 +27,7 @@ from . import verify as V
 from .errors import IndexCalcError, VerificationError
 from .evaluate import evaluate
 from .fold import fold, replace_subtree
-from .printing.numpy_code import PRINT, NumpyPrinter, py_name
+from .printing.numpy_code import PRINT, NumpyPrinter, py_name, stable_log
 from .shapes import Variable, Variables
 
 # names the generated files define or import: a variable may not take one of them
@@ -252,9 +252,14 @@ class TargetPrinter(NumpyPrinter):
         return re.sub(r"(?<![\w.])np\.([A-Za-z_][\w.]*)", one, code)
 
 
-def _func_rule(table, scalar_table):
-    """Element-wise functions: the target's own function, `math.f` for a plain number."""
+def _func_rule(table, scalar_table, stable=None):
+    """Element-wise functions: the target's own function, `math.f` for a plain number; a log
+    of what would underflow in its stable form (numpy_code.STABLE_LOG, rows replaced by
+    `stable`)."""
     def rule(P, n):
+        out = stable_log(P, n, stable)
+        if out is not None:
+            return out
         c, na = P.p(n.a)
         if na == 0 and n.name in scalar_table:
             return scalar_table[n.name].format(c), 0
@@ -285,8 +290,11 @@ class TorchPrinter(TargetPrinter):
                             "abs": "torch.abs({})", "sign": "torch.sign({})", "sin": "torch.sin({})",
                             "cos": "torch.cos({})", "tanh": "torch.tanh({})",
                             "sigmoid": "torch.sigmoid({})", "relu": "torch.relu({})",
-                            "softplus": "torch.nn.functional.softplus({}, beta=1.0, threshold=1e300)",
-                            "H": "(({}) > 0).to(torch.get_default_dtype())"}, _MATH),
+                            "softplus": "-torch.nn.functional.logsigmoid(-({}))",
+                            "H": "(({}) > 0).to(torch.get_default_dtype())"}, _MATH,
+                           {0: "torch.nn.functional.logsigmoid({})", 1: "torch.nn.functional.logsigmoid(-{})",
+                            2: "-torch.nn.functional.logsigmoid(-{})", 3: "torch.log_softmax({}, dim=-1)",
+                            4: "torch.logsumexp({}, dim=0)", 5: "torch.logsumexp({}, dim=-1)"}),
         N.Softmax: lambda P, n: (lambda c: (f"torch.softmax({c[0]}, dim=-1)", c[1]))(P.p(n.a)),
         N.Ones: lambda P, n: (f"torch.ones({P.size(n.shape[0])}, {_dtype_of(P)})", 1),
         N.Identity: lambda P, n: (f"torch.eye({P.size(n.shape[0])}, {_dtype_of(P)})", 2),
@@ -303,7 +311,10 @@ class JaxPrinter(TargetPrinter):
     target = "jax"
     rules = {
         N.Func: _func_rule({"sigmoid": "jax.nn.sigmoid({})", "relu": "jax.nn.relu({})",
-                            "softplus": "jax.nn.softplus({})", "H": "(({}) > 0) * 1.0"}, {}),
+                            "softplus": "jax.nn.softplus({})", "H": "(({}) > 0) * 1.0"}, {},
+                           {0: "jax.nn.log_sigmoid({})", 1: "-jax.nn.softplus({})", 2: "jax.nn.softplus({})",
+                            3: "jax.nn.log_softmax({}, axis=-1)", 4: "jax.nn.logsumexp({})",
+                            5: "jax.nn.logsumexp({}, axis=-1)"}),
         N.Softmax: lambda P, n: (lambda c: (f"jax.nn.softmax({c[0]}, axis=-1)", c[1]))(P.p(n.a)),
         N.Flip: _unsupported("flips"),
     }

@@ -16,6 +16,7 @@ from . import chain as C
 from . import nodes as N
 from .closed import T, factored, is_negative
 from .deltas import Normalizer
+from .simplify import simplify
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
@@ -398,6 +399,7 @@ def _closed(R, terms, free, out_shape, var_shape):
     closed = R.matcher.match(terms, free)
     if closed is None:
         return None
+    closed = simplify(closed)
     target = _target_shape(out_shape, var_shape)
     if closed.shape != target and T(closed).shape == target:
         closed = T(closed)
@@ -533,7 +535,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
                           + R.text(unmark(shown, var_free2), var_free2),
                           R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2)))
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
-    closed = R.matcher.match(terms2, free) if len(free) <= 2 else None
+    closed = simplify(R.matcher.match(terms2, free)) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,

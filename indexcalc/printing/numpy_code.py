@@ -330,7 +330,86 @@ def _square(fmt, nd, of_number):
     return rule
 
 
+# ---- log of what would underflow or overflow, in its stable form ---------------------------------
+def _log_sigmoid(a):
+    return a.a if isinstance(a, N.Func) and a.name == "sigmoid" else None
+
+
+def _log_one_minus_sigmoid(a):
+    if isinstance(a, N.Sub) and _all_ones(a.a) and isinstance(a.b, N.Func) and a.b.name == "sigmoid":
+        return a.b.a
+    return None
+
+
+def _log_one_plus_exp(a):
+    if isinstance(a, N.Add):
+        for one, e in ((a.a, a.b), (a.b, a.a)):
+            if _all_ones(one) and isinstance(e, N.Func) and e.name == "exp" and e.shape == a.shape:
+                return e.a
+    return None
+
+
+def _log_softmax(a):
+    return a.a if isinstance(a, N.Softmax) else None
+
+
+def _log_sum_exp(a):
+    """log(1ᵀ exp(u)), log(sum(exp(u))): the whole vector; log(exp(U) 1): each row."""
+    if isinstance(a, N.SumAll) and isinstance(a.a, N.Func) and a.a.name == "exp" and a.a.shape[1] == 1:
+        return a.a.a
+    if isinstance(a, N.MatMul) and isinstance(a.a, N.Transpose) and isinstance(a.a.a, N.Ones) and \
+            isinstance(a.b, N.Func) and a.b.name == "exp" and a.b.shape[1] == 1:
+        return a.b.a
+    return None
+
+
+def _log_row_sum_exp(a):
+    if isinstance(a, N.MatMul) and isinstance(a.b, N.Ones) and isinstance(a.a, N.Func) and \
+            a.a.name == "exp" and a.a.shape[1] != 1:
+        return a.a.a
+    return None
+
+
+def _all_ones(n) -> bool:
+    if N.is_num(n, 1) or isinstance(n, N.Ones):
+        return True
+    if isinstance(n, N.Transpose):
+        return _all_ones(n.a)
+    if isinstance(n, N.MatMul):
+        return _all_ones(n.a) and _all_ones(n.b)
+    return False
+
+
+_MAX = "np.max(z, axis=-1, keepdims=True)"
+# (what log(...) is of, its stable NumPy code with {} the inner argument, ndim: None = the argument's)
+STABLE_LOG = [
+    (_log_sigmoid, "-np.logaddexp(0, -{})", None),
+    (_log_one_minus_sigmoid, "-np.logaddexp(0, {})", None),
+    (_log_one_plus_exp, "np.logaddexp(0, {})", None),
+    (_log_softmax, f"(lambda z: z - {_MAX} - np.log(np.sum(np.exp(z - {_MAX}), axis=-1, keepdims=True)))({{}})", None),
+    (_log_sum_exp, "(lambda z: np.max(z) + np.log(np.sum(np.exp(z - np.max(z)))))({})", 0),
+    (_log_row_sum_exp, f"(lambda z: ({_MAX} + np.log(np.sum(np.exp(z - {_MAX}), axis=-1, keepdims=True)))[:, 0])({{}})", 1),
+]
+
+
+def stable_log(P, n: N.Func, table=None):
+    """log(σ(u)), log(1 - σ(u)), log(1 + exp(u)), log(softmax(U)), log-sum-exp: (code, ndim)
+    of the form that neither overflows nor underflows, or None."""
+    if n.name != "log":
+        return None
+    for k, (match, fmt, nd) in enumerate(STABLE_LOG):
+        inner = match(n.a)
+        if inner is not None:
+            c, na = P.wrap(inner)
+            code = (table or {}).get(k, fmt)
+            return code.format(c), (na if nd is None else nd)
+    return None
+
+
 def _func(P, n: N.Func):
+    stable = stable_log(P, n)
+    if stable is not None:
+        return stable
     # the argument is parenthesised unless it stands alone in a call (sigmoid's code has
     # `0.5 * {}`, where `a + b` must not go bare)
     alone = F.TABLE.get(n.name) is None or re.search(r"[(,]\s*\{\}\s*[),]", F.TABLE[n.name].code)

@@ -1,0 +1,313 @@
+"""The closed form a TA would write (SPEC §6): rules that hold for every value, applied to a
+closed-form tree bottom-up until nothing changes.
+
+Each rule is one function in RULES: node -> a simpler equal node, or None. Every rule keeps
+the value (tests/test_simplify.py checks each one numerically and the property that
+`simplify` never changes a value and never makes a form longer); `simplify` keeps the result
+only when it is no longer than its input.
+
+  transposes and inverses   (Aᵀ)ᵀ = A, (A⁻¹)⁻¹ = A, Sᵀ = S for S = AᵀA, AAᵀ (and sums, inverses,
+                            powers and multiples of such)
+  powers of one matrix      Xᵀ (X⁵)⁻ᵀ (Xᵀ)³ = (Xᵀ)⁻¹: exponents of a base added along a product
+  like terms                A + A = 2 A, c A - A = (c - 1) A, a number out of a product
+  exp folded                exp(u) ⊘ (1 + exp(u)) = σ(u); exp(u) / (1ᵀ exp(u)) = softmax(u), each
+                            exp(u) factor of a product over (1ᵀ exp(u))^k likewise
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from . import nodes as N
+
+
+# ---- transposes, inverses, symmetry ------------------------------------------------------------
+def _double_transpose(n):
+    if isinstance(n, N.Transpose) and isinstance(n.a, N.Transpose):
+        return n.a.a
+    return None
+
+
+def _double_inverse(n):
+    if isinstance(n, N.Inverse) and isinstance(n.a, N.Inverse):
+        return n.a.a
+    return None
+
+
+def _inverse_of_transpose(n):
+    """(Aᵀ)⁻¹ = (A⁻¹)ᵀ, written A^-T: the transpose outside, so it meets other transposes."""
+    if isinstance(n, N.Inverse) and isinstance(n.a, N.Transpose):
+        return N.Transpose(N.Inverse(n.a.a, n.a.a.shape), n.shape)
+    return None
+
+
+def symmetric(n) -> bool:
+    """Whether n equals its transpose for every value of its variables."""
+    if isinstance(n, (N.Identity, N.DiagMat)) or n.shape == N.SCALAR:
+        return True
+    if isinstance(n, N.MatMul):
+        return _transposed(n.a, n.b)
+    if isinstance(n, (N.Inverse, N.Neg)):
+        return symmetric(n.a)
+    if isinstance(n, N.MatPow):
+        return symmetric(n.a)
+    if isinstance(n, (N.ScalarMul,)):
+        return symmetric(n.a)
+    if isinstance(n, N.Div):
+        return symmetric(n.a)
+    if isinstance(n, (N.Add, N.Sub, N.Hadamard)):
+        return symmetric(n.a) and symmetric(n.b)
+    return False
+
+
+def _transposed(a, b) -> bool:
+    """b is aᵀ (so a b and, with a = Bᵀ, Bᵀ B are symmetric)."""
+    return (isinstance(a, N.Transpose) and a.a == b) or (isinstance(b, N.Transpose) and b.a == a)
+
+
+def _symmetric_transpose(n):
+    if isinstance(n, N.Transpose) and n.a.shape[0] == n.a.shape[1] and symmetric(n.a):
+        return n.a
+    return None
+
+
+# ---- powers of one matrix along a product ----------------------------------------------------------
+def _power_of(n):
+    """(base, k) with n = base^k for an integer k, base a plain variable or its transpose."""
+    if isinstance(n, N.Sym) and n.shape[0] == n.shape[1] and n.shape != N.SCALAR:
+        return n, 1
+    if isinstance(n, N.MatPow):
+        inner = _power_of(n.a)
+        return (inner[0], inner[1] * n.k) if inner else None
+    if isinstance(n, N.Inverse):
+        inner = _power_of(n.a)
+        return (inner[0], -inner[1]) if inner else None
+    if isinstance(n, N.Transpose):
+        inner = _power_of(n.a)
+        if inner is None:
+            return None
+        base, k = inner
+        return (base.a if isinstance(base, N.Transpose) else N.Transpose(base, base.shape)), k
+    return None
+
+
+def _power(base, k):
+    if k == 0:
+        return N.Identity(base.shape)
+    if k == 1:
+        return base
+    if k == -1:
+        return N.Transpose(N.Inverse(base.a, base.shape), base.shape) if isinstance(base, N.Transpose) \
+            else N.Inverse(base, base.shape)
+    if k > 1:
+        return N.MatPow(base, k, base.shape)
+    return N.Inverse(N.MatPow(base, -k, base.shape), base.shape)
+
+
+def _chain(n):
+    if isinstance(n, N.MatMul):
+        return _chain(n.a) + _chain(n.b)
+    return [n]
+
+
+def _merge_powers(n):
+    """Adjacent factors of a product that are powers of the same matrix: one power."""
+    if not isinstance(n, N.MatMul):
+        return None
+    parts = _chain(n)
+    out, changed = [], False
+    for p in parts:
+        if out:
+            a, b = _power_of(out[-1]), _power_of(p)
+            if a and b and a[0] == b[0]:
+                out[-1] = _power(a[0], a[1] + b[1])
+                changed = True
+                continue
+        out.append(p)
+    if not changed:
+        return None
+    out = [p for p in out if not isinstance(p, N.Identity)] or [N.Identity(n.shape)]
+    node = out[0]
+    for p in out[1:]:
+        node = N.MatMul(node, p, (node.shape[0], p.shape[1]))
+    return node
+
+
+def _identity_factor(n):
+    if isinstance(n, N.MatMul):
+        if isinstance(n.a, N.Identity):
+            return n.b
+        if isinstance(n.b, N.Identity):
+            return n.a
+    return None
+
+
+# ---- like terms and numbers --------------------------------------------------------------------
+def _terms(n, sign=1):
+    """A sum as [(coefficient, node)]."""
+    if isinstance(n, N.Add) and n.a.shape == n.shape and n.b.shape == n.shape:
+        return _terms(n.a, sign) + _terms(n.b, sign)
+    if isinstance(n, N.Sub) and n.a.shape == n.shape and n.b.shape == n.shape:
+        return _terms(n.a, sign) + _terms(n.b, -sign)
+    if isinstance(n, N.Neg):
+        return _terms(n.a, -sign)
+    if isinstance(n, N.ScalarMul) and isinstance(n.s, N.Num) and not isinstance(n.s.value, float):
+        return [(sign * Fraction(n.s.value) * c, t) for c, t in _terms(n.a)]
+    return [(Fraction(sign), n)]
+
+
+def scaled(c: Fraction, node):
+    if c == 1:
+        return node
+    if c == -1:
+        return N.Neg(node, node.shape)
+    return N.ScalarMul(N.num(c), node, node.shape)
+
+
+def _like_terms(n):
+    if not isinstance(n, (N.Add, N.Sub)):
+        return None
+    terms = _terms(n)
+    acc: dict = {}
+    for c, t in terms:
+        acc[t] = acc.get(t, 0) + c
+    if len(acc) == len(terms):
+        return None
+    kept = [(c, t) for t, c in acc.items() if c != 0]
+    if not kept:
+        return None                       # a zero: the matcher's business, not this table's
+    node = scaled(*kept[0])
+    for c, t in kept[1:]:
+        node = N.Sub(node, scaled(-c, t), n.shape) if c < 0 else N.Add(node, scaled(c, t), n.shape)
+    return node
+
+
+def _number_out_of_product(n):
+    """A (c B) = c (A B), (c A) B = c (A B): numbers in front."""
+    if isinstance(n, N.MatMul):
+        for side in ("a", "b"):
+            f = getattr(n, side)
+            if isinstance(f, N.ScalarMul) and isinstance(f.s, N.Num):
+                inner = n.replace(**{side: f.a})
+                return N.ScalarMul(f.s, inner, n.shape)
+            if isinstance(f, N.Neg):
+                return N.Neg(n.replace(**{side: f.a}), n.shape)
+    if isinstance(n, N.ScalarMul) and isinstance(n.a, N.Neg):          # s (-A) = -(s A)
+        return N.Neg(n.replace(a=n.a.a), n.shape)
+    if isinstance(n, N.ScalarMul) and isinstance(n.a, N.ScalarMul) and isinstance(n.s, N.Num) \
+            and isinstance(n.a.s, N.Num) and not isinstance(n.s.value, float) and not isinstance(n.a.s.value, float):
+        return scaled(Fraction(n.s.value) * Fraction(n.a.s.value), n.a.a)
+    return None
+
+
+# ---- exp folded into sigmoid and softmax ---------------------------------------------------------
+def _is_exp(n):
+    return isinstance(n, N.Func) and n.name == "exp"
+
+
+def _is_ones_like(n):
+    """1, a ones vector, 1 1ᵀ (a matrix of ones)."""
+    if N.is_num(n, 1) or isinstance(n, N.Ones):
+        return True
+    if isinstance(n, N.Transpose):
+        return _is_ones_like(n.a)
+    if isinstance(n, N.MatMul):
+        return _is_ones_like(n.a) and _is_ones_like(n.b)
+    return False
+
+
+def _sigmoid(n):
+    """exp(u) ⊘ (1 + exp(u)) = σ(u)."""
+    if isinstance(n, N.HadDiv) and _is_exp(n.a) and isinstance(n.b, N.Add):
+        a, b = n.b.a, n.b.b
+        if (_is_ones_like(a) and b == n.a) or (_is_ones_like(b) and a == n.a):
+            return N.Func("sigmoid", n.a.a, n.shape)
+    return None
+
+
+def _exp_total(s):
+    """(u, k) when s = (1ᵀ exp(u))^k for a vector u (the normaliser of softmax)."""
+    if isinstance(s, N.Power) and N.is_num(s.p) and not isinstance(s.p.value, float) and \
+            Fraction(s.p.value).denominator == 1 and s.p.value > 0:
+        inner = _exp_total(s.a)
+        return (inner[0], inner[1] * int(s.p.value)) if inner else None
+    if isinstance(s, N.MatMul) and isinstance(s.a, N.Transpose) and isinstance(s.a.a, N.Ones) and \
+            _is_exp(s.b) and s.b.shape[1] == 1:
+        return s.b.a, 1
+    return None
+
+
+def _softmax(n):
+    """c(exp(u), ..., exp(u)) / (1ᵀ exp(u))^k = c(softmax(u), ...): each of k exp(u) factors
+    of a product (matrix product, Hadamard product, diag, transpose) over the normaliser."""
+    if not isinstance(n, N.Div):
+        return None
+    found = _exp_total(n.s)
+    if found is None:
+        return None
+    u, k = found
+    node, left = _replace_factors(n.a, N.Func("exp", u, u.shape), N.Softmax(u, u.shape), k)
+    if left == k:
+        return None
+    if left == 0:
+        return node
+    return N.Div(node, _total_power(u, left), n.shape)
+
+
+def _total_power(u, k):
+    total = N.MatMul(N.Transpose(N.Ones(u.shape), (1, u.shape[0])), N.Func("exp", u, u.shape), N.SCALAR)
+    return total if k == 1 else N.Power(total, N.num(k), N.SCALAR)
+
+
+def _replace_factors(n, old, new, k):
+    """n with up to k multiplicative occurrences of old replaced by new; (node, how many left)."""
+    if k == 0:
+        return n, 0
+    if n == old:
+        return new, k - 1
+    if isinstance(n, (N.MatMul, N.Hadamard)):
+        a, k = _replace_factors(n.a, old, new, k)
+        b, k = _replace_factors(n.b, old, new, k)
+        return n.replace(a=a, b=b), k
+    if isinstance(n, (N.Transpose, N.DiagMat)):
+        a, k = _replace_factors(n.a, old, new, k)
+        return n.replace(a=a), k
+    if isinstance(n, N.ScalarMul):
+        a, k = _replace_factors(n.a, old, new, k)
+        return n.replace(a=a), k
+    return n, k
+
+
+RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _identity_factor, _sigmoid,
+         _softmax, _number_out_of_product, _like_terms]
+
+
+def rewrite(node: N.Node) -> N.Node:
+    """Every rule, bottom-up, until none applies."""
+    for _ in range(50):
+        out = _once(node)
+        if out == node:
+            return out
+        node = out
+    return node
+
+
+def _once(node):
+    node = node.map_children(_once)
+    for rule in RULES:
+        out = rule(node)
+        if out is not None and out != node:
+            return out
+    return node
+
+
+def length(node: N.Node) -> int:
+    from .printing.text import to_text
+    return len(to_text(node))
+
+
+def simplify(node: N.Node) -> N.Node:
+    """The rewritten form when it is no longer than the input, else the input."""
+    if node is None:
+        return None
+    out = rewrite(node)
+    return out if length(out) <= length(node) else node
