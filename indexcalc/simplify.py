@@ -191,7 +191,8 @@ def _number_out_of_product(n):
                 return N.ScalarMul(f.s, inner, n.shape)
             if isinstance(f, N.Neg):
                 return N.Neg(n.replace(**{side: f.a}), n.shape)
-    if isinstance(n, N.ScalarMul) and isinstance(n.a, N.Neg):          # s (-A) = -(s A)
+    if isinstance(n, N.ScalarMul) and isinstance(n.a, N.Neg) and n.shape != N.SCALAR and \
+            not isinstance(n.s, N.Num):                       # s (-A) = -(s A) for a matrix A
         return N.Neg(n.replace(a=n.a.a), n.shape)
     if isinstance(n, N.ScalarMul) and isinstance(n.a, N.ScalarMul) and isinstance(n.s, N.Num) \
             and isinstance(n.a.s, N.Num) and not isinstance(n.s.value, float) and not isinstance(n.a.s.value, float):
