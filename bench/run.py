@@ -2,7 +2,7 @@
 
     python bench/run.py            # about two minutes
     python bench/run.py --quick    # fewer repeats, for a look
-    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian, grade)
+    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian, grade, guard)
 
 Rows:
 - derive:   each seed exercise in-process (parse, steps, matching and the numerical guard)
@@ -19,6 +19,8 @@ Rows:
 - hessian:  the generated Hessian code of x^T B x and log(sum(exp(x))) (n = 256) next to
             hand-written NumPy and, if installed, jax.hessian (jit-compiled, compile excluded).
 - grade:    `indexcalc grade` of a synthetic class, 200 students × 5 claims, verdicts known.
+- guard:    the MNIST layer's backprop at numeric sizes (X 64×784, W 128×784): the guard's
+            projections cost the same at any size; min of the runs, median in the note.
 
 ratio = indexcalc (or its generated code) / the peer: below 1 is faster than the peer.
 """
@@ -503,11 +505,29 @@ def bench_grade():
             row("grade", "200 students × 5 claims", t, "", None, f"{note}; verdicts as known; target ≤ 60 s")
 
 
+def bench_guard():
+    """The MNIST layer's backprop at its numeric sizes (issue 15 part 4): the guard checks
+    random projections at the user's sizes, a fixed number of evaluations. In-process, with
+    steps; the table shows the min, the note the median; target ≤ 1 s."""
+    from indexcalc.pipeline import backprop
+    where = "X: 64×784, W: 128×784, b: 1×128"
+    times = []
+    for _ in range(3 if QUICK else 7):
+        clear_caches()
+        gc.collect()
+        t0 = time.perf_counter()
+        backprop("Y = X W^T + b", "W,b,X", where)
+        times.append(time.perf_counter() - t0)
+    row("guard", "MNIST layer backprop, X 64×784, W 128×784", min(times), "", None,
+        f"min; median {show_time(statistics.median(times))}; target ≤ 1 s")
+
+
 def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
-              "backward": bench_backward, "hessian": bench_hessian, "grade": bench_grade}
+              "backward": bench_backward, "hessian": bench_hessian, "grade": bench_grade,
+              "guard": bench_guard}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=groups, help="run one group of rows")
     ap.add_argument("--readme", action="store_true",
