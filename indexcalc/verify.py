@@ -200,7 +200,7 @@ def sample(tree, variables, rng, check=None, sizes=None, spread=1.0) -> Point:
             shape = tuple(N.size_value(d, sizes) for d in v.shape)
             env2d[name] = _draw_value(shape, how.get(name), rng, spread)
         point = Point.of(variables, sizes, env2d)
-        for _ in range(12):                  # overflow: the point scaled down, 4 times a step
+        for k in range(12):                  # overflow: the point scaled down, 4 times a step
             v = _value_or_nan(tree, point)
             if np.all(np.isfinite(v)) and np.abs(v).max(initial=0) <= BIG:
                 if check is None or check(point):
@@ -208,6 +208,9 @@ def sample(tree, variables, rng, check=None, sizes=None, spread=1.0) -> Point:
                 break
             if np.all(np.isfinite(v)) and huge is None and (check is None or check(point)):
                 huge = point
+            overflow = np.any(np.isinf(v)) or np.any(np.abs(v) > BIG)
+            if not overflow and k >= 2:      # NaN without overflow: outside the domain, not too large
+                break
             point = point.at({n: a / 4 for n, a in point.env2d.items()})
     if huge is not None:
         return huge
@@ -421,10 +424,12 @@ class _Probe:
             self._terms = np.maximum(np.abs(np.asarray(t, dtype=float)), np.abs(self.base))
         return self._terms
 
-    def along(self, u, h):
+    def at(self, u, h):
         env = self.point.env2d
-        x = env[self.var]
-        return (self.f({**env, self.var: x + h * u}) - self.f({**env, self.var: x - h * u})) / (2 * h)
+        return self.f({**env, self.var: env[self.var] + h * u})
+
+    def along(self, u, h):
+        return (self.at(u, h) - self.at(u, -h)) / (2 * h)
 
     def noise(self, h):
         """The rounding floor of a difference with step h: f's terms × eps / h, with room for
@@ -432,64 +437,90 @@ class _Probe:
         return 64 * EPS * self.terms() / h
 
     def compare(self, u, applied: dict, what: str):
+        """Each candidate's J u against the directional difference. The step: from the scale
+        on which f changes along u (|f| / |J u|), then, where that disagrees, from f's own
+        curvature (the second difference); then Ridders' table. A disagreement is called a bug
+        only where two tables from different steps settle on the same value."""
         steep = max(float(t.max(initial=0)) for _, t in applied.values())
         size = float(np.abs(self.base).max(initial=0))
         scale = min(self.xs, size / steep) if steep > 0 and size > 0 else self.xs
         scale = max(scale, 1e-8 * self.xs)
         h = 1e-5 * scale
-        fd = self.along(u, h)
-        if all(_agrees(got, terms, fd, 0.0, 0.0) for got, terms in applied.values()):
+        plus, minus = self.at(u, h), self.at(u, -h)
+        fd = (plus - minus) / (2 * h)
+        if _all_agree(applied, fd, 0.0, 0.0) or _all_agree(applied, fd, 0.0, self.noise(h)):
             return
-        noise = self.noise(h)
-        if all(_agrees(got, terms, fd, 0.0, noise) for got, terms in applied.values()):
-            return
-        fd, err, h_best = _ridders(self.along, u, self.xs * 0.1, applied)
+        curvature = float(np.max(np.abs(plus - 2 * self.base + minus), initial=0)) / (h * h)
+        slope = max(float(np.max(np.abs(fd), initial=0)), steep)
+        if curvature > 0 and slope > 0 and slope / curvature < scale:
+            scale = max(slope / curvature, 1e-12 * self.xs)       # f bends on a shorter scale
+            h = 1e-5 * scale
+            fd = self.along(u, h)
+            if _all_agree(applied, fd, 0.0, self.noise(h)):
+                return
+        fd, err, h_best = self.ridders(u, 0.1 * scale)
         noise = self.noise(h_best)
+        if _all_agree(applied, fd, err, noise):
+            return
         for name, (got, terms) in applied.items():
-            if _agrees(got, terms, fd, err, noise):
+            bad = self._disagree(got, terms, fd, err, noise)
+            if not np.any(bad):
                 continue
-            settled = err <= 1e-6 * (terms + np.abs(fd)) + noise
-            bad = ~(np.abs(got - fd) <= TOL * (terms + np.abs(fd)) + noise + 4 * err) & settled
+            fd2, err2, h2 = self.ridders(u, 0.037 * scale)               # a second table, other steps
+            noise2 = self.noise(h2)
+            bad &= self._disagree(got, terms, fd2, err2, noise2)
+            bad &= np.abs(fd2 - fd) <= 1e-5 * (np.abs(fd) + terms) + noise + noise2 + 4 * (err + err2)
             if np.any(bad):
                 raise VerificationError(
                     f"indexcalc bug: the {name} of {what} disagrees with finite differences "
                     f"({_worst(got, fd, bad)}, along a random direction); no answer is shown")
-            raise Unsettled(f"finite differences of {what} do not settle at this point")
+        raise Unsettled(f"finite differences of {what} do not settle at this point")
+
+    @staticmethod
+    def _disagree(got, terms, fd, err, noise):
+        """Entries where the difference has settled (its error estimate is small against its
+        own value) and the candidate is off it."""
+        settled = err <= 1e-6 * np.abs(fd) + noise
+        return settled & ~(np.abs(got - fd) <= TOL * (terms + np.abs(fd)) + noise + 4 * err)
+
+    def ridders(self, u, h0, rows=20):
+        """Ridders' extrapolation of central differences with steps h0, h0/2, ...: the
+        estimate, its error estimate (entry by entry) and the step it came from. The error is
+        judged against the estimate itself and the rounding floor, never against the
+        candidate (a wrong candidate must not make a poor estimate look good)."""
+        con2 = 4.0
+        table = [[self.along(u, h0)]]
+        best, best_err, best_h, best_q = table[0][0], np.full(np.shape(table[0][0]), np.inf), h0, np.inf
+        h = h0
+        for i in range(1, rows):
+            h /= 2
+            row = [self.along(u, h)]
+            floor = self.noise(h)
+            fac = con2
+            for j in range(1, i + 1):
+                row.append((row[j - 1] * fac - table[i - 1][j - 1]) / (fac - 1))
+                fac *= con2
+                err = np.maximum(np.abs(row[j] - row[j - 1]), np.abs(row[j] - table[i - 1][j - 1]))
+                q = float(np.max(err / (np.abs(row[j]) + floor + 1e-300), initial=0))
+                if np.all(np.isfinite(row[j])) and q <= best_q:
+                    best, best_err, best_h, best_q = row[j], err, h, q
+            table.append(row)
+            if best_q <= 1e-10 and i >= 3:
+                break
+            drift = np.max(np.abs(row[i] - table[i - 1][i - 1]) / (np.abs(row[i]) + floor + 1e-300), initial=0)
+            if best_q < 1e-7 and drift > 16 * best_q and i >= 3:
+                break                   # smaller steps only add rounding
+        return best, best_err, best_h
+
+
+def _all_agree(applied, fd, err, noise) -> bool:
+    return all(_agrees(got, terms, fd, err, noise) for got, terms in applied.values())
 
 
 def _agrees(got, terms, fd, err, noise) -> bool:
     scale = terms + np.abs(fd)
     ok = np.abs(got - fd) <= TOL * scale + noise + 4 * err
-    return bool(np.all(ok) and np.all(err <= 1e-6 * scale + noise))
-
-
-def _ridders(along, u, h0, applied, rows=24):
-    """Ridders' extrapolation of central differences with steps h0, h0/2, ...: the estimate,
-    its error estimate (entry by entry) and the step it came from. Stops once the estimate
-    is good to 1e-9 of the terms, or when smaller steps only add rounding."""
-    terms = np.maximum.reduce([t for _, t in applied.values()])
-    con2 = 4.0
-    table = [[along(u, h0)]]
-    best, best_err, best_h, best_q = table[0][0], np.full(np.shape(table[0][0]), np.inf), h0, np.inf
-    h = h0
-    for i in range(1, rows):
-        h /= 2
-        row = [along(u, h)]
-        fac = con2
-        for j in range(1, i + 1):
-            row.append((row[j - 1] * fac - table[i - 1][j - 1]) / (fac - 1))
-            fac *= con2
-            err = np.maximum(np.abs(row[j] - row[j - 1]), np.abs(row[j] - table[i - 1][j - 1]))
-            q = float(np.max(err / (terms + np.abs(row[j]) + 1e-300), initial=0))
-            if np.all(np.isfinite(row[j])) and q <= best_q:
-                best, best_err, best_h, best_q = row[j], err, h, q
-        table.append(row)
-        if best_q <= 1e-9:
-            break
-        diverging = np.max(np.abs(row[i] - table[i - 1][i - 1]) / (terms + np.abs(row[i]) + 1e-300), initial=0)
-        if best_q < 1e-6 and diverging > 16 * best_q:
-            break
-    return best, best_err, best_h
+    return bool(np.all(ok) and np.all(err <= 1e-6 * np.abs(fd) + noise))
 
 
 def terms_by_moving(f, env2d, base, delta=1e-6):

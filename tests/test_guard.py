@@ -43,6 +43,16 @@ def test_a_steep_function_is_resolved():
     assert np.allclose(eval(d.numpy, {"np": np, "x": x}), 100000 * np.cos(100000 * x), rtol=1e-12)
 
 
+@pytest.mark.parametrize("expr", ["1000 + sum(sin(100000 x))", "sum(sin(100000 x)) + 1000 sum(x)"])
+def test_a_steep_function_beside_a_large_smooth_part_is_resolved(expr):
+    """|f| / |J u| suggests too long a step here: f's own curvature shortens it (a table of
+    Ridders' extrapolation once settled on a value that was noise, and a bug was claimed)."""
+    d = derive(expr, "x")
+    x = np.random.default_rng(1).normal(size=4)
+    extra = 1000 if "1000 sum" in expr else 0
+    assert np.allclose(eval(d.numpy, {"np": np, "x": x}), 100000 * np.cos(100000 * x) + extra, rtol=1e-12)
+
+
 def test_a_wrong_rule_is_caught_on_a_steep_function(monkeypatch):
     wrong = functions.Elementwise("sin", functions.sp.sin, lambda u: 1.001 * functions.sp.cos(u), "np.sin({})",
                                   functions.np.sin)          # 0.1 % off
