@@ -55,6 +55,14 @@ TABLE = {e.name: e for e in [
     Elementwise("H", HEAVISIDE, lambda u: sp.S.Zero, "(({}) > 0) * 1.0", lambda x: (np.asarray(x) > 0) * 1.0),
 ]}
 
+# how a function is printed where its own name could be misread: H (Heaviside) beside a size H
+SHOWN = {"H": "step"}
+
+
+def shown_name(name: str) -> str:
+    return SHOWN.get(name, name)
+
+
 def name_of(f) -> str:
     """Our name of a SymPy function application's head."""
     return getattr(f, "__name__", None) or str(f)

@@ -358,11 +358,11 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
                           R.latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
     elif marked != with_deltas:
         shown = unmark(shown, var_free)
-        dummies = "pq"[:len(var_free)]
+        dummies = _rule_dummies(R, len(var_free))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
                           + R.text(shown, var_free), R.latex(shown, var_free),
-                          note=_delta_rule_latex(var, var_free)))
+                          note=_delta_rule_latex(var, var_free, dummies)))
 
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
@@ -529,11 +529,11 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     steps.append(Step("second derivative", (f"∂/∂{var}_{vj}: " if vj else "") + R.text(shown, var_free2),
                       R.latex(shown, var_free2), lhs))
     if marked != d2 and var_free2:
-        dummies = "pq"[:len(var_free2)]
+        dummies = _rule_dummies(R, len(var_free2))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free2))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free2)} = {rule}: "
                           + R.text(unmark(shown, var_free2), var_free2),
-                          R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2)))
+                          R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2, dummies)))
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
     closed = simplify(R.matcher.match(terms2, free)) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
@@ -556,10 +556,17 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
 
 
 # ---- steps -------------------------------------------------------------------------------------
-def _delta_rule_latex(var, wrt_free):
+def _rule_dummies(R, n) -> str:
+    """The letters of ∂X_pq/∂X_ij = δ_pi δ_qj: p, q, ... unless a size or a free index has them."""
+    taken = {str(x) for x in R.variables.sizes} | {str(i) for i in R.ctx.ranges if len(str(i)) == 1
+                                                   and str(i) in "ijklmn"}
+    return "".join([c for c in "pqrsuvwabcdefgh" if c not in taken][:n])
+
+
+def _delta_rule_latex(var, wrt_free, dummies=None):
     """∂X_pq/∂X_ij = δ_pi δ_qj with the derivation's own index names."""
     var = entry_name(var)
-    dummies = "pq"[:len(wrt_free)]
+    dummies = dummies or "pq"[:len(wrt_free)]
     wrt = "".join(map(str, wrt_free))
     deltas = " ".join(fr"\delta_{{{a}{b}}}" for a, b in zip(dummies, wrt))
     return fr"\partial {var}_{{{dummies}}} / \partial {var}_{{{wrt}}} = {deltas}"

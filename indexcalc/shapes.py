@@ -520,6 +520,8 @@ CALLS = {
     "softmax": _softmax, "diag": _diag,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE},
+    # the step function (Heaviside): printed step(X), so that it is never read as a size H
+    "step": lambda I, node: _elementwise(I, N.Call("H", node.args, node.col)),
 }
 
 RULES = {

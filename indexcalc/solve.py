@@ -307,12 +307,16 @@ def compile_pdf(tex: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "solutions.tex"
         src.write_text(tex, encoding="utf-8")
-        try:
-            run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-                                  src.name], cwd=tmp, capture_output=True, text=True, env=tex_environment(tmp),
-                                 stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", timeout=120)
-        except subprocess.TimeoutExpired:
-            raise IndexCalcError("pdflatex took more than two minutes; stopped") from None
+        for _ in range(3):                 # again while LaTeX says references changed (hyperref)
+            try:
+                run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                                      src.name], cwd=tmp, capture_output=True, text=True,
+                                     env=tex_environment(tmp), stdin=subprocess.DEVNULL, encoding="utf-8",
+                                     errors="replace", timeout=120)
+            except subprocess.TimeoutExpired:
+                raise IndexCalcError("pdflatex took more than two minutes; stopped") from None
+            if run.returncode != 0 or "Rerun to get" not in run.stdout:
+                break
         pdf = Path(tmp) / "solutions.pdf"
         if run.returncode != 0 or not pdf.exists():
             raise IndexCalcError("pdflatex could not compile the solutions (a statement's LaTeX?):\n"

@@ -186,3 +186,26 @@ def test_the_second_derivative_has_its_own_index_delta_and_sifting():
     assert rules[k:] == ["second derivative", "kronecker", "sift", "closed form"]
     assert "∂x_p/∂x_j" in steps[k].text and "δ_pj" in steps[k + 1].text
     assert steps[k + 2].text == "B_ij + B_ji"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "problems").glob("*.toml")), ids=lambda p: p.stem)
+def test_questions_name_layers_as_the_solutions_do(path):
+    """The solutions print a layer number as a superscript (W1 is W^1, as seed 003's h^1): the
+    question must not call the same matrix W_1."""
+    from indexcalc.pipeline import backprop, derive  # noqa: F401
+    from indexcalc.problems import load
+    for p in load(path).problems:
+        names = set(re.findall(r"\b([A-Za-z]+)(\d+)\b", p.source))
+        for base, num in names:
+            pattern = rf"(\\mathbf\{{{base}\}}|\b{base})_\{{?{num}\}}?"
+            assert not re.search(pattern, p.statement), (p.id, base + num, p.statement)
+
+
+def test_the_step_function_is_never_written_h():
+    """Heaviside prints as step(·), defined where relu' uses it: an H would read as a size."""
+    from indexcalc.pipeline import backprop
+    d = backprop("Y = X + relu(X W1^T + b1) W2^T + b2", "X", "X: S×M, W1: H×M, b1: 1×H, W2: M×H, b2: 1×M")
+    text = _all_text(d) + d.results[0].closed_form
+    assert "step(" in text and not re.search(r"\bH\(|H\\left\(", text)
+    rule = next(s for s in d.results[0].steps if s.rule == "rule")
+    assert "step(u) = 1 if u > 0, else 0" in rule.text

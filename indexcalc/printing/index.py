@@ -63,6 +63,7 @@ class _Reading:
         number is printed as one (1.0 x is x, 2.0 x is 2 x)."""
         expr = whole_numbers(expr)
         self._outer_free = {s.name for s in getattr(expr, "free_symbols", ())}
+        self._outer_free |= {str(n) for n in getattr(self.ctx.variables, "sizes", ())}   # Q: p×q
         return super().doprint(expr)
 
     def _print_Float(self, e):
@@ -387,7 +388,7 @@ class IndexText(_Reading, _SumsBracketed, StrPrinter):
         return f"∂{self._print(leaf)}/∂{var}_{wrt}" if wrt else f"∂{self._print(leaf)}/∂{var}"
 
     def _print_Function(self, e):
-        return f"{F.name_of(e.func)}({', '.join(self._print(a) for a in e.args)})"
+        return f"{F.shown_name(F.name_of(e.func))}({', '.join(self._print(a) for a in e.args)})"
 
 
 def entry_name(name: str) -> str:
@@ -507,7 +508,7 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
         return fr"\frac{{\partial {self._print(leaf)}}}{{\partial {below}}}"
 
     def _print_Function(self, e, exp=None):
-        name = F.name_of(e.func)
+        name = F.shown_name(F.name_of(e.func))
         arg = self._print(e.args[0])
         head = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh",
                 "sqrt": r"\sqrt"}.get(name)

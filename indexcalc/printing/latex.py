@@ -5,6 +5,7 @@ import contextvars
 from contextlib import contextmanager
 from fractions import Fraction
 
+from .. import functions as F
 from .. import nodes as N
 from .text import ADD, ATOM, JUXT, POSTFIX, TERM, UNARY
 
@@ -134,7 +135,8 @@ def _func(n: N.Func):
         return fr"\sqrt{{{arg}}}", ATOM
     if n.name == "abs":
         return fr"\left|{arg}\right|", ATOM
-    head = known.get(n.name) or (n.name if len(n.name.rstrip("'")) == 1 else fr"\operatorname{{{n.name}}}")
+    name = F.shown_name(n.name)
+    head = known.get(name) or (name if len(name.rstrip("'")) == 1 else fr"\operatorname{{{name}}}")
     return fr"{head}\left({arg}\right)", ATOM
 
 

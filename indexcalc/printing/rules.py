@@ -96,12 +96,13 @@ def _elementwise(name: str):
             variables = type("V", (), {"items": lambda self: []})()
         d_t = IndexText(_Ctx()).doprint(d).replace("**", "^").replace("*", " ")
         d_l = IndexLatex(_Ctx()).doprint(d)
+    name = F.shown_name(name)
     text = f"chain rule through {name}: ∂{name}(u)/∂x = {name}'(u) ∂u/∂x, with {name}'(u) = {d_t}"
     lhs = fr"\frac{{\partial\, \operatorname{{{name}}}(u)}}{{\partial x}}"
     rhs = fr"\operatorname{{{name}}}'(u) \frac{{\partial u}}{{\partial x}}, \quad \operatorname{{{name}}}'(u) = {d_l}"
-    if name == "relu":
-        text += " (1 where u > 0, else 0)"
-        rhs += r" \ (1 \text{ where } u > 0 \text{, else } 0)"
+    if name == "relu":              # the step function, defined where it first appears
+        text += ", where step(u) = 1 if u > 0, else 0"
+        rhs += r", \quad \operatorname{step}(u) = 1 \text{ if } u > 0 \text{, else } 0"
     return text, lhs, rhs
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from .. import functions as F
 from .. import nodes as N
 
 ADD, TERM, JUXT, UNARY, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
@@ -218,7 +219,7 @@ PRINTERS = {
     N.Norm2: _call("norm2"),
     N.SumAll: _call("sum"),
     N.SumAxis: lambda n: (f"sum({to_text(n.a)}, {n.axis})", ATOM),
-    N.Func: lambda n: (f"{n.name}({to_text(n.a)})", ATOM),
+    N.Func: lambda n: (f"{F.shown_name(n.name)}({to_text(n.a)})", ATOM),
     N.Softmax: _call("softmax"),
     N.DiagMat: _call("diag"),
     N.DiagVec: _call("diag"),
