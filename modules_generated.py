@@ -80,7 +80,7 @@ class ReLUModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         X = self._cache["X"]
-        # ∂L/∂X = H(X) ∘ dY
+        # ∂L/∂X = step(X) ∘ dY
         return (X > 0) * dY
 
 
