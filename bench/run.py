@@ -18,6 +18,11 @@ Rows:
             installed, torch.autograd on the CPU (S = 1024).
 - hessian:  the generated Hessian code of x^T B x and log(sum(exp(x))) (n = 256) next to
             hand-written NumPy and, if installed, jax.hessian (jit-compiled, compile excluded).
+- modules:  `codegen EQUATION` for linear+bias, softmax cross-entropy, LayerNorm and attention:
+            the generated NumPy backward next to hand-written NumPy; the generated torch
+            autograd.Function's backward next to torch.autograd of the same forward (CPU, one
+            thread); the generated JAX custom_vjp next to jax.grad of the same forward (both
+            jit-compiled, compile excluded). Min of the runs; the median in the note.
 - grade:    `indexcalc grade` of a synthetic class, 200 students × 5 claims, verdicts known.
 - guard:    the MNIST layer's backprop at numeric sizes (X 64×784, W 128×784): the guard's
             projections cost the same at any size; min of the runs, median in the note.
@@ -37,7 +42,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# BLAS pinned to one thread (before NumPy loads it): side-by-side rows compare code, not cores
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -447,6 +456,166 @@ def _torch_backward(torch, x, W, dout, z, dz, probs, labels):
     return fns
 
 
+MODULES = {   # name: (equation, wrt, where, sizes)
+    "linear+bias": ("Y = X W + b", "X,W,b", "X: S×M, W: M×N, b: 1×N", {"S": 512, "M": 256, "N": 128}),
+    "softmax cross-entropy": ("L = -sum(T ∘ log(softmax(Z))) / S", "Z", "Z: S×C, T: S×C", {"S": 1024, "C": 10}),
+    "LayerNorm": ("Y = (X - X 1 1^T / N) ⊘ sqrt((X - X 1 1^T / N).^2 1 1^T / N + e 1 1^T)", "X",
+                  "X: S×N, e: scalar", {"S": 512, "N": 256}),
+    "attention": ("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", "Q: n×D, K: m×D, V: m×p",
+                  {"n": 256, "m": 256, "D": 64, "p": 64}),
+}
+
+
+def _hand_numpy(name, a, dY):
+    """The backward passes as one writes them by hand (forward values cached, as a module does)."""
+    if name == "linear+bias":
+        X, W = a["X"], a["W"]
+        return lambda: (dY @ W.T, X.T @ dY, dY.sum(axis=0, keepdims=True))
+    if name == "softmax cross-entropy":
+        Z, T = a["Z"], a["T"]
+        e = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P = e / e.sum(axis=1, keepdims=True)
+        return lambda: (P * T.sum(axis=1, keepdims=True) - T) / Z.shape[0]
+    if name == "LayerNorm":
+        X, e = a["X"], a["e"]
+        xc = X - X.mean(axis=1, keepdims=True)
+        s = np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + e)
+        xh = xc / s
+
+        def back():
+            return (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
+        return back
+    Q, K, V = a["Q"], a["K"], a["V"]
+    z = Q @ K.T / np.sqrt(Q.shape[1])
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    A = e / e.sum(axis=1, keepdims=True)
+
+    def back():
+        dA = dY @ V.T
+        dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(Q.shape[1])
+        return dS @ K, dS.T @ Q, A.T @ dY
+    return back
+
+
+def _load(code, name):
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(code)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _values(m, sizes, rng):
+    out = {}
+    for i in m.inputs:
+        shape = tuple(sizes[d] if isinstance(d, str) else d for d in i.dims)
+        out[i.name] = 1e-5 if i.kind == "scalar" else (np.abs(rng.normal(size=shape)) if i.name == "T"
+                                                       else rng.normal(size=shape))
+    return out
+
+
+def _timed(fa, fb, repeat):
+    """(min, median) of each, calls interleaved."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(per_call(fa))
+        tb.append(per_call(fb))
+    return (min(ta), statistics.median(ta)), (min(tb), statistics.median(tb))
+
+
+def _module_row(target, name, ours, peer_name, peer, repeat):
+    (a, am), (b, bm) = _timed(ours, peer, repeat)
+    row("modules", f"{name} backward ({target})", a, peer_name, b,
+        f"median {show_time(am)} vs {show_time(bm)}")
+
+
+def bench_modules():
+    from indexcalc import modulegen
+    repeat = 3 if QUICK else 7
+    rng = np.random.default_rng(0)
+    for name, (eq, wrt, where, sizes) in MODULES.items():
+        built = {t: modulegen.build(eq, wrt, where, t, params="") for t in ("numpy", "torch", "jax")}
+        m = built["numpy"]
+        a = _values(m, sizes, rng)
+        out_shape = np.shape(_load(modulegen.render([m], "numpy", "bench"), "g_np").__dict__[m.cls]().forward(**a))
+        dY = rng.normal(size=out_shape) if out_shape else 1.0
+        gen = _load(modulegen.render([m], "numpy", "bench"), f"g_np_{m.func}").__dict__[m.cls]()
+        gen.forward(**a)
+        _module_row("NumPy", name, lambda: gen.backward(dY), "hand NumPy", _hand_numpy(name, a, dY), repeat)
+        _bench_torch(built["torch"], name, a, dY, repeat)
+        _bench_jax(built["jax"], name, a, dY, repeat)
+
+
+def _bench_torch(m, name, a, dY, repeat):
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+    mod = _load(modulegen_render(m, "torch"), f"g_t_{m.func}")
+    fn = getattr(mod, f"{m.cls}Function")
+    args = [torch.tensor(a[i.name], dtype=torch.float64, requires_grad=i.wrt) if i.kind != "scalar" else a[i.name]
+            for i in m.inputs]
+    wrt = [x for x, i in zip(args, m.inputs) if i.wrt]
+    D = torch.tensor(dY, dtype=torch.float64)
+    ours = fn.apply(*args)
+    plain = _torch_forward(torch, name, dict(zip([i.name for i in m.inputs], args)))
+    _module_row("torch", name, lambda: torch.autograd.grad(ours, wrt, D, retain_graph=True),
+                "torch.autograd", lambda: torch.autograd.grad(plain, wrt, D, retain_graph=True), repeat)
+
+
+def _torch_forward(torch, name, v):
+    if name == "linear+bias":
+        return v["X"] @ v["W"] + v["b"]
+    if name == "softmax cross-entropy":
+        return -(v["T"] * torch.log_softmax(v["Z"], dim=-1)).sum() / v["Z"].shape[0]
+    if name == "LayerNorm":
+        xc = v["X"] - v["X"].mean(dim=1, keepdim=True)
+        return xc / torch.sqrt((xc ** 2).mean(dim=1, keepdim=True) + v["e"])
+    return torch.softmax(v["Q"] @ v["K"].T / v["Q"].shape[1] ** 0.5, dim=-1) @ v["V"]
+
+
+def _bench_jax(m, name, a, dY, repeat):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
+    mod = _load(modulegen_render(m, "jax"), f"g_j_{m.func}")
+    fn = getattr(mod, m.func)
+    names = [i.name for i in m.inputs]
+    argnums = tuple(k for k, i in enumerate(m.inputs) if i.wrt)
+    args = [jnp.asarray(a[n]) for n in names]
+    D = jnp.asarray(dY)
+
+    def plain(*xs):
+        v = dict(zip(names, xs))
+        if name == "linear+bias":
+            return v["X"] @ v["W"] + v["b"]
+        if name == "softmax cross-entropy":
+            return -(v["T"] * jax.nn.log_softmax(v["Z"], axis=-1)).sum() / v["Z"].shape[0]
+        if name == "LayerNorm":
+            xc = v["X"] - v["X"].mean(axis=1, keepdims=True)
+            return xc / jnp.sqrt((xc ** 2).mean(axis=1, keepdims=True) + v["e"])
+        return jax.nn.softmax(v["Q"] @ v["K"].T / jnp.sqrt(v["Q"].shape[1]), axis=-1) @ v["V"]
+
+    g_ours = jax.jit(jax.grad(lambda *xs: jnp.sum(D * fn(*xs)), argnums=argnums))
+    g_plain = jax.jit(jax.grad(lambda *xs: jnp.sum(D * plain(*xs)), argnums=argnums))
+    jax.block_until_ready(g_ours(*args))
+    jax.block_until_ready(g_plain(*args))
+    _module_row("JAX", name, lambda: jax.block_until_ready(g_ours(*args)), "jax.grad (jit)",
+                lambda: jax.block_until_ready(g_plain(*args)), repeat)
+
+
+def modulegen_render(m, target):
+    from indexcalc import modulegen
+    return modulegen.render([m], target, "bench")
+
+
 def bench_hessian():
     from indexcalc.pipeline import derive
     try:
@@ -526,7 +695,7 @@ def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
-              "backward": bench_backward, "hessian": bench_hessian, "grade": bench_grade,
+              "backward": bench_backward, "modules": bench_modules, "hessian": bench_hessian, "grade": bench_grade,
               "guard": bench_guard}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=groups, help="run one group of rows")
