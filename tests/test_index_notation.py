@@ -445,3 +445,23 @@ def test_cnn_attention_problem_file_solves_and_compiles(tmp_path):
     closed = {s.problem.id: {r.wrt: r.closed_form for r in s.derivation.results} for s in solutions}
     assert closed["attention"]["V"] is not None and closed["attention"]["Q"] is not None
     _compile(S.render_latex(ps, solutions), tmp_path)
+
+
+def test_readme_index_examples_run(capsys):
+    """Every command of README's index-notation block runs (exit 0) and says what its comment says."""
+    import re
+    import shlex
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("<!-- index-examples:start"):readme.index("<!-- index-examples:end")]
+    lines = [ln for ln in re.search(r"```\n(.*?)```", block, re.S).group(1).splitlines() if ln.strip()]
+    assert len(lines) >= 6
+    for line in lines:
+        command, _, comment = line.partition("  #")
+        argv = shlex.split(command)[1:]
+        if argv[0] == "solve":
+            continue                                  # solved (and compiled) above
+        assert main(argv) == 0, line
+        out = capsys.readouterr().out
+        for claim in re.findall(r"[A-Za-z]\^T [A-Za-z]+", comment):
+            assert claim in out, (line, claim)
