@@ -209,3 +209,17 @@ def test_the_step_function_is_never_written_h():
     assert "step(" in text and not re.search(r"\bH\(|H\\left\(", text)
     rule = next(s for s in d.results[0].steps if s.rule == "rule")
     assert "step(u) = 1 if u > 0, else 0" in rule.text
+
+
+def test_each_renamed_index_keeps_its_own_range():
+    """Renaming in reading order must carry each index's range with it (c→p, p→q, q→r once
+    printed every Σ up to C)."""
+    from indexcalc.pipeline import backprop
+    d = backprop("Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "b",
+                 "X: N×C×H×W, F: O×C×R×S, b: O")
+    out = next(s for s in d.results[0].steps if s.rule == "index output")
+    assert r"\sum_{p=1}^{C} \sum_{q=1}^{R} \sum_{r=1}^{S} X_{n,p,i+q-1,j+r-1} F_{opqr}" in out.latex
+    d = backprop("Y = X + relu(X W1^T + b1) W2^T + b2", "X", "X: S×M, W1: H×M, b1: 1×H, W2: M×H, b2: 1×M")
+    with d.latex_context():
+        latex = next(s for s in d.results[0].steps if s.rule == "differentiate").latex
+    assert r"\sum_{r=1}^{M} \sum_{s=1}^{H}" in latex and r"\sum_{u=1}^{M} X_{pu} W^{1}_{su}" in latex

@@ -249,8 +249,12 @@ class _Reading:
             name = "t" if old == trace and "t" not in used else next(pool)
             used.add(name)
             new[old] = sp.Symbol(name, integer=True)
+        # an index's range: a placeholder's from this printer, an engine index's from the
+        # context (all read before any is set: a new name may be an old one of this Σ)
+        ranges = {old: (self._ranges.get(old) if isinstance(old, sp.Dummy) else self.ctx.ranges.get(old))
+                  for old in new}
         for old, n in new.items():
-            self._ranges[n] = self._ranges.get(old, self.ctx.ranges.get(old))
+            self._ranges[n] = ranges[old]
         his = {lim[0]: lim[2] for lim in e.limits}
         body = e.function.xreplace(new)
         limits = [(new[o], 1, his[o]) for o in order]
@@ -455,7 +459,7 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
             for i in order:                                 # Σ_{p=1}^{S} Σ_{q=1}^{N}, with ranges
                 lo, hi = bounds[i]
                 dim = self._ranges.get(i)
-                top = str(dim) if dim is not None else range_latex(self.ctx, i, hi)
+                top = str(dim) if dim is not None else self._print(hi)
                 sums.append(fr"\sum_{{{entry_name(i.name)}={self._print(lo)}}}^{{{top}}}")
             return " ".join(sums) + " " + self.parenthesize(body, 40)
         return self.in_sum(e, show)
