@@ -27,6 +27,43 @@ def replace_subtree(node: N.Node, old: N.Node, new: N.Node) -> N.Node:
     return node.map_children(lambda c: replace_subtree(c, old, new))
 
 
+class Values:
+    """Values of subtrees at one point, for telling which pieces are the same function."""
+
+    def __init__(self, point):
+        self.point, self.cache = point, {}
+
+    def of(self, node):
+        if node not in self.cache:
+            try:
+                with np.errstate(all="ignore"):
+                    v = evaluate(node, self.point.env2d, self.point.sizes)
+                self.cache[node] = v if np.all(np.isfinite(v)) else None
+            except Exception:  # noqa: BLE001 - a piece we cannot evaluate is matched by nothing
+                self.cache[node] = None
+        return self.cache[node]
+
+    def same(self, a, b):
+        """'equal', 'transposed' or None."""
+        va, vb = self.of(a), self.of(b)
+        if va is None or vb is None:
+            return None
+        if a.shape == b.shape and va.shape == vb.shape and np.allclose(va, vb, rtol=1e-11, atol=1e-13):
+            return "equal"
+        if a.shape == b.shape[::-1] and a.shape[0] != a.shape[1] and va.shape == vb.T.shape and \
+                np.allclose(va, vb.T, rtol=1e-11, atol=1e-13):
+            return "transposed"
+        return None
+
+
+def replace_by_value(node, old, new, values: Values):
+    """node with every subtree that has old's value (at the point) replaced by new."""
+    if not isinstance(node, (N.Sym, N.Num, N.Size, N.Ones, N.Identity)) and node.shape == old.shape \
+            and values.same(node, old) == "equal":
+        return new
+    return node.map_children(lambda c: replace_by_value(c, old, new, values))
+
+
 # ---- assumptions --------------------------------------------------------------------------
 def assumptions(texts, decls) -> list:
     """`T 1 = 1` -> [(typed T 1, typed 1)]. Only "rows sum to one" is supported: the check
@@ -101,9 +138,13 @@ def tidy(node: N.Node) -> N.Node:
 
 
 # ---- the fold ---------------------------------------------------------------------------------
-def fold(closed: N.Node, rhs: N.Node, output: str, assumptions=()) -> N.Node:
-    """The closed form with the module's output named; assumptions as (typed lhs, typed rhs)."""
+def fold(closed: N.Node, rhs: N.Node, output: str, assumptions=(), point=None) -> N.Node:
+    """The closed form with the module's output named; assumptions as (typed lhs, typed rhs).
+    With a point, a subtree that has the output's value there is the output too (the derived
+    form may write `1 b + X W` where the user wrote `X W + b`); check_fold confirms the whole."""
     out = replace_subtree(closed, rhs, N.Sym(output, rhs.shape))
+    if point is not None:
+        out = replace_by_value(out, rhs, N.Sym(output, rhs.shape), Values(point))
     for lhs, value in assumptions:
         out = replace_subtree(out, lhs, value)
     return tidy(out)
@@ -138,11 +179,12 @@ def folded_forms(d, assumed=()) -> dict:
     if d.rhs is None or d.output is None:
         return {}
     point = V.sample(d.tree, d.variables, np.random.default_rng(11))
+    near = V.sample(d.tree, d.variables, np.random.default_rng(12))    # matched here, checked at point
     out = {}
     for r in d.results:
         if r.closed is None:
             continue
-        folded = fold(r.closed, d.rhs, d.output, assumed)
+        folded = fold(r.closed, d.rhs, d.output, assumed, near)
         if folded != r.closed:
             check_fold(folded, r.closed, d.rhs, d.output, point, assumed)
             out[r.wrt] = folded

@@ -26,7 +26,7 @@ from . import nodes as N
 from . import verify as V
 from .errors import IndexCalcError, VerificationError
 from .evaluate import evaluate
-from .fold import fold, replace_subtree
+from .fold import Values, fold, replace_subtree
 from .printing.numpy_code import PRINT, NumpyPrinter, py_name, stable_log
 from .shapes import Variable, Variables
 
@@ -95,7 +95,7 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     or the transpose of its value; check_plan confirms the whole at another point."""
     P = Plan()
     counter = iter(range(1, 10_000))
-    values = _Values(point)
+    values = Values(point)
     pieces = [n for n in dict.fromkeys(_subtrees(rhs))]           # in walk order, rhs first
     names: dict = {rhs: output}
     used: list = []
@@ -151,35 +151,6 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     P.backward = _ordered(backward)
     P.grads = trees
     return P
-
-
-class _Values:
-    """Values of subtrees at one point, for telling which pieces are the same function."""
-
-    def __init__(self, point):
-        self.point, self.cache = point, {}
-
-    def of(self, node):
-        if node not in self.cache:
-            try:
-                with np.errstate(all="ignore"):
-                    v = evaluate(node, self.point.env2d, self.point.sizes)
-                self.cache[node] = v if np.all(np.isfinite(v)) else None
-            except Exception:  # noqa: BLE001 - a piece we cannot evaluate is matched by nothing
-                self.cache[node] = None
-        return self.cache[node]
-
-    def same(self, a, b):
-        """'equal', 'transposed' or None."""
-        va, vb = self.of(a), self.of(b)
-        if va is None or vb is None:
-            return None
-        if a.shape == b.shape and va.shape == vb.shape and np.allclose(va, vb, rtol=1e-11, atol=1e-13):
-            return "equal"
-        if a.shape == b.shape[::-1] and a.shape[0] != a.shape[1] and va.shape == vb.T.shape and \
-                np.allclose(va, vb.T, rtol=1e-11, atol=1e-13):
-            return "transposed"
-        return None
 
 
 def _ordered(defs):
@@ -457,11 +428,12 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
                 raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
     cls = check_identifier(name, "--name") if name else _default_name(rhs)
     grads = {}
+    near = V.sample(d.tree, d.variables, np.random.default_rng(17))
     for r in d.results:
         if r.closed is None:
             raise IndexCalcError(f"∂L/∂{r.wrt} has no closed form to generate code from")
-        grads[r.wrt] = fold(r.closed, rhs, out)
-    P = plan(rhs, out, grads, V.sample(d.tree, d.variables, np.random.default_rng(17)))
+        grads[r.wrt] = fold(r.closed, rhs, out, (), near)
+    P = plan(rhs, out, grads, near)
     point = V.sample(d.tree, d.variables, np.random.default_rng(5))
     check_plan(P, rhs, out, grads, point)
 

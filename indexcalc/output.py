@@ -37,6 +37,7 @@ def _in_latex_context(fn):
 @_in_latex_context
 def derive_json(d, command="derive", extra=None) -> str:
     out = {"command": command, "input": d.input, "variables": variables_json(d.variables), "results": []}
+    with_output = _with_output(d) if command == "backprop" else {}
     for r in d.results:
         out["results"].append({
             "wrt": r.wrt, "order": r.order, "shape": [_dim(d) for d in r.shape],
@@ -44,10 +45,28 @@ def derive_json(d, command="derive", extra=None) -> str:
             "numpy": r.numpy, "function": r.function,
             "steps": [{"rule": s.rule, "latex": s.latex, "text": s.text} for s in r.steps],
             "checked": {"method": "central finite differences", "sizes": r.checked_sizes},
+            **({"with_output": with_output[r.wrt]} if r.wrt in with_output else {}),
         })
     if extra:
         out.update(extra)
     return strict_json(out)
+
+
+def _with_output(d) -> dict:
+    """backprop: {wrt: {"closed_form", "numpy"}} of the gradient written with the module's
+    output Y (SPEC §6), where that differs; its NumPy code also takes Y (the forward value)."""
+    from . import nodes as N
+    from .fold import folded_forms
+    from .printing.numpy_code import NumpyPrinter
+    from .printing.text import to_text
+    from .shapes import Variable, Variables
+    if d.rhs is None or d.output is None:
+        return {}
+    folded = folded_forms(d)
+    table = {**d.variables.table, d.output: Variable(d.output, N.kind_of(d.rhs.shape), d.rhs.shape)}
+    printer = NumpyPrinter(Variables(table, d.variables.sizes))
+    return {w: {"closed_form": to_text(f), "numpy": printer.code(f, d.variables[w].kind)}
+            for w, f in folded.items()}
 
 
 def strict_json(value, **options) -> str:

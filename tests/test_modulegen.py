@@ -136,3 +136,25 @@ def test_problem_file_modules_for_torch_and_jax(tmp_path, target):
     from indexcalc.codegen import generate
     p = run_file(tmp_path, generate("problems/mlp.toml", target), "mlp")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("eq, wrt, where, want", [
+    ("Y = sigmoid(X)", "X", "X: S×N", "(1 1^T - Y) ∘ dY ∘ Y"),
+    ("Y = tanh(X W + b)", "W", "X: S×M, W: M×N, b: 1×N", "X^T ((1 1^T - Y .^ 2) ∘ dY)"),
+])
+def test_backprop_json_also_gives_the_gradient_with_the_output(eq, wrt, where, want):
+    """SPEC §6: the gradient in terms of Y too (found by value where the derived form writes
+    the output differently, 1 b + X W for X W + b); its NumPy code, given Y, is the gradient."""
+    import json
+    from indexcalc import backprop, evaluate as E
+    from indexcalc.output import derive_json
+    d = backprop(eq, wrt, where)
+    r = json.loads(derive_json(d, "backprop"))["results"][0]
+    assert r["with_output"]["closed_form"] == want
+    rng = np.random.default_rng(4)
+    sizes = {"S": 4, "M": 3, "N": 5}
+    env = {n: rng.normal(size=tuple(sizes.get(x, x) for x in v.array_shape)) for n, v in d.variables.items()}
+    env2d = {n: E.to_2d(a, d.variables[n]) for n, a in env.items()}
+    env["Y"] = E.evaluate(d.rhs, env2d, sizes)
+    got = eval(r["with_output"]["numpy"], {"np": np, **env})
+    assert np.allclose(got, eval(r["numpy"], {"np": np, **env}))
