@@ -135,9 +135,9 @@ def _ordered_symbols(e):
 
 
 # ---- reading --------------------------------------------------------------------------------
-_SIGMA = re.compile(r"(Σ|∑|\bsum_)")
+_SIGMA = re.compile(r"(Σ|∑|\bsum_|\\sum_)")
 _BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
-_DELTA = re.compile(r"(δ|\bdelta)_")
+_DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
 _SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
 
 
@@ -188,15 +188,20 @@ class _ToTree(Transformer):
         return Num(Fraction(text)) if re.fullmatch(r"\d+", text) else Num(float(text))
 
     def scalar(self, tok):
-        name = str(tok)
-        return Scalar(name)
+        return Scalar(_name(tok))
 
     def ref(self, tok, indices):
-        return _ref(str(tok), indices)
+        return _ref(_name(tok), indices)
+
+    def bref(self, tok, indices):
+        """X_{i,p}; X_{pq} (letters only, no comma) is one letter per index, as δ_{pq} in LaTeX."""
+        if len(indices) == 1 and indices[0].is_Symbol and len(indices[0].name) > 1 and indices[0].name.isalpha():
+            indices = [index_symbol(c) for c in indices[0].name]
+        return _ref(_name(tok), indices)
 
     def subref(self, tok):
         name, sub = str(tok).split("_", 1)
-        return _ref(name, [index_symbol(c) for c in sub])
+        return _ref(_name(name), [index_symbol(c) for c in sub])
 
     def indices(self, *items):
         return list(items)
@@ -281,6 +286,11 @@ class _ToTree(Transformer):
 
     def equation(self, lhs, rhs):
         return ("equation", lhs, rhs)
+
+
+def _name(tok) -> str:
+    """A name as written, LaTeX's backslash dropped (\\alpha is alpha, \\delta the delta)."""
+    return str(tok).lstrip("\\")
 
 
 def _ref(name, indices):

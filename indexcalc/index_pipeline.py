@@ -231,8 +231,10 @@ def choose_sizes(problem: IndexProblem, variables, rng=None) -> dict:
     if all(d.value(first) >= 2 for d in derived):
         return first
     pick = np.random.default_rng(len(names))
-    for _ in range(2000):
-        trial = {n: int(x) for n, x in zip(names, pick.permutation(np.arange(2, 3 + len(names) + 3)))}
+    for attempt in range(3000):        # small first: the reference is dense over every index
+        top = 8 if attempt < 2000 else 3 + len(names) + 3
+        values = pick.choice(np.arange(2, top), size=len(names), replace=len(names) > top - 2)
+        trial = {n: int(x) for n, x in zip(names, values)}
         if all(d.value(trial) >= 2 for d in derived):
             return trial
     raise IndexCalcError("cannot choose sizes for the numerical check: some index range "

@@ -465,3 +465,11 @@ def test_readme_index_examples_run(capsys):
         out = capsys.readouterr().out
         for claim in re.findall(r"[A-Za-z]\^T [A-Za-z]+", comment):
             assert claim in out, (line, claim)
+
+
+def test_latex_spellings():
+    """\\sum_{i,j}, \\delta_{pq} (one letter per index in braces without commas), \\alpha."""
+    d = derive(r"\sum_{i,j} x_i A_{i,j} x_j + \sum_{p,q} \alpha A_{p,q} \delta_{pq}", "A")
+    x, A, alpha = rand(3), rand(3, 3), 0.7
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A, "alpha": alpha}),
+                               np.outer(x, x) + alpha * np.eye(3))
