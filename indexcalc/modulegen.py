@@ -444,7 +444,8 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         table[up] = Variable(up, N.kind_of(rhs.shape), rhs.shape)
     for tname, shape in P.temps.items():
         table.setdefault(tname, Variable(tname, N.kind_of(shape), shape))
-    printer = TARGETS[target](Variables(table, variables.sizes))
+    printer = TARGETS[target](Variables(table, variables.sizes),
+                              helpers={"softmax": "_softmax"} if target == "numpy" else None)
     tensors = [n for n in names if variables[n].kind != "scalar"]
     printer.dtype_from = tensors[0] if tensors else ""
     fwd = [(n, printer.line(e, N.kind_of(e.shape))) for n, e in P.forward]
@@ -506,7 +507,12 @@ def render(modules: list, target: str, source: str) -> str:
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     # the command goes into the module's docstring: a file name may hold quotes or backslashes
-    code = env.get_template(tname).render(modules=modules, source=doc(source))
+    texts = [c for m in modules for c in [c for _, c in m.forward] + [c for _, c in m.backward]
+             + [c for _, _, c in m.grads]]
+    uses_math = any("math." in t for t in texts) or any(p.kind == "matrix" for m in modules for p in m.params)
+    uses_softmax = any("_softmax(" in t for t in texts)
+    code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,
+                                          uses_softmax=uses_softmax)
     return code.rstrip("\n") + "\n"
 
 

@@ -158,3 +158,18 @@ def test_backprop_json_also_gives_the_gradient_with_the_output(eq, wrt, where, w
     env["Y"] = E.evaluate(d.rhs, env2d, sizes)
     got = eval(r["with_output"]["numpy"], {"np": np, **env})
     assert np.allclose(got, eval(r["numpy"], {"np": np, **env}))
+
+
+def test_generated_files_pass_ruff(tmp_path):
+    import shutil
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    paths = []
+    for target in ("numpy", "torch", "jax"):
+        for name in ("attention", "tanh", "cross_entropy"):
+            path = tmp_path / f"{name}_{target}.py"
+            path.write_text(modulegen.generate(*EQUATIONS[name], target), encoding="utf-8")
+            paths.append(str(path))
+    p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
