@@ -10,6 +10,8 @@ Three suites, told apart by the id's prefix:
   DiffTest.jl and ForwardTest.jl (gradient / jacobian / hessian / derivative / diff calls).
   Julia's `x'` is `x^T`, `.*` is `∘`, `f.(x)` is `f(x)`, `diagm(v)` is `diag(v)`, `norm(v, 2)`
   is `norm(v)`.
+- ``check-``: `check` of the answers SymPy and DiffMatic assert and the Cookbook prints
+  (right ones, and wrong variants: a transposed answer, a symmetric-only form).
 - ``cookbook-``: The Matrix Cookbook (Petersen & Pedersen, 2012 edition), the equation
   number given in each comment.
 
@@ -532,12 +534,156 @@ COOKBOOK = [
       shapes={"A": (4, 3), "x": (3,), "b": (4,)}),
 ]
 
+
+# ---------------------------------------------------------------------------------------------
+# `check` of the answers the peers assert (SymPy's `expr.diff(X) == result`, DiffMatic's
+# to_std strings) and the Cookbook prints. `claim` is the claim in NumPy, written by hand; the
+# in-process test also checks that `claim` agrees with finite differences exactly when
+# `correct` says so, so a wrong `correct` here cannot go unnoticed.
+# ---------------------------------------------------------------------------------------------
+
+
+def C(inp, wrt, names, ref, answer, claim, correct, src, **kw):
+    case = D(inp, wrt, names, ref, src, **kw)
+    case.update(cmd="check", answer=answer, claim=claim, correct=correct)
+    return case
+
+
+Xi = lambda e: inv(e["X"])
+CHECKS = [
+    C("a^T X^-1 b", "X", "a X b", lambda e: e["a"] @ inv(e["X"]) @ e["b"], "-X^-T a b^T X^-T",
+      lambda e: -Xi(e).T @ np.outer(e["a"], e["b"]) @ Xi(e).T, True, S + " cookbook 61", gen={"X": WELL}),
+    C("tr(A X^-1 B)", "X", "A X B", lambda e: tr(e["A"] @ inv(e["X"]) @ e["B"]), "-(X^-1 B A X^-1)^T",
+      lambda e: -(Xi(e) @ e["B"] @ e["A"] @ Xi(e)).T, True, S + " cookbook 63", gen={"X": WELL}),
+    C("tr(inv(X + A))", "X", "X A", lambda e: tr(inv(e["X"] + e["A"])), "-((X + A)^-T)^2",
+      lambda e: -mp(inv(e["X"] + e["A"]).T, 2), True, S + " cookbook 64", gen={"X": WELL, "A": WELL}),
+    C("a^T X b", "X", "a X b", lambda e: e["a"] @ e["X"] @ e["b"], "a b^T", lambda e: np.outer(e["a"], e["b"]),
+      True, S + " cookbook 70"),
+    C("a^T X^T b", "X", "a X b", lambda e: e["a"] @ e["X"].T @ e["b"], "b a^T", lambda e: np.outer(e["b"], e["a"]),
+      True, S + " cookbook 71"),
+    C("a^T X^T b", "X", "a X b", lambda e: e["a"] @ e["X"].T @ e["b"], "a b^T", lambda e: np.outer(e["a"], e["b"]),
+      False, S + " cookbook 71, the transposed claim (wrong)"),
+    C("b^T X^T X c", "X", "b X c", lambda e: e["b"] @ e["X"].T @ e["X"] @ e["c"], "X b c^T + X c b^T",
+      lambda e: e["X"] @ np.outer(e["b"], e["c"]) + e["X"] @ np.outer(e["c"], e["b"]), True, S + " cookbook 77"),
+    C("(B x + b)^T C (D x + d)", "x", "B x b C D d",
+      lambda e: (e["B"] @ e["x"] + e["b"]) @ e["C"] @ (e["D"] @ e["x"] + e["d"]),
+      "B^T C (D x + d) + D^T C^T (B x + b)",
+      lambda e: e["B"].T @ e["C"] @ (e["D"] @ e["x"] + e["d"]) + e["D"].T @ e["C"].T @ (e["B"] @ e["x"] + e["b"]),
+      True, S + " cookbook 78"),
+    C("b^T X^T D X c", "X", "b X D c", lambda e: e["b"] @ e["X"].T @ e["D"] @ e["X"] @ e["c"],
+      "D^T X b c^T + D X c b^T",
+      lambda e: e["D"].T @ e["X"] @ np.outer(e["b"], e["c"]) + e["D"] @ e["X"] @ np.outer(e["c"], e["b"]),
+      True, S + " cookbook 82"),
+    C("(X b + c)^T D (X b + c)", "X", "X b c D",
+      lambda e: (e["X"] @ e["b"] + e["c"]) @ e["D"] @ (e["X"] @ e["b"] + e["c"]),
+      "D (X b + c) b^T + D^T (X b + c) b^T",
+      lambda e: np.outer((e["D"] + e["D"].T) @ (e["X"] @ e["b"] + e["c"]), e["b"]), True, S + " cookbook 83"),
+    C("(X b + c)^T D (X b + c)", "X", "X b c D",
+      lambda e: (e["X"] @ e["b"] + e["c"]) @ e["D"] @ (e["X"] @ e["b"] + e["c"]),
+      "2 D (X b + c) b^T",
+      lambda e: 2 * np.outer(e["D"] @ (e["X"] @ e["b"] + e["c"]), e["b"]), False,
+      CB + "83 as printed (D symmetric), with a general D (wrong)"),
+    C("tr(X A)", "X", "X A", lambda e: tr(e["X"] @ e["A"]), "A^T", lambda e: e["A"].T, True, S + " cookbook 100"),
+    C("tr(A X B)", "X", "A X B", lambda e: tr(e["A"] @ e["X"] @ e["B"]), "A^T B^T", lambda e: e["A"].T @ e["B"].T,
+      True, S + " cookbook 101"),
+    C("tr(A X^T B)", "X", "A X B", lambda e: tr(e["A"] @ e["X"].T @ e["B"]), "B A", lambda e: e["B"] @ e["A"],
+      True, S + " cookbook 102"),
+    C("tr(X^2)", "X", "X", lambda e: tr(e["X"] @ e["X"]), "2 X^T", lambda e: 2 * e["X"].T, True, S + " cookbook 106"),
+    C("tr(X^2 B)", "X", "X B", lambda e: tr(e["X"] @ e["X"] @ e["B"]), "(X B + B X)^T",
+      lambda e: (e["X"] @ e["B"] + e["B"] @ e["X"]).T, True, S + " cookbook 107"),
+    C("tr(X^T B X)", "X", "X B", lambda e: tr(e["X"].T @ e["B"] @ e["X"]), "B X + B^T X",
+      lambda e: e["B"] @ e["X"] + e["B"].T @ e["X"], True, S + " cookbook 108"),
+    C("tr(X^T B X)", "X", "X B", lambda e: tr(e["X"].T @ e["B"] @ e["X"]), "2 B X",
+      lambda e: 2 * e["B"] @ e["X"], False, S + " cookbook 108 with B taken symmetric (wrong)"),
+    C("tr(X B X^T)", "X", "X B", lambda e: tr(e["X"] @ e["B"] @ e["X"].T), "X B^T + X B",
+      lambda e: e["X"] @ e["B"].T + e["X"] @ e["B"], True, S + " cookbook 111"),
+    C("tr(A X B X)", "X", "A X B", lambda e: tr(e["A"] @ e["X"] @ e["B"] @ e["X"]), "A^T X^T B^T + B^T X^T A^T",
+      lambda e: e["A"].T @ e["X"].T @ e["B"].T + e["B"].T @ e["X"].T @ e["A"].T, True, S + " cookbook 114"),
+    C("tr(B^T X^T C X B)", "X", "B X C", lambda e: tr(e["B"].T @ e["X"].T @ e["C"] @ e["X"] @ e["B"]),
+      "C^T X B B^T + C X B B^T", lambda e: (e["C"].T + e["C"]) @ e["X"] @ e["B"] @ e["B"].T, True, S + " cookbook 116"),
+    C("tr(X^T B X C)", "X", "X B C", lambda e: tr(e["X"].T @ e["B"] @ e["X"] @ e["C"]), "B X C + B^T X C^T",
+      lambda e: e["B"] @ e["X"] @ e["C"] + e["B"].T @ e["X"] @ e["C"].T, True, S + " cookbook 117"),
+    C("tr(A X B X^T C)", "X", "A X B C", lambda e: tr(e["A"] @ e["X"] @ e["B"] @ e["X"].T @ e["C"]),
+      "A^T C^T X B^T + C A X B",
+      lambda e: e["A"].T @ e["C"].T @ e["X"] @ e["B"].T + e["C"] @ e["A"] @ e["X"] @ e["B"], True, S + " cookbook 118"),
+    C("tr((A X B + C) (A X B + C)^T)", "X", "A X B C",
+      lambda e: tr((e["A"] @ e["X"] @ e["B"] + e["C"]) @ (e["A"] @ e["X"] @ e["B"] + e["C"]).T),
+      "2 A^T (A X B + C) B^T", lambda e: 2 * e["A"].T @ (e["A"] @ e["X"] @ e["B"] + e["C"]) @ e["B"].T,
+      True, S + " cookbook 119"),
+    C("tr(A X^-1 B)", "X", "A X B", lambda e: tr(e["A"] @ inv(e["X"]) @ e["B"]), "-X^-T A^T B^T X^-T",
+      lambda e: -Xi(e).T @ e["A"].T @ e["B"].T @ Xi(e).T, True, S + " cookbook 124", gen={"X": WELL}),
+    C("tr((X^T C X)^-1 A)", "X", "X C A", lambda e: tr(inv(e["X"].T @ e["C"] @ e["X"]) @ e["A"]),
+      "-X^-T A^T X^-1 C^-T X^-T - X^-T A X^-1 C^-1 X^-T",
+      lambda e: -Xi(e).T @ e["A"].T @ Xi(e) @ inv(e["C"]).T @ Xi(e).T - Xi(e).T @ e["A"] @ Xi(e) @ inv(e["C"]) @ Xi(e).T,
+      True, S + " cookbook 125", gen={"X": WELL, "C": WELL}, where="X: k×k, C: k×k, A: k×k"),
+    C("tr((X^T C X)^-1 A)", "X", "X C A", lambda e: tr(inv(e["X"].T @ e["C"] @ e["X"]) @ e["A"]),
+      "-C X (X^T C X)^-1 (A + A^T) (X^T C X)^-1",
+      lambda e: (lambda M: -e["C"] @ e["X"] @ M @ (e["A"] + e["A"].T) @ M)(inv(e["X"].T @ e["C"] @ e["X"])),
+      False, CB + "125 as printed (C symmetric) with a general C (SymPy's warning: wrong)", gen={"X": WELL, "C": WELL},
+      where="X: k×k, C: k×k, A: k×k"),
+    C("3 tr(A)", "A", "A", lambda e: 3 * tr(e["A"]), "3 I", lambda e: 3 * np.eye(K), True, S + " mixed: 3*Trace(A)"),
+    C("tr(A)^2", "A", "A", lambda e: tr(e["A"]) ** 2, "2 tr(A) I", lambda e: 2 * tr(e["A"]) * np.eye(K), True,
+      S + " mixed: Trace(A)**2"),
+    C("tr(tr(tr(A) A) A)", "A", "A", lambda e: tr(tr(tr(e["A"]) * e["A"]) * e["A"]), "3 tr(A)^2 I",
+      lambda e: 3 * tr(e["A"]) ** 2 * np.eye(K), True, S + " mixed: Trace(Trace(Trace(A)*A)*A)"),
+    C("(x^T x)^(1/2)", "x", "x", lambda e: np.sqrt(e["x"] @ e["x"]), "x (x^T x)^(-1/2)",
+      lambda e: e["x"] / np.sqrt(e["x"] @ e["x"]), True, S + " norms: (x.T*x)**(1/2)"),
+    C("(a^T X b)^(1/2)", "X", "a X b", lambda e: np.sqrt(e["a"] @ e["X"] @ e["b"]), "a b^T / (2 sqrt(a^T X b))",
+      lambda e: np.outer(e["a"], e["b"]) / (2 * np.sqrt(e["a"] @ e["X"] @ e["b"])), True, S + " norms: (a.T*X*b)**(1/2)",
+      gen={"a": POS, "b": POS, "X": POS}),
+    C("x^T A x + k sin(y)^T x", "x", "x A y", lambda e: e["x"] @ e["A"] @ e["x"] + K * np.sin(e["y"]) @ e["x"],
+      "A^T x + A x + k sin(y)", lambda e: e["A"].T @ e["x"] + e["A"] @ e["x"] + K * np.sin(e["y"]), True,
+      S + " elementwise: x.T*A*x + k*y.applyfunc(sin).T*x", where="x: k"),
+    C("a^T sin(X) b", "X", "a X b", lambda e: e["a"] @ np.sin(e["X"]) @ e["b"], "diag(a) cos(X) diag(b)",
+      lambda e: np.diag(e["a"]) @ np.cos(e["X"]) @ np.diag(e["b"]), True, S + " elementwise: a.T*X.applyfunc(sin)*b"),
+    C("a^T A sin(X) B b", "X", "a A X B b", lambda e: e["a"] @ e["A"] @ np.sin(e["X"]) @ e["B"] @ e["b"],
+      "(A^T a b^T B^T) ∘ cos(X)", lambda e: (e["A"].T @ np.outer(e["a"], e["b"]) @ e["B"].T) * np.cos(e["X"]), True,
+      S + " elementwise: a.T*A*X.applyfunc(sin)*B*b"),
+    C("a^T (A ∘ X ∘ B) b", "X", "a A X B b", lambda e: e["a"] @ (e["A"] * e["X"] * e["B"]) @ e["b"],
+      "a b^T ∘ A ∘ B", lambda e: np.outer(e["a"], e["b"]) * e["A"] * e["B"], True, S + " hadamard"),
+    C("(a^T X b) .^ 2", "X", "a X b", lambda e: (e["a"] @ e["X"] @ e["b"]) ** 2, "2 a a^T X b b^T",
+      lambda e: 2 * np.outer(e["a"], e["a"]) @ e["X"] @ np.outer(e["b"], e["b"]), True, S + " hadamard_power(a.T*X*b, 2)"),
+    # DiffMatic's printed answers
+    C("x^T B^T A A x", "x", "x A B", lambda e: e["x"] @ e["B"].T @ e["A"] @ e["A"] @ e["x"], "A^T A^T B x + B^T A A x",
+      lambda e: e["A"].T @ e["A"].T @ e["B"] @ e["x"] + e["B"].T @ e["A"] @ e["A"] @ e["x"], True,
+      G + "x' * B' * A * A * x, x) == AᵀAᵀBx + BᵀAAx", n=N),
+    C("sum((A x - y) .^ 2)", "x", "x A y", lambda e: np.sum((e["A"] @ e["x"] - e["y"]) ** 2), "2 (A^T A x - A^T y)",
+      lambda e: 2 * (e["A"].T @ e["A"] @ e["x"] - e["A"].T @ e["y"]), True, G + "sum((A * x - y) .^ 2), x)", n=N),
+    C("log(A x)^T x", "x", "x A", lambda e: np.log(e["A"] @ e["x"]) @ e["x"], "A^T (x ⊘ (A x)) + log(A x)",
+      lambda e: e["A"].T @ (e["x"] / (e["A"] @ e["x"])) + np.log(e["A"] @ e["x"]), True, G + "log.(A*x)' * x, x)",
+      gen={"A": POS, "x": POS}, n=N),
+    C("x^T sin(A x)", "x", "x A", lambda e: e["x"] @ np.sin(e["A"] @ e["x"]), "A^T (cos(A x) ∘ x) + sin(A x)",
+      lambda e: e["A"].T @ (np.cos(e["A"] @ e["x"]) * e["x"]) + np.sin(e["A"] @ e["x"]), True,
+      G + "x' * sin.(A * x), x)", n=N),
+    C("(x^T A x)^2", "x", "x A", lambda e: (e["x"] @ e["A"] @ e["x"]) ** 2, "2 (x^T A^T x) A^T x + 2 (x^T A^T x) A x",
+      lambda e: 2 * (e["x"] @ e["A"] @ e["x"]) * (e["A"].T + e["A"]) @ e["x"], True, G + "(x' * A * x) ^ 2, x)", n=N),
+    C("(x^T A x)^2", "x", "x A", lambda e: (e["x"] @ e["A"] @ e["x"]) ** 2, "4 (x^T A x) A x",
+      lambda e: 4 * (e["x"] @ e["A"] @ e["x"]) * e["A"] @ e["x"], False,
+      G + "(x' * A * x) ^ 2, x), with A taken symmetric (wrong)", n=N),
+    # the Cookbook's printed answers
+    C("det(X)", "X", "X", lambda e: det(e["X"]), "det(X) X^-T", lambda e: det(e["X"]) * Xi(e).T, True, CB + "49",
+      gen={"X": WELL}),
+    C("det(X)", "X", "X", lambda e: det(e["X"]), "det(X) X^-1", lambda e: det(e["X"]) * Xi(e), False,
+      CB + "49 without the transpose (wrong)", gen={"X": WELL}),
+    C("logdet(X)", "X", "X", lambda e: np.log(det(e["X"])), "X^-T", lambda e: Xi(e).T, True, CB + "57", gen={"X": WELL}),
+    C("det(A X B)", "X", "A X B", lambda e: det(e["A"] @ e["X"] @ e["B"]), "det(A X B) X^-T",
+      lambda e: det(e["A"] @ e["X"] @ e["B"]) * Xi(e).T, True, CB + "51", gen={"X": WELL},
+      where="A: k×k, X: k×k, B: k×k"),
+    C("tr(X^3)", "X", "X", lambda e: tr(mp(e["X"], 3)), "3 (X^2)^T", lambda e: 3 * mp(e["X"], 2).T, True, CB + "121"),
+    C("norm(x - a)", "x", "x a", lambda e: np.linalg.norm(e["x"] - e["a"]), "(x - a) / norm(x - a)",
+      lambda e: (e["x"] - e["a"]) / np.linalg.norm(e["x"] - e["a"]), True, CB + "129"),
+    C("norm(X)^2", "X", "X", lambda e: np.sum(e["X"] ** 2), "2 X", lambda e: 2 * e["X"], True, CB + "132",
+      shapes={"X": (3, 4)}),
+]
+CHECKS = ids("check", CHECKS)
+
 SYMPY = ids("sympy", SYMPY)
 DIFFMATIC = ids("diffmatic", DIFFMATIC)
 COOKBOOK = ids("cookbook", COOKBOOK)
 
 # Cases indexcalc does not answer right today, with the reason (filled from a run of
-# answercheck; tests/test_peer_cases.py marks them xfail(strict=True)).
+# answercheck; tests/test_peer_cases.py marks them xfail(strict=True)). When a fix makes one
+# pass, its XPASS fails the suite: delete its line here.
 XFAIL = {
     "sympy-01-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
     "sympy-02-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
@@ -557,7 +703,7 @@ XFAIL = {
 }
 
 CASES = []
-for _c in SYMPY + DIFFMATIC + COOKBOOK:
+for _c in SYMPY + DIFFMATIC + COOKBOOK + CHECKS:
     if _c["id"] in XFAIL:
         _c["xfail"] = XFAIL[_c["id"]]
     CASES.append(_c)

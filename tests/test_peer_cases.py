@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from indexcalc import derive
+from indexcalc import check, derive
 
 from .conftest import finite_jacobian
 from .peer_cases import CASES
@@ -65,6 +65,8 @@ def _param(case):
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_peer_case(case):
     rng = np.random.default_rng(7)
+    if case["cmd"] == "check":
+        return check_claim(case, rng)
     d = derive(case["input"], case["wrt"], case.get("where"), case.get("order", 1))
     result = next(r for r in d.results if r.wrt == case["wrt"])
     for _ in range(2):
@@ -75,6 +77,22 @@ def test_peer_case(case):
         assert got.shape == want.shape, (result.numpy, got.shape, want.shape)
         tol = 1e-4 if case.get("order", 1) == 2 else 1e-5
         assert np.allclose(got, want, rtol=tol, atol=tol * (1 + np.abs(want).max())), (result.numpy, got, want)
+
+
+def check_claim(case, rng):
+    """The claim's hand NumPy agrees with finite differences exactly when the case says it is
+    right (so the case itself is right), and indexcalc's check says the same."""
+    agree = []
+    for _ in range(2):
+        env = {n: make_array(tuple(s), case.get("gen", {}).get(n), rng) for n, s in case["shapes"].items()}
+        want = expected(case, env)
+        got = np.asarray(case["claim"](env), dtype=float)
+        agree.append(got.shape == want.shape and np.allclose(got, want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max())))
+    assert all(agree) == case["correct"], ("the case's own claim", case["answer"], agree)
+    verdict = check(case["input"], case["wrt"], case["answer"], case.get("where"))
+    assert verdict.correct is case["correct"], (case["answer"], verdict.reason)
+    if not case["correct"]:
+        assert verdict.counterexample, "a wrong answer with no counterexample"
 
 
 def classify(case):
@@ -105,7 +123,8 @@ if __name__ == "__main__":   # python -m tests.test_peer_cases [filter]: the fig
         verdict, detail = classify(case)
         tally.setdefault(case["id"].split("-")[0], Counter())[verdict] += 1
         if verdict != "right":
-            argv = ["indexcalc", "derive", case["input"], "--wrt", case["wrt"]]
+            argv = ["indexcalc", case["cmd"], case["input"], "--wrt", case["wrt"]]
+            argv += ["--answer", case["answer"]] if case["cmd"] == "check" else []
             argv += ["--where", case["where"]] if case.get("where") else []
             argv += ["--order", "2"] if case.get("order", 1) == 2 else []
             print(f"{verdict:8} {case['id']:<20} $ {shlex.join(argv)}\n         {detail}")
