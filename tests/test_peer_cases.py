@@ -13,7 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from indexcalc import check, derive
+from indexcalc import derive
+from indexcalc.check import check   # the function (the package attribute can be the submodule)
 
 from .conftest import finite_jacobian
 from .peer_cases import CASES
