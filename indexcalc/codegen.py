@@ -91,9 +91,17 @@ def build_module(problem: Problem) -> Module:
     out = d.output
     if d.rhs.is_scalar and target is None:
         raise IndexCalcError(f"{cls}: a loss module needs `target` (the targets' variable)")
-    if target is not None and (target not in d.variables.table or target in (inp, *params.values())):
+    roles = [inp, *params.values()]
+    if len(set(roles)) != len(roles):
+        raise IndexCalcError(f"{cls}: the input and the parameters must be different variables ({', '.join(roles)})")
+    others = [n for n in d.variables.table if n not in (*roles, d.upstream)]
+    if target is not None and target not in others:
         raise IndexCalcError(f"{cls}: `target` {target!r} is not one of the equation's other variables "
-                             f"({', '.join(n for n in d.variables.table if n not in (inp, *params.values()))})")
+                             f"({', '.join(others) or 'there are none'})")
+    loose = [n for n in others if n != target]
+    if loose:
+        raise IndexCalcError(f"{cls}: the equation's {', '.join(loose)} is neither the `input`, a parameter "
+                             "(`params`) nor the `target`; the module would have no value for it")
     _check_names(cls, [out, *d.variables.table])
     variables = Variables({**d.variables.table, out: Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)},
                           d.variables.sizes)
@@ -211,6 +219,10 @@ def generate(path, target: str = "numpy") -> str:
     modules = [build_module(p) for p in load(path).problems if p.module is not None]
     if not modules:
         raise IndexCalcError(f"{path} has no problem with a [problem.module] table")
+    classes = [m.cls for m in modules]
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise IndexCalcError(f"{path}: two modules are named {', '.join(twice)}; the second would replace the first")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)

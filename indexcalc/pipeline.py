@@ -796,6 +796,11 @@ def evaluate_at(d: Derivation, values: dict) -> dict:
         for dim, n in zip(v.array_shape, values[name].shape):
             if isinstance(dim, N.LinSize) and dim.value(point.sizes) != n:
                 raise IndexCalcError(f"--at: {name} must have size {dim} = {dim.value(point.sizes)} there, not {n}")
+    for node in d.tree.walk():                          # and sizes computed inside (conv's d - k + 1)
+        for dim in node.shape or ():
+            if isinstance(dim, N.LinSize) and dim.value(point.sizes) < 1:
+                raise IndexCalcError(f"--at: at these sizes {dim} = {dim.value(point.sizes)}, so "
+                                     f"{to_text(node)} would have no entries (a kernel longer than its input?)")
     out = _values_at(d, point, float)
     if not all(np.all(np.isfinite(x)) for x in [out["value"], *out["derivatives"].values()]):
         try:

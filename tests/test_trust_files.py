@@ -134,6 +134,15 @@ def test_hostile_codegen_files_run_nothing(tmp_path, case, monkeypatch):
         assert not out.exists()
 
 
+def test_two_modules_of_one_name_are_refused(tmp_path):
+    text = module_file(tmp_path / "one.toml", LINEAR, LINEAR_MODULE).read_text(encoding="utf-8")
+    second = text.split("\n", 1)[1].replace('id = "linear"', 'id = "linear2"')
+    (tmp_path / "two.toml").write_text(text + second, encoding="utf-8")
+    p = run_cli(["codegen", str(tmp_path / "two.toml")])
+    assert_refused(p)
+    assert "LinearModule" in p.stderr
+
+
 def test_a_file_name_cannot_end_the_module_docstring(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "MARK"

@@ -24,6 +24,7 @@ BATTERY = [
     (["derive", "tr(X)", "--wrt", "X", "--where", "X: 100000×100000"], "entries"),
     (["derive", "X", "--wrt", "X", "--where", "X: 100×100"], "entries"),
     (["derive", "x^T x", "--wrt", "x", "--at", "x=[1,2], x=[3,4]"], "twice"),
+    (["derive", "sum(conv(x, w))", "--wrt", "x", "--at", "x=[1,2], w=[1,2,3]"], "no entries"),
 ]
 
 
