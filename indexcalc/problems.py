@@ -108,7 +108,12 @@ TEX_FORBIDDEN = {
     "catcode", "makeatletter", "ExplSyntaxOn", "input", "include", "includeonly", "InputIfFileExists",
     "IfFileExists", "openin", "read", "readline", "openout", "write", "immediate", "special",
     "usepackage", "RequirePackage", "documentclass", "endinput", "directlua", "everyeof",
+    "lccode", "uccode", "pdfmapfile", "pdfmapline",
+    # raw PDF objects and actions: a PDF that runs JavaScript or a program when opened or clicked
+    "pdfcatalog", "pdfannot", "pdfstartlink", "pdfnames", "pdftrailer", "pdfinfo", "pdfpageattr",
+    "pdfpagesattr", "pdfpageresources",
 }
+_TEX_ACTION = re.compile(r"(run|javascript|launch|file)\s*:", re.I)     # \href{run:...} launches
 TEX_ENVIRONMENTS = {
     "pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix", "smallmatrix", "array", "cases",
     "aligned", "alignedat", "gathered", "split", "align", "align*", "alignat", "alignat*", "equation",
@@ -126,7 +131,10 @@ def latex(value) -> str:
     for m in re.finditer(r"\\([A-Za-z]+)", value):
         if m.group(1) in TEX_FORBIDDEN:
             raise _Bad(f"uses \\{m.group(1)}, which is not allowed in a problem file's LaTeX "
-                       "(it can read files or build commands by name)")
+                       "(it can read files, build commands by name or put actions into the PDF)")
+        target = re.match(r"\s*(?:\[[^\]]*\])?\s*\{([^{}]*)\}", value[m.end():])
+        if m.group(1) in ("href", "url", "hyperref", "hyperlink") and (target is None or _TEX_ACTION.search(target.group(1))):
+            raise _Bad(f"uses \\{m.group(1)} with a run:, javascript: or file: link, which is not allowed here")
         if m.group(1) in ("begin", "end"):
             env = re.match(r"\s*\{([A-Za-z]+\*?)\}", value[m.end():])
             if env is None or env.group(1) not in TEX_ENVIRONMENTS:

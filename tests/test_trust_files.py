@@ -218,7 +218,9 @@ BAD_FIELDS = [
     ("title", '"\\u0007bell"'), ("statement", '"\\\\input{/etc/hostname}"'),
     ("statement", '"\\\\begin{pdfobj} stream file {/etc/hostname}\\\\end{pdfobj}"'),
     ("statement", '"^^5cinput{/etc/hostname}"'), ("title", '"\\\\csname pdfobj\\\\endcsname"'),
-    ("note", '"\\\\def\\\\x{pdfobj}\\\\begin\\\\x"'), ("module", "5"), ("module", '{ class = "A" }'),
+    ("note", '"\\\\def\\\\x{pdfobj}\\\\begin\\\\x"'),
+    ("note", '"\\\\href{run:/bin/sh}{click}"'), ("statement", '"\\\\pdfcatalog{/OpenAction 1 0 R}"'),
+    ("title", '"\\\\lccode`m=`p \\\\lowercase{\\\\begin{matrix}}"'), ("module", "5"), ("module", '{ class = "A" }'),
     ("unknown", "1"),
 ]
 
