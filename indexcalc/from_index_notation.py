@@ -162,7 +162,8 @@ def is_index_notation(text: str) -> bool:
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:
         grammar = f.read()
-    return Lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False)
+    from .parse import cached_lark                  # its tables kept between runs, as JSON
+    return cached_lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False)
 
 
 def _index_list(text: str, tok) -> list:

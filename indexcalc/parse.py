@@ -27,8 +27,13 @@ _READABLE = {
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:
         grammar = f.read()
-    options = dict(parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=False)
-    path = _cache_file(grammar)
+    return cached_lark(grammar, parser="lalr", lexer="basic", propagate_positions=False,
+                       maybe_placeholders=False)
+
+
+def cached_lark(grammar: str, **options) -> Lark:
+    """Lark(grammar, **options) with its LALR tables kept between runs (`_cache_file`)."""
+    path = _cache_file(grammar, options)
     tables = _read_tables(path) if path else None
     if tables is not None:
         try:
@@ -41,11 +46,12 @@ def _parser() -> Lark:
     return parser
 
 
-def _cache_file(grammar: str):
+def _cache_file(grammar: str, options=None):
     """Where the built LALR tables are kept (building them is ~65 ms of a cold start, loading
-    them ~3 ms): a JSON file named by the grammar's and lark's versions, in the per-user cache
-    directory (mode 0700, owned by the user: files.user_cache_dir). JSON, not lark's own
-    pickle cache: a planted file can at worst fail to load, never run code. None: no cache."""
+    them ~3 ms): a JSON file named by the grammar's, the options' and lark's versions, in the
+    per-user cache directory (mode 0700, owned by the user: files.user_cache_dir). JSON, not
+    lark's own pickle cache: a planted file can at worst fail to load, never run code. None:
+    no cache."""
     import hashlib
 
     import lark
@@ -54,7 +60,8 @@ def _cache_file(grammar: str):
     directory = user_cache_dir()
     if directory is None:
         return None
-    digest = hashlib.sha256(f"{lark.__version__}\0{grammar}".encode()).hexdigest()[:16]
+    key = f"{lark.__version__}\0{sorted((options or {}).items())}\0{grammar}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(directory, f"grammar-{digest}.json")
 
 

@@ -342,6 +342,7 @@ def test_statement_with_input_is_refused_with_a_clear_message(tmp_path):
 
 # ---- the grammar cache -----------------------------------------------------------------------------
 def test_the_grammar_cache_is_private_json_and_a_planted_one_runs_nothing(tmp_path):
+    import hashlib
     import pickle
     import tempfile
     marker = tmp_path / "MARK"
@@ -350,39 +351,39 @@ def test_the_grammar_cache_is_private_json_and_a_planted_one_runs_nothing(tmp_pa
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
     cache_home = tmp_path / "cache"
-    script = ("import sys; from indexcalc.parse import _cache_file, parse; "
-              "print(_cache_file(open(sys.modules['indexcalc.parse'].GRAMMAR, encoding='utf-8').read())); "
-              "parse('x^T B x')")
-    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    script = "from indexcalc.parse import parse; parse('x^T B x')"
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env)
     assert first.returncode == 0, first.stderr
-    path = Path(first.stdout.strip())
-    assert path.parent == cache_home / "indexcalc" and path.suffix == ".json"
-    assert (path.parent.stat().st_mode & 0o777) == 0o700 and (path.stat().st_mode & 0o077) == 0
-    json.loads(path.read_text())                                  # JSON, not a pickle
-    # plant pickles: where lark's own cache would look, and in place of ours
-    digest_files = [Path(tempfile.gettempdir()) / f"indexcalc-grammar-{path.stem.split('-')[1][:12]}.lark.cache",
-                    path]
-    for f in digest_files:
+    directory = cache_home / "indexcalc"
+    cached = sorted(directory.glob("grammar-*.json"))
+    assert cached and (directory.stat().st_mode & 0o777) == 0o700
+    for path in cached:
+        assert (path.stat().st_mode & 0o077) == 0
+        json.loads(path.read_text())                              # JSON, not a pickle
+    # plant pickles: where the old lark cache was (the shared temp directory), and in place of ours
+    grammar = (ROOT / "indexcalc" / "grammar.lark").read_text(encoding="utf-8")
+    old = Path(tempfile.gettempdir()) / f"indexcalc-grammar-{hashlib.sha1(grammar.encode()).hexdigest()[:12]}.lark.cache"
+    planted = [old, *cached]
+    for f in planted:
         try:
             f.write_bytes(pickle.dumps(Evil()))
         except OSError:
             pass
-    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env)
     assert again.returncode == 0, again.stderr
     assert not marker.exists()
-    json.loads(path.read_text())                                  # rebuilt
+    for path in cached:
+        json.loads(path.read_text())                              # rebuilt
     # a cache file others can write, or a cache directory others can enter, is not read
     from indexcalc import files
+    path = cached[0]
     os.chmod(path, 0o666)
     assert files.read_private(path) is None
     os.chmod(path, 0o600)
     assert files.read_private(path) is not None
-    os.chmod(path.parent, 0o777)
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    os.chmod(directory, 0o777)
     none = subprocess.run([sys.executable, "-c", "from indexcalc.files import user_cache_dir; print(user_cache_dir())"],
                           capture_output=True, text=True, cwd=ROOT, env=env)
     assert none.stdout.strip() == "None"
-    for f in digest_files[:1]:
-        f.unlink(missing_ok=True)
+    old.unlink(missing_ok=True)
