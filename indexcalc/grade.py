@@ -348,7 +348,8 @@ def render_text(report: Report) -> str:
             if c.verdict != "right" and c.expected and c.expected not in c.reason:
                 out.append(f"      the derivative is {c.expected}")
         out.append("")
-    return "\n".join(out)
+    from .errors import visible                  # names and answers from a file reach a terminal
+    return visible("\n".join(out))
 
 
 _CSS = """

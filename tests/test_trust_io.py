@@ -223,3 +223,11 @@ def test_messages_carry_no_control_characters(args):
     p = run_cli(args)
     assert p.returncode == 2, p.stderr
     assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) < 0xa0 for c in p.stderr), repr(p.stderr)
+
+
+def test_a_grade_report_shows_no_escape_sequence_from_the_answers_file(tmp_path, problem):
+    answers = tmp_path / "answers.csv"
+    answers.write_text("student,problem,variable,answer\nann\x1b]0;pwned\x07,affine,b,dY\x1b[2J\n", encoding="utf-8")
+    p = run_cli(["grade", str(problem), str(answers)])
+    assert p.returncode == 0, p.stderr
+    assert "ann" in p.stdout and "\x1b" not in p.stdout and "\x07" not in p.stdout
