@@ -691,12 +691,123 @@ def bench_guard():
         f"min; median {show_time(statistics.median(times))}; target ≤ 1 s")
 
 
+# ---- issue 15: linear cost -------------------------------------------------------------------
+def _net(depth):
+    """sum(tanh(...tanh(X W1)...) W_depth): an L-layer tanh network's loss."""
+    e = "X W1"
+    for k in range(2, depth + 1):
+        e = f"tanh({e}) W{k}"
+    return f"sum({e})"
+
+
+def min_median(f, repeat):
+    """(min, median) seconds of f over `repeat` calls, SymPy's cache cleared before each."""
+    ts = []
+    for _ in range(repeat):
+        clear_caches()
+        gc.collect()
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return min(ts), statistics.median(ts)
+
+
+def bench_linear():
+    """Derivation time of deep and long expressions (issue 15's targets), min and median."""
+    from indexcalc.pipeline import derive
+    repeat = 2 if QUICK else 5
+    t8 = min_median(lambda: derive(_net(8), "W1"), repeat)
+    t16 = min_median(lambda: derive(_net(16), "W1"), repeat)
+    row("linear", "L-layer tanh net by W1, L = 8", t8[0], "", None, f"median {show_time(t8[1])}; target ≤ 1 s")
+    row("linear", "L-layer tanh net by W1, L = 16", t16[0], "", None, f"median {show_time(t16[1])}; target ≤ 2 s")
+    row("linear", "  time(L=16) / time(L=8)", None, "", None,
+        f"{t16[0] / t8[0]:.2f} (min), {t16[1] / t8[1]:.2f} (median); target ≤ 2.5")
+    cases = [
+        ("tanh nested 8 deep by w", "tanh(" * 8 + "w^T x" + ")" * 8, "w", "≤ 1 s"),
+        ("x^T A1 x + … + x^T A256 x by x", " + ".join(f"x^T A{k} x" for k in range(1, 257)), "x", "≤ 2 s"),
+        ("tr(A1 … A512 X) by X", "tr(" + " ".join(f"A{k}" for k in range(1, 513)) + " X)", "X", "≤ 2 s"),
+        ("tr(X^64) by X", "tr(X^64)", "X", "≤ 2 s"),
+    ]
+    for name, expr, wrt, target in cases:
+        t = min_median(lambda: derive(expr, wrt), max(1, repeat - 2))
+        row("linear", name, t[0], "", None, f"median {show_time(t[1])}; target {target}")
+
+
+CODE_CHILD = "--code-rows-child"
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+
+
+def bench_code():
+    """Generated code (the `function` field: each common subexpression once) next to hand
+    NumPy and jax.hessian, in a child process whose BLAS is pinned to one thread (the
+    variables are set before NumPy is imported there)."""
+    import json
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), CODE_CHILD] + (["--quick"] if QUICK else []),
+                         capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        row(*r)
+
+
+def _code_rows_child(quick):
+    """Runs in the child: times as (min, median) over batches, printed as JSON rows."""
+    import json
+
+    from indexcalc.pipeline import derive
+
+    def timed(f):
+        ts = [per_call(f) for _ in range(3 if quick else 9)]
+        return min(ts), statistics.median(ts)
+
+    def function_of(d):
+        ns = {"np": np}
+        exec(d.results[0].function, ns)  # noqa: S102 - indexcalc's own output
+        return next(v for k, v in ns.items() if k.startswith("d_"))
+
+    rows = []
+    rng = np.random.default_rng(0)
+    n = 1024
+    x = rng.normal(size=n)
+    lse = function_of(derive("log(sum(exp(x)))", "x", order=2))
+    assert np.allclose(lse(x), _hand_lse_hessian(x))
+    ours, hand = timed(lambda: lse(x)), timed(lambda: _hand_lse_hessian(x))
+    rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "hand NumPy", hand[0],
+                 f"medians {show_time(ours[1])} / {show_time(hand[1])}; BLAS 1 thread; target ≤ 1.15×"))
+    try:
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+        jh = jax.jit(jax.hessian(lambda v: jnp.log(jnp.sum(jnp.exp(v)))))
+        xj = jnp.asarray(x)
+        jh(xj).block_until_ready()
+        peer = timed(lambda: jh(xj).block_until_ready())
+        rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "jax.hessian (jit)", peer[0],
+                     f"medians {show_time(ours[1])} / {show_time(peer[1])}; compile excluded; target < 1"))
+    except ImportError:
+        rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "jax.hessian", None, "jax not installed"))
+    S, M, H, C = 1024, 256, 128, 10
+    X, Y = rng.normal(size=(S, M)), rng.normal(size=(S, C))
+    W1, W2 = rng.normal(size=(M, H)) * 0.1, rng.normal(size=(H, C)) * 0.1
+    grad = function_of(derive("sum((tanh(X W1) W2 - Y) .^ 2)", "W1"))
+
+    def hand(X, W1, W2, Y):
+        h = np.tanh(X @ W1)
+        return X.T @ (2 * ((h @ W2 - Y) @ W2.T) * (1 - h * h))
+    assert np.allclose(grad(X, W1, W2, Y), hand(X, W1, W2, Y))
+    ours, peer = timed(lambda: grad(X, W1, W2, Y)), timed(lambda: hand(X, W1, W2, Y))
+    rows.append(("code", f"2-layer squared loss ∂/∂W1, S={S}", ours[0], "hand NumPy", peer[0],
+                 f"medians {show_time(ours[1])} / {show_time(peer[1])}; BLAS 1 thread; target ≤ 1.15×"))
+    print(json.dumps(rows))
+
+
 def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
               "backward": bench_backward, "modules": bench_modules, "hessian": bench_hessian, "grade": bench_grade,
-              "guard": bench_guard}
+              "guard": bench_guard, "linear": bench_linear, "code": bench_code}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=groups, help="run one group of rows")
     ap.add_argument("--readme", action="store_true",
@@ -742,4 +853,7 @@ def write_readme(text: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if CODE_CHILD in sys.argv:
+        _code_rows_child("--quick" in sys.argv)
+    else:
+        main()

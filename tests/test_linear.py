@@ -179,3 +179,15 @@ def test_function_computes_each_common_subexpression_once():
     assert np.allclose(ns["d_x"](x), np.diag(p) - np.outer(p, p))
     r = derive("sum((tanh(X W1) W2 - Y) .^ 2)", "W1").results[0]
     assert r.function.count("np.tanh(") == 1 and r.numpy.count("np.tanh(") == 2
+
+
+def test_function_updates_a_diagonal_in_place_without_touching_its_inputs():
+    """diag(p) - p pᵀ: the outer product once, its diagonal updated in place (one n×n pass)."""
+    r = derive("softmax(z)", "z").results[0]
+    assert ".flat[::" in r.function and "np.diag(" not in r.function
+    ns = {"np": np}
+    exec(r.function, ns)
+    z = np.random.default_rng(6).normal(size=5)
+    before = z.copy()
+    p = np.exp(z) / np.exp(z).sum()
+    assert np.allclose(ns["d_z"](z), np.diag(p) - np.outer(p, p)) and np.array_equal(z, before)

@@ -89,14 +89,23 @@ class NumpyPrinter:
                     k += 1
                 lines.append(f"    t{k} = {c}")
                 self.named[sub] = (f"t{k}", nd)
-            lines.append(f"    return {self.code(node, target)}")
+            in_place = _diagonal_update(self, node) if target == "matrix" else None
+            if in_place is not None:
+                k += 1
+                while f"t{k}" in taken:
+                    k += 1
+                rest, op, v = in_place
+                lines += [f"    t{k} = {rest}", f"    t{k}.flat[::t{k}.shape[1] + 1] {op}= {v}",
+                          f"    return t{k}"]
+            else:
+                lines.append(f"    return {self.code(node, target)}")
         finally:
             self.named = {}
         # a local that no later line reads (its subtree printed by a special spelling, v[:, None]
         # for v 1ᵀ) is not computed at all
         for k in range(len(lines) - 2, 0, -1):
-            local = lines[k].split(" = ", 1)[0].strip()
-            if not any(re.search(rf"\b{local}\b", later) for later in lines[k + 1:]):
+            local = re.match(r"\s+(t\d+) = ", lines[k])
+            if local and not any(re.search(rf"\b{local.group(1)}\b", later) for later in lines[k + 1:]):
                 del lines[k]
         return "\n".join(lines) + "\n"
 
@@ -289,6 +298,59 @@ def _div(P, n):
         return into
     (a, na), (s, _) = P.wrap(n.a), P.wrap(n.s)
     return f"{a} / {s}", na
+
+
+def _diag_vector(node):
+    """v of diag(v), s diag(v) or diag(v) / s as the vector node it scales, else None."""
+    if isinstance(node, N.DiagMat) and node.a.shape[1] == 1:
+        return node.a
+    if isinstance(node, N.ScalarMul) and isinstance(node.a, N.DiagMat):
+        return N.ScalarMul(node.s, node.a.a, node.a.a.shape)
+    if isinstance(node, N.Div) and isinstance(node.a, N.DiagMat):
+        return N.Div(node.a.a, node.s, node.a.a.shape)
+    return None
+
+
+def _negated(node):
+    """-node with the sign on the cheapest operand: the left vector of an outer product u vᵀ
+    (n numbers, not n²), through scalar factors and divisions."""
+    if isinstance(node, N.Div):
+        return N.Div(_negated(node.a), node.s, node.shape)
+    if isinstance(node, N.ScalarMul):
+        return N.ScalarMul(node.s, _negated(node.a), node.shape)
+    if isinstance(node, N.MatMul) and node.a.shape[1] == 1 and node.a.shape[0] != 1:
+        return N.MatMul(N.Neg(node.a, node.a.shape), node.b, node.shape)
+    return N.Neg(node, node.shape)
+
+
+def _diagonal_update(P, node):
+    """diag(v) ± M (or M ± diag(v)) for a full square M, as M computed once and its diagonal
+    updated in place: (M's code, '+' or '-', v's code); None otherwise. diag(p) - p pᵀ (a
+    softmax's Jacobian, log-sum-exp's Hessian) then costs the outer product's one pass, not
+    three (diag, outer, difference)."""
+    if not isinstance(node, (N.Add, N.Sub)) or node.shape[0] != node.shape[1] or 1 in node.shape:
+        return None
+    left, right = _diag_vector(node.a), _diag_vector(node.b)
+    if (left is None) == (right is None):
+        return None
+    v, other = (left, node.b) if left is not None else (right, node.a)
+    if other.shape != node.shape:
+        return None
+    if isinstance(node, N.Sub) and left is not None:         # diag(v) - M = -M, v added
+        other, op = _negated(other), "+"
+    else:
+        op = "-" if isinstance(node, N.Sub) else "+"
+    if other in P.named or not isinstance(other, _FRESH):
+        return None               # M a variable, a view of one or a local: updated in place, it would change
+    code, nd = P.p(other)
+    vc, nv = P.p(v)
+    if nd != 2 or nv != 1:
+        return None
+    return code, op, vc
+
+
+# nodes whose NumPy code makes a new array (never a view of an input): safe to update in place
+_FRESH = (N.MatMul, N.Div, N.ScalarMul, N.Neg, N.Add, N.Sub, N.Hadamard, N.HadDiv, N.HadPow, N.Func)
 
 
 def _scaled_vector(P, a, scale):
