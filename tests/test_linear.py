@@ -191,3 +191,12 @@ def test_function_updates_a_diagonal_in_place_without_touching_its_inputs():
     before = z.copy()
     p = np.exp(z) / np.exp(z).sum()
     assert np.allclose(ns["d_z"](z), np.diag(p) - np.outer(p, p)) and np.array_equal(z, before)
+
+
+def test_a_product_chain_printed_bare_is_bracketed_before_a_method():
+    """diag(a) S 1 prints (a[:, None] * S).sum(axis=1), not a[:, None] * S.sum(axis=1) (an
+    outer product where a vector belongs; found by the long property run)."""
+    d = derive("sum(softmax(a b^T))", "b", where="a: m, b: n")
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=4), rng.normal(size=3)
+    assert np.allclose(eval(d.numpy, {"np": np, "a": a, "b": b}), np.zeros(3), atol=1e-12)

@@ -217,8 +217,9 @@ def _matmul_one(P: NumpyPrinter, n: N.MatMul, left):
             return f"{a} * {v}[None, :]", 2
     if isinstance(n.b, N.Ones):
         a, na = wrap_a()
-        if na == 2:
-            return f"{a}.sum(axis=1)", 1           # the method: no np.sum dispatch overhead
+        if na == 2:                                # the method: no np.sum dispatch overhead; a
+            a = a if _atomic(a) else f"({a})"      # left part printed bare (v * A) is bracketed
+            return f"{a}.sum(axis=1)", 1
     if _is_ones_row(n.a):
         b, nb = P.wrap(n.b)
         if nb == 2:
