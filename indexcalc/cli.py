@@ -152,17 +152,25 @@ def _protect_leading_minus(argv, parser) -> list:
     protected, so that only these lose the space again (`_unprotect`): a space the user typed
     stays, as the API would read it."""
     options, takes_value = _options(parser)
+    command = next((a for a in argv if a in _subcommands(parser)), None)
+    own = _options(_subcommands(parser)[command])[0] if command else options
     out, protected = [], set()
     for k, a in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in takes_value
         name = a.split("=", 1)[0]
+        # an abbreviation is an option only where argparse takes it for one: it names one
+        # option of the command (`--w` could be --wrt or --where: an expression, --w)
         ours = name in options or (name.startswith("--") and len(name) > 2 and
-                                   any(o.startswith(name) for o in options))
+                                   len([o for o in own if o.startswith(name)]) == 1)
         if a.startswith("-") and (after_option or not ours):
             a = " " + a
             protected.add(a)
         out.append(a)
     return out, protected
+
+
+def _subcommands(parser) -> dict:
+    return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
 
 
 def _unprotect(args, protected):
