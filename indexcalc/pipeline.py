@@ -460,9 +460,8 @@ def _function_value(R, src):
 
     def fn(point):
         ns = point.namespace()
-        for g in V._generic_names(src):
-            if g not in ns:
-                ns[g] = V.F.generic_value(g.replace("_prime", "'").rstrip("_"))
+        for g in V._generic_names(src):     # a called name is the generic function, as in
+            ns[g] = V.F.generic_value(g.replace("_prime", "'").rstrip("_"))   # eval_code
         exec(src, ns)  # noqa: S102 - our own generated code
         args = [ns[py_name(n)] for n, _ in R.variables.items()]
         return np.asarray(ns["d_" + py_name(R.var)](*args), dtype=float)

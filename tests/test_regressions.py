@@ -217,3 +217,12 @@ def test_sums_inside_functions_are_named_canonically(expr, wrt, where):
     """Sifting a sifted form changes no name at all, not even of a Σ inside exp(...)."""
     r = derive(expr, wrt, where).results[0]
     assert r.resimplify()[0] == r.index_form
+
+
+def test_a_generic_function_named_like_a_size_is_the_function_in_the_guard():
+    """`m(...)` (a generic function) beside the size m: the guard bound the size, not the test
+    function, to `m` when it ran the `function` field's code (exit 3, from the long fuzz run)."""
+    d = derive("sum(m(X W))", "W", "X: m×n, W: n×k")
+    r = d.results[0]
+    assert "m'" in r.closed_form or "m_prime" in r.numpy
+    assert main(["derive", "su*m((X W) .^ 2)", "--wrt", "su"]) == 0
