@@ -36,7 +36,8 @@ def _in_latex_context(fn):
 
 @_in_latex_context
 def derive_json(d, command="derive", extra=None) -> str:
-    out = {"command": command, "input": d.input, "variables": variables_json(d.variables), "results": []}
+    out = {"command": command, "input": d.input, "read_as": getattr(d, "read_as", "") or d.input,
+           "variables": variables_json(d.variables), "results": []}
     with_output = _with_output(d) if command == "backprop" else {}
     for r in d.results:
         out["results"].append({

@@ -97,6 +97,7 @@ class Derivation:
     output: str | None = None          # backprop: Y
     name: str = "f"                    # what the steps call the differentiated object (L, p, f)
     upstream: str | None = None        # backprop: dY
+    read_as: str = ""                  # the input as read, grouping explicit (SPEC §1.1)
 
     def latex_context(self):
         """Print LaTeX inside this: the upstream gradient (any name) as ∂L/∂Y."""
@@ -182,7 +183,7 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     typed, variables = infer(tree, parse_decls(where))
     if output is not None and output in variables:
         raise IndexCalcError(f"the output {output} also appears on the right side")
-    d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f")
+    d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f", shown=(output, typed))
     if output is not None:
         d.rhs, d.output = typed, output
     return d
@@ -205,7 +206,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if rhs.is_scalar:
-        d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs)
+        d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs, shown=(tree.lhs, rhs))
         d.rhs, d.output = rhs, tree.lhs
         return d
     up = "d" + tree.lhs
@@ -215,7 +216,8 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
     known = {name: v.shape for name, v in variables.items()}
     typed, variables = infer(loss, {**known, **decls}, extra={up: rhs.shape})
-    d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs))
+    d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs),
+                      shown=(tree.lhs, typed.a.b))
     d.rhs, d.output, d.upstream = typed.a.b, tree.lhs, up          # typed = sum(dY ∘ rhs)
     return d
 
@@ -253,7 +255,10 @@ def _check_sizes(typed, variables, names, order) -> None:
 
 
 def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None,
-                  guard=True) -> Derivation:
+                  guard=True, shown=None) -> Derivation:
+    """`shown` = (left side or None, typed tree): what the "read as" step shows."""
+    lhs, body = shown if shown is not None else (None, typed)
+    read = _read_as_step(lhs, body, name)
     results = []
     _check_sizes(typed, variables, names, order)
     for var in names:
@@ -266,7 +271,21 @@ def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream
             results.append(_derive_through(expr, typed, variables, var, cuts, rng, name))
         else:
             results.append(_derive_one(expr, typed, variables, var, order, rng, name, upstream, guard))
-    return Derivation(expr, typed, variables, results, name=name)
+    for r in results:
+        r.steps.insert(0, read)
+    return Derivation(expr, typed, variables, results, name=name, read_as=read.text)
+
+
+def _read_as_step(lhs, body, name) -> Step:
+    """Step 1 of every derivation: the input as read, grouping explicit where it matters and
+    aliases resolved (SPEC §1.1), so a reader sees which question is answered."""
+    from .printing.latex import symbol
+    from .printing.text import read_as, scalars_first
+    text = read_as(body)
+    if lhs:
+        text = f"{lhs} = {text}"
+    head = symbol(lhs, body.shape == N.SCALAR) if lhs else name
+    return Step("read as", text, lambda: to_latex(scalars_first(body)), head)
 
 
 def _module(text, tree, decls, wrt, upstream):

@@ -120,3 +120,29 @@ def test_derivative_as_read(text, where, wrt, spec, ref):
     want = finite_jacobian(ref, env, wrt)
     assert got.shape == want.shape, (d.numpy, got.shape, want.shape)
     assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max())), (d.numpy, got, want)
+
+
+# ---- 2. "read as": step 1 of every derivation shows the input as read
+@pytest.mark.parametrize("text,where,wrt,shown", [
+    ("1/2 x^T A x", None, "x", "(1/2) (x^T A x)"),
+    ("x^T A x / 2", None, "x", "(x^T A x) / 2"),
+    ("λ/2 ‖w‖^2", None, "w", "(λ / 2) ‖w‖^2"),
+    ("-1/S sum(T ∘ log(Y))", "T: S×N, Y: S×N", "Y", "(-1 / S) sum(T ∘ log(Y))"),
+    ("alpha / beta c", None, "c", "(alpha / beta) c"),
+    ("sum(X ⊘ Y ∘ Z)", None, "X", "sum((X ⊘ Y) ∘ Z)"),
+])
+def test_read_as_is_step_one(text, where, wrt, shown):
+    import json
+
+    from indexcalc.output import derive_json
+    d = derive(text, wrt, where)
+    step = d.results[0].steps[0]
+    assert (step.rule, step.text) == ("read as", shown)
+    assert json.loads(derive_json(d))["read_as"] == shown
+    assert step.latex                   # the LaTeX row exists too
+
+
+def test_read_as_of_an_equation_names_its_output():
+    from indexcalc import backprop
+    d = backprop("Y = 1/2 X W", "W")
+    assert d.results[0].steps[0].text == "Y = (1/2) (X W)"

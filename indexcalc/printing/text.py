@@ -10,6 +10,7 @@ product, and every right operand that is itself a product.
 """
 from __future__ import annotations
 
+import contextvars
 from fractions import Fraction
 
 from .. import functions as F
@@ -17,11 +18,55 @@ from .. import nodes as N
 
 ADD, TERM, JUXT, UNARY, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
 
+# while set, grouping that a reader might take either way is bracketed: the "read as" line
+_EXPLICIT = contextvars.ContextVar("explicit", default=False)
+
 
 def to_text(node: N.Node) -> str:
     if isinstance(node, N.Ones):
         return "1"       # alone, the answer's expected shape makes it the ones vector
     return _p(node)[0]
+
+
+def read_as(node: N.Node) -> str:
+    """The input as read (SPEC §1.1), in the input language with its grouping explicit where it
+    matters: `1/2 x^T A x` -> `(1/2) (x^T A x)`, `a / b c` -> `(a / b) c`, `A ∘ B C` ->
+    `(A ∘ B) C`; aliases are resolved already in the typed tree (σ(z) -> sigmoid(z))."""
+    token = _EXPLICIT.set(True)
+    try:
+        return to_text(scalars_first(node))
+    finally:
+        _EXPLICIT.reset(token)
+
+
+def scalars_first(node: N.Node) -> N.Node:
+    """The same value with the scalar factors of every product in front of its matrix factors
+    (scalars commute): MatMul(MatMul(1/2 x^T, A), x) -> ScalarMul(1/2, x^T A x)."""
+    node = node.map_children(scalars_first)
+    if not isinstance(node, (N.MatMul, N.ScalarMul)):
+        return node
+    scalars, factors = _all_factors(node)
+    if not scalars or not factors:
+        return node
+    out = factors[0]
+    for f in factors[1:]:
+        out = N.MatMul(out, f, (out.shape[0], f.shape[1]))
+    for s in reversed(scalars):
+        out = N.ScalarMul(s, out, out.shape)
+    return out
+
+
+def _all_factors(node):
+    """(scalar factors, matrix factors) of a product, scalars taken out of every level."""
+    if isinstance(node, N.ScalarMul):
+        s1, f1 = _all_factors(node.s)
+        s2, f2 = _all_factors(node.a)
+        return s1 + s2, f1 + f2
+    if isinstance(node, N.MatMul):
+        s1, f1 = _all_factors(node.a)
+        s2, f2 = _all_factors(node.b)
+        return s1 + s2, f1 + f2
+    return ([node], []) if node.shape == N.SCALAR else ([], [node])
 
 
 def _factor(node, level):
@@ -86,6 +131,8 @@ def _juxt(node):
         # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
         out.append("(1^T)^T" if len(factors) == 1 else
                    "(" + " ".join(["1"] + [_factor(p, POSTFIX) for p in factors[1:]]) + ")")
+    elif factors and scalars and len(factors) > 1 and _EXPLICIT.get():
+        out.append("(" + " ".join([_factor(factors[0], UNARY)] + [_factor(p, POSTFIX) for p in factors[1:]]) + ")")
     elif factors:
         out += [_factor(factors[0], UNARY if not scalars else POSTFIX)] + [_factor(p, POSTFIX) for p in factors[1:]]
     if sign:
@@ -137,7 +184,7 @@ def _chain(node):
 def _div(n):
     if _is_number(n) and n.a.shape == N.SCALAR and _number_value(n.s) != 0:
         return _num(_number_value(n))        # 1/3, the number it reads back as
-    return f"{_wrap(n.a, TERM)} / {_wrap(n.s, POSTFIX)}", TERM
+    return f"{_wrap(n.a, UNARY if _EXPLICIT.get() else TERM)} / {_wrap(n.s, POSTFIX)}", TERM
 
 
 def _neg(n):
@@ -181,7 +228,8 @@ def _binary(op, level):
 def _hadamard(op, n):
     """`A ∘ B ∘ C` chains bare; any other product or quotient beside ∘ or ⊘ is bracketed:
     `(A B) ∘ C`, `A ∘ (B C)`, `(A / 2) ∘ B`."""
-    left = _p(n.a)[0] if isinstance(n.a, (N.Hadamard, N.HadDiv)) else _wrap(n.a, UNARY)
+    chain = isinstance(n.a, (N.Hadamard, N.HadDiv)) and not (_EXPLICIT.get() and type(n.a) is not type(n))
+    left = _p(n.a)[0] if chain else _wrap(n.a, UNARY)
     return f"{left} {op} {_wrap(n.b, UNARY)}", TERM
 
 
