@@ -107,7 +107,7 @@ def combine(parts: list, shape, scalar) -> N.Node:
             acc[key] = (acc[key][0] + c, node)
         else:
             acc[key] = (c, node)
-    terms = [(sp.nsimplify(c) if c.is_Float else c, n) for c, n in acc.values()]
+    terms = list(acc.values())         # a decimal stays a decimal (1.702, not 851/500)
     terms = [(c, n) for c, n in terms if sp.simplify(c) != 0] if len(terms) < len(parts) else terms
     if not terms:
         return _zero(shape)

@@ -104,6 +104,8 @@ EVAL = {
     N.Norm2: lambda n, env, s: _scalar(np.sum(_ev(n.a, env, s) ** 2)),
     N.SumAll: lambda n, env, s: _scalar(np.sum(_ev(n.a, env, s))),
     N.SumAxis: lambda n, env, s: np.sum(_ev(n.a, env, s), axis=n.axis, keepdims=True),
+    N.Mean: lambda n, env, s: _scalar(np.mean(_ev(n.a, env, s))),
+    N.MeanAxis: lambda n, env, s: np.mean(_ev(n.a, env, s), axis=n.axis, keepdims=True),
     N.Func: lambda n, env, s: F.numpy_value(n.name)(_ev(n.a, env, s)),
     N.Softmax: _softmax,
     N.DiagMat: lambda n, env, s: np.diag(_ev(n.a, env, s)[:, 0]),

@@ -298,6 +298,15 @@ def _sum_axis(ctx, node: N.SumAxis, idx):
     return ctx.sum(ctx.entry(node.a, inner), p)
 
 
+def _mean_all(ctx, node, idx):
+    count = sp.Mul(*[ctx.size(d) for d in node.a.shape])
+    return _sum_all(ctx, node, idx) / count
+
+
+def _mean_axis(ctx, node: N.MeanAxis, idx):
+    return _sum_axis(ctx, node, idx) / ctx.size(node.a.shape[node.axis])
+
+
 def _norm2(ctx, node, idx):
     ps = tuple(ctx.fresh(d) if d != 1 else None for d in node.a.shape)
     return ctx.sum(ctx.entry(node.a, ps) ** 2, *[p for p in ps if p is not None])
@@ -366,6 +375,8 @@ ENTRY = {
     N.Norm2: _norm2,
     N.SumAll: _sum_all,
     N.SumAxis: _sum_axis,
+    N.Mean: _mean_all,
+    N.MeanAxis: _mean_axis,
     N.Func: lambda ctx, n, idx: F.apply(n.name, ctx.entry(n.a, idx)),
     N.Softmax: lambda ctx, n, idx: ctx.atom_entry(n, idx),
     N.DiagMat: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], None)) * (

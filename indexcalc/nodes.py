@@ -336,6 +336,19 @@ class SumAxis(Node):
     shape: Shape = None
 
 
+class Mean(Node):
+    """`mean(X)`: the mean of all entries."""
+    a: Node
+    shape: Shape = SCALAR
+
+
+class MeanAxis(Node):
+    """`mean(X, 1)`: row means (a column); `mean(X, 0)`: column means (a row), as SumAxis."""
+    a: Node
+    axis: int
+    shape: Shape = None
+
+
 class Func(Node):
     """Element-wise function; `name` may carry primes for derivatives (h', h'')."""
     name: str

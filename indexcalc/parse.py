@@ -121,9 +121,7 @@ class _ToTree(Transformer):
     """One method per grammar rule."""
 
     def number(self, tok):
-        text = str(tok)
-        value = _representable(tok)
-        return N.Num(value) if "." not in text else N.num(float(text))
+        return _number(str(tok))
 
     def name(self, tok):
         return N.Sym(str(tok))
@@ -185,11 +183,11 @@ class _ToTree(Transformer):
         return self.exp_mt(None) if tok == "T" else _power_of(N.Neg(N.Sym(str(tok))))
 
     def exp_neg(self, tok):
-        value = -_representable(tok)
-        return _power_of(N.Num(value))
+        n = _number(str(tok))
+        return _power_of(N.num(-n.value) if isinstance(n.value, float) else N.Num(-n.value))
 
     def exp_num(self, tok):
-        return _power_of(N.Num(_representable(tok)))
+        return _power_of(_number(str(tok)))
 
     def exp_group(self, e):
         if isinstance(e, N.Sym) and e.name in ("T", "⊤"):
@@ -206,6 +204,23 @@ class _ToTree(Transformer):
 
     def norm(self, e):
         return N.Call("norm", (e,))
+
+    def norm_sub(self, e, sub):
+        """‖X‖_F is the Frobenius norm; ‖x‖_2 the Euclidean norm of a vector (of a matrix, the
+        spectral norm: shapes.py refuses it)."""
+        return N.Call("norm_F" if "F" in sub or "fro" in sub else "norm_2", (e,))
+
+    def transpose_dot(self, a):
+        return N.Transpose(a)
+
+
+def _number(text: str) -> N.Num:
+    """An integer is exact; a decimal or scientific number (1.702, 1e-3, 2.5E2) is a float and
+    prints as a decimal (SPEC §1.1), an integral one (2.5E2) as the integer."""
+    value = _representable(text)
+    if not any(c in text for c in ".eE") or (value.denominator == 1 and abs(value) < 10 ** 15):
+        return N.Num(value)
+    return N.Num(float(value))
 
 
 def _representable(tok) -> Fraction:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from . import functions as F
 from . import nodes as N
 from .errors import ShapeError, UnsupportedError
 
@@ -22,8 +23,16 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
 # size takes them last: never Σ_{q=1}^{p} beside an index p
 AUTO_SIZES = ["n", "m", "d", "k", "l", "c", "e", "f", "g", "h", "u", "v", "w", "p", "q", "r", "s", "t"]
 
-ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
-               "softplus", "H")
+ELEMENTWISE = tuple(name for name in F.TABLE)
+
+# Other spellings of the functions in CALLS (SPEC §1.1). A multi-letter name is first tried in
+# lower case (ReLU, Sigmoid, Tanh, GELU, Softmax), then here; a one-letter name only as written
+# (H is Heaviside, h a generic function).
+ALIASES = {
+    "σ": "sigmoid", "sigma": "sigmoid", "logistic": "sigmoid", "swish": "silu",
+    "logsoftmax": "log_softmax", "leakyrelu": "leaky_relu", "heaviside": "H", "trace": "tr",
+    "inverse": "inv", "ln": "log", "maximum": "max", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
+}
 
 
 @dataclass
@@ -62,9 +71,19 @@ class Variables:
 _DECL = re.compile(r"^\s*([^\s:]+)\s*:\s*(.+?)\s*$")
 
 
+class Decls(dict):
+    """--where's declarations, {name: shape}; `functions` are the names declared
+    `name: function` (generic element-wise functions, SPEC §1)."""
+
+    def __init__(self, *args, functions=(), **kw):
+        super().__init__(*args, **kw)
+        self.functions = set(functions)
+
+
 def parse_decls(text: str | None) -> dict:
-    """`"X: S×M, b: 1×N, c: scalar, x: n"` -> {name: (rows, cols)}."""
-    decls = {}
+    """`"X: S×M, b: 1×N, c: scalar, x: n, act: function"` -> {name: (rows, cols)}, with the
+    declared functions in `.functions`."""
+    decls = Decls()
     if not text:
         return decls
     for part in text.split(","):
@@ -77,6 +96,9 @@ def parse_decls(text: str | None) -> dict:
         name, spec = m.group(1), m.group(2)
         if not re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", name):
             raise ShapeError(f"{name!r} in --where is not a variable name")
+        if spec.strip().lower() in ("function", "func", "elementwise function"):
+            decls.functions.add(name)
+            continue
         decls[name] = _decl_shape(name, spec)
     return decls
 
@@ -178,6 +200,7 @@ class _Infer:
         self.env: dict[str, tuple] = {}
         self.order: list[str] = []
         self.names = names                # every name used as a variable anywhere in the input
+        self.functions: set = set()       # names declared `name: function`
 
     # -- helpers
     def res(self, shape):
@@ -287,6 +310,8 @@ def _matmul(I: _Infer, node: N.MatMul):
         a = I.ones()
     if _one_literal(node.b) and not I.scalar(a):
         b = I.ones()
+    elif _one_literal(node.b) and not _one_literal(node.a):
+        b = I.ones()                       # m 1, 2 1: a scalar times the ones vector (x - m 1)
     if I.scalar(a):
         return N.ScalarMul(a, b, b.shape)
     if I.scalar(b):
@@ -297,6 +322,21 @@ def _matmul(I: _Infer, node: N.MatMul):
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
 
 
+def _spread(I: _Infer, s, like):
+    """The scalar s at every entry of `like`'s shape, as NumPy broadcasts it (SPEC §1: `X w + β`,
+    `v + ε`): s 1, s 1^T or s 1 1^T (the ones alone for the number 1)."""
+    if len(like.shape) != 2:
+        return None
+    (r, c), (rr, cc) = like.shape, I.res(like.shape)
+    if cc == 1:
+        ones = N.Ones((r, 1))
+    elif rr == 1:
+        ones = N.Transpose(N.Ones((c, 1)), (1, c))
+    else:
+        ones = N.MatMul(N.Ones((r, 1)), N.Transpose(N.Ones((c, 1)), (1, c)), (r, c))
+    return ones if _one_literal(s) else N.ScalarMul(s, ones, ones.shape)
+
+
 def _addlike(cls, opname):
     def rule(I: _Infer, node):
         a, b = I.run(node.a), I.run(node.b)
@@ -304,6 +344,8 @@ def _addlike(cls, opname):
             a = I.ones()
         if _one_literal(node.b) and not I.scalar(a):
             b = I.ones()
+        if I.scalar(a) != I.scalar(b):            # a scalar added to every entry
+            a, b = (_spread(I, a, b) or a, b) if I.scalar(a) else (a, _spread(I, b, a) or b)
         return cls(a, b, I.broadcast(a, b, opname))
     return rule
 
@@ -362,6 +404,14 @@ def _power(I: _Infer, node: N.Power):
 def _hadamard(cls, opname):
     def rule(I: _Infer, node):
         a, b = I.run(node.a), I.run(node.b)
+        if I.scalar(a) != I.scalar(b) and len(a.shape) == len(b.shape) == 2:
+            # a scalar times (or divides) every entry: α ∘ X is α X, X ⊘ α is X / α, 1 ∘ x is x
+            if cls is N.Hadamard:
+                s, m = (a, b) if I.scalar(a) else (b, a)
+                return m if _one_literal(s) else N.ScalarMul(s, m, m.shape)
+            if I.scalar(b):
+                return N.Div(a, b, a.shape)
+            a = _spread(I, a, b)
         return cls(a, b, I.broadcast(a, b, opname))
     return rule
 
@@ -372,19 +422,49 @@ def _hadpow(I, node):
     return N.HadPow(a, p, a.shape)
 
 
+def canonical(name: str) -> str | None:
+    """The language's name of a function as a user may spell it (ReLU -> relu, σ -> sigmoid),
+    or None."""
+    if name in CALLS:
+        return name
+    if len(name) > 1 and name.lower() in CALLS:
+        return name.lower()
+    return ALIASES.get(name.lower() if len(name) > 1 else name)
+
+
+def _generic_name(base: str) -> bool:
+    """A generic element-wise function: one lower-case letter (f, g, h, φ) or a spelled Greek
+    letter (phi, psi), primes stripped."""
+    return (len(base) == 1 and base.isalpha() and base.islower()) or base in GREEK
+
+
+def suggest(name: str) -> str | None:
+    """The known function name nearest to `name` (difflib), or None."""
+    import difflib
+    pool = sorted(set(CALLS) | {k for k, v in ALIASES.items() if v} - {"norm_F", "norm_2"})
+    near = difflib.get_close_matches(name.lower() if len(name) > 1 else name, pool, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def _call(I: _Infer, node: N.Call):
     name = node.name
+    base = name.rstrip("'")
     if name in I.decls or name in I.env or name in I.names:   # x(A + I) x: x is a variable
         if len(node.args) == 1:          # a declared variable next to "(": a product
             return I.run(N.MatMul(N.Sym(name), node.args[0]))
-    rule = CALLS.get(name)
-    if rule is None:
-        base = name.rstrip("'")
-        if base and base[0].islower() and base not in CALLS:
-            rule = _elementwise
-        else:
-            raise UnsupportedError(f"unknown function {name!r}")
-    return rule(I, node)
+    if base in I.functions:               # --where "act: function"
+        return _elementwise(I, node)
+    known = canonical(name)
+    if known is not None:
+        return CALLS[known](I, node.replace(name=known))
+    if _generic_name(base):
+        return _elementwise(I, node)
+    if name[:1].isupper() and len(node.args) == 1:   # W(x + b): a matrix times a bracket
+        return I.run(N.MatMul(N.Sym(name), node.args[0]))
+    near = suggest(base)
+    raise UnsupportedError(f"unknown function {name!r}" + (f"; did you mean {near}?" if near else "")
+                           + f" (a generic function has a one-letter name, f(x), or is declared "
+                             f"--where \"{base}: function\")")
 
 
 def _args(I, node, n, usage):
@@ -432,6 +512,88 @@ def _sum(I, node):
         raise ShapeError("the axis of sum(X, axis) must be 0 (sum down the rows) or 1 (sum along the columns)")
     k = int(axis.value)
     return N.SumAxis(a, k, (a.shape[0], 1) if k == 1 else (1, a.shape[1]))
+
+
+def _mean(I, node):
+    """mean(X), mean(X, k): as sum, divided by the number of entries summed."""
+    out = _sum(I, node.replace(name="sum"))
+    if isinstance(out, N.SumAll):
+        return N.Mean(out.a)
+    return N.MeanAxis(out.a, out.axis, out.shape)
+
+
+def _max(I, node):
+    """max(X, 0) and maximum(X, 0), either order: relu(X)."""
+    if len(node.args) == 2:
+        for k, other in ((0, 1), (1, 0)):
+            if isinstance(node.args[k], N.Num) and node.args[k].value == 0:
+                return _elementwise(I, N.Call("relu", (node.args[other],), node.col))
+    raise UnsupportedError(f"{node.name} is supported as max(X, 0), which is relu(X); "
+                           "a maximum over entries has no derivative here")
+
+
+def _leaky_relu(I, node):
+    """leaky_relu(X, a) = a X + (1 - a) relu(X), the slope a a scalar (0.01 if left out, as PyTorch)."""
+    if len(node.args) not in (1, 2):
+        raise ShapeError(f"leaky_relu takes an array and a slope: leaky_relu(X, a), not {len(node.args)} argument(s)")
+    x, a = node.args[0], (node.args[1] if len(node.args) == 2 else N.num(0.01))
+    if isinstance(a, N.Num):
+        rest = N.num(1 - a.value) if isinstance(a.value, float) else N.Num(1 - a.value)
+    else:
+        rest = N.Sub(N.Num(Fraction(1)), a)
+    return I.run(N.Add(N.MatMul(a, x), N.MatMul(rest, N.Call("relu", (x,), node.col))))
+
+
+def _lse_typed(I, a):
+    """log Σ exp of a vector, or of each row of a matrix (a column)."""
+    e = N.Func("exp", a, a.shape)
+    r, c = I.res(a.shape)
+    s = N.SumAll(e) if (r == 1 or c == 1) else N.SumAxis(e, 1, (a.shape[0], 1))
+    return N.Func("log", s, s.shape)
+
+
+def _logsumexp(I, node):
+    (a,) = _args(I, node, 1, "one vector or matrix: logsumexp(X) (of each row of a matrix)")
+    if I.scalar(a):
+        return a
+    return _lse_typed(I, a)
+
+
+def _log_softmax(I, node):
+    """log_softmax(X) = X - logsumexp(X) 1^T, row by row, as softmax."""
+    (a,) = _args(I, node, 1, "one vector or matrix: log_softmax(X)")
+    r, c = I.res(a.shape)
+    lse = _lse_typed(I, a)
+    if c == 1 or r == 1:
+        spread = N.ScalarMul(lse, I.ones(transposed=r == 1 and c != 1), a.shape)
+        if r == 1 and c != 1:
+            I.u.unify(spread.a.shape[1], a.shape[1], lambda: "log_softmax")
+        else:
+            I.u.unify(spread.a.shape[0], a.shape[0], lambda: "log_softmax")
+    else:
+        ones = I.ones(transposed=True)
+        I.u.unify(ones.shape[1], a.shape[1], lambda: "log_softmax")
+        spread = N.MatMul(lse, ones, a.shape)
+    return N.Sub(a, spread, a.shape)
+
+
+def _norm_sub(which):
+    def rule(I, node):
+        (a,) = _args(I, node, 1, "one vector or matrix")
+        r, c = I.res(a.shape)
+        if which == "2" and r != 1 and c != 1:
+            raise UnsupportedError(f"‖{node_text(node.args[0])}‖_2 of a matrix is its spectral norm, which is "
+                                   "not supported; ‖X‖_F is the Frobenius norm")
+        return N.Norm(a)
+    return rule
+
+
+def node_text(node) -> str:
+    from .printing.text import to_text
+    try:
+        return to_text(node)
+    except Exception:  # noqa: BLE001 - an untyped tree the printer cannot show
+        return "X"
 
 
 def _dot(I, node):
@@ -517,7 +679,8 @@ CALLS = {
     "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
-    "softmax": _softmax, "diag": _diag,
+    "softmax": _softmax, "diag": _diag, "mean": _mean, "max": _max, "leaky_relu": _leaky_relu,
+    "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE},
     # the step function (Heaviside): printed step(X), so that it is never read as a size H
@@ -539,10 +702,12 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
           expect: tuple | None = None) -> tuple[N.Node, Variables]:
     """Typed tree and its variables. `extra` adds shapes (e.g. of `dY`) before inference;
     `expect` is the shape the whole expression must have (sizes of lone ones vectors follow)."""
+    functions = set(getattr(decls, "functions", ()))
     decls = dict(decls or {})
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
     I = _Infer(decls, sizes_declared, {n.name for n in tree.walk() if isinstance(n, N.Sym)})
+    I.functions = functions
     typed = I.run(tree)
     if expect is not None:
         if _one_literal(tree) and expect != N.SCALAR:

@@ -289,7 +289,7 @@ def eval_code(code: str, point: Point):
 
 def _generic_names(code):
     import re
-    return {m for m in re.findall(r"(?<![\w.])([^\W\dA-Z]\w*)\(", code) if not m.startswith("np")} - {"lambda"}
+    return {m for m in re.findall(r"(?<![\w.])([^\W\dA-Z]\w*)\(", code) if not m.startswith("np")} - {"lambda", "__import__"}
 
 
 # ---- the guard ---------------------------------------------------------------------------------

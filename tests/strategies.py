@@ -23,12 +23,21 @@ VECTOR_NAMES = "abcuvwxyz"
 ROW_NAMES = ["r", "s", "t"]           # declared 1×n
 SCALAR_NAMES = ["alpha", "beta", "gamma"]
 
+def _erf(a):
+    from math import erf
+    return np.vectorize(erf, otypes=[float])(a)
+
+
 SMOOTH = {
     "exp": np.exp, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
     "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "softplus": lambda a: np.logaddexp(0, a),
+    "gelu": lambda a: a * 0.5 * (1 + _erf(a / np.sqrt(2))), "silu": lambda a: a / (1 + np.exp(-a)),
+    "erf": _erf, "expm1": np.expm1,
 }
-ON_POSITIVE = {"log": np.log, "sqrt": np.sqrt}
-WITH_KINK = {"abs": np.abs, "relu": lambda a: np.maximum(a, 0)}
+ON_POSITIVE = {"log": np.log, "sqrt": np.sqrt, "log1p": np.log1p}
+WITH_KINK = {"abs": np.abs, "relu": lambda a: np.maximum(a, 0), "elu": lambda a: np.where(a > 0, a, np.expm1(a))}
+# the spellings of course notes and papers (SPEC §1.1), read as the names above
+SPELLINGS = {"relu": "ReLU", "sigmoid": "σ", "tanh": "Tanh", "gelu": "GELU", "silu": "SiLU"}
 
 
 def softmax(a):
@@ -449,16 +458,22 @@ def _elementwise(b, shape, d):
     if name in WITH_KINK:
         _kink(b, a)
     f = {**SMOOTH, **ON_POSITIVE, **WITH_KINK}[name]
-    return Expr(f"{name}({a.text})", lambda e: f(a.fn(e)), leaf=True)
+    spelled = SPELLINGS[name] if name in SPELLINGS and b.draw(st.booleans()) else name
+    return Expr(f"{spelled}({a.text})", lambda e: f(a.fn(e)), leaf=True)
 
 
 def _scaled(b, shape, d):
     a = b.of(shape, d)
-    k = b.draw(st.sampled_from(["number", "scalar", "divide", "negate", "fraction"]))
+    k = b.draw(st.sampled_from(["number", "scalar", "divide", "negate", "fraction", "scientific", "broadcast"]))
     if k == "number":
         return Expr(f"3 {a.op()}", lambda e: 3 * a.fn(e))
     if k == "fraction":             # a leading fraction reads (1/2) A, SPEC §1.1
         return Expr(f"1/2 {a.op()}", lambda e: a.fn(e) / 2)
+    if k == "scientific":           # a number in scientific notation (SPEC §1.1)
+        return Expr(f"2.5e-1 {a.op()}", lambda e: 0.25 * a.fn(e))
+    if k == "broadcast":            # a scalar added to every entry (SPEC §1)
+        s = b.scalar(max(d - 1, 0))
+        return Expr(f"{a.op()} + {s.op()}", lambda e: a.fn(e) + s.fn(e))
     if k == "divide":
         return Expr(f"{a.op()} / 2", lambda e: a.fn(e) / 2)
     if k == "negate":

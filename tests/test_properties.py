@@ -140,7 +140,7 @@ def test_the_strategy_covers_the_language():
     drawing inverses or softmax would make the properties above weaker without failing)."""
     from hypothesis import find, settings
     needles = ["^T", "∘", "⊘", ".^", "tr(", "‖", "norm(", "det(", "^-1", "softmax(", "1^T", "diag(",
-               "sum(", "exp(", "log(", "relu(", "+ I", "·", "1/2 "]
+               "sum(", "exp(", "log(", "relu(", "+ I", "·", "1/2 ", "e-1 ", "gelu(", "ReLU(", "σ(", "erf("]
     for needle in needles:
         found = find(cases(), lambda c, n=needle: n in c.text, settings=settings(max_examples=3000, database=None))
         assert needle in found.text

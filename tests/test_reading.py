@@ -70,6 +70,96 @@ READINGS = [
      lambda e: np.sum((e["A"] @ e["B"]) / e["C"])),
 ]
 
+
+def gelu(z):
+    from math import erf
+    return z * 0.5 * (1 + np.vectorize(erf)(z / np.sqrt(2)))
+
+
+def elu(z):
+    return np.where(z > 0, z, np.exp(z) - 1)
+
+
+def erf(z):
+    from math import erf as e
+    return np.vectorize(e)(z)
+
+
+def log_softmax_rows(z):
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+X_W = {"X": ((S, N), ""), "W": ((N, M), "")}
+READINGS += [
+    # ---- 3. names: the usual spellings of known functions, aliases resolved
+    ("sum(ReLU(X W))", None, "W", X_W, lambda e: np.sum(np.maximum(e["X"] @ e["W"], 0))),
+    ("sum(Sigmoid(X W))", None, "W", X_W, lambda e: np.sum(sig(e["X"] @ e["W"]))),
+    ("σ(w^T x)", None, "w", {"w": ((N,), ""), "x": ((N,), "")}, lambda e: sig(e["w"] @ e["x"])),
+    ("σ w^T x", None, "w", {"σ": ((), ""), "w": ((N,), ""), "x": ((N,), "")},     # a bare σ is a scalar
+     lambda e: e["σ"] * (e["w"] @ e["x"])),
+    ("sum(Tanh(X) ∘ X)", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.tanh(e["X"]) * e["X"])),
+    ("sum(T ∘ Softmax(X W))", None, "W", {**X_W, "T": ((S, M), "")},
+     lambda e: np.sum(e["T"] * softmax_rows(e["X"] @ e["W"]))),
+    ("sum(GELU(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(gelu(e["X"]))),
+    ("sum(SiLU(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(e["X"] * sig(e["X"]))),
+    ("sum(swish(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(e["X"] * sig(e["X"]))),
+    ("sum(T ∘ LogSoftmax(X))", None, "X", {"X": ((S, N), ""), "T": ((S, N), "")},
+     lambda e: np.sum(e["T"] * log_softmax_rows(e["X"]))),
+    ("sum(max(X W, 0))", None, "W", X_W, lambda e: np.sum(np.maximum(e["X"] @ e["W"], 0))),
+    ("sum(maximum(0, X W))", None, "W", X_W, lambda e: np.sum(np.maximum(e["X"] @ e["W"], 0))),
+    ("sum(X.T A)", None, "X", {"X": ((S, N), ""), "A": ((S, M), "")}, lambda e: np.sum(e["X"].T @ e["A"])),
+    ("‖X‖_F^2", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(e["X"] ** 2)),
+    ("||X||_F", None, "X", {"X": ((S, N), "")}, lambda e: np.linalg.norm(e["X"])),
+    ("‖x‖_2", None, "x", {"x": ((N,), "")}, lambda e: np.linalg.norm(e["x"])),
+    ("sum(act(X))", "act: function", "X", {"X": ((S, N), "")}, None),     # generic: no NumPy to compare
+    ("sum(W(x + b))", None, "x", {"W": ((M, N), ""), "x": ((N,), ""), "b": ((N,), "")},
+     lambda e: np.sum(e["W"] @ (e["x"] + e["b"]))),                      # a matrix times a bracket
+    # ---- 4. new functions, each checked against NumPy
+    ("mean(X W)", None, "W", X_W, lambda e: np.mean(e["X"] @ e["W"])),
+    ("sum(mean(X, 1))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.mean(e["X"], axis=1))),
+    ("sum(mean(X, 0) ∘ mean(X, 0))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.mean(e["X"], axis=0) ** 2)),
+    ("mean(x)", None, "x", {"x": ((N,), "")}, lambda e: np.mean(e["x"])),
+    ("logsumexp(x)", None, "x", {"x": ((N,), "")}, lambda e: np.log(np.sum(np.exp(e["x"])))),
+    ("sum(logsumexp(X W))", None, "W", X_W, lambda e: np.sum(np.log(np.sum(np.exp(e["X"] @ e["W"]), axis=1)))),
+    ("a^T log_softmax(x)", None, "x", {"a": ((N,), ""), "x": ((N,), "")},
+     lambda e: e["a"] @ log_softmax_rows(e["x"])),
+    ("sum(T ∘ log_softmax(X W))", None, "W", {**X_W, "T": ((S, M), "")},
+     lambda e: np.sum(e["T"] * log_softmax_rows(e["X"] @ e["W"]))),
+    ("sum(gelu(X W))", None, "W", X_W, lambda e: np.sum(gelu(e["X"] @ e["W"]))),
+    ("sum(silu(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(e["X"] * sig(e["X"]))),
+    ("sum(elu(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(elu(e["X"]))),
+    ("sum(leaky_relu(X, 0.1))", None, "X", {"X": ((S, N), "")},
+     lambda e: np.sum(np.where(e["X"] > 0, e["X"], 0.1 * e["X"]))),
+    ("sum(leaky_relu(X, alpha))", None, "X", {"X": ((S, N), ""), "alpha": ((), "")},
+     lambda e: np.sum(np.where(e["X"] > 0, e["X"], e["alpha"] * e["X"]))),
+    ("sum(log1p(X ∘ X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.log1p(e["X"] ** 2))),
+    ("sum(expm1(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.expm1(e["X"]))),
+    ("sum(erf(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(erf(e["X"]))),
+    ("sum(tan(X / 2))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.tan(e["X"] / 2))),
+    # ---- 5. numbers as written: scientific notation is a number
+    ("sum(exp(1e-3 x))", None, "x", {"x": ((N,), "")}, lambda e: np.sum(np.exp(1e-3 * e["x"]))),
+    ("1e3 x^T x", None, "x", {"x": ((N,), "")}, lambda e: 1e3 * e["x"] @ e["x"]),
+    ("2.5E2 x^T x + 1E-8 x^T x", None, "x", {"x": ((N,), "")}, lambda e: (250 + 1e-8) * e["x"] @ e["x"]),
+    ("sum(sigmoid(1.702 X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(sig(1.702 * e["X"]))),
+    ("sum(x .^ 2.5e0)", None, "x", {"x": ((N,), "positive")}, lambda e: np.sum(e["x"] ** 2.5)),
+    # ---- 6. broadcasting: a scalar added to or multiplying every entry; 1 next to a vector
+    ("‖X w + β - y‖^2", None, "w", {"X": ((S, N), ""), "w": ((N,), ""), "β": ((), ""), "y": ((S,), "")},
+     lambda e: np.sum((e["X"] @ e["w"] + e["β"] - e["y"]) ** 2)),
+    ("‖X w + β - y‖^2", None, "β", {"X": ((S, N), ""), "w": ((N,), ""), "β": ((), ""), "y": ((S,), "")},
+     lambda e: np.sum((e["X"] @ e["w"] + e["β"] - e["y"]) ** 2)),
+    ("sum(log(v + ε))", "ε: scalar", "v", {"v": ((N,), "positive"), "ε": ((), "")},
+     lambda e: np.sum(np.log(e["v"] + e["ε"]))),
+    ("sum(X ⊘ sqrt(V + 1e-5))", None, "V", {"X": ((S, N), ""), "V": ((S, N), "positive")},
+     lambda e: np.sum(e["X"] / np.sqrt(e["V"] + 1e-5))),
+    ("‖x - m 1‖^2", "m: scalar", "m", {"x": ((N,), ""), "m": ((), "")}, lambda e: np.sum((e["x"] - e["m"]) ** 2)),
+    ("a^T (1 ∘ x)", None, "x", {"a": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] @ e["x"]),
+    ("sum(2 - exp(X))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(2 - np.exp(e["X"]))),
+    ("sum(alpha ∘ X ∘ X)", None, "X", {"alpha": ((), ""), "X": ((S, N), "")}, lambda e: np.sum(e["alpha"] * e["X"] ** 2)),
+    ("sum(1 ⊘ (1 + exp(-X)))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(sig(e["X"]))),
+    ("a^T (2 1)", None, "a", {"a": ((N,), "")}, lambda e: 2 * np.sum(e["a"])),
+]
+
 CHECKED = [r for r in READINGS if r[4] is not None]
 
 
@@ -146,3 +236,49 @@ def test_read_as_of_an_equation_names_its_output():
     from indexcalc import backprop
     d = backprop("Y = 1/2 X W", "W")
     assert d.results[0].steps[0].text == "Y = (1/2) (X W)"
+
+
+# ---- refusals: exit 2, one message that names the input
+REFUSALS = [
+    ("sum(mean2(X))", None, ["mean2", "did you mean mean"]),
+    ("sum(rleu(X))", None, ["rleu", "relu"]),
+    ("sum(activation(X))", None, ["activation", "function"]),
+    ("‖X‖_2", None, ["spectral"]),
+    ("sum(max(X))", None, ["max(X, 0)"]),
+    ("sum(max(X, Y))", None, ["max(X, 0)"]),
+    ("sum(leaky_relu(X, 1, 2))", None, ["leaky_relu"]),
+    ("sum(mean(X, 2))", None, ["axis"]),
+    ("sum(logsumexp(X, Y))", None, ["logsumexp"]),
+]
+
+
+@pytest.mark.parametrize("text,where,words", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals(text, where, words):
+    import subprocess
+    import sys
+    argv = [sys.executable, "-m", "indexcalc", "derive", text, "--wrt", "X"] + (["--where", where] if where else [])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+
+
+def test_every_function_row_is_known_to_the_grammar_and_derives():
+    """A row of the function table is the whole of adding a function: the grammar's list of
+    names allows a space before '(' for each, and each derives through the guard (which checks
+    the row's derivative against finite differences of its NumPy value)."""
+    import re
+
+    from indexcalc import functions as F
+    from indexcalc.parse import GRAMMAR
+    from indexcalc.shapes import CALLS
+    listed = set(re.search(r"FUNC\.2: /\(\?:([^)]*)\)", open(GRAMMAR, encoding="utf-8").read()).group(1).split("|"))
+    missing = (set(F.TABLE) | set(CALLS)) - listed - {"norm_F", "norm_2"}
+    assert not missing
+    for name in F.TABLE:
+        if name in ("H", "sign"):
+            continue                            # derivative 0 almost everywhere
+        positive = name in ("log", "sqrt")
+        d = derive(f"sum({name}(X ∘ X + 1))" if positive else f"sum({name}(X))", "X")
+        assert d.numpy

@@ -97,7 +97,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("tanh(alpha^(1/2))", "alpha", "(1 - tanh(alpha^(1/2))^2) / alpha^(1/2) / 2"),
     ("tanh(alpha^(1/2)) alpha^(-1/2)", "alpha", None),                     # -1/2 folds to a number
     ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
-    ("(alpha - beta) sum(x)", "x", "(alpha - beta) (1^T)^T"),              # not alpha + -beta
+    ("(alpha - beta) sum(x)", "x", "(alpha - beta) 1"),                     # not alpha + -beta; `s 1` is s times the ones
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
      "-(softmax(a)^T A^T b) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
     ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T

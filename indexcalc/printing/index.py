@@ -514,14 +514,12 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
     def _print_Function(self, e, exp=None):
         name = F.shown_name(F.name_of(e.func))
         arg = self._print(e.args[0])
-        head = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh",
-                "sqrt": r"\sqrt"}.get(name)
         if name == "sqrt":
             s = fr"\sqrt{{{arg}}}"
         elif name == "abs":
             s = fr"\left|{arg}\right|"
         else:
-            s = fr"{head or (name if not name[0].isalpha() or len(name.rstrip(chr(39))) == 1 else chr(92) + 'operatorname{' + name + '}')}\left({arg}\right)"
+            s = fr"{name if not name[0].isalpha() else F.latex_head(name)}\left({arg}\right)"
         return f"{s}^{{{exp}}}" if exp else s
 
 

@@ -129,15 +129,13 @@ def _call(name):
 
 
 def _func(n: N.Func):
+    from ..functions import latex_head
     arg = to_latex(n.a)
-    known = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tanh": r"\tanh"}
     if n.name == "sqrt":
         return fr"\sqrt{{{arg}}}", ATOM
     if n.name == "abs":
         return fr"\left|{arg}\right|", ATOM
-    name = F.shown_name(n.name)
-    head = known.get(name) or (name if len(name.rstrip("'")) == 1 else fr"\operatorname{{{name}}}")
-    return fr"{head}\left({arg}\right)", ATOM
+    return fr"{latex_head(n.name)}\left({arg}\right)", ATOM
 
 
 def _exp(p):
@@ -183,6 +181,8 @@ PRINTERS = {
     N.Norm2: lambda n: (fr"\left\lVert {to_latex(n.a)} \right\rVert^{{2}}", POSTFIX),
     N.SumAll: _call("sum"),
     N.SumAxis: lambda n: (fr"\operatorname{{sum}}\left({to_latex(n.a)}, {n.axis}\right)", ATOM),
+    N.Mean: _call("mean"),
+    N.MeanAxis: lambda n: (fr"\operatorname{{mean}}\left({to_latex(n.a)}, {n.axis}\right)", ATOM),
     N.Func: _func, N.Softmax: _call("softmax"), N.DiagMat: _call("diag"), N.DiagVec: _call("diag"),
     # seed 003: * valid, \tilde{*} full, both without kernel flip
     N.Conv: lambda n: (f"{_wrap(n.a, JUXT)} {CONV_OP[n.mode]} {_wrap(n.b, JUXT)}", TERM),

@@ -487,6 +487,13 @@ def _sum_axis(P, n: N.SumAxis):
     return f"np.sum({c}, axis={n.axis})", 1
 
 
+def _mean_axis(P, n: N.MeanAxis):
+    c, na = P.p(n.a)
+    if na < 2:
+        return (f"np.mean({c})", 0) if n.shape == N.SCALAR else (c, na)
+    return f"np.mean({c}, axis={n.axis})", 1
+
+
 def _softmax(P, n):
     c, na = P.p(n.a)
     if "softmax" in P.helpers:
@@ -522,7 +529,7 @@ PRINT = {
     N.Trace: _square("np.trace({})", 0, lambda c, n: c), N.Det: _square("np.linalg.det({})", 0, lambda c, n: c),
     N.LogDet: _square("np.log(np.linalg.det({}))", 0, lambda c, n: f"np.log({c})"), N.Norm: _call("np.linalg.norm({})", 0),
     N.Norm2: _call("np.sum({} ** 2)", 0), N.SumAll: _call("np.sum({})", 0),
-    N.SumAxis: _sum_axis, N.Func: _func, N.Softmax: _softmax,
+    N.SumAxis: _sum_axis, N.Mean: _call("np.mean({})", 0), N.MeanAxis: _mean_axis, N.Func: _func, N.Softmax: _softmax,
     N.DiagMat: _call("np.diag({})", 2), N.DiagVec: _call("np.diag({})", 1),
     N.Conv: _conv, N.Flip: _flip,
 }

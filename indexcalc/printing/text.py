@@ -127,10 +127,9 @@ def _juxt(node):
     for k, sc in enumerate(scalars):
         text, lv = _p(sc)
         out.append(text if lv >= (UNARY if k == 0 else POSTFIX) else f"({text})")
-    if factors and scalars and isinstance(factors[0], N.Ones):
-        # `2 1` would read as the number 2: the ones vector must not follow a scalar bare
-        out.append("(1^T)^T" if len(factors) == 1 else
-                   "(" + " ".join(["1"] + [_factor(p, POSTFIX) for p in factors[1:]]) + ")")
+    if factors and scalars and isinstance(factors[0], N.Ones) and not _EXPLICIT.get():
+        # `2 1` is 2 times the ones vector (SPEC §1.1): the 1 follows a scalar bare
+        out += ["1"] + [_factor(p, POSTFIX) for p in factors[1:]]
     elif factors and scalars and len(factors) > 1 and _EXPLICIT.get():
         out.append("(" + " ".join([_factor(factors[0], UNARY)] + [_factor(p, POSTFIX) for p in factors[1:]]) + ")")
     elif factors:
@@ -267,6 +266,8 @@ PRINTERS = {
     N.Norm2: _call("norm2"),
     N.SumAll: _call("sum"),
     N.SumAxis: lambda n: (f"sum({to_text(n.a)}, {n.axis})", ATOM),
+    N.Mean: _call("mean"),
+    N.MeanAxis: lambda n: (f"mean({to_text(n.a)}, {n.axis})", ATOM),
     N.Func: lambda n: (f"{F.shown_name(n.name)}({to_text(n.a)})", ATOM),
     N.Softmax: _call("softmax"),
     N.DiagMat: _call("diag"),
