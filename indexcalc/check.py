@@ -189,7 +189,7 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
 
 def claim_of(ref: Reference, answer: str) -> N.Node:
     """The claim, read and typed; an error for names or sizes the expression does not have."""
-    claimed = _typed_claim(parse(answer), ref.decls, _as2(ref.layout))
+    claimed = _typed_claim(_with_output(parse(answer), ref), ref.decls, _as2(ref.layout))
     unknown = sorted({n.name for n in claimed.walk() if isinstance(n, N.Sym)} - set(ref.decls))
     if unknown:
         raise IndexCalcError(f"the claimed answer uses {', '.join(unknown)}, which "
@@ -278,6 +278,26 @@ def _number(x):
     """A float for JSON: a non-finite claim is reported as None (JSON has no NaN)."""
     x = float(x)
     return x if np.isfinite(x) else None
+
+
+def _with_output(claim: N.Node, ref: Reference) -> N.Node:
+    """A claim about `Y = f(X)` may use the module's output Y (`Y ∘ (1 - Y) ∘ dY`, SPEC §6):
+    Y stands for the equation's right side, substituted before the claim is compared."""
+    output = getattr(ref.derivation, "output", None)
+    if not output or output in ref.decls or not N.contains(claim, output):
+        return claim
+    equation = parse(ref.input)
+    if not isinstance(equation, N.Equation):
+        return claim
+    return _substitute(claim, output, equation.rhs)
+
+
+def _substitute(tree: N.Node, name: str, by: N.Node) -> N.Node:
+    if isinstance(tree, N.Sym) and tree.name == name:
+        return by
+    if isinstance(tree, N.Call):
+        tree = tree.replace(args=tuple(_substitute(a, name, by) for a in tree.args))
+    return tree.map_children(lambda c: _substitute(c, name, by))
 
 
 def _compare_index(ref: Reference, answer: str) -> Verdict:

@@ -167,7 +167,7 @@ def derive_text(d, assume=None) -> str:
 # The rows of a derivation: index steps chain as "&= ..." under the derivative they compute; a
 # step with its own left side (the chain rule, the indexed output) starts a new equation. The
 # last closed form is not a row: it is boxed below the derivation.
-_NOT_A_ROW = {"index"}
+_NOT_A_ROW = {"index", "note"}
 LINE_WIDTH = 64          # about what fits beside the left side on an A4 page at 11pt
 
 

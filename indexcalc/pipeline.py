@@ -180,10 +180,13 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
             raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`; "
                                    "`derive` takes an expression")
         output, tree = tree.lhs, tree.rhs
-    typed, variables = infer(tree, parse_decls(where))
+    decls = parse_decls(where)
+    typed, variables = infer(tree, decls)
+    absent = _declared_absent(variables, names, decls)
     if output is not None and output in variables:
         raise IndexCalcError(f"the output {output} also appears on the right side")
     d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f", shown=(output, typed))
+    _note_absent(d, absent)
     if output is not None:
         d.rhs, d.output = typed, output
     return d
@@ -206,8 +209,10 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if rhs.is_scalar:
+        absent = _declared_absent(variables, names, decls)
         d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs, shown=(tree.lhs, rhs))
         d.rhs, d.output = rhs, tree.lhs
+        _note_absent(d, absent)
         return d
     up = "d" + tree.lhs
     if up in variables:
@@ -216,10 +221,35 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
     known = {name: v.shape for name, v in variables.items()}
     typed, variables = infer(loss, {**known, **decls}, extra={up: rhs.shape})
+    absent = _declared_absent(variables, names, decls)
     d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs),
                       shown=(tree.lhs, typed.a.b))
+    _note_absent(d, absent)
     d.rhs, d.output, d.upstream = typed.a.b, tree.lhs, up          # typed = sum(dY ∘ rhs)
     return d
+
+
+def _declared_absent(variables, names, decls) -> list:
+    """The --wrt names declared in --where that the expression does not use: they join the
+    variables (their derivative is zero, of their shape, SPEC §1.1); an undeclared absent
+    name stays an error."""
+    from .shapes import Variable
+    absent = []
+    for name in names:
+        if name in variables or name not in decls:
+            continue
+        shape = tuple(d if d is not None else f"{name}_size{k}" for k, d in enumerate(decls[name]))
+        variables.table[name] = Variable(name, N.kind_of(shape), shape)
+        variables.sizes = sorted(set(variables.sizes) | {d for d in shape if isinstance(d, str)})
+        absent.append(name)
+    return absent
+
+
+def _note_absent(d, absent):
+    for r in d.results:
+        if r.wrt in absent:
+            r.steps.insert(1, Step("note", f"{r.wrt} does not occur in the expression: its derivative is zero",
+                                   fr"\text{{{r.wrt} does not occur: the derivative is zero}}", ""))
 
 
 def _names(wrt) -> list:

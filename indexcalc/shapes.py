@@ -96,11 +96,26 @@ def parse_decls(text: str | None) -> dict:
         name, spec = m.group(1), m.group(2)
         if not re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", name):
             raise ShapeError(f"{name!r} in --where is not a variable name")
+        if name in decls or name in decls.functions:
+            raise ShapeError(f"{name} is declared twice in --where ({part.strip()!r} and an earlier one)")
         if spec.strip().lower() in ("function", "func", "elementwise function"):
             decls.functions.add(name)
             continue
         decls[name] = _decl_shape(name, spec)
+    for size, owner in ((d, n) for n, shape in decls.items() for d in shape if isinstance(d, str)):
+        if size in decls or size in decls.functions:
+            raise ShapeError(f"{size} is declared as a variable ({size}: {_spec_text(decls.get(size))}) and is also "
+                             f"a size ({owner}: {_spec_text(decls[owner])}); a size name in the expression is that "
+                             f"size as a number, so drop the declaration of {size} or rename the size")
     return decls
+
+
+def _spec_text(shape) -> str:
+    if shape is None:
+        return "function"
+    if tuple(shape) == N.SCALAR:
+        return "scalar"
+    return "×".join("?" if d is None else str(d) for d in shape)
 
 
 def _decl_shape(name: str, spec: str) -> tuple:
@@ -144,10 +159,23 @@ class _Sizes:
     def __init__(self):
         self.parent = {}
         self.count = 0
+        self.nonunit: dict = {}     # unknown size -> the default-kind vector it is the length of
 
     def fresh(self) -> str:
         self.count += 1
         return f"?{self.count}"
+
+    def _link(self, unknown, other, why):
+        """unknown := other. The length of a default-kind vector never becomes 1 by inference
+        (SPEC §1.1: tr(x), x^T^T a would make x a scalar): that is a shape error."""
+        owner = self.nonunit.get(unknown)
+        if owner is not None:
+            if other == 1:
+                raise ShapeError(f"{why()}: {owner} is a vector (a lower-case name), and this would make it "
+                                 f"a scalar; declare it --where \"{owner}: scalar\" if it is one")
+            if _unknown(other):
+                self.nonunit.setdefault(other, owner)
+        self.parent[unknown] = other
 
     def find(self, d):
         if isinstance(d, N.LinSize):
@@ -161,10 +189,10 @@ class _Sizes:
         if ra == rb:
             return True
         if _unknown(ra):
-            self.parent[ra] = rb
+            self._link(ra, rb, why)
             return True
         if _unknown(rb):
-            self.parent[rb] = ra
+            self._link(rb, ra, why)
             return True
         if isinstance(ra, N.LinSize) or isinstance(rb, N.LinSize):
             return self._solve(N.lin((ra, 1), (rb, -1)), why)
@@ -242,6 +270,8 @@ class _Infer:
                 kind = default_kind(name)
                 shape = {"scalar": (1, 1), "vector": (self.u.fresh(), 1),
                          "matrix": (self.u.fresh(), self.u.fresh())}[kind]
+                if kind == "vector":
+                    self.u.nonunit[shape[0]] = name
             self.env[name] = shape
             self.order.append(name)
         return self.env[name]
@@ -316,9 +346,10 @@ def _matmul(I: _Infer, node: N.MatMul):
         return N.ScalarMul(a, b, b.shape)
     if I.scalar(b):
         return N.ScalarMul(b, a, a.shape)
+    inner = lambda d: "?" if _unknown(d) else str(d)      # noqa: E731
     I.u.unify(a.shape[1], b.shape[0], lambda: (
         f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes "
-        f"{show_shape(I.res(a.shape)).split('×')[-1]} and {I.res(b.shape)[0]} differ"))
+        f"{inner(I.res(a.shape)[1])} and {inner(I.res(b.shape)[0])} differ"))
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
 
 

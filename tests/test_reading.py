@@ -249,6 +249,14 @@ REFUSALS = [
     ("sum(leaky_relu(X, 1, 2))", None, ["leaky_relu"]),
     ("sum(mean(X, 2))", None, ["axis"]),
     ("sum(logsumexp(X, Y))", None, ["logsumexp"]),
+    # 7. a default-kind vector never silently becomes a scalar
+    ("tr(x)", None, ["x", "scalar"]),
+    ("x^T^T a", None, ["a", "scalar"]),
+    # 9. contradictory declarations: one sentence, exit 2 (was exit 3)
+    ("sum(X) / N", "X: S×N, N: scalar", ["N", "size"]),
+    ("x^T x", "x: n, x: m", ["x", "twice"]),
+    ("sum(X)", "X: n×m, n: 3", ["n", "size"]),
+    ("x^T x", "y: n", ["does not appear"]),             # --wrt X: undeclared, absent
 ]
 
 
@@ -282,3 +290,33 @@ def test_every_function_row_is_known_to_the_grammar_and_derives():
         positive = name in ("log", "sqrt")
         d = derive(f"sum({name}(X ∘ X + 1))" if positive else f"sum({name}(X))", "X")
         assert d.numpy
+
+
+# ---- 7. a declared variable that does not occur: the zero derivative of its shape, with a note
+def test_declared_absent_variable_has_a_zero_derivative():
+    d = derive("x^T x", "x,y,W", "y: n, x: n, W: n×m")
+    by = {r.wrt: r for r in d.results}
+    env = {"x": np.arange(3.0), "y": np.ones(3), "W": np.ones((3, 2))}
+    assert np.allclose(eval(by["x"].numpy, {"np": np, **env}), 2 * env["x"])  # noqa: S307
+    assert np.array_equal(eval(by["y"].numpy, {"np": np, **env}), np.zeros(3))  # noqa: S307
+    assert np.array_equal(eval(by["W"].numpy, {"np": np, **env}), np.zeros((3, 2)))  # noqa: S307
+    assert by["y"].steps[1].rule == "note" and "does not occur" in by["y"].steps[1].text
+
+
+def test_backprop_by_a_declared_absent_variable():
+    from indexcalc import backprop
+    d = backprop("Y = X W", "b", "b: 1×k, W: m×k")
+    env = {"X": np.ones((2, 3)), "W": np.ones((3, 4)), "b": np.ones((1, 4)), "dY": np.ones((2, 4))}
+    assert np.array_equal(np.asarray(eval(d.numpy, {"np": np, **env})) * np.ones((1, 4)), np.zeros((1, 4)))  # noqa: S307
+
+
+# ---- 8. check accepts a claim written with the module's output
+@pytest.mark.parametrize("equation,wrt,claim,right", [
+    ("Y = sigmoid(X)", "X", "Y ∘ (1 - Y) ∘ dY", True),
+    ("Y = sigmoid(X)", "X", "dY ∘ Y", False),
+    ("Y = tanh(X W)", "W", "X^T (dY ∘ (1 - Y .^ 2))", True),
+    ("Y = exp(X)", "X", "dY ∘ Y", True),
+])
+def test_check_with_the_output_name(equation, wrt, claim, right):
+    from indexcalc.check import check
+    assert check(equation, wrt, claim).correct is right
