@@ -45,6 +45,20 @@ class Verdict:
     counterexample: dict | None
     claimed: N.Node | None = None      # the claim as read (typed), for printing
 
+    def __str__(self):
+        return f"{'RIGHT' if self.correct else 'WRONG'}: {self.reason}"
+
+    def _repr_html_(self):
+        """Jupyter: the verdict in colour, the claim and the right answer."""
+        import html
+        colour, word = ("#1a7f37", "right") if self.correct else ("#cf222e", "wrong")
+        rows = [("claim", self.answer), ("by", self.wrt), ("expected", self.expected or ""),
+                ("why", self.reason)]
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td><code>{html.escape(str(v))}</code></td></tr>"
+                       for k, v in rows)
+        return (f"<div><b style='color:{colour}'>{word}</b>: ∂({html.escape(self.input)})/∂{html.escape(self.wrt)}"
+                f"<table>{body}</table></div>")
+
     def json(self) -> dict:
         return {"command": "check", "input": self.input, "wrt": self.wrt, "answer": self.answer,
                 "correct": self.correct, "reason": self.reason, "expected": self.expected,

@@ -22,65 +22,89 @@ exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3
 # The subcommands: each is (name, add its arguments, run it). A new command is one row here
 # and a module of its own; run() dispatches through this table.
 COMMANDS: list = []
+EXAMPLES: dict = {}          # command -> example command lines, shown by its --help
 
 
-def command(name: str, help: str):
+def command(name: str, help: str, examples=()):
     """Register a subcommand: the decorated function adds its arguments to a parser and
     returns the function that runs it (args -> exit status)."""
     def register(setup):
         COMMANDS.append((name, help, setup))
+        EXAMPLES[name] = list(examples)
         return setup
     return register
 
 
-@command("derive", "the derivative of an expression")
+WHERE_HELP = ('shapes of the variables, e.g. "X: S×M, b: 1×N, c: scalar, x: n, act: function" '
+              "(default: upper-case names are matrices, lower-case vectors, Greek scalars)")
+
+
+@command("derive", "the derivative of an expression", examples=[
+    'indexcalc derive "1/2 x^T A x" --wrt x',
+    'indexcalc derive "tr(V X W)" --wrt X --where "V: n×m, X: m×p, W: p×n" --format latex'])
 def _derive_cmd(d):
-    d.add_argument("expr")
-    d.add_argument("--wrt", required=True, help="variable(s), comma separated")
-    d.add_argument("--where", help='shapes, e.g. "X: S×M, b: 1×N, c: scalar, x: n"')
-    d.add_argument("--order", type=int, default=1, choices=[1, 2])
-    d.add_argument("--at", help='values, e.g. "X=[[0,1],[2,3]], W=[[1,1],[1,1]]"')
-    d.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
+    d.add_argument("expr", help='the expression, in the language of SPEC §1 (e.g. "λ/2 ‖w‖^2 + sum(relu(X w))")')
+    d.add_argument("--wrt", required=True, help="the variable(s) to differentiate by, comma separated")
+    d.add_argument("--where", help=WHERE_HELP)
+    d.add_argument("--order", type=int, default=1, choices=[1, 2], help="1: the derivative (default); 2: the Hessian")
+    d.add_argument("--at", help='also evaluate the value and the derivative at these values, e.g. '
+                                '"X=[[0,1],[2,3]], W=[[1,1],[1,1]]"')
+    d.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"],
+                   help="text: the steps and the closed form (default); latex; json (SPEC §3); numpy: the code only")
     return _derivation
 
 
-@command("backprop", "gradients of a module Y = f(X, W, ...) in terms of dY = ∂L/∂Y")
+@command("backprop", "gradients of a module Y = f(X, W, ...) in terms of dY = ∂L/∂Y", examples=[
+    'indexcalc backprop "Y = X W^T + b" --wrt W,b,X --where "X: S×M, W: N×M, b: 1×N"',
+    'indexcalc backprop "Y = sigmoid(X)" --wrt X --format json'])
 def _backprop_cmd(b):
-    b.add_argument("equation")
-    b.add_argument("--wrt", required=True)
-    b.add_argument("--where")
+    b.add_argument("equation", help="the module as an equation Y = f(...): its left side names the output, "
+                                    "whose upstream gradient is dY")
+    b.add_argument("--wrt", required=True, help="the variable(s) to give ∂L/∂V for, comma separated")
+    b.add_argument("--where", help=WHERE_HELP)
     b.add_argument("--assume", action="append", default=[],
                    help='e.g. "T 1 = 1" (rows of T sum to one): the text output also gives the '
                         "gradient simplified under it, checked numerically")
-    b.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"])
+    b.add_argument("--format", default="text", choices=["text", "latex", "json", "numpy"],
+                   help="text: the steps and the gradients (default); latex; json (SPEC §3); numpy: the code only")
     return _derivation
 
 
-@command("check", "is a claimed derivative right?")
+@command("check", "is a claimed derivative right?", examples=[
+    'indexcalc check "x^T B x" --wrt x --answer "(B + B^T) x"',
+    'indexcalc check "Y = sigmoid(X)" --wrt X --answer "Y ∘ (1 - Y) ∘ dY"'])
 def _check_cmd(c):
-    c.add_argument("expr")
-    c.add_argument("--wrt", required=True)
-    c.add_argument("--answer", required=True)
-    c.add_argument("--where")
-    c.add_argument("--format", default="text", choices=["text", "json"])
+    c.add_argument("expr", help="the expression, or the module's equation Y = f(...) (then the answer is "
+                                "∂L/∂V written with dY, and may use Y)")
+    c.add_argument("--wrt", required=True, help="the variable the claim is the derivative by")
+    c.add_argument("--answer", required=True, help="the claimed derivative, in the same language")
+    c.add_argument("--where", help=WHERE_HELP)
+    c.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
     return _check
 
 
-@command("solve", "worked solutions of every problem in a problem file")
+@command("solve", "worked solutions of every problem in a problem file", examples=[
+    "indexcalc solve problems/index_gymnastics.toml",
+    "indexcalc solve problems/index_gymnastics.toml --format pdf -o solutions.pdf"])
 def _solve_cmd(s):
-    s.add_argument("problem_file")
-    s.add_argument("--format", default="text", choices=["text", "latex", "pdf"])
+    s.add_argument("problem_file", help="a problem file (TOML, SPEC §5)")
+    s.add_argument("--format", default="text", choices=["text", "latex", "pdf"],
+                   help="text (default), latex (a document) or pdf (needs pdflatex)")
     s.add_argument("-o", dest="out", help="output file (default: standard output; for pdf, "
                                           "PROBLEM_FILE's name with .pdf)")
     return _solve
 
 
-@command("codegen", "modules (forward, backward, gradient check) from a problem file or one equation")
+@command("codegen", "modules (forward, backward, gradient check) from a problem file or one equation", examples=[
+    "indexcalc codegen problems/index_gymnastics.toml -o modules_generated.py",
+    'indexcalc codegen "Y = softmax(Q K^T / sqrt(D)) V" --wrt Q,K,V --where "Q: S×D, K: S×D, V: S×D" --target torch'])
 def _codegen_cmd(g):
-    g.add_argument("problem_file", metavar="PROBLEM_FILE|EQUATION")
+    g.add_argument("problem_file", metavar="PROBLEM_FILE|EQUATION",
+                   help="a problem file (TOML), or one equation Y = f(...)")
     g.add_argument("--wrt", help="for an equation: the variables to differentiate, comma separated")
     g.add_argument("--where", help='for an equation: shapes, e.g. "X: S×M, W: M×N, b: 1×N"')
-    g.add_argument("--target", default="numpy", choices=["numpy", "torch", "jax"])
+    g.add_argument("--target", default="numpy", choices=["numpy", "torch", "jax"],
+                   help="for an equation: NumPy class (default), torch.autograd.Function or jax.custom_vjp")
     g.add_argument("--params", help="for an equation: the variables that are the module's parameters "
                                     "(default: the differentiated ones that run along no data rows)")
     g.add_argument("--name", help="for an equation: the class name (default from the equation)")
@@ -88,9 +112,11 @@ def _codegen_cmd(g):
     return _codegen
 
 
-@command("grade", "check a whole class's claimed answers (a CSV) against a problem file")
+@command("grade", "check a whole class's claimed answers (a CSV) against a problem file", examples=[
+    "indexcalc grade problems/index_gymnastics.toml answers.csv",
+    "indexcalc grade problems/index_gymnastics.toml answers.csv -o report.html"])
 def _grade_cmd(g):
-    g.add_argument("problem_file")
+    g.add_argument("problem_file", help="the problem file (TOML) the answers are to")
     g.add_argument("answers", metavar="ANSWERS.csv", help="header student,problem,variable,answer; one claim a row")
     g.add_argument("-o", dest="out", help="report file (default: standard output)")
     g.add_argument("--format", choices=["text", "csv", "json", "html"],
@@ -98,7 +124,8 @@ def _grade_cmd(g):
     return _grade
 
 
-@command("serve", "a local web page: derive, backprop and check, the steps typeset")
+@command("serve", "a local web page: derive, backprop and check, the steps typeset", examples=[
+    "indexcalc serve", "indexcalc serve --port 0 --time-limit 10"])
 def _serve_cmd(s):
     s.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free port")
     s.add_argument("--host", default="127.0.0.1",
@@ -111,9 +138,14 @@ def _serve_cmd(s):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="indexcalc", description="Matrix and tensor derivatives in index notation.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    ap.add_argument("--version", action="version", version=f"indexcalc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, help_, setup in COMMANDS:
-        p = sub.add_parser(name, help=help_)
+        examples = EXAMPLES.get(name)
+        p = sub.add_parser(name, help=help_, description=help_,
+                           epilog=("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(run=setup(p))
     return ap
 

@@ -112,6 +112,19 @@ class Derivation:
     def numpy(self):
         return self.results[0].numpy
 
+    def __str__(self):
+        """The input as read and, for each variable, the closed form (or the index form)."""
+        lines = [f"{self.input}   (read as {self.read_as or self.input})"]
+        for r in self.results:
+            what = f"∂{self.name}/∂{r.wrt}" if r.order == 1 else f"∂²{self.name}/∂{r.wrt}²"
+            lines.append(f"  {what} = {r.closed_form or r.index_form}")
+        lines.append("  checked numerically against finite differences; the steps: .results[k].steps")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        forms = "; ".join(f"d/d{r.wrt} = {r.closed_form or r.index_form}" for r in self.results)
+        return f"<Derivation of {self.input!r}: {forms}>"
+
     def _repr_latex_(self):
         """Jupyter shows the derivation: the steps and the boxed closed form, in MathJax."""
         from .output import derivation_aligned

@@ -320,3 +320,36 @@ def test_backprop_by_a_declared_absent_variable():
 def test_check_with_the_output_name(equation, wrt, claim, right):
     from indexcalc.check import check
     assert check(equation, wrt, claim).correct is right
+
+
+# ---- 10. what a user meets first
+def test_version_and_help_say_what_every_argument_is_with_two_examples():
+    import subprocess
+    import sys
+
+    from indexcalc.cli import COMMANDS, EXAMPLES, build_parser
+    p = subprocess.run([sys.executable, "-m", "indexcalc", "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("indexcalc ")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, _, _ in COMMANDS:
+        assert len(EXAMPLES[name]) >= 2, name
+        cmd = sub.choices[name]
+        for action in cmd._actions:
+            assert action.help, (name, action.dest)
+        for example in EXAMPLES[name]:                  # each example is a valid command line
+            import shlex
+            parser.parse_args(shlex.split(example)[1:])
+        assert "examples:" in cmd.format_help()
+
+
+def test_print_and_repr_show_the_closed_form_not_the_tree():
+    import indexcalc
+    d = indexcalc.derive("1/2 x^T A x", "x")
+    assert "(A + A^T) x / 2" in str(d) and "read as (1/2) (x^T A x)" in str(d)
+    assert "(A + A^T) x / 2" in repr(d) and "MatMul" not in repr(d) + str(d)
+    v = indexcalc.check("x^T x", "x", "2 x")
+    assert v.correct and "right" in v._repr_html_()
+    assert indexcalc.check("x^T x", "x", "x").correct is False      # indexcalc.check stays the function
+    for f in (indexcalc.derive, indexcalc.backprop, indexcalc.check):
+        assert f.__doc__ and len(f.__doc__) > 100
