@@ -155,7 +155,8 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
                mode: str | None = None) -> dict:
     """{variable: Reference} for each of `wrts`, from one derivation of `expr`. `mode` is a
     problem's (derive, jacobian or backprop); by default an equation is a backprop."""
-    names = [w.strip() for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
+    from .parse import ident
+    names = [ident(w.strip()) for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
     if is_index_notation(expr):
         return _index_references(expr, names, where, seed, mode)
     mode = mode or ("backprop" if isinstance(parse(expr), N.Equation) else "derive")
@@ -191,7 +192,8 @@ def _index_references(expr, names, where, seed, mode) -> dict:
 
 
 def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1) -> Reference:
-    names = [w.strip() for w in wrt.split(",") if w.strip()] if isinstance(wrt, str) else list(wrt)
+    from .parse import ident
+    names = [ident(w.strip()) for w in wrt.split(",") if w.strip()] if isinstance(wrt, str) else list(wrt)
     if len(names) != 1:
         raise IndexCalcError(f"check takes one variable in --wrt (a claim is one derivative), not {wrt!r}")
     return references(expr, names, where, seed)[names[0]]

@@ -135,7 +135,7 @@ def _ordered_symbols(e):
 
 
 # ---- reading --------------------------------------------------------------------------------
-_SIGMA = re.compile(r"(Σ|∑|\bsum_|\\sum_)")
+_SIGMA = re.compile(r"(Σ|∑)\s*_|\bsum_|\\sum_")      # Σ_p; a bare Σ is a name (a covariance, Σ^-1)
 _BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
 _DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
 _SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")

@@ -124,10 +124,10 @@ class _ToTree(Transformer):
         return _number(str(tok))
 
     def name(self, tok):
-        return N.Sym(str(tok))
+        return N.Sym(ident(tok))
 
     def equation(self, name, rhs):
-        return N.Equation(str(name), rhs)
+        return N.Equation(ident(name), rhs)
 
     def add(self, a, b):
         return N.Add(a, b)
@@ -199,7 +199,7 @@ class _ToTree(Transformer):
         return _power_of(e)
 
     def call(self, fname, args):
-        name = "".join(str(fname).split())
+        name = ident("".join(str(fname).split()))
         return N.Call(name, tuple(args.children), col=fname.column)
 
     def norm(self, e):
@@ -212,6 +212,12 @@ class _ToTree(Transformer):
 
     def transpose_dot(self, a):
         return N.Transpose(a)
+
+
+def ident(name) -> str:
+    """A name as Python spells it (NFKC: ϵ is ε), so that generated code finds its variables."""
+    import unicodedata
+    return unicodedata.normalize("NFKC", str(name))
 
 
 def _number(text: str) -> N.Num:
@@ -252,7 +258,7 @@ def parse(text: str) -> N.Node:
     if "\x00" in text:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
     try:
-        tree = _parser().parse(_mark_norm_bars(text))
+        tree = _parser().parse(_mark_norm_bars(text.replace("−", "-")))     # U+2212, as typeset
         return _ToTree().transform(tree)
     except UnexpectedCharacters as e:
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""

@@ -267,7 +267,8 @@ def _note_absent(d, absent):
 
 def _names(wrt) -> list:
     """`wrt` as a list of names: "x", "W,b,X" or a list."""
-    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    from .parse import ident
+    names = [ident(w.strip()) for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
     if not names:
         raise IndexCalcError("--wrt names no variable")
     return names

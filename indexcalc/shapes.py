@@ -8,6 +8,7 @@ non-scalar becomes the ones vector, and juxtaposition with a scalar becomes Scal
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -93,8 +94,8 @@ def parse_decls(text: str | None) -> dict:
         if not m:
             raise ShapeError(f"cannot read the declaration {part.strip()!r}: write it as `name: m×n`, "
                              "`name: n`, `name: 1×n` or `name: scalar`")
-        name, spec = m.group(1), m.group(2)
-        if not re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", name):
+        name, spec = unicodedata.normalize("NFKC", m.group(1)), m.group(2)
+        if not re.fullmatch(r"[A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ][0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ]*", name):
             raise ShapeError(f"{name!r} in --where is not a variable name")
         if name in decls or name in decls.functions:
             raise ShapeError(f"{name} is declared twice in --where ({part.strip()!r} and an earlier one)")
@@ -137,7 +138,7 @@ def _decl_shape(name: str, spec: str) -> tuple:
             if int(d) < 1:
                 raise ShapeError(f"the size {d} of {name} must be at least 1")
             out.append(int(d))
-        elif re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", d):
+        elif re.fullmatch(r"[A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ][0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ]*", d):
             out.append(d)
         else:
             raise ShapeError(f"cannot read the size {d!r} of {name}")
@@ -145,7 +146,7 @@ def _decl_shape(name: str, spec: str) -> tuple:
 
 
 def default_kind(name: str) -> str:
-    if name.lower() in GREEK or re.match(r"[α-ωΑ-Ω]", name):
+    if name.lower() in GREEK or re.match(r"[α-ωΑ-Ωϑϕϵϱϖ]", name):
         return "scalar"
     if len(name) > 1 and name[0] == "d" and name[1].isupper():   # dY: shaped like Y
         return "matrix"

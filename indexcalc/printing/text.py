@@ -211,12 +211,12 @@ def _sum(n):
     """a + b - c + ...: down the left operands without recursion (10,000 terms); each right
     operand in parentheses if it is itself a sum. a - (-b) prints a + b."""
     spine = N.left_spine(n, (N.Add, N.Sub))
-    out = [_wrap(spine[-1].a, ADD)]
+    out = [_beside(spine[-1].a, spine[-1].b, ADD)]
     for x in reversed(spine):
         b, op = x.b, "+" if isinstance(x, N.Add) else "-"
         if op == "-" and isinstance(b, N.Neg):
             b, op = b.a, "+"
-        out.append(f"{op} {_wrap(b, ADD + 1)}")
+        out.append(f"{op} {_beside(b, x.a, ADD + 1)}")
     return " ".join(out), ADD
 
 
@@ -224,12 +224,20 @@ def _binary(op, level):
     return lambda n: (f"{_wrap(n.a, level)} {op} {_wrap(n.b if hasattr(n, 'b') else n.s, level + 1)}", level)
 
 
+def _beside(node, other, level):
+    """An operand of + - ∘ ⊘: the ones vector is a bare `1` beside a vector or matrix, which
+    reads it back as the ones (SPEC §1.1: `1 - y`, `1 ⊘ x`); beside a scalar it would be the number."""
+    if isinstance(node, N.Ones) and other.shape != N.SCALAR and not isinstance(other, N.Ones):
+        return "1"
+    return _wrap(node, level)
+
+
 def _hadamard(op, n):
     """`A ∘ B ∘ C` chains bare; any other product or quotient beside ∘ or ⊘ is bracketed:
     `(A B) ∘ C`, `A ∘ (B C)`, `(A / 2) ∘ B`."""
     chain = isinstance(n.a, (N.Hadamard, N.HadDiv)) and not (_EXPLICIT.get() and type(n.a) is not type(n))
-    left = _p(n.a)[0] if chain else _wrap(n.a, UNARY)
-    return f"{left} {op} {_wrap(n.b, UNARY)}", TERM
+    left = _p(n.a)[0] if chain else _beside(n.a, n.b, UNARY)
+    return f"{left} {op} {_beside(n.b, n.a, UNARY)}", TERM
 
 
 def _transpose(n):
