@@ -1,4 +1,7 @@
 """indexcalc: matrix and tensor derivatives in index notation, step by step, checked numerically."""
+import sys
+import types
+
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError, VerificationError
 from .parse import parse
 
@@ -44,11 +47,22 @@ def check(expr, wrt, answer, where=None):
     True
     """
     from .check import check as _check
-    globals()["check"] = _check_api      # importing the submodule indexcalc.check rebinds this name
     return _check(expr, wrt, answer, where)
 
 
-_check_api = check
+class _Package(types.ModuleType):
+    """The package keeps its function check() when its submodule indexcalc.check is imported
+    (the import system would set the attribute `check` to the submodule, and
+    `indexcalc.check(...)` would fail after the first use). The submodule stays
+    sys.modules["indexcalc.check"]."""
+
+    def __setattr__(self, name, value):
+        if name == "check" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = ["derive", "backprop", "check", "parse", "IndexCalcError", "ParseError", "ShapeError",

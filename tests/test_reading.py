@@ -158,6 +158,15 @@ READINGS += [
     ("sum(alpha ∘ X ∘ X)", None, "X", {"alpha": ((), ""), "X": ((S, N), "")}, lambda e: np.sum(e["alpha"] * e["X"] ** 2)),
     ("sum(1 ⊘ (1 + exp(-X)))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(sig(e["X"]))),
     ("a^T (2 1)", None, "a", {"a": ((N,), "")}, lambda e: 2 * np.sum(e["a"])),
+    # notation of papers: a covariance Σ, ⊙, hats, ϵ, a typeset minus
+    ("1/2 (x - μ)^T Σ^-1 (x - μ)", "μ: n, Σ: n×n", "x", {"x": ((N,), ""), "μ": ((N,), ""), "Σ": ((N, N), "wellcond")},
+     lambda e: 0.5 * (e["x"] - e["μ"]) @ np.linalg.inv(e["Σ"]) @ (e["x"] - e["μ"])),
+    ("sum(A ⊙ B C)", None, "A", {"A": ((M, N), ""), "B": ((M, N), ""), "C": ((N, S), "")},
+     lambda e: np.sum((e["A"] * e["B"]) @ e["C"])),
+    ("1/m sum(Y ∘ log(Ŷ))", "Y: m×k", "Ŷ", {"Y": ((S, N), ""), "Ŷ": ((S, N), "positive")},
+     lambda e: np.sum(e["Y"] * np.log(e["Ŷ"])) / S),
+    ("ϵ ‖x‖^2 − 2 x^T y", None, "x", {"ε": ((), ""), "x": ((N,), ""), "y": ((N,), "")},
+     lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]

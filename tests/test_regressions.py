@@ -32,8 +32,9 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     # the ones vector of `1 b` has a size no variable has (KeyError in the guard)
     ("1 b", "b", "b: 1×n", {"b": R.normal(size=(1, 3))}, lambda e: np.ones((3, 1)) @ e["b"]),
     # a 1×1 matrix under ^-T: np.linalg.inv of a number
-    ("aT X^-T b", "X", None, {"aT": R.normal(size=3), "X": np.array([[1.7]]), "b": np.array([0.8])},
-     lambda e: e["aT"] * e["b"][0] / e["X"][0, 0]),
+    # (b a scalar by declaration: a default vector is never made size 1 by inference, SPEC §1.1)
+    ("aT X^-T b", "X", "b: scalar", {"aT": R.normal(size=3), "X": np.array([[1.7]]), "b": 0.8},
+     lambda e: e["aT"] * e["b"] / e["X"][0, 0]),
     # 1 - tanh² came back from sp.simplify as 1/cosh², a function no printer knows
     ("tanh(1^T A (A ∘ A) a)", "A", "A: m×m, a: m", {"A": R.normal(size=(3, 3)) * 0.5, "a": R.normal(size=3)},
      lambda e: np.tanh(np.sum(e["A"] @ (e["A"] * e["A"]) @ e["a"]))),
@@ -52,14 +53,15 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("‖x‖ ‖y‖", "x", None, {"x": R.normal(size=3), "y": R.normal(size=4)},
      lambda e: np.linalg.norm(e["x"]) * np.linalg.norm(e["y"])),
     # x(...) is a product when x is a variable elsewhere in the input
-    ("x(A + I) x", "x", None, {"x": R.normal(size=1), "A": R.normal(size=(1, 1))},
-     lambda e: e["x"] @ (e["A"] + np.eye(1)) @ e["x"]),
+    ("x(A + I) x", "x", "x: scalar", {"x": 0.7, "A": R.normal(size=(2, 2))},
+     lambda e: e["x"] * (e["A"] + np.eye(2)) * e["x"]),
     # A 1 + B 1 was factored as (A + B) 1 although the two ones vectors differ in size
     ("log(sum(exp((A 1) + (B 1))))", "A", "A: m×m, B: m×n", {"A": R.normal(size=(3, 3)), "B": R.normal(size=(3, 4))},
      lambda e: np.log(np.sum(np.exp(e["A"].sum(axis=1) + e["B"].sum(axis=1))))),
-    # diag of a size-1 vector indexed its 1×1 result by nothing (TypeError inside KroneckerDelta)
-    ("xT diag(a) x", "xT", None, {"xT": R.normal(size=3), "a": R.normal(size=1), "x": R.normal(size=1)},
-     lambda e: e["xT"] * e["a"][0] * e["x"][0]),
+    # diag of a size-1 vector indexed its 1×1 result by nothing (TypeError inside KroneckerDelta);
+    # a size-1 vector now comes only from a matrix inferred n×1 (a default vector never is)
+    ("xT diag(A 1) X", "xT", "X: 1×n", {"xT": R.normal(size=3), "A": R.normal(size=(1, 2)), "X": R.normal(size=(1, 2))},
+     lambda e: np.outer(e["xT"] * e["A"].sum(), e["X"][0])),
     # an exp(Σ ...) inside a term: its index is named canonically, like the term's own
     ("2 log(sum(exp(A^-1 a)))", "a", "A: p×p, a: p", {"A": W, "a": R.normal(size=3)},
      lambda e: 2 * np.log(np.sum(np.exp(np.linalg.solve(e["A"], e["a"]))))),
