@@ -208,7 +208,7 @@ class _ToTree(Transformer):
     def norm_sub(self, e, sub):
         """‖X‖_F is the Frobenius norm; ‖x‖_2 the Euclidean norm of a vector (of a matrix, the
         spectral norm: shapes.py refuses it)."""
-        return N.Call("norm_F" if "F" in sub or "fro" in sub else "norm_2", (e,))
+        return N.Call("norm_F" if "F" in sub or "fro" in sub else "norm_1" if "1" in sub else "norm_2", (e,))
 
     def transpose_dot(self, a):
         return N.Transpose(a)

@@ -473,7 +473,7 @@ def _generic_name(base: str) -> bool:
 def suggest(name: str) -> str | None:
     """The known function name nearest to `name` (difflib), or None."""
     import difflib
-    pool = sorted(set(CALLS) | {k for k, v in ALIASES.items() if v} - {"norm_F", "norm_2"})
+    pool = sorted(set(CALLS) | {k for k, v in ALIASES.items() if v} - {"norm_F", "norm_2", "norm_1"})
     near = difflib.get_close_matches(name.lower() if len(name) > 1 else name, pool, n=1, cutoff=0.6)
     return near[0] if near else None
 
@@ -536,19 +536,20 @@ def _norm(cls):
 
 
 def _sum(I, node):
-    args = _args(I, node, (1, 2), "a matrix and optionally an axis: sum(X) or sum(X, 1)")
+    f = node.name                      # sum, or mean (which reuses this rule)
+    args = _args(I, node, (1, 2), f"a matrix and optionally an axis: {f}(X) or {f}(X, 1)")
     if len(args) == 1:
         return N.SumAll(args[0])
     a, axis = args
     if not (isinstance(axis, N.Num) and axis.value in (0, 1)):
-        raise ShapeError("the axis of sum(X, axis) must be 0 (sum down the rows) or 1 (sum along the columns)")
+        raise ShapeError(f"the axis of {f}(X, axis) must be 0 (down the rows) or 1 (along the columns)")
     k = int(axis.value)
     return N.SumAxis(a, k, (a.shape[0], 1) if k == 1 else (1, a.shape[1]))
 
 
 def _mean(I, node):
     """mean(X), mean(X, k): as sum, divided by the number of entries summed."""
-    out = _sum(I, node.replace(name="sum"))
+    out = _sum(I, node)
     if isinstance(out, N.SumAll):
         return N.Mean(out.a)
     return N.MeanAxis(out.a, out.axis, out.shape)
@@ -618,6 +619,12 @@ def _norm_sub(which):
                                    "not supported; ‖X‖_F is the Frobenius norm")
         return N.Norm(a)
     return rule
+
+
+def _norm_1(I, node):
+    """‖w‖_1: the sum of absolute values of the entries (of a matrix, entry-wise, as ‖vec X‖_1)."""
+    (a,) = _args(I, node, 1, "one vector or matrix")
+    return N.SumAll(N.Func("abs", a, a.shape))
 
 
 def node_text(node) -> str:
@@ -713,6 +720,7 @@ CALLS = {
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
     "softmax": _softmax, "diag": _diag, "mean": _mean, "max": _max, "leaky_relu": _leaky_relu,
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),
+    "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE},
     # the step function (Heaviside): printed step(X), so that it is never read as a size H
