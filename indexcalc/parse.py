@@ -214,6 +214,16 @@ class _ToTree(Transformer):
         return N.Transpose(a)
 
 
+# characters of typeset or pasted mathematics, as the language writes them
+TYPESET = {"−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3"}
+
+
+def _typeset(text: str) -> str:
+    for k, v in TYPESET.items():
+        text = text.replace(k, v)
+    return text
+
+
 def ident(name) -> str:
     """A name as Python spells it (NFKC: ϵ is ε), so that generated code finds its variables."""
     import unicodedata
@@ -258,7 +268,7 @@ def parse(text: str) -> N.Node:
     if "\x00" in text:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
     try:
-        tree = _parser().parse(_mark_norm_bars(text.replace("−", "-")))     # U+2212, as typeset
+        tree = _parser().parse(_mark_norm_bars(_typeset(text)))
         return _ToTree().transform(tree)
     except UnexpectedCharacters as e:
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""

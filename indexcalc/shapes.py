@@ -637,6 +637,9 @@ def node_text(node) -> str:
 
 def _dot(I, node):
     a, b = _args(I, node, 2, "two vectors: dot(x, a)")
+    if I.scalar(a) or I.scalar(b):          # λ · ‖w‖^2: a product with a scalar, as papers write it
+        s, m = (a, b) if I.scalar(a) else (b, a)
+        return N.ScalarMul(s, m, m.shape)
     for v in (a, b):
         r, c = I.res(v.shape)
         if r != 1 and c != 1:

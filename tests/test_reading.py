@@ -167,6 +167,8 @@ READINGS += [
      lambda e: np.sum((e["A"] * e["B"]) @ e["C"])),
     ("1/m sum(Y ∘ log(Ŷ))", "Y: m×k", "Ŷ", {"Y": ((S, N), ""), "Ŷ": ((S, N), "positive")},
      lambda e: np.sum(e["Y"] * np.log(e["Ŷ"])) / S),
+    ("λ · ‖w‖² + xᵀ A⁻¹ w", None, "w", {"λ": ((), ""), "w": ((N,), ""), "x": ((N,), ""), "A": ((N, N), "wellcond")},
+     lambda e: e["λ"] * np.sum(e["w"] ** 2) + e["x"] @ np.linalg.inv(e["A"]) @ e["w"]),
     ("ϵ ‖x‖^2 − 2 x^T y", None, "x", {"ε": ((), ""), "x": ((N,), ""), "y": ((N,), "")},
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
 ]
