@@ -491,7 +491,7 @@ def _call(I: _Infer, node: N.Call):
         return CALLS[known](I, node.replace(name=known))
     if _generic_name(base):
         return _elementwise(I, node)
-    if name[:1].isupper() and len(node.args) == 1:   # W(x + b): a matrix times a bracket
+    if re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) and len(node.args) == 1:   # W(x + b), W1(h): a matrix times a bracket
         return I.run(N.MatMul(N.Sym(name), node.args[0]))
     near = suggest(base)
     raise UnsupportedError(f"unknown function {name!r}" + (f"; did you mean {near}?" if near else "")

@@ -117,6 +117,8 @@ READINGS += [
     ("sum(act(X))", "act: function", "X", {"X": ((S, N), "")}, None),     # generic: no NumPy to compare
     ("sum(W(x + b))", None, "x", {"W": ((M, N), ""), "x": ((N,), ""), "b": ((N,), "")},
      lambda e: np.sum(e["W"] @ (e["x"] + e["b"]))),                      # a matrix times a bracket
+    ("sum(W2(W1 x))", None, "x", {"W2": ((M, N), ""), "W1": ((N, N), ""), "x": ((N,), "")},
+     lambda e: np.sum(e["W2"] @ e["W1"] @ e["x"])),
     # ---- 4. new functions, each checked against NumPy
     ("mean(X W)", None, "W", X_W, lambda e: np.mean(e["X"] @ e["W"])),
     ("sum(mean(X, 1))", None, "X", {"X": ((S, N), "")}, lambda e: np.sum(np.mean(e["X"], axis=1))),
@@ -262,6 +264,8 @@ REFUSALS = [
     ("sum(leaky_relu(X, 1, 2))", None, ["leaky_relu"]),
     ("sum(mean(X, 2))", None, ["axis"]),
     ("sum(logsumexp(X, Y))", None, ["logsumexp"]),
+    ("sum(LayerNorm(X))", None, ["LayerNorm"]),                  # not the matrix LayerNorm times X
+    ("sum(Dropout(X))", None, ["Dropout"]),
     # 7. a default-kind vector never silently becomes a scalar
     ("tr(x)", None, ["x", "scalar"]),
     ("x^T^T a", None, ["a", "scalar"]),
