@@ -185,4 +185,5 @@ def numpy_code(name: str, arg: str) -> str:
 
 
 def _python_name(name: str) -> str:
-    return name.rstrip("'") + "_" + "prime" * (len(name) - len(name.rstrip("'"))) if name.endswith("'") else name
+    """h' -> h_prime, h'' -> h_prime_prime (verify reads each _prime back as one ')."""
+    return name.rstrip("'") + "_prime" * (len(name) - len(name.rstrip("'")))

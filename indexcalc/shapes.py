@@ -489,6 +489,10 @@ def _call(I: _Infer, node: N.Call):
     known = canonical(name)
     if known is not None:
         return CALLS[known](I, node.replace(name=known))
+    if base != name and canonical(base) is not None:       # σ'(z): not a generic σ'
+        raise UnsupportedError(f"{name}(...): the derivative of the known function {canonical(base)} is not "
+                               f"written with a prime here; write it out (e.g. sigmoid(z) ∘ (1 - sigmoid(z)), "
+                               f"H(z) for relu')")
     if _generic_name(base):
         return _elementwise(I, node)
     if re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) and len(node.args) == 1:   # W(x + b), W1(h): a matrix times a bracket

@@ -266,6 +266,7 @@ REFUSALS = [
     ("sum(logsumexp(X, Y))", None, ["logsumexp"]),
     ("sum(LayerNorm(X))", None, ["LayerNorm"]),                  # not the matrix LayerNorm times X
     ("sum(Dropout(X))", None, ["Dropout"]),
+    ("sum(σ'(X))", None, ["σ'", "sigmoid"]),
     # 7. a default-kind vector never silently becomes a scalar
     ("tr(x)", None, ["x", "scalar"]),
     ("x^T^T a", None, ["a", "scalar"]),
@@ -370,3 +371,10 @@ def test_print_and_repr_show_the_closed_form_not_the_tree():
     assert indexcalc.check("x^T x", "x", "x").correct is False      # indexcalc.check stays the function
     for f in (indexcalc.derive, indexcalc.backprop, indexcalc.check):
         assert f.__doc__ and len(f.__doc__) > 100
+
+
+def test_second_derivative_of_a_generic_function_is_checked_with_h_second():
+    """h'' in NumPy code is h_prime_prime, which the guard reads back as h'' (it read h'prime,
+    another test function, and called the right answer wrong: exit 3)."""
+    d = derive("sum(h'(X))", "X")
+    assert d.closed_form == "h''(X)"
