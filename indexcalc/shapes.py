@@ -442,6 +442,8 @@ def _hadamard(cls, opname):
                 s, m = (a, b) if I.scalar(a) else (b, a)
                 return m if _one_literal(s) else N.ScalarMul(s, m, m.shape)
             if I.scalar(b):
+                if isinstance(b, N.Num) and b.value == 0:
+                    raise ShapeError("division by zero")
                 return N.Div(a, b, a.shape)
             a = _spread(I, a, b)
         return cls(a, b, I.broadcast(a, b, opname))
@@ -574,6 +576,7 @@ def _leaky_relu(I, node):
     if len(node.args) not in (1, 2):
         raise ShapeError(f"leaky_relu takes an array and a slope: leaky_relu(X, a), not {len(node.args)} argument(s)")
     x, a = node.args[0], (node.args[1] if len(node.args) == 2 else N.num(0.01))
+    I.need_scalar(I.run(a), "the slope of leaky_relu(X, a)")
     if isinstance(a, N.Num):
         rest = N.num(1 - a.value) if isinstance(a.value, float) else N.Num(1 - a.value)
     else:

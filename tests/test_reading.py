@@ -267,6 +267,8 @@ REFUSALS = [
     ("sum(LayerNorm(X))", None, ["LayerNorm"]),                  # not the matrix LayerNorm times X
     ("sum(Dropout(X))", None, ["Dropout"]),
     ("sum(σ'(X))", None, ["σ'", "sigmoid"]),
+    ("sum(leaky_relu(X, x))", None, ["slope", "x"]),            # the slope is a scalar
+    ("sum(X ⊘ 0)", None, ["division by zero"]),
     # 7. a default-kind vector never silently becomes a scalar
     ("tr(x)", None, ["x", "scalar"]),
     ("x^T^T a", None, ["a", "scalar"]),
