@@ -685,21 +685,7 @@ COOKBOOK = ids("cookbook", COOKBOOK)
 # answercheck; tests/test_peer_cases.py marks them xfail(strict=True)). When a fix makes one
 # pass, its XPASS fails the suite: delete its line here.
 XFAIL = {
-    "sympy-01-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "sympy-02-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "sympy-03-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "sympy-04-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "sympy-09-i": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "sympy-18-A": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "diffmatic-09-x": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "diffmatic-76-x-h": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "diffmatic-85-x": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "diffmatic-86-x": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
-    "diffmatic-87-x": "SPEC §1.1: --wrt a declared variable that does not occur gives the zero derivative (reading, issue 12; refused today)",
     "sympy-05-i": "an element-wise power with a scalar variable exponent, x .^ i, is a parse error (grammar: reading)",
-    "sympy-06-i": "(i 1) ∘ x: a scalar times the ones vector in a Hadamard product is refused (SPEC §1.1 ones/broadcasting: reading)",
-    "sympy-76-x": "tan is read as a generic function: numpy 'tan_prime(x)' is undefined (SPEC §1 lists tan: reading)",
-    "cookbook-48-X": "‖X‖_F is a parse error (SPEC §1.1: reading)",
 }
 
 CASES = []
