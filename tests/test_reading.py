@@ -214,14 +214,7 @@ def test_value_as_read(text, where, wrt, spec, ref):
         assert np.allclose(got.reshape(want.shape) if got.size == want.size else got, want), (text, got, want)
 
 
-# on main, the NumPy printer spells diag(v) (T 1) inside diag(...) A with a spurious [:, None]
-# (exit 3; the same with the lowered form written out): a known bug of the code printer
-KNOWN_BUGS = {"sum(T ∘ log_softmax(X W))"}
-DERIVED = [pytest.param(*r, marks=pytest.mark.xfail(strict=True, reason="NumPy printer bug on main"))
-           if r[0] in KNOWN_BUGS else r for r in CHECKED]
-
-
-@pytest.mark.parametrize("text,where,wrt,spec,ref", DERIVED, ids=[r[0] for r in CHECKED])
+@pytest.mark.parametrize("text,where,wrt,spec,ref", CHECKED, ids=[r[0] for r in CHECKED])
 def test_derivative_as_read(text, where, wrt, spec, ref):
     """The derivative indexcalc gives is that of the hand-written NumPy (finite differences)."""
     rng = np.random.default_rng(11)
