@@ -45,7 +45,7 @@ def derive_json(d, command="derive", extra=None) -> str:
             "index_form": r.index_form, "closed_form": r.closed_form, "latex": r.latex,
             "numpy": r.numpy, "function": r.function,
             "steps": [{"rule": s.rule, "latex": s.latex, "text": s.text} for s in r.steps],
-            "checked": {"method": "central finite differences", "sizes": r.checked_sizes},
+            "checked": {"method": "finite differences along random directions", "sizes": r.checked_sizes},
             **({"with_output": with_output[r.wrt]} if r.wrt in with_output else {}),
         })
     if extra:
@@ -157,7 +157,7 @@ def derive_text(d, assume=None) -> str:
             lines.append(f"              {r.index_form}")
         lines.append(f"numpy:        {r.numpy}")
         sizes = ", ".join(f"{k}={v}" for k, v in r.checked_sizes.items())
-        lines.append("checked:      agrees with central finite differences on random arrays"
+        lines.append("checked:      agrees with finite differences along random directions at a random point"
                      + (f" ({sizes})" if sizes else ""))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
