@@ -611,7 +611,10 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
               "NumPy function": _function_value(R, result.function)}
     if closed is not None:
         checks["closed form"] = _closed_value(R, closed, layout)
-    point = V.guard_somewhere(checks, V.Target(gradient, var), lambda: V.sample(R.typed, R.variables, rng),
+    # the rounding floor of the gradient's code: the magnitude of its closed form's terms (a
+    # gradient that is zero by cancellation, as of sum(softmax(a)), has terms of size 1)
+    floor = V.Target.of_tree(first.closed, var).terms if first.closed is not None else None
+    point = V.guard_somewhere(checks, V.Target(gradient, var, floor), lambda: V.sample(R.typed, R.variables, rng),
                               f"d²/d{var}²")
     result.checked_sizes = dict(point.sizes)
     return result

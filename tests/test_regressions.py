@@ -228,3 +228,16 @@ def test_a_generic_function_named_like_a_size_is_the_function_in_the_guard():
     r = d.results[0]
     assert "m'" in r.closed_form or "m_prime" in r.numpy
     assert main(["derive", "su*m((X W) .^ 2)", "--wrt", "su"]) == 0
+
+
+@pytest.mark.parametrize("expr", ["sum(softmax(a))", "‖a / ‖a‖‖"])
+def test_a_hessian_that_is_zero_by_cancellation_is_not_called_a_bug(expr):
+    """The gradient is 0 by cancellation of terms of size 1; its code's rounding (1e-17) was
+    measured against a floor of the gradient's own (zero) size: exit 3, or 'do not settle'
+    (long random run). The floor is now the magnitude of the gradient's terms."""
+    import numpy as np
+    from indexcalc import verify as V
+    d = derive(expr, "a", "a: n", order=2)
+    r = d.results[0]
+    point = V.sample(d.tree, d.variables, np.random.default_rng(5))
+    assert np.abs(V.eval_code(r.numpy, point)).max() < 1e-12       # the Hessian is zero
