@@ -185,7 +185,10 @@ def _protect_leading_minus(argv, parser) -> list:
     stays, as the API would read it."""
     options, takes_value = _options(parser)
     command = next((a for a in argv if a in _subcommands(parser)), None)
-    own = _options(_subcommands(parser)[command])[0] if command else options
+    if command:     # another command's option (codegen's --params) is an expression here
+        own, own_valued = _options(_subcommands(parser)[command])
+        options, takes_value = own | {o for a in parser._actions for o in a.option_strings}, own_valued
+    own = options
     out, protected = [], set()
     for k, a in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in takes_value

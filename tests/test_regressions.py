@@ -241,3 +241,9 @@ def test_a_hessian_that_is_zero_by_cancellation_is_not_called_a_bug(expr):
     r = d.results[0]
     point = V.sample(d.tree, d.variables, np.random.default_rng(5))
     assert np.abs(V.eval_code(r.numpy, point)).max() < 1e-12       # the Hessian is zero
+
+
+def test_another_commands_option_is_an_expression_here():
+    """`--params` is codegen's option; in derive it is the expression -(-params), as the API
+    reads it (argparse said 'the following arguments are required', found by the long fuzz run)."""
+    assert main(["derive", "--params", "--wrt", "params"]) == 0
