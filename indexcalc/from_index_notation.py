@@ -306,6 +306,8 @@ def parse_index(text: str):
     """Text -> ("equation", lhs, rhs) or an expression tree; ParseError with a caret."""
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
+    from .parse import one_line
+    text = one_line(text)
     try:
         tree = _parser().parse(text)
         return _ToTree().transform(tree)

@@ -261,10 +261,21 @@ def _power_of(p: N.Node):
     return build
 
 
+def one_line(text: str) -> str:
+    """Line breaks and tabs are white space; as spaces (one character each) the input is one
+    line, so an error's column counts from its start and the caret stands under it (lark
+    counts columns from the start of each line: a caret under '\\n^' pointed at column 1)."""
+    return text.translate(_ONE_LINE)
+
+
+_ONE_LINE = {ord(c): " " for c in "\n\r\t\v\f"}
+
+
 def parse(text: str) -> N.Node:
     """Parse one expression or equation; raises ParseError with a caret at the column."""
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
+    text = one_line(text)
     if "\x00" in text:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
     try:

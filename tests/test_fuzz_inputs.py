@@ -109,6 +109,7 @@ def assert_clear(status, err):
 @given(INPUTS)
 @example(" -")            # the CLI took the user's own leading space with its protection's
 @example("\xa0^")         # the input line itself looks like a caret to str.strip
+@example("\n^")           # a line break: the caret counts columns from the input's start
 @example("--w")           # an ambiguous abbreviation (--wrt, --where) is an expression, as in the API
 def test_fuzzed_expressions_never_crash(text):
     wrt = variable_of(text)
