@@ -14,6 +14,7 @@ side's declaration says otherwise. Indices run from 1; entries out of range are 
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 from dataclasses import dataclass
@@ -685,19 +686,13 @@ def _sum_lower(P, ctx, n: Sum):
     return ctx.sum(lower(P, ctx, n.body), *[index_symbol(i) for i in n.indices])
 
 
+# what each Op means, for SymPy entries (lower) and NumPy arrays (index_eval) alike
+OPS = {"+": operator.add, "-": operator.sub, "neg": operator.neg, "*": operator.mul,
+       "/": operator.truediv, "^": operator.pow}
+
+
 def _op_lower(P, ctx, n: Op):
-    args = [lower(P, ctx, a) for a in n.args]
-    if n.op == "+":
-        return args[0] + args[1]
-    if n.op == "-":
-        return args[0] - args[1]
-    if n.op == "neg":
-        return -args[0]
-    if n.op == "*":
-        return args[0] * args[1]
-    if n.op == "/":
-        return args[0] / args[1]
-    return args[0] ** args[1]
+    return OPS[n.op](*[lower(P, ctx, a) for a in n.args])
 
 
 LOWER = {

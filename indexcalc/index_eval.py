@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import functions as F
 from . import nodes as N
-from .from_index_notation import Call, Delta, IndexProblem, Num, Op, Ref, Scalar, Sum
+from .from_index_notation import OPS, Call, Delta, IndexProblem, Num, Op, Ref, Scalar, Sum
 
 
 class Evaluator:
@@ -93,18 +93,7 @@ def _sum(E, n: Sum, axes):
 
 
 def _op(E, n: Op, axes):
-    args = [E.value(a, axes) for a in n.args]
-    if n.op == "+":
-        return args[0] + args[1]
-    if n.op == "-":
-        return args[0] - args[1]
-    if n.op == "neg":
-        return -args[0]
-    if n.op == "*":
-        return args[0] * args[1]
-    if n.op == "/":
-        return args[0] / args[1]
-    return np.power(args[0], args[1])
+    return OPS[n.op](*[E.value(a, axes) for a in n.args])
 
 
 def _call(E, n: Call, axes):

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .nodes import kind_of  # noqa: F401  (one kind_of for every rank; layout re-exports it)
+
 SCALAR = (1, 1)
-
-
-def kind_of(shape) -> str:
-    shape = tuple(shape)
-    if len(shape) > 2:
-        return "tensor"
-    if shape == SCALAR:
-        return "scalar"
-    if shape[1] == 1:
-        return "vector"
-    if shape[0] == 1:
-        return "rowvector"
-    return "matrix"
 
 
 def array_shape(shape) -> tuple:

@@ -407,7 +407,10 @@ def left_spine(node: Node, types, same_shape=True) -> list:
 
 
 def kind_of(shape) -> str:
-    """scalar | vector (a column) | rowvector | matrix."""
+    """scalar | vector (a column) | rowvector | matrix | tensor (rank 3 or more)."""
+    shape = tuple(shape)
+    if len(shape) > 2:
+        return "tensor"
     if shape == SCALAR:
         return "scalar"
     if shape[1] == 1:
