@@ -341,6 +341,7 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
 def evaluate_at(d: Derivation, values: dict) -> dict:
     """`--at` for index notation: the input's value (from its parsed tree) and each
     derivative's NumPy code at the given numbers."""
+    from .pipeline import fit_sizes          # pipeline imports this module when it needs it
     missing = [n for n, _ in d.variables.items() if n not in values]
     if missing:
         raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")
@@ -351,12 +352,7 @@ def evaluate_at(d: Derivation, values: dict) -> dict:
         want = LY.array_shape(v.shape)
         if a.ndim != len(want):
             raise IndexCalcError(f"--at: {name} needs {len(want)} axes ({LY.show_dims(v.shape)}), not {a.ndim}")
-        for dim, n in zip(want, a.shape):
-            if isinstance(dim, str):
-                if point.sizes.setdefault(dim, n) != n:
-                    raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {point.sizes[dim]}")
-            elif isinstance(dim, int) and dim != n:
-                raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
+        fit_sizes(name, want, a.shape, point.sizes)
         point.env[name] = float(a) if a.ndim == 0 else a
         point.env2d[name] = a.reshape(-1, 1) if a.ndim == 1 else a.reshape(1, 1) if a.ndim == 0 else a
     for name, v in d.variables.items():                # computed sizes (d - k + 1) must fit too

@@ -823,6 +823,17 @@ def _numbers(name: str, value) -> np.ndarray:
     return np.array(value, dtype=float)
 
 
+def fit_sizes(name: str, want, shape, sizes: dict) -> None:
+    """--at: an array's axes against its declared sizes; a size name takes the first number
+    it meets, and every later array must agree with it (sizes is filled in place)."""
+    for dim, n in zip(want, shape):
+        if isinstance(dim, str):
+            if sizes.setdefault(dim, n) != n:
+                raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {sizes[dim]}")
+        elif isinstance(dim, int) and dim != n:
+            raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
+
+
 def evaluate_at(d: Derivation, values: dict) -> dict:
     """The value and each derivative at the given numbers (`--at`), from values checked by
     parse_values: each variable's array must have its kind's axes and fit the sizes. NumPy
@@ -850,12 +861,7 @@ def evaluate_at(d: Derivation, values: dict) -> dict:
             need = "a number" if not want else f"{len(want)} ax{'is' if len(want) == 1 else 'es'}"
             got = "a number" if a.ndim == 0 else f"an array of shape {a.shape}"
             raise IndexCalcError(f"--at: {name} ({show_shape(v.shape)}) needs {need}, not {got}")
-        for dim, n in zip(want, a.shape):
-            if isinstance(dim, str):
-                if point.sizes.setdefault(dim, n) != n:
-                    raise IndexCalcError(f"--at: {name} has {n} where the size {dim} is {point.sizes[dim]}")
-            elif isinstance(dim, int) and dim != n:
-                raise IndexCalcError(f"--at: {name} must have size {dim} there, not {n}")
+        fit_sizes(name, want, a.shape, point.sizes)
         point.env2d[name] = to_2d(a, v)
     for name, v in d.variables.items():                # computed sizes (d - k + 1) must fit too
         for dim, n in zip(v.array_shape, values[name].shape):
