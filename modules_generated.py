@@ -80,7 +80,7 @@ class ReLUModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         X = self._cache["X"]
-        # ∂L/∂X = step(X) ∘ dY
+        # ∂L/∂X = dY ∘ step(X)
         return (X > 0) * dY
 
 
@@ -97,8 +97,8 @@ class SigmoidModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         Y = self._cache["Y"]
-        # ∂L/∂X = (1 1^T - Y) ∘ dY ∘ Y
-        return ((np.ones(dY.shape[0])[:, None] - Y) * dY) * Y
+        # ∂L/∂X = dY ∘ Y ∘ (1 - Y)
+        return (dY * Y) * (np.ones(dY.shape[0])[:, None] - Y)
 
 
 class TanhModule(_Module):
@@ -114,8 +114,8 @@ class TanhModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         Y = self._cache["Y"]
-        # ∂L/∂X = (1 1^T - Y .^ 2) ∘ dY
-        return (np.ones(dY.shape[0])[:, None] - (Y ** 2)) * dY
+        # ∂L/∂X = dY ∘ (1 - Y .^ 2)
+        return dY * (np.ones(dY.shape[0])[:, None] - (Y ** 2))
 
 
 class SoftMaxModule(_Module):
@@ -131,8 +131,8 @@ class SoftMaxModule(_Module):
         """Returns ∂L/∂X, given dout = ∂L/∂Y."""
         dY = dout
         Y = self._cache["Y"]
-        # ∂L/∂X = Y ∘ (dY - (Y ∘ dY) 1 1^T)
-        return Y * (dY - (Y * dY).sum(axis=1)[:, None])
+        # ∂L/∂X = Y ∘ (dY - (dY ∘ Y) 1 1^T)
+        return Y * (dY - (dY * Y).sum(axis=1)[:, None])
 
 
 class CrossEntropyModule(_Module):

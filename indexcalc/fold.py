@@ -110,19 +110,39 @@ def _product(node):
 
 
 def _hadamard_factor(node):
-    """A ∘ B ± C ∘ B -> (A ± C) ∘ B for a factor B common to both sides (by equality)."""
+    """A ∘ B ± C ∘ B -> B ∘ (A ± C) for the factors B common to both sides (by equality, all
+    of them: dY ∘ σ + X ∘ dY ∘ σ ∘ (1 - σ) -> dY ∘ σ ∘ (1 + X ∘ (1 - σ)) needs 1 for a side
+    left without factors)."""
+    from .simplify import _hadamard_factors
     if not isinstance(node, (N.Add, N.Sub)):
         return None
-    a, b = node.a, node.b
-    if not (isinstance(a, N.Hadamard) and isinstance(b, N.Hadamard)):
+    fa, fb = _hadamard_factors(node.a), _hadamard_factors(node.b)
+    if len(fa) < 2 or len(fb) < 2:
         return None
-    for common in (a.a, a.b):
-        if common in (b.a, b.b):
-            ra = a.b if a.a == common else a.a
-            rb = b.b if b.a == common else b.a
-            inner = type(node)(ra, rb, node.shape)
-            return N.Hadamard(common, inner, node.shape)
-    return None
+    common, rest_b = [], list(fb)
+    for f in fa:
+        if f in rest_b:
+            common.append(f)
+            rest_b.remove(f)
+    rest_a = list(fa)
+    for f in common:
+        rest_a.remove(f)
+    if not common or not (rest_a or rest_b):
+        return None
+    inner = type(node)(_hadamard_of(rest_a, node.shape), _hadamard_of(rest_b, node.shape), node.shape)
+    return N.Hadamard(_hadamard_of(common), inner, node.shape)
+
+
+def _hadamard_of(parts, shape=None):
+    """The ∘ of the parts; of none, the ones of the shape (1 or 1 1ᵀ)."""
+    if not parts:
+        r, c = shape
+        ones = N.Ones((r, 1))
+        return ones if c == 1 else mm(ones, T(N.Ones((c, 1))))
+    node = parts[0]
+    for p in parts[1:]:
+        node = N.Hadamard(node, p, node.shape)
+    return node
 
 
 RULES = [_diag_of_ones, _product, _hadamard_factor]

@@ -12,6 +12,7 @@ only when it is no longer than its input.
   like terms                A + A = 2 A, c A - A = (c - 1) A, a number out of a product
   exp folded                exp(u) ⊘ (1 + exp(u)) = σ(u); exp(u) / (1ᵀ exp(u)) = softmax(u), each
                             exp(u) factor of a product over (1ᵀ exp(u))^k likewise
+  Hadamard order            variables, then functions, products, sums: dY ∘ Y ∘ (1 - Y)
 """
 from __future__ import annotations
 
@@ -278,8 +279,43 @@ def _replace_factors(n, old, new, k):
     return n, k
 
 
+# ---- the order of a Hadamard product ------------------------------------------------------------
+def _hadamard_factors(n):
+    """The factors of a chain of ∘ whose operands all have its shape (no broadcasting)."""
+    if isinstance(n, N.Hadamard) and n.a.shape == n.shape and n.b.shape == n.shape:
+        return _hadamard_factors(n.a) + _hadamard_factors(n.b)
+    return [n]
+
+
+def _reading_rank(n) -> int:
+    """Variables first, then values of functions, then products, sums last: dY ∘ Y ∘ (1 - Y)."""
+    if isinstance(n, N.Transpose):
+        return _reading_rank(n.a)
+    if isinstance(n, (N.Sym, N.Ones, N.Identity)):
+        return 0
+    if isinstance(n, (N.Func, N.Softmax, N.HadPow)):
+        return 1
+    if isinstance(n, (N.Add, N.Sub, N.Neg)):
+        return 3
+    return 2
+
+
+def _hadamard_order(n):
+    """A ∘ B = B ∘ A: the factors of a Hadamard product in the textbook's order (stable)."""
+    if not isinstance(n, N.Hadamard):
+        return None
+    parts = _hadamard_factors(n)
+    ordered = sorted(parts, key=_reading_rank)
+    if ordered == parts:
+        return None
+    node = ordered[0]
+    for p in ordered[1:]:
+        node = N.Hadamard(node, p, n.shape)
+    return node
+
+
 RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _identity_factor, _sigmoid,
-         _softmax, _number_out_of_product, _like_terms]
+         _softmax, _number_out_of_product, _like_terms, _hadamard_order]
 
 
 def rewrite(node: N.Node) -> N.Node:

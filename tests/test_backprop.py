@@ -90,7 +90,7 @@ def test_softmax_backward_written_with_the_output(capsys, rng):
     from indexcalc.evaluate import evaluate
     from indexcalc.fold import folded_forms
     assert main(["backprop", "Y = softmax(X)", "--wrt", "X"]) == 0
-    assert "written with Y: Y ∘ (dY - (Y ∘ dY) 1 1^T)" in capsys.readouterr().out
+    assert "written with Y: Y ∘ (dY - (dY ∘ Y) 1 1^T)" in capsys.readouterr().out
     d = backprop("Y = softmax(X)", "X")
     X, dY = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
     sizes = {"n": 4, "m": 3}

@@ -139,8 +139,8 @@ def test_problem_file_modules_for_torch_and_jax(tmp_path, target):
 
 
 @pytest.mark.parametrize("eq, wrt, where, want", [
-    ("Y = sigmoid(X)", "X", "X: S×N", "(1 1^T - Y) ∘ dY ∘ Y"),
-    ("Y = tanh(X W + b)", "W", "X: S×M, W: M×N, b: 1×N", "X^T ((1 1^T - Y .^ 2) ∘ dY)"),
+    ("Y = sigmoid(X)", "X", "X: S×N", "dY ∘ Y ∘ (1 - Y)"),
+    ("Y = tanh(X W + b)", "W", "X: S×M, W: M×N, b: 1×N", "X^T (dY ∘ (1 - Y .^ 2))"),
 ])
 def test_backprop_json_also_gives_the_gradient_with_the_output(eq, wrt, where, want):
     """SPEC §6: the gradient in terms of Y too (found by value where the derived form writes

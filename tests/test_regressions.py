@@ -98,7 +98,10 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("cos((2 alpha) / 3)", "alpha", "(-2/3) sin(2 alpha / 3)"),            # -2/3 sin(...) is -2 / (3 sin(...))
     ("tanh(alpha^(1/2))", "alpha", "(1 - tanh(alpha^(1/2))^2) / alpha^(1/2) / 2"),
     ("tanh(alpha^(1/2)) alpha^(-1/2)", "alpha", None),                     # -1/2 folds to a number
-    ("sum(a / 2)", "a", "(1^T)^T / 2"),                                     # `1 / 2` would be a number
+    ("sum(a / 2)", "a", "(1/2) 1"),                                         # `1 / 2` would be a number
+    ("mean(a)", "a", "(1 / n) 1"),                                          # not (1^T)^T / n
+    ("sum(-a)", "a", "-1 1"),                                               # not -(1^T)^T
+    ("sum(1 - sigmoid(X))", "X", "-(sigmoid(X) ∘ (1 - sigmoid(X)))"),          # not (1 1^T - σ) ∘ σ
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) 1"),                     # not alpha + -beta; `s 1` is s times the ones
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
      "-(softmax(a)^T A^T b) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
@@ -196,7 +199,7 @@ def test_the_chain_rule_names_its_summation_index_apart_from_the_functions():
 
 
 @pytest.mark.parametrize("expr,wrt,closed", [
-    ("sum(tanh(X W))", "W", "X^T (1 1^T - tanh(X W) .^ 2)"),      # not (tanh(W^T X^T) .^ 2)^T
+    ("sum(tanh(X W))", "W", "X^T (1 - tanh(X W) .^ 2)"),          # not (tanh(W^T X^T) .^ 2)^T
     ("sum(exp(X W))", "W", "X^T exp(X W)"),
 ])
 def test_transposes_go_into_elementwise_functions_when_that_saves_one(expr, wrt, closed):

@@ -71,6 +71,9 @@ RULES = [
     ("each exp of a product over the total squared", N.Div(mm(exp(u), T(exp(u))), N.Power(TOTAL, N.num(2), N.SCALAR), n),
      "softmax(u) softmax(u)^T"),
     ("diag of exp over the total", N.Div(N.DiagMat(exp(u), n), TOTAL, n), "diag(softmax(u))"),
+    ("Hadamard factors: variables, functions, sums", N.Hadamard(N.Hadamard(N.Sub(N.Ones(("n", 1)), exp(u), ("n", 1)), exp(u), ("n", 1)), u, ("n", 1)),
+     "u ∘ exp(u) ∘ (1 - exp(u))"),
+    ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
 ]
 
 
@@ -143,3 +146,19 @@ def test_simplify_never_changes_a_value_nor_lengthens(case):
         got = evaluate(S.rewrite(tree), env2d, SIZES)
     if np.all(np.isfinite(want)):
         assert np.allclose(got, want, rtol=1e-8, atol=1e-10), f"{to_text(tree)} -> {to_text(S.rewrite(tree))}"
+
+
+def test_a_factor_common_to_hadamard_products_comes_out():
+    """fold's tidying: dY ∘ σ + X ∘ dY ∘ σ ∘ (1 - σ) = dY ∘ σ ∘ (1 + X ∘ (1 - σ)), every common
+    factor out (the side left with none is the ones), the value kept."""
+    from indexcalc import fold
+    s = N.Func("sigmoid", X, n)
+    dY = N.Sym("dY", n)
+    ones = N.MatMul(N.Ones(("n", 1)), N.Transpose(N.Ones(("n", 1)), (1, "n")), n)
+    before = N.Add(N.Hadamard(dY, s, n), N.Hadamard(N.Hadamard(N.Hadamard(X, dY, n), s, n), N.Sub(ones, s, n), n), n)
+    out = fold.tidy(before)
+    assert to_text(out) == "dY ∘ sigmoid(X) ∘ (1 + X ∘ (1 - sigmoid(X)))"
+    for seed in range(3):
+        env = values(np.random.default_rng(seed))
+        env["dY"] = np.random.default_rng(seed + 7).normal(size=(3, 3))
+        assert np.allclose(evaluate(out, env, SIZES_N), evaluate(before, env, SIZES_N), rtol=1e-12)

@@ -183,6 +183,8 @@ def _chain(node):
 def _div(n):
     if _is_number(n) and n.a.shape == N.SCALAR and _number_value(n.s) != 0:
         return _num(_number_value(n))        # 1/3, the number it reads back as
+    if isinstance(n.a, N.Ones):              # `1 / n` would be the number: (1 / n) 1
+        return _juxt(N.ScalarMul(N.Div(N.num(1), n.s, N.SCALAR), n.a, n.shape))
     return f"{_wrap(n.a, UNARY if _EXPLICIT.get() else TERM)} / {_wrap(n.s, POSTFIX)}", TERM
 
 
@@ -190,6 +192,8 @@ def _neg(n):
     """-x, -A B; but -(1 1^T): `-1 1^T` would read as the number -1 times a row of ones."""
     if _is_number(n.a):
         return _num(-_number_value(n.a))     # -1/3, the number it reads back as
+    if isinstance(n.a, N.Ones):              # `-1` would be the number: -1 times the ones, `-1 1`
+        return _juxt(N.ScalarMul(N.num(-1), n.a, n.shape))
     product = isinstance(n.a, (N.MatMul, N.ScalarMul))
     if product and _flatten_matmul(n.a)[0].__class__ is N.Ones:
         return f"-({to_text(n.a)})", UNARY
@@ -226,10 +230,21 @@ def _binary(op, level):
 
 def _beside(node, other, level):
     """An operand of + - ∘ ⊘: the ones vector is a bare `1` beside a vector or matrix, which
-    reads it back as the ones (SPEC §1.1: `1 - y`, `1 ⊘ x`); beside a scalar it would be the number."""
+    reads it back as the ones (SPEC §1.1: `1 - y`, `1 ⊘ x`); beside a scalar it would be the number.
+    The matrix of ones `1 1^T` beside a matrix of its shape is a bare `1` too (`1 - Y`): read
+    back, the ones vector broadcasts along the rows, as NumPy's `1 - Y` does."""
     if isinstance(node, N.Ones) and other.shape != N.SCALAR and not isinstance(other, N.Ones):
         return "1"
+    if _ones_matrix(node) and other.shape == node.shape and not _ones_matrix(other) \
+            and 1 not in node.shape and not _EXPLICIT.get():
+        return "1"
     return _wrap(node, level)
+
+
+def _ones_matrix(node) -> bool:
+    """1 1^T: the matrix of ones."""
+    return isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and \
+        isinstance(node.b, N.Transpose) and isinstance(node.b.a, N.Ones)
 
 
 def _hadamard(op, n):
