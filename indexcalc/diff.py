@@ -176,9 +176,9 @@ def _norm(D: Deriver, node: N.Norm, idx):
 
 
 def _softmax(D: Deriver, node: N.Softmax, idx):
-    """Along the last non-unit axis: dS_pq = Σ_r S_pq (δ_qr - S_pr) dA_pr."""
+    """Along the last non-unit axis (a tensor's last): dS_pq = Σ_r S_pq (δ_qr - S_pr) dA_pr."""
     ctx = D.ctx
-    axis = 1 if node.shape[1] != 1 else 0
+    axis = max(k for k, d in enumerate(node.shape) if d != 1)
     r = ctx.fresh(node.shape[axis])
     idx_r = tuple(r if k == axis else i for k, i in enumerate(idx))
     s = lambda ix: ctx.atom_entry(node, ix)

@@ -350,6 +350,23 @@ class IndexProblem:
     def symbol(self, name):
         return index_symbol(name)
 
+    # what a derivation asks of its problem (index_pipeline; tensor_pipeline's TensorProblem
+    # answers the same for the matrix language on tensors)
+    def register(self, ctx):
+        register(self, ctx)
+
+    def index_form(self, ctx):
+        return lower(self, ctx)
+
+    def value(self, env: dict, sizes: dict):
+        """The input's value, from its parsed tree (never the lowering)."""
+        from .index_eval import Evaluator
+        return Evaluator(self, env, sizes).output()
+
+    def domains(self) -> dict:
+        from .index_eval import domains
+        return domains(self)
+
 
 def read(text: str, decls: dict | None = None, extra: dict | None = None, free_ok: bool = False,
          out_shape: tuple | None = None) -> IndexProblem:

@@ -262,7 +262,62 @@ def _sym(ctx: IndexContext, node: N.Sym, idx):
     return sp.IndexedBase(node.name, real=True)[tuple(i for i in idx if i is not None)]
 
 
+def array_index(shape, idx) -> tuple:
+    """An entry's index tuple (one place per place of the engine's shape) in NumPy's layout:
+    a scalar has none, a column vector one."""
+    if len(shape) > 2:
+        return tuple(idx)
+    if tuple(shape) == N.SCALAR:
+        return ()
+    if shape[1] == 1 and shape[0] != 1:
+        return (idx[0],)
+    return tuple(idx)
+
+
+def engine_index(shape, aidx) -> tuple:
+    """The inverse of array_index."""
+    if len(shape) > 2:
+        return tuple(aidx)
+    if tuple(shape) == N.SCALAR:
+        return (None, None)
+    if shape[1] == 1 and shape[0] != 1:
+        return (aidx[0], None)
+    return tuple(aidx)
+
+
+def _aligned(dims, idx) -> tuple:
+    """The indices of axes `dims` aligned right against a result's indices `idx` (NumPy's
+    broadcasting): a size-1 axis holds None."""
+    tail = tuple(idx)[len(idx) - len(dims):] if dims else ()
+    return tuple(None if d == 1 else i for d, i in zip(dims, tail))
+
+
+def broadcast_index(shape, out_shape, idx) -> tuple:
+    """The entry of an operand of `shape` inside a broadcast result of `out_shape` indexed by idx."""
+    from .layout import array_shape
+    return engine_index(shape, _aligned(array_shape(shape), array_index(out_shape, idx)))
+
+
+def _batched_matmul(ctx, node: N.MatMul, idx):
+    """np.matmul's entry: [A B]_{..., i, j} = Σ_p A_{..., i, p} B_{..., p, j}, batch axes broadcast."""
+    from .layout import array_shape
+    A, B = array_shape(node.a.shape), array_shape(node.b.shape)
+    out = array_index(node.shape, idx)
+    if len(B) == 1:
+        batch, i, j = out[:-1], out[-1], None
+    else:
+        batch, i, j = out[:-2], out[-2], out[-1]
+    k = A[-1]
+    p = ctx.fresh(k) if k != 1 else None
+    ai = _aligned(A[:-2], batch) + (None if A[-2] == 1 else i, p)
+    bi = (p,) if len(B) == 1 else _aligned(B[:-2], batch) + (p, None if B[-1] == 1 else j)
+    body = ctx.entry(node.a, engine_index(node.a.shape, ai)) * ctx.entry(node.b, engine_index(node.b.shape, bi))
+    return ctx.sum(body, p) if p is not None else body
+
+
 def _matmul(ctx, node: N.MatMul, idx):
+    if len(node.shape) > 2 or len(node.a.shape) > 2 or len(node.b.shape) > 2:
+        return _batched_matmul(ctx, node, idx)
     k = node.a.shape[1]
     if k == 1:
         return ctx.entry(node.a, (idx[0], None)) * ctx.entry(node.b, (None, idx[1]))
@@ -272,6 +327,9 @@ def _matmul(ctx, node: N.MatMul, idx):
 
 def _broadcast(op):
     def rule(ctx, node, idx):
+        if len(node.shape) > 2:               # NumPy's broadcasting, trailing axes aligned
+            return op(ctx.entry(node.a, broadcast_index(node.a.shape, node.shape, idx)),
+                      ctx.entry(node.b, broadcast_index(node.b.shape, node.shape, idx)))
         return op(ctx.entry(node.a, place(node.a.shape, idx)), ctx.entry(node.b, place(node.b.shape, idx)))
     return rule
 
@@ -288,7 +346,19 @@ def _sum_all(ctx, node, idx):
     return ctx.sum(ctx.entry(node.a, ps), *[p for p in ps if p is not None])
 
 
+def _sum_tensor_axis(ctx, node, idx):
+    """sum(X, k) of a tensor: the axis k summed, the result's indices in the other places."""
+    ax = node.axis
+    d = node.a.shape[ax]
+    out = array_index(node.shape, idx)
+    p = ctx.fresh(d) if d != 1 else None
+    inner = ctx.entry(node.a, tuple(out[:ax]) + (p,) + tuple(out[ax:]))
+    return ctx.sum(inner, p) if p is not None else inner
+
+
 def _sum_axis(ctx, node: N.SumAxis, idx):
+    if len(node.a.shape) > 2:
+        return _sum_tensor_axis(ctx, node, idx)
     ax = node.axis
     d = node.a.shape[ax]
     if d == 1:
@@ -361,7 +431,8 @@ ENTRY = {
     N.Add: _broadcast(lambda a, b: a + b),
     N.Sub: _broadcast(lambda a, b: a - b),
     N.Neg: lambda ctx, n, idx: -ctx.entry(n.a, idx),
-    N.Transpose: lambda ctx, n, idx: ctx.entry(n.a, (idx[1], idx[0])),
+    N.Transpose: lambda ctx, n, idx: ctx.entry(n.a, (idx[1], idx[0]) if len(idx) == 2 else
+                                               tuple(idx[:-2]) + (idx[-1], idx[-2])),
     N.Inverse: lambda ctx, n, idx: ctx.atom_entry(n, idx),
     N.MatPow: _matpow,
     N.Power: lambda ctx, n, idx: ctx.entry(n.a, idx) ** ctx.entry(n.p, (None, None)),

@@ -19,8 +19,7 @@ from .batch import batch_match
 from .deltas import Normalizer
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError, VerificationError
-from .from_index_notation import IndexProblem, index_symbol, lower, read, register
-from .index_eval import Evaluator, domains
+from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .pipeline import (Derivation, Result, Step, _closed, _lhs_latex, _lhs_text, _resimplify, _roundtrip,
@@ -40,7 +39,7 @@ class _Run:
     def __init__(self, problem: IndexProblem, variables, var):
         self.problem, self.variables, self.var = problem, variables, var
         self.ctx = IndexContext(variables)
-        register(problem, self.ctx)
+        problem.register(self.ctx)
         self.nz = Normalizer(self.ctx)
         self.matcher = Matcher(self.ctx, self.nz)
         self.numpy = NumpyPrinter(variables)
@@ -64,7 +63,11 @@ def derive(text: str, wrt, where=None, order: int = 1, seed: int = 0) -> Derivat
     if order != 1:
         raise UnsupportedError("--order 2 is not supported for index notation yet; derive the "
                                "gradient's entry equation again")
-    problem = read(text, parse_decls(where))
+    return derive_problem(read(text, parse_decls(where)), text, wrt, seed)
+
+
+def derive_problem(problem, text: str, wrt, seed: int = 0) -> Derivation:
+    """derive() of a problem already read (index notation, or a TensorProblem)."""
     name = problem.output or "f"
     results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), name)
                for var in _checked(_names(wrt), problem)]
@@ -75,8 +78,11 @@ def derive(text: str, wrt, where=None, order: int = 1, seed: int = 0) -> Derivat
 
 def backprop(text: str, wrt, where=None, seed: int = 0) -> Derivation:
     """∂L/∂V for an entry equation Y[...] = f(...) inside a network, with dY[...] = ∂L/∂Y."""
-    decls = parse_decls(where)
-    problem = read(text, decls)
+    return backprop_problem(read(text, parse_decls(where)), text, wrt, seed)
+
+
+def backprop_problem(problem, text: str, wrt, seed: int = 0) -> Derivation:
+    """backprop() of a problem already read (index notation, or a TensorProblem)."""
     if problem.output is None:
         raise IndexCalcError("backprop takes an entry equation such as `Y[i,j] = Σ_p X[i,p] W[j,p] + b[j]` "
                              "(the left side names the output)")
@@ -116,7 +122,7 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
     var_free = [i for i in var_idx if i is not None]
     out_free = [] if upstream else list(out_idx)
     free = tuple(out_free + var_free)
-    body = lower(problem, ctx)
+    body = problem.index_form(ctx)
     if upstream:
         ctx.upstream.add(upstream)
         entry = ctx.sum(sp.IndexedBase(upstream)[out_idx] * body, *out_idx)
@@ -175,8 +181,9 @@ def _delta_rule_latex(var, wrt_free):
 
 def _steps_index(R, problem, name, out_free, var_free):
     oi = _sub(out_free)
-    expanded_terms = R.nz.terms(lower(problem, R.ctx))
-    expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else lower(problem, R.ctx)
+    body = problem.index_form(R.ctx)
+    expanded_terms = R.nz.terms(body)
+    expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else body
     return [
         Step("index", f"{problem.text}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
              _lhs_latex(name, R.var, out_free, var_free)),
@@ -257,7 +264,7 @@ def make_point(problem, variables, sizes, rng, attempt, needs):
 def reference(problem: IndexProblem, point, upstream=None):
     """The input's value at the point, from its parsed tree (Σ dY ∘ Y for backprop)."""
     with np.errstate(all="ignore"):
-        y = Evaluator(problem, point.env, point.sizes).output()
+        y = problem.value(point.env, point.sizes)
     if upstream:
         return float(np.sum(np.asarray(point.env[upstream]) * y))
     return y
@@ -285,7 +292,7 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
     directional central differences of the input itself, along random directions."""
     var = R.var
     sizes = choose_sizes(problem, variables)
-    needs = domains(problem)
+    needs = problem.domains()
     checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
     if result.closed is not None and closed_checks:     # (a batched form is checked as its code)
         from .evaluate import evaluate
@@ -294,6 +301,9 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
             return np.reshape(evaluate(result.closed, p.env2d, p.sizes), tuple(N.size_value(d, p.sizes) for d in layout))
         checks["closed form"] = closed_value
         checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
+    elif result.closed is not None:         # a batched form: its tree, with NumPy's batched meaning
+        from .tensor_eval import value
+        checks["closed form"] = lambda p: value(result.closed, p.env, p.sizes)
     what = f"d/d{var}"
     for attempt in range(4):
         point = make_point(problem, variables, sizes, rng, attempt % 3, needs)

@@ -13,6 +13,7 @@ import numpy as np
 import sympy as sp
 
 from . import chain as C
+from . import tensor_pipeline
 from . import nodes as N
 from .closed import T, factored, is_negative
 from .deltas import Normalizer
@@ -195,9 +196,14 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
         output, tree = tree.lhs, tree.rhs
     decls = parse_decls(where)
     typed, variables = infer(tree, decls)
-    absent = _declared_absent(variables, names, decls)
     if output is not None and output in variables:
         raise IndexCalcError(f"the output {output} also appears on the right side")
+    if tensor_pipeline.has_tensor(typed, variables):          # SPEC §1.2: NumPy's meaning
+        if order != 1:
+            raise UnsupportedError("--order 2 is not supported for tensors yet")
+        return tensor_pipeline.derive(expr, typed, variables, names, seed, output,
+                                      read=_read_as_step(output, typed, output or "f"))
+    absent = _declared_absent(variables, names, decls)
     d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f", shown=(output, typed))
     _note_absent(d, absent)
     if output is not None:
@@ -221,6 +227,9 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     rhs, variables = infer(tree.rhs, decls)
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
+    if tensor_pipeline.has_tensor(rhs, variables):            # SPEC §1.2: NumPy's meaning
+        return tensor_pipeline.backprop(equation, tree.lhs, rhs, variables, names, seed,
+                                        read=_read_as_step(tree.lhs, rhs, tree.lhs))
     if rhs.is_scalar:
         absent = _declared_absent(variables, names, decls)
         d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs, shown=(tree.lhs, rhs))

@@ -247,6 +247,7 @@ class _Infer:
             raise ShapeError(f"{role} must be a scalar, but {self.show(node)} is not")
 
     def square(self, node, what):
+        no_tensor(node, what, self)
         r, c = node.shape
         self.u.unify(r, c, lambda: f"{what} needs a square matrix, but {self.show(node)} is not square")
 
@@ -261,11 +262,6 @@ class _Infer:
         if name not in self.env:
             if name in self.decls:
                 d = self.decls[name]
-                if len(d) > 2:
-                    raise UnsupportedError(
-                        f"{name} is a tensor ({'×'.join(map(str, d))}); the matrix language takes "
-                        "vectors and matrices: write this in index notation (SPEC §1.3), e.g. "
-                        f"{name}[{','.join('bijklmn'[:len(d)])}]")
                 shape = tuple(self.u.fresh() if x is None else x for x in d)
             else:
                 kind = default_kind(name)
@@ -283,6 +279,8 @@ class _Infer:
 
     def broadcast(self, a, b, opname) -> tuple:
         """The shape of an element-wise operation of a and b (NumPy broadcasting of 1-sized sides)."""
+        if tensor(a) or tensor(b):
+            return self.broadcast_tensor(a, b, opname)
         ra, rb = self.res(a.shape), self.res(b.shape)
         if ra == (1, 1) or rb == (1, 1):
             if ra == rb:
@@ -304,6 +302,58 @@ class _Infer:
             raise ShapeError(f"cannot {opname} {self.show(a)} and {self.show(b)}: a row and a column "
                              "would broadcast into a matrix; write the outer product explicitly")
         return tuple(out)
+
+
+    def broadcast_axes(self, sa, sb, why) -> tuple:
+        """NumPy's broadcast of two array shapes: trailing axes aligned, a size 1 repeated."""
+        n = max(len(sa), len(sb))
+        sa, sb = (1,) * (n - len(sa)) + tuple(sa), (1,) * (n - len(sb)) + tuple(sb)
+        out = []
+        for x, y in zip(sa, sb):
+            rx, ry = self.u.find(x), self.u.find(y)
+            if rx == 1:
+                out.append(y)
+            elif ry == 1:
+                out.append(x)
+            else:
+                self.u.unify(x, y, why)
+                out.append(x)
+        return tuple(out)
+
+    def broadcast_tensor(self, a, b, opname) -> tuple:
+        """SPEC §1.2: an element-wise operation with a tensor broadcasts as NumPy does, on the
+        NumPy shapes (a column vector is 1-D, so it runs along the last axis)."""
+        sa, sb = array_shape_of(a.shape), array_shape_of(b.shape)
+        out = self.broadcast_axes(sa, sb, lambda: f"cannot {opname} {self.show(a)} and {self.show(b)}: "
+                                                  "their trailing axes differ (NumPy's broadcasting aligns "
+                                                  "the last axes; a size must agree or be 1)")
+        return shape_of_rank(out)
+
+
+def tensor(node) -> bool:
+    """Whether a typed node is a tensor (rank 3 or more: the engine's shape has its sizes)."""
+    return node.shape is not None and len(node.shape) > 2
+
+
+def array_shape_of(shape) -> tuple:
+    """NumPy's shape of an engine shape (a column vector 1-D, a scalar ())."""
+    from .layout import array_shape
+    return array_shape(shape)
+
+
+def shape_of_rank(dims) -> tuple:
+    from .layout import shape_of_rank as of_rank
+    return of_rank(dims)
+
+
+def no_tensor(node, what, I=None):
+    """What the matrix language defines on matrices only (inverse, trace, det, a matrix power,
+    diag, convolutions) is refused for a tensor, with one sentence."""
+    if tensor(node):
+        shown = I.show(node) if I is not None else "a tensor"
+        raise UnsupportedError(f"{what} of the tensor {shown} is not supported: the matrix language on "
+                               "tensors has batched products, ^T, element-wise operations, softmax, "
+                               "sum and mean (SPEC §1.2); write this in index notation (SPEC §1.3)")
 
 
 def show_shape(shape) -> str:
@@ -347,11 +397,32 @@ def _matmul(I: _Infer, node: N.MatMul):
         return N.ScalarMul(a, b, b.shape)
     if I.scalar(b):
         return N.ScalarMul(b, a, a.shape)
+    if tensor(a) or tensor(b):
+        return _batched(I, a, b)
     inner = lambda d: "?" if _unknown(d) else str(d)      # noqa: E731
     I.u.unify(a.shape[1], b.shape[0], lambda: (
         f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes "
         f"{inner(I.res(a.shape)[1])} and {inner(I.res(b.shape)[0])} differ"))
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
+
+
+def _batched(I: _Infer, a, b):
+    """SPEC §1.2: a product with a tensor is np.matmul's: the last two axes multiply, the
+    leading (batch) axes broadcast; a column vector on the right is a 1-D operand (its axis
+    drops from the result, as in NumPy)."""
+    sa, sb = array_shape_of(a.shape), array_shape_of(b.shape)
+    if len(sa) < 2:
+        raise ShapeError(f"cannot multiply the column vector {I.show(a)} by the tensor {I.show(b)}: "
+                         "a product with a tensor is NumPy's batched matmul; write its transpose for a row")
+    inner = lambda: (f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes differ (a product "  # noqa: E731
+                     "with a tensor multiplies the last two axes, as np.matmul)")
+    if len(sb) == 1:
+        I.u.unify(sa[-1], sb[0], inner)
+        return N.MatMul(a, b, shape_of_rank(sa[:-1]))
+    I.u.unify(sa[-1], sb[-2], inner)
+    batch = I.broadcast_axes(sa[:-2], sb[:-2], lambda: f"cannot multiply {I.show(a)} by {I.show(b)}: their "
+                                                       "batch (leading) axes do not broadcast")
+    return N.MatMul(a, b, shape_of_rank(batch + (sa[-2], sb[-1])))
 
 
 def _spread(I: _Infer, s, like):
@@ -407,6 +478,8 @@ def _transpose(I, node):
     a = I.run(node.a)
     if isinstance(a, N.Transpose):           # (A^T)^T is A: one tree for one value
         return a.a
+    if tensor(a):                            # the last two axes (NumPy's .mT)
+        return N.Transpose(a, a.shape[:-2] + (a.shape[-1], a.shape[-2]))
     return N.Transpose(a, (a.shape[1], a.shape[0]))
 
 
@@ -414,6 +487,7 @@ def _inverse(I, node):
     a = I.run(node.a)
     if I.scalar(a):
         return N.Power(a, N.Num(Fraction(-1)), N.SCALAR)
+    no_tensor(a, "the inverse", I)
     I.square(a, "the inverse")
     return N.Inverse(a, a.shape)
 
@@ -424,6 +498,7 @@ def _power(I: _Infer, node: N.Power):
     if I.scalar(a):
         return N.Power(a, p, N.SCALAR)
     if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value >= 1:
+        no_tensor(a, f"the matrix power ^{p.value} (for an element-wise power write .^)", I)
         I.square(a, f"the matrix power ^{p.value}")
         k = int(p.value)
         if k > 256:
@@ -513,6 +588,7 @@ def _args(I, node, n, usage):
 
 def _trace(I, node):
     (a,) = _args(I, node, 1, "one square matrix: tr(S)")
+    no_tensor(a, "the trace", I)
     if I.scalar(a):
         return a
     I.square(a, "the trace")
@@ -522,6 +598,7 @@ def _trace(I, node):
 def _square_scalar(cls, what):
     def rule(I, node):
         (a,) = _args(I, node, 1, f"one square matrix: {node.name}(X)")
+        no_tensor(a, what, I)
         if I.scalar(a):
             return a if cls is N.Det else N.Func("log", a, (1, 1))
         I.square(a, what)
@@ -547,10 +624,24 @@ def _sum(I, node):
     if len(args) == 1:
         return N.SumAll(args[0])
     a, axis = args
+    if tensor(a):
+        return _sum_tensor(I, f, a, axis)
     if not (isinstance(axis, N.Num) and axis.value in (0, 1)):
         raise ShapeError(f"the axis of {f}(X, axis) must be 0 (down the rows) or 1 (along the columns)")
     k = int(axis.value)
     return N.SumAxis(a, k, (a.shape[0], 1) if k == 1 else (1, a.shape[1]))
+
+
+def _sum_tensor(I, f, a, axis):
+    """sum(X, k) of a tensor: NumPy's sum along axis k (negative k counts from the end); the
+    axis drops from the result's shape."""
+    r = len(a.shape)
+    value = axis.value if isinstance(axis, N.Num) else None
+    if value is None or Fraction(value).denominator != 1 or not -r <= int(value) < r:
+        raise ShapeError(f"the axis of {f}(X, axis) of the tensor {I.show(a)} must be an integer "
+                         f"from {-r} to {r - 1} (negative counts from the end, as NumPy's axis)")
+    k = int(value) % r
+    return N.SumAxis(a, k, shape_of_rank(a.shape[:k] + a.shape[k + 1:]))
 
 
 def _mean(I, node):
@@ -585,8 +676,11 @@ def _leaky_relu(I, node):
 
 
 def _lse_typed(I, a):
-    """log Σ exp of a vector, or of each row of a matrix (a column)."""
+    """log Σ exp of a vector, or of each row of a matrix (a column), or along a tensor's last axis."""
     e = N.Func("exp", a, a.shape)
+    if tensor(a):
+        s = N.SumAxis(e, len(a.shape) - 1, shape_of_rank(a.shape[:-1]))
+        return N.Func("log", s, s.shape)
     r, c = I.res(a.shape)
     s = N.SumAll(e) if (r == 1 or c == 1) else N.SumAxis(e, 1, (a.shape[0], 1))
     return N.Func("log", s, s.shape)
@@ -602,6 +696,8 @@ def _logsumexp(I, node):
 def _log_softmax(I, node):
     """log_softmax(X) = X - logsumexp(X) 1^T, row by row, as softmax."""
     (a,) = _args(I, node, 1, "one vector or matrix: log_softmax(X)")
+    if tensor(a):                       # along the last axis; its code is the stable softmax's log
+        return N.Func("log", N.Softmax(a, a.shape), a.shape)
     r, c = I.res(a.shape)
     lse = _lse_typed(I, a)
     if c == 1 or r == 1:
@@ -620,6 +716,10 @@ def _log_softmax(I, node):
 def _norm_sub(which):
     def rule(I, node):
         (a,) = _args(I, node, 1, "one vector or matrix")
+        if tensor(a):
+            if which == "2":
+                raise UnsupportedError(f"‖X‖_2 of the tensor {I.show(a)} is not defined; ‖X‖_F is the Frobenius norm")
+            return N.Norm(a)
         r, c = I.res(a.shape)
         if which == "2" and r != 1 and c != 1:
             raise UnsupportedError(f"‖{node_text(node.args[0])}‖_2 of a matrix is its spectral norm, which is "
@@ -644,6 +744,8 @@ def node_text(node) -> str:
 
 def _dot(I, node):
     a, b = _args(I, node, 2, "two vectors: dot(x, a)")
+    for v in (a, b):
+        no_tensor(v, "the dot product", I)
     if I.scalar(a) or I.scalar(b):          # λ · ‖w‖^2: a product with a scalar, as papers write it
         s, m = (a, b) if I.scalar(a) else (b, a)
         return N.ScalarMul(s, m, m.shape)
@@ -677,6 +779,7 @@ def _softmax(I, node):
 
 def _diag(I, node):
     (a,) = _args(I, node, 1, "one vector or square matrix: diag(x) or diag(X)")
+    no_tensor(a, "diag", I)
     r, c = I.res(a.shape)
     if (r, c) == (1, 1):
         return a
@@ -690,6 +793,7 @@ def _diag(I, node):
 
 def _vector_arg(I, a, what):
     """A convolution's argument: a column vector (a row vector is turned into one)."""
+    no_tensor(a, what, I)
     r, c = I.res(a.shape)
     if c == 1 and r != 1:
         return a

@@ -267,7 +267,8 @@ BAD = [
     ("ranks differ", ["derive", "Σ_{i,j} X[i,j] X[i]", "--wrt", "X"], "indices"),
     ("unknown function", ["derive", "Σ_i foo(x[i])", "--wrt", "x"], "unknown function"),
     ("parse error", ["derive", "Y[i,j = X[i,j]", "--wrt", "X"], "column"),
-    ("tensor in the matrix language", ["derive", "sum(Q)", "--wrt", "Q", "--where", "Q: B×S×D"], "index notation"),
+    ("trace of a tensor in the matrix language", ["derive", "tr(Q)", "--wrt", "Q", "--where", "Q: B×S×D"],
+     "index notation"),
     ("output on the right", ["derive", "y[i] = y[i] x[i]", "--wrt", "x"], "also appears"),
     ("range of an index only in arithmetic", ["derive", "y[n] = Σ_j x[n+j]", "--wrt", "x"], "range"),
 ]

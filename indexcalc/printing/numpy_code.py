@@ -65,6 +65,8 @@ class NumpyPrinter:
     def finish(self, node: N.Node, printed):
         """A printed node in its layout: a 1×1 result as a number, a column as 1-D."""
         c, nd = printed
+        if len(node.shape) > 2:                   # a tensor: its own axes, as printed
+            return c, nd
         r, k = node.shape
         if (r, k) == (1, 1) and nd > 0:
             return f"np.sum({c})", 0
@@ -630,6 +632,8 @@ class EinsumPrinter:
         from ..match import NoMatch
         if isinstance(f, sp.Indexed) and f.base.label.name not in self.ctx.atoms:
             return self._entry(f)
+        if isinstance(f, sp.Indexed) and len(self.ctx.atoms[f.base.label.name].shape) > 2:
+            return [self._tensor_atom(f)]
         if isinstance(f, sp.KroneckerDelta) and not all(a.is_Symbol for a in f.args):
             return [self._equal(f.args[0], f.args[1])]
         try:
@@ -672,6 +676,15 @@ class EinsumPrinter:
         nz = self.M.nz
         terms = nz.simplify_terms(nz.terms(expr), set(idx))
         return self.code(terms, tuple(idx)) if terms else "0.0"
+
+    def _tensor_atom(self, f):
+        """(code, indices) of an atom of rank ≥ 3 (softmax along a tensor's last axis), printed
+        with batch-safe spellings; all its places must be indexed."""
+        from ..batch import tensor_code
+        node = self.ctx.atoms[f.base.label.name]
+        if len(f.indices) != len(node.shape) or not all(e.is_Symbol for e in f.indices):
+            raise ValueError("an atom with a unit axis or index arithmetic")
+        return tensor_code(node, self.P), tuple(f.indices)
 
     def _entry(self, f):
         """A variable's entry: the array itself, with a shift tensor for each place that holds

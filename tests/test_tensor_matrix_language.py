@@ -1,0 +1,174 @@
+"""The matrix language on tensors (SPEC §1.2, issue 14 part 1): batched products over leading
+axes (np.matmul), ^T on the last two axes, NumPy broadcasting, softmax / log_softmax /
+logsumexp along the last axis, sum / mean along an axis.
+
+Every case is checked against NumPy written by hand here (the forward pass with np.einsum /
+np.matmul / loops, and the gradient by central differences of that forward pass, or written
+out by hand), never against indexcalc's own evaluator.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexcalc.cli import main
+from indexcalc.pipeline import backprop, derive
+
+SIZES = {"B": 2, "S": 3, "D": 4, "E": 5, "H": 2}
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _attention(v):
+    Q, K, V = v["Q"], v["K"], v["V"]
+    out = np.zeros_like(V)
+    for b in range(Q.shape[0]):                       # a loop over the batch, as by hand
+        scores = np.einsum("id,jd->ij", Q[b], K[b]) / np.sqrt(Q.shape[-1])
+        out[b] = _softmax(scores) @ V[b]
+    return out
+
+
+def _layer_norm(v):
+    X, eps = v["X"], v["eps"]
+    mu = X.mean(axis=-1, keepdims=True)
+    var = ((X - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (X - mu) / np.sqrt(var + eps)
+
+
+# label, equation Y = ..., where, forward pass by hand, the closed forms expected (or None)
+CASES = [
+    ("batched matmul", "Y = X A", "X: B×S×D, A: B×D×E",
+     lambda v: np.einsum("bsd,bde->bse", v["X"], v["A"]), {"X": "dY A^T", "A": "X^T dY"}),
+    ("batched matmul, a shared matrix", "Y = X W^T + b", "X: B×S×D, W: E×D, b: 1×E",
+     lambda v: np.einsum("bsd,ed->bse", v["X"], v["W"]) + v["b"][0], {"X": "dY W"}),
+    ("transpose of the last two axes", "Y = X^T A^T", "X: B×S×D, A: B×E×S",
+     lambda v: np.einsum("bsd,bes->bde", v["X"], v["A"]), {"X": "A^T dY^T", "A": "dY^T X^T"}),
+    ("rank 4 batch", "Y = X A", "X: H×B×S×D, A: H×B×D×E",
+     lambda v: np.einsum("hbsd,hbde->hbse", v["X"], v["A"]), {"X": "dY A^T"}),
+    ("broadcast batch axes", "Y = X A", "X: B×S×D, A: D×E",
+     lambda v: np.einsum("bsd,de->bse", v["X"], v["A"]), {"X": "dY A^T"}),
+    ("broadcast add of a bias vector", "Y = tanh(X + g)", "X: B×S×D, g: D",
+     lambda v: np.tanh(v["X"] + v["g"][None, None, :]), None),
+    ("element-wise with a vector", "Y = X ∘ g + 2 X", "X: B×S×D, g: D",
+     lambda v: v["X"] * v["g"][None, None, :] + 2 * v["X"], None),
+    ("matmul by a vector", "Y = sigmoid(X w)", "X: B×S×D, w: D",
+     lambda v: 1 / (1 + np.exp(-np.einsum("bsd,d->bs", v["X"], v["w"]))), None),
+    ("softmax along the last axis", "Y = softmax(X)", "X: B×S×D",
+     lambda v: _softmax(v["X"]), {"X": "dY ∘ softmax(X) - diag((dY ∘ softmax(X)) 1) softmax(X)"}),
+    ("log_softmax along the last axis", "Y = log_softmax(X)", "X: B×S×D",
+     lambda v: v["X"] - np.log(np.exp(v["X"]).sum(axis=-1, keepdims=True)), {"X": "dY - diag(dY 1) softmax(X)"}),
+    ("logsumexp along the last axis", "Y = logsumexp(X)", "X: B×S×D",
+     lambda v: np.log(np.exp(v["X"]).sum(axis=-1)), None),
+    ("sum along axis -1", "Y = sum(X ∘ X, -1)", "X: B×S×D",
+     lambda v: (v["X"] ** 2).sum(axis=2), None),
+    ("mean along axis 0", "Y = mean(X, 0)", "X: B×S×D",
+     lambda v: v["X"].mean(axis=0), None),
+    ("attention", "Y = softmax(Q K^T / sqrt(D)) V", "Q: B×S×D, K: B×S×D, V: B×S×D", _attention,
+     {"V": "softmax(Q K^T / sqrt(D))^T dY"}),
+    ("layer norm over the last axis, with eps",
+     "Y = (X - X (1 1^T) / D) ⊘ sqrt(((X - X (1 1^T) / D) .^ 2) (1 1^T) / D + eps)", "X: B×S×D, eps: scalar",
+     _layer_norm, None),
+]
+
+
+def _draw(variables, rng):
+    values = {}
+    for name, v in variables.items():
+        shape = tuple(SIZES[d] if isinstance(d, str) else d for d in v.array_shape)
+        values[name] = rng.uniform(0.5, 1.5) if shape == () else rng.normal(size=shape)
+    return values
+
+
+def _numeric_gradient(forward, values, var, up):
+    """∂ Σ dY ∘ Y / ∂ var by central differences of the hand-written forward pass."""
+    x = np.asarray(values[var], dtype=float)
+    g = np.zeros_like(x)
+    h = 1e-6
+    for k in np.ndindex(x.shape):
+        plus, minus = dict(values), dict(values)
+        xp, xm = x.copy(), x.copy()
+        xp[k] += h
+        xm[k] -= h
+        plus[var], minus[var] = xp, xm
+        g[k] = (np.sum(up * forward(plus)) - np.sum(up * forward(minus))) / (2 * h)
+    return g
+
+
+def _run_code(code, values):
+    return np.asarray(eval(code, {"np": np, **SIZES, **values}), dtype=float)  # noqa: S307 - our output
+
+
+@pytest.mark.parametrize("label, eq, where, forward, closed", CASES, ids=[c[0] for c in CASES])
+def test_backprop_of_tensor_expressions_agrees_with_numpy_by_hand(label, eq, where, forward, closed):
+    names = [n.split(":")[0].strip() for n in where.split(",")]
+    wrt = [n for n in names if n not in ("eps",)]
+    d = backprop(eq, wrt, where)
+    rng = np.random.default_rng(7)
+    values = _draw({n: v for n, v in d.variables.items() if n != "dY"}, rng)
+    y = forward(values)
+    values["dY"] = rng.normal(size=np.shape(y))
+    for r in d.results:
+        want = _numeric_gradient(forward, values, r.wrt, values["dY"])
+        got = _run_code(r.numpy, values)
+        assert got.shape == want.shape, (label, r.wrt, r.numpy)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), (label, r.wrt, np.abs(got - want).max())
+        if closed and r.wrt in closed:
+            assert r.closed_form == closed[r.wrt], (label, r.wrt, r.closed_form)
+
+
+def test_attention_gradients_by_hand():
+    """dV = A^T dY, dQ = (A ∘ (dA - rowsum(dA ∘ A))) K / √D, dK likewise, written out by hand."""
+    where = "Q: B×S×D, K: B×S×D, V: B×S×D"
+    d = backprop("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", where)
+    rng = np.random.default_rng(3)
+    v = {n: rng.normal(size=(2, 3, 4)) for n in ("Q", "K", "V", "dY")}
+    A = _softmax(np.einsum("bid,bjd->bij", v["Q"], v["K"]) / 2.0)
+    dA = np.einsum("bid,bjd->bij", v["dY"], v["V"])
+    dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True)) / 2.0
+    want = {"V": np.einsum("bij,bid->bjd", A, v["dY"]), "Q": np.einsum("bij,bjd->bid", dS, v["K"]),
+            "K": np.einsum("bij,bid->bjd", dS, v["Q"])}
+    for r in d.results:
+        assert np.allclose(_run_code(r.numpy, {**v, "D": 4}), want[r.wrt]), r.wrt
+    assert d.results[2].closed_form == "softmax(Q K^T / sqrt(D))^T dY"
+    assert "np.swapaxes" in d.results[2].numpy and "@" in d.results[2].numpy
+
+
+def test_the_issue_example_derives():
+    """SPEC §1.2's example: the gradient of sum(softmax(Q K^T / sqrt(D)) V) by V is the column
+    sums of the attention matrix, broadcast along D."""
+    d = derive("sum(softmax(Q K^T / sqrt(D)) V)", "V", "Q: B×S×D, K: B×S×D, V: B×S×D")
+    rng = np.random.default_rng(5)
+    v = {n: rng.normal(size=(2, 3, 4)) for n in ("Q", "K", "V")}
+    A = _softmax(np.einsum("bid,bjd->bij", v["Q"], v["K"]) / 2.0)
+    want = np.repeat(A.sum(axis=1)[:, :, None], 4, axis=2)
+    assert np.allclose(_run_code(d.results[0].numpy, v), want)
+
+
+def test_rank_2_answers_keep_their_closed_forms():
+    d = backprop("Y = softmax(Q K^T / sqrt(D)) V", "V", "Q: S×D, K: S×D, V: S×D")
+    assert d.results[0].closed_form == "softmax(Q K^T / sqrt(D))^T dY"
+    assert ".T" in d.results[0].numpy
+
+
+REFUSED = [
+    ("trace", "tr(X)", "X: B×S×D", "index notation"),
+    ("inverse", "sum(inv(X))", "X: B×S×S", "index notation"),
+    ("matrix power", "sum(X^2)", "X: B×S×S", "element-wise power"),
+    ("trailing axes differ", "sum(X + A)", "X: B×S×D, A: S×E", "trailing axes"),
+    ("inner sizes differ", "sum(X A)", "X: B×S×D, A: B×E×D", "inner sizes"),
+    ("batch axes differ", "sum(X A)", "X: B×S×D, A: E×D×D", "batch"),
+    ("axis out of range", "sum(sum(X, 3))", "X: B×S×D", "axis"),
+    ("a column vector times a tensor", "sum(w X)", "X: B×S×D, w: S", "column vector"),
+    ("spectral norm", "‖X‖_2", "X: B×S×D", "Frobenius"),
+]
+
+
+@pytest.mark.parametrize("label, expr, where, words", REFUSED, ids=[c[0] for c in REFUSED])
+def test_what_is_not_supported_on_tensors_is_exit_2_with_one_sentence(label, expr, where, words, capsys):
+    wrt = where.split(":")[0]
+    assert main(["derive", expr, "--wrt", wrt, "--where", where]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("indexcalc: error:") and "Traceback" not in err and words in err, err
