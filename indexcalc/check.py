@@ -164,6 +164,8 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
         d = backprop(expr, names, where)
     else:
         d = derive(expr, names, where, order=order, jacobian=mode == "jacobian")
+    if getattr(d, "problem", None) is not None:        # tensors (SPEC §1.2): index_pipeline's points
+        return _problem_references(expr, d, seed)
     return {r.wrt: Reference.of(d, r, seed) for r in d.results}
 
 
@@ -171,17 +173,23 @@ def _index_references(expr, names, where, seed, mode) -> dict:
     """References for index-notation input: the points of its own guard, and the guarded
     result's values there (the guard compared them with the input evaluated directly)."""
     from . import index_pipeline as IP
-    from .index_eval import domains
     equation = isinstance(parse_index(expr), tuple)
     d = IP.backprop(expr, names, where) if equation and mode != "jacobian" and mode != "derive" \
         else IP.derive(expr, names, where)
+    return _problem_references(expr, d, seed)
+
+
+def _problem_references(expr, d, seed) -> dict:
+    """References for a derivation by index_pipeline (index notation, or the matrix language on
+    tensors): the points of its own guard, and the guarded result's values there."""
+    from . import index_pipeline as IP
     problem = d.problem
     decls = {name: v.shape for name, v in d.variables.items()}
     out = {}
     for r in d.results:
         rng = np.random.default_rng(seed)
         sizes = IP.choose_sizes(problem, d.variables)
-        points = [IP.make_point(problem, d.variables, sizes, rng, 0, domains(problem)) for _ in range(3)]
+        points = [IP.make_point(problem, d.variables, sizes, rng, 0, problem.domains()) for _ in range(3)]
         ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
         for k, p in enumerate(points):
             with np.errstate(all="ignore"):
@@ -229,7 +237,7 @@ def compare(ref: Reference, answer: str) -> Verdict:
         want = ref.want(k)
         with np.errstate(all="ignore"):
             try:
-                got = evaluate(claimed, point.env2d, point.sizes)
+                got = _claimed_value(claimed, point)
             except _ERRORS as e:
                 return _wrong(ref, answer, point, None, None, None, claimed,
                               f"the claim cannot be evaluated there ({type(e).__name__})")
@@ -240,12 +248,25 @@ def compare(ref: Reference, answer: str) -> Verdict:
                            {"sizes": sizes, "entry": [], "claimed_shape": list(np.shape(got)),
                             "expected_shape": list(want.shape), "claimed": None, "actual": None}, claimed)
         with np.errstate(all="ignore"):
-            terms = np.reshape(magnitude(claimed, point.env2d, point.sizes), want.shape)
+            terms = 0.0 if _is_tensor(claimed) else \
+                np.reshape(magnitude(claimed, point.env2d, point.sizes), want.shape)
         got = np.reshape(got, want.shape)
         bad = ~_equal(got, want, terms, ref.terms(k))
         if np.any(bad):
             return _wrong(ref, answer, point, got, want, bad, claimed)
     return Verdict(expr, wrt, answer, True, _right_reason(ref), expected, None, claimed)
+
+
+def _is_tensor(tree) -> bool:
+    return any(n.shape is not None and len(n.shape) > 2 for n in tree.walk())
+
+
+def _claimed_value(claimed, point):
+    """A claim's value at a point; a claim on tensors with NumPy's meaning (tensor_eval.py)."""
+    if _is_tensor(claimed):
+        from .tensor_eval import value
+        return value(claimed, point.env, point.sizes)
+    return evaluate(claimed, point.env2d, point.sizes)
 
 
 def _right_reason(ref) -> str:
@@ -367,6 +388,8 @@ def _shape_words(layout) -> str:
 
 
 def _as2(layout):
+    if len(layout) > 2:                      # a tensor: the engine's shape is its sizes
+        return tuple(layout)
     if len(layout) == 0:
         return N.SCALAR
     if len(layout) == 1:

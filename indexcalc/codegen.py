@@ -88,6 +88,8 @@ def build_module(problem: Problem) -> Module:
     params = dict(spec.get("params", {}))
     inp, target = spec["input"], spec.get("target")
     d = backprop(eq, list(params.values()) + [inp], where)
+    from .tensor_pipeline import refuse_module
+    refuse_module(d)
     out = d.output
     if d.rhs.is_scalar and target is None:
         raise IndexCalcError(f"{cls}: a loss module needs `target` (the targets' variable)")

@@ -411,6 +411,8 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         raise IndexCalcError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     wrt = _names(wrt)
     d = backprop(equation, wrt, where)
+    from .tensor_pipeline import refuse_module
+    refuse_module(d)
     out, rhs = d.output, d.rhs
     check_identifier(out, "the output")
     names = [n for n in N.variables(rhs)]

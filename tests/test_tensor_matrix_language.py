@@ -172,3 +172,28 @@ def test_what_is_not_supported_on_tensors_is_exit_2_with_one_sentence(label, exp
     assert main(["derive", expr, "--wrt", wrt, "--where", where]) == 2
     err = capsys.readouterr().err
     assert err.startswith("indexcalc: error:") and "Traceback" not in err and words in err, err
+
+
+def test_check_of_a_claim_on_tensors(capsys):
+    """check compares a claim in the matrix language on tensors at random points: the batched
+    A^T dY is right, A dY (no transpose) is wrong, exit 1."""
+    where = "Q: B×S×D, K: B×S×D, V: B×S×D"
+    eq = "Y = softmax(Q K^T / sqrt(D)) V"
+    assert main(["check", eq, "--wrt", "V", "--answer", "softmax(Q K^T / sqrt(D))^T dY", "--where", where]) == 0
+    assert main(["check", eq, "--wrt", "V", "--answer", "softmax(Q K^T / sqrt(D)) dY", "--where", where]) == 1
+    assert main(["check", eq, "--wrt", "Q", "--answer", "dY V^T K", "--where", where]) == 1
+    assert "WRONG" in capsys.readouterr().out
+
+
+def test_derive_at_values_of_a_tensor():
+    from indexcalc.pipeline import evaluate_at, parse_values
+    d = derive("sum(X ∘ X)", "X", "X: 2×2×2")
+    out = evaluate_at(d, parse_values("X=[[[1,2],[3,4]],[[5,6],[7,8]]]"))
+    assert out["value"] == 204.0
+    assert np.allclose(out["derivatives"]["X"], 2 * np.arange(1, 9).reshape(2, 2, 2))
+
+
+def test_codegen_of_a_tensor_module_is_exit_2(capsys):
+    assert main(["codegen", "Y = softmax(Q K^T / sqrt(D)) V", "--wrt", "V",
+                 "--where", "Q: B×S×D, K: B×S×D, V: B×S×D"]) == 2
+    assert "not supported yet" in capsys.readouterr().err
