@@ -302,8 +302,8 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
         checks["closed form"] = closed_value
         checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
     elif result.closed is not None:         # a batched form: its tree, with NumPy's batched meaning
-        from .tensor_eval import value
-        checks["closed form"] = lambda p: value(result.closed, p.env, p.sizes)
+        from .tensor_eval import closed_value
+        checks["closed form"] = lambda p: closed_value(result.closed, p.env, p.sizes)
     what = f"d/d{var}"
     for attempt in range(4):
         point = make_point(problem, variables, sizes, rng, attempt % 3, needs)

@@ -11,6 +11,7 @@ evaluator (evaluate.py, 2-D layout) when it holds no tensor.
 """
 from __future__ import annotations
 
+import contextvars
 from fractions import Fraction
 
 import numpy as np
@@ -25,17 +26,40 @@ def _has_tensor(node) -> bool:
     return any(n.shape is not None and len(n.shape) > 2 for n in node.walk())
 
 
+# A batched closed form (batch.py) holds a batch of columns as (..., m, 1) and a shared
+# column vector as (m, 1), as the 2-D engine does; the user's input holds a column vector 1-D
+# (NumPy's meaning, SPEC §1.2). `columns` says which reading applies.
+_COLUMNS = contextvars.ContextVar("columns", default=False)
+
+
+def closed_value(node: N.Node, env: dict, sizes: dict) -> np.ndarray:
+    """The value of a batched closed form (its columns 2-D, as the engine holds them)."""
+    token = _COLUMNS.set(True)
+    try:
+        return value(node, env, sizes)
+    finally:
+        _COLUMNS.reset(token)
+
+
+def _layout(shape) -> tuple:
+    if _COLUMNS.get() and len(shape) == 2:
+        return () if tuple(shape) == N.SCALAR else tuple(shape)
+    return array_shape(shape)
+
+
 def value(node: N.Node, env: dict, sizes: dict) -> np.ndarray:
     """The value of node in NumPy layout; env holds each variable in NumPy layout."""
     if not _has_tensor(node):
         from .evaluate import evaluate
         env2d = {k: _to_2d(v, node_shape) for k, v, node_shape in _env2d_items(node, env)}
-        return _from_2d(evaluate(node, env2d, sizes), node.shape)
+        out = evaluate(node, env2d, sizes)
+        return np.asarray(out).reshape(()) if node.shape == N.SCALAR else \
+            out if _COLUMNS.get() else _from_2d(out, node.shape)
     rule = RULES.get(type(node))
     if rule is None:
         raise UnsupportedError(f"{type(node).__name__} of a tensor has no NumPy evaluation here")
     out = np.asarray(rule(node, env, sizes), dtype=float)
-    want = tuple(N.size_value(d, sizes) for d in array_shape(node.shape))
+    want = tuple(N.size_value(d, sizes) for d in _layout(node.shape))
     if out.shape != want:                      # a bug of the shape inference, never reshaped away
         raise UnsupportedError(f"internal: {type(node).__name__} evaluates to shape {out.shape}, not {want}")
     return out
@@ -80,6 +104,8 @@ def _scalar_of(n, env, sizes):
 
 def _transpose(n, env, sizes):
     a = _v(n.a, env, sizes)
+    if _COLUMNS.get():
+        return np.swapaxes(a, -1, -2)
     if a.ndim == 1:                            # a column vector's transpose: a row (1, n)
         return a[None, :]
     if len(n.shape) == 2 and n.shape[1] == 1:  # a row's transpose: a column, 1-D
@@ -109,7 +135,7 @@ def _num(n, env, sizes):
 
 
 def _sizes_of(shape, sizes):
-    return tuple(N.size_value(d, sizes) for d in array_shape(shape))
+    return tuple(N.size_value(d, sizes) for d in _layout(shape))
 
 
 def _diagmat(n, env, sizes):
@@ -142,6 +168,6 @@ RULES = {
     N.Norm2: lambda n, env, s: np.sum(_v(n.a, env, s) ** 2),
     N.Func: _func,
     N.Softmax: _softmax,
-    N.Sym: lambda n, env, s: env[n.name],
+    N.Sym: lambda n, env, s: _to_2d(env[n.name], n.shape) if _COLUMNS.get() and len(n.shape) == 2 else env[n.name],
     N.Num: _num,
 }

@@ -197,3 +197,20 @@ def test_codegen_of_a_tensor_module_is_exit_2(capsys):
     assert main(["codegen", "Y = softmax(Q K^T / sqrt(D)) V", "--wrt", "V",
                  "--where", "Q: B×S×D, K: B×S×D, V: B×S×D"]) == 2
     assert "not supported yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("eq, where", [
+    ("Z = sigmoid(A^T + b)", "A: B×D×S, b: 1×D"),
+    ("Z[n,i,j] = sigmoid(A[n,j,i] + b[i])", "A: B×D×S, b: S"),
+])
+def test_an_element_wise_function_of_a_sum_in_einsum_code(eq, where):
+    """sigmoid's code negates its argument: an argument that is a sum of einsums is bracketed
+    (-(a + b), not -a + b); found by a random run, exit 3 before (index notation too)."""
+    d = backprop(eq, "A", where)
+    rng = np.random.default_rng(1)
+    A, dZ = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 3))
+    b = rng.normal(size=(1, 3)) if "1×D" in where else rng.normal(size=4)
+    z = np.swapaxes(A, -1, -2) + (b if b.ndim == 2 else b[None, :, None])
+    s = 1 / (1 + np.exp(-z))
+    want = np.swapaxes(dZ * s * (1 - s), -1, -2)
+    assert np.allclose(_run_code(d.results[0].numpy, {"A": A, "b": b, "dZ": dZ}), want)

@@ -660,8 +660,8 @@ class EinsumPrinter:
         from .. import functions as F
         idx = tuple(sorted(self.M.nz.indices(f), key=lambda s: order.index(s) if s in order else len(order)))
         if isinstance(f, sp.Function) and F.is_elementwise(f):
-            inner = self.inside(f.args[0], idx)
-            return F.numpy_code(F.name_of(f.func), inner), idx
+            inner = self.inside(f.args[0], idx)         # a sum of einsums: one operand (-(a + b))
+            return F.numpy_code(F.name_of(f.func), inner if _atomic(inner) else f"({inner})"), idx
         if f.is_Pow and not self.M.nz.indices(f.exp):
             base = self.inside(f.base, idx)
             p = self.P.wrap(self.M.scalar(f.exp))[0]
