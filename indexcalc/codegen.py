@@ -57,6 +57,12 @@ class Module:
     locals_forward: list      # parameters the forward pass reads
     locals_backward: list     # cached values and parameters the backward pass reads
     cache: list               # what forward stores for backward
+    # modules of index-notation problems (build_index_module): several inputs, constants
+    # (ε) as constructor arguments, and the passes' shared temporaries (codeshare)
+    inputs: list | None = None
+    constants: dict | None = None
+    forward_defs: list | None = None
+    backward_defs: list | None = None
 
     @property
     def uses_std(self) -> bool:
@@ -69,22 +75,45 @@ class Module:
     @property
     def ctor(self) -> str:
         """The constructor's parameters after self."""
-        return ", ".join([*self.args, "input_layer=False"])
+        consts = [f"{py_name(k)}={v!r}" for k, v in (self.constants or {}).items()]
+        layer = ["input_layer=False"] if self.params and (self.uses_std or not self.index_form) else []
+        return ", ".join([*self.args, *layer, *consts])
+
+    @property
+    def fan_in(self) -> str:
+        """The first normal-initialised parameter's fan-in: the product of its sizes after
+        the first (in_features of a linear layer, in_channels·kernel of a convolution)."""
+        for code in self.init_code.values():
+            if "std" in code:
+                dims = code.split("size=(", 1)[1].rsplit("))", 1)[0].split(", ")[1:]
+                return " * ".join(dims) if len(dims) == 1 else "(" + " * ".join(dims) + ")"
+        return "1"
+
+    @property
+    def index_form(self) -> bool:
+        return self.inputs is not None
 
 
 # how a parameter starts: Kaiming-normal weights (1/in for the input layer), zero biases
 INIT = {
     "normal": lambda shape: f"np.random.normal(0.0, std, size=({shape}))",
     "zeros": lambda shape: f"np.zeros(({shape}))",
+    "ones": lambda shape: f"np.ones(({shape}))",
 }
 
 
 def build_module(problem: Problem) -> Module:
+    from .from_index_notation import is_index_notation
     from .pipeline import backprop
     spec = problem.module
     cls, eq, where = spec["class"], problem.source, problem.where
     if not problem.is_equation:
         raise IndexCalcError(f"{cls}: a module problem needs an `equation` such as \"Y = X W^T + b\"")
+    if is_index_notation(eq):
+        return build_index_module(problem)
+    if isinstance(spec["input"], list) or spec.get("constants"):
+        raise IndexCalcError(f"{cls}: several inputs and `constants` are for equations in index notation; "
+                             "this module's `input` is one variable")
     params = dict(spec.get("params", {}))
     inp, target = spec["input"], spec.get("target")
     d = backprop(eq, list(params.values()) + [inp], where)
@@ -128,6 +157,66 @@ def build_module(problem: Problem) -> Module:
                   [n for n in (inp, out) if n in locals_backward])
 
 
+def build_index_module(problem: Problem) -> Module:
+    """A module of an entry equation in index notation (SPEC §1.3): the forward pass is the
+    right side's NumPy code (index_pipeline.forward_code), each gradient the verified code of
+    `backprop`, the two passes sharing every common value (codeshare)."""
+    from . import codeshare
+    from . import index_pipeline as IP
+    from .index_eval import domains
+    spec = problem.module
+    cls, eq, where = spec["class"], problem.source, problem.where
+    inputs = spec["input"] if isinstance(spec["input"], list) else [spec["input"]]
+    params = dict(spec.get("params", {}))
+    constants = dict(spec.get("constants", {}))
+    if spec.get("target") is not None:
+        raise IndexCalcError(f"{cls}: a loss module (`target`) in index notation is not supported yet; "
+                             "write the loss in the matrix language")
+    roles = [*inputs, *params.values(), *constants]
+    if len(set(roles)) != len(roles):
+        raise IndexCalcError(f"{cls}: the inputs, parameters and constants must be different variables "
+                             f"({', '.join(roles)})")
+    d = IP.backprop(eq, [*params.values(), *inputs], where)
+    prob, out = d.problem, d.output
+    if not prob.out_indices:
+        raise IndexCalcError(f"{cls}: a module's output needs indices (Y[i,j] = ...), not a scalar")
+    for name in constants:
+        if name not in prob.variables.table:
+            raise IndexCalcError(f"{cls}: `constants` names {name}, which is not in the equation")
+        if prob.variables[name].kind != "scalar":
+            raise IndexCalcError(f"{cls}: the constant {name} must be declared a scalar (`{name}: scalar`)")
+    loose = [n for n in prob.variables.table if n not in roles]
+    if loose:
+        raise IndexCalcError(f"{cls}: the equation's {', '.join(loose)} is neither an `input`, a parameter "
+                             "(`params`) nor one of the `constants`; the module would have no value for it")
+    _check_names(cls, [out, *d.variables.table])
+    forward = IP.forward_code(prob)
+    grads = {r.wrt: r.numpy for r in d.results}
+    sizes = IP.choose_sizes(prob, d.variables)
+    needs = domains(prob)
+    points = []
+    for k in range(3):                         # different sizes: `X.shape[0]` is not `F.shape[1]`
+        at = {n: v + k for n, v in sizes.items()}
+        pt = IP.make_point(prob, d.variables, at, np.random.default_rng(11 + k), 0, needs)
+        points.append({**pt.namespace(), "_einsum": codeshare.einsum_cached()})
+    arrays = {py_name(n) for n, v in d.variables.items() if v.kind != "scalar"}
+    shared = codeshare.share(py_name(out), forward, {py_name(w): c for w, c in grads.items()}, points, arrays)
+    key_of = {var: key for key, var in params.items()}
+    gradients = [Gradient(key_of.get(r.wrt, "return"), r.wrt, r.index_form, shared.grads[py_name(r.wrt)])
+                 for r in d.results]
+    variables = Variables({**d.variables.table}, d.variables.sizes)
+    fwd_text = " ".join([c for _, c in shared.forward] + [shared.output])
+    bwd_text = " ".join([c for _, c in shared.backward] + list(shared.grads.values()))
+    return Module(cls, problem.id, eq, inputs[0], out, None, shared.output, params,
+                  list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables, fan_in=True), gradients,
+                  [n for n in params.values() if _uses(fwd_text, py_name(n))],
+                  [n for n in [*inputs, *params.values(), *constants] if _uses(bwd_text, py_name(n))],
+                  [n for n in inputs if _uses(bwd_text, py_name(n))] +
+                  ([out] if _uses(bwd_text, py_name(out)) else []) + shared.saved,
+                  inputs=inputs, constants={c: v for c, v in constants.items()},
+                  forward_defs=shared.forward, backward_defs=shared.backward)
+
+
 def _check_names(cls, names) -> None:
     """Every variable becomes a local of the generated methods under its py_name: it must be
     an identifier that Python does not normalise into another one, and not one the methods use."""
@@ -142,8 +231,10 @@ def _check_names(cls, names) -> None:
             raise IndexCalcError(f"{cls}: the variables {seen[py]!r} and {name!r} have the same name in Python")
 
 
-def _init_code(cls, spec, params, variables) -> dict:
-    """Each parameter's creation, its sizes named by the constructor's arguments (`sizes`)."""
+def _init_code(cls, spec, params, variables, fan_in=False) -> dict:
+    """Each parameter's creation, its sizes named by the constructor's arguments (`sizes`).
+    fan_in: the standard deviation of `normal` comes from the weight's fan-in (Module.fan_in),
+    not from an `in_features` argument."""
     sizes, init = spec.get("sizes", {}), spec.get("init", {})
     known = set(variables.sizes)
     stray = [s for s in sizes if s not in known]
@@ -164,7 +255,7 @@ def _init_code(cls, spec, params, variables) -> dict:
         if how not in INIT:
             raise IndexCalcError(f"{cls}: unknown init {how!r} (known: {', '.join(INIT)})")
         out[key] = INIT[how](", ".join(map(str, dims)))
-    if any(init.get(k) == "normal" for k in params) and "in_features" not in sizes.values():
+    if any(init.get(k) == "normal" for k in params) and "in_features" not in sizes.values() and not fan_in:
         raise IndexCalcError(f"{cls}: `init = normal` scales by the fan-in: name it `in_features` in `sizes`")
     return out
 
@@ -228,8 +319,10 @@ def generate(path, target: str = "numpy") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(py=py_name, doc=doc, comment=comment, literal=json.dumps)
-    code = env.get_template(TEMPLATE).render(modules=modules, source=Path(path).name)
+    from .codeshare import EINSUM_SOURCE
+    env.filters.update(py=py_name, doc=doc, comment=comment, literal=json.dumps, dvar=lambda v: py_name("d" + v))
+    code = env.get_template(TEMPLATE).render(modules=modules, source=Path(path).name,
+                                             einsum_source=EINSUM_SOURCE.rstrip("\n"))
     return code.rstrip("\n") + "\n"
 
 
@@ -243,6 +336,10 @@ def _generate_for(path, target: str) -> str:
             continue
         if not p.is_equation:
             raise IndexCalcError(f"{p.module['class']}: a module problem needs an `equation`")
+        from .from_index_notation import is_index_notation
+        if is_index_notation(p.source):
+            raise IndexCalcError(f"{p.module['class']}: modules of index-notation equations are generated for "
+                                 f"NumPy only (--target numpy), not {target} yet")
         params = list(p.module.get("params", {}).values())
         wrt = params + [p.module["input"]]
         modules.append(modulegen.build(p.source, wrt, p.where, target, ",".join(params),

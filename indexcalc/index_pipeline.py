@@ -226,6 +226,33 @@ def _code(R, closed, terms, free, layout):
     return code
 
 
+def forward_code(problem: IndexProblem, seed: int = 0) -> str:
+    """An entry equation's right side as one NumPy expression over its variables (np.einsum,
+    window views for index arithmetic, never a loop over entries), checked against the input
+    evaluated directly at a random point."""
+    R = _Run(problem, problem.variables, next(iter(problem.variables.table)))
+    free = tuple(index_symbol(i) for i in problem.out_indices)
+    terms = R.nz.simplify_terms(R.nz.terms(lower(problem, R.ctx)), set(free))
+    try:
+        code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
+    except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
+        raise UnsupportedError(f"no NumPy form for the right side of {problem.text!r} yet "
+                               f"({e.__class__.__name__})") from None
+    sizes = choose_sizes(problem, problem.variables)
+    point = make_point(problem, problem.variables, sizes, np.random.default_rng(seed), 0, domains(problem))
+    want = reference(problem, point)
+    try:
+        with np.errstate(all="ignore"):
+            got = V.eval_code(code, point)
+    except Exception as e:  # noqa: BLE001 - our own code failing is a bug
+        raise VerificationError(f"indexcalc bug: the NumPy code of {problem.output}'s right side could not be "
+                                f"evaluated ({type(e).__name__}: {e}); no code is written") from None
+    if np.shape(got) != np.shape(want) or not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+        raise VerificationError(f"indexcalc bug: the NumPy code of {problem.output}'s right side differs from "
+                                "the input evaluated directly; no code is written")
+    return code
+
+
 # ---- the guard: the user's input, evaluated directly ----------------------------------------------
 def choose_sizes(problem: IndexProblem, variables, rng=None) -> dict:
     """Small, distinct numbers for the size names, with every index range at least 2."""

@@ -162,6 +162,23 @@ def strings(value) -> list:
     return [line(s) for s in items]
 
 
+def number(value) -> float:
+    """A finite number (a module's constant, such as ε)."""
+    import math
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad(f"must be a finite number, not {toml_type(value) if not isinstance(value, float) else value}")
+    return value
+
+
+def line_or_lines(value):
+    """One string, or an array of them (a module's several inputs)."""
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) for v in value):
+            raise _Bad("must be a name or a non-empty array of names")
+        return [line(v) for v in value]
+    return line(value)
+
+
 def boolean(value) -> bool:
     if not isinstance(value, bool):
         raise _Bad(f"must be true or false, not {toml_type(value)}")
@@ -231,11 +248,12 @@ def _module(value) -> dict:
 
 MODULE_FIELDS = {
     "class": python_name,                           # the class name
-    "input": line,                                  # the forward input (a variable: checked by codegen)
+    "input": line_or_lines,                         # the forward input(s) (variables: checked by codegen)
     "target": line,                                 # a loss module's targets (a variable)
     "params": table_of(key, line),                  # key in params/grads -> variable
     "sizes": table_of(line, python_name),           # size name -> constructor argument
     "init": table_of(key, line),                    # key in params -> how it starts (codegen.INIT)
+    "constants": table_of(python_name, number),     # scalar variable -> its default (ε), a constructor argument
 }
 
 # every key of a [[problem]] table: how its value is checked

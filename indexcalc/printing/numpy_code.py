@@ -594,6 +594,7 @@ class EinsumPrinter:
 
     def term(self, t, free):
         import sympy as sp
+        t = self._reindexed(t, free)
         letters: dict = {}
 
         def letter(s):
@@ -625,6 +626,80 @@ class EinsumPrinter:
             e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{opt})" if args else "1.0"
         del sp
         return f"{coeff} * {e}" if coeff else e
+
+    # ---- index arithmetic on the cheaper entry
+    def _estimate(self, d) -> int:
+        """A size's rough magnitude for choosing among equal forms: a size subtracted in some
+        range (the kernel k of d - k + 1) counts 3, any other 32."""
+        small = {n for r in self.ctx.ranges.values() if isinstance(r, N.LinSize) for n, c in r.terms if c < 0}
+        if isinstance(d, int):
+            return d
+        if isinstance(d, N.LinSize):
+            return max(1, d.value({n: (3 if n in small else 32) for n, _ in d.terms}))
+        return 3 if d in small else 32
+
+    def _cost(self, t, free) -> int:
+        import math
+        idx = set(free) | set(t.dummies)
+        return math.prod(self._estimate(self.ctx.ranges[i]) for i in idx if i in self.ctx.ranges)
+
+    def _reindexed(self, t, free):
+        """The term with a summed index q renamed where that makes the einsum cheaper: q sits in
+        one entry's place e = ±q + (other indices) and plainly in other entries whose axes are
+        q's range; with q' = e (ranging over that place's axis) the place is plain and the
+        arithmetic moves to the other entries (dX of a convolution: the window runs along
+        the kernel, not along the image). Entries out of range are 0 on both sides, so the
+        sum is the same."""
+        best, cost = t, self._cost(t, free)
+        for _ in range(len(t.dummies)):
+            found = None
+            for cand in self._renamings(best):
+                c = self._cost(cand, free)
+                if c < cost and (found is None or c < found[1]):
+                    found = (cand, c)
+            if found is None:
+                return best
+            best, cost = found
+        return best
+
+    def _renamings(self, t):
+        import sympy as sp
+        from .. import layout
+        for q in t.dummies:
+            places, plain_ok, plain = [], True, 0
+            for f in t.factors:
+                entries = [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
+                if q in f.free_symbols and not (isinstance(f, sp.Indexed) and f.base.label.name in self.ctx.variables
+                                                and f.base.label.name not in self.ctx.atoms):
+                    plain_ok = False
+                    break
+                for e_ in entries:
+                    shape = self.ctx.variables[e_.base.label.name].shape
+                    dims = list(shape) if layout.kind_of(shape) == "tensor" else [d for d in shape if d != 1]
+                    for k, ix in enumerate(e_.indices):
+                        if q not in ix.free_symbols:
+                            continue
+                        if ix == q:
+                            plain += 1
+                            if k >= len(dims) or dims[k] != self.ctx.ranges.get(q):
+                                plain_ok = False
+                        else:
+                            places.append((e_, k, ix, dims[k] if k < len(dims) else None))
+            if not plain_ok or not plain or len(places) != 1:      # q's range is kept by a plain place
+                continue
+            e_, k, ix, dim = places[0]
+            c = sp.expand(ix).coeff(q)
+            if c not in (1, -1) or dim is None:
+                continue
+            new = sp.Dummy(str(q), integer=True)
+            self.ctx.ranges[new] = dim
+            sol = sp.expand((new - (sp.expand(ix) - c * q)) / c)
+            factors = tuple(f.xreplace({q: sol}) if f is not e_ else
+                            f.func(f.base, *[new if j == k else i.xreplace({q: sol}) for j, i in enumerate(f.indices)])
+                            for f in t.factors)
+            factors = tuple(sp.Indexed(f.base, *[sp.expand(i) for i in f.indices]) if isinstance(f, sp.Indexed) else f
+                            for f in factors)
+            yield type(t)(t.coeff, factors, tuple(new if d == q else d for d in t.dummies))
 
     def operands(self, f, order) -> list:
         """[(code, indices)] whose einsum product is the factor f."""
@@ -687,8 +762,9 @@ class EinsumPrinter:
         return tensor_code(node, self.P), tuple(f.indices)
 
     def _entry(self, f):
-        """A variable's entry: the array itself, with a shift tensor for each place that holds
-        index arithmetic."""
+        """A variable's entry: the array itself. A place that holds index arithmetic of one
+        or two indices with signs ±1 (`i+p-1`, `m-q+1`) is read through a window view
+        (`_windows`); any other, through a 0/1 shift tensor over a new summed index."""
         import sympy as sp
         from .. import layout
         name = f.base.label.name
@@ -698,16 +774,101 @@ class EinsumPrinter:
             code = f"{code}[0]"
         dims = [d for d in shape if d != 1] if shape is not None and layout.kind_of(shape) != "tensor" \
             else list(shape or [])
-        idx, extra = [], []
+        idx, extra, windows = [], [], {}
         for k, e in enumerate(f.indices):
             if e.is_Symbol and e in self.ctx.ranges:
                 idx.append(e)
+                continue
+            place = self._window_place(e, dims[k]) if k < len(dims) else None
+            if place is not None:
+                windows[k] = place
+                idx.append(place[0][0][0])
                 continue
             h = sp.Dummy("h")
             self.ctx.ranges[h] = dims[k]
             idx.append(h)
             extra.append(self._equal(h, e))
+        if windows:
+            code = self._windows(code, len(f.indices), windows)
+            idx += [i for k in sorted(windows) for i, _ in windows[k][0][1:]]
         return [(code, tuple(idx))] + extra
+
+    def _window_place(self, e, dim):
+        """A place `±a ± b + c` (or `±a + c`) over indices a, b of known ranges, as
+        ([(index, sign), ...], pad before, pad after, start): its entries are those of the
+        axis padded with zeros, from `start` on, the first index along the axis and the
+        second along a window of its range; None for any other place."""
+        import sympy as sp
+        e = sp.expand(e)
+        const, parts = 0, []
+        for term in sp.Add.make_args(e):
+            c, rest = term.as_coeff_Mul()
+            if rest == 1 and c.is_Integer:
+                const += int(c)
+            elif rest in self.ctx.ranges and c in (1, -1) and all(rest != i for i, _ in parts):
+                parts.append((rest, int(c)))
+            else:
+                return None
+        if not 1 <= len(parts) <= 2 or dim is None:
+            return None
+        parts.sort(key=lambda p: (-p[1], str(p[0])))        # a +1 index along the axis, if any
+        # 0-based: each index a as a' = a - 1 (sign +1) or A - a (sign -1, read reversed);
+        # the entry's 0-based place is then Σ a' + off, running over span = Σ A - (n - 1) places
+        ranges = [self.ctx.ranges[i] for i, _ in parts]
+        off = N.lin(*[(r, -1) for r, (_, s) in zip(ranges, parts) if s < 0],
+                    const=const - 1 + sum(1 for _, s in parts if s > 0))
+        span = N.lin(*[(r, 1) for r in ranges], const=1 - len(parts))
+        known = [r for r in self.ctx.ranges.values() if isinstance(r, N.LinSize)]
+        before = _nonnegative(N.lin((off, -1)), known)
+        after = _nonnegative(N.lin((off, 1), (span, 1), (dim, -1)), known)
+        if before is None or after is None:
+            return None
+        return parts, before, after, N.lin((off, 1), (before, 1)), dim
+
+    def _windows(self, code, ndim, windows):
+        """The array with its windowed places (axis -> _window_place) read as window views:
+        zero padding, a slice, np.lib.stride_tricks.sliding_window_view (the windows' axes
+        appended at the end, in the order of the places) and reversed axes for signs -1."""
+        pads, slices, wins, axes, flips = [], [], [], [], []
+        size = self.P.size
+        for k in range(ndim):
+            if k not in windows:
+                pads.append("(0, 0)")
+                slices.append(":")
+                continue
+            parts, before, after, start, dim = windows[k]
+            pads.append(f"({size(before)}, {size(after)})")
+            span = N.lin(*[(self.ctx.ranges[i], 1) for i, _ in parts], const=1 - len(parts))
+            stop = N.lin((start, 1), (span, 1))
+            whole = start == 0 and stop == N.lin((dim, 1), (before, 1), (after, 1))
+            slices.append(":" if whole else f"{size(start) if start != 0 else ''}:{size(stop)}")
+        if any(windows[k][1] != 0 or windows[k][2] != 0 for k in windows):
+            code = f"np.pad({code}, ({', '.join(pads)}{',' if ndim == 1 else ''}))"
+        if any(s != ":" for s in slices):
+            code = f"{code}[{', '.join(slices)}]"
+        for k in sorted(windows):
+            for i, _ in windows[k][0][1:]:
+                wins.append(size(self.ctx.ranges[i]))
+                axes.append(str(k))
+        if wins:
+            one = len(wins) == 1
+            code = (f"np.lib.stride_tricks.sliding_window_view({code}, "
+                    f"{wins[0] if one else '(' + ', '.join(wins) + ')'}, "
+                    f"axis={axes[0] if one else '(' + ', '.join(axes) + ')'})")
+        total = ndim + len(wins)
+        flip = [":"] * total
+        w = ndim
+        for k in sorted(windows):
+            parts = windows[k][0]
+            if parts[0][1] < 0:
+                flip[k] = "::-1"
+            for _, s in parts[1:]:
+                if s < 0:
+                    flip[w] = "::-1"
+                w += 1
+        if "::-1" in flip:
+            code = f"{code}[{', '.join(flip)}]"
+        return code
 
     def _equal(self, a, b):
         """(code, indices) of the 0/1 tensor [a = b] over the indices of a and b."""
@@ -736,3 +897,26 @@ class EinsumPrinter:
                 parts.append(body if c == 1 else f"-{body}" if c == -1 else f"{int(c)} * {body}")
             return " + ".join(parts).replace("+ -", "- ") or "0"
         return f"(({side(a)}) == ({side(b)})) * 1.0", tuple(idx)
+
+
+def _nonnegative(d, known=()):
+    """max(0, d) for a size expression when its sign is known from every size being at least
+    1 (an int, or Σ c·name + const with all c ≥ 0 and const ≥ -Σ c; 0 when -d is such), or
+    from a computed size L in `known` being at least 1 (d - (L - 1) or -d - (L - 1) is such);
+    None when it is not."""
+    if not isinstance(d, int):
+        for L in known:
+            for sign in (1, -1):
+                rest = N.lin((d, sign), (L, -1), const=1)
+                if _nonnegative(rest) == rest and rest is not None:
+                    return d if sign == 1 else 0
+    if isinstance(d, int):
+        return max(0, d)
+    terms = d.terms if isinstance(d, N.LinSize) else ((d, 1),)
+    const = d.const if isinstance(d, N.LinSize) else 0
+    if all(c > 0 for _, c in terms) and const >= -sum(c for _, c in terms):
+        return d
+    if all(c < 0 for _, c in terms) and const <= -sum(c for _, c in terms):
+        return 0
+    return None
+
