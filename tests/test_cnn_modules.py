@@ -173,3 +173,34 @@ def test_index_modules_refuse_torch(tmp_path):
     from indexcalc.errors import IndexCalcError
     with pytest.raises(IndexCalcError, match="NumPy only"):
         generate(os.path.join(ROOT, "problems", "cnn_attention.toml"), target="torch")
+
+
+# ---- examples/train_cnn.py ------------------------------------------------------------------------
+def _train_cnn(tmp_path, monkeypatch, gen):
+    """The example, run in a directory that holds the generated convolution module (as
+    `indexcalc codegen problems/cnn_attention.toml -o modules_cnn_generated.py` leaves it)."""
+    pytest.importorskip("sklearn", reason="the example needs scikit-learn (CI installs it)")
+    (tmp_path / "modules_cnn_generated.py").write_text(gen.__source__, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("train_cnn", os.path.join(ROOT, "examples", "train_cnn.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo
+
+
+def test_train_cnn_smoke(tmp_path, monkeypatch, gen, capsys):
+    """Two epochs on 400 images with 8 channels: it learns (chance is 0.1) and prints each epoch."""
+    demo = _train_cnn(tmp_path, monkeypatch, gen)
+    acc = demo.main(["--epochs", "2", "--subset", "400", "--channels", "8"])
+    assert acc > 0.5
+    out = capsys.readouterr().out
+    assert "epoch  1  loss" in out and "epoch  2  loss" in out
+
+
+@pytest.mark.skipif(os.environ.get("INDEXCALC_SLOW") != "1", reason="the full training run: INDEXCALC_SLOW=1")
+def test_train_cnn_reaches_95_percent_within_two_minutes(tmp_path, monkeypatch, gen):
+    import time
+    demo = _train_cnn(tmp_path, monkeypatch, gen)
+    t0 = time.perf_counter()
+    assert demo.main([]) >= 0.95
+    assert time.perf_counter() - t0 < 120
