@@ -2,7 +2,7 @@
 
     python bench/run.py            # about two minutes
     python bench/run.py --quick    # fewer repeats, for a look
-    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian, grade, guard)
+    python bench/run.py --only cold   # one group (derive, scaling, cold, backward, hessian, grade, guard, cnn)
 
 Rows:
 - derive:   each seed exercise in-process (parse, steps, matching and the numerical guard)
@@ -24,6 +24,11 @@ Rows:
             thread); the generated JAX custom_vjp next to jax.grad of the same forward (both
             jit-compiled, compile excluded). Min of the runs; the median in the note.
 - grade:    `indexcalc grade` of a synthetic class, 200 students × 5 claims, verdicts known.
+- cnn:      issue 14's speed rows: deriving conv2d's backward (by X, by F) and batched
+            attention's (Q, K, V) in-process with steps and the guard (min, median, CPU time);
+            the NumPy modules of `codegen problems/cnn_attention.toml` next to hand-written
+            NumPy (conv2d im2col at N=32, C=8, H=W=16, O=16, K=3; attention at B=8, S=128,
+            D=64), in a child process with BLAS on one thread; min, medians in the note.
 - guard:    the MNIST layer's backprop at numeric sizes (X 64×784, W 128×784): the guard's
             projections cost the same at any size; min of the runs, median in the note.
 
@@ -117,13 +122,21 @@ def show_time(t):
     return f"{t * 1e6:.1f} µs"
 
 
-def table() -> str:
-    head = ("group", "case", "indexcalc", "peer", "peer time", "ratio", "note")
-    lines = [head]
+HEAD = ("group", "case", "indexcalc", "peer", "peer time", "ratio", "note")
+
+
+def cells() -> list:
+    """This run's rows as the table's cells."""
+    out = []
     for g, c, o, pn, p, note in ROWS:
         ratio = f"{o / p:.2f}" if (o is not None and p) else "—"
-        lines.append((g, c, show_time(o), pn, show_time(p), ratio, note))
-    widths = [max(len(str(r[k])) for r in lines) for k in range(len(head))]
+        out.append((g, c, show_time(o), pn, show_time(p), ratio, note))
+    return out
+
+
+def table(rows=None) -> str:
+    lines = [HEAD] + (cells() if rows is None else rows)
+    widths = [max(len(str(r[k])) for r in lines) for k in range(len(HEAD))]
     out = ["| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |" for r in lines]
     out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
@@ -802,19 +815,123 @@ def _code_rows_child(quick):
     print(json.dumps(rows))
 
 
+# ---- issue 14: index notation at rank 3 and 4 ------------------------------------------------------
+CNN_CHILD = "--cnn-rows-child"
+CONV = ("Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "X: N×C×H×W, F: O×C×R×S, b: O")
+ATTENTION = ("O[b,i,d] = (Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D)) V[b,j,d]) / Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D))",
+             "Q: B×S×D, K: B×T×D, V: B×T×E")
+
+
+def bench_cnn():
+    """Deriving conv2d's and batched attention's backward in-process (reading, steps, matching,
+    the guard), min and median; then, in a child process whose BLAS is pinned to one thread,
+    the modules `codegen problems/cnn_attention.toml` writes next to hand-written NumPy."""
+    import json
+    from indexcalc.pipeline import backprop
+    repeat = 2 if QUICK else 5
+    for name, (eq, where), wrt in (("conv2d backward by X", CONV, "X"), ("conv2d backward by F", CONV, "F"),
+                                   ("batched attention backward by Q, K, V", ATTENTION, "Q,K,V")):
+        walls, cpus = [], []
+        for _ in range(repeat):
+            clear_caches()
+            gc.collect()
+            t0, c0 = time.perf_counter(), time.process_time()
+            backprop(eq, wrt, where)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        row("cnn", f"derive {name}", min(walls), "", None,
+            f"median {show_time(statistics.median(walls))}, CPU {show_time(min(cpus))}; with steps and guard; "
+            "target ≤ 2 s")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), CNN_CHILD] + (["--quick"] if QUICK else []),
+                         capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    for r in json.loads(out.stdout.strip().splitlines()[-1]):
+        row(*r)
+
+
+def _hand_conv_backward(X, F, dY):
+    """conv2d's backward as one writes it by hand: im2col as a window view, the two products
+    by tensordot, col2im as a sum over the kernel's R·S offsets."""
+    R, S = F.shape[2:]
+    Ho, Wo = dY.shape[2:]
+    cols = np.lib.stride_tricks.sliding_window_view(X, (R, S), axis=(2, 3))      # N, C, Ho, Wo, R, S
+    dF = np.tensordot(dY, cols, axes=([0, 2, 3], [0, 2, 3]))                      # O, C, R, S
+    db = dY.sum(axis=(0, 2, 3))
+    dcols = np.tensordot(dY, F, axes=([1], [0]))                                   # N, Ho, Wo, C, R, S
+    dX = np.zeros_like(X)
+    for r in range(R):
+        for s_ in range(S):
+            dX[:, :, r:r + Ho, s_:s_ + Wo] += dcols[..., r, s_].transpose(0, 3, 1, 2)
+    return dX, dF, db
+
+
+def _hand_attention_backward(Q, K, V, dO):
+    """Batched attention's forward values cached (A = softmax(Q Kᵀ/√D)), the backward by hand."""
+    c = 1 / np.sqrt(Q.shape[-1])
+    z = Q @ np.swapaxes(K, -1, -2) * c
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    A = e / e.sum(axis=-1, keepdims=True)
+
+    def back():
+        dA = dO @ np.swapaxes(V, -1, -2)
+        dS = A * (dA - (A * dA).sum(axis=-1, keepdims=True)) * c
+        return dS @ K, np.swapaxes(dS, -1, -2) @ Q, np.swapaxes(A, -1, -2) @ dO
+    return back
+
+
+def _cnn_rows_child(quick):
+    """In the child (BLAS on one thread): generated conv2d and attention backward passes next
+    to hand NumPy, (min, median) over batches of calls, calls interleaved; printed as JSON."""
+    import json
+
+    from indexcalc.codegen import generate
+    gen = _load(generate(os.path.join(ROOT, "problems", "cnn_attention.toml")), "cnn_modules_bench")
+    rng = np.random.default_rng(0)
+    repeat = 3 if quick else 9
+    rows = []
+    N, C, H, O, K = 32, 8, 16, 16, 3
+    conv = gen.Conv2dModule(C, O, K, K)
+    X = rng.normal(size=(N, C, H, H))
+    Y = conv.forward(X)
+    dY = rng.normal(size=Y.shape)
+    F = conv.params["weight"]
+    ours = conv.backward(dY)
+    hand = _hand_conv_backward(X, F, dY)
+    assert np.allclose(ours, hand[0]) and np.allclose(conv.grads["weight"], hand[1])
+    assert np.allclose(conv.grads["bias"], hand[2])
+    (a, am), (b, bm) = _timed(lambda: conv.backward(dY), lambda: _hand_conv_backward(X, F, dY), repeat)
+    rows.append(("cnn", f"conv2d backward (dX, dF, db), N={N} C={C} H=W={H} O={O} K={K}", a,
+                 "hand NumPy im2col", b, f"medians {show_time(am)} / {show_time(bm)} ({am / bm:.2f}); "
+                 "generated code; BLAS 1 thread; target ≤ 1.5×"))
+    B, S, D = 8, 128, 64
+    att = gen.AttentionModule()
+    Q, Kt, V = (rng.normal(size=(B, S, D)) for _ in range(3))
+    out = att.forward(Q, Kt, V)
+    dO = rng.normal(size=out.shape)
+    hand = _hand_attention_backward(Q, Kt, V, dO)
+    assert all(np.allclose(x, y) for x, y in zip(att.backward(dO), hand()))
+    (a, am), (b, bm) = _timed(lambda: att.backward(dO), hand, repeat)
+    rows.append(("cnn", f"batched attention backward (dQ, dK, dV), B={B} S={S} D={D}", a, "hand NumPy", b,
+                 f"medians {show_time(am)} / {show_time(bm)} ({am / bm:.2f}); generated code; BLAS 1 thread; "
+                 "target ≤ 1.2×"))
+    print(json.dumps(rows))
+
+
 def main(argv=None):
     global QUICK
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     groups = {"derive": bench_derive, "scaling": bench_scaling, "cold": bench_cold,
               "backward": bench_backward, "modules": bench_modules, "hessian": bench_hessian, "grade": bench_grade,
-              "guard": bench_guard, "linear": bench_linear, "code": bench_code}
+              "guard": bench_guard, "linear": bench_linear, "code": bench_code, "cnn": bench_cnn}
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--only", choices=groups, help="run one group of rows")
     ap.add_argument("--readme", action="store_true",
                     help="also write the table into README.md, between its bench:start and bench:end marks")
     args = ap.parse_args(argv)
-    if args.readme and (args.quick or args.only):
-        ap.error("--readme writes the whole table: run it without --quick and --only")
+    if args.readme and (args.quick or args.only == "hessian"):
+        ap.error("--readme writes measured figures: run it without --quick (and --only hessian, whose "
+                 "footnotes are numbered with the whole table)")
     QUICK = args.quick
     from indexcalc.pipeline import derive
     derive("x^T B x", "x")              # import and first-call costs are the cold row's business
@@ -826,7 +943,7 @@ def main(argv=None):
     print(f"run: {time.strftime('%Y-%m-%d')}, `python bench/run.py{flags}`\n")
     print(report())
     if args.readme:
-        write_readme(report())
+        write_readme(report() if not args.only else None, args.only)
 
 
 def report() -> str:
@@ -839,21 +956,40 @@ def report() -> str:
 README_START, README_END = "<!-- bench:start", "<!-- bench:end -->"
 
 
-def write_readme(text: str) -> None:
-    """Replace what lies between README.md's bench marks with `text` (whole file or nothing)."""
+def write_readme(text, only=None) -> None:
+    """Replace what lies between README.md's bench marks with `text` (whole file or nothing);
+    with `only` (one group's run), replace that group's rows of the table there and keep the
+    other rows and the footnotes as they are."""
     path = os.path.join(ROOT, "README.md")
     with open(path, encoding="utf-8") as f:
         readme = f.read()
     start = readme.index("\n", readme.index(README_START)) + 1
     end = readme.index(README_END)
+    if only:
+        text = merged(readme[start:end], only)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(readme[:start] + "\n" + text + "\n" + readme[end:])
     os.replace(tmp, path)
 
 
+def merged(block: str, group: str) -> str:
+    """README's bench block with `group`'s rows replaced by this run's, where that group's rows
+    stood (at the end if it had none); every other row and the footnotes unchanged."""
+    lines = block.strip("\n").splitlines()
+    rows_at = [k for k, line in enumerate(lines) if line.startswith("|")]
+    old = [tuple(c[1:].rstrip() for c in lines[k].strip()[1:-1].split("|")) for k in rows_at[2:]]
+    new = [r for r in cells() if r[0] == group]
+    first = next((k for k, r in enumerate(old) if r[0] == group), len(old))
+    rows = [r for r in old[:first] if r[0] != group] + new + [r for r in old[first:] if r[0] != group]
+    rest = lines[rows_at[-1] + 1:] if rows_at else lines
+    return "\n".join([table(rows)] + rest).rstrip("\n")
+
+
 if __name__ == "__main__":
     if CODE_CHILD in sys.argv:
         _code_rows_child("--quick" in sys.argv)
+    elif CNN_CHILD in sys.argv:
+        _cnn_rows_child("--quick" in sys.argv)
     else:
         main()

@@ -592,9 +592,13 @@ class EinsumPrinter:
             return f"np.zeros(({dims},))" if len(free) == 1 else f"np.zeros(({dims}))"
         return " + ".join(self.term(t, free) for t in terms)
 
-    def term(self, t, free):
+    def term(self, t, free, staged=True):
         import sympy as sp
         t = self._reindexed(t, free)
+        if staged:
+            two = self._staged(t, free)
+            if two is not None:
+                return two
         letters: dict = {}
 
         def letter(s):
@@ -765,7 +769,11 @@ class EinsumPrinter:
         """A variable's entry: the array itself. A place that holds index arithmetic of one
         or two indices with signs ±1 (`i+p-1`, `m-q+1`) is read through a window view
         (`_windows`); any other, through a 0/1 shift tensor over a new summed index."""
-        import sympy as sp
+        code, dims = self._array_of(f)
+        return self._places(code, f.indices, dims)
+
+    def _array_of(self, f):
+        """(code, axis sizes) of an entry's variable in NumPy layout."""
         from .. import layout
         name = f.base.label.name
         code = py_name(name)
@@ -774,8 +782,13 @@ class EinsumPrinter:
             code = f"{code}[0]"
         dims = [d for d in shape if d != 1] if shape is not None and layout.kind_of(shape) != "tensor" \
             else list(shape or [])
+        return code, dims
+
+    def _places(self, code, indices, dims):
+        """[(code, indices)] whose einsum product is the array `code` (axes `dims`) at `indices`."""
+        import sympy as sp
         idx, extra, windows = [], [], {}
-        for k, e in enumerate(f.indices):
+        for k, e in enumerate(indices):
             if e.is_Symbol and e in self.ctx.ranges:
                 idx.append(e)
                 continue
@@ -789,9 +802,62 @@ class EinsumPrinter:
             idx.append(h)
             extra.append(self._equal(h, e))
         if windows:
-            code = self._windows(code, len(f.indices), windows)
+            code = self._windows(code, len(indices), windows)
             idx += [i for k in sorted(windows) for i, _ in windows[k][0][1:]]
         return [(code, tuple(idx))] + extra
+
+    def _staged(self, t, free):
+        """A term whose one entry E holds index arithmetic, in two einsums when that is
+        cheaper (conv2d's dX): first the product with E's arithmetic places as new indices h
+        (a plain product, BLAS), then that array read at the arithmetic through window views,
+        its repeated indices taken along the diagonal (col2im as one einsum). None when one
+        einsum is as cheap."""
+        import math
+
+        import sympy as sp
+        entries = [f for f in t.factors if isinstance(f, sp.Indexed) and f.base.label.name in self.ctx.variables
+                   and f.base.label.name not in self.ctx.atoms]
+        windowed = [f for f in entries if any(not (e.is_Symbol and e in self.ctx.ranges) for e in f.indices)]
+        if len(windowed) != 1 or len(t.factors) < 2 or t.coeff.free_symbols & set(self.ctx.ranges):
+            return None
+        E = windowed[0]
+        code, dims = self._array_of(E)
+        plain = lambda e: e.is_Symbol and e in self.ctx.ranges   # noqa: E731
+        places = {k: e for k, e in enumerate(E.indices) if not plain(e)}
+        if len(dims) != len(E.indices) or any(self._window_place(e, dims[k]) is None for k, e in places.items()):
+            return None
+        hs = {}
+        for k in places:
+            hs[k] = sp.Dummy("h")
+            self.ctx.ranges[hs[k]] = dims[k]
+        E1 = sp.Indexed(E.base, *[hs.get(k, e) for k, e in enumerate(E.indices)])
+        others = [f for f in t.factors if f is not E]
+        stage1 = set().union(*(self.M.nz.indices(f) for f in [E1, *others]))
+        arith = set().union(*(e.free_symbols for e in places.values())) & set(self.ctx.ranges)
+        keep = [i for i in [*free, *t.dummies, *hs.values()] if i in stage1 and (i in free or i in arith or i in hs.values())]
+        keep = list(dict.fromkeys(keep))
+        if any(i not in stage1 and i not in arith for i in free):
+            return None
+        size = lambda ix: math.prod(self._estimate(self.ctx.ranges[i]) for i in ix)   # noqa: E731
+        direct = size(set(free) | set(t.dummies))
+        final = set(free) | arith
+        if size(stage1) + size(final) > direct:
+            return None
+        Term = type(t)
+        first = self.term(Term(sp.Integer(1), (E1, *others), tuple(i for i in stage1 if i not in keep)), tuple(keep),
+                          staged=False)
+        axes = [places[k] if i in hs.values() else i for i in keep for k in [next((k for k, h in hs.items() if h == i), None)]]
+        kdims = [self.ctx.ranges[i] for i in keep]
+        ops = self._places(f"({first})", axes, kdims)
+        if len(ops) != 1:
+            return None
+        letters = {}
+        sub = "".join(letters.setdefault(i, LETTERS[len(letters)]) for i in ops[0][1])
+        if any(i not in letters for i in free):
+            return None
+        out = "".join(letters[i] for i in free)
+        e = f"np.einsum('{sub}->{out}', {ops[0][0]})"
+        return f"{self.P.wrap(self.M.scalar(t.coeff))[0]} * {e}" if t.coeff != 1 else e
 
     def _window_place(self, e, dim):
         """A place `±a ± b + c` (or `±a + c`) over indices a, b of known ranges, as
