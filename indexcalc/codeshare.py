@@ -226,6 +226,36 @@ def share(output: str, forward: str, grads: dict, points: list, arrays: set) -> 
     used = " ".join([c for _, c in out.backward] + list(out.grads.values()))
     out.saved = [n for n, _ in out.forward if _mentions(used, n)]
     check(out, output, forward, grads, points[-1])
+    return _shifted(out, output, forward, grads, points)
+
+
+def _shifted(out: Shared, output, forward, grads, points) -> Shared:
+    """Each named `exp(Z)` of the forward pass as `exp(Z - max(Z))` along an axis, where every
+    output and gradient is the same (a ratio of exponentials, as softmax and attention are:
+    the shift cancels): it then never overflows. Each shift is kept only if the whole agrees
+    with the expressions as given at every point."""
+    for k, (name, code) in enumerate(list(out.forward)):
+        node = ast.parse(code, mode="eval").body
+        if not (isinstance(node, ast.Call) and _dotted(node.func) == "np.exp" and len(node.args) == 1):
+            continue
+        env = dict(points[0])
+        for n, c in out.forward[:k]:
+            env[n] = eval(c, env)  # noqa: S307 - our own generated code
+        with np.errstate(all="ignore"):
+            z = eval(ast.unparse(node.args[0]), env)  # noqa: S307
+        if not isinstance(z, np.ndarray) or z.ndim == 0:
+            continue
+        for axis in range(-1, -z.ndim - 1, -1):
+            trial = Shared(list(out.forward), out.output, out.backward, out.grads, out.saved)
+            trial.forward[k:k + 1] = [(f"{name}_z", ast.unparse(node.args[0])),
+                                      (name, f"np.exp({name}_z - np.max({name}_z, axis={axis}, keepdims=True))")]
+            try:
+                for p in points:
+                    check(trial, output, forward, grads, p)
+            except VerificationError:
+                continue
+            out = trial
+            break
     return out
 
 

@@ -108,6 +108,26 @@ def test_attention_module_against_hand_numpy(gen):
     assert np.allclose(dK, numeric_grad(loss, K), atol=1e-6)
 
 
+def test_attention_module_does_not_overflow(gen):
+    """Logits near ±1000: exp(Q Kᵀ/√D) would overflow; the generated forward pass shifts it by
+    its row maximum (the shift cancels in every output and gradient), so both passes are finite
+    and right."""
+    rng = np.random.default_rng(4)
+    B, S, D = 2, 4, 3
+    Q, K, V = rng.normal(size=(B, S, D)) * 30, rng.normal(size=(B, S, D)) * 30, rng.normal(size=(B, S, D))
+    m = gen.AttentionModule()
+    O = m.forward(Q, K, V)
+    A = softmax(Q @ np.swapaxes(K, -1, -2) / np.sqrt(D))
+    assert np.abs(Q @ np.swapaxes(K, -1, -2) / np.sqrt(D)).max() > 800
+    assert np.all(np.isfinite(O)) and np.allclose(O, A @ V)
+    dO = rng.normal(size=O.shape)
+    dQ, dK, dV = m.backward(dO)
+    assert np.allclose(dV, np.swapaxes(A, -1, -2) @ dO)
+    dA = dO @ np.swapaxes(V, -1, -2)
+    dS = A * (dA - (A * dA).sum(axis=-1, keepdims=True)) / np.sqrt(D)
+    assert np.allclose(dQ, dS @ K) and np.allclose(dK, np.swapaxes(dS, -1, -2) @ Q)
+
+
 def test_layer_norm_module(gen):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(4, 7)) * 3 + 1
