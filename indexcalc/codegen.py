@@ -63,6 +63,7 @@ class Module:
     constants: dict | None = None
     forward_defs: list | None = None
     backward_defs: list | None = None
+    init_dims: dict | None = None         # key -> the parameter's sizes as constructor arguments
 
     @property
     def uses_std(self) -> bool:
@@ -82,12 +83,10 @@ class Module:
     @property
     def fan_in(self) -> str:
         """The first normal-initialised parameter's fan-in: the product of its sizes after
-        the first (in_features of a linear layer, in_channels·kernel of a convolution)."""
-        for code in self.init_code.values():
-            if "std" in code:
-                dims = code.split("size=(", 1)[1].rsplit("))", 1)[0].split(", ")[1:]
-                return " * ".join(dims) if len(dims) == 1 else "(" + " * ".join(dims) + ")"
-        return "1"
+        the first, as constructor arguments (in_features of a linear layer, in_channels ×
+        kernel of a convolution)."""
+        dims = next((d[1:] for key, d in (self.init_dims or {}).items() if "std" in self.init_code[key]), [])
+        return " * ".join(map(str, dims)) if len(dims) == 1 else "(" + " * ".join(map(str, dims or [1])) + ")"
 
     @property
     def index_form(self) -> bool:
@@ -202,19 +201,20 @@ def build_index_module(problem: Problem) -> Module:
     arrays = {py_name(n) for n, v in d.variables.items() if v.kind != "scalar"}
     shared = codeshare.share(py_name(out), forward, {py_name(w): c for w, c in grads.items()}, points, arrays)
     key_of = {var: key for key, var in params.items()}
-    gradients = [Gradient(key_of.get(r.wrt, "return"), r.wrt, r.index_form, shared.grads[py_name(r.wrt)])
-                 for r in d.results]
+    gradients = [Gradient(key_of.get(r.wrt, "return"), r.wrt, r.closed_form or r.index_form,
+                          shared.grads[py_name(r.wrt)]) for r in d.results]
+    dims: dict = {}
     variables = Variables({**d.variables.table}, d.variables.sizes)
     fwd_text = " ".join([c for _, c in shared.forward] + [shared.output])
     bwd_text = " ".join([c for _, c in shared.backward] + list(shared.grads.values()))
     return Module(cls, problem.id, eq, inputs[0], out, None, shared.output, params,
-                  list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables, fan_in=True), gradients,
+                  list(spec.get("sizes", {}).values()), _init_code(cls, spec, params, variables, True, dims), gradients,
                   [n for n in params.values() if _uses(fwd_text, py_name(n))],
                   [n for n in [*inputs, *params.values(), *constants] if _uses(bwd_text, py_name(n))],
                   [n for n in inputs if _uses(bwd_text, py_name(n))] +
                   ([out] if _uses(bwd_text, py_name(out)) else []) + shared.saved,
                   inputs=inputs, constants={c: v for c, v in constants.items()},
-                  forward_defs=shared.forward, backward_defs=shared.backward)
+                  forward_defs=shared.forward, backward_defs=shared.backward, init_dims=dims)
 
 
 def _check_names(cls, names) -> None:
@@ -231,10 +231,10 @@ def _check_names(cls, names) -> None:
             raise IndexCalcError(f"{cls}: the variables {seen[py]!r} and {name!r} have the same name in Python")
 
 
-def _init_code(cls, spec, params, variables, fan_in=False) -> dict:
+def _init_code(cls, spec, params, variables, fan_in=False, dims_out=None) -> dict:
     """Each parameter's creation, its sizes named by the constructor's arguments (`sizes`).
     fan_in: the standard deviation of `normal` comes from the weight's fan-in (Module.fan_in),
-    not from an `in_features` argument."""
+    not from an `in_features` argument. dims_out (a dict) gets each parameter's sizes."""
     sizes, init = spec.get("sizes", {}), spec.get("init", {})
     known = set(variables.sizes)
     stray = [s for s in sizes if s not in known]
@@ -255,6 +255,8 @@ def _init_code(cls, spec, params, variables, fan_in=False) -> dict:
         if how not in INIT:
             raise IndexCalcError(f"{cls}: unknown init {how!r} (known: {', '.join(INIT)})")
         out[key] = INIT[how](", ".join(map(str, dims)))
+        if dims_out is not None:
+            dims_out[key] = dims
     if any(init.get(k) == "normal" for k in params) and "in_features" not in sizes.values() and not fan_in:
         raise IndexCalcError(f"{cls}: `init = normal` scales by the fan-in: name it `in_features` in `sizes`")
     return out
