@@ -162,7 +162,6 @@ def build_index_module(problem: Problem) -> Module:
     `backprop`, the two passes sharing every common value (codeshare)."""
     from . import codeshare
     from . import index_pipeline as IP
-    from .index_eval import domains
     spec = problem.module
     cls, eq, where = spec["class"], problem.source, problem.where
     inputs = spec["input"] if isinstance(spec["input"], list) else [spec["input"]]
@@ -192,7 +191,7 @@ def build_index_module(problem: Problem) -> Module:
     forward = IP.forward_code(prob)
     grads = {r.wrt: r.numpy for r in d.results}
     sizes = IP.choose_sizes(prob, d.variables)
-    needs = domains(prob)
+    needs = prob.domains()
     points = []
     for k in range(3):                         # different sizes: `X.shape[0]` is not `F.shape[1]`
         at = {n: v + k for n, v in sizes.items()}

@@ -226,20 +226,20 @@ def _code(R, closed, terms, free, layout):
     return code
 
 
-def forward_code(problem: IndexProblem, seed: int = 0) -> str:
+def forward_code(problem, seed: int = 0) -> str:
     """An entry equation's right side as one NumPy expression over its variables (np.einsum,
     window views for index arithmetic, never a loop over entries), checked against the input
     evaluated directly at a random point."""
     R = _Run(problem, problem.variables, next(iter(problem.variables.table)))
     free = tuple(index_symbol(i) for i in problem.out_indices)
-    terms = R.nz.simplify_terms(R.nz.terms(lower(problem, R.ctx)), set(free))
+    terms = R.nz.simplify_terms(R.nz.terms(problem.index_form(R.ctx)), set(free))
     try:
         code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
         raise UnsupportedError(f"no NumPy form for the right side of {problem.text!r} yet "
                                f"({e.__class__.__name__})") from None
     sizes = choose_sizes(problem, problem.variables)
-    point = make_point(problem, problem.variables, sizes, np.random.default_rng(seed), 0, domains(problem))
+    point = make_point(problem, problem.variables, sizes, np.random.default_rng(seed), 0, problem.domains())
     want = reference(problem, point)
     try:
         with np.errstate(all="ignore"):
