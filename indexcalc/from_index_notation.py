@@ -367,6 +367,10 @@ class IndexProblem:
         from .index_eval import domains
         return domains(self)
 
+    def rule_steps(self, R, body) -> list:
+        """The rules the derivative uses, stated before it (index notation states none)."""
+        return []
+
 
 def read(text: str, decls: dict | None = None, extra: dict | None = None, free_ok: bool = False,
          out_shape: tuple | None = None) -> IndexProblem:

@@ -189,7 +189,7 @@ def _steps_index(R, problem, name, out_free, var_free):
              _lhs_latex(name, R.var, out_free, var_free)),
         Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
              f"{entry_name(name)}_{{{oi}}}" if oi else entry_name(name)),
-    ]
+    ] + problem.rule_steps(R, body)
 
 
 def _steps_chain(R, problem, body, out_idx, var_free, up):
@@ -206,7 +206,7 @@ def _steps_chain(R, problem, body, out_idx, var_free, up):
         Step("index", f"{problem.text}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
         Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", R.var, [], var_free)),
         Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out_l}_{{{oi}}}"),
-    ]
+    ] + problem.rule_steps(R, body)
 
 
 def _code(R, closed, terms, free, layout):

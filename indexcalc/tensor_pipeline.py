@@ -54,6 +54,12 @@ class TensorProblem:
         from .verify import _domains
         return _domains(self.typed)
 
+    def rule_steps(self, R, body) -> list:
+        """The softmax, norm and element-wise chain rules the derivative uses, as the matrix
+        language's steps state them (pipeline._steps_rules)."""
+        from .pipeline import _steps_rules
+        return _steps_rules(R, body)
+
 
 def derive(text: str, typed: N.Node, variables, wrt, seed: int = 0, output: str | None = None, read=None):
     """The derivative of a typed tensor expression (the gradient of a scalar, else the full

@@ -214,3 +214,10 @@ def test_an_element_wise_function_of_a_sum_in_einsum_code(eq, where):
     s = 1 / (1 + np.exp(-z))
     want = np.swapaxes(dZ * s * (1 - s), -1, -2)
     assert np.allclose(_run_code(d.results[0].numpy, {"A": A, "b": b, "dZ": dZ}), want)
+
+
+def test_steps_state_the_softmax_rule_along_the_last_axis():
+    d = backprop("Y = softmax(Q K^T / sqrt(D)) V", "Q", "Q: B×S×D, K: B×S×D, V: B×S×D")
+    rules = [s.text for s in d.results[0].steps if s.rule == "rule"]
+    assert any(t.startswith("softmax (along the last axis, for each b)") for t in rules), rules
+    assert d.results[0].steps[0].rule == "read as"

@@ -69,6 +69,12 @@ def _inverse(node):
 def _softmax(node):
     a = node.a
     s_t, s_l = to_text(node), to_latex(node)
+    if len(a.shape) > 2:                # a tensor (SPEC §1.2): along the last axis, per batch entry
+        b = "bcdefgh"[:len(a.shape) - 2]
+        text = (f"softmax (along the last axis, for each {','.join(b)}): ∂[{s_t}]_{b}pq/∂{_entry_text(a, b + 'rs')} = "
+                f"δ_pr [{s_t}]_{b}pq (δ_qs - [{s_t}]_{b}ps)")
+        return (text, fr"\frac{{\partial \left[{s_l}\right]_{{{b}pq}}}}{{\partial {_entry_latex(a, b + 'rs')}}}",
+                fr"\delta_{{pr}} \left[{s_l}\right]_{{{b}pq}} \left(\delta_{{qs}} - \left[{s_l}\right]_{{{b}ps}}\right)")
     if len([d for d in a.shape if d != 1]) <= 1:
         text = (f"softmax: ∂[{s_t}]_p/∂{_entry_text(a, 'q')} = [{s_t}]_p (δ_pq - [{s_t}]_q)")
         return (text, fr"\frac{{\partial \left[{s_l}\right]_{{p}}}}{{\partial {_entry_latex(a, 'q')}}}",
