@@ -757,13 +757,12 @@ class EinsumPrinter:
         return self.code(terms, tuple(idx)) if terms else "0.0"
 
     def _tensor_atom(self, f):
-        """(code, indices) of an atom of rank ≥ 3 (softmax along a tensor's last axis), printed
-        with batch-safe spellings; all its places must be indexed."""
-        from ..batch import tensor_code
+        """(code, indices) of an atom of rank ≥ 3 (softmax along a tensor's last axis): the
+        user's subtree printed with NumPy's meaning; all its places must be indexed."""
         node = self.ctx.atoms[f.base.label.name]
         if len(f.indices) != len(node.shape) or not all(e.is_Symbol for e in f.indices):
             raise ValueError("an atom with a unit axis or index arithmetic")
-        return tensor_code(node, self.P), tuple(f.indices)
+        return tensor_input_code(node, self.P), tuple(f.indices)
 
     def _entry(self, f):
         """A variable's entry: the array itself. A place that holds index arithmetic of one
@@ -780,6 +779,9 @@ class EinsumPrinter:
         shape = self.ctx.variables[name].shape if name in self.ctx.variables else None
         if shape is not None and layout.kind_of(shape) == "rowvector":
             code = f"{code}[0]"
+        if shape is not None and layout.kind_of(shape) == "tensor" and 1 in shape:     # N: 1×S×S
+            code = f"{code}[{', '.join('0' if d == 1 else ':' for d in shape)}]"
+            shape = tuple(d for d in shape if d != 1)
         dims = [d for d in shape if d != 1] if shape is not None and layout.kind_of(shape) != "tensor" \
             else list(shape or [])
         return code, dims
@@ -986,3 +988,65 @@ def _nonnegative(d, known=()):
         return 0
     return None
 
+
+# ---- the matrix language on tensors, with NumPy's meaning (SPEC §1.2) ----------------------------
+def tensor_input_code(node: N.Node, P: NumpyPrinter) -> str:
+    """NumPy code of a typed subtree of tensor input (an atom's argument), with the meaning
+    tensor_eval.py evaluates: np.matmul, np.swapaxes on the last two axes, NumPy's
+    broadcasting (a column vector 1-D), softmax and sums along axes."""
+    if not any(n.shape is not None and len(n.shape) > 2 for n in node.walk()):
+        return P.wrap(node)[0] if node.shape == N.SCALAR else f"({P.code(node, layout_kind(node.shape))})"
+    rule = TENSOR_PRINT.get(type(node))
+    if rule is None:
+        raise ValueError(f"no NumPy spelling of {type(node).__name__} on tensors here")
+    return rule(node, lambda n: tensor_input_code(n, P), P)
+
+
+def layout_kind(shape) -> str:
+    from ..layout import kind_of
+    return kind_of(shape)
+
+
+def _t_transpose(n, c, P):
+    inner = c(n.a)
+    if len(n.a.shape) == 2 and n.a.shape[1] == 1 and n.a.shape[0] != 1:
+        return f"{inner}[None, :]"
+    if len(n.shape) == 2 and n.shape[1] == 1:
+        return f"np.ravel({inner})"
+    return f"np.swapaxes({inner}, -1, -2)"
+
+
+def _t_softmax(n, c, P):
+    from ..batch import softmax_code
+    return softmax_code(c(n.a), P)
+
+
+def _t_func(n, c, P):
+    if n.name == "log" and isinstance(n.a, N.Softmax):      # log_softmax, stable
+        z = "(z - np.max(z, axis=-1, keepdims=True))"
+        return f"(lambda z: {z} - np.log(np.sum(np.exp({z}), axis=-1, keepdims=True)))({c(n.a.a)})"
+    return F.numpy_code(n.name, c(n.a))
+
+
+TENSOR_PRINT = {
+    N.Sym: lambda n, c, P: py_name(n.name),
+    N.MatMul: lambda n, c, P: f"np.matmul({c(n.a)}, {c(n.b)})",
+    N.Transpose: _t_transpose,
+    N.Add: lambda n, c, P: f"({c(n.a)} + {c(n.b)})",
+    N.Sub: lambda n, c, P: f"({c(n.a)} - {c(n.b)})",
+    N.Neg: lambda n, c, P: f"(-{c(n.a)})",
+    N.Hadamard: lambda n, c, P: f"({c(n.a)} * {c(n.b)})",
+    N.HadDiv: lambda n, c, P: f"({c(n.a)} / {c(n.b)})",
+    N.ScalarMul: lambda n, c, P: f"({c(n.s)} * {c(n.a)})",
+    N.Div: lambda n, c, P: f"({c(n.a)} / {c(n.s)})",
+    N.HadPow: lambda n, c, P: f"({c(n.a)} ** {c(n.p)})",
+    N.Power: lambda n, c, P: f"({c(n.a)} ** {c(n.p)})",
+    N.SumAll: lambda n, c, P: f"np.sum({c(n.a)})",
+    N.Mean: lambda n, c, P: f"np.mean({c(n.a)})",
+    N.SumAxis: lambda n, c, P: f"np.sum({c(n.a)}, axis={n.axis})",
+    N.MeanAxis: lambda n, c, P: f"np.mean({c(n.a)}, axis={n.axis})",
+    N.Norm: lambda n, c, P: f"np.sqrt(np.sum({c(n.a)} ** 2))",
+    N.Norm2: lambda n, c, P: f"np.sum({c(n.a)} ** 2)",
+    N.Func: _t_func,
+    N.Softmax: _t_softmax,
+}
