@@ -678,6 +678,9 @@ class EinsumPrinter:
                     plain_ok = False
                     break
                 for e_ in entries:
+                    if e_.base.label.name not in self.ctx.variables:     # an atom (softmax of a tensor)
+                        plain_ok = plain_ok and q not in e_.free_symbols
+                        continue
                     shape = self.ctx.variables[e_.base.label.name].shape
                     dims = list(shape) if layout.kind_of(shape) == "tensor" else [d for d in shape if d != 1]
                     for k, ix in enumerate(e_.indices):
