@@ -116,8 +116,9 @@ def build_module(problem: Problem) -> Module:
     params = dict(spec.get("params", {}))
     inp, target = spec["input"], spec.get("target")
     d = backprop(eq, list(params.values()) + [inp], where)
-    from .tensor_pipeline import refuse_module
-    refuse_module(d)
+    from .tensor_pipeline import is_tensor_derivation
+    if is_tensor_derivation(d):         # the matrix language on tensors: index_pipeline's modules
+        return build_index_module(problem, d)
     out = d.output
     if d.rhs.is_scalar and target is None:
         raise IndexCalcError(f"{cls}: a loss module needs `target` (the targets' variable)")
@@ -156,7 +157,7 @@ def build_module(problem: Problem) -> Module:
                   [n for n in (inp, out) if n in locals_backward])
 
 
-def build_index_module(problem: Problem) -> Module:
+def build_index_module(problem: Problem, d=None) -> Module:
     """A module of an entry equation in index notation (SPEC §1.3): the forward pass is the
     right side's NumPy code (index_pipeline.forward_code), each gradient the verified code of
     `backprop`, the two passes sharing every common value (codeshare)."""
@@ -174,7 +175,8 @@ def build_index_module(problem: Problem) -> Module:
     if len(set(roles)) != len(roles):
         raise IndexCalcError(f"{cls}: the inputs, parameters and constants must be different variables "
                              f"({', '.join(roles)})")
-    d = IP.backprop(eq, [*params.values(), *inputs], where)
+    if d is None:                              # (a derivation of tensor input comes derived)
+        d = IP.backprop(eq, [*params.values(), *inputs], where)
     prob, out = d.problem, d.output
     if not prob.out_indices:
         raise IndexCalcError(f"{cls}: a module's output needs indices (Y[i,j] = ...), not a scalar")
