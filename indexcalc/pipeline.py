@@ -201,8 +201,11 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     if tensor_pipeline.has_tensor(typed, variables):          # SPEC §1.2: NumPy's meaning
         if order != 1:
             raise UnsupportedError("--order 2 is not supported for tensors yet")
-        return tensor_pipeline.derive(expr, typed, variables, names, seed, output,
-                                      read=_read_as_step(output, typed, output or "f"))
+        absent = _declared_absent(variables, names, decls)
+        d = tensor_pipeline.derive(expr, typed, variables, names, seed, output,
+                                   read=_read_as_step(output, typed, output or "f"))
+        _note_absent(d, absent)
+        return d
     absent = _declared_absent(variables, names, decls)
     d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f", shown=(output, typed))
     _note_absent(d, absent)
@@ -228,8 +231,11 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if tensor_pipeline.has_tensor(rhs, variables):            # SPEC §1.2: NumPy's meaning
-        return tensor_pipeline.backprop(equation, tree.lhs, rhs, variables, names, seed,
-                                        read=_read_as_step(tree.lhs, rhs, tree.lhs))
+        absent = _declared_absent(variables, names, decls)
+        d = tensor_pipeline.backprop(equation, tree.lhs, rhs, variables, names, seed,
+                                     read=_read_as_step(tree.lhs, rhs, tree.lhs))
+        _note_absent(d, absent)
+        return d
     if rhs.is_scalar:
         absent = _declared_absent(variables, names, decls)
         d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs, shown=(tree.lhs, rhs))

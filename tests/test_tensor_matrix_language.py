@@ -269,3 +269,11 @@ sizes = { D = "d_model", E = "d_head" }
     assert np.allclose(dX, _numeric_gradient(forward, values, "X", up), atol=1e-6)
     for name in ("Wq", "Wk", "Wv"):
         assert np.allclose(mod.grads[name], _numeric_gradient(forward, values, name, up), atol=1e-6), name
+
+
+def test_a_declared_variable_that_does_not_occur_has_the_zero_derivative():
+    d = derive("sum(X ∘ X)", "X,W", "X: B×S×D, W: D×E")
+    r = d.results[1]
+    assert r.wrt == "W" and any(s.rule == "note" for s in r.steps)
+    got = _run_code(r.numpy, {"X": np.ones((2, 3, 4)), "W": np.ones((4, 5))})
+    assert got.shape == (4, 5) and not got.any()
