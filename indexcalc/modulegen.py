@@ -24,7 +24,7 @@ import numpy as np
 
 from . import nodes as N
 from . import verify as V
-from .errors import IndexCalcError, VerificationError
+from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .evaluate import evaluate
 from .fold import Values, fold, replace_subtree
 from .printing.numpy_code import PRINT, NumpyPrinter, py_name, stable_log
@@ -410,6 +410,11 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     if target not in TARGETS:
         raise IndexCalcError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     wrt = _names(wrt)
+    from .from_index_notation import is_index_notation
+    if is_index_notation(equation):
+        raise UnsupportedError("codegen of one equation in index notation is not supported yet: put it in a "
+                               "problem file with a [problem.module] table (as problems/cnn_attention.toml does) "
+                               "and run `indexcalc codegen FILE.toml`")
     d = backprop(equation, wrt, where)
     from .tensor_pipeline import refuse_module
     refuse_module(d)

@@ -224,3 +224,17 @@ def test_train_cnn_reaches_95_percent_within_two_minutes(tmp_path, monkeypatch, 
     t0 = time.perf_counter()
     assert demo.main([]) >= 0.95
     assert time.perf_counter() - t0 < 120
+
+
+def test_codegen_of_one_index_equation_is_refused_with_a_reason(tmp_path):
+    """`indexcalc codegen EQUATION` in index notation: exit 2 with one sentence (it was an
+    internal error), and nothing written."""
+    import subprocess
+    import sys
+    out = tmp_path / "conv.py"
+    p = subprocess.run([sys.executable, "-m", "indexcalc", "codegen",
+                        "Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "--wrt", "X,F,b",
+                        "--where", "X: N×C×H×W, F: O×C×R×S, b: O", "-o", str(out)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and "problem file" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()
