@@ -161,7 +161,6 @@ def build_index_module(problem: Problem, d=None) -> Module:
     """A module of an entry equation in index notation (SPEC §1.3): the forward pass is the
     right side's NumPy code (index_pipeline.forward_code), each gradient the verified code of
     `backprop`, the two passes sharing every common value (codeshare)."""
-    from . import codeshare
     from . import index_pipeline as IP
     spec = problem.module
     cls, eq, where = spec["class"], problem.source, problem.where
@@ -190,17 +189,7 @@ def build_index_module(problem: Problem, d=None) -> Module:
         raise IndexCalcError(f"{cls}: the equation's {', '.join(loose)} is neither an `input`, a parameter "
                              "(`params`) nor one of the `constants`; the module would have no value for it")
     _check_names(cls, [out, *d.variables.table])
-    forward = IP.forward_code(prob)
-    grads = {r.wrt: r.numpy for r in d.results}
-    sizes = IP.choose_sizes(prob, d.variables)
-    needs = prob.domains()
-    points = []
-    for k in range(3):                         # different sizes: `X.shape[0]` is not `F.shape[1]`
-        at = {n: v + k for n, v in sizes.items()}
-        pt = IP.make_point(prob, d.variables, at, np.random.default_rng(11 + k), 0, needs)
-        points.append({**pt.namespace(), "_einsum": codeshare.einsum_cached()})
-    arrays = {py_name(n) for n, v in d.variables.items() if v.kind != "scalar"}
-    shared = codeshare.share(py_name(out), forward, {py_name(w): c for w, c in grads.items()}, points, arrays)
+    shared = index_passes(d)
     key_of = {var: key for key, var in params.items()}
     gradients = [Gradient(key_of.get(r.wrt, "return"), r.wrt, r.closed_form or r.index_form,
                           shared.grads[py_name(r.wrt)]) for r in d.results]
@@ -216,6 +205,25 @@ def build_index_module(problem: Problem, d=None) -> Module:
                   ([out] if _uses(bwd_text, py_name(out)) else []) + shared.saved,
                   inputs=inputs, constants={c: v for c, v in constants.items()},
                   forward_defs=shared.forward, backward_defs=shared.backward, init_dims=dims)
+
+
+def index_passes(d):
+    """The forward and backward passes (codeshare.Shared) of an index-notation backprop
+    derivation: the right side's code and each gradient's verified code, sharing values."""
+    from . import codeshare
+    from . import index_pipeline as IP
+    prob, out = d.problem, d.output
+    forward = IP.forward_code(prob)
+    grads = {r.wrt: r.numpy for r in d.results}
+    sizes = IP.choose_sizes(prob, d.variables)
+    needs = prob.domains()
+    points = []
+    for k in range(3):                         # different sizes: `X.shape[0]` is not `F.shape[1]`
+        at = {n: v + k for n, v in sizes.items()}
+        pt = IP.make_point(prob, d.variables, at, np.random.default_rng(11 + k), 0, needs)
+        points.append({**pt.namespace(), "_einsum": codeshare.einsum_cached()})
+    arrays = {py_name(n) for n, v in d.variables.items() if v.kind != "scalar"}
+    return codeshare.share(py_name(out), forward, {py_name(w): c for w, c in grads.items()}, points, arrays)
 
 
 def _check_names(cls, names) -> None:

@@ -412,9 +412,10 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     wrt = _names(wrt)
     from .from_index_notation import is_index_notation
     if is_index_notation(equation):
-        raise UnsupportedError("codegen of one equation in index notation is not supported yet: put it in a "
-                               "problem file with a [problem.module] table (as problems/cnn_attention.toml does) "
-                               "and run `indexcalc codegen FILE.toml`")
+        if target != "numpy":
+            raise UnsupportedError(f"codegen of an equation in index notation writes NumPy only (--target numpy), "
+                                   f"not {target} yet")
+        return _build_index(equation, wrt, where, params, name, command)
     d = backprop(equation, wrt, where)
     from .tensor_pipeline import refuse_module
     refuse_module(d)
@@ -482,6 +483,57 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
                   {py_name(n): v.kind for n, v in printer.variables.items()})
 
 
+def _build_index(equation, wrt, where, params, name, command) -> Module:
+    """The NumPy module of an entry equation in index notation: its passes from
+    codegen.index_passes (einsum, window views, batched @, values shared); parameters only
+    as --params names them."""
+    from . import layout as LY
+    from .codegen import index_passes
+    from .pipeline import _names, backprop
+    wrt = _names(wrt)
+    d = backprop(equation, wrt, where)
+    prob, out = d.problem, d.output
+    if not prob.out_indices:
+        raise IndexCalcError("codegen of an equation in index notation needs an output with indices "
+                             "(Y[i,j] = ...), not a scalar")
+    check_identifier(out, "the output")
+    names = list(prob.variables.table)
+    for n in names:
+        check_identifier(n, "the variable")
+    params = _names(params) if params and params.strip() else []
+    for p in params:
+        if p not in names:
+            raise IndexCalcError(f"--params names {p}, which is not in the equation")
+        if p not in wrt:
+            raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
+    shared = index_passes(d)
+    from . import index_pipeline as IP
+    sizes = IP.choose_sizes(prob, d.variables)
+    needs = prob.domains()
+    inputs = []
+    for n in names:
+        v = prob.variables[n]
+        dims = tuple(LY.array_shape(v.shape))
+        inputs.append(Input(py_name(n), v.kind, tuple(N.size_value(x, sizes) for x in dims), dims, n in wrt,
+                            n in params, "positive" if needs.get(n) else "signed"))
+    fwd = shared.forward + [(py_name(out), shared.output)]
+    text = " ".join([c for _, c in shared.backward] + list(shared.grads.values()))
+    saved = [i.name for i in inputs if _mentions(text, i.name)] + shared.saved
+    if _mentions(text, py_name(out)):
+        saved.append(py_name(out))
+    grads = [(r.wrt, r.closed_form or r.index_form, shared.grads[py_name(r.wrt)]) for r in d.results]
+    size_args = []
+    for i in inputs:
+        if i.param:
+            size_args += [x for x in i.dims if isinstance(x, str) and x not in size_args]
+    for s_ in size_args:
+        check_identifier(s_, "the size")
+    cls = check_identifier(name, "--name") if name else "Layer"
+    return Module(cls, _snake(cls), equation, command, py_name(out), N.kind_of(prob.out_shape), inputs, fwd,
+                  saved, shared.backward, grads, {k: int(v) for k, v in sizes.items()}, size_args, "",
+                  {i.name: i.kind for i in inputs})
+
+
 def _mentions(code, name):
     return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", code) is not None
 
@@ -518,8 +570,10 @@ def render(modules: list, target: str, source: str) -> str:
              + [c for _, _, c in m.grads]]
     uses_math = any("math." in t for t in texts) or any(p.kind == "matrix" for m in modules for p in m.params)
     uses_softmax = any("_softmax(" in t for t in texts)
+    from .codeshare import EINSUM_SOURCE
+    einsum_source = EINSUM_SOURCE.rstrip("\n") if any("_einsum(" in t for t in texts) else ""
     code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,
-                                          uses_softmax=uses_softmax)
+                                          uses_softmax=uses_softmax, einsum_source=einsum_source)
     return code.rstrip("\n") + "\n"
 
 

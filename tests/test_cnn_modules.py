@@ -226,15 +226,34 @@ def test_train_cnn_reaches_95_percent_within_two_minutes(tmp_path, monkeypatch, 
     assert time.perf_counter() - t0 < 120
 
 
-def test_codegen_of_one_index_equation_is_refused_with_a_reason(tmp_path):
-    """`indexcalc codegen EQUATION` in index notation: exit 2 with one sentence (it was an
-    internal error), and nothing written."""
+def test_codegen_of_one_index_equation_runs_its_own_check(tmp_path):
+    """`indexcalc codegen EQUATION` in index notation (SPEC §2): a NumPy module whose `python
+    FILE` gradient check passes, and whose passes agree with the loops; other targets are exit 2
+    with one sentence (it was an internal error), nothing written."""
     import subprocess
     import sys
+    eq, where = "Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "X: N×C×H×W, F: O×C×R×S, b: O"
     out = tmp_path / "conv.py"
-    p = subprocess.run([sys.executable, "-m", "indexcalc", "codegen",
-                        "Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "--wrt", "X,F,b",
-                        "--where", "X: N×C×H×W, F: O×C×R×S, b: O", "-o", str(out)],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 2 and "problem file" in p.stderr and "Traceback" not in p.stderr
-    assert not out.exists()
+    p = subprocess.run([sys.executable, "-m", "indexcalc", "codegen", eq, "--wrt", "X,F,b", "--where", where,
+                        "--params", "F,b", "--name", "Conv", "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    run = subprocess.run([sys.executable, str(out)], capture_output=True, text=True)
+    assert run.returncode == 0 and "passed" in run.stdout, run.stdout + run.stderr
+    spec = importlib.util.spec_from_file_location("one_conv", out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(5)
+    layer = mod.Conv(4, 3, 2, 3)
+    layer.params["F"], layer.params["b"] = rng.normal(size=(4, 3, 2, 3)), rng.normal(size=4)
+    X = rng.normal(size=(2, 3, 5, 6))
+    Y = layer.forward(X)
+    assert np.allclose(Y, conv_loops(X, layer.params["F"], layer.params["b"]))
+    dY = rng.normal(size=Y.shape)
+    dX = layer.backward(dY)
+    want = conv_backward_loops(X, layer.params["F"], dY)
+    assert np.allclose(dX, want[0]) and np.allclose(layer.grads["F"], want[1]) and np.allclose(layer.grads["b"], want[2])
+    bad = tmp_path / "conv_torch.py"
+    p = subprocess.run([sys.executable, "-m", "indexcalc", "codegen", eq, "--wrt", "X,F,b", "--where", where,
+                        "--target", "torch", "-o", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and "NumPy only" in p.stderr and "Traceback" not in p.stderr
+    assert not bad.exists()
