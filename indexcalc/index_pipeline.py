@@ -24,7 +24,8 @@ from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .pipeline import (Derivation, Result, Step, _closed, _lhs_latex, _lhs_text, _resimplify, _roundtrip,
                        _steps_match, _sub, _terms_expr)
-from .printing.index import entry_name, index_latex, index_text, range_latex
+from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
+from .printing.names import Names
 from .printing.latex import to_latex
 from .printing.text import to_text
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
@@ -43,12 +44,40 @@ class _Run:
         self.nz = Normalizer(self.ctx)
         self.matcher = Matcher(self.ctx, self.nz)
         self.numpy = NumpyPrinter(variables)
+        self.names = None                  # the named intermediates of long steps (printing/names.py)
+
+    def name(self, e):
+        return self.names.apply(e) if self.names else e
 
     def text(self, e, wrt=None):
-        return index_text(e, self.ctx, wrt)
+        return index_text(self.name(e), self.ctx, wrt)
 
     def latex(self, e, wrt=None):
-        return lambda: index_latex(e, self.ctx, wrt)
+        return lambda: index_latex(self.name(e), self.ctx, wrt)
+
+    def name_steps(self, body, out_names) -> list:
+        """A forward expression with two or more nested sums (attention, a normalisation) has
+        them named, as a TA would: each derivative through a nested sum writes it again, and
+        the rows would not fit on a page. One row a name, after the indexed output."""
+        taken = [*self.variables.table, *map(str, self.variables.sizes), *out_names, "L", "f"]
+        names = Names(body, taken, self.variables.sizes, reading=self._reading)
+        if len(names.entries) < 2:
+            return []
+        self.names = names
+        steps = []
+        for entry, value in names.definitions():
+            steps.append(Step("name", f"{index_text(entry, self.ctx)} := {index_text(value, self.ctx)}",
+                              lambda v=value: index_latex(v, self.ctx),
+                              lhs=index_latex(entry, self.ctx) + r" \mathrel{:}"))
+        return steps
+
+    def _reading(self, e, free):
+        """The free indices of e in the order its printed form shows them."""
+        p = IndexText(self.ctx)
+        p._outer_free = {s.name for s in e.free_symbols}
+        seen: dict = {}
+        p._reading_indices(e, set(free), seen)
+        return list(seen) + [i for i in free if i not in seen]
 
 
 def _names(wrt) -> list:
@@ -123,6 +152,7 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
     out_free = [] if upstream else list(out_idx)
     free = tuple(out_free + var_free)
     body = problem.index_form(ctx)
+    named = R.name_steps(body, [problem.output or name, upstream or ""])
     if upstream:
         ctx.upstream.add(upstream)
         entry = ctx.sum(sp.IndexedBase(upstream)[out_idx] * body, *out_idx)
@@ -131,6 +161,8 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
         entry = body
         steps = _steps_index(R, problem, name, out_free, var_free)
     lhs = _lhs_latex(name, var, out_free, var_free)
+    at = next(k for k, s in enumerate(steps) if s.rule in ("index output", "expand")) + 1
+    steps[at:at] = named
 
     marked = Deriver(ctx, var, var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))
@@ -165,7 +197,9 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
         code = batched.code
     else:
         code = _code(R, closed, terms, free, layout)
-    result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
+    # the index form as text is the whole expression (JSON, --format text's answer line);
+    # the LaTeX one, boxed under the rows that define the names, is written with them
+    result = Result(var, 1, list(layout), index_text(sifted, ctx), R.latex(sifted), closed, code, steps,
                     resimplify=_resimplify(R, terms, free))
     _guard(R, problem, variables, result, layout, rng, upstream, closed_checks=batched is None)
     return result

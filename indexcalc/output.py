@@ -168,6 +168,7 @@ def derive_text(d, assume=None) -> str:
 # step with its own left side (the chain rule, the indexed output) starts a new equation. The
 # last closed form is not a row: it is boxed below the derivation.
 _NOT_A_ROW = {"index", "note"}
+MATRIX_ROWS = {"matrix form", "closed form", "gradient"}
 LINE_WIDTH = 64          # about what fits beside the left side on an A4 page at 11pt
 
 
@@ -176,20 +177,33 @@ def matrix_lhs(name, var, order=1) -> str:
             else fr"\frac{{\partial^2 {name}}}{{\partial {var}^2}}")
 
 
-def derivation_rows(d, r, with_rule=False) -> list:
+def derivation_rows(d, r, with_rule=False, names=()) -> list:
     """[(lhs, rhs, note)] of one result's derivation, in LaTeX; lhs "" continues the equation.
-    With `with_rule`, [(rule, lhs, rhs, note)]: the step each row comes from (the web page)."""
+    With `with_rule`, [(rule, lhs, rhs, note)]: the step each row comes from (the web page).
+    `names`: rows [(name, what it stands for)] that define the names a long closed form is
+    written with, placed before the first row in matrix form."""
     var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
     steps = [s for s in r.steps if s.rule not in _NOT_A_ROW]
     if steps and steps[-1].rule == "closed form":
         steps = steps[:-1]
-    rows, order = [], 1
+    rows, order, last = [], 1, ""
     for s in steps:
+        lhs = s.lhs
+        if names and s.rule in MATRIX_ROWS:
+            rows += _name_rows(names, with_rule)
+            names = ()
+            lhs = lhs or last                 # the equation the names interrupted, written again
         if s.rule == "second derivative":
             order = 2
-        lhs = matrix_lhs(d.name, var, order) if s.rule == "closed form" else s.lhs
+        lhs = matrix_lhs(d.name, var, order) if s.rule == "closed form" else lhs
+        last = lhs or last
         rows.append((s.rule, lhs, s.latex, s.note) if with_rule else (lhs, s.latex, s.note))
-    return rows
+    return rows + _name_rows(names, with_rule)
+
+
+def _name_rows(names, with_rule) -> list:
+    """A := ... rows (seed 004: "rename the product such that R := QᵀQ")."""
+    return [("name", n + r" \mathrel{:}", v, "") if with_rule else (n + r" \mathrel{:}", v, "") for n, v in names]
 
 
 def answer_latex(d, r) -> tuple:
@@ -205,12 +219,14 @@ def _index_lhs(r):
     return first.lhs if first is not None else ""
 
 
-def fit(latex: str, share: float, width: float = LINE_WIDTH) -> str:
-    """A formula wider than the page (a layer norm's gradient is one long product), scaled
-    down to `share` of the line (graphicx); others as they are."""
-    if visible_width(latex) <= width * share * 1.15:
-        return latex
-    return fr"\resizebox{{{share:g}\linewidth}}{{!}}{{$\displaystyle {latex}$}}"
+def boxed(lhs: str, rhs: str) -> str:
+    """The boxed answer; a long one broken at its top-level + and - signs inside the box
+    (never scaled: a formula scaled to the line is too small to read)."""
+    pieces = break_sum(rhs)
+    if len(pieces) == 1:
+        return fr"\boxed{{{lhs} = {rhs}}}"
+    body = " \\\\\n".join([f"{lhs} &= {pieces[0]}"] + [fr"&\quad {p}" for p in pieces[1:]])
+    return "\\boxed{\\begin{aligned}\n" + body + "\n\\end{aligned}}"
 
 
 def align_rows(rows, env="align*") -> str:
@@ -218,8 +234,6 @@ def align_rows(rows, env="align*") -> str:
     lines = []
     for lhs, rhs, note in rows:
         pieces = break_sum(rhs)
-        if env == "align*":                     # a piece that no break makes fit: scaled to the line
-            pieces = [fit(p, 0.72) for p in pieces]
         first = f"  {lhs} &= {pieces[0]}"
         if note and env == "align*":
             first += fr" \tag*{{$\text{{by }} {note}$}}"

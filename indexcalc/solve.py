@@ -23,7 +23,8 @@ from . import output
 from .check import Verdict, check
 from .errors import IndexCalcError, UnsupportedError
 from .fold import assumptions, folded_forms
-from .printing.latex import shape_check_latex, space_latex, symbol, to_latex
+from .printing.latex import named_subtrees, shape_check_latex, space_latex, symbol, to_latex
+from .printing.names import closed_names
 from .problems import Problem, ProblemSet, load
 from .shapes import parse_decls
 
@@ -154,22 +155,43 @@ def _shapes_latex(d) -> str:
     return ",\\ ".join(parts)
 
 
+def _closed_names(d, r) -> list:
+    """[(LaTeX name, subtree)] of a long closed form's repeated subtrees (printing/names.py),
+    with names no variable, size or index row of the derivation uses."""
+    taken = [*d.variables.table, *map(str, d.variables.sizes), d.name, d.output or "", d.upstream or "",
+             *(st.text.split("_")[0].split(" ")[0] for st in r.steps if st.rule == "name")]
+    return [(symbol(name, node.is_scalar), node) for name, node in closed_names(r.closed, taken)]
+
+
 def _result_view(s: Solution, r) -> dict:
+    names = _closed_names(s.derivation, r)
+    for st in r.steps:              # the rows before the names are defined print without them
+        if st.rule not in output.MATRIX_ROWS:
+            st.latex
+    with named_subtrees({node: name for name, node in names}):
+        return _result_view_named(s, r, names)
+
+
+def _result_view_named(s: Solution, r, names) -> dict:
     d = s.derivation
     var = symbol(r.wrt, d.variables[r.wrt].kind == "scalar")
     lhs, rhs = output.answer_latex(d, r)
+    defined = []
+    for k, (name, node) in enumerate(names):        # each written with the names before it
+        with named_subtrees({n: m for m, n in names[:k]}):
+            defined.append((name, to_latex(node)))
     view = {
         "heading": (fr"\partial^2 {d.name} / \partial {var}^2" if r.order == 2
                     else fr"\partial {d.name} / \partial {var}"),
         "intro": _intro(s, r),
-        "derivation": output.align_rows(output.derivation_rows(d, r)),
-        "answer": f"{lhs} = {rhs}", "answer_box": output.fit(fr"\boxed{{{lhs} = {rhs}}}", 1.0),
+        "derivation": output.align_rows(output.derivation_rows(d, r, names=defined)),
+        "answer": f"{lhs} = {rhs}", "answer_box": output.boxed(lhs, rhs),
         "closed": r.closed is not None,
         "folded": None, "shape_check": None,
         "sizes": ", ".join(f"{k} = {v}" for k, v in r.checked_sizes.items()),
     }
     if r.closed is not None:
-        view["shape_check"] = output.fit(shape_check_latex(r.closed), 1.0)
+        view["shape_check"] = shape_check_latex(r.closed)
         f = s.folded.get(r.wrt)
         if f is not None:
             given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)

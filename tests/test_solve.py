@@ -64,6 +64,9 @@ def _compile(tex: str, tmp_path: Path) -> str:
 def test_latex_compiles_with_pdflatex(path, solved, tmp_path):
     ps, solutions = solved[path.stem]
     tex = S.render_latex(ps, solutions)
+    # no formula is scaled to fit (a scaled one is too small to read): long ones are broken
+    # over lines and written with named intermediates instead
+    assert not re.search(r"\\(resizebox|scalebox|tiny|scriptsize)\b", tex[tex.index(r"\begin{document}"):])
     log = _compile(tex, tmp_path)
     # readable line breaks: nothing sticks out into the margin, no box is too tall
     wide = re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too (?:wide|high)\)[^\n]*", log)

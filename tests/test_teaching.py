@@ -223,3 +223,57 @@ def test_each_renamed_index_keeps_its_own_range():
     with d.latex_context():
         latex = next(s for s in d.results[0].steps if s.rule == "differentiate").latex
     assert r"\sum_{r=1}^{M} \sum_{s=1}^{H}" in latex and r"\sum_{u=1}^{M} X_{pu} W^{1}_{su}" in latex
+
+
+ATTENTION = ("O[b,i,d] = (Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D)) V[b,j,d]) / Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D))",
+             "Q: B×S×D, K: B×T×D, V: B×T×E")
+LAYER_NORM = ("Y[b,i] = (X[b,i] - Σ_k X[b,k] / D) / sqrt(Σ_k (X[b,k] - Σ_l X[b,l] / D)^2 / D + epsilon)",
+              "X: B×D, epsilon: scalar")
+
+
+@pytest.mark.parametrize("equation, where, wrt", [(*ATTENTION, "Q"), (*LAYER_NORM, "X")])
+def test_nested_sums_are_named_and_each_name_stands_for_what_it_replaced(equation, where, wrt):
+    """Attention and layer norm: the sums nested in exp, a denominator or a root are named
+    (A_bij := Σ_p Q_bip K_bjp / √D) in rows of their own, every later row is written with
+    the names, and each name, written out again, gives back exactly the piece it replaced."""
+    import sympy as sp
+    from indexcalc.from_index_notation import lower, read, register
+    from indexcalc.index_form import IndexContext
+    from indexcalc.index_pipeline import backprop
+    from indexcalc.printing.names import Names, unnamed
+    from indexcalc.shapes import parse_decls
+    d = backprop(equation, wrt, where)
+    steps = d.results[0].steps
+    rules = [s.rule for s in steps]
+    assert rules[rules.index("index output") + 1:rules.index("index output") + 3] == ["name", "name"]
+    names = [s.text.split(" := ")[0].split("_")[0] for s in steps if s.rule == "name"]
+    later = [s for s in steps if s.rule in ("differentiate", "kronecker", "sift")]
+    assert all(any(f"{n}_" in s.text for n in names) for s in later)
+    assert "exp(" not in steps[rules.index("sift")].text.replace("exp(A_", "") or wrt == "X"
+    # the substitution is exact: every step's expression, named and written out again
+    p = read(equation, parse_decls(where))
+    ctx = IndexContext(p.variables)
+    register(p, ctx)
+    body = lower(p, ctx)
+    nm = Names(body, [*p.variables.table, *map(str, p.variables.sizes), "L", p.output], p.variables.sizes)
+    assert len(nm.entries) == 2
+    for e in [body, *(sp.diff(body, s) for s in body.free_symbols if isinstance(s, sp.Indexed))][:3]:
+        named = nm.apply(e)
+        assert named != e
+        assert nm.canonical(unnamed(nm, named))[0] == nm.canonical(e)[0]
+
+
+def test_a_name_is_never_given_to_a_different_piece():
+    """Σ_k X_bk / D and Σ_k X_bk / E are different pieces: one name each, never shared."""
+    import sympy as sp
+    from indexcalc.printing.names import Names
+    b, k, l = (sp.Symbol(n, integer=True) for n in "bkl")
+    D, E = (sp.Symbol(n, integer=True, positive=True) for n in "DE")
+    X = sp.IndexedBase("X")
+    mean_d = sp.Sum(X[b, k], (k, 1, D)) / D
+    mean_e = sp.Sum(X[b, l], (l, 1, D)) / E
+    body = sp.exp(mean_d) + sp.exp(mean_e) * sp.exp(sp.Sum(X[b, l], (l, 1, D)) / D)
+    nm = Names(body, ["X", "D", "E"], ["D", "E"])
+    assert len(nm.entries) == 2
+    A, C = sp.IndexedBase("A"), sp.IndexedBase("C")
+    assert nm.apply(body) == sp.exp(A[b]) + sp.exp(C[b]) * sp.exp(A[b])

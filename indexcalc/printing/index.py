@@ -66,6 +66,11 @@ class _Reading:
         self._outer_free |= {str(n) for n in getattr(self.ctx.variables, "sizes", ())}   # Q: p×q
         return super().doprint(expr)
 
+    def _as_ordered_terms(self, expr, order=None):
+        """A sum's terms with those that carry a minus sign last: X_bk - A_b, not -A_b + X_bk."""
+        terms = super()._as_ordered_terms(expr, order)
+        return sorted(terms, key=lambda t: t.could_extract_minus_sign())
+
     def _print_Float(self, e):
         """A decimal as a person writes it: 0.5, 1.702, 1e-08 (not 0.500000000000000)."""
         return _decimal(e)
@@ -419,6 +424,10 @@ def is_upstream(name: str, ctx) -> bool:
                                     and name in ctx.variables)
 
 
+# a Σ over more indices than this is written as one Σ_{p,q,r,s} (their ranges are the objects')
+MAX_RANGED = 4
+
+
 class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
     printmethod = "_indexcalc_latex"
     BRACKETS = (r"\left(", r"\right)")
@@ -455,6 +464,8 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
             return "-" + self._print_Sum(_negated_sum(e))
         def show(order, body, renamed):
             bounds = {lim[0]: (lim[1], lim[2]) for lim in renamed.limits}
+            if len(order) > MAX_RANGED:                     # Σ_{p,q,r,s,u}, as seed 000 writes Σ_{t,p,q}
+                return fr"\sum_{{{','.join(entry_name(i.name) for i in order)}}} " + self.parenthesize(body, 40)
             sums = []
             for i in order:                                 # Σ_{p=1}^{S} Σ_{q=1}^{N}, with ranges
                 lo, hi = bounds[i]
@@ -483,9 +494,27 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
     def _print_Mul(self, expr):
         """Kronecker deltas and ∂X_pq/∂X_ij after the other factors, as the seeds write them
         (not inside a fraction's numerator)."""
-        tail = [f for f in expr.args if isinstance(f, (sp.KroneckerDelta, Partial))]
+        if _coeff_negative(expr):
+            neg = -expr
+            body = self._print(neg)
+            return "- " + (fr"\left({body}\right)" if isinstance(neg, sp.Add) else body)
         fractional = any(isinstance(f, sp.Pow) and f.exp.is_negative for f in expr.args) or \
             any(isinstance(f, sp.Rational) and f.q != 1 for f in expr.args)
+        sums = [f for f in expr.args if isinstance(f, sp.Sum)]
+        if fractional and len(sums) == 1 and len(expr.args) > 1:
+            # a factor in front of a Σ is written first, as the seeds do: \frac{1}{\sqrt{D}} Σ_p ...,
+            # not a fraction over the whole sum (its Σ and its fractions at a smaller size)
+            coeff = sp.Mul(*[f for f in expr.args if f is not sums[0]])
+            c = self._print(coeff)
+            return (fr"\left({c}\right)" if isinstance(coeff, sp.Add) else c) + " " + self._print(sums[0])
+        upstream = [f for f in expr.args if self._is_upstream(f)]
+        if fractional and upstream and len(upstream) < len(expr.args):
+            # ∂L/∂Y_pq before the fraction of the rest, not in its numerator
+            rest = sp.Mul(*[f for f in expr.args if f not in upstream])
+            head = " ".join(self._print(f) for f in upstream)
+            return f"{head} " + (fr"\left({self._print(rest)}\right)" if isinstance(rest, sp.Add)
+                                 else self._print(rest))
+        tail = [f for f in expr.args if isinstance(f, (sp.KroneckerDelta, Partial))]
         if not tail or len(tail) == len(expr.args) or not fractional:
             if _coeff_negative(expr):
                 neg = -expr

@@ -31,6 +31,20 @@ def upstream_names(names):
         _UPSTREAM.reset(token)
 
 
+# while set, {subtree: LaTeX}: subtrees a long closed form repeats, printed as their names
+# (printing/names.py closed_names; the answer's rows define them)
+_NAMED = contextvars.ContextVar("named", default=None)
+
+
+@contextmanager
+def named_subtrees(names: dict):
+    token = _NAMED.set(dict(names) or None)
+    try:
+        yield
+    finally:
+        _NAMED.reset(token)
+
+
 def to_latex(node: N.Node) -> str:
     return _p(node)[0]
 
@@ -40,6 +54,8 @@ def space_latex(shape) -> str:
     dims = [str(d) for d in shape]
     if tuple(shape) == N.SCALAR:
         return r"\mathbb{R}"
+    if len(shape) > 2:                                   # a tensor: every axis (B×S×D)
+        return r"\mathbb{R}^{" + r" \times ".join(dims) + "}"
     if shape[1] == 1:
         return fr"\mathbb{{R}}^{{{dims[0]}}}"
     return fr"\mathbb{{R}}^{{{dims[0]} \times {dims[1]}}}"
@@ -199,4 +215,7 @@ STRUCTURAL = {N.MatMul, N.ScalarMul, N.Div, N.Add, N.Sub, N.Neg, N.Transpose, N.
 def _p(node):
     if _AS_SPACES.get() and type(node) not in STRUCTURAL and node.shape != N.SCALAR:
         return space_latex(node.shape), POSTFIX        # ℝ^{..} takes parentheses under ^⊤
+    named = _NAMED.get()
+    if named is not None and node in named:
+        return named[node], ATOM
     return PRINTERS[type(node)](node)
