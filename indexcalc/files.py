@@ -17,6 +17,32 @@ import tempfile
 from .errors import IndexCalcError
 
 
+def read_text(path, what: str) -> str:
+    """An input file's text (UTF-8, a BOM allowed), or exit status 2 with the file named and
+    what it was meant to be (`what`: "problem file", "answers file"): missing, a directory,
+    unreadable, not UTF-8 (with the line and the byte), or holding a NUL (not a text file)."""
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise IndexCalcError(f"no {what} {name}") from None
+    except IsADirectoryError:
+        raise IndexCalcError(f"{name} is a directory, not a {what}") from None
+    except OSError as e:
+        raise IndexCalcError(f"cannot read {name}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")             # a BOM (Windows editors) is fine
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise IndexCalcError(f"{name}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                             f"save the {what} as UTF-8") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise IndexCalcError(f"{name}, line {line}: a NUL character; this is not a text file")
+    return text
+
+
 def _real(path) -> str:
     return os.path.realpath(os.fspath(path))
 

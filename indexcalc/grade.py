@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexCalcError, ParseError, VerificationError
+from .files import read_text
 
 HEADER = ("student", "problem", "variable", "answer")
 MAX_ANSWER = 2000                      # characters; longer is not an answer to grade
@@ -102,23 +103,7 @@ def read_answers(path) -> list:
     """The rows of an answers file. Exit 2 (IndexCalcError) with the file and the line for a
     file that is not a class's answers; a malformed row becomes a Row with `error` set."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise IndexCalcError(f"no answers file {name}") from None
-    except IsADirectoryError:
-        raise IndexCalcError(f"{name} is a directory, not an answers file") from None
-    except OSError as e:
-        raise IndexCalcError(f"cannot read {name}: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise IndexCalcError(f"{name}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); "
-                             "save the answers as CSV in UTF-8") from None
-    if "\x00" in text:
-        line = text[:text.index("\x00")].count("\n") + 1
-        raise IndexCalcError(f"{name}, line {line}: a NUL character; this is not a CSV text file")
+    text = read_text(path, "answers file")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows, columns, header_line = [], None, 0
     try:

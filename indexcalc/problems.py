@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 from .errors import IndexCalcError
 
-FILE_KEYS = {"title", "author", "course", "problem"}
 
 
 @dataclass
@@ -192,6 +191,22 @@ def order(value) -> int:
     return value
 
 
+def checked(table: dict, fields: dict) -> dict:
+    """A TOML table with every entry checked by its field's function (`fields`: key -> check).
+    _Bad names the key: one that is not known (with those that are), or whose value is not
+    what it must be."""
+    unknown = set(table) - set(fields)
+    if unknown:
+        raise _Bad(f"has the unknown key {', '.join(sorted(unknown))} (known: {', '.join(sorted(fields))})")
+    out = {}
+    for k, v in table.items():
+        try:
+            out[k] = fields[k](v)
+        except _Bad as e:
+            raise _Bad(f"`{k}` {e}") from None
+    return out
+
+
 def table_of(check_key, check_value):
     def table(value) -> dict:
         if not isinstance(value, dict):
@@ -228,18 +243,10 @@ def key(value) -> str:
 def _module(value) -> dict:
     if not isinstance(value, dict):
         raise _Bad(f"must be a table ([problem.module]), not {toml_type(value)}")
-    unknown = set(value) - set(MODULE_FIELDS)
-    if unknown:
-        raise _Bad(f"has the unknown key {', '.join(sorted(unknown))} (known: {', '.join(MODULE_FIELDS)})")
+    out = checked(value, MODULE_FIELDS)
     for key in ("class", "input"):
         if key not in value:
             raise _Bad(f"has no `{key}`")
-    out = {}
-    for key, v in value.items():
-        try:
-            out[key] = MODULE_FIELDS[key](v)
-        except _Bad as e:
-            raise _Bad(f"`{key}` {e}") from None
     args = list(out.get("sizes", {}).values())
     if len(set(args)) != len(args):
         raise _Bad("`sizes` names one constructor argument for two sizes")
@@ -262,24 +269,12 @@ PROBLEM_FIELDS = {
     "where": line, "wrt": names, "order": order, "jacobian": boolean, "at": line,
     "assume": strings, "claim": table_of(line, line), "module": _module, "note": latex,
 }
-PROBLEM_KEYS = set(PROBLEM_FIELDS)
 FILE_FIELDS = {"title": text, "author": text, "course": text}
 
 
 def load_toml(path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise IndexCalcError(f"no problem file {path}") from None
-    except IsADirectoryError:
-        raise IndexCalcError(f"{path} is a directory, not a problem file") from None
-    except OSError as e:
-        raise IndexCalcError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        content = raw.decode("utf-8-sig")     # a BOM (Windows editors) is fine
-    except UnicodeDecodeError as e:
-        raise IndexCalcError(f"{path} is not UTF-8 text (byte {e.start + 1}); save it as UTF-8") from None
+    from .files import read_text
+    content = read_text(path, "problem file")
     try:
         return tomllib.loads(content)
     except tomllib.TOMLDecodeError as e:
@@ -290,16 +285,10 @@ def load_toml(path) -> dict:
 
 def load(path) -> ProblemSet:
     data = load_toml(path)
-    unknown = set(data) - FILE_KEYS
-    if unknown:
-        raise IndexCalcError(f"{path}: unknown key {', '.join(sorted(unknown))} (known: {', '.join(sorted(FILE_KEYS))})")
-    head = {}
-    for key, check in FILE_FIELDS.items():
-        if key in data:
-            try:
-                head[key] = check(data[key])
-            except _Bad as e:
-                raise IndexCalcError(f"{path}: `{key}` {e}") from None
+    try:
+        head = checked(data, {**FILE_FIELDS, "problem": lambda v: v})    # the problems: below
+    except _Bad as e:
+        raise IndexCalcError(f"{path} {e}") from None
     raw = data.get("problem", [])
     if not isinstance(raw, list) or not raw:
         raise IndexCalcError(f"{path} has no [[problem]] table")
@@ -320,21 +309,15 @@ def _problem(path, k, p) -> Problem:
     pid = p.get("id")
     where = (f"{path}: problem {pid!r}" if isinstance(pid, str) and not _CONTROL.search(pid)
              else f"{path}: problem {k}")
-    unknown = set(p) - PROBLEM_KEYS
-    if unknown:
-        raise IndexCalcError(f"{where}: unknown key {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(sorted(PROBLEM_KEYS))})")
+    try:
+        v = checked(p, PROBLEM_FIELDS)
+    except _Bad as e:
+        raise IndexCalcError(f"{where} {e}") from None
     for key in ("id", "title", "statement", "wrt"):
         if key not in p:
             raise IndexCalcError(f"{where} has no `{key}`")
     if ("expression" in p) == ("equation" in p):
         raise IndexCalcError(f"{where} needs exactly one of `expression` and `equation`")
-    v = {}
-    for key, value in p.items():
-        try:
-            v[key] = PROBLEM_FIELDS[key](value)
-        except _Bad as e:
-            raise IndexCalcError(f"{where}: `{key}` {e}") from None
     if not v["id"].strip():
         raise IndexCalcError(f"{where}: `id` is empty")
     claim, wrt = v.get("claim", {}), v["wrt"]

@@ -230,6 +230,19 @@ def test_problem_file_errors_exit_2(tmp_path, capsys, text, needle):
     assert needle in err and "Traceback" not in err
 
 
+def test_a_problem_file_and_an_answers_file_are_read_alike(tmp_path, capsys):
+    """One reader for both inputs (files.read_text): a byte that is not UTF-8 is named with its
+    line in a problem file as in an answers file, and a NUL is refused in both."""
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'title = "ok"\n[[problem]]\nid = "a\xe9"\n')
+    assert main(["solve", str(bad)]) == 2
+    assert "line 3: not UTF-8 text (byte 0xe9); save the problem file as UTF-8" in capsys.readouterr().err
+    nul = tmp_path / "nul.toml"
+    nul.write_bytes(b'title = "ok"\x00\n')
+    assert main(["solve", str(nul)]) == 2
+    assert "line 1: a NUL character" in capsys.readouterr().err
+
+
 def test_missing_problem_file_exits_2(capsys):
     assert main(["solve", "no/such/file.toml"]) == 2
     assert "no problem file" in capsys.readouterr().err
