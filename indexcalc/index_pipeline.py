@@ -22,8 +22,8 @@ from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
-from .pipeline import (Derivation, Result, Step, _closed, _lhs_latex, _lhs_text, _resimplify, _roundtrip,
-                       _steps_match, _sub, _terms_expr)
+from .pipeline import (Derivation, Result, Step, _closed, _delta_rule_latex, _lhs_latex, _lhs_text, _resimplify,
+                       _roundtrip, _rule_dummies, _steps_match, _sub, _terms_expr)
 from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
 from .printing.names import Names
 from .printing.latex import to_latex
@@ -31,7 +31,6 @@ from .printing.text import to_text
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .shapes import Variable, Variables, parse_decls
 
-DELTA_LETTERS = "pqrstuvw"
 
 
 class _Run:
@@ -50,10 +49,10 @@ class _Run:
         return self.names.apply(e) if self.names else e
 
     def text(self, e, wrt=None):
-        return index_text(self.name(e), self.ctx, wrt)
+        return index_text(self.name(e), self.ctx, wrt, self.var)
 
     def latex(self, e, wrt=None):
-        return lambda: index_latex(self.name(e), self.ctx, wrt)
+        return lambda: index_latex(self.name(e), self.ctx, wrt, self.var)
 
     def name_steps(self, body, out_names) -> list:
         """A forward expression with two or more nested sums (attention, a normalisation) has
@@ -170,10 +169,11 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
     with_deltas = unmark(marked, var_free)
     if marked != with_deltas:
         shown = unmark(shown, var_free)
-        dummies = DELTA_LETTERS[:len(var_free)]
+        dummies = _rule_dummies(R, len(var_free))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
-        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: " + R.text(shown),
-                          R.latex(shown), note=_delta_rule_latex(var, var_free)))
+        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
+                          + R.text(shown, var_free), R.latex(shown, var_free),
+                          note=_delta_rule_latex(var, var_free, dummies)))
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
@@ -203,14 +203,6 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
                     resimplify=_resimplify(R, terms, free))
     _guard(R, problem, variables, result, layout, rng, upstream, closed_checks=batched is None)
     return result
-
-
-def _delta_rule_latex(var, wrt_free):
-    var = entry_name(var)
-    dummies = DELTA_LETTERS[:len(wrt_free)]
-    wrt = [str(i) for i in wrt_free]
-    deltas = " ".join(fr"\delta_{{{a}{b}}}" for a, b in zip(dummies, wrt))
-    return fr"\partial {var}_{{{dummies}}} / \partial {var}_{{{''.join(wrt)}}} = {deltas}"
 
 
 def _steps_index(R, problem, name, out_free, var_free):

@@ -277,3 +277,20 @@ def test_a_name_is_never_given_to_a_different_piece():
     assert len(nm.entries) == 2
     A, C = sp.IndexedBase("A"), sp.IndexedBase("C")
     assert nm.apply(body) == sp.exp(A[b]) + sp.exp(C[b]) * sp.exp(A[b])
+
+
+@pytest.mark.parametrize("expr, where, wrt, row", [
+    ("Σ_{i,j} x[i] B[i,j] x[j]", "x: n, B: n×n", "x", "Σ_p,q x_p B_pq δ_qk + Σ_p,q δ_pk B_pq x_q"),
+    ("Σ_{i,j,k} V[i,j] X[j,k] W[k,i]", "V: n×m, X: m×p, W: p×n", "X", "Σ_t,q,r V_tq δ_ql δ_ra W_rt"),
+])
+def test_index_notation_deltas_stand_where_the_variable_stood(expr, where, wrt, row):
+    """Seeds 000/004 written in index notation: the Kronecker row keeps the product's order
+    (x_p B_pq δ_qk, V_tq δ_ql δ_ra W_rt), as the matrix language's does, and states the rule
+    with the letters it uses."""
+    from indexcalc.index_pipeline import derive
+    steps = derive(expr, wrt, where).results[0].steps
+    k = next(s for s in steps if s.rule == "kronecker")
+    rule, shown = k.text.split(": ", 1)
+    assert shown == row
+    var = rule.split("_")[0][1:]
+    assert rule.startswith(f"∂{var}_") and "δ_" in rule
