@@ -26,6 +26,7 @@ from .from_index_notation import is_index_notation, parse_index
 from .from_index_notation import read as read_index
 from .magnitude import magnitude
 from .parse import parse
+from .printing.text import to_text
 from .shapes import infer, show_shape
 
 TOL = 1e-9              # of the terms' magnitude: rounding is about 1e-16 of it
@@ -90,18 +91,34 @@ class Reference:
         return compare(self, answer)
 
     @classmethod
-    def of(cls, d, result, seed: int = 1) -> "Reference":
-        """The reference for one result of an existing derivation (its points drawn here)."""
+    def of(cls, d, result, seed: int = 1, assumed=()) -> "Reference":
+        """The reference for one result of an existing derivation (its points drawn here).
+        `assumed` (fold.assumptions: a problem's `T 1 = 1`): every point satisfies it, so a
+        claim is compared with the derivative where the problem says it is asked for."""
         decls = {name: v.shape for name, v in d.variables.items()}
-        ref = cls(d.input, result.wrt, d, result.closed_form or result.index_form, decls,
-                  tuple(result.shape), [])
-        _draw_points(ref, result, np.random.default_rng(seed))
+        expected = result.closed_form or result.index_form
+        if assumed:
+            given = ", ".join(f"{to_text(a)} = {to_text(b)}" for a, b in assumed)
+            expected = f"{_folded_text(d, result, assumed) or expected} (when {given})"
+        ref = cls(d.input, result.wrt, d, expected, decls, tuple(result.shape), [])
+        _draw_points(ref, result, np.random.default_rng(seed), assumed)
         return ref
 
 
-def _draw_points(ref: Reference, result, rng):
+def _folded_text(d, result, assumed) -> str | None:
+    """The closed form under the assumptions (fold.folded_forms, checked there), as text."""
+    from .fold import folded_forms
+    try:
+        f = folded_forms(d, assumed).get(result.wrt)
+    except IndexCalcError:
+        return None
+    return to_text(f) if f is not None and not N.contains(f, d.output or "") else None
+
+
+def _draw_points(ref: Reference, result, rng, assumed=()):
     """POINTS points, each with its own sizes (distinct per size name), values of both signs
-    where the domain allows, and the derivative finite there."""
+    where the domain allows, and the derivative finite there; the assumptions hold at each."""
+    from .fold import satisfy
     d, seen = ref.derivation, []
     for k in range(POINTS):
         sizes = V.draw_sizes(d.variables, d.tree, rng, avoid=seen)
@@ -109,6 +126,11 @@ def _draw_points(ref: Reference, result, rng):
         found = {}
 
         def finite(point):
+            if assumed:
+                env2d = dict(point.env2d)
+                for lhs, _ in assumed:
+                    satisfy(env2d, lhs)
+                point = point.at(env2d)
             with np.errstate(all="ignore"):
                 try:
                     want, terms = _expected(result, ref.layout, point)
@@ -116,12 +138,12 @@ def _draw_points(ref: Reference, result, rng):
                     return False
             ok = bool(np.all(np.isfinite(want)) and np.all(np.isfinite(terms)))
             if ok:
-                found["at"] = (want, terms)
+                found["at"], found["point"] = (want, terms), point
             return ok
         point = V.sample(d.tree, d.variables, rng, check=finite, sizes=sizes, spread=SPREADS[k % len(SPREADS)])
         if "at" not in found:            # sample's fallback: a finite but very large point
             finite(point)
-        ref.points.append(point)
+        ref.points.append(found.get("point", point))
         ref._want[k], ref._terms[k] = found.get("at", (None, None))
         if ref._want[k] is None:
             raise IndexCalcError("cannot check the claim numerically: the derivative is not finite at "
@@ -152,21 +174,29 @@ def _code_terms(code, point, want):
 
 
 def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: int = 1,
-               mode: str | None = None) -> dict:
+               mode: str | None = None, assume=()) -> dict:
     """{variable: Reference} for each of `wrts`, from one derivation of `expr`. `mode` is a
-    problem's (derive, jacobian or backprop); by default an equation is a backprop."""
+    problem's (derive, jacobian or backprop); by default an equation is a backprop. `assume`:
+    a problem's assumptions (`T 1 = 1`), which every point of the comparison satisfies."""
+    from .fold import assumptions
     from .parse import ident
+    from .shapes import parse_decls
     names = [ident(w.strip()) for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
     if is_index_notation(expr):
+        if assume:
+            raise IndexCalcError("an assumption (`assume`) is not supported with index notation yet")
         return _index_references(expr, names, where, seed, mode)
+    assumed = assumptions(assume, parse_decls(where)) if assume else ()
     mode = mode or ("backprop" if isinstance(parse(expr), N.Equation) else "derive")
     if mode == "backprop":
         d = backprop(expr, names, where)
     else:
         d = derive(expr, names, where, order=order, jacobian=mode == "jacobian")
     if getattr(d, "problem", None) is not None:        # tensors (SPEC §1.2): index_pipeline's points
+        if assumed:
+            raise IndexCalcError("an assumption (`assume`) is not supported with tensors yet")
         return _problem_references(expr, d, seed)
-    return {r.wrt: Reference.of(d, r, seed) for r in d.results}
+    return {r.wrt: Reference.of(d, r, seed, assumed) for r in d.results}
 
 
 def _index_references(expr, names, where, seed, mode) -> dict:
@@ -199,16 +229,17 @@ def _problem_references(expr, d, seed) -> dict:
     return out
 
 
-def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1) -> Reference:
+def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1, assume=(), mode=None) -> Reference:
     from .parse import ident
     names = [ident(w.strip()) for w in wrt.split(",") if w.strip()] if isinstance(wrt, str) else list(wrt)
     if len(names) != 1:
         raise IndexCalcError(f"check takes one variable in --wrt (a claim is one derivative), not {wrt!r}")
-    return references(expr, names, where, seed)[names[0]]
+    return references(expr, names, where, seed, mode=mode, assume=assume)[names[0]]
 
 
-def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1) -> Verdict:
-    return compare(reference(expr, wrt, where, seed), answer)
+def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1, assume=(),
+          mode=None) -> Verdict:
+    return compare(reference(expr, wrt, where, seed, assume, mode), answer)
 
 
 def claim_of(ref: Reference, answer: str) -> N.Node:

@@ -67,7 +67,7 @@ def replace_by_value(node, old, new, values: Values):
 # ---- assumptions --------------------------------------------------------------------------
 def assumptions(texts, decls) -> list:
     """`T 1 = 1` -> [(typed T 1, typed 1)]. Only "rows sum to one" is supported: the check
-    must be able to draw values that satisfy an assumption (see _satisfy)."""
+    must be able to draw values that satisfy an assumption (see satisfy)."""
     from .parse import parse
     from .shapes import infer
     out = []
@@ -174,7 +174,7 @@ def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, 
     """The folded form equals the closed form at the point (Y bound to its forward value)."""
     env = dict(point.env2d)
     for lhs, value in assumptions:
-        _satisfy(env, lhs)
+        satisfy(env, lhs)
     env[output] = evaluate(rhs, env, point.sizes)
     try:
         want = evaluate(closed, env, point.sizes)
@@ -186,7 +186,7 @@ def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, 
                                 "differs from the verified closed form; no answer is shown")
 
 
-def _satisfy(env, lhs):
+def satisfy(env, lhs):
     """Make the sampled variables satisfy `T 1 = 1`: rows of T scaled to sum to one."""
     t = np.abs(env[lhs.a.name]) + 0.1
     env[lhs.a.name] = t / t.sum(axis=1, keepdims=True)

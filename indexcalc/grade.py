@@ -205,7 +205,7 @@ def _references(problems, wanted) -> dict:
     for pid, variables in wanted.items():
         p = by_id[pid]
         try:
-            refs = references(p.source, variables, p.where, order=p.order, mode=p.mode)
+            refs = references(p.source, variables, p.where, order=p.order, mode=p.mode, assume=p.assume)
         except VerificationError:
             raise
         except IndexCalcError as e:

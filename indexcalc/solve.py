@@ -76,7 +76,7 @@ def run_problem(p: Problem) -> Solution:
 
 def _claim(p, wrt, answer) -> Claim:
     try:
-        v = check(p.source, wrt, answer, p.where)
+        v = check(p.source, wrt, answer, p.where, assume=p.assume, mode=p.mode)
     except IndexCalcError as e:
         return Claim(wrt, answer, None, error=str(e))
     return Claim(wrt, answer, v, v.claimed)
@@ -232,7 +232,9 @@ def _claim_view(c: Claim, s: Solution) -> dict:
         ce = {"sizes": ", ".join(f"{k} = {n}" for k, n in x["sizes"].items()), "entry": entry,
               "claimed": f"{x['claimed']:.6g}", "actual": f"{x['actual']:.6g}"}
     if v.correct:
-        reason = "It agrees with the derivative above, checked numerically at random points."
+        given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)
+        reason = ("It agrees with the derivative above" + (f" where ${given}$" if given else "")
+                  + ", checked numerically at random points.")
     elif v.counterexample and v.counterexample.get("claimed_shape") is not None:
         reason = (fr"The claim is in ${space_latex(c.typed.shape)}$, but ${lhs}$ has the shape of "
                   fr"${var}$, ${space_latex(d.variables[c.wrt].shape)}$.")

@@ -254,3 +254,33 @@ def test_o_never_overwrites_an_input(tmp_path, capsys):
     before = answers.read_bytes()
     assert main(["grade", str(problems), str(answers), "-o", str(answers)]) == 2
     assert answers.read_bytes() == before
+
+
+def test_a_problem_s_assumption_holds_where_claims_are_compared(tmp_path):
+    """A problem that says `assume = ["T 1 = 1"]` (one-hot targets) asks for the gradient where
+    the rows of T sum to one: (softmax(X) - T) / S is right there (the statement's own answer),
+    softmax(X) - T is still wrong, and every point compared at satisfies the assumption."""
+    problems = tmp_path / "ce.toml"
+    problems.write_text('''[[problem]]
+id = "ce"
+title = "Softmax and cross-entropy"
+statement = 's'
+equation = "L = -sum(T ∘ log(softmax(X))) / S"
+where = "X: S×C, T: S×C"
+wrt = ["X"]
+assume = ["T 1 = 1"]
+''', encoding="utf-8")
+    answers = tmp_path / "answers.csv"
+    answers.write_text("student,problem,variable,answer\n"
+                       "ann,ce,X,(softmax(X) - T) / S\n"
+                       "bob,ce,X,softmax(X) - T\n"
+                       "cat,ce,X,(diag(T 1) softmax(X) - T) / S\n", encoding="utf-8")
+    report = G.grade(problems, answers)
+    assert [c.verdict for c in report.claims] == ["right", "wrong", "right"]
+    assert "T 1 = 1" in report.claims[0].reason
+    from indexcalc.check import references
+    ref = references("L = -sum(T ∘ log(softmax(X))) / S", ["X"], "X: S×C, T: S×C", assume=["T 1 = 1"])["X"]
+    for p in ref.points:
+        assert np.allclose(p.env2d["T"].sum(axis=1), 1)
+    ce = report.claims[1].counterexample
+    assert ce and ce["claimed"] != ce["actual"]
