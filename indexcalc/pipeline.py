@@ -690,7 +690,7 @@ def _steps_rules(R, entry) -> list:
     """Each rule the derivative uses (norm, det, inverse, softmax, the chain rule through an
     element-wise function), stated before it is used."""
     from .printing.rules import rules_used
-    return [Step("rule", text, rhs, lhs) for text, lhs, rhs in rules_used(entry, R.ctx)]
+    return [Step("rule", text, rhs, lhs) for text, lhs, rhs in rules_used(entry, R.ctx, R.var)]
 
 
 def _steps_chain(R, typed, var_free, upstream):

@@ -294,3 +294,26 @@ def test_index_notation_deltas_stand_where_the_variable_stood(expr, where, wrt, 
     assert shown == row
     var = rule.split("_")[0][1:]
     assert rule.startswith(f"∂{var}_") and "δ_" in rule
+
+
+def test_a_rule_is_stated_only_where_the_derivative_uses_it():
+    """∂L/∂b² and ∂L/∂W² of a residual block go through no ReLU, ∂f/∂λ of a ridge loss through
+    no norm: their steps state no such rule; ∂L/∂b¹ goes through the ReLU and states it."""
+    from indexcalc.pipeline import backprop, derive
+    d = backprop("Y = X + relu(X W1^T + b1) W2^T + b2", "b2,W2,b1",
+                 "X: S×M, W1: H×M, b1: 1×H, W2: M×H, b2: 1×M")
+    rules = {r.wrt: [s.text for s in r.steps if s.rule == "rule"] for r in d.results}
+    assert rules["b2"] == [] and rules["W2"] == []
+    assert len(rules["b1"]) == 1 and rules["b1"][0].startswith("chain rule through relu")
+    d = derive("‖X w - y‖^2 + lambda ‖w‖^2", "lambda,w")
+    rules = {r.wrt: [s.text for s in r.steps if s.rule == "rule"] for r in d.results}
+    assert rules["lambda"] == [] and rules["w"]
+
+
+def test_a_generic_function_s_rule_says_nothing_circular():
+    """Y = h(X): the chain rule through h is h'(u) ∂u/∂x, not followed by `h'(u) = h'(u)`."""
+    from indexcalc.pipeline import backprop
+    d = backprop("Y = h(X)", "X", "X: S×N, h: function")
+    rule = next(s for s in d.results[0].steps if s.rule == "rule")
+    assert rule.text == "chain rule through h: ∂h(u)/∂x = h'(u) ∂u/∂x"
+    assert "= h'(u)" not in rule.latex and r"\operatorname{h}" not in rule.latex + rule.lhs

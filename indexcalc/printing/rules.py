@@ -92,8 +92,9 @@ def _elementwise(name: str):
     """The chain rule through f, with f' written out: ∂f(u)/∂X_ij = f'(u) ∂u/∂X_ij."""
     from .index import IndexLatex, IndexText
     u = sp.Symbol("u")
-    if F.is_generic(name) and name not in F.TABLE:
-        d_t, d_l = f"{name}'(u)", f"{name}'(u)"
+    if F.is_generic(name) and name not in F.TABLE:      # h: its derivative is h', nothing to add
+        text = f"chain rule through {name}: ∂{name}(u)/∂x = {name}'(u) ∂u/∂x"
+        return text, fr"\frac{{\partial\, {name}(u)}}{{\partial x}}", fr"{name}'(u) \frac{{\partial u}}{{\partial x}}"
     else:
         d = F.derivative(name, u)
 
@@ -112,10 +113,24 @@ def _elementwise(name: str):
     return text, lhs, rhs
 
 
-def rules_used(entry, ctx) -> list:
-    """[(text, lhs LaTeX, rhs LaTeX)] of the rules the derivative of `entry` uses."""
+def _depends(expr, var, ctx) -> bool:
+    """Whether expr changes with the variable: it holds an entry of it, or an atom (softmax(X),
+    ‖w‖) built from it."""
+    for a in sp.preorder_traversal(expr):
+        name = a.base.label.name if isinstance(a, sp.Indexed) else a.name if isinstance(a, sp.Symbol) else None
+        if name == var or (name in ctx.atoms and N.contains(ctx.atoms[name], var)):
+            return True
+    return False
+
+
+def rules_used(entry, ctx, var=None) -> list:
+    """[(text, lhs LaTeX, rhs LaTeX)] of the rules the derivative of `entry` by `var` uses: a
+    function or an atom that does not change with `var` is not differentiated (∂L/∂b² of a
+    residual block goes through no ReLU)."""
     out, seen = [], set()
     for a in sp.preorder_traversal(entry):
+        if var is not None and isinstance(a, (sp.Indexed, sp.Symbol, sp.Function)) and not _depends(a, var, ctx):
+            continue
         name = None
         if isinstance(a, sp.Indexed):
             name = a.base.label.name
