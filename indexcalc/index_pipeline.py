@@ -23,7 +23,7 @@ from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .pipeline import (Derivation, Result, Step, _closed, _delta_rule_latex, _lhs_latex, _lhs_text, _resimplify,
-                       _roundtrip, _rule_dummies, _steps_match, _sub, _terms_expr)
+                       _roundtrip, _rule_dummies, _steps_match, _steps_rules, _sub, _terms_expr)
 from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
 from .printing.names import Names
 from .printing.latex import to_latex
@@ -161,7 +161,7 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
         steps = _steps_index(R, problem, name, out_free, var_free)
     lhs = _lhs_latex(name, var, out_free, var_free)
     at = next(k for k, s in enumerate(steps) if s.rule in ("index output", "expand")) + 1
-    steps[at:at] = named
+    steps[at:at] = named + _steps_rules(R, body)          # the names, then each rule it will use
 
     marked = Deriver(ctx, var, var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))

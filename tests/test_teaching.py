@@ -317,3 +317,17 @@ def test_a_generic_function_s_rule_says_nothing_circular():
     rule = next(s for s in d.results[0].steps if s.rule == "rule")
     assert rule.text == "chain rule through h: ∂h(u)/∂x = h'(u) ∂u/∂x"
     assert "= h'(u)" not in rule.latex and r"\operatorname{h}" not in rule.latex + rule.lhs
+
+
+def test_index_notation_states_the_rules_it_uses():
+    """Index-notation input states its rules as the matrix language does: attention by Q goes
+    through exp (stated before the derivative), by V through no function (nothing stated);
+    layer norm through the root."""
+    from indexcalc.index_pipeline import backprop
+    d = backprop(ATTENTION[0], "Q,V", ATTENTION[1])
+    rules = {r.wrt: [s for s in r.steps if s.rule == "rule"] for r in d.results}
+    assert [s.text.split(":")[0] for s in rules["Q"]] == ["chain rule through exp"] and rules["V"] == []
+    steps = d.results[0].steps
+    assert [s.rule for s in steps].index("rule") < [s.rule for s in steps].index("differentiate")
+    d = backprop(LAYER_NORM[0], "X", LAYER_NORM[1])
+    assert [s.text.split(":")[0] for s in d.results[0].steps if s.rule == "rule"] == ["chain rule through sqrt"]
