@@ -331,3 +331,13 @@ def test_index_notation_states_the_rules_it_uses():
     assert [s.rule for s in steps].index("rule") < [s.rule for s in steps].index("differentiate")
     d = backprop(LAYER_NORM[0], "X", LAYER_NORM[1])
     assert [s.text.split(":")[0] for s in d.results[0].steps if s.rule == "rule"] == ["chain rule through sqrt"]
+
+
+def test_a_sum_s_terms_in_the_order_of_the_input():
+    """Y = X + relu(X W1^T + b1) W2^T + b2 indexes as X_pq + Σ_r relu(...) W2_qr + b2_q, the
+    input's order (it printed b2_q + X_pq + ...); a term with a minus sign after the others."""
+    from indexcalc.pipeline import backprop
+    d = backprop("Y = X + relu(X W1^T + b1) W2^T + b2", "b2", "X: S×M, W1: H×M, b1: 1×H, W2: M×H, b2: 1×M")
+    out = next(s for s in d.results[0].steps if s.rule == "index output")
+    assert re.fullmatch(r"Y_pq = X_pq \+ Σ_r relu\(Σ_s X_ps W1_rs \+ b1_r\) W2_qr \+ b2_q", out.text), out.text
+    assert out.latex.index("X_{pq}") < out.latex.index(r"\sum") < out.latex.index("b^{2}_{q}")
