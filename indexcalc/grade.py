@@ -362,8 +362,8 @@ def render_html(report: Report) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>Grades: {_e(Path(report.answers_file).name)}</title>",
              f"<style>{_CSS}</style>", "</head>", "<body>",
-             f"<h1>Grades for {_e(report.answers_file)}</h1>",
-             f"<p>Problems: {_e(report.problem_file)}. {_e(_summary(report))}. Every claim was compared "
+             f"<h1>Grades for {_e(Path(report.answers_file).name)}</h1>",
+             f"<p>Problems: {_e(Path(report.problem_file).name)}. {_e(_summary(report))}. Every claim was compared "
              "with the derivative at random points; a wrong claim shows where it differs and the "
              "right answer.</p>",
              "<h2>By question</h2>",

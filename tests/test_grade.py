@@ -284,3 +284,12 @@ assume = ["T 1 = 1"]
         assert np.allclose(p.env2d["T"].sum(axis=1), 1)
     ce = report.claims[1].counterexample
     assert ce and ce["claimed"] != ce["actual"]
+
+
+def test_the_html_report_a_ta_sends_names_no_local_directory(tmp_path):
+    """The page goes to students: it names the files, not where they sit on the TA's disk."""
+    rows, _ = make_class(3, 2)
+    problems, answers = write_class(tmp_path, rows)
+    page = G.render_html(G.grade(problems, answers))
+    assert str(tmp_path) not in page
+    assert "answers.csv" in page and "quiz.toml" in page
