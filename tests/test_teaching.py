@@ -341,3 +341,12 @@ def test_a_sum_s_terms_in_the_order_of_the_input():
     out = next(s for s in d.results[0].steps if s.rule == "index output")
     assert re.fullmatch(r"Y_pq = X_pq \+ Σ_r relu\(Σ_s X_ps W1_rs \+ b1_r\) W2_qr \+ b2_q", out.text), out.text
     assert out.latex.index("X_{pq}") < out.latex.index(r"\sum") < out.latex.index("b^{2}_{q}")
+
+
+def test_an_atom_stands_where_its_variables_stand_in_the_product():
+    """softmax(Q K^T / √D) V on tensors: the indexed output keeps the product's order,
+    [softmax(Q K^T / sqrt(D))]_ijp V_ipk (it printed V first: the atom ranked after every variable)."""
+    from indexcalc.pipeline import backprop
+    d = backprop("O = softmax(Q K^T / sqrt(D)) V", "V", "Q: B×S×D, K: B×T×D, V: B×T×E")
+    out = next(s for s in d.results[0].steps if s.rule == "index output")
+    assert out.text == "O_ijk = Σ_p [softmax(Q K^T / sqrt(D))]_ijp V_ipk", out.text

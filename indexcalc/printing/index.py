@@ -94,13 +94,21 @@ class _Reading:
     def _var_rank(self, f) -> tuple:
         names = self._names
         if isinstance(f, sp.Indexed):
-            return (names.get(f.base.label.name, len(names)),)
+            return (self._name_rank(f.base.label.name),)
         for a in sp.preorder_traversal(f):
             if isinstance(a, sp.Indexed):
-                return (names.get(a.base.label.name, len(names)),)
+                return (self._name_rank(a.base.label.name),)
             if isinstance(a, sp.Symbol) and a.name in names:
                 return (names[a.name],)
         return (len(names) + 1,)
+
+    def _name_rank(self, name) -> int:
+        """A variable's place in the input; an atom's (softmax(Q Kᵀ/√D)) is its first variable's,
+        so that [softmax(Q Kᵀ/√D)]_bij V_bjd keeps the product's order."""
+        names = self._names
+        if name not in names and name in self.ctx.atoms:
+            return min((names.get(v, len(names)) for v in N.variables(self.ctx.atoms[name])), default=len(names))
+        return names.get(name, len(names))
 
     @staticmethod
     def _made(seq) -> int:
