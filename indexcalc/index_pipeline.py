@@ -63,6 +63,7 @@ class _Run:
         if len(names.entries) < 2:
             return []
         self.names = names
+        self.ctx.named_variables = names.variables()          # where a name stands in a product
         steps = []
         for entry, value in names.definitions():
             steps.append(Step("name", f"{index_text(entry, self.ctx)} := {index_text(value, self.ctx)}",

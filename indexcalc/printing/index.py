@@ -108,6 +108,9 @@ class _Reading:
         names = self._names
         if name not in names and name in self.ctx.atoms:
             return min((names.get(v, len(names)) for v in N.variables(self.ctx.atoms[name])), default=len(names))
+        held = getattr(self.ctx, "named_variables", {}).get(name)     # a named intermediate (A_bij)
+        if name not in names and held:
+            return min(names.get(v, len(names)) for v in held)
         return names.get(name, len(names))
 
     @staticmethod

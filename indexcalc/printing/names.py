@@ -170,6 +170,14 @@ class Names:
             return e.func(*args)
         return walk(expr)
 
+    def variables(self) -> dict:
+        """{name: the names of the variables it is built from}, through the names inside it."""
+        out = {}
+        for name, e, _, _ in self.entries:
+            held = [a.base.label.name for a in sp.preorder_traversal(e) if isinstance(a, sp.Indexed)]
+            out[name] = [v for h in held for v in out.get(h, [h])]
+        return out
+
     def definitions(self):
         """[(name's entry, what it stands for, written with the names before it)]."""
         out = []
