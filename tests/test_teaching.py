@@ -350,3 +350,13 @@ def test_an_atom_stands_where_its_variables_stand_in_the_product():
     d = backprop("O = softmax(Q K^T / sqrt(D)) V", "V", "Q: B×S×D, K: B×T×D, V: B×T×E")
     out = next(s for s in d.results[0].steps if s.rule == "index output")
     assert out.text == "O_ijk = Σ_p [softmax(Q K^T / sqrt(D))]_ijp V_ipk", out.text
+
+
+def test_attention_indexed_output_reads_as_its_statement():
+    """The names A (the scores) and C (the softmax's denominator), in the product's order."""
+    from indexcalc.index_pipeline import backprop
+    steps = backprop(ATTENTION[0], "V", ATTENTION[1]).results[0].steps
+    text = {s.rule: s.text for s in steps if s.rule in ("index output", "sift")}
+    assert text["index output"] == "O_bid = (1/C_bi) Σ_p exp(A_bip) V_bpd"
+    assert [s.text for s in steps if s.rule == "name"] == ["A_bij := Σ_p Q_bip K_bjp/sqrt(D)",
+                                                            "C_bi := Σ_p exp(A_bip)"]
