@@ -360,3 +360,11 @@ def test_attention_indexed_output_reads_as_its_statement():
     assert text["index output"] == "O_bid = (1/C_bi) Σ_p exp(A_bip) V_bpd"
     assert [s.text for s in steps if s.rule == "name"] == ["A_bij := Σ_p Q_bip K_bjp/sqrt(D)",
                                                             "C_bi := Σ_p exp(A_bip)"]
+
+
+def test_a_constant_term_before_a_subtracted_one():
+    """1 - tanh(X_pq)^2, as the seeds write it (not -tanh(X_pq)^2 + 1)."""
+    from indexcalc.pipeline import backprop
+    d = backprop("Y = tanh(X)", "X", "X: S×N")
+    sift = next(s for s in d.results[0].steps if s.rule == "sift")
+    assert "(1 - tanh(X_ij)^2)" in sift.text, sift.text

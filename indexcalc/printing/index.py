@@ -67,9 +67,9 @@ class _Reading:
         return super().doprint(expr)
 
     def _as_ordered_terms(self, expr, order=None):
-        """A sum's terms in the input's order: by the first variable of the input each holds
-        (Y_pq = X_pq + Σ_r relu(...) W_qr + b_q for Y = X + relu(...) W^T + b), then those that
-        carry a minus sign last (X_bk - A_b, not -A_b + X_bk)."""
+        """A sum's terms with those that carry a minus sign last (X_bk - A_b, 1 - tanh(X_pq)^2,
+        not -A_b + X_bk), each group in the input's order: by the first variable of the input
+        each holds (Y_pq = X_pq + Σ_r relu(...) W_qr + b_q for Y = X + relu(...) W^T + b)."""
         terms = super()._as_ordered_terms(expr, order)
         names, last = self._names, len(self._names)
 
@@ -77,7 +77,7 @@ class _Reading:
             held = [names.get(a.base.label.name, last) for a in t.atoms(sp.Indexed)]
             held += [names[a.name] for a in t.atoms(sp.Symbol) if a.name in names]
             return min(held, default=last)
-        return sorted(terms, key=lambda t: (first(t), t.could_extract_minus_sign()))
+        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), first(t)))
 
     def _print_Float(self, e):
         """A decimal as a person writes it: 0.5, 1.702, 1e-08 (not 0.500000000000000)."""
