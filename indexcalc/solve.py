@@ -88,13 +88,18 @@ def solve(path) -> tuple:
 
 
 # ---- text --------------------------------------------------------------------------------
-_PLAIN = [(r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbb\{R\}", "ℝ"), (r"\\partial\s*", "∂"),
+_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "eta": "η",
+          "theta": "θ", "lambda": "λ", "mu": "μ", "nu": "ν", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ",
+          "phi": "φ", "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Sigma": "Σ", "Delta": "Δ"}
+_PLAIN = [(r"\\sqrt\{([^{}]*)\}", r"√(\1)"), (r"\\(mathrm|mathit|operatorname\*?)\{([^{}]*)\}", r"\2"),
+          (r"\\(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")(?![A-Za-z])", lambda m: _GREEK[m[1]]),
+          (r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbb\{R\}", "ℝ"), (r"\\partial\s*", "∂"),
           (r"\\times", "×"), (r"\^\\top", "^T"), (r"\\top", "T"), (r"\\circ", "∘"), (r"\\oslash", "⊘"),
           (r"\\sum", "Σ"), (r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2"), (r"\\operatorname\{([^{}]*)\}", r"\1"),
           (r"\\(left|right)\b", ""), (r"\\[,;!]", " "), (r"\\sigma", "σ"), (r"\\delta", "δ"), (r"\\in\b", "∈"),
           (r"\\text\{([^{}]*)\}", r"\1"), (r"\\log", "log"), (r"\\tilde\{\*\}", "*~"), (r"\\cdot", "·"),
           (r"\\ldots|\\dots", "..."), (r"\\([A-Za-z]+)", r"\1"),
-          (r"([_^])\{([^{}]{2,})\}", r"\1(\2)"), (r"[{}$]", "")]
+          (r"([_^])\{([A-Za-z0-9]+)\}", r"\1\2"), (r"([_^])\{([^{}]{2,})\}", r"\1(\2)"), (r"[{}$]", "")]
 
 
 def plain(latex: str) -> str:

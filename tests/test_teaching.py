@@ -368,3 +368,12 @@ def test_a_constant_term_before_a_subtracted_one():
     d = backprop("Y = tanh(X)", "X", "X: S×N")
     sift = next(s for s in d.results[0].steps if s.rule == "sift")
     assert "(1 - tanh(X_ij)^2)" in sift.text, sift.text
+
+
+def test_a_statement_reads_in_a_terminal():
+    """solve's text: a statement's \\sqrt, Greek letters and subscripts as a person writes them
+    (it printed `sqrtσ^2_b + varepsilon` and `X_(bi)`)."""
+    from indexcalc.solve import plain
+    s = plain(r"For $Y_{bi} = (X_{bi} - \mu_b) / \sqrt{\sigma^2_b + \varepsilon}$ and $\gamma_{c}$, "
+              r"$\mathbf{X} \in \mathbb{R}^{N \times C}$")
+    assert s == "For Y_bi = (X_bi - μ_b) / √(σ^2_b + ε) and γ_c, X ∈ ℝ^(N × C)", s
