@@ -213,7 +213,13 @@ class Normalizer:
         return name_for_range(pool, dim, self.ctx.ranges, used) or self.ctx.fresh(dim)
 
     def same_terms(self, a: list[Term], b: list[Term]) -> bool:
-        """The same sum of terms, whatever the names of each term's summation indices."""
+        """The same sum of terms, whatever the names of each term's summation indices and
+        however the sum is cut into terms: first term by term; failing that, both sides in a
+        canonical form (each term expanded into monomials, like monomials collected), so a sum
+        kept whole as one term ((A_ji + B_ji) + A_ji) equals the same sum spread (2 A_ji + B_ji)."""
+        return self._matched(a, b) or self._matched(self._canonical_sum(a), self._canonical_sum(b))
+
+    def _matched(self, a: list[Term], b: list[Term]) -> bool:
         if len(a) != len(b):
             return False
         left = list(b)
@@ -224,11 +230,44 @@ class Normalizer:
             del left[hit]
         return True
 
+    def _canonical_sum(self, terms: list[Term]) -> list[Term]:
+        """The terms expanded into monomials (coefficient × product of indexed factors, summed
+        over the dummies it mentions), like monomials (up to dummy names) collected, zeros
+        dropped."""
+        groups: list[Term] = []
+        for t in terms:
+            for m in self._monomials(t):
+                k = next((k for k, g in enumerate(groups) if self._same_body(m, g)), None)
+                if k is None:
+                    groups.append(m)
+                else:
+                    groups[k] = Term(groups[k].coeff + m.coeff, groups[k].factors, groups[k].dummies)
+        return [g for g in groups if not is_zero(g.coeff)]
+
+    def _monomials(self, t: Term) -> list[Term]:
+        out = []
+        for m in sp.Add.make_args(sp.expand(sp.Mul(*t.factors))):
+            coeff, factors = t.coeff, []
+            for f in sp.Mul.make_args(m):
+                if self.indices(f):
+                    factors.append(f)
+                else:
+                    coeff *= f
+            used = set().union(*[self.indices(f) for f in factors])
+            for d in t.dummies:
+                if d not in used:            # Σ_p c = n c
+                    coeff *= self.ctx.size(self.ctx.ranges[d])
+            out.append(Term(coeff, tuple(factors), tuple(d for d in t.dummies if d in used)))
+        return out
+
     def _same_term(self, t: Term, u: Term) -> bool:
-        if sp.simplify(t.coeff - u.coeff) != 0 or len(t.dummies) != len(u.dummies) or \
-                len(t.factors) != len(u.factors):
+        return sp.simplify(t.coeff - u.coeff) == 0 and self._same_body(t, u)
+
+    def _same_body(self, t: Term, u: Term) -> bool:
+        """The same product of factors, summed over the same dummies up to their names."""
+        if len(t.dummies) != len(u.dummies) or len(t.factors) != len(u.factors):
             return False
-        if t == u:
+        if t.factors == u.factors and t.dummies == u.dummies:
             return True
         if _blind(t) != _blind(u):          # differ beyond the names of their dummies
             return False

@@ -82,3 +82,28 @@ def test_same_terms_up_to_dummy_names_with_many_dummies():
     t = chain(names)
     assert norm.same_terms([t], [chain("wvutsrqp")])           # the same chain, other names
     assert not norm.same_terms([t], [chain(names, flip=4)])    # A_st became A_ts
+
+
+def test_same_terms_however_the_sum_is_cut_into_terms():
+    """A sum kept whole as one term, (A_ji + B_ji) + A_ji + δ_ij, is the same sum as 2 A_ji +
+    B_ji + δ_ij (the long profile's tr((A + B)(A + I)) by A: same text, called 'not simplified');
+    a sum that differs in one coefficient, or that spreads to a different sum, is not."""
+    from types import SimpleNamespace
+
+    from indexcalc.deltas import Normalizer, Term
+    i, j, p = (sp.Symbol(c, integer=True) for c in "ijp")
+    norm = Normalizer(SimpleNamespace(ranges={i: "n", j: "n", p: "n"}, reserved=set(), size=lambda r: sp.Symbol(r)))
+    A, B, s = sp.IndexedBase("A"), sp.IndexedBase("B"), sp.IndexedBase("s")
+    one = lambda f, c=1: Term(sp.S(c), (f,), ())   # noqa: E731
+    kept = [one(A[j, i] + B[j, i]), one(A[j, i]), one(sp.KroneckerDelta(i, j))]
+    spread = [one(A[j, i], 2), one(B[j, i]), one(sp.KroneckerDelta(i, j))]
+    assert norm.same_terms(kept, spread) and norm.same_terms(spread, kept)
+    assert not norm.same_terms(kept, [one(A[j, i], 2), one(B[j, i], 2), one(sp.KroneckerDelta(i, j))])
+    assert not norm.same_terms(kept, [one(A[i, j], 2), one(B[j, i]), one(sp.KroneckerDelta(i, j))])
+    # under a sum: Σ_p (s_p + 1) A_pi is Σ_p s_p A_pi + Σ_q A_qi, whatever the dummies' names
+    q = sp.Symbol("q", integer=True)
+    norm.ctx.ranges[q] = "n"
+    whole = [Term(sp.S.One, (s[p] + 1, A[p, i]), (p,))]
+    parts = [Term(sp.S.One, (s[q], A[q, i]), (q,)), Term(sp.S.One, (A[p, i],), (p,))]
+    assert norm.same_terms(whole, parts)
+    assert not norm.same_terms(whole, [Term(sp.S.One, (s[q], A[i, q]), (q,)), Term(sp.S.One, (A[p, i],), (p,))])

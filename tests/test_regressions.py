@@ -65,6 +65,13 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     # an exp(Σ ...) inside a term: its index is named canonically, like the term's own
     ("2 log(sum(exp(A^-1 a)))", "a", "A: p×p, a: p", {"A": W, "a": R.normal(size=3)},
      lambda e: 2 * np.log(np.sum(np.exp(np.linalg.solve(e["A"], e["a"]))))),
+    # a sum kept whole as one term beside its own parts ((A + B) + A + I): the same sum as
+    # 2 A^T + B^T + I, but sifting again was called a change (the long profile)
+    ("tr((A + B)(A + I))", "A", "A: n×n, B: n×n", {"A": R.normal(size=(4, 4)), "B": R.normal(size=(4, 4))},
+     lambda e: np.trace((e["A"] + e["B"]) @ (e["A"] + np.eye(4)))),
+    ("tr((A + 1 r) (B + 1 s))", "A", "A: n×n, B: n×n, r: 1×n, s: 1×n",
+     {"A": R.normal(size=(4, 4)), "B": R.normal(size=(4, 4)), "r": R.normal(size=(1, 4)), "s": R.normal(size=(1, 4))},
+     lambda e: np.trace((e["A"] + np.ones((4, 1)) @ e["r"]) @ (e["B"] + np.ones((4, 1)) @ e["s"]))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]
