@@ -13,6 +13,7 @@ exactly as on the command line; the answer is the command line's `--format json`
 (output.derive_json, Verdict.json) with the LaTeX the page renders beside it."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import multiprocessing
@@ -239,6 +240,19 @@ class Handler(BaseHTTPRequestHandler):
         return "indexcalc"
     protocol_version = "HTTP/1.1"
 
+    def parse_request(self) -> bool:
+        """Every request names this server in its Host header: a page on another site whose
+        name the attacker re-points at 127.0.0.1 (DNS rebinding) sends its own name, and is
+        refused (403) before anything is served or computed."""
+        if not super().parse_request():
+            return False
+        if not self.server.host_allowed(self.headers.get("Host")):
+            self.close_connection = True
+            self._send(HTTPStatus.FORBIDDEN, b"indexcalc: the request's Host header does not name this "
+                       b"server (use http://localhost:PORT/ or http://127.0.0.1:PORT/)\n", CONTENT_TYPES[""])
+            return False
+        return True
+
     def do_GET(self):
         path = urlsplit(self.path).path
         file = self.server.files.get(path)
@@ -300,6 +314,31 @@ class Server(ThreadingHTTPServer):
         self.files = static_files()
         self.time_limit = time_limit
         self.slots = threading.BoundedSemaphore(workers or max(2, os.cpu_count() or 2))
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a Host header names this server: `localhost` or a loopback address, or the
+        address it listens on (any address when it listens on all of them: an address typed
+        by the user cannot be re-pointed), with the port it listens on (no port: 80)."""
+        if not host:
+            return False
+        try:
+            u = urlsplit("//" + host.strip())
+            name, port = u.hostname, u.port or 80
+        except ValueError:
+            return False
+        if name is None or port != self.server_address[1] or u.username is not None or u.password is not None:
+            return False
+        if name == "localhost":
+            return True
+        try:
+            addr = ipaddress.ip_address(name)
+        except ValueError:
+            return False                  # a name other than localhost: what DNS rebinding uses
+        try:
+            bound = ipaddress.ip_address(self.server_address[0])
+        except ValueError:
+            bound = None
+        return addr.is_loopback or addr == bound or (bound is not None and bound.is_unspecified)
 
     @property
     def url(self) -> str:

@@ -262,3 +262,33 @@ def test_pip_install_ships_every_file_of_the_page():
     assert len(files) > 60
     for f in files:
         assert any(f.match(g) and len(f.parts) == len(Path(g).parts) for g in globs), f
+
+
+def test_a_foreign_host_header_is_refused(server):
+    """DNS rebinding: a page on evil.example whose name is re-pointed at 127.0.0.1 reaches the
+    server with its own name in the Host header; that request is refused (403) before anything
+    is served or computed. The server's own names, with its port, are served."""
+    u = urlsplit(server.url)
+
+    def ask(method, host, body=None):
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        c.putrequest(method, "/api/run" if body else "/", skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            c.putheader("Host", host)
+        if body:
+            c.putheader("Content-Type", "application/json")
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders(body)
+        r = c.getresponse()
+        return r.status, r.read()
+
+    run = json.dumps({"command": "derive", "expr": "x^T x", "wrt": "x"}).encode()
+    for host in (f"evil.example:{u.port}", "evil.example", f"localhost:{u.port + 1}", f"127.0.0.1.evil.example:{u.port}",
+                 f"user@localhost:{u.port}", "", None):
+        assert ask("GET", host)[0] == 403, host
+        status, body = ask("POST", host, run)
+        assert status == 403 and b"Host" in body and b"2 x" not in body, host
+    for host in (f"localhost:{u.port}", f"127.0.0.1:{u.port}", f"LOCALHOST:{u.port}", f"127.0.0.2:{u.port}", f"[::1]:{u.port}"):
+        assert ask("GET", host)[0] == 200, host
+        status, body = ask("POST", host, run)
+        assert status == 200 and json.loads(body)["ok"], host
