@@ -234,8 +234,14 @@ class Normalizer:
         """The terms expanded into monomials (coefficient × product of indexed factors, summed
         over the dummies it mentions), like monomials (up to dummy names) collected, zeros
         dropped."""
+        self._distribute = True          # split again from the expression: a sum of sums with
+        try:                             # no free index reads as one coefficient otherwise
+            pieces = [u for t in terms for a in sp.Add.make_args(sp.expand(t.expr(self.ctx)))
+                      for u in self.terms(a)]
+        finally:
+            self._distribute = False
         groups: list[Term] = []
-        for t in terms:
+        for t in pieces:
             for m in self._monomials(t):
                 k = next((k for k, g in enumerate(groups) if self._same_body(m, g)), None)
                 if k is None:

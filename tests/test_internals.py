@@ -61,17 +61,25 @@ def test_nodes_behave_as_frozen_dataclasses_did():
         N.Neg(x, shape=None, a=x)
 
 
+def _context(ranges):
+    """An IndexContext over no variables, with the given index ranges."""
+    from types import SimpleNamespace
+
+    from indexcalc.index_form import IndexContext
+    ctx = IndexContext(SimpleNamespace(sizes={}, items=lambda: []))
+    ctx.ranges.update(ranges)
+    return ctx
+
+
 def test_same_terms_up_to_dummy_names_with_many_dummies():
     """Past six summation indices same_terms maps names factor by factor instead of trying
     every permutation: a renamed chain is the same term, a chain with one link reversed is not
     (though its factors read the same with the indices blanked)."""
-    from types import SimpleNamespace
-
     from indexcalc.deltas import Normalizer, Term
     names = "pqrstuvw"
     idx = {c: sp.Symbol(c, integer=True) for c in "ij" + names}
     ranges = {s: "n" for s in idx.values()}
-    norm = Normalizer(SimpleNamespace(ranges=ranges, reserved=set()))
+    norm = Normalizer(_context(ranges))
     A = sp.IndexedBase("A")
 
     def chain(order, flip=None):
@@ -88,11 +96,9 @@ def test_same_terms_however_the_sum_is_cut_into_terms():
     """A sum kept whole as one term, (A_ji + B_ji) + A_ji + δ_ij, is the same sum as 2 A_ji +
     B_ji + δ_ij (the long profile's tr((A + B)(A + I)) by A: same text, called 'not simplified');
     a sum that differs in one coefficient, or that spreads to a different sum, is not."""
-    from types import SimpleNamespace
-
     from indexcalc.deltas import Normalizer, Term
     i, j, p = (sp.Symbol(c, integer=True) for c in "ijp")
-    norm = Normalizer(SimpleNamespace(ranges={i: "n", j: "n", p: "n"}, reserved=set(), size=lambda r: sp.Symbol(r)))
+    norm = Normalizer(_context({i: "n", j: "n", p: "n"}))
     A, B, s = sp.IndexedBase("A"), sp.IndexedBase("B"), sp.IndexedBase("s")
     one = lambda f, c=1: Term(sp.S(c), (f,), ())   # noqa: E731
     kept = [one(A[j, i] + B[j, i]), one(A[j, i]), one(sp.KroneckerDelta(i, j))]

@@ -72,6 +72,10 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("tr((A + 1 r) (B + 1 s))", "A", "A: n×n, B: n×n, r: 1×n, s: 1×n",
      {"A": R.normal(size=(4, 4)), "B": R.normal(size=(4, 4)), "r": R.normal(size=(1, 4)), "s": R.normal(size=(1, 4))},
      lambda e: np.trace((e["A"] + np.ones((4, 1)) @ e["r"]) @ (e["B"] + np.ones((4, 1)) @ e["s"]))),
+    # a derivative whose terms mention no free index (Σ_p,q A_pq + m Σ_p r_p, over a norm): sifted
+    # again, the sum read as one coefficient and was called a change (the long profile)
+    ("‖(A + 1 r) 1‖", "r", "A: m×m, r: 1×m", {"A": R.normal(size=(3, 3)), "r": R.normal(size=(1, 3))},
+     lambda e: np.linalg.norm((e["A"] + np.ones((3, 1)) @ e["r"]) @ np.ones(3))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]
