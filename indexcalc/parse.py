@@ -218,10 +218,16 @@ class _ToTree(Transformer):
 TYPESET = {"−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3"}
 
 
+# `^T` right against a bracket or a one-letter name (with digits: x1, x_2) is the transpose
+# followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤ (one character for
+# one, so columns stay right), since `T(` would lex as a call and `Tx` as one name
+_TEE_BEFORE = re.compile(r"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ(]))")
+
+
 def _typeset(text: str) -> str:
     for k, v in TYPESET.items():
         text = text.replace(k, v)
-    return text
+    return _TEE_BEFORE.sub(lambda m: "^" + m.group(1) + "⊤", text)
 
 
 def ident(name) -> str:

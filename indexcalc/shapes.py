@@ -221,6 +221,23 @@ def _unknown(d) -> bool:
     return isinstance(d, str) and d.startswith("?")
 
 
+def fused(name: str, declared) -> list | None:
+    """The declared names that, written together, spell `name` (`Wx` with W and x declared:
+    [W, x]), or None. An undeclared name that is such a product, as papers write `Wx + b`
+    and `XW^T`, would otherwise be a new variable, and the derivative by W silently zero."""
+    def split(rest):
+        if not rest:
+            return []
+        for k in range(len(rest), 0, -1):
+            if rest[:k] in declared and rest[:k] != name:
+                tail = split(rest[k:])
+                if tail is not None:
+                    return [rest[:k], *tail]
+        return None
+    parts = split(name) if len(name) > 1 else None
+    return parts if parts and len(parts) > 1 else None
+
+
 class _Infer:
     def __init__(self, decls: dict, sizes_declared: set, names: set = frozenset()):
         self.decls = decls
@@ -264,6 +281,12 @@ class _Infer:
                 d = self.decls[name]
                 shape = tuple(self.u.fresh() if x is None else x for x in d)
             else:
+                parts = fused(name, self.decls)
+                if parts:
+                    raise ShapeError(
+                        f"{name} is not declared, but it reads as the product {' '.join(parts)} of declared "
+                        f"names: write a space between the factors ({' '.join(parts)}), or declare {name} "
+                        "in --where if it is a variable of its own")
                 kind = default_kind(name)
                 shape = {"scalar": (1, 1), "vector": (self.u.fresh(), 1),
                          "matrix": (self.u.fresh(), self.u.fresh())}[kind]
@@ -494,6 +517,11 @@ def _inverse(I, node):
 
 def _power(I: _Infer, node: N.Power):
     a, p = I.run(node.a), I.run(node.p)
+    if isinstance(p, N.Sym) and p.name[:1] == "T" and len(p.name) > 1 and not I.scalar(p):
+        rest = p.name[1:]
+        raise ShapeError(f"^{p.name}: an exponent must be a scalar, but {p.name} is not; for a transpose "
+                         f"followed by a product, write a space after T (^T {' '.join(rest)} for ^T{rest}, "
+                         "if each letter is a name)")
     I.need_scalar(p, "an exponent")
     if I.scalar(a):
         return N.Power(a, p, N.SCALAR)

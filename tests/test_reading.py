@@ -171,6 +171,14 @@ READINGS += [
      lambda e: np.sum(e["Y"] * np.log(e["Ŷ"])) / S),
     ("λ · ‖w‖² + xᵀ A⁻¹ w", None, "w", {"λ": ((), ""), "w": ((N,), ""), "x": ((N,), ""), "A": ((N, N), "wellcond")},
      lambda e: e["λ"] * np.sum(e["w"] ** 2) + e["x"] @ np.linalg.inv(e["A"]) @ e["w"]),
+    # ^T against a bracket or a one-letter name, as TeX reads it: the transpose, then a product
+    ("x^T(A + B)x", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "B": ((N, N), "")},
+     lambda e: e["x"] @ (e["A"] + e["B"]) @ e["x"]),
+    ("sum(W^T(x + b))", None, "W", {"W": ((S, N), ""), "x": ((S,), ""), "b": ((S,), "")},
+     lambda e: np.sum(e["W"].T @ (e["x"] + e["b"]))),
+    ("x^Tx + tr(X^TX)", None, "X", {"x": ((N,), ""), "X": ((S, N), "")},
+     lambda e: e["x"] @ e["x"] + np.trace(e["X"].T @ e["X"])),
+    ("a^Tx1", None, "x1", {"a": ((N,), ""), "x1": ((N,), "")}, lambda e: e["a"] @ e["x1"]),
     ("ϵ ‖x‖^2 − 2 x^T y", None, "x", {"ε": ((), ""), "x": ((N,), ""), "y": ((N,), "")},
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
 ]
@@ -277,6 +285,11 @@ REFUSALS = [
     ("x^T x", "x: n, x: m", ["x", "twice"]),
     ("sum(X)", "X: n×m, n: 3", ["n", "size"]),
     ("x^T x", "y: n", ["does not appear"]),             # --wrt X: undeclared, absent
+    # names written together, as papers write Wx: with W and x declared, not a new variable
+    # (whose absence made the derivative by W zero)
+    ("sum(σ(Wx + b))", "W: n×m, x: m, b: n, X: n×n", ["Wx", "W x"]),
+    ("sum(XW^T)", "X: S×M, W: N×M", ["XW", "X W"]),
+    ("x^TAx + tr(X)", None, ["^TAx", "^T A x"]),           # ^T then two letters: which names?
 ]
 
 
