@@ -398,10 +398,20 @@ def _one_literal(node) -> bool:
 def _sym(I: _Infer, node: N.Sym):
     if node.name in I.sizes_declared and node.name not in I.decls:
         return N.Size(node.name)
+    _not_a_bare_function(I, node.name)
     if node.name == "I" and "I" not in I.decls:
         v = I.u.fresh()
         return N.Identity((v, v))
     return N.Sym(node.name, I.variable(node.name))
+
+
+def _not_a_bare_function(I: _Infer, name: str) -> None:
+    """A known function's name without brackets (`log det X`, `tr X`, `-log σ(z)`) would be
+    read as a variable named log or tr times what follows: refused, unless declared. One-letter
+    names (H, σ) and spelled Greek letters (sigma) stay variables, as SPEC §1 reads them."""
+    if len(name) > 1 and name not in I.decls and name.lower() not in GREEK and canonical(name) is not None:
+        raise ShapeError(f"{name} is a function, written here without brackets: write {name}(...) around "
+                         f"its argument ({name}(X), not {name} X), or declare {name} in --where if it is a variable")
 
 
 def _num(I, node):
@@ -517,6 +527,10 @@ def _inverse(I, node):
 
 def _power(I: _Infer, node: N.Power):
     a, p = I.run(node.a), I.run(node.p)
+    if isinstance(node.a, N.Sym) and node.a.name == "e" and "e" not in I.decls and not I.scalar(a):
+        from .printing.text import to_text
+        raise ShapeError(f"e^(...): e is a vector here (a lower-case name); for the exponential write "
+                         f"exp({to_text(node.p)})")
     if isinstance(p, N.Sym) and p.name[:1] == "T" and len(p.name) > 1 and not I.scalar(p):
         rest = p.name[1:]
         raise ShapeError(f"^{p.name}: an exponent must be a scalar, but {p.name} is not; for a transpose "

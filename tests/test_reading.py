@@ -290,6 +290,12 @@ REFUSALS = [
     ("sum(σ(Wx + b))", "W: n×m, x: m, b: n, X: n×n", ["Wx", "W x"]),
     ("sum(XW^T)", "X: S×M, W: N×M", ["XW", "X W"]),
     ("x^TAx + tr(X)", None, ["^TAx", "^T A x"]),           # ^T then two letters: which names?
+    # a function's name without brackets is not a variable named log or det (it was: log det(X)
+    # read as det(X) log, -log σ(z) as σ(z) (-log), each with a confident derivative)
+    ("det X", None, ["det", "det(...)"]),
+    ("tr(X) - log det(X)", None, ["log", "log(...)"]),
+    ("tr X", None, ["tr", "tr(...)"]),
+    ("tr(X) + sum(log(1 + e^(-x)))", None, ["exp(-x)"]),       # e^... of a vector named e
 ]
 
 
