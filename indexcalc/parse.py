@@ -118,7 +118,11 @@ def _untag(d):
 
 @v_args(inline=True)
 class _ToTree(Transformer):
-    """One method per grammar rule."""
+    """One method per grammar rule; `column` maps a column of the parsed text to the input's."""
+
+    def __init__(self, column=lambda c: c):
+        super().__init__()
+        self.column = column
 
     def number(self, tok):
         return _number(str(tok))
@@ -200,7 +204,7 @@ class _ToTree(Transformer):
 
     def call(self, fname, args):
         name = ident("".join(str(fname).split()))
-        return N.Call(name, tuple(args.children), col=fname.column)
+        return N.Call(name, tuple(args.children), col=self.column(fname.column))
 
     def norm(self, e):
         return N.Call("norm", (e,))
@@ -215,19 +219,39 @@ class _ToTree(Transformer):
 
 
 # characters of typeset or pasted mathematics, as the language writes them
-TYPESET = {"−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3"}
+TYPESET = {"−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)", "₁": "_1", "₂": "_2"}
+_NAME_CHARS = "0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ"
+_TYPESET_RULES = [
+    (re.compile("|".join(map(re.escape, TYPESET))), lambda m: TYPESET[m.group(0)]),
+    # √d, √(d_k), √2: the square root of the operand right after it
+    (re.compile(r"√\s*(?=\()"), lambda m: "sqrt"),
+    (re.compile(rf"√\s*([{_NAME_CHARS}.]+)"), lambda m: f"sqrt({m.group(1)})"),
+    # `^T` right against a bracket or a one-letter name (with digits: x1, x_2) is the transpose
+    # followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤, since `T(` would
+    # lex as a call and `Tx` as one name
+    (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}(]))"), lambda m: "^" + m.group(1) + "⊤"),
+]
 
 
-# `^T` right against a bracket or a one-letter name (with digits: x1, x_2) is the transpose
-# followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤ (one character for
-# one, so columns stay right), since `T(` would lex as a call and `Tx` as one name
-_TEE_BEFORE = re.compile(r"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ(]))")
-
-
-def _typeset(text: str) -> str:
-    for k, v in TYPESET.items():
-        text = text.replace(k, v)
-    return _TEE_BEFORE.sub(lambda m: "^" + m.group(1) + "⊤", text)
+def _typeset(text: str) -> tuple[str, list]:
+    """The text with typeset characters in the language's spelling, and for each of its
+    characters (and its end) the position in `text` it comes from, so that an error's column
+    points into what the user typed."""
+    out, origin, k = [], [], 0
+    while True:
+        found = [(m.start(), n, m, f) for n, (r, f) in enumerate(_TYPESET_RULES) if (m := r.search(text, k))]
+        if not found:
+            break
+        _, _, m, f = min(found, key=lambda x: x[:2])      # the first in the text, then in the table
+        out.append(text[k:m.start()])
+        origin += range(k, m.start())
+        piece = f(m)
+        out.append(piece)
+        origin += [m.start()] * len(piece)
+        k = m.end()                                  # every rule takes at least one character
+    out.append(text[k:])
+    origin += range(k, len(text) + 1)
+    return "".join(out), origin
 
 
 def ident(name) -> str:
@@ -284,19 +308,22 @@ def parse(text: str) -> N.Node:
     text = one_line(text)
     if "\x00" in text:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
+    typed, origin = _typeset(text)
+    column = lambda c: origin[min(c - 1, len(origin) - 1)] + 1   # noqa: E731 - in what the user typed
     try:
-        tree = _parser().parse(_mark_norm_bars(_typeset(text)))
-        return _ToTree().transform(tree)
+        tree = _parser().parse(_mark_norm_bars(typed))
+        return _ToTree(column).transform(tree)
     except UnexpectedCharacters as e:
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
-        raise ParseError(f"unexpected character {ch!r}", text, e.column) from None
+        pos = column(e.pos_in_stream + 1) - 1
+        ch = text[pos] if pos < len(text) else ""
+        raise ParseError(f"unexpected character {ch!r}", text, pos + 1) from None
     except UnexpectedEOF as e:
         raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
     except UnexpectedToken as e:
         if e.token.type == "$END":
             raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
-        raise ParseError(f"unexpected {_as_typed(e.token, text, e.column)!r}; expected {_expected(e)}",
-                         text, e.column) from None
+        raise ParseError(f"unexpected {_as_typed(e.token, typed, e.column)!r}; expected {_expected(e)}",
+                         text, column(e.column)) from None
     except UnexpectedInput as e:  # pragma: no cover - other lark input errors
         raise ParseError("cannot parse this", text, getattr(e, "column", 1)) from None
     except VisitError as e:

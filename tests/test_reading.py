@@ -178,6 +178,13 @@ READINGS += [
      lambda e: np.sum(e["W"].T @ (e["x"] + e["b"]))),
     ("x^Tx + tr(X^TX)", None, "X", {"x": ((N,), ""), "X": ((S, N), "")},
      lambda e: e["x"] @ e["x"] + np.trace(e["X"].T @ e["X"])),
+    # typeset characters of papers: ½, √, subscript ₂
+    ("½ x^T A x + ‖x‖₂", None, "x", {"x": ((N,), ""), "A": ((N, N), "")},
+     lambda e: 0.5 * e["x"] @ e["A"] @ e["x"] + np.linalg.norm(e["x"])),
+    ("sum(softmax(Q Kᵀ / √d) V)", "Q: n×d, K: m×d, V: m×v", "Q", {"Q": ((S, N), ""), "K": ((M, N), ""), "V": ((M, S), "")},
+     lambda e: np.sum(softmax_rows(e["Q"] @ e["K"].T / np.sqrt(N)) @ e["V"])),
+    ("√2 x^T A x / √(1 + alpha)", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "alpha": ((), "")},
+     lambda e: np.sqrt(2) * e["x"] @ e["A"] @ e["x"] / np.sqrt(1 + e["alpha"])),
     ("a^Tx1", None, "x1", {"a": ((N,), ""), "x1": ((N,), "")}, lambda e: e["a"] @ e["x1"]),
     ("ϵ ‖x‖^2 − 2 x^T y", None, "x", {"ε": ((), ""), "x": ((N,), ""), "y": ((N,), "")},
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
@@ -309,6 +316,16 @@ def test_refusals(text, where, words):
     assert "Traceback" not in p.stderr
     for w in words:
         assert w in p.stderr, (w, p.stderr)
+
+
+@pytest.mark.parametrize("text,column", [("x² + ½ x³ $", 11), ("x^Tx $", 6), ("√d_k ⁻¹ ]", 9), ("a − b ᵀᵀ ]", 10)])
+def test_a_parse_error_points_into_what_was_typed(text, column):
+    """Typeset characters are respelled before parsing (² as ^2, ½ as (1/2)); the column of an
+    error is still the one in the input, under the character that is wrong."""
+    from indexcalc.errors import ParseError
+    with pytest.raises(ParseError) as e:
+        parse(text)
+    assert e.value.column == column and text[column - 1] in "$]", (e.value.column, str(e.value))
 
 
 def test_every_function_row_is_known_to_the_grammar_and_derives():
