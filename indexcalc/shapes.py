@@ -310,6 +310,16 @@ class _Infer:
                 return (1, 1)
             raise ShapeError(f"cannot {opname} the scalar and the non-scalar in {self.show(a)} and "
                              f"{self.show(b)}: make the constant a matrix, e.g. c 1 1^T")
+        for v, m, rv, rm in ((a, b, ra, rb), (b, a, rb, ra)):
+            name = _vector_variable(v)
+            if name and len(rv) == len(rm) == 2 and rv[1] == 1 and rv[0] != 1 and rm[0] != 1 and rm[1] != 1:
+                from .printing.text import to_text
+                t = to_text(v)
+                t = t if isinstance(v, N.Sym) else f"({t})"
+                raise ShapeError(
+                    f"cannot {opname} {self.show(m)} and {t}, a vector: NumPy would pair a 1-D {name} with "
+                    f"each row, column algebra with each column; say which: 1 {t}^T for each row (NumPy's "
+                    f"X @ W + {name}), {t} 1^T for each column, or declare {name}: 1×n, a row")
         out = []
         for k, (x, y) in enumerate(zip(ra, rb)):
             if x == 1 and y != 1:
@@ -377,6 +387,23 @@ def no_tensor(node, what, I=None):
         raise UnsupportedError(f"{what} of the tensor {shown} is not supported: the matrix language on "
                                "tensors has batched products, ^T, element-wise operations, softmax, "
                                "sum and mean (SPEC §1.2); write this in index notation (SPEC §1.3)")
+
+
+_ENTRYWISE = (N.Add, N.Sub, N.Neg, N.Hadamard, N.HadDiv, N.HadPow, N.ScalarMul, N.Div, N.Func, N.Power)
+
+
+def _vector_variable(node) -> str | None:
+    """The vector variable an operand is made of entry by entry (b, sqrt(v + ε), 2 b), or None:
+    a vector the user wrote as a name, whose broadcast against a matrix NumPy and column algebra
+    read differently. Computed columns (X w, A 1, mean(X, 1)) are columns by the language's rules."""
+    if isinstance(node, N.Sym):
+        return node.name
+    if isinstance(node, _ENTRYWISE):
+        for child in (getattr(node, f) for f in ("a", "b") if hasattr(node, f)):
+            found = _vector_variable(child)
+            if found:
+                return found
+    return None
 
 
 def show_shape(shape) -> str:

@@ -302,6 +302,11 @@ REFUSALS = [
     ("det X", None, ["det", "det(...)"]),
     ("tr(X) - log det(X)", None, ["log", "log(...)"]),
     ("tr X", None, ["tr", "tr(...)"]),
+    # a vector variable beside a matrix: NumPy pairs a 1-D b with each row, column algebra with
+    # each column (X W + b was read b_i on row i, the size of b taken from X's rows)
+    ("sum(tanh(X W + b))", None, ["1 b^T", "b 1^T", "row"]),
+    ("sum(relu(X W + b))", "X: S×M, W: M×N, b: N", ["1 b^T", "b 1^T"]),
+    ("sum(X ⊘ sqrt(v + 1e-5))", None, ["1 (sqrt(v", "1^T"]),
     ("tr(X) + sum(log(1 + e^(-x)))", None, ["exp(-x)"]),       # e^... of a vector named e
 ]
 
