@@ -568,7 +568,16 @@ def _power(I: _Infer, node: N.Power):
         return N.Power(a, p, N.SCALAR)
     if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value >= 1:
         no_tensor(a, f"the matrix power ^{p.value} (for an element-wise power write .^)", I)
-        I.square(a, f"the matrix power ^{p.value}")
+        rows, cols = I.res(a.shape)
+        try:
+            I.square(a, f"the matrix power ^{p.value}")
+        except ShapeError as e:
+            if cols == 1 or rows == 1:       # (y - ŷ)^2 of a vector, as papers write the entries' square
+                from .printing.text import to_text
+                t = to_text(node.a)
+                raise ShapeError(f"{e}. ^{p.value} of a vector is not defined: write ({t}) .^ {p.value} for "
+                                 f"each entry's power" + (f", or ‖{t}‖^2 for the squared norm" if p.value == 2 else "")) from None
+            raise
         k = int(p.value)
         if k > 256:
             raise UnsupportedError(f"the matrix power ^{k} is too large (at most 256)")

@@ -185,6 +185,8 @@ READINGS += [
      lambda e: np.sum(softmax_rows(e["Q"] @ e["K"].T / np.sqrt(N)) @ e["V"])),
     ("√2 x^T A x / √(1 + alpha)", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "alpha": ((), "")},
      lambda e: np.sqrt(2) * e["x"] @ e["A"] @ e["x"] / np.sqrt(1 + e["alpha"])),
+    ("‖W‖²_F + λ ||W||^{2}_F", None, "W", {"W": ((S, N), ""), "λ": ((), "")},
+     lambda e: (1 + e["λ"]) * np.sum(e["W"] ** 2)),
     ("a^Tx1", None, "x1", {"a": ((N,), ""), "x1": ((N,), "")}, lambda e: e["a"] @ e["x1"]),
     ("ϵ ‖x‖^2 − 2 x^T y", None, "x", {"ε": ((), ""), "x": ((N,), ""), "y": ((N,), "")},
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
@@ -302,6 +304,7 @@ REFUSALS = [
     ("det X", None, ["det", "det(...)"]),
     ("tr(X) - log det(X)", None, ["log", "log(...)"]),
     ("tr X", None, ["tr", "tr(...)"]),
+    ("mean((X w - y)^2)", None, [".^ 2", "‖X w - y‖^2"]),      # a vector's square, as papers write it
     # a vector variable beside a matrix: NumPy pairs a 1-D b with each row, column algebra with
     # each column (X W + b was read b_i on row i, the size of b taken from X's rows)
     ("sum(tanh(X W + b))", None, ["1 b^T", "b 1^T", "row"]),
