@@ -172,7 +172,7 @@ def test_a_hessian_with_a_sum_as_coefficient_of_einsum():
 def test_high_powers_are_no_false_alarm():
     """‖x‖^22: plain central differences miss by more than the tolerance; the guard and check
     retry with Richardson's extrapolation before calling anything wrong."""
-    assert derive("‖A ⊘ (A x) - y‖^2 + lambda ‖x‖^22", "A").numpy
+    assert derive("‖A ⊘ (A x) - y 1^T‖^2 + lambda ‖x‖^22", "A").numpy     # y on each column, said
     assert check("‖x‖^22", "x", "22 ‖x‖^20 x").correct
     assert not check("‖x‖^22", "x", "21 ‖x‖^20 x").correct
 
