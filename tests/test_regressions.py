@@ -76,6 +76,10 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     # again, the sum read as one coefficient and was called a change (the long profile)
     ("‖(A + 1 r) 1‖", "r", "A: m×m, r: 1×m", {"A": R.normal(size=(3, 3)), "r": R.normal(size=(1, 3))},
      lambda e: np.linalg.norm((e["A"] + np.ones((3, 1)) @ e["r"]) @ np.ones(3))),
+    # gelu far left: Φ evaluates to exactly 0 (1 + erf cancels), its derivative code to 1e-101;
+    # the guard's floor had no room for that (exit 3); gelu's terms are |u| (magnitude.CANCELLING)
+    ("gelu(A^-1 a)", "A", "A: m×m, a: m", {"A": W, "a": R.normal(size=3)},
+     lambda e: (lambda z: z * 0.5 * (1 + np.vectorize(__import__("math").erf)(z / np.sqrt(2))))(np.linalg.solve(e["A"], e["a"]))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]
