@@ -80,6 +80,8 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     # the guard's floor had no room for that (exit 3); gelu's terms are |u| (magnitude.CANCELLING)
     ("gelu(A^-1 a)", "A", "A: m×m, a: m", {"A": W, "a": R.normal(size=3)},
      lambda e: (lambda z: z * 0.5 * (1 + np.vectorize(__import__("math").erf)(z / np.sqrt(2))))(np.linalg.solve(e["A"], e["a"]))),
+    # a scalar times (1/2) 1 printed as exp(...) ((1/2) 1), which reads back (1/2) exp(...) 1
+    ("exp(sum(a))^(1/2)", "a", "a: m", {"a": R.normal(size=3)}, lambda e: np.sqrt(np.exp(np.sum(e["a"])))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
 ]

@@ -170,7 +170,10 @@ def _chain(node):
             stack += [(x.a, in_scalar), (x.s, True)]   # x.s is a scalar: its matrix factors
         elif isinstance(x, N.MatMul) and x.shape != N.SCALAR:         # multiply to one
             stack += [(x.b, in_scalar), (x.a, in_scalar)]
-        elif isinstance(x, N.Neg) and (x.shape == N.SCALAR or isinstance(x.a, (N.MatMul, N.ScalarMul))):
+        elif isinstance(x, N.Div) and isinstance(x.a, N.Ones) and not in_scalar:
+            scalars.append(N.Div(N.num(1), x.s, N.SCALAR))   # s (1 / n) 1 is (1 / n) s 1, as it reads back
+            factors.append(x.a)
+        elif isinstance(x, N.Neg) and (x.shape == N.SCALAR or isinstance(x.a, (N.MatMul, N.ScalarMul, N.Ones))):
             scalars.append(_MINUS)           # s (-a b^T) is -s a b^T: `-a b^T` reads as (-a) b^T
             stack.append((x.a, in_scalar))
         elif x.shape == N.SCALAR or in_scalar:
