@@ -227,7 +227,7 @@ _TYPESET_RULES = [
     (re.compile(r"√\s*(?=\()"), lambda m: "sqrt"),
     (re.compile(rf"√\s*([{_NAME_CHARS}.]+)"), lambda m: f"sqrt({m.group(1)})"),
     # ‖W‖²_F, ‖w‖^2_2: the norm's subscript after its power, read as ‖W‖_F^2
-    (re.compile(r"(‖|\|\|)(\s*(?:\^\s*(?:\d+|\{\s*\d+\s*\})|²|³))(\s*_(?:\{(?:F|1|2|fro)\}|F|1|2|fro))(?![{_NAME_CHARS}])".replace("{_NAME_CHARS}", _NAME_CHARS)),
+    (re.compile(rf"(‖|\|\|)(\s*(?:\^\s*(?:\d+|\{{\s*\d+\s*\}})|²|³))(\s*_(?:\{{(?:F|1|2|fro)\}}|F|1|2|fro))(?![{_NAME_CHARS}])"),
      lambda m: m.group(1) + m.group(3) + m.group(2).replace("²", "^2").replace("³", "^3")),
     # `^T` right against a bracket or a one-letter name (with digits: x1, x_2) is the transpose
     # followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤, since `T(` would
