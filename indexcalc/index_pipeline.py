@@ -23,7 +23,7 @@ from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
 from .match import Matcher, has_index_arithmetic
 from .pipeline import (Derivation, Result, Step, _closed, _delta_rule_latex, _lhs_latex, _lhs_text, _resimplify,
-                       _roundtrip, _rule_dummies, _steps_match, _steps_rules, _sub, _terms_expr)
+                       _roundtrip, _rule_dummies, _second, _steps_match, _steps_rules, _sub, _terms_expr)
 from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
 from .printing.names import Names
 from .printing.latex import to_latex
@@ -88,18 +88,22 @@ def _names(wrt) -> list:
 
 
 def derive(text: str, wrt, where=None, order: int = 1, seed: int = 0) -> Derivation:
-    """The gradient of a scalar expression, or the full derivative of an entry equation's left side."""
-    if order != 1:
-        raise UnsupportedError("--order 2 is not supported for index notation yet; derive the "
-                               "gradient's entry equation again")
-    return derive_problem(read(text, parse_decls(where)), text, wrt, seed)
+    """The gradient of a scalar expression, or the full derivative of an entry equation's left
+    side; with order=2 the derivative of that once more by the same variable (the Hessian of a
+    scalar), up to rank 4."""
+    if order not in (1, 2):
+        raise UnsupportedError(f"--order {order}: only first and second derivatives are supported")
+    return derive_problem(read(text, parse_decls(where)), text, wrt, seed, order)
 
 
-def derive_problem(problem, text: str, wrt, seed: int = 0) -> Derivation:
+def derive_problem(problem, text: str, wrt, seed: int = 0, order: int = 1) -> Derivation:
     """derive() of a problem already read (index notation, or a TensorProblem)."""
     name = problem.output or "f"
-    results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), name)
-               for var in _checked(_names(wrt), problem)]
+    names = _checked(_names(wrt), problem)
+    if order == 2:
+        _second_fits(problem, names)
+    results = [_derive_one(problem, problem.variables, var, np.random.default_rng(seed), name, order=order)
+               for var in names]
     d = Derivation(text, N.Sym(name, problem.out_shape), problem.variables, results, name=name)
     d.output, d.problem = problem.output, problem
     return d
@@ -135,6 +139,21 @@ def backprop_problem(problem, text: str, wrt, seed: int = 0) -> Derivation:
     return d
 
 
+MAX_RANK = 4          # a Hessian of a scalar by a matrix; a rank-3 tensor of second derivatives
+
+
+def _second_fits(problem, names):
+    """--order 2: the result has the output's indices and the variable's twice; beyond rank 4
+    it is refused, with what to derive instead."""
+    for var in names:
+        rank = len(problem.out_indices) + 2 * len(LY.array_shape(problem.variables[var].shape))
+        if rank > MAX_RANK:
+            what = f"{problem.output}[{','.join(problem.out_indices)}]" if problem.out_indices else "the expression"
+            raise UnsupportedError(f"--order 2 of {what} by {var} would be an array of rank {rank}; indexcalc "
+                                   f"gives second derivatives up to rank {MAX_RANK} (the Hessian of a scalar "
+                                   "by a matrix): differentiate a scalar, or one entry's equation")
+
+
 def _checked(names, problem):
     for var in names:
         if var not in problem.variables:
@@ -143,11 +162,11 @@ def _checked(names, problem):
     return names
 
 
-def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None) -> Result:
+def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None, order=1) -> Result:
     R = _Run(problem, variables, var)
     ctx = R.ctx
     out_idx = tuple(index_symbol(i) for i in problem.out_indices)
-    var_idx = ctx.free(variables[var].shape)
+    var_idx = R.var_idx = ctx.free(variables[var].shape)
     var_free = [i for i in var_idx if i is not None]
     out_free = [] if upstream else list(out_idx)
     free = tuple(out_free + var_free)
@@ -203,7 +222,17 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None)
     result = Result(var, 1, list(layout), index_text(sifted, ctx), R.latex(sifted), closed, code, steps,
                     resimplify=_resimplify(R, terms, free))
     _guard(R, problem, variables, result, layout, rng, upstream, closed_checks=batched is None)
+    if order == 2:              # once more, guarded against differences of the verified first
+        sizes, needs = choose_sizes(problem, variables), problem.domains()
+        draw = _draws(problem, variables, sizes, rng, needs)
+        result = _second(R, result, terms, free, layout, rng, name, draw=draw)
     return result
+
+
+def _draws(problem, variables, sizes, rng, needs):
+    """The guard's points, one after another (values drawn as `make_point`'s attempts 0, 1, 2)."""
+    attempts = iter(range(1000))
+    return lambda: make_point(problem, variables, sizes, rng, next(attempts) % 3, needs)
 
 
 def _steps_index(R, problem, name, out_free, var_free):

@@ -581,8 +581,9 @@ def _guard_first(R, result: Result, layout, rng):
     result.checked_sizes = dict(point.sizes)
 
 
-def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
-    """The derivative of the (verified) first derivative: the Hessian for a scalar."""
+def _second(R, first: Result, terms, free1, layout1, rng, name="f", draw=None) -> Result:
+    """The derivative of the (verified) first derivative: the Hessian for a scalar. `draw`
+    gives the guard's points (by default the matrix language's, from the typed tree)."""
     var = R.var
     var_idx2 = R.ctx.free(R.variables[var].shape)
     var_free2 = [i for i in var_idx2 if i is not None]
@@ -629,8 +630,8 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f") -> Result:
     # the rounding floor of the gradient's code: the magnitude of its closed form's terms (a
     # gradient that is zero by cancellation, as of sum(softmax(a)), has terms of size 1)
     floor = V.Target.of_tree(first.closed, var).terms if first.closed is not None else None
-    point = V.guard_somewhere(checks, V.Target(gradient, var, floor), lambda: V.sample(R.typed, R.variables, rng),
-                              f"d²/d{var}²")
+    draw = draw or (lambda: V.sample(R.typed, R.variables, rng))
+    point = V.guard_somewhere(checks, V.Target(gradient, var, floor), draw, f"d²/d{var}²")
     result.checked_sizes = dict(point.sizes)
     return result
 
