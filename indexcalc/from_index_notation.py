@@ -88,20 +88,30 @@ def index_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True)
 
 
-def index_text(e) -> str:
-    """An index expression as the seeds write it: n + j - 1 (free indices first, then numbers)."""
+def index_text(e, rank=None) -> str:
+    """An index expression in reading order, as the seeds write it: n+j-1, n-i+1, k-j+1.
+    Terms are ordered by `rank` (a symbol -> sort key; by default its name), numbers last, and
+    a leading minus is avoided: the first term with a plus sign is written first (n-i+1, not
+    -i+n+1)."""
     e = sp.expand(e)
     if e.is_Symbol or e.is_Integer:
         return str(e)
-    parts = sorted(sp.Add.make_args(e), key=lambda t: (t.is_Number, str(t.free_symbols)))
+    rank = rank or (lambda s: (0, s.name))
+
+    def key(t):
+        syms = sorted(t.free_symbols, key=lambda s: s.name)
+        return (1, ()) if not syms else (0, rank(syms[0]))
+    parts = sorted(sp.Add.make_args(e), key=key)
+    first = next((t for t in parts if not t.could_extract_minus_sign()), None)
+    if first is not None and parts[0].could_extract_minus_sign():
+        parts.remove(first)
+        parts.insert(0, first)
     out = ""
     for t in parts:
-        s = str(t)
-        if s.startswith("-"):
-            out += ("-" if not out else " - ") + s[1:]
-        else:
-            out += s if not out else " + " + s
-    return out.replace(" ", "")
+        neg = t.could_extract_minus_sign()
+        body = str(-t if neg else t).replace("*", "").replace(" ", "")
+        out += ("-" if neg else ("+" if out else "")) + body
+    return out
 
 
 def walk(node):
@@ -128,6 +138,26 @@ def free_indices(node) -> list:
     if isinstance(node, Call):
         return free_indices(node.arg)
     return []
+
+
+def map_places(node, f):
+    """The tree with every index place e (of an entry or a δ) replaced by f(e)."""
+    if isinstance(node, Ref):
+        return Ref(node.name, tuple(f(i) for i in node.indices))
+    if isinstance(node, Delta):
+        return Delta(f(node.a), f(node.b))
+    if isinstance(node, Sum):
+        return Sum(node.indices, map_places(node.body, f))
+    if isinstance(node, Op):
+        return Op(node.op, tuple(map_places(a, f) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.name, map_places(node.arg, f))
+    return node
+
+
+def size_symbol(name: str) -> sp.Symbol:
+    """A size name in an index place (w[k-j+1] with w: k): a number, not an index."""
+    return sp.Symbol(name, integer=True, positive=True)
 
 
 def _ordered_symbols(e):
@@ -415,6 +445,8 @@ class _Reader:
         self.text, self.rhs, self.out, self.out_names = text, rhs, out, list(out_names)
         self.decls = {**decls, **extra}
         self.size_names = {d for shape in self.decls.values() for d in shape if isinstance(d, str)}
+        self.size_names |= {n for shape in self.decls.values() for d in shape if isinstance(d, N.LinSize)
+                            for n, _ in d.terms}
         self.u = _Sizes()
         self.rank: dict = {}                # variable -> number of indices
         self.place: dict = {}               # (variable, k) -> size
@@ -424,6 +456,8 @@ class _Reader:
 
     # -- checks of the tree
     def run(self) -> IndexProblem:
+        sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
+        self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
         if self.out is not None and any(r.name == self.out for r in refs) or \
                 self.out is not None and any(isinstance(n, Scalar) and n.name == self.out for n in walk(self.rhs)):
@@ -525,7 +559,7 @@ class _Reader:
         for k, e in enumerate(r.indices):
             dim = self.place[r.name, k]
             self._affine_check(e, r)
-            if e.is_Symbol:
+            if e.is_Symbol and not e.is_positive:
                 self._bind(e.name, dim, r, k)
 
     def _affine_check(self, e, r):
@@ -605,39 +639,46 @@ class _Reader:
         return i in self.index and not _unknown(self.u.find(self.index[i]))
 
     def _valid_range(self, i, refs):
-        """From a place α = i + rest of size D: 1 ≤ α ≤ D for all values of rest when
-        1 ≤ i ≤ D - max(rest), given min(rest) ≥ 0."""
+        """From a place α = ±i + rest of size D, the i for which 1 ≤ α ≤ D at every value of
+        rest: α = i + rest gives 1 ≤ i ≤ D - max(rest) when min(rest) ≥ 0 (x[n+j-1]); α = rest - i
+        (a flip, w[k-j+1]) gives 1 ≤ i ≤ min(rest) - 1 when max(rest) - 1 ≤ D."""
         s = index_symbol(i)
         found = None
         for r in refs:
             for k, e in enumerate(r.indices):
                 if s not in e.free_symbols or e.is_Symbol:
                     continue
-                if e.coeff(s) != 1:
+                sign = e.coeff(s)
+                if sign not in (1, -1):
                     continue
-                rest = sp.expand(e - s)
-                others = [x for x in rest.free_symbols]
-                if any(x.is_positive or not self._known(x.name) for x in others):
+                rest = sp.expand(e - sign * s)
+                others = list(rest.free_symbols)
+                if any(not x.is_positive and not self._known(x.name) for x in others):
                     continue
-                hi, lo = [], []
+                lo, hi = [], []                     # min(rest) and max(rest), as sizes
                 const = int(rest.subs({x: 0 for x in others}))
-                hi_c, lo_c = const, const
                 for x in others:
                     c = int(rest.coeff(x))
+                    if x.is_positive:               # a size name: a number
+                        lo.append((x.name, c))
+                        hi.append((x.name, c))
+                        continue
                     R = self.u.find(self.index[x.name])
-                    if c > 0:
-                        hi.append((R, c))
-                        lo_c += c
-                    else:
-                        hi_c += c
-                        lo.append((R, c))
-                low = N.lin(*lo, const=lo_c)
-                if not (isinstance(low, int) and low >= 0):
-                    continue
+                    lo.append((R, c) if c < 0 else (1, c))
+                    hi.append((R, c) if c > 0 else (1, c))
+                low, high = N.lin(*lo, const=const), N.lin(*hi, const=const)
                 D = self.u.find(self.place[r.name, k])
                 if _unknown(D):
                     continue
-                value = N.lin((D, 1), *[(R, -c) for R, c in hi], const=-hi_c)
+                if sign == 1:
+                    if not (isinstance(low, int) and low >= 0):
+                        continue
+                    value = N.lin((D, 1), (high, -1))
+                else:
+                    over = N.lin((high, 1), (D, -1), const=-1)
+                    if not (isinstance(over, int) and over <= 0):
+                        continue
+                    value = N.lin((low, 1), const=-1)
                 if isinstance(value, int) and value < 1:
                     raise ShapeError(f"the index {i} in {r.text} has no valid range")
                 if found is not None and found != value:
@@ -662,7 +703,8 @@ class _Reader:
                 shape = shape_of_rank(dims)
             from .layout import kind_of
             table[name] = Variable(name, kind_of(shape), shape)
-        ranges = {i: res(self.index[i]) for i in self.index_names}
+        order = self.out_names + sorted(set(self.index_names) - set(self.out_names))   # the output's first
+        ranges = {i: res(self.index[i]) for i in order}
         sizes = sorted({x for v in table.values() for x in v.shape if isinstance(x, str)})
         return IndexProblem(self.text, self.rhs, self.out, tuple(self.out_names), Variables(table, sizes),
                             ranges, set(self.size_names))

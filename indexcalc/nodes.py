@@ -26,8 +26,8 @@ class LinSize:
     const: int = 0
 
     def __str__(self):
-        out = ""
-        for name, c in self.terms:
+        out = ""                   # a plus sign first, as a person reads it: N - M + 1, not -M + N + 1
+        for name, c in sorted(self.terms, key=lambda t: t[1] < 0):
             sign = "-" if c < 0 else "+"
             mag = "" if abs(c) == 1 else f"{abs(c)}"
             out += f" {sign} {mag}{name}" if out else f"{'-' if c < 0 else ''}{mag}{name}"

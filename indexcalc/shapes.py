@@ -123,8 +123,9 @@ def _decl_shape(name: str, spec: str) -> tuple:
     spec = spec.strip()
     if spec.lower() in ("scalar", "1", "1×1", "1x1", "()"):
         return N.SCALAR
+    dim = r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[+-]\s*[A-Za-z0-9_α-ωΑ-Ω]+)*"        # d, or d+k-1 (a full convolution)
     dims = [d.strip() for d in re.split(r"\s*[×x*]\s*", spec) if d.strip() != ""] \
-        if re.fullmatch(r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[×x*]\s*[A-Za-z0-9_α-ωΑ-Ω]+)*", spec) else None
+        if re.fullmatch(rf"{dim}(\s*[×x*]\s*{dim})*", spec) else None
     if spec.lower() in ("vector",):
         return None, 1
     if spec.lower() in ("matrix",):
@@ -140,9 +141,30 @@ def _decl_shape(name: str, spec: str) -> tuple:
             out.append(int(d))
         elif re.fullmatch(r"[A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ][0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ]*", d):
             out.append(d)
+        elif re.search(r"[+-]", d):
+            out.append(_size_sum(name, d))
         else:
             raise ShapeError(f"cannot read the size {d!r} of {name}")
     return (out[0], 1) if len(out) == 1 else tuple(out)
+
+
+def _size_sum(name: str, text: str):
+    """`d+k-1`: a size computed from named sizes and integers (N.LinSize)."""
+    parts = re.findall(r"([+-]?)\s*([A-Za-z0-9_α-ωΑ-Ω]+)", text)
+    terms, const = [], 0
+    for sign, term in parts:
+        c = -1 if sign == "-" else 1
+        if term.isdigit():
+            const += c * int(term)
+        elif re.fullmatch(r"[A-Za-zα-ωΑ-Ω][0-9_A-Za-zα-ωΑ-Ω]*", term):
+            terms.append((term, c))
+        else:
+            raise ShapeError(f"cannot read the size {text!r} of {name}")
+    size = N.lin(*terms, const=const)
+    if isinstance(size, int) or any(c < 0 for _, c in getattr(size, "terms", ())) and \
+            all(c < 0 for _, c in size.terms):
+        raise ShapeError(f"the size {text!r} of {name} must grow with a named size (d+k-1, n-1)")
+    return size
 
 
 def default_kind(name: str) -> str:

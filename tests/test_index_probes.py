@@ -103,3 +103,62 @@ def test_second_derivative_beyond_rank_4_is_refused(capsys):
     assert main(["derive", "Y[i,j] = Σ_p X[i,p] W[j,p]", "--wrt", "X", "--order", "2"]) == 2
     err = capsys.readouterr().err
     assert "rank 6" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+# ---- seed 003 question 6: index arithmetic, printed in reading order ----------------------------
+def _conv_jacobians(h, w, full):
+    d, k = len(h), len(w)
+    n_out = d + k - 1 if full else d - k + 1
+    J = np.zeros((n_out, d))
+    for i in range(n_out):                       # a_i = Σ_j h_{i+j-k} w_j (full), h_{i+j-1} w_j (valid)
+        for j in range(k):
+            m = i + j - (k - 1 if full else 0)
+            if 0 <= m < d:
+                J[i, m] += w[j]
+    return J
+
+
+def test_seed003_q65_full_convolution_with_declared_output_size():
+    """∂a_i/∂h_n = w_{n-i+k} (seed 003 question 6.5): the output's size d+k-1 is declared."""
+    h, w = rand(6), rand(3)
+    d = derive("a[i] = Σ_j h[i+j-k] w[j]", "h", "h: d, w: k, a: d+k-1")
+    r = d.results[0]
+    np.testing.assert_allclose(run_code(r.numpy, {"h": h, "w": w}), _conv_jacobians(h, w, full=True))
+    assert r.index_form.replace(" ", "") == "w_{l-i+k}"
+
+
+def test_seed003_q66_backprop_of_full_convolution():
+    from indexcalc import backprop
+    h, w, da = rand(6), rand(3), rand(8)
+    d = backprop("a[i] = Σ_j h[i+j-k] w[j]", "h", "h: d, w: k, a: d+k-1")
+    got = run_code(d.results[0].numpy, {"h": h, "w": w, "da": da})
+    np.testing.assert_allclose(got, da @ _conv_jacobians(h, w, full=True))
+
+
+def test_flip_with_a_size_in_the_index():
+    """w[K-j+1] with w: K: K is the size (a number), not an index; j's range is inferred."""
+    w = rand(4)
+    d = derive("y[j] = w[K-j+1]", "w", "w: K")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"w": w}), np.fliplr(np.eye(4)))
+    d = derive("y_j = w_{k-j+1}", "w", "w: k")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"w": w}), np.fliplr(np.eye(4)))
+
+
+def test_index_arithmetic_reads_in_order():
+    """The seeds write w_{n-i+1} and h_{n+j-1}: a term with a plus sign first, the output's
+    index before the variable's, numbers last (not SymPy's -i+n+1)."""
+    d = derive("a[n] = Σ_j h[n+j-1] w[j]", "h,w", "h: d, w: k")
+    assert [r.index_form.replace(" ", "") for r in d.results] == ["w_{i-n+1}", "h_{n+i-1}"]
+    d = derive("a_i = Σ_j h_{i+j-1} w_j", "h")
+    assert d.results[0].index_form.replace(" ", "") == "w_{k-i+1}"
+    from indexcalc import backprop
+    tex = backprop("a[i] = Σ_j h[i+j-1] w[j]", "h", "h: n, w: a").results[0].steps[1].latex
+    assert "n - a + 1" in tex and "-a + n" not in tex
+
+
+def test_size_sums_in_declarations():
+    from indexcalc.errors import ShapeError
+    from indexcalc.shapes import parse_decls
+    assert str(parse_decls("a: d+k-1")["a"][0]) == "d + k - 1"
+    with pytest.raises(ShapeError):
+        parse_decls("a: 3-1")

@@ -12,6 +12,7 @@ from sympy.printing.str import StrPrinter
 from .. import functions as F
 from .. import nodes as N
 from ..diff import Partial
+from ..from_index_notation import index_text as place_text
 from .latex import to_latex
 from .text import to_text
 
@@ -23,10 +24,11 @@ def _summed(e):
     return sorted((lim[0] for lim in e.limits), key=lambda i: (rank.get(i.name, len(rank)), i.name))
 
 
-def _joined(indices, sep="", braces=True):
+def _joined(indices, sep="", braces=True, show=None):
     """Subscripts: `pq` for one-letter indices, `p,q1` otherwise; with index arithmetic
-    `{i,p+q-1}` (seed 003 writes δ_{n,i+j-1})."""
-    names = [i.name if isinstance(i, sp.Symbol) else str(i).replace(" ", "") for i in indices]
+    `{i,p+q-1}` (seed 003 writes δ_{n,i+j-1}), each place shown by `show` (reading order)."""
+    show = show or place_text
+    names = [i.name if isinstance(i, sp.Symbol) else show(i) for i in indices]
     if not all(isinstance(i, sp.Symbol) for i in indices):
         return "{" + ",".join(names) + "}" if braces else ",".join(names)
     return sep.join(names) if all(len(n) == 1 for n in names) else ",".join(names)
@@ -339,6 +341,22 @@ class _Reading:
         finally:
             self._scope.pop()
 
+    def arithmetic(self, e) -> str:
+        """An index place holding index arithmetic, in reading order: the entry's free indices
+        in the order the derivation made them (the output's, then the variable's), then
+        summed indices, then sizes, then numbers: w_{n-i+1}, h_{n+j-1}, w_{k-j+1}."""
+        bound = set().union(*self._scope) if self._scope else set()
+        sizes = {str(n) for n in getattr(self.ctx.variables, "sizes", ())}
+        made = {s: k for k, s in enumerate(self.ctx.ranges)}
+
+        def rank(s):
+            if s.is_positive or s.name in sizes:
+                return (3, 0, s.name)
+            if s in bound or s not in made:
+                return (2, 0, s.name)
+            return (0, made[s], s.name)
+        return place_text(e, rank)
+
     def delta_args(self, e):
         """δ_pi: a summed index first."""
         bound = set().union(*self._scope) if self._scope else set()
@@ -372,13 +390,13 @@ class IndexText(_Reading, _SumsBracketed, StrPrinter):
         base = self._atom_name(e.base.label.name)
         if not base.isidentifier() and not base.endswith("⁻¹"):
             base = f"[{base}]"
-        return f"{base}_{_joined(e.indices)}"
+        return f"{base}_{_joined(e.indices, show=self.arithmetic)}"
 
     def _print_Symbol(self, e):
         return self._atom_name(e.name)
 
     def _print_KroneckerDelta(self, e):
-        return f"δ_{_joined(self.delta_args(e))}"
+        return f"δ_{_joined(self.delta_args(e), show=self.arithmetic)}"
 
     def _print_Sum(self, e):
         return self.in_sum(e, lambda order, body, _: f"Σ_{_joined(order, ',')} {self.parenthesize(body, 40)}")
@@ -462,7 +480,7 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
 
     def _print_Indexed(self, e):
         name = e.base.label.name
-        sub = _joined(e.indices, braces=False)
+        sub = _joined(e.indices, braces=False, show=self.arithmetic)
         if is_upstream(name, self.ctx):            # dY_pq is ∂L/∂Y_pq
             return fr"\frac{{\partial L}}{{\partial {entry_name(name[1:])}_{{{sub}}}}}"
         atom = self._atom(name)
@@ -475,7 +493,7 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
         return atom if atom is not None else super()._print_Symbol(e)
 
     def _print_KroneckerDelta(self, e, exp=None):
-        s = fr"\delta_{{{_joined(self.delta_args(e), braces=False)}}}"
+        s = fr"\delta_{{{_joined(self.delta_args(e), braces=False, show=self.arithmetic)}}}"
         return f"{s}^{{{exp}}}" if exp else s
 
     def _print_Sum(self, e):
