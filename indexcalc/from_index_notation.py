@@ -631,8 +631,9 @@ class _Reader:
         if todo:
             i = sorted(todo)[0]
             where = [r.text for r in refs if any(s.name == i for e in r.indices for s in e.free_symbols)]
-            raise ShapeError(f"cannot infer the range of the index {i}: it appears only in index arithmetic"
-                             + (f" ({', '.join(where)})" if where else "")
+            raise ShapeError(f"cannot infer the range of the index {i}: it appears only in "
+                             + (f"index arithmetic ({', '.join(where)})" if where else
+                                "Kronecker deltas, which do not fix a range (index an entry with it)")
                              + (f"; declare the size of {self.out} (--where \"{self.out}: ...\")" if self.out else ""))
 
     def _known(self, i):

@@ -171,6 +171,8 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
     out_free = [] if upstream else list(out_idx)
     free = tuple(out_free + var_free)
     body = problem.index_form(ctx)
+    if body.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise IndexCalcError(f"{problem.text!r} is not finite: it divides by zero")
     named = R.name_steps(body, [problem.output or name, upstream or ""])
     if upstream:
         ctx.upstream.add(upstream)

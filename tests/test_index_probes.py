@@ -162,3 +162,47 @@ def test_size_sums_in_declarations():
     assert str(parse_decls("a: d+k-1")["a"][0]) == "d + k - 1"
     with pytest.raises(ShapeError):
         parse_decls("a: 3-1")
+
+
+# ---- bad input: exit 2 with one sentence ----------------------------------------------------------
+BAD = [
+    ("divides by zero", ["derive", "Σ_i x[i] / (Σ_j x[j] - Σ_j x[j])", "--wrt", "x"], "divides by zero"),
+    ("an index only in deltas", ["derive", "Σ_{i,j} δ_ij", "--wrt", "x"], "Kronecker deltas"),
+    ("a full convolution's output undeclared", ["derive", "a[i] = Σ_j h[i+j-k] w[j]", "--wrt", "h",
+                                                "--where", "h: d, w: k"], "declare the size of a"),
+    ("a size that is no sum of sizes", ["derive", "a[i] = h[i]", "--wrt", "h", "--where", "a: 3-1"], "3-1"),
+]
+
+
+@pytest.mark.parametrize("label, argv, words", BAD, ids=[b[0] for b in BAD])
+def test_bad_index_input_is_exit_2(label, argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err and err.startswith("indexcalc: error:"), err
+
+
+# ---- problem files take index notation: Hessians and Jacobians --------------------------------------
+def test_problem_file_with_index_notation(tmp_path, capsys):
+    f = tmp_path / "p.toml"
+    f.write_text('''title = "Index notation"
+
+[[problem]]
+id = "hessian"
+title = "A Hessian"
+statement = 'The Hessian of $\\\\sum_{i,j} x_i A_{ij} x_j$.'
+expression = "Σ_{i,j} x_i A_ij x_j"
+wrt = ["x"]
+order = 2
+
+[[problem]]
+id = "full-conv"
+title = "Seed 003 q6.5"
+statement = 'The Jacobian of a full convolution.'
+equation = "a_i = Σ_j h_{i+j-k} w_j"
+where = "h: d, w: k, a: d+k-1"
+wrt = ["h"]
+jacobian = true
+''', encoding="utf-8")
+    assert main(["solve", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "A + A^T" in out and "w_{l-i+k}" in out
