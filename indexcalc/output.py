@@ -215,7 +215,8 @@ def answer_latex(d, r) -> tuple:
 
 
 def _index_lhs(r):
-    first = next((s for s in r.steps if s.rule == "differentiate"), None)
+    rule = "second derivative" if r.order == 2 else "differentiate"       # ∂²f/∂x_l∂x_m, not ∂f/∂x_l
+    first = next((s for s in r.steps if s.rule == rule), None)
     return first.lhs if first is not None else ""
 
 

@@ -206,3 +206,11 @@ jacobian = true
     assert main(["solve", str(f)]) == 0
     out = capsys.readouterr().out
     assert "A + A^T" in out and "w_{l-i+k}" in out
+
+
+def test_boxed_second_derivative_names_both_indices():
+    """The boxed answer of a Hessian with no closed form is ∂²f/∂x_l∂x_m (it was ∂f/∂x_l)."""
+    from indexcalc.output import answer_latex
+    d = derive("Σ_{i,j,k} T_ijk x_i x_j x_k", "x", order=2)
+    lhs, _ = answer_latex(d, d.results[0])
+    assert lhs.startswith(r"\frac{\partial^2 f}") and "x_{l} \\partial x_{m}" in lhs, lhs
