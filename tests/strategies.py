@@ -557,3 +557,46 @@ def index_contractions(draw):
         text = f"{ref('Y', out)} = {rhs}"
         return Contraction(text, where, wname, arrays, grad, "backprop")
     return Contraction(rhs, where, wname, arrays, grad, "derive")
+
+
+@dataclass
+class IndexForm:
+    """A random polynomial form in index notation, Σ T_{...} x_. y_. ..., with its Hessian by
+    x computed here by np.einsum (for `derive --order 2`)."""
+    text: str
+    arrays: dict
+    hessian: np.ndarray
+
+
+@st.composite
+def index_forms(draw):
+    """Σ_{i,j,...} T_ij.. u_i v_j ... with a tensor T of rank 2 to 4 and each u, v, ... either
+    x (the variable, at least twice) or another vector y, z."""
+    rank = draw(st.integers(2, 4))
+    letters = "ijkl"[:rank]
+    slots = draw(st.lists(st.sampled_from(["x", "x", "y", "z"]), min_size=rank, max_size=rank)
+                 .filter(lambda s: s.count("x") >= 2))
+    n = 3
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    T = rng.normal(size=(n,) * rank)
+    arrays = {"T": T, **{v: rng.normal(size=n) for v in set(slots)}}
+    subscript = draw(st.booleans())
+
+    def ref(name, idx):
+        return f"{name}_{idx}" if subscript else f"{name}[{','.join(idx)}]"
+    factors = [ref("T", letters)] + [ref(v, c) for v, c in zip(slots, letters)]
+    order = draw(st.permutations(factors))
+    text = "Σ_{" + ",".join(letters) + "} " + " ".join(order)
+    H = np.zeros((n, n))
+    xs = [k for k, v in enumerate(slots) if v == "x"]
+    for s in xs:                 # ∂²/∂x_a∂x_b: one x slot becomes a, another b, the rest stay
+        for t in xs:
+            if s == t:
+                continue
+            subs, ops = [letters], [T]
+            for k, v in enumerate(slots):
+                if k not in (s, t):
+                    subs.append(letters[k])
+                    ops.append(arrays[v])
+            H += np.einsum(",".join(subs) + "->" + letters[s] + letters[t], *ops)
+    return IndexForm(text, arrays, H)

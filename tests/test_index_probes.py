@@ -214,3 +214,19 @@ def test_boxed_second_derivative_names_both_indices():
     d = derive("Σ_{i,j,k} T_ijk x_i x_j x_k", "x", order=2)
     lhs, _ = answer_latex(d, d.results[0])
     assert lhs.startswith(r"\frac{\partial^2 f}") and "x_{l} \\partial x_{m}" in lhs, lhs
+
+
+# ---- random polynomial forms: their Hessians against np.einsum -----------------------------------
+from hypothesis import given, note, settings  # noqa: E402
+
+from .strategies import index_forms  # noqa: E402
+
+
+@settings(max_examples=12)
+@given(index_forms())
+def test_random_index_forms_hessian_against_einsum(case):
+    note(f"indexcalc derive {case.text!r} --wrt x --order 2")
+    d = derive(case.text, "x", order=2)
+    got = run_code(d.results[0].numpy, case.arrays)
+    assert got.shape == case.hessian.shape
+    np.testing.assert_allclose(got, case.hessian, rtol=1e-8, atol=1e-10)
