@@ -219,7 +219,12 @@ def _problem_references(expr, d, seed) -> dict:
     for r in d.results:
         rng = np.random.default_rng(seed)
         sizes = IP.choose_sizes(problem, d.variables)
-        points = [IP.make_point(problem, d.variables, sizes, rng, 0, problem.domains()) for _ in range(3)]
+        points = [IP.make_point(problem, d.variables, at, rng, 0, problem.domains())
+                  for at in _other_sizes(problem, sizes, 3)]
+        if d.output and d.output not in decls:     # a claim may use the output (y ∘ (dy - dy^T y))
+            decls[d.output] = problem.out_shape
+            for p in points:
+                _bind_output(p, d.output, IP.reference(problem, p))
         ref = Reference(expr, r.wrt, d, r.closed_form or r.index_form, decls, tuple(r.shape), points)
         for k, p in enumerate(points):
             with np.errstate(all="ignore"):
@@ -227,6 +232,25 @@ def _problem_references(expr, d, seed) -> dict:
                 ref._terms[k] = _code_terms(r.numpy, p, ref._want[k])
         out[r.wrt] = ref
     return out
+
+
+def _other_sizes(problem, sizes: dict, n: int) -> list:
+    """n sets of sizes, each size name one larger than in the last (still distinct), so that a
+    claim right only at one size (a size written as its number) is found; the guard's own
+    sizes again where a computed range (d - k + 1) would fall below 2."""
+    derived = [r for r in problem.ranges.values() if isinstance(r, N.LinSize)]
+    out = []
+    for k in range(n):
+        at = {name: v + k for name, v in sizes.items()}
+        out.append(at if all(r.value(at) >= 2 for r in derived) else dict(sizes))
+    return out
+
+
+def _bind_output(point, name, value):
+    """The output's value at the point (the input evaluated directly), in both layouts."""
+    value = np.asarray(value, dtype=float)
+    point.env[name] = float(value) if value.ndim == 0 else value
+    point.env2d[name] = value.reshape(1, 1) if value.ndim == 0 else value.reshape(-1, 1) if value.ndim == 1 else value
 
 
 def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1, assume=(), mode=None) -> Reference:

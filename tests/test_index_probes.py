@@ -230,3 +230,22 @@ def test_random_index_forms_hessian_against_einsum(case):
     got = run_code(d.results[0].numpy, case.arrays)
     assert got.shape == case.hessian.shape
     np.testing.assert_allclose(got, case.hessian, rtol=1e-8, atol=1e-10)
+
+
+# ---- check: claims about index-notation equations ---------------------------------------------------
+CLAIMS = [
+    # a claim may use the module's output, in either notation (SPEC §6)
+    ("y_i = exp(x_i) / Σ_k exp(x_k)", "x", None, "y ∘ (dy - (dy^T y))", True),
+    ("y_i = exp(x_i) / Σ_k exp(x_k)", "x", None, "g_j = y_j dy_j - y_j Σ_i dy_i y_i", True),
+    ("y_i = exp(x_i) / Σ_k exp(x_k)", "x", None, "y ∘ dy", False),
+    ("Y[i,j] = sigmoid(X[i,j])", "X", None, "G[i,j] = Y[i,j] (1 - Y[i,j]) dY[i,j]", True),
+    # a size written as the number it happens to have: the points differ in their sizes
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] / M", "X", "X: N×M, W: P×M", "dY W / 3", False),
+    ("Y[i,j] = Σ_p X[i,p] W[j,p] / M", "X", "X: N×M, W: P×M", "dY W / M", True),
+]
+
+
+@pytest.mark.parametrize("eq, wrt, where, claim, right", CLAIMS, ids=[f"{c[0][:14]} {c[3]}" for c in CLAIMS])
+def test_check_claims_about_index_equations(eq, wrt, where, claim, right):
+    from indexcalc import check
+    assert check(eq, wrt, claim, where).correct is right
