@@ -37,6 +37,7 @@ GRAMMAR = os.path.join(os.path.dirname(__file__), "index_grammar.lark")
 AUTO_SIZES_UPPER = ["N", "M", "P", "Q", "R", "D", "K", "L", "S", "U", "V", "C", "E", "F", "G", "H"]
 ALIASES = {"σ": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
 DELTAS = {"δ", "delta"}
+TYPESET = {"−": "-", "²": "^2", "³": "^3", "ᵀ": "^T", "⁻¹": "^-1", "·": "*", "⋅": "*"}   # entries: · is a product
 
 
 # ---- the tree -------------------------------------------------------------------------------
@@ -70,6 +71,7 @@ class Delta:
 class Sum:
     indices: tuple                 # index names
     body: object
+    bounds: tuple = ()             # ((index, size), ...) written as Σ_{j=1}^{k}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,18 @@ class Op:
 class Call:
     name: str
     arg: object
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """Where a Σ's bound fixes its index's range, for the reader's messages."""
+    index: str
+    size: object
+    name = None
+
+    @property
+    def text(self) -> str:
+        return f"Σ_{{{self.index}=1}}^{{{self.size}}}"
 
 
 def index_symbol(name: str) -> sp.Symbol:
@@ -147,7 +161,7 @@ def map_places(node, f):
     if isinstance(node, Delta):
         return Delta(f(node.a), f(node.b))
     if isinstance(node, Sum):
-        return Sum(node.indices, map_places(node.body, f))
+        return Sum(node.indices, map_places(node.body, f), node.bounds)
     if isinstance(node, Op):
         return Op(node.op, tuple(map_places(a, f) for a in node.args))
     if isinstance(node, Call):
@@ -288,10 +302,18 @@ class _ToTree(Transformer):
         return ("/", b)
 
     def sigma(self, tok, body):
-        names = _index_list(str(tok).split("_", 1)[1], tok)
+        sub, _, top = str(tok).split("_", 1)[1].partition("^")
+        sub, bounds = sub.strip(), ()
+        if "=" in sub:                           # Σ_{j=1}^{k}: one index, from 1 to a size
+            bounds = (_bound(sub, top.strip(), str(tok)),)
+            sub = bounds[0][0]
+        elif top:
+            raise IndexCalcError(f"{tok} has an upper bound but no lower one: write Σ_{{j=1}}^{{k}}, or Σ_j "
+                                 "(the range of j is then the size of the place it fills)")
+        names = _index_list(sub, tok)
         if len(set(names)) != len(names):
             raise IndexCalcError(f"{tok} names an index twice")
-        return Sum(tuple(names), body)
+        return Sum(tuple(names), body, bounds)
 
     def power(self, a, e):
         return Op("^", (a, e))
@@ -320,6 +342,29 @@ class _ToTree(Transformer):
         return ("equation", lhs, rhs)
 
 
+def _bound(sub: str, top: str, tok: str):
+    """(index, size) of Σ_{j=1}^{k}: indices run from 1; the upper bound is a size (a name, a
+    number, or a sum of them such as d-k+1)."""
+    from .shapes import _size_sum
+    name, _, low = sub.strip("{}").partition("=")
+    name, low, top = name.strip(), low.strip(), top.strip().strip("{}").strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name):
+        raise ParseError(f"{name!r} is not an index name", "", None)
+    if low != "1":
+        raise UnsupportedError(f"{tok}: indices run from 1, as in the seeds (write Σ_{{{name}=1}}^{{...}})")
+    if not top:
+        raise IndexCalcError(f"{tok} has a lower bound but no upper one: write Σ_{{{name}=1}}^{{k}}")
+    if re.fullmatch(r"\d+", top):
+        size = int(top)
+        if size < 1:
+            raise IndexCalcError(f"{tok}: the upper bound must be at least 1")
+    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", top):
+        size = top
+    else:
+        size = _size_sum(f"Σ_{name}", top)
+    return name, size
+
+
 def _name(tok) -> str:
     """A name as written, LaTeX's backslash dropped (\\alpha is alpha, \\delta the delta)."""
     return str(tok).lstrip("\\")
@@ -339,6 +384,8 @@ def parse_index(text: str):
         raise ParseError("empty expression", text, 1)
     from .parse import one_line
     text = one_line(text)
+    for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
+        text = text.replace(k, v)
     try:
         tree = _parser().parse(text)
         return _ToTree().transform(tree)
@@ -447,6 +494,9 @@ class _Reader:
         self.size_names = {d for shape in self.decls.values() for d in shape if isinstance(d, str)}
         self.size_names |= {n for shape in self.decls.values() for d in shape if isinstance(d, N.LinSize)
                             for n, _ in d.terms}
+        bounds = [b for n in walk(rhs) if isinstance(n, Sum) for _, b in n.bounds]
+        self.size_names |= {b for b in bounds if isinstance(b, str)}
+        self.size_names |= {n for b in bounds if isinstance(b, N.LinSize) for n, _ in b.terms}
         self.u = _Sizes()
         self.rank: dict = {}                # variable -> number of indices
         self.place: dict = {}               # (variable, k) -> size
@@ -500,6 +550,9 @@ class _Reader:
         for n in walk(self.rhs):
             if isinstance(n, Delta):
                 self._delta(n)
+            if isinstance(n, Sum):
+                for i, size in n.bounds:
+                    self._bind(i, size, _Bound(i, size), 0)
         self._name_sizes()
         self._arithmetic(refs)
         return self._problem()

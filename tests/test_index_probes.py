@@ -249,3 +249,37 @@ CLAIMS = [
 def test_check_claims_about_index_equations(eq, wrt, where, claim, right):
     from indexcalc import check
     assert check(eq, wrt, claim, where).correct is right
+
+
+# ---- the seeds' Σ with bounds, and typeset characters ---------------------------------------------
+def test_sum_with_the_seeds_bounds():
+    """\\sum_{j=1}^{k} h_{i+j-1} w_j, as seed 003 writes it: the bound is j's range."""
+    h, w = rand(7), rand(3)
+    J = _conv_jacobians(h, w, full=False)
+    for text in ["a_i = Σ_{j=1}^{k} h_{i+j-1} w_j", "a_i = \\sum_{j=1}^k h_{i+j-1} w_j"]:
+        d = derive(text, "h", "h: d")
+        assert d.variables["w"].shape[0] == "k"
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"h": h, "w": w}), J)
+    x = rand(3)
+    d = derive("Σ_{i=1}^{3} x_i²", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), 2 * x)
+
+
+BOUNDS_BAD = [
+    ("from 0", "Σ_{j=0}^{k} x_j", "run from 1"),
+    ("no lower bound", "Σ_j^{k} x_j", "no lower one"),
+    ("bound against the place", "Σ_{k=1}^{n} x_k", "runs over m"),
+]
+
+
+@pytest.mark.parametrize("label, expr, words", BOUNDS_BAD, ids=[b[0] for b in BOUNDS_BAD])
+def test_bad_bounds_are_exit_2(label, expr, words, capsys):
+    assert main(["derive", expr, "--wrt", "x", "--where", "x: m"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+
+
+def test_typeset_characters_in_index_notation():
+    x, y = rand(4), rand(4)
+    d = derive("Σ_i x_i · y_i − Σ_i x_i²", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), y - 2 * x)
