@@ -185,7 +185,7 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
     if is_index_notation(expr):
         if assume:
             raise IndexCalcError("an assumption (`assume`) is not supported with index notation yet")
-        return _index_references(expr, names, where, seed, mode)
+        return _index_references(expr, names, where, seed, mode, order)
     assumed = assumptions(assume, parse_decls(where)) if assume else ()
     mode = mode or ("backprop" if isinstance(parse(expr), N.Equation) else "derive")
     if mode == "backprop":
@@ -199,13 +199,13 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
     return {r.wrt: Reference.of(d, r, seed, assumed) for r in d.results}
 
 
-def _index_references(expr, names, where, seed, mode) -> dict:
+def _index_references(expr, names, where, seed, mode, order=1) -> dict:
     """References for index-notation input: the points of its own guard, and the guarded
     result's values there (the guard compared them with the input evaluated directly)."""
     from . import index_pipeline as IP
     equation = isinstance(parse_index(expr), tuple)
     d = IP.backprop(expr, names, where) if equation and mode != "jacobian" and mode != "derive" \
-        else IP.derive(expr, names, where)
+        else IP.derive(expr, names, where, order=order)
     return _problem_references(expr, d, seed)
 
 

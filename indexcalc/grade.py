@@ -160,8 +160,11 @@ def _row(name, line, fields, columns) -> Row:
 def _problem_variables(p) -> set:
     """The names a problem's derivative may be taken by (its expression's variables)."""
     from . import nodes as N
+    from .from_index_notation import is_index_notation, read
     from .parse import parse
     from .shapes import infer, parse_decls
+    if is_index_notation(p.source):               # SPEC §1.3: its own reader
+        return set(read(p.source, parse_decls(p.where)).variables.table)
     tree = parse(p.source)
     if isinstance(tree, N.Equation):
         tree = tree.rhs

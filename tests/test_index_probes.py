@@ -283,3 +283,38 @@ def test_typeset_characters_in_index_notation():
     x, y = rand(4), rand(4)
     d = derive("Σ_i x_i · y_i − Σ_i x_i²", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), y - 2 * x)
+
+
+# ---- grade: a class's answers to problems in index notation -----------------------------------------
+def test_grade_index_problems(tmp_path):
+    """The problem's variables come from the index reader (they were read as the matrix
+    language: X_ip, Σ_p); an `order = 2` problem is graded against its Hessian."""
+    import importlib
+    G = importlib.import_module("indexcalc.grade")
+    problems = tmp_path / "p.toml"
+    problems.write_text('''title = "Index notation"
+
+[[problem]]
+id = "hess"
+title = "A Hessian"
+statement = 'The Hessian.'
+expression = "Σ_{i,j} x_i A_ij x_j"
+wrt = ["x"]
+order = 2
+
+[[problem]]
+id = "linear"
+title = "Linear layer"
+statement = 'Backprop.'
+equation = "Y_ij = Σ_p X_ip W_jp + b_j"
+wrt = ["W", "b"]
+''', encoding="utf-8")
+    answers = tmp_path / "a.csv"
+    answers.write_text("student,problem,variable,answer\n"
+                       "ann,hess,x,A + A^T\n"
+                       "bob,hess,x,2 A\n"
+                       "ann,linear,W,dY^T X\n"
+                       "bob,linear,b,dY\n"
+                       'cid,linear,W,"G[j,p] = Σ_i dY[i,j] X[i,p]"\n', encoding="utf-8")
+    report = G.grade(str(problems), str(answers))
+    assert [c.verdict for c in report.claims] == ["right", "wrong", "right", "wrong", "right"]
