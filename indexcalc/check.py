@@ -22,7 +22,7 @@ from . import verify as V
 from .pipeline import backprop, derive
 from .errors import IndexCalcError, ShapeError
 from .evaluate import evaluate
-from .from_index_notation import is_index_notation, parse_index
+from .from_index_notation import is_equation, is_index_notation
 from .from_index_notation import read as read_index
 from .magnitude import magnitude
 from .parse import parse
@@ -203,7 +203,7 @@ def _index_references(expr, names, where, seed, mode, order=1) -> dict:
     """References for index-notation input: the points of its own guard, and the guarded
     result's values there (the guard compared them with the input evaluated directly)."""
     from . import index_pipeline as IP
-    equation = isinstance(parse_index(expr), tuple)
+    equation = is_equation(expr)
     d = IP.backprop(expr, names, where) if equation and mode != "jacobian" and mode != "derive" \
         else IP.derive(expr, names, where, order=order)
     return _problem_references(expr, d, seed)

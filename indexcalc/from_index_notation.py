@@ -203,6 +203,15 @@ def is_index_notation(text: str) -> bool:
     return False
 
 
+def is_equation(text: str) -> bool:
+    """Whether the input, in either notation, is an equation (Y = ..., Y[i,j] = ...)."""
+    if is_index_notation(text):
+        return isinstance(parse_index(text), tuple)
+    from . import nodes as N
+    from .parse import parse
+    return isinstance(parse(text), N.Equation)
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:

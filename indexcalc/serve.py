@@ -109,16 +109,15 @@ def _backprop(req) -> dict:
 def _check(req) -> dict:
     """check's verdict (as `check --format json` gives it), and the derivation it compared
     the claim with (derived once), shown as `derive` or `backprop` shows it."""
-    from . import nodes as N
     from .check import compare, reference
-    from .parse import parse
+    from .from_index_notation import is_equation
     from .printing.latex import to_latex
     ref = reference(req["expr"], req["wrt"], req["where"] or None)
     v = compare(ref, req["answer"])
     d = ref.derivation
     with d.latex_context():
         claimed = to_latex(v.claimed) if v.claimed is not None else ""
-    command = "backprop" if isinstance(parse(req["expr"]), N.Equation) else "derive"
+    command = "backprop" if is_equation(req["expr"]) else "derive"
     return {"verdict": v.json(), "claimed_latex": claimed, **_shown(d, command)}
 
 

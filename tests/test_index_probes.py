@@ -318,3 +318,17 @@ wrt = ["W", "b"]
                        'cid,linear,W,"G[j,p] = Σ_i dY[i,j] X[i,p]"\n', encoding="utf-8")
     report = G.grade(str(problems), str(answers))
     assert [c.verdict for c in report.claims] == ["right", "wrong", "right", "wrong", "right"]
+
+
+# ---- serve: the page's check takes index notation --------------------------------------------------
+@pytest.mark.parametrize("expr, wrt, answer, command", [
+    ("Σ_{i,j} x_i A_ij x_j", "x", "(A + A^T) x", "derive"),
+    ("Y[i,j] = Σ_p X[i,p] W[j,p]", "X", "dY W", "backprop"),
+])
+def test_serve_check_of_index_notation(expr, wrt, answer, command):
+    """The page's check decided derive or backprop by the matrix parser, which cannot read
+    index notation (the page showed a parse error at '[')."""
+    from indexcalc import serve
+    r = serve.compute(serve.validate({"command": "check", "expr": expr, "wrt": wrt, "answer": answer}))
+    assert r["ok"], r
+    assert r["verdict"]["correct"] is True and r["derivation"]["command"] == command
