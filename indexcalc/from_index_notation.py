@@ -256,7 +256,7 @@ class _ToTree(Transformer):
 
     def subref(self, tok):
         name, sub = str(tok).split("_", 1)
-        return _ref(_name(name), [index_symbol(c) for c in sub])
+        return _ref(_name(name), [sp.Integer(int(c)) if c.isdigit() else index_symbol(c) for c in sub])
 
     def indices(self, *items):
         return list(items)
@@ -323,6 +323,10 @@ class _ToTree(Transformer):
         if len(set(names)) != len(names):
             raise IndexCalcError(f"{tok} names an index twice")
         return Sum(tuple(names), body, bounds)
+
+    def sigma_neg(self, tok, body):
+        """Σ_i -x_i log(x_i): the minus is the summand's."""
+        return self.sigma(tok, Op("neg", (body,)))
 
     def power(self, a, e):
         return Op("^", (a, e))

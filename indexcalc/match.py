@@ -77,6 +77,8 @@ class Matcher:
             return _oriented(node, full_index(node.shape, f.indices))
         if isinstance(f, sp.KroneckerDelta):
             a, b = f.args
+            if a not in self.ctx.ranges or b not in self.ctx.ranges:    # δ_{i,1}, δ_{i,n+1}: no I
+                raise NoMatch
             n = self.ctx.ranges[a]
             return N.Identity((n, n)), (a, b)
         if isinstance(f, sp.Function) and F.is_elementwise(f):

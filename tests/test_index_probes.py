@@ -332,3 +332,28 @@ def test_serve_check_of_index_notation(expr, wrt, answer, command):
     r = serve.compute(serve.validate({"command": "check", "expr": expr, "wrt": wrt, "answer": answer}))
     assert r["ok"], r
     assert r["verdict"]["correct"] is True and r["derivation"]["command"] == command
+
+
+# ---- entries at fixed places (x[1], x_1, A_12) and a Σ of a negated summand ---------------------------
+def test_entries_at_fixed_places():
+    """x[2] x[1] was an internal error (exit 3: the matcher took δ_{1,i} for an identity)."""
+    x, A = rand(4), rand(3, 4)
+    e0, e1 = np.eye(4)[0], np.eye(4)[1]
+    cases = [
+        ("x[1] + Σ_i x_i", "x", {"x": x}, np.ones(4) + e0, 1),
+        ("x_1 + Σ_i x_i", "x", {"x": x}, np.ones(4) + e0, 1),
+        ("x[2] x[1]", "x", {"x": x}, x[0] * e1 + x[1] * e0, 1),
+        ("x[2] x[1]", "x", {"x": x}, np.outer(e0, e1) + np.outer(e1, e0), 2),
+        ("Σ_i x_i / x[1]", "x", {"x": x}, 1 / x[0] - e0 * x.sum() / x[0] ** 2, 1),
+        ("A_12 + Σ_{i,j} A_ij", "A", {"A": A}, np.ones((3, 4)) + np.outer(np.eye(3)[0], e1), 1),
+        ("y_i = x_i - x_1", "x", {"x": x}, np.eye(4) - np.outer(np.ones(4), e0), 1),
+    ]
+    for text, wrt, arrays, want, order in cases:
+        d = derive(text, wrt, order=order)
+        np.testing.assert_allclose(run_code(d.results[0].numpy, arrays), want, err_msg=text)
+
+
+def test_sum_of_a_negated_summand():
+    x = np.abs(rand(4)) + 0.5
+    d = derive("Σ_i -x_i log(x_i)", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), -np.log(x) - 1)

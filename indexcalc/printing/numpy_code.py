@@ -611,7 +611,12 @@ class EinsumPrinter:
             letter(s)
         order = list(free) + list(t.dummies)
         subs, args = [], []
-        for f in t.factors:
+        coeff_value, factors = t.coeff, list(t.factors)
+        entries = [c for c in sp.Mul.make_args(t.coeff) if c.has(sp.Indexed)]
+        if entries:                 # an entry at a fixed place (x_1 of x[1] x[2]): an operand
+            coeff_value = sp.Mul(*[c for c in sp.Mul.make_args(t.coeff) if not c.has(sp.Indexed)])
+            factors += entries
+        for f in factors:
             for code, idx in self.operands(f, order):
                 subs.append("".join(letter(i) for i in idx))
                 args.append(code)
@@ -620,7 +625,7 @@ class EinsumPrinter:
                 subs.append(letters[i])
                 args.append(f"np.ones({self.P.size(self.ctx.ranges[i])})")
         out = "".join(letters[i] for i in free)
-        coeff = self.P.wrap(self.M.scalar(t.coeff))[0] if t.coeff != 1 else None     # (a - b) * einsum
+        coeff = self.P.wrap(self.M.scalar(coeff_value))[0] if coeff_value != 1 else None     # (a - b) * einsum
         # three or more operands: let NumPy choose the contraction order (one loop over every
         # index at once is exponential in their number)
         opt = ", optimize=True" if len(args) > 2 else ""
