@@ -331,6 +331,10 @@ class _ToTree(Transformer):
     def power(self, a, e):
         return Op("^", (a, e))
 
+    def exponent(self, e):
+        """x_i^(1/2), x_i^{2}: a bracketed exponent."""
+        return e
+
     def exp_num(self, tok):
         return self.number(tok)
 
@@ -541,7 +545,8 @@ class _Reader:
                                  "appear on the right side")
         for n in walk(self.rhs):
             if isinstance(n, Op) and n.op == "^" and free_indices(n.args[1]):
-                raise UnsupportedError("an exponent must not carry an index")
+                hint = " (for e^{x_i} write exp(x_i))" if n.args[0] == Scalar("e") else ""
+                raise UnsupportedError("an exponent must not carry an index" + hint)
         names = {s.name for r in refs for i in r.indices for s in _ordered_symbols(i)}
         names |= {s.name for n in walk(self.rhs) if isinstance(n, Delta) for s in _ordered_symbols(n.a) + _ordered_symbols(n.b)}
         names |= set(self.out_names) | {i for n in walk(self.rhs) if isinstance(n, Sum) for i in n.indices}

@@ -357,3 +357,18 @@ def test_sum_of_a_negated_summand():
     x = np.abs(rand(4)) + 0.5
     d = derive("Σ_i -x_i log(x_i)", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), -np.log(x) - 1)
+
+
+def test_bracketed_exponents():
+    """x_i^{2} and x_i^(1/2) were internal errors (exit 3: the grammar's bracketed exponent
+    reached the tree untransformed)."""
+    x = np.abs(rand(4)) + 0.5
+    for text, want in [("Σ_i x_i^{2}", 2 * x), ("Σ_i x_i^(1/2)", 0.5 / np.sqrt(x)),
+                       ("Σ_i x_i^{1+2}", 3 * x ** 2)]:
+        d = derive(text, "x")
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), want, err_msg=text)
+
+
+def test_an_indexed_exponent_is_exit_2(capsys):
+    assert main(["derive", "Σ_i e^{x_i}", "--wrt", "x"]) == 2
+    assert "exp(x_i)" in capsys.readouterr().err
