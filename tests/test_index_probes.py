@@ -372,3 +372,23 @@ def test_bracketed_exponents():
 def test_an_indexed_exponent_is_exit_2(capsys):
     assert main(["derive", "Σ_i e^{x_i}", "--wrt", "x"]) == 2
     assert "exp(x_i)" in capsys.readouterr().err
+
+
+# ---- check of tensor equations: index claims, batched claims ------------------------------------------
+TENSOR_CLAIMS = [
+    # the matrix language on tensors (its reference was drawn from the tree `L`: internal error)
+    ("S = Q K^T", "K", "G[b,j,k] = Σ_i dS[b,i,j] Q[b,i,k]", True),
+    ("S = Q K^T", "K", "dS^T Q", True),
+    ("S = Q K^T", "Q", "dS K", True),
+    # index notation, a batched claim (^T of a tensor was NumPy's .T, all axes: 'cannot be evaluated')
+    ("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "K", "dS^T Q", True),
+    ("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "K", "2 dS^T Q", False),
+    ("S[b,i,j] = Σ_k Q[b,i,k] K[b,j,k]", "Q", "dS K", True),
+]
+
+
+@pytest.mark.parametrize("eq, wrt, claim, right", TENSOR_CLAIMS, ids=[f"{c[0][:9]} {c[2]}" for c in TENSOR_CLAIMS])
+def test_check_claims_about_tensor_equations(eq, wrt, claim, right):
+    from indexcalc import check
+    v = check(eq, wrt, claim, "Q: B×S×D, K: B×T×D")
+    assert v.correct is right, v.reason
