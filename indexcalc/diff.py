@@ -14,7 +14,7 @@ import sympy as sp
 from . import functions as F
 from . import nodes as N
 from .errors import UnsupportedError
-from .index_form import IndexContext, full_index, make_sum, rename_bound, replace
+from .index_form import IndexContext, delta, full_index, make_sum, rename_bound, replace
 
 
 class Partial(sp.Function):
@@ -73,7 +73,7 @@ class Deriver:
 def deltas(indices, wrt) -> sp.Expr:
     out = sp.S.One
     for a, b in zip(indices, wrt):
-        out *= sp.KroneckerDelta(a, b)
+        out *= delta(a, b)
     return out
 
 
@@ -182,7 +182,7 @@ def _softmax(D: Deriver, node: N.Softmax, idx):
     r = ctx.fresh(node.shape[axis])
     idx_r = tuple(r if k == axis else i for k, i in enumerate(idx))
     s = lambda ix: ctx.atom_entry(node, ix)
-    body = s(idx) * (sp.KroneckerDelta(idx[axis], r) - s(idx_r)) * D.inner(node.a, idx_r)
+    body = s(idx) * (delta(idx[axis], r) - s(idx_r)) * D.inner(node.a, idx_r)
     return ctx.sum(body, r)
 
 

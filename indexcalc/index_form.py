@@ -10,9 +10,12 @@ rules live in diff.py.
 """
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import sympy as sp
+from sympy.core.cache import CACHE
+from sympy.core.sorting import default_sort_key
 
 from . import functions as F
 from . import nodes as N
@@ -112,6 +115,48 @@ def make_sum(body, limits) -> sp.Expr:
     return obj
 
 
+def _memoised(fn):
+    """fn remembered like SymPy's own constructors: bounded, and emptied by SymPy's
+    clear_cache (its registry), so that no derivation gets a free ride from an earlier one
+    where a caller clears it (the bench does)."""
+    cached = functools.lru_cache(maxsize=1 << 16, typed=True)(fn)
+    CACHE.append(cached)
+    return cached
+
+
+@_memoised
+def entry(base, indices: tuple) -> sp.Expr:
+    """base[indices], made once: Indexed() works out its assumptions from scratch each call,
+    and renaming a term of k factors makes k of them."""
+    return sp.Indexed(base, *indices)
+
+
+@_memoised
+def delta(a, b) -> sp.Expr:
+    """KroneckerDelta(a, b). Two different index symbols with the same assumptions are
+    neither equal nor unequal to SymPy, so its evaluation (assumption queries on a - b,
+    milliseconds) only orders them: that order is taken here directly."""
+    if isinstance(a, sp.Symbol) and isinstance(b, sp.Symbol) and a != b and \
+            a.assumptions0 == b.assumptions0 and not a.assumptions0.get("below_fermi") and \
+            not a.assumptions0.get("above_fermi"):
+        if default_sort_key(b) < default_sort_key(a):
+            a, b = b, a
+        return sp.KroneckerDelta(a, b, evaluate=False)
+    return sp.KroneckerDelta(a, b)
+
+
+def rebuilt(e, args) -> sp.Expr:
+    """e with new arguments, as e.func(*args) makes it, the common kinds made faster: a Σ
+    without Sum's checks (make_sum), an entry and a Kronecker delta remembered."""
+    if isinstance(e, sp.Sum):
+        return make_sum(args[0], args[1:])
+    if isinstance(e, sp.Indexed):
+        return entry(args[0], args[1:])
+    if isinstance(e, sp.KroneckerDelta) and len(args) == 2:
+        return delta(*args)
+    return e.func(*args)
+
+
 def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     """expr.xreplace(sub), rebuilding sums with make_sum (xreplace re-runs Sum's checks at
     every level of a nest, which is quadratic in its depth).
@@ -139,12 +184,31 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
                 done = _replace_in_sum(e, sub, values, ranges)
             else:
                 args = tuple(walk(a) for a in e.args)
-                if args == e.args:
-                    done = e
-                elif isinstance(e, sp.Sum):
-                    done = make_sum(args[0], args[1:])
-                else:
-                    done = e.func(*args)
+                done = e if args == e.args else rebuilt(e, args)
+            memo[e] = done
+        return done
+
+    return walk(expr)
+
+
+def substitute(expr, sub: dict) -> sp.Expr:
+    """expr.xreplace(sub) (every occurrence, a Σ's own index too), with sums rebuilt by
+    make_sum and each subexpression visited once: xreplace re-runs Sum's checks, a walk of
+    the whole body, at every Σ it rebuilds."""
+    if not sub:
+        return expr
+    memo: dict = {}
+
+    def walk(e):
+        hit = sub.get(e)
+        if hit is not None:
+            return hit
+        if not e.args:
+            return e
+        done = memo.get(e)
+        if done is None:
+            args = tuple(walk(a) for a in e.args)
+            done = e if args == e.args else rebuilt(e, args)
             memo[e] = done
         return done
 
@@ -334,6 +398,22 @@ def _broadcast(op):
     return rule
 
 
+def _sum_chain(ctx, node, idx):
+    """a + b - c + ...: the entries of a chain of sums and differences added at once, each
+    operand's in turn (left to right, the order its indices are made in). Added two at a
+    time, each addition sorts the growing sum again: quadratic in the number of terms."""
+    terms, todo = [], [(node, idx, 1)]
+    while todo:
+        n, ix, sign = todo.pop()
+        if isinstance(n, (N.Add, N.Sub)):
+            todo.append((n.b, place(n.b.shape, ix), -sign if isinstance(n, N.Sub) else sign))
+            todo.append((n.a, place(n.a.shape, ix), sign))
+        else:
+            e = ctx.entry(n, ix)
+            terms.append(-e if sign < 0 else e)
+    return sp.Add(*terms)
+
+
 def _trace(ctx, node, idx):
     if node.a.shape == N.SCALAR:
         return ctx.entry(node.a, idx)
@@ -424,12 +504,12 @@ ENTRY = {
     N.Num: lambda ctx, n, idx: _number(n.value),
     N.Size: lambda ctx, n, idx: ctx.size(n.name),
     N.Ones: lambda ctx, n, idx: sp.S.One,
-    N.Identity: lambda ctx, n, idx: sp.KroneckerDelta(*idx) if None not in idx else sp.S.One,   # I of size 1
+    N.Identity: lambda ctx, n, idx: delta(*idx) if None not in idx else sp.S.One,   # I of size 1
     N.MatMul: _matmul,
     N.ScalarMul: lambda ctx, n, idx: ctx.entry(n.s, (None, None)) * ctx.entry(n.a, idx),
     N.Div: lambda ctx, n, idx: ctx.entry(n.a, idx) / ctx.entry(n.s, (None, None)),
-    N.Add: _broadcast(lambda a, b: a + b),
-    N.Sub: _broadcast(lambda a, b: a - b),
+    N.Add: _sum_chain,
+    N.Sub: _sum_chain,
     N.Neg: lambda ctx, n, idx: -ctx.entry(n.a, idx),
     N.Transpose: lambda ctx, n, idx: ctx.entry(n.a, (idx[1], idx[0]) if len(idx) == 2 else
                                                tuple(idx[:-2]) + (idx[-1], idx[-2])),
@@ -451,7 +531,7 @@ ENTRY = {
     N.Func: lambda ctx, n, idx: F.apply(n.name, ctx.entry(n.a, idx)),
     N.Softmax: lambda ctx, n, idx: ctx.atom_entry(n, idx),
     N.DiagMat: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], None)) * (
-        sp.KroneckerDelta(idx[0], idx[1]) if idx[0] is not None else 1),        # diag of a 1-vector: 1×1
+        delta(idx[0], idx[1]) if idx[0] is not None else 1),        # diag of a 1-vector: 1×1
     N.DiagVec: lambda ctx, n, idx: ctx.entry(n.a, (idx[0], idx[0])),
     N.Conv: _conv,
     N.Flip: _flip,
