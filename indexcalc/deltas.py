@@ -129,7 +129,8 @@ class Normalizer:
                     continue
                 k, value = found
                 del factors[k]
-                factors = [replace(f, {d: value}, self.ctx.ranges) for f in factors]
+                factors = [replace(f, {d: value}, self.ctx.ranges) if d in self.indices(f) else f
+                           for f in factors]
                 dummies.remove(d)
                 changed = True
         if len(dummies) < len(t.dummies):   # an index was sifted into exp(Σ_q ...): rename inside
@@ -202,7 +203,7 @@ class Normalizer:
         # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
         # rule: the first name for their range that nothing around them uses
         outer = taken | set(sub.values())
-        factors = tuple(rename_bound(rename_at_once(f, sub, self.ctx.ranges),
+        factors = tuple(rename_bound(rename_at_once(f, sub, self.ctx.ranges, self.indices(f)),
                                      lambda old, used: self._dummy_name(pool, self.ctx.ranges[old], used),
                                      outer, self.ctx.ranges) for f in t.factors)
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
@@ -283,7 +284,7 @@ class Normalizer:
     def collect(self, terms: list[Term]) -> list[Term]:
         acc: dict = {}
         for t in terms:
-            key = (sp.Mul(*t.factors), frozenset(t.dummies))
+            key = (_multiset(t.factors), frozenset(t.dummies))
             if key in acc:
                 acc[key] = Term(acc[key].coeff + t.coeff, acc[key].factors, acc[key].dummies)
             else:
@@ -346,6 +347,16 @@ class Normalizer:
         if e.is_Pow:
             return self.normal(e.base) ** self.normal(e.exp)
         return e.func(*[self.normal(a) for a in e.args]) if e.args else e
+
+
+def _multiset(factors) -> frozenset:
+    """A term's factors as a key: equal exactly when their products are (they are the
+    arguments of a product, so no two would combine), without building the product (SymPy
+    sorts its k factors by comparing whole entries)."""
+    count: dict = {}
+    for f in factors:
+        count[f] = count.get(f, 0) + 1
+    return frozenset(count.items())
 
 
 def _marked(e) -> bool:
@@ -449,9 +460,12 @@ def _dummy_order(factors, dummies) -> list:
     terms get equal names and renaming a renamed term changes nothing.
 
     Factors are taken one at a time, each time the least by a key in which a named dummy is
-    its number and an unnamed one is `_`: first the factors with free indices only, then
-    along the contractions (a factor that touches a named dummy comes before one that does
-    not). A factor's new dummies are numbered in reading order."""
+    its number and an unnamed one is `~` (after every name): first the factors with free
+    indices (X_jp, where a chain starts: with `_`, which sorts before names, the first pick
+    was any of the equal X_pq in the middle of a chain, so the 64 terms of ∂tr(X^64) got 61
+    different namings and did not add up), then along the contractions (a factor that
+    touches a named dummy comes before one that does not). A factor's new dummies are
+    numbered in reading order."""
     dummies = list(dict.fromkeys(dummies))
     slot = {d: k for k, d in enumerate(dummies)}
     holes = {d: sp.Symbol(f"\x00{k}\x00") for d, k in slot.items()}
@@ -463,7 +477,7 @@ def _dummy_order(factors, dummies) -> list:
         text, mine = item
         touches = any(s in named for s in mine)
         number = {slot[d]: n for d, n in named.items()}
-        shown = hole.sub(lambda m: f"#{number[int(m.group(1))]:03d}" if int(m.group(1)) in number else "_", text)
+        shown = hole.sub(lambda m: f"#{number[int(m.group(1))]:03d}" if int(m.group(1)) in number else "~", text)
         return (0 if touches else 1, shown)
 
     keys = {k: key(item) for k, item in enumerate(templates)}       # a key changes only when
@@ -474,7 +488,8 @@ def _dummy_order(factors, dummies) -> list:
         for s in new:
             named.setdefault(s, len(named))
         if new:
+            fresh = set(new)                          # by hash: a list compares entries one by one
             for k in keys:
-                if any(s in new for s in templates[k][1]):
+                if any(s in fresh for s in templates[k][1]):
                     keys[k] = key(templates[k])
     return sorted(named, key=named.get) + [d for d in dummies if d not in named]

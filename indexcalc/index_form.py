@@ -215,17 +215,16 @@ def substitute(expr, sub: dict) -> sp.Expr:
     return walk(expr)
 
 
-def rename_at_once(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
-    """expr with the indices of `sub` renamed all at once, through placeholders, so that a
-    new name that is also an old one (p -> q, q -> p) does not collide."""
+def rename_at_once(expr, sub: dict, ranges: dict | None = None, present=None) -> sp.Expr:
+    """expr with the indices of `sub` renamed all at once: a new name that is also an old
+    one (p -> q, q -> p) does not collide, as `replace` substitutes simultaneously (each
+    occurrence is looked up in `sub` once, and a value is not substituted again).
+    `present`: the indices free in expr, if the caller knows them (only those are renamed)."""
     if not sub:
         return expr
-    present = expr.free_symbols          # only what occurs: a fresh placeholder per entry of a
-    sub = {k: v for k, v in sub.items() if k != v and k in present}     # long map costs k^2
-    if not sub:
-        return expr
-    tmp = {k: sp.Dummy(str(k)) for k in sub}
-    return replace(replace(expr, tmp, ranges), {tmp[k]: v for k, v in sub.items()}, ranges)
+    present = expr.free_symbols if present is None else present
+    sub = {k: v for k, v in sub.items() if k in present and k != v}
+    return replace(expr, sub, ranges) if sub else expr
 
 
 def rename_bound(expr, name_for, around=frozenset(), ranges: dict | None = None) -> sp.Expr:
