@@ -388,12 +388,17 @@ def _matmul(ctx, node: N.MatMul, idx):
     return ctx.sum(ctx.entry(node.a, (idx[0], p)) * ctx.entry(node.b, (p, idx[1])), p)
 
 
+def operand_index(operand, node, idx) -> tuple:
+    """The entry of an element-wise operation's operand inside its result's entry idx."""
+    if len(node.shape) > 2:               # NumPy's broadcasting, trailing axes aligned
+        return broadcast_index(operand.shape, node.shape, idx)
+    return place(operand.shape, idx)
+
+
 def _broadcast(op):
     def rule(ctx, node, idx):
-        if len(node.shape) > 2:               # NumPy's broadcasting, trailing axes aligned
-            return op(ctx.entry(node.a, broadcast_index(node.a.shape, node.shape, idx)),
-                      ctx.entry(node.b, broadcast_index(node.b.shape, node.shape, idx)))
-        return op(ctx.entry(node.a, place(node.a.shape, idx)), ctx.entry(node.b, place(node.b.shape, idx)))
+        return op(ctx.entry(node.a, operand_index(node.a, node, idx)),
+                  ctx.entry(node.b, operand_index(node.b, node, idx)))
     return rule
 
 
@@ -405,8 +410,8 @@ def _sum_chain(ctx, node, idx):
     while todo:
         n, ix, sign = todo.pop()
         if isinstance(n, (N.Add, N.Sub)):
-            todo.append((n.b, place(n.b.shape, ix), -sign if isinstance(n, N.Sub) else sign))
-            todo.append((n.a, place(n.a.shape, ix), sign))
+            todo.append((n.b, operand_index(n.b, n, ix), -sign if isinstance(n, N.Sub) else sign))
+            todo.append((n.a, operand_index(n.a, n, ix), sign))
         else:
             e = ctx.entry(n, ix)
             terms.append(-e if sign < 0 else e)
