@@ -101,7 +101,8 @@ class Normalizer:
         return e
 
     def _merge(self, t: Term, u: Term) -> Term:
-        clash = set(u.dummies) & (self._symbols(t) | set(t.dummies))
+        # (the indices of t, which grows along a product, only when u has dummies to clash)
+        clash = set(u.dummies) & (self._symbols(t) | set(t.dummies)) if u.dummies else ()
         if clash:
             u = self.rename(u, {d: self.ctx.fresh(self.ctx.ranges[d]) for d in clash})
         clash = set(t.dummies) & self._symbols(u)
@@ -121,16 +122,18 @@ class Normalizer:
             return None
         factors, dummies, coeff = list(t.factors), list(t.dummies), t.coeff
         changed = True
+        at = _deltas_at(factors)
         while changed:
             changed = False
             for d in list(dummies):
-                found = self._siftable(d, factors)
+                found = self._siftable(d, factors, at)
                 if found is None:
                     continue
                 k, value = found
                 del factors[k]
                 factors = [replace(f, {d: value}, self.ctx.ranges) if d in self.indices(f) else f
                            for f in factors]
+                at = _deltas_at(factors)
                 dummies.remove(d)
                 changed = True
         if len(dummies) < len(t.dummies):   # an index was sifted into exp(Σ_q ...): rename inside
@@ -158,7 +161,7 @@ class Normalizer:
             return None
         return Term(coeff, tuple(rest), tuple(dummies))
 
-    def _siftable(self, d, factors):
+    def _siftable(self, d, factors, deltas):
         """(position, value) of a delta that fixes the dummy d, if Σ_d may be sifted there.
 
         Σ_d f(d) δ_{d,e} = f(e) needs e inside d's range. Plain deltas (δ_pi) pair indices of
@@ -166,8 +169,9 @@ class Normalizer:
         the sum is sifted only if a factor indexed by d alone remains: out of range it is 0
         (x_i = 0 for i < 1 or i > d, seed 003's convention), and so is f(e).
         """
-        for k, f in enumerate(factors):
-            if not isinstance(f, sp.KroneckerDelta) or d not in f.free_symbols:
+        for k in deltas:                          # (the positions of the deltas among factors)
+            f = factors[k]
+            if d not in f.free_symbols:
                 continue
             value = _solve(f, d)
             if value is None:
@@ -197,8 +201,13 @@ class Normalizer:
         order = _dummy_order(t.factors, t.dummies)
         sub: dict = {}
         given: set = set()
-        for d in order:
-            sub[d] = self._dummy_name(pool, self.ctx.ranges[d], given)
+        at: dict = {}       # range -> where in the pool its next name is looked for: the names
+        for d in order:     # before are given or run over another range (one pass, not one each)
+            dim = self.ctx.ranges[d]
+            start = at.get(dim, 0)
+            found = name_for_range(pool[start:], dim, self.ctx.ranges, given)
+            at[dim] = pool.index(found.name, start) + 1 if found is not None else len(pool)
+            sub[d] = found if found is not None else self.ctx.fresh(dim)
             given.add(sub[d])
         # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
         # rule: the first name for their range that nothing around them uses
@@ -349,6 +358,11 @@ class Normalizer:
         return e.func(*[self.normal(a) for a in e.args]) if e.args else e
 
 
+def _deltas_at(factors) -> list:
+    """Where the Kronecker deltas are among a product's factors (each dummy looks only there)."""
+    return [k for k, f in enumerate(factors) if isinstance(f, sp.KroneckerDelta)]
+
+
 def _multiset(factors) -> frozenset:
     """A term's factors as a key: equal exactly when their products are (they are the
     arguments of a product, so no two would combine), without building the product (SymPy
@@ -472,11 +486,11 @@ def _dummy_order(factors, dummies) -> list:
     templates = [_template(f, holes, slot) for f in factors]
     hole = re.compile("\x00(\\d+)\x00")
     named: dict = {}
+    number: dict = {}           # a named dummy's slot -> its number (kept with `named`)
 
     def key(item):
         text, mine = item
         touches = any(s in named for s in mine)
-        number = {slot[d]: n for d, n in named.items()}
         shown = hole.sub(lambda m: f"#{number[int(m.group(1))]:03d}" if int(m.group(1)) in number else "~", text)
         return (0 if touches else 1, shown)
 
@@ -486,7 +500,9 @@ def _dummy_order(factors, dummies) -> list:
         del keys[best]
         new = [s for s in templates[best][1] if s not in named]
         for s in new:
-            named.setdefault(s, len(named))
+            if s not in named:
+                named[s] = len(named)
+                number[slot[s]] = named[s]
         if new:
             fresh = set(new)                          # by hash: a list compares entries one by one
             for k in keys:

@@ -14,7 +14,7 @@ import sympy as sp
 from . import functions as F
 from . import nodes as N
 from .errors import UnsupportedError
-from .index_form import IndexContext, delta, full_index, make_sum, rename_bound, replace
+from .index_form import IndexContext, atoms_of, delta, full_index, make_sum, rename_bound, replace
 
 
 class Partial(sp.Function):
@@ -191,7 +191,7 @@ ATOM_RULES = {N.Inverse: _inverse, N.Det: _det, N.Norm: _norm, N.Softmax: _softm
 
 def unmark(expr, wrt_entry) -> sp.Expr:
     """Replace every Partial(X[p,q]) by δ_pi δ_qj."""
-    marks = expr.atoms(Partial)
+    marks = atoms_of(expr, Partial)
     if not marks:
         return expr
     sub = {}

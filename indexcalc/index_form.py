@@ -215,6 +215,21 @@ def substitute(expr, sub: dict) -> sp.Expr:
     return walk(expr)
 
 
+def atoms_of(expr, *types) -> set:
+    """expr.atoms(*types), each distinct subexpression visited once: SymPy's walk visits every
+    occurrence, and the entries and deltas of k terms of k factors recur k times over."""
+    out, seen, todo = set(), set(), [expr]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, types):
+            out.add(e)
+        for a in e.args:
+            if a not in seen:
+                seen.add(a)
+                todo.append(a)
+    return out
+
+
 def rename_at_once(expr, sub: dict, ranges: dict | None = None, present=None) -> sp.Expr:
     """expr with the indices of `sub` renamed all at once: a new name that is also an old
     one (p -> q, q -> p) does not collide, as `replace` substitutes simultaneously (each

@@ -444,14 +444,15 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
 
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
     sifted = _terms_expr(R, terms)
-    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
+    sifted_text = R.text(sifted)
+    steps.append(Step("sift", sifted_text, R.latex(sifted)))
 
     closed = _closed(R, terms, free, typed.shape, variables[var].shape)
     if closed is not None:
         steps += _steps_match(R, terms, free, closed)
     layout = V.layout(typed.shape) + V.layout(variables[var].shape)
     code = _code(R, closed, terms, free, layout)
-    result = Result(var, 1, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
+    result = Result(var, 1, list(layout), sifted_text, R.latex(sifted), closed, code, steps,
                     resimplify=_resimplify(R, terms, free), function=_function(R, closed, code, layout))
     if guard:
         _guard_first(R, result, layout, rng)

@@ -200,3 +200,82 @@ def test_a_product_chain_printed_bare_is_bracketed_before_a_method():
     rng = np.random.default_rng(7)
     a, b = rng.normal(size=4), rng.normal(size=3)
     assert np.allclose(eval(d.numpy, {"np": np, "a": a, "b": b}), np.zeros(3), atol=1e-12)
+
+
+# ---- the reading stages on the derivation's thread ------------------------------------------
+def _read_type_evaluate(text, env, sizes):
+    """parse -> infer -> evaluate, the stages that walk the tree by recursion, on the thread a
+    derivation runs on (pipeline._deep: a large stack and recursion limit)."""
+    from indexcalc.evaluate import evaluate, to_2d
+    from indexcalc.parse import parse
+    from indexcalc.pipeline import _deep
+    from indexcalc.shapes import infer, parse_decls
+
+    def run():
+        typed, variables = infer(parse(text), parse_decls(None))
+        env2d = {name: to_2d(env[name], v) for name, v in variables.items()}
+        return evaluate(typed, env2d, sizes)
+    return _deep(run)()
+
+
+def test_the_reading_stages_take_a_sum_of_ten_thousand_terms():
+    rng = np.random.default_rng(8)
+    env = {"x": rng.normal(size=3), **{f"a{j}": rng.normal(size=3) for j in range(1, TERMS + 1)}}
+    text = " + ".join(f"a{j}^T x" for j in range(1, TERMS + 1))
+    got = _read_type_evaluate(text, env, {"n": 3})
+    assert np.isclose(got.item(), sum(env[f"a{j}"] @ env["x"] for j in range(1, TERMS + 1)))
+
+
+def test_the_reading_stages_take_a_chain_of_a_thousand_factors():
+    k = 1000
+    rng = np.random.default_rng(9)
+    env = {"x": rng.normal(size=2), **{f"A{j}": np.eye(2) + 0.01 * rng.normal(size=(2, 2)) for j in range(1, k + 1)}}
+    want = env["x"]
+    for j in range(k, 0, -1):
+        want = env[f"A{j}"] @ want
+    got = _read_type_evaluate(" ".join(f"A{j}" for j in range(1, k + 1)) + " x", env, {"n": 2})
+    assert np.allclose(got.reshape(-1), want)
+
+
+# ---- counts: equal terms meet, chains are read once --------------------------------------------
+@pytest.mark.parametrize("k", [6, 16, 64])
+def test_the_terms_of_a_matrix_power_add_up_to_one(k):
+    """∂tr(X^k)/∂X_ij: k terms, each a cycle with one link cut, equal up to the names of their
+    summation indices: canonical names make them one term (k X^T...), whatever k."""
+    d = derive(f"tr(X^{k})", "X")
+    r = d.results[0]
+    assert r.index_form.count("Σ") == 1 and r.index_form.startswith(f"{k} Σ")
+    assert d.closed_form == f"{k} (X^T)^{k - 1}"
+    rng = np.random.default_rng(10)
+    X = np.eye(3) + 0.1 * rng.normal(size=(3, 3))
+    assert np.allclose(eval(d.numpy, {"np": np, "X": X}), k * np.linalg.matrix_power(X.T, k - 1))
+
+
+def test_like_terms_are_read_once_per_chain(monkeypatch):
+    """The closed form's rewrite gathers like terms at the top of a chain of sums only, and
+    merges powers at the top of a chain of products: calls of the chain readers grow linearly
+    with the chain, not with its square."""
+    from indexcalc import simplify as S
+    calls = {"terms": 0, "chain": 0}
+    terms, chain = S._terms, S._chain
+
+    def counted_terms(*a):
+        calls["terms"] += 1
+        return terms(*a)
+
+    def counted_chain(*a):
+        calls["chain"] += 1
+        return chain(*a)
+    monkeypatch.setattr(S, "_terms", counted_terms)
+    monkeypatch.setattr(S, "_chain", counted_chain)
+    counts = []
+    for k in (64, 128):
+        calls.update(terms=0, chain=0)
+        sum_of = S.rewrite(_long_sum(k))
+        product = N.Sym("A1", ("n", "n"))
+        for j in range(2, k + 1):
+            product = N.MatMul(product, N.Sym(f"A{j}", ("n", "n")), ("n", "n"))
+        S.rewrite(product)
+        counts.append(dict(calls))
+        assert sum_of == _long_sum(k)
+    assert counts[1]["terms"] <= 2.2 * counts[0]["terms"] and counts[1]["chain"] <= 2.2 * counts[0]["chain"], counts

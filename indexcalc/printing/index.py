@@ -270,7 +270,7 @@ class _Reading:
     # ---- sums
     def renamed_sum(self, e):
         """(body, indices in reading order) of Σ e with its indices renamed (see the class)."""
-        from ..index_form import make_sum, substitute
+        from ..index_form import atoms_of, make_sum, substitute
         e = self._inner_placeholders(e)
         olds = [lim[0] for lim in e.limits]
         bound = set(olds)
@@ -281,7 +281,7 @@ class _Reading:
         finally:
             self._scope.pop()
         order = list(seen) + [i for i in olds if i not in seen]
-        used = {s.name for s in e.function.atoms(sp.Symbol)} - {i.name for i in olds}
+        used = {s.name for s in atoms_of(e.function, sp.Symbol)} - {i.name for i in olds}
         used |= {s.name for sc in self._scope for s in sc} | self._outer_free
         used |= {s.name for s in (self.wrt or [])}
         trace = self._trace_index(e.function, bound)
@@ -303,7 +303,9 @@ class _Reading:
         outer = tuple(frozenset(sc) for sc in self._scope)
         hit = self._ordered.get((id(e.function), outer + (frozenset(bound),))) \
             if isinstance(e.function, sp.Mul) else None
-        if hit is not None and hit[0] is e.function:
+        if all(n == o for o, n in new.items()):
+            body = e.function                   # the names it has: nothing to rebuild
+        elif hit is not None and hit[0] is e.function:
             # a product, renamed factor by factor and kept in the reading order worked out
             # above (not worked out twice); SymPy's xreplace would sort its factors again by
             # the new names, a cost of k log k comparisons of whole entries for k factors
@@ -317,9 +319,9 @@ class _Reading:
     def _inner_placeholders(self, e):
         """The indices inner sums bind, renamed to placeholders first (they get their own
         names when printed), so that they do not take the names this Σ's indices read best in."""
-        from ..index_form import make_sum, substitute
+        from ..index_form import atoms_of, make_sum, substitute
         body = e.function
-        inner = {lim[0] for s_ in body.atoms(sp.Sum) for lim in s_.limits}
+        inner = {lim[0] for s_ in atoms_of(body, sp.Sum) for lim in s_.limits}
         inner -= self.free(body)
         if not inner:
             return e
@@ -624,7 +626,8 @@ def whole_numbers(expr):
     """SymPy floats that are whole numbers (2 × 0.5 = 1.0) as integers, so that 1.0 x reads x."""
     if not isinstance(expr, sp.Basic):
         return expr
-    floats = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer()}
+    from ..index_form import atoms_of
+    floats = {f: sp.Integer(int(f)) for f in atoms_of(expr, sp.Float) if float(f).is_integer()}
     return expr.xreplace(floats) if floats else expr
 
 
