@@ -183,12 +183,15 @@ def _is_ones_row(node):
     return isinstance(node, N.Transpose) and isinstance(node.a, N.Ones)
 
 
-def _left_operand(c: str, nd):
+def _left_operand(c: str, nd, inner: str | None = None):
     """A printed left operand of a left-associative `@`, `*`, `+`: bare unless a sum or a
     comparison stands at its top level (a @ b @ c, not ((a @ b) @ c): Python refuses code
-    nested 200 parentheses deep, and a chain of 512 factors would be)."""
+    nested 200 parentheses deep, and a chain of 512 factors would be). `inner`: a left
+    operand already made so, which c contains; it is read as one token (not again: the
+    chain's left parts would be read over and over, a cost of k^2 / 2 tokens)."""
     depth, tokens = 0, []
-    for tok in c.split(" "):
+    scanned = c.replace(inner, "L", 1) if inner and inner in c else c
+    for tok in scanned.split(" "):
         if depth == 0:
             tokens.append(tok)
         depth += tok.count("(") + tok.count("[") - tok.count(")") - tok.count("]")
@@ -201,7 +204,7 @@ def _matmul(P: NumpyPrinter, n: N.MatMul):
     spine = N.left_spine(n, N.MatMul, same_shape=False)
     left = None
     for x in reversed(spine[1:]):
-        left = _left_operand(*P.finish(x, _matmul_one(P, x, left)))
+        left = _left_operand(*P.finish(x, _matmul_one(P, x, left)), left[0] if left else None)
     return _matmul_one(P, n, left)
 
 
