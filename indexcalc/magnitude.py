@@ -177,6 +177,8 @@ RULES = {
     N.Flip: _same_op,
     N.SumAll: _same_op,
     N.SumAxis: _same_op,
+    N.Mean: _same_op,
+    N.MeanAxis: _same_op,
     N.Trace: _same_op,
     N.Inverse: lambda n, v, vals, mags, *_: np.abs(v) + np.abs(v) @ mags[0] @ np.abs(v),
     N.MatPow: _matpow,

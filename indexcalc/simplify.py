@@ -9,9 +9,11 @@ only when it is no longer than its input.
   transposes and inverses   (Aᵀ)ᵀ = A, (A⁻¹)⁻¹ = A, Sᵀ = S for S = AᵀA, AAᵀ (and sums, inverses,
                             powers and multiples of such)
   powers of one matrix      Xᵀ (X⁵)⁻ᵀ (Xᵀ)³ = (Xᵀ)⁻¹: exponents of a base added along a product
+  inverse of a product      (A B)⁻¹ A = B⁻¹, B (A B)⁻¹ = A⁻¹ for square A, B
   like terms                A + A = 2 A, c A - A = (c - 1) A, a number out of a product
   exp folded                exp(u) ⊘ (1 + exp(u)) = σ(u); exp(u) / (1ᵀ exp(u)) = softmax(u), each
                             exp(u) factor of a product over (1ᵀ exp(u))^k likewise
+  means                     (1ᵀ v) / n = mean(v) for v of n entries
   Hadamard order            variables, then functions, products, sums: dY ∘ Y ∘ (1 - Y)
 """
 from __future__ import annotations
@@ -131,6 +133,44 @@ def _merge_powers(n):
     for p in out[1:]:
         node = N.MatMul(node, p, (node.shape[0], p.shape[1]))
     return node
+
+
+def _square(n) -> bool:
+    return n.shape != N.SCALAR and n.shape[0] == n.shape[1]
+
+
+def _of_chain(parts):
+    node = parts[0]
+    for p in parts[1:]:
+        node = N.MatMul(node, p, (node.shape[0], p.shape[1]))
+    return node
+
+
+def _inverted_chain(n):
+    """The factors of P when n is P⁻¹ (or P⁻ᵀ, the inverse of Pᵀ) for a product P."""
+    if isinstance(n, N.Inverse) and isinstance(n.a, N.MatMul):
+        return _chain(n.a)
+    if isinstance(n, N.Transpose) and isinstance(n.a, N.Inverse) and isinstance(n.a.a, N.MatMul):
+        return [f.a if isinstance(f, N.Transpose) else N.Transpose(f, (f.shape[1], f.shape[0]))
+                for f in reversed(_chain(n.a.a))]
+    return None
+
+
+def _inverse_cancels(n):
+    """(A B)⁻¹ A = B⁻¹ and B (A B)⁻¹ = A⁻¹ for square factors ((A B)⁻¹ = B⁻¹ A⁻¹ only then):
+    2 (X Xᵀ)⁻¹ X = 2 X⁻ᵀ for a square X."""
+    if not isinstance(n, N.MatMul):
+        return None
+    parts = _chain(n)
+    for k in range(len(parts) - 1):
+        for inv, other, end in ((parts[k], parts[k + 1], 0), (parts[k + 1], parts[k], -1)):
+            inner = _inverted_chain(inv)
+            if inner is None or inner[end] != other or not all(_square(f) for f in inner):
+                continue
+            rest = inner[1:] if end == 0 else inner[:-1]
+            left = _of_chain(rest)
+            return _of_chain(parts[:k] + [N.Inverse(left, left.shape)] + parts[k + 2:])
+    return None
 
 
 def _identity_factor(n):
@@ -279,6 +319,50 @@ def _replace_factors(n, old, new, k):
     return n, k
 
 
+# ---- means ------------------------------------------------------------------------------------
+def _total_of(s):
+    """v when s = 1ᵀ v for a column vector v."""
+    if isinstance(s, N.MatMul) and isinstance(s.a, N.Transpose) and isinstance(s.a.a, N.Ones) and \
+            s.b.shape[1] == 1 and s.shape == N.SCALAR:
+        return s.b
+    return None
+
+
+def _without_size(d, name):
+    """d / n for a scalar d with a factor n (the size called name), else None."""
+    if isinstance(d, N.Size):
+        return N.num(1) if d.name == name else None
+    if isinstance(d, N.Power) and isinstance(d.a, N.Size) and d.a.name == name and N.is_num(d.p) and \
+            not isinstance(d.p.value, float) and Fraction(d.p.value).denominator == 1 and d.p.value >= 2:
+        return d.a if d.p.value == 2 else N.Power(d.a, N.num(Fraction(d.p.value) - 1), N.SCALAR)
+    if isinstance(d, (N.ScalarMul, N.MatMul)) and d.shape == N.SCALAR:
+        left, right = (d.s, d.a) if isinstance(d, N.ScalarMul) else (d.a, d.b)
+        for mine, other in ((left, right), (right, left)):
+            rest = _without_size(mine, name)
+            if rest is not None:
+                return other if N.is_num(rest, 1) else d.replace(**{
+                    ("s" if isinstance(d, N.ScalarMul) else "a"): rest,
+                    ("a" if isinstance(d, N.ScalarMul) else "b"): other})
+    return None
+
+
+def _mean(n):
+    """(1ᵀ v) / n = mean(v) and ((1ᵀ v) A) / (n d) = mean(v) A / d, for v a vector of n
+    entries (a size n in the denominator, alone, as a power or a factor)."""
+    if not isinstance(n, N.Div):
+        return None
+    v, rest = _total_of(n.a), n.a
+    if v is None and isinstance(n.a, N.ScalarMul):
+        v, rest = _total_of(n.a.s), n.a.a
+    if v is None or not isinstance(v.shape[0], str):
+        return None
+    d = _without_size(n.s, v.shape[0])
+    if d is None:
+        return None
+    body = N.Mean(v) if rest is n.a else N.ScalarMul(N.Mean(v), rest, n.shape)
+    return body if N.is_num(d, 1) else N.Div(body, d, n.shape)
+
+
 # ---- the order of a Hadamard product ------------------------------------------------------------
 def _hadamard_factors(n):
     """The factors of a chain of ∘ whose operands all have its shape (no broadcasting)."""
@@ -314,7 +398,8 @@ def _hadamard_order(n):
     return node
 
 
-RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _identity_factor, _sigmoid,
+RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
+         _identity_factor, _sigmoid, _mean,
          _softmax, _number_out_of_product, _like_terms, _hadamard_order]
 
 

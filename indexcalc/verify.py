@@ -82,22 +82,64 @@ def _size_names(variables, tree):
     return names, derived
 
 
+def _rank_needs(tree) -> list:
+    """(inner, outer) size pairs with inner ≥ outer for the function to be defined anywhere:
+    a product A B (n×n) under det, logdet or an inverse has rank at most its inner size m,
+    so det(X Xᵀ) of X: n×m is zero (log det(X Xᵀ) is -∞) at every point unless m ≥ n."""
+    out = []
+    for node in tree.walk():
+        if not isinstance(node, (N.Det, N.LogDet, N.Inverse)) or len(node.a.shape) != 2:
+            continue
+        arg = node.a
+        while isinstance(arg, (N.Transpose, N.Neg, N.ScalarMul, N.Div)):
+            arg = arg.a
+        if isinstance(arg, N.MatMul):
+            factors = _product_factors(arg)
+            out += [(f.shape[1], node.a.shape[0], node.a) for f in factors[:-1]]
+    return out
+
+
+def _product_factors(node) -> list:
+    out, stack = [], [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, N.MatMul):
+            stack += [x.b, x.a]
+        else:
+            out.append(x)
+    return out
+
+
+def _full_rank(ranks, sizes) -> bool:
+    return all(N.size_value(i, sizes) >= N.size_value(o, sizes) for i, o, _ in ranks)
+
+
 def draw_sizes(variables, tree, rng=None, avoid=()) -> dict:
     """Numbers for the size names, distinct, such that every computed size (d - k + 1 of a
-    valid convolution) is at least 2. Without rng: the fixed small sizes 3, 4, 2, ... (the
-    guard's, repeatable); with rng: a random draw from 2..7 (at least 2..k+1 for k names),
-    other than the draws in `avoid` where possible (check's several points)."""
+    valid convolution) is at least 2 and every product under det, logdet or an inverse can be
+    invertible (its inner sizes at least its outer one). Without rng: the fixed small sizes
+    3, 4, 2, ... (the guard's, repeatable) where they fit; with rng: a random draw from 2..7
+    (at least 2..k+1 for k names), other than the draws in `avoid` where possible (check's
+    several points)."""
     names, derived = _size_names(variables, tree)
+    ranks = _rank_needs(tree)
+    for inner, outer, product in ranks:
+        if isinstance(inner, int) and (not isinstance(outer, int) or inner < outer):
+            from .printing.text import to_text
+            raise IndexCalcError(
+                f"cannot differentiate: {to_text(product)} ({outer}×{outer}) has rank at most {inner}, "
+                "so it is singular at every point and the det, logdet or inverse over it is not "
+                "defined (or constant zero)")
     if rng is None:
         sizes = {d: SIZES[k % len(SIZES)] for k, d in enumerate(names)}
-        if all(d.value(sizes) >= 2 for d in derived):
+        if all(d.value(sizes) >= 2 for d in derived) and _full_rank(ranks, sizes):
             return sizes
         rng = np.random.default_rng(len(names))
     top = max(7, len(names) + 1)
     fallback = None
     for _ in range(500):
         trial = dict(zip(names, (int(x) for x in rng.permutation(np.arange(2, top + 1))[:len(names)])))
-        if all(d.value(trial) >= 2 for d in derived):
+        if all(d.value(trial) >= 2 for d in derived) and _full_rank(ranks, trial):
             if trial not in avoid or not names:
                 return trial
             fallback = fallback or trial
@@ -106,6 +148,10 @@ def draw_sizes(variables, tree, rng=None, avoid=()) -> dict:
         top += _ % 50 == 49           # computed sizes may need larger ones
     if fallback:
         return fallback
+    if ranks:
+        raise IndexCalcError("cannot choose sizes for the numerical check: a product under det, "
+                             "logdet or an inverse is singular at every size drawn (its inner size "
+                             "must be at least its outer one)")
     raise IndexCalcError("cannot choose sizes for the numerical check: some computed size "
                          f"({', '.join(map(str, derived))}) is never at least 2")
 

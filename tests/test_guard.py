@@ -127,3 +127,28 @@ def test_points_have_both_signs_unless_the_domain_needs_otherwise():
     tree, variables = infer(parse("sum(sqrt(x .^ 2)) + sum(log(y))"), {"y": ("n", 1), "x": ("n", 1)})
     p = verify.sample(tree, variables, np.random.default_rng(0))
     assert (p.env["x"] < 0).any() and (p.env["y"] > 0).all()
+
+
+def test_sizes_are_drawn_where_a_product_under_det_can_be_invertible():
+    """log det(X Xᵀ) of X: n×m is -∞ everywhere unless m ≥ n: the guard draws such sizes
+    (it used to draw n = 4, m = 3 and report that differences 'do not settle'); the answer
+    2 (X Xᵀ)⁻¹ X agrees with hand-written NumPy there."""
+    import numpy as np
+    from indexcalc import verify as V
+    from indexcalc.evaluate import evaluate
+    d = derive("log(det(X X^T))", "X", "X: n×m")
+    r = d.results[0]
+    assert r.closed_form == "2 (X X^T)^-1 X"
+    assert r.checked_sizes["m"] >= r.checked_sizes["n"]
+    for seed in range(3):
+        sizes = V.draw_sizes(d.variables, d.tree, np.random.default_rng(seed))
+        assert sizes["m"] >= sizes["n"]
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    got = evaluate(r.closed, {"X": X}, {"n": 3, "m": 5})
+    assert np.allclose(got, 2 * np.linalg.inv(X @ X.T) @ X)
+
+
+def test_a_product_singular_everywhere_under_det_is_refused_with_its_reason():
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="x x\\^T .* rank at most 1"):
+        derive("log(det(x x^T))", "x")

@@ -48,7 +48,7 @@ TOTAL = N.MatMul(ONES_T, exp(u), N.SCALAR)
 
 def values(rng):
     return {"X": rng.normal(size=(3, 3)) * 0.3 + 2 * np.eye(3), "A": rng.normal(size=(3, 2)),
-            "u": rng.normal(size=(3, 1))}
+            "u": rng.normal(size=(3, 1)), "a": rng.normal(size=(1, 1)), "Y": rng.normal(size=(3, 3)) * 0.3 + 2 * np.eye(3)}
 
 
 SIZES_N = {"n": 3, "m": 2}
@@ -71,6 +71,12 @@ RULES = [
     ("each exp of a product over the total squared", N.Div(mm(exp(u), T(exp(u))), N.Power(TOTAL, N.num(2), N.SCALAR), n),
      "softmax(u) softmax(u)^T"),
     ("diag of exp over the total", N.Div(N.DiagMat(exp(u), n), TOTAL, n), "diag(softmax(u))"),
+    ("the inverse of a product cancels its first factor", mm(inv(mm(X, XT)), X), "X^-T"),
+    ("the inverse of a product cancels its last factor", mm(X, inv(mm(XT, X))), "X^-T"),
+    ("an inverse transposed cancels too", mm(X, T(inv(mm(XT, mm(X, N.Sym("Y", n)))))), "(Y^T X^T)^-1"),
+    ("a total over the size is a mean", N.Div(N.MatMul(ONES_T, u, N.SCALAR), N.Size("n"), N.SCALAR), "mean(u)"),
+    ("a total times a matrix over the size and more", N.Div(N.ScalarMul(N.MatMul(ONES_T, u, N.SCALAR), X, n),
+     N.ScalarMul(N.Size("n"), N.Func("exp", N.Sym("a", N.SCALAR), N.SCALAR), N.SCALAR), n), "mean(u) X / exp(a)"),
     ("Hadamard factors: variables, functions, sums", N.Hadamard(N.Hadamard(N.Sub(N.Ones(("n", 1)), exp(u), ("n", 1)), exp(u), ("n", 1)), u, ("n", 1)),
      "u ∘ exp(u) ∘ (1 - exp(u))"),
     ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
@@ -93,8 +99,9 @@ def test_a_rule_that_would_change_a_value_is_not_applied():
     not softmax; nothing rewrites these."""
     Y = N.Sym("Y", n)
     v = N.Sym("v", ("n", 1))
-    for tree in (XT, T(N.Add(X, Y, n)), N.Div(exp(u), N.MatMul(ONES_T, exp(v), N.SCALAR), ("n", 1)),
-                 mm(XT, X)):
+    total_by_m = N.Div(N.MatMul(ONES_T, u, N.SCALAR), N.Size("m"), N.SCALAR)     # u has n entries, not m
+    for tree in (total_by_m, XT, T(N.Add(X, Y, n)), N.Div(exp(u), N.MatMul(ONES_T, exp(v), N.SCALAR), ("n", 1)),
+                 mm(XT, X), mm(inv(mm(A, T(A))), A)):          # (A Aᵀ)⁻¹ A of a non-square A stays
         assert S.rewrite(tree) == tree
 
 
@@ -103,6 +110,8 @@ NAMED = [
     ("det(X^5)", "X", None, "5 det(X^5) X^-T"),
     ("det(X^-1)", "X", None, "-det(X^-1) X^-T"),
     ("log(det(X^T X))", "X", "X: n×m", "2 X (X^T X)^-1"),
+    ("log(det(X X^T))", "X", "X: n×m", "2 (X X^T)^-1 X"),             # sizes drawn with m ≥ n
+    ("log(det(X X^T))", "X", "X: n×n", "2 X^-T"),
     ("x^T A x / 2", "x", None, "(A + A^T) x / 2"),
     ("-(t^T log(sigmoid(X w)) + (1 - t)^T log(1 - sigmoid(X w)))", "w", "X: S×M, w: M, t: S",
      "X^T (sigmoid(X w) - t)"),
