@@ -86,6 +86,35 @@ class Plan:
     temps: dict = field(default_factory=dict)       # name -> shape of every named value
 
 
+def times_scalar(c: N.Node, g: N.Node) -> N.Node:
+    """c g with every scalar factor and divisor of g gathered with c into one coefficient in
+    front: dL ((A - T) / S) -> (dL / S) (A - T), one pass over the array where
+    `dL * ((A - T) / S)` makes two."""
+    nums, dens, sign = [c], [], 1
+    while g.shape != N.SCALAR:
+        if isinstance(g, N.ScalarMul) and g.s.shape == N.SCALAR:
+            nums.append(g.s)
+            g = g.a
+        elif isinstance(g, N.Div):
+            dens.append(g.s)
+            g = g.a
+        elif isinstance(g, N.Neg):
+            sign, g = -sign, g.a
+        else:
+            break
+    coef = nums[0]
+    for x in nums[1:]:
+        coef = N.ScalarMul(coef, x, N.SCALAR)
+    if dens:
+        den = dens[0]
+        for x in dens[1:]:
+            den = N.ScalarMul(den, x, N.SCALAR)
+        coef = N.Div(coef, den, N.SCALAR)
+    if sign < 0:
+        coef = N.Neg(coef, N.SCALAR)
+    return N.ScalarMul(coef, g, g.shape)
+
+
 def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     """grads: {wrt: closed form}. The forward pass names the pieces of rhs that a gradient
     uses; the backward pass names every subexpression two gradient pieces share.
@@ -448,8 +477,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     table = dict(variables.table)
     table[out] = Variable(out, N.kind_of(rhs.shape), rhs.shape)
     up = "d" + out
-    if not rhs.is_scalar:
-        table[up] = Variable(up, N.kind_of(rhs.shape), rhs.shape)
+    table[up] = Variable(up, N.kind_of(rhs.shape), rhs.shape)
     for tname, shape in P.temps.items():
         table.setdefault(tname, Variable(tname, N.kind_of(shape), shape))
     printer = TARGETS[target](Variables(table, variables.sizes),
@@ -460,7 +488,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     bwd = [(n, printer.line(e, N.kind_of(e.shape))) for n, e in P.backward]
     gcode = []
     for w in wrt:
-        g = P.grads[w]
+        g = P.grads[w] if not rhs.is_scalar else times_scalar(N.Sym(up, N.SCALAR), P.grads[w])
         gcode.append((w, _comment(grads[w]), printer.line(g, variables[w].kind)))
     backward_text = " ".join(c for _, c in bwd) + " " + " ".join(c for _, _, c in gcode)
     saved = [n for n in names + [f for f, _ in P.forward] if _mentions(backward_text, py_name(n))]
