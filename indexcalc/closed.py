@@ -67,10 +67,7 @@ def had(a: N.Node, b: N.Node) -> N.Node:
 
 
 # ---- chains --------------------------------------------------------------------------------
-def chain(node) -> list:
-    if isinstance(node, N.MatMul):
-        return chain(node.a) + chain(node.b)
-    return [node]
+chain = N.matmul_factors
 
 
 def from_chain(parts: list) -> N.Node:

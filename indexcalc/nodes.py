@@ -406,6 +406,28 @@ def left_spine(node: Node, types, same_shape=True) -> list:
     return out
 
 
+def matmul_factors(node: Node) -> list:
+    """The factors of a matrix product in reading order, whatever its grouping (a walk with a
+    stack, not recursion: a chain of 1,000 factors)."""
+    out, stack = [], [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, MatMul):
+            stack += [x.b, x.a]
+        else:
+            out.append(x)
+    return out
+
+
+def is_all_ones(node: Node) -> bool:
+    """The number 1, a ones vector, 1ᵀ or 1 1ᵀ (a matrix of ones)."""
+    while isinstance(node, Transpose):
+        node = node.a
+    if isinstance(node, MatMul):
+        return all(is_all_ones(f) for f in matmul_factors(node))
+    return is_num(node, 1) or isinstance(node, Ones)
+
+
 def kind_of(shape) -> str:
     """scalar | vector (a column) | rowvector | matrix | tensor (rank 3 or more)."""
     shape = tuple(shape)

@@ -106,10 +106,7 @@ def _power(base, k):
     return N.Inverse(N.MatPow(base, -k, base.shape), base.shape)
 
 
-def _chain(n):
-    if isinstance(n, N.MatMul):
-        return _chain(n.a) + _chain(n.b)
-    return [n]
+_chain = N.matmul_factors
 
 
 def _merge_powers(n):
@@ -246,22 +243,11 @@ def _is_exp(n):
     return isinstance(n, N.Func) and n.name == "exp"
 
 
-def _is_ones_like(n):
-    """1, a ones vector, 1 1ᵀ (a matrix of ones)."""
-    if N.is_num(n, 1) or isinstance(n, N.Ones):
-        return True
-    if isinstance(n, N.Transpose):
-        return _is_ones_like(n.a)
-    if isinstance(n, N.MatMul):
-        return _is_ones_like(n.a) and _is_ones_like(n.b)
-    return False
-
-
 def _sigmoid(n):
     """exp(u) ⊘ (1 + exp(u)) = σ(u)."""
     if isinstance(n, N.HadDiv) and _is_exp(n.a) and isinstance(n.b, N.Add):
         a, b = n.b.a, n.b.b
-        if (_is_ones_like(a) and b == n.a) or (_is_ones_like(b) and a == n.a):
+        if (N.is_all_ones(a) and b == n.a) or (N.is_all_ones(b) and a == n.a):
             return N.Func("sigmoid", n.a.a, n.shape)
     return None
 

@@ -94,19 +94,8 @@ def _rank_needs(tree) -> list:
         while isinstance(arg, (N.Transpose, N.Neg, N.ScalarMul, N.Div)):
             arg = arg.a
         if isinstance(arg, N.MatMul):
-            factors = _product_factors(arg)
+            factors = N.matmul_factors(arg)
             out += [(f.shape[1], node.a.shape[0], node.a) for f in factors[:-1]]
-    return out
-
-
-def _product_factors(node) -> list:
-    out, stack = [], [node]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, N.MatMul):
-            stack += [x.b, x.a]
-        else:
-            out.append(x)
     return out
 
 

@@ -112,21 +112,7 @@ def _num(v):
 
 
 def _juxt(n):
-    parts = []
-
-    def flat(x):                 # the factors in reading order, without recursion
-        stack = [x]
-        while stack:
-            y = stack.pop()
-            if isinstance(y, N.MatMul):
-                stack += [y.b, y.a]
-            else:
-                parts.append(y)
-    if isinstance(n, N.ScalarMul):
-        parts.append(n.s)
-        flat(n.a)
-    else:
-        flat(n)
+    parts = [n.s] + N.matmul_factors(n.a) if isinstance(n, N.ScalarMul) else N.matmul_factors(n)
     out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
     return (r" \cdot " if _AS_SPACES.get() else " ").join(out), JUXT
 

@@ -404,7 +404,7 @@ def _log_sigmoid(a):
 
 
 def _log_one_minus_sigmoid(a):
-    if isinstance(a, N.Sub) and _all_ones(a.a) and isinstance(a.b, N.Func) and a.b.name == "sigmoid":
+    if isinstance(a, N.Sub) and N.is_all_ones(a.a) and isinstance(a.b, N.Func) and a.b.name == "sigmoid":
         return a.b.a
     return None
 
@@ -412,7 +412,7 @@ def _log_one_minus_sigmoid(a):
 def _log_one_plus_exp(a):
     if isinstance(a, N.Add):
         for one, e in ((a.a, a.b), (a.b, a.a)):
-            if _all_ones(one) and isinstance(e, N.Func) and e.name == "exp" and e.shape == a.shape:
+            if N.is_all_ones(one) and isinstance(e, N.Func) and e.name == "exp" and e.shape == a.shape:
                 return e.a
     return None
 
@@ -436,16 +436,6 @@ def _log_row_sum_exp(a):
             a.a.name == "exp" and a.a.shape[1] != 1:
         return a.a.a
     return None
-
-
-def _all_ones(n) -> bool:
-    if N.is_num(n, 1) or isinstance(n, N.Ones):
-        return True
-    if isinstance(n, N.Transpose):
-        return _all_ones(n.a)
-    if isinstance(n, N.MatMul):
-        return _all_ones(n.a) and _all_ones(n.b)
-    return False
 
 
 _MAX = "np.max(z, axis=-1, keepdims=True)"

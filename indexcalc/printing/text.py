@@ -97,16 +97,7 @@ def _exponent(p: N.Node) -> str:
     return "(" + to_text(p) + ")"
 
 
-def _flatten_matmul(node):
-    """The factors of a product tree, in reading order (without recursion)."""
-    out, stack = [], [node]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, N.MatMul):
-            stack += [x.b, x.a]
-        else:
-            out.append(x)
-    return out
+_flatten_matmul = N.matmul_factors
 
 
 def _juxt(node):
@@ -246,8 +237,7 @@ def _beside(node, other, level):
 
 def _ones_matrix(node) -> bool:
     """1 1^T: the matrix of ones."""
-    return isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and \
-        isinstance(node.b, N.Transpose) and isinstance(node.b.a, N.Ones)
+    return isinstance(node, N.MatMul) and N.is_all_ones(node)
 
 
 def _hadamard(op, n):
