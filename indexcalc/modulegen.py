@@ -19,6 +19,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -115,6 +116,34 @@ def times_scalar(c: N.Node, g: N.Node) -> N.Node:
     return N.ScalarMul(coef, g, g.shape)
 
 
+def _share_by_value(grads: dict, rhs, output: str, point) -> dict:
+    """Gradients whose pieces have the same value at the point (or its transpose) written with
+    one piece, outermost first: attention's ∂L/∂K holds (A ∘ dA)ᵀ - Aᵀ diag((A ∘ dA) 1), the
+    transpose of ∂L/∂Q's A ∘ (dA - (A ∘ dA) 1 1ᵀ); written as that piece transposed, the
+    backward pass computes it once. check_plan confirms the whole at another point."""
+    env = dict(point.env2d)
+    with np.errstate(all="ignore"):
+        env[output] = evaluate(rhs, env, point.sizes)
+    values = Values(SimpleNamespace(env2d=env, sizes=point.sizes))      # Y's value too
+    seen: list = []
+
+    def visit(node):
+        if not _cheap(node) and node.shape != N.SCALAR:
+            for prev in seen:
+                if prev == node:
+                    break
+                same = values.same(node, prev)
+                if same == "equal":
+                    return prev
+                if same == "transposed":
+                    return N.Transpose(prev, node.shape)
+            else:
+                seen.append(node)
+        return node.map_children(visit)
+
+    return {w: visit(g) for w, g in grads.items()}
+
+
 def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     """grads: {wrt: closed form}. The forward pass names the pieces of rhs that a gradient
     uses; the backward pass names every subexpression two gradient pieces share.
@@ -146,7 +175,7 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
                     return N.Transpose(name_of(sub), node.shape)
         return node.map_children(reuse)
 
-    trees = {w: reuse(g) for w, g in grads.items()}
+    trees = {w: reuse(g) for w, g in _share_by_value(grads, rhs, output, point).items()}
     # the forward pass: each used piece once, smallest first, from the pieces inside it
     defs = []
     for sub in sorted(used, key=_size):
@@ -228,13 +257,7 @@ class TargetPrinter(NumpyPrinter):
 
     def p(self, node: N.Node):
         rule = self.rules.get(type(node)) or PRINT[type(node)]
-        c, nd = rule(self, node)
-        r, k = node.shape
-        if (r, k) == (1, 1) and nd > 0:
-            return f"np.sum({c})", 0
-        if k == 1 and r != 1 and nd == 2:
-            return f"({c})[:, 0]", 1
-        return c, nd
+        return self.finish(node, rule(self, node))
 
     def line(self, node: N.Node, kind=None) -> str:
         return self.translate(self.code(node, kind))
