@@ -106,6 +106,41 @@ def test_backward_reuses_the_forward_pass_and_shares_subexpressions():
         assert bwd.count(code) == 1
 
 
+def test_attention_backward_computes_the_score_gradient_once_as_hand_code_does(tmp_path):
+    """∂L/∂K's piece is the transpose of ∂L/∂Q's (value numbering): one elementwise pass over
+    the n×m scores for both, and the values agree with hand-written NumPy."""
+    eq, wrt, where = ATTENTION
+    m = modulegen.build(eq, wrt, where, "numpy")
+    grads = {w: code for w, _, code in m.grads}
+    shared = [name for name, _ in m.backward if name in grads["Q"] and f"{name}.T" in grads["K"]]
+    assert shared, (m.backward, grads)
+    path = tmp_path / "attention_layer.py"
+    path.write_text(modulegen.generate(eq, wrt, where, "numpy"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("attention_layer_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(4)
+    Q, K, V = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    layer = getattr(mod, m.cls)()
+    Y = layer.forward(Q, K, V)
+    dY = rng.normal(size=Y.shape)
+    dQ, dK, dV = layer.backward(dY)
+    z = Q @ K.T / np.sqrt(3)
+    A = np.exp(z - z.max(axis=1, keepdims=True))
+    A /= A.sum(axis=1, keepdims=True)
+    dA = dY @ V.T
+    dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(3)
+    assert np.allclose(dQ, dS @ K) and np.allclose(dK, dS.T @ Q) and np.allclose(dV, A.T @ dY)
+
+
+def test_a_scalar_outputs_upstream_joins_the_scalar_coefficient():
+    """dL ((P - T) / S) is written (dL / S) * (P - T): one pass over the array, not two."""
+    eq, wrt, where = CROSS_ENTROPY
+    m = modulegen.build(eq, wrt, where, "numpy")
+    (_, _, code), = m.grads
+    assert code.startswith("(dL / T.shape[0]) * ") and code.count("dL") == 1
+
+
 def test_parameters_default_and_explicit():
     eq, wrt, where = TANH
     assert [p.name for p in modulegen.build(eq, wrt, where, "numpy").params] == ["W", "b"]
