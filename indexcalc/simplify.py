@@ -428,9 +428,47 @@ def length(node: N.Node) -> int:
     return len(to_text(node))
 
 
-def simplify(node: N.Node) -> N.Node:
-    """The rewritten form when it is no longer than the input, else the input."""
+def simplify(node: N.Node, written: N.Node | None = None) -> N.Node:
+    """The rewritten form when it is no longer than the input, else the input; with `written`
+    (the typed input), its sums in the order the user wrote their terms."""
     if node is None:
         return None
     out = rewrite(node)
-    return out if length(out) <= length(node) else node
+    out = out if length(out) <= length(node) else node
+    return as_written(out, written) if written is not None else out
+
+
+# ---- sums as the user wrote them -------------------------------------------------------------
+def _sum_key(n, counts):
+    """The sum's shape and its terms with their coefficients, in any order (a + b - c and
+    -c + b + a alike); None for a sum of another number of terms than `counts`."""
+    if len(N.left_spine(n, (N.Add, N.Sub))) + 1 not in counts:
+        return None
+    from .printing.text import to_text
+    terms = _terms(n)
+    if len(terms) + 1 not in counts and len(terms) not in counts:
+        return None
+    return n.shape, tuple(sorted((str(c), to_text(t)) for c, t in terms))
+
+
+def as_written(node: N.Node, written: N.Node) -> N.Node:
+    """Every sum of node whose terms are those of a sum the user wrote, in the user's order
+    (tanh(W x + b), not tanh(b + W x)): the same terms with the same coefficients, so the
+    same value; only the order of the terms changes."""
+    sums = [w for w in written.walk() if isinstance(w, (N.Add, N.Sub))]
+    if not sums:
+        return node
+    counts = {len(N.left_spine(w, (N.Add, N.Sub))) + 1 for w in sums}
+    table = {}
+    for w in sums:
+        key = _sum_key(w, counts)
+        if key is not None:
+            table.setdefault(key, w)
+
+    def visit(n):
+        if isinstance(n, (N.Add, N.Sub)):
+            key = _sum_key(n, counts)
+            if key in table:
+                return table[key]
+        return n.map_children(visit)
+    return visit(node)

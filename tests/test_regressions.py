@@ -114,6 +114,8 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("sum(a / 2)", "a", "(1/2) 1"),                                         # `1 / 2` would be a number
     ("mean(a)", "a", "(1 / n) 1"),                                          # not (1^T)^T / n
     ("sum(-a)", "a", "-1 1"),                                               # not -(1^T)^T
+    ("u^T tanh(W x + b)", "W", "(u ∘ (1 - tanh(W x + b) .^ 2)) x^T"),          # the sum as written, not b + W x
+    ("u^T sigmoid(W x + b)", "b", "u ∘ sigmoid(W x + b) ∘ (1 - sigmoid(W x + b))"),
     ("sum(1 - sigmoid(X))", "X", "-(sigmoid(X) ∘ (1 - sigmoid(X)))"),          # not (1 1^T - σ) ∘ σ
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) 1"),                     # not alpha + -beta; `s 1` is s times the ones
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
