@@ -19,6 +19,7 @@ from . import nodes as N
 from .closed import T, had, mm
 from .errors import IndexCalcError, VerificationError
 from .evaluate import evaluate
+from .simplify import common_hadamard_factor
 
 
 def replace_subtree(node: N.Node, old: N.Node, new: N.Node) -> N.Node:
@@ -109,43 +110,7 @@ def _product(node):
     return None
 
 
-def _hadamard_factor(node):
-    """A ∘ B ± C ∘ B -> B ∘ (A ± C) for the factors B common to both sides (by equality, all
-    of them: dY ∘ σ + X ∘ dY ∘ σ ∘ (1 - σ) -> dY ∘ σ ∘ (1 + X ∘ (1 - σ)) needs 1 for a side
-    left without factors)."""
-    from .simplify import _hadamard_factors
-    if not isinstance(node, (N.Add, N.Sub)):
-        return None
-    fa, fb = _hadamard_factors(node.a), _hadamard_factors(node.b)
-    if len(fa) < 2 or len(fb) < 2:
-        return None
-    common, rest_b = [], list(fb)
-    for f in fa:
-        if f in rest_b:
-            common.append(f)
-            rest_b.remove(f)
-    rest_a = list(fa)
-    for f in common:
-        rest_a.remove(f)
-    if not common or not (rest_a or rest_b):
-        return None
-    inner = type(node)(_hadamard_of(rest_a, node.shape), _hadamard_of(rest_b, node.shape), node.shape)
-    return N.Hadamard(_hadamard_of(common), inner, node.shape)
-
-
-def _hadamard_of(parts, shape=None):
-    """The ∘ of the parts; of none, the ones of the shape (1 or 1 1ᵀ)."""
-    if not parts:
-        r, c = shape
-        ones = N.Ones((r, 1))
-        return ones if c == 1 else mm(ones, T(N.Ones((c, 1))))
-    node = parts[0]
-    for p in parts[1:]:
-        node = N.Hadamard(node, p, node.shape)
-    return node
-
-
-RULES = [_diag_of_ones, _product, _hadamard_factor]
+RULES = [_diag_of_ones, _product, common_hadamard_factor]
 
 
 def tidy(node: N.Node) -> N.Node:

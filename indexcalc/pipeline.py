@@ -478,7 +478,7 @@ def _closed(R, terms, free, out_shape, var_shape):
     closed = R.matcher.match(terms, free)
     if closed is None:
         return None
-    closed = simplify(closed, R.typed)
+    closed = simplify(closed, getattr(R, "typed", None))
     target = _target_shape(out_shape, var_shape)
     if closed.shape != target and T(closed).shape == target:
         closed = T(closed)
@@ -614,7 +614,7 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f", draw=None) -
                           + R.text(unmark(shown, var_free2), var_free2),
                           R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2, dummies)))
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
-    closed = simplify(R.matcher.match(terms2, free), R.typed) if len(free) <= 2 else None
+    closed = simplify(R.matcher.match(terms2, free), getattr(R, "typed", None)) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     code = _code(R, closed, terms2, free, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,

@@ -370,6 +370,52 @@ def _reading_rank(n) -> int:
     return 2
 
 
+def _coefficient_and_factors(n):
+    """(scalar coefficient or None, Hadamard factors) of s (A ∘ B ∘ ...) or A ∘ B ∘ ..."""
+    if isinstance(n, N.ScalarMul) and n.s.shape == N.SCALAR and n.a.shape == n.shape:
+        c, parts = _coefficient_and_factors(n.a)
+        return (n.s if c is None else N.ScalarMul(n.s, c, N.SCALAR)), parts
+    return None, _hadamard_factors(n)
+
+
+def _hadamard_of(parts, shape):
+    """The ∘ of the parts; of none, the ones of the shape (1 or 1 1ᵀ)."""
+    if not parts:
+        r, c = shape
+        ones = N.Ones((r, 1))
+        return ones if c == 1 else N.MatMul(ones, N.Transpose(N.Ones((c, 1)), (1, c)), shape)
+    node = parts[0]
+    for p in parts[1:]:
+        node = N.Hadamard(node, p, shape)
+    return node
+
+
+def common_hadamard_factor(n):
+    """A ∘ B ± s (C ∘ B) = B ∘ (A ± s C): every factor common to both sides out, a side left
+    without factors the ones (σ + x ∘ σ ∘ (1 - σ) = σ ∘ (1 + x ∘ (1 - σ))); only where that
+    is shorter."""
+    if not isinstance(n, (N.Add, N.Sub)) or n.a.shape != n.shape or n.b.shape != n.shape or \
+            len(n.shape) != 2:
+        return None
+    (ca, fa), (cb, fb) = _coefficient_and_factors(n.a), _coefficient_and_factors(n.b)
+    rest_b, common = list(fb), []
+    for f in fa:
+        if f in rest_b:
+            common.append(f)
+            rest_b.remove(f)
+    rest_a = list(fa)
+    for f in common:
+        rest_a.remove(f)
+    if not common or not (rest_a or rest_b):
+        return None
+    sides = []
+    for c, rest in ((ca, rest_a), (cb, rest_b)):
+        side = _hadamard_of(rest, n.shape)
+        sides.append(side if c is None else N.ScalarMul(c, side, n.shape))
+    out = N.Hadamard(_hadamard_of(common, n.shape), type(n)(sides[0], sides[1], n.shape), n.shape)
+    return out if length(out) < length(n) else None
+
+
 def _hadamard_order(n):
     """A ∘ B = B ∘ A: the factors of a Hadamard product in the textbook's order (stable)."""
     if not isinstance(n, N.Hadamard):
@@ -386,7 +432,7 @@ def _hadamard_order(n):
 
 RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean,
-         _softmax, _number_out_of_product, _like_terms, _hadamard_order]
+         _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor]
 
 
 def rewrite(node: N.Node) -> N.Node:

@@ -79,6 +79,10 @@ RULES = [
      N.ScalarMul(N.Size("n"), N.Func("exp", N.Sym("a", N.SCALAR), N.SCALAR), N.SCALAR), n), "mean(u) X / exp(a)"),
     ("Hadamard factors: variables, functions, sums", N.Hadamard(N.Hadamard(N.Sub(N.Ones(("n", 1)), exp(u), ("n", 1)), exp(u), ("n", 1)), u, ("n", 1)),
      "u ∘ exp(u) ∘ (1 - exp(u))"),
+    ("a factor common to Hadamard products comes out", N.Add(exp(u), N.Hadamard(N.Hadamard(u, exp(u), ("n", 1)),
+     N.Sub(N.Ones(("n", 1)), exp(u), ("n", 1)), ("n", 1)), ("n", 1)), "exp(u) ∘ (1 + u ∘ (1 - exp(u)))"),
+    ("common factors with a coefficient", N.Sub(N.Hadamard(X, exp(X), n), N.ScalarMul(N.num(2), N.Hadamard(exp(X), XT, n), n), n),
+     "exp(X) ∘ (X - 2 X^T)"),
     ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
 ]
 
@@ -103,6 +107,8 @@ def test_a_rule_that_would_change_a_value_is_not_applied():
     for tree in (total_by_m, XT, T(N.Add(X, Y, n)), N.Div(exp(u), N.MatMul(ONES_T, exp(v), N.SCALAR), ("n", 1)),
                  mm(XT, X), mm(inv(mm(A, T(A))), A)):          # (A Aᵀ)⁻¹ A of a non-square A stays
         assert S.rewrite(tree) == tree
+    longer = N.Add(u, N.Hadamard(u, exp(u), ("n", 1)), ("n", 1))      # u ∘ (1 + exp(u)) is longer
+    assert S.rewrite(longer) == longer
 
 
 # derivatives whose closed forms the rules make the textbook's (the list)
