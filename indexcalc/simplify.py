@@ -170,6 +170,49 @@ def _inverse_cancels(n):
     return None
 
 
+def _signed_product(n):
+    """(sign, scalar coefficient or None, matrix factors) of ±s (A B ...)."""
+    sign, coef = 1, None
+    while True:
+        if isinstance(n, N.Neg) and n.shape != N.SCALAR:
+            sign, n = -sign, n.a
+        elif isinstance(n, N.ScalarMul) and n.s.shape == N.SCALAR and n.a.shape == n.shape:
+            coef = n.s if coef is None else N.ScalarMul(coef, n.s, N.SCALAR)
+            n = n.a
+        else:
+            return sign, coef, _chain(n)
+
+
+def _product_side(sign, coef, parts):
+    node = _of_chain(parts)
+    if coef is not None:
+        node = N.ScalarMul(coef, node, node.shape)
+    return N.Neg(node, node.shape) if sign < 0 else node
+
+
+def _common_product_factor(n):
+    """A C ± s B C = (A ± s B) C and C A ± C B = C (A ± B): a matrix factor that ends (or
+    begins) both products out, where that is shorter."""
+    if not isinstance(n, (N.Add, N.Sub)) or n.shape == N.SCALAR or n.a.shape != n.shape or \
+            n.b.shape != n.shape:
+        return None
+    (sa, ca, fa), (sb, cb, fb) = _signed_product(n.a), _signed_product(n.b)
+    if len(fa) < 2 or len(fb) < 2:
+        return None
+    for end in (-1, 0):
+        shared = fa[end]
+        if shared != fb[end] or shared.shape == N.SCALAR:
+            continue
+        ra, rb = (fa[:-1], fb[:-1]) if end == -1 else (fa[1:], fb[1:])
+        sign_b = sb if isinstance(n, N.Add) else -sb          # a + (-b) is a - b
+        op = N.Add if sign_b > 0 else N.Sub
+        inner = op(_product_side(sa, ca, ra), _product_side(1, cb, rb), (ra[0].shape[0], ra[-1].shape[1]))
+        out = _of_chain([inner, shared] if end == -1 else [shared, inner])
+        if length(out) < length(n):
+            return out
+    return None
+
+
 def _identity_factor(n):
     if isinstance(n, N.MatMul):
         if isinstance(n.a, N.Identity):
@@ -432,7 +475,8 @@ def _hadamard_order(n):
 
 RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean,
-         _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor]
+         _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _common_product_factor]
 
 
 def rewrite(node: N.Node) -> N.Node:

@@ -83,6 +83,10 @@ RULES = [
      N.Sub(N.Ones(("n", 1)), exp(u), ("n", 1)), ("n", 1)), ("n", 1)), "exp(u) ∘ (1 + u ∘ (1 - exp(u)))"),
     ("common factors with a coefficient", N.Sub(N.Hadamard(X, exp(X), n), N.ScalarMul(N.num(2), N.Hadamard(exp(X), XT, n), n), n),
      "exp(X) ∘ (X - 2 X^T)"),
+    ("a factor ending both products", N.Sub(mm(X, exp(A)), N.ScalarMul(N.num(2), mm(XT, exp(A)), A.shape), A.shape),
+     "(X - 2 X^T) exp(A)"),
+    ("a factor beginning both products", N.Add(mm(exp(T(A)), X), N.Neg(mm(exp(T(A)), XT), ("m", "n")), ("m", "n")),
+     "exp(A^T) (X - X^T)"),
     ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
 ]
 
