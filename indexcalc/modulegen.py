@@ -28,7 +28,7 @@ from . import verify as V
 from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .evaluate import evaluate
 from .fold import Values, fold, replace_subtree
-from .printing.numpy_code import PRINT, NumpyPrinter, py_name, stable_log
+from .printing.numpy_code import PRINT, STABLE_LOG, NumpyPrinter, py_name, stable_log
 from .shapes import Variable, Variables
 
 # names the generated files define or import: a variable may not take one of them
@@ -144,6 +144,17 @@ def _share_by_value(grads: dict, rhs, output: str, point) -> dict:
     return {w: visit(g) for w, g in grads.items()}
 
 
+def _name_piece(node: N.Node, piece: N.Node, name: N.Sym) -> N.Node:
+    """node with the piece named, except inside a log that has a stable form: log(softmax(Z))
+    stays whole, so the printer writes log-softmax (a name would hide the softmax, and
+    log(_f1) is -inf where softmax underflows), while softmax(Z) is named for the backward."""
+    if node == piece:
+        return name
+    if isinstance(node, N.Func) and node.name == "log" and any(m(node.a) is not None for m, _, _ in STABLE_LOG):
+        return node
+    return node.map_children(lambda c: _name_piece(c, piece, name))
+
+
 def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     """grads: {wrt: closed form}. The forward pass names the pieces of rhs that a gradient
     uses; the backward pass names every subexpression two gradient pieces share.
@@ -181,12 +192,12 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
     for sub in sorted(used, key=_size):
         expr = sub
         for prev in sorted((d for d in used if d != sub), key=_size, reverse=True):
-            expr = replace_subtree(expr, prev, N.Sym(names[prev], prev.shape))
+            expr = _name_piece(expr, prev, N.Sym(names[prev], prev.shape))
         defs.append((names[sub], expr))
         P.temps[names[sub]] = sub.shape
     body = rhs
     for prev in sorted(used, key=_size, reverse=True):
-        body = replace_subtree(body, prev, N.Sym(names[prev], prev.shape))
+        body = _name_piece(body, prev, N.Sym(names[prev], prev.shape))
     P.forward = defs + [(output, body)]
     P.temps[output] = rhs.shape
     # backward: shared subexpressions, largest first
@@ -349,7 +360,7 @@ class JaxPrinter(TargetPrinter):
 
 class NumpyTargetPrinter(TargetPrinter):
     target = "numpy"
-    rules = {}
+    rules = {N.Func: _func_rule({}, {}, {3: "_log_softmax({})", 4: "_logsumexp({})", 5: "_logsumexp_rows({})"})}
 
 
 TARGETS = {"numpy": NumpyTargetPrinter, "torch": TorchPrinter, "jax": JaxPrinter}
@@ -620,11 +631,12 @@ def render(modules: list, target: str, source: str) -> str:
     texts = [c for m in modules for c in [c for _, c in m.forward] + [c for _, c in m.backward]
              + [c for _, _, c in m.grads]]
     uses_math = any("math." in t for t in texts) or any(p.kind == "matrix" for m in modules for p in m.params)
-    uses_softmax = any("_softmax(" in t for t in texts)
+    uses = {h: any(re.search(rf"(?<![\w.]){h}\(", t) for t in texts)      # the module's helper functions
+            for h in ("_softmax", "_log_softmax", "_logsumexp", "_logsumexp_rows")}
     from .codeshare import EINSUM_SOURCE
     einsum_source = EINSUM_SOURCE.rstrip("\n") if any("_einsum(" in t for t in texts) else ""
     code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,
-                                          uses_softmax=uses_softmax, einsum_source=einsum_source)
+                                          uses_softmax=uses["_softmax"], uses=uses, einsum_source=einsum_source)
     return code.rstrip("\n") + "\n"
 
 

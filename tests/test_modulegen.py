@@ -208,3 +208,27 @@ def test_generated_files_pass_ruff(tmp_path):
             paths.append(str(path))
     p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_log_of_a_named_softmax_stays_stable_in_the_forward_pass(tmp_path, target):
+    """softmax(Z) is cached for the backward pass, but the loss's log(softmax(Z)) is still
+    written as log-softmax: at logits ±1000 the loss is 2000, not log(0) (NaN)."""
+    eq, wrt, where = CROSS_ENTROPY
+    m = modulegen.build(eq, wrt, where, target)
+    path = tmp_path / f"ce_{target}.py"
+    path.write_text(modulegen.render([m], target, "test"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"ce_{target}_stable", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    Z, T = np.array([[1000.0, 0.0, -1000.0]]), np.array([[0.0, 0.0, 1.0]])
+    if target == "numpy":
+        loss = getattr(mod, m.cls)().forward(T=T, Z=Z)
+    elif target == "torch":
+        import torch
+        loss = getattr(mod, f"{m.cls}Function").apply(torch.tensor(T), torch.tensor(Z)).item()
+    else:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        loss = float(getattr(mod, m.func)(T, Z))
+    assert np.isclose(loss, 2000.0)
