@@ -392,6 +392,107 @@ def _mean(n):
     return body if N.is_num(d, 1) else N.Div(body, d, n.shape)
 
 
+def _centred_mean(n):
+    """mean(v - mean(v) 1) = 0."""
+    if isinstance(n, N.Mean) and isinstance(n.a, N.Sub):
+        v, spread = n.a.a, n.a.b
+        if isinstance(spread, N.ScalarMul) and spread.s == N.Mean(v) and isinstance(spread.a, N.Ones):
+            return N.num(0)
+    return None
+
+
+def _common_divisor(n):
+    """a / s ± b / s = (a ± b) / s."""
+    if isinstance(n, (N.Add, N.Sub)) and isinstance(n.a, N.Div) and isinstance(n.b, N.Div) and \
+            n.a.s == n.b.s and n.a.a.shape == n.b.a.shape == n.shape:
+        return N.Div(type(n)(n.a.a, n.b.a, n.shape), n.a.s, n.shape)
+    return None
+
+
+def _transposes_of_a_sum(n):
+    """aᵀ ± bᵀ = (a ± b)ᵀ."""
+    if isinstance(n, (N.Add, N.Sub)) and isinstance(n.a, N.Transpose) and isinstance(n.b, N.Transpose) \
+            and n.a.a.shape == n.b.a.shape:
+        inner = type(n)(n.a.a, n.b.a, n.a.a.shape)
+        out = N.Transpose(inner, n.shape)
+        return out if length(out) < length(n) else None
+    return None
+
+
+def _scalar_factors(n) -> list:
+    """The factors of a product of scalars (ScalarMul or 1×1 products of 1×1 factors)."""
+    out, stack = [], [n]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, N.ScalarMul) and x.shape == N.SCALAR and x.a.shape == N.SCALAR:
+            stack += [x.a, x.s]
+        elif isinstance(x, N.MatMul) and x.shape == x.a.shape == x.b.shape == N.SCALAR:
+            stack += [x.b, x.a]
+        else:
+            out.append(x)
+    return out
+
+
+def _base_power(t):
+    if isinstance(t, N.Power) and N.is_num(t.p) and not isinstance(t.p.value, float) and \
+            Fraction(t.p.value).denominator == 1:
+        return t.a, Fraction(t.p.value)
+    return t, Fraction(1)
+
+
+def _scalar_powers(n):
+    """b^p ... b^q = b^(p+q) in a product of scalars, for whole p, q (n s^2 s = n s^3)."""
+    if n.shape != N.SCALAR or not isinstance(n, (N.ScalarMul, N.MatMul)):
+        return None
+    parts = _scalar_factors(n)
+    merged: list = []
+    for f in parts:
+        b, p = _base_power(f)
+        for k, (b2, p2) in enumerate(merged):
+            if b2 == b and not isinstance(b, N.Num):
+                merged[k] = (b, p + p2)
+                break
+        else:
+            merged.append((b, p))
+    if len(merged) == len(parts):
+        return None
+    nodes = [b if p == 1 else N.Power(b, N.num(p), N.SCALAR) for b, p in merged if p != 0] or [N.num(1)]
+    out = nodes[0]
+    for f in nodes[1:]:
+        out = N.ScalarMul(out, f, N.SCALAR)
+    return out
+
+
+# ---- zeros -----------------------------------------------------------------------------------
+def is_zero(n) -> bool:
+    return N.is_num(n, 0) or (isinstance(n, N.ScalarMul) and N.is_num(n.s, 0))
+
+
+def zero(shape):
+    if shape == N.SCALAR:
+        return N.num(0)
+    ones = N.Ones((shape[0], 1))
+    if shape[1] != 1:
+        ones = N.MatMul(ones, N.Transpose(N.Ones((shape[1], 1)), (1, shape[1])), shape)
+    return N.ScalarMul(N.num(0), ones, shape)
+
+
+def _zero_out(n):
+    """0 a = a 0 = 0 / s = -0 = 0 ∘ a = 0; a + 0 = a, a - 0 = a, 0 - b = -b."""
+    if is_zero(n):
+        return None
+    if isinstance(n, (N.ScalarMul, N.MatMul, N.Hadamard)) and any(is_zero(c) for c in n.children()):
+        return zero(n.shape)
+    if isinstance(n, (N.Div, N.HadDiv, N.Neg, N.Transpose)) and is_zero(n.a):
+        return zero(n.shape)
+    if isinstance(n, (N.Add, N.Sub)) and n.a.shape == n.shape and n.b.shape == n.shape:
+        if is_zero(n.b):
+            return n.a
+        if is_zero(n.a):
+            return n.b if isinstance(n, N.Add) else N.Neg(n.b, n.shape)
+    return None
+
+
 # ---- the order of a Hadamard product ------------------------------------------------------------
 def _hadamard_factors(n):
     """The factors of a chain of ∘ whose operands all have its shape (no broadcasting)."""
@@ -474,7 +575,8 @@ def _hadamard_order(n):
 
 
 RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
-         _identity_factor, _sigmoid, _mean,
+         _identity_factor, _sigmoid, _mean, _centred_mean, _zero_out,
+         _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 

@@ -87,6 +87,12 @@ RULES = [
      "(X - 2 X^T) exp(A)"),
     ("a factor beginning both products", N.Add(mm(exp(T(A)), X), N.Neg(mm(exp(T(A)), XT), ("m", "n")), ("m", "n")),
      "exp(A^T) (X - X^T)"),
+    ("a centred mean is zero, and a term times zero goes", N.Sub(X, N.ScalarMul(N.Mean(N.Sub(u, N.ScalarMul(N.Mean(u), N.Ones(("n", 1)), ("n", 1)), ("n", 1))), XT, n), n), "X"),
+    ("a common divisor", N.Sub(N.Div(X, exp(N.Sym("a", N.SCALAR)), n), N.Div(XT, exp(N.Sym("a", N.SCALAR)), n), n),
+     "(X - X^T) / exp(a)"),
+    ("transposes of a sum", N.Sub(T(exp(A)), T(N.ScalarMul(N.num(2), A, A.shape)), ("m", "n")), "(exp(A) - 2 A)^T"),
+    ("powers of a scalar in a product", N.ScalarMul(N.ScalarMul(N.Size("n"), N.Power(exp(N.Sym("a", N.SCALAR)), N.num(2), N.SCALAR), N.SCALAR),
+     exp(N.Sym("a", N.SCALAR)), N.SCALAR), "n exp(a)^3"),
     ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
 ]
 
