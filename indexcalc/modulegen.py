@@ -127,8 +127,12 @@ def _share_by_value(grads: dict, rhs, output: str, point) -> dict:
     values = Values(SimpleNamespace(env2d=env, sizes=point.sizes))      # Y's value too
     seen: list = []
 
+    def informative(node):         # a value that is zero (a centred sum) is the value of anything zero
+        v = values.of(node)
+        return v is not None and not np.allclose(v, 0, rtol=0, atol=1e-9)
+
     def visit(node):
-        if not _cheap(node) and node.shape != N.SCALAR:
+        if not _cheap(node) and node.shape != N.SCALAR and informative(node):
             for prev in seen:
                 if prev == node:
                     break

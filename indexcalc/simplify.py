@@ -463,6 +463,27 @@ def _scalar_powers(n):
     return out
 
 
+def _centred_rows(n):
+    """(A - A 1 1ᵀ / k) 1 = 0 for A with k columns: rows less their means sum to zero."""
+    if not (isinstance(n, N.MatMul) and isinstance(n.b, N.Ones) and isinstance(n.a, N.Sub)):
+        return None
+    a, means = n.a.a, n.a.b
+    if not (isinstance(means, N.Div) and means.s == N.Size(str(a.shape[1]))):
+        return None
+    parts = _chain(means.a)
+    if len(parts) == 3 and parts[0] == a and isinstance(parts[1], N.Ones) and \
+            isinstance(parts[2], N.Transpose) and isinstance(parts[2].a, N.Ones):
+        return zero(n.shape)
+    return None
+
+
+def _leading_minus(n):
+    """-a + b = b - a."""
+    if isinstance(n, N.Add) and isinstance(n.a, N.Neg) and n.a.shape == n.b.shape == n.shape:
+        return N.Sub(n.b, n.a.a, n.shape)
+    return None
+
+
 # ---- zeros -----------------------------------------------------------------------------------
 def is_zero(n) -> bool:
     return N.is_num(n, 0) or (isinstance(n, N.ScalarMul) and N.is_num(n.s, 0))
@@ -575,7 +596,7 @@ def _hadamard_order(n):
 
 
 RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
-         _identity_factor, _sigmoid, _mean, _centred_mean, _zero_out,
+         _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
