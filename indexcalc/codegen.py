@@ -22,7 +22,7 @@ import numpy as np
 
 from . import nodes as N
 from . import verify as V
-from .errors import IndexCalcError
+from .errors import IndexCalcError, VerificationError
 from .fold import assumptions, check_fold, fold
 from .printing.numpy_code import NumpyPrinter, py_name
 from .problems import CODEGEN_RESERVED, Problem, load
@@ -334,7 +334,18 @@ def generate(path, target: str = "numpy") -> str:
     env.filters.update(py=py_name, doc=doc, comment=comment, literal=json.dumps, dvar=lambda v: py_name("d" + v))
     code = env.get_template(TEMPLATE).render(modules=modules, source=Path(path).name,
                                              einsum_source=EINSUM_SOURCE.rstrip("\n"))
-    return code.rstrip("\n") + "\n"
+    return compiled(code.rstrip("\n") + "\n")
+
+
+def compiled(code: str) -> str:
+    """The generated source, once Python has compiled it: a file that would not even import is
+    our bug (exit 3), never a file written for the user."""
+    try:
+        compile(code, "<generated module>", "exec")
+    except SyntaxError as e:
+        raise VerificationError(f"the generated module does not compile (line {e.lineno}: {e.msg}); "
+                                f"this is an indexcalc bug, nothing was written") from None
+    return code
 
 
 def _generate_for(path, target: str) -> str:

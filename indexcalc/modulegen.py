@@ -472,6 +472,13 @@ def _draws(tree, variables) -> dict:
     return out
 
 
+
+def constructor_sizes(inputs) -> list:
+    """The constructor's size arguments: each size name of the parameters once, in order of
+    appearance (a square W: n×n or a kernel O×C×K×K names a size twice; a repeated argument
+    is a SyntaxError in the generated file)."""
+    return list(dict.fromkeys(x for i in inputs if i.param for x in i.dims if isinstance(x, str)))
+
 def build(equation: str, wrt, where=None, target="numpy", params=None, name=None, command="") -> Module:
     from .pipeline import _names, backprop
     if target not in TARGETS:
@@ -537,10 +544,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         v = variables[n]
         shape = tuple(N.size_value(x, sizes) for x in v.array_shape)
         inputs.append(Input(py_name(n), v.kind, shape, v.array_shape, n in wrt, n in params, draws[n]))
-    size_args = []
-    for i in inputs:
-        if i.param:
-            size_args += [x for x in i.dims if isinstance(x, str) and x not in size_args]
+    size_args = constructor_sizes(inputs)
     for s in size_args:
         check_identifier(s, "the size")
     return Module(cls, _snake(cls), equation, command, out, N.kind_of(rhs.shape), inputs, fwd,
@@ -588,10 +592,7 @@ def _build_index(equation, wrt, where, params, name, command) -> Module:
     if _mentions(text, py_name(out)):
         saved.append(py_name(out))
     grads = [(r.wrt, r.closed_form or r.index_form, shared.grads[py_name(r.wrt)]) for r in d.results]
-    size_args = []
-    for i in inputs:
-        if i.param:
-            size_args += [x for x in i.dims if isinstance(x, str) and x not in size_args]
+    size_args = constructor_sizes(inputs)
     for s_ in size_args:
         check_identifier(s_, "the size")
     cls = check_identifier(name, "--name") if name else "Layer"
@@ -641,7 +642,8 @@ def render(modules: list, target: str, source: str) -> str:
     einsum_source = EINSUM_SOURCE.rstrip("\n") if any("_einsum(" in t for t in texts) else ""
     code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,
                                           uses_softmax=uses["_softmax"], uses=uses, einsum_source=einsum_source)
-    return code.rstrip("\n") + "\n"
+    from .codegen import compiled
+    return compiled(code.rstrip("\n") + "\n")
 
 
 def generate(equation: str, wrt, where=None, target="numpy", params=None, name=None) -> str:

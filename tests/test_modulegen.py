@@ -18,9 +18,11 @@ CROSS_ENTROPY = ("L = -sum(T ∘ log(softmax(Z))) / S", "Z", "Z: S×C, T: S×C")
 LAYERNORM = ("Y = (X - X 1 1^T / N) ⊘ sqrt((X - X 1 1^T / N).^2 1 1^T / N + e 1 1^T)", "X",
              "X: S×N, e: scalar")
 SIGMOID_LOSS = ("L = sum(log(1 + exp(-(X w))))", "w", "X: S×M, w: M")
+# a square parameter names its size twice: the constructor takes it once (was a SyntaxError)
+SQUARE = ("Y = tanh(X W)", "X,W", "X: S×N, W: N×N")
 
 EQUATIONS = {"attention": ATTENTION, "tanh": TANH, "cross_entropy": CROSS_ENTROPY,
-             "layernorm": LAYERNORM, "sigmoid_loss": SIGMOID_LOSS}
+             "layernorm": LAYERNORM, "sigmoid_loss": SIGMOID_LOSS, "square": SQUARE}
 
 
 def installed(name):
@@ -258,3 +260,15 @@ def test_layernorm_module_backward_agrees_with_hand_numpy_at_large_offsets(tmp_p
     xh = xc / s
     want = (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
     assert np.max(np.abs(got - want)) <= 1e-8 * np.max(np.abs(want))
+
+
+def test_a_generated_file_that_would_not_compile_is_never_written(tmp_path, monkeypatch, capsys):
+    """A template bug that yields invalid Python is exit 3 (our bug), and no file is written."""
+    from indexcalc import codegen
+    monkeypatch.setattr(codegen, "compile", lambda *a: (_ for _ in ()).throw(SyntaxError("x", ("f", 3, 1, ""))),
+                        raising=False)
+    out = tmp_path / "m.py"
+    eq, wrt, where = TANH
+    assert main(["codegen", eq, "--wrt", wrt, "--where", where, "-o", str(out)]) == 3
+    assert not out.exists()
+    assert "does not compile" in capsys.readouterr().err
