@@ -137,7 +137,8 @@ def _serve_cmd(s):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="indexcalc", description="Matrix and tensor derivatives in index notation.",
-                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     from . import __version__
     ap.add_argument("--version", action="version", version=f"indexcalc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         examples = EXAMPLES.get(name)
         p = sub.add_parser(name, help=help_, description=help_,
                            epilog=("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         p.set_defaults(run=setup(p))
     return ap
 
@@ -179,24 +180,20 @@ def _options(parser) -> tuple[set, set]:
 def _protect_leading_minus(argv, parser) -> list:
     """`indexcalc derive "-sum(x)" --wrt x`, `derive -A`, `--answer -x`: an expression that
     starts with a minus is not an option. argparse would take it for one, so it gets a
-    leading space (which the parser ignores) unless it is one of our options (or an
-    abbreviation of one) and not an option's value. Returns the arguments and the set of those
-    protected, so that only these lose the space again (`_unprotect`): a space the user typed
+    leading space (which the parser ignores) unless it is one of our options and not an
+    option's value. Options are never abbreviated: `--a` is the expression -(-a), not --at.
+    Returns the arguments and the set of those protected, so that only these lose the space again (`_unprotect`): a space the user typed
     stays, as the API would read it."""
     options, takes_value = _options(parser)
     command = next((a for a in argv if a in _subcommands(parser)), None)
     if command:     # another command's option (codegen's --params) is an expression here
         own, own_valued = _options(_subcommands(parser)[command])
         options, takes_value = own | {o for a in parser._actions for o in a.option_strings}, own_valued
-    own = options
     out, protected = [], set()
     for k, a in enumerate(argv):
         after_option = k > 0 and argv[k - 1] in takes_value
         name = a.split("=", 1)[0]
-        # an abbreviation is an option only where argparse takes it for one: it names one
-        # option of the command (`--w` could be --wrt or --where: an expression, --w)
-        ours = name in options or (name.startswith("--") and len(name) > 2 and
-                                   len([o for o in own if o.startswith(name)]) == 1)
+        ours = name in options
         if a.startswith("-") and (after_option or not ours):
             a = " " + a
             protected.add(a)

@@ -111,6 +111,7 @@ def assert_clear(status, err):
 @example("\xa0^")         # the input line itself looks like a caret to str.strip
 @example("\n^")           # a line break: the caret counts columns from the input's start
 @example("--w")           # an ambiguous abbreviation (--wrt, --where) is an expression, as in the API
+@example("--a")           # so is an unambiguous one (--at): options are never abbreviated
 def test_fuzzed_expressions_never_crash(text):
     wrt = variable_of(text)
     note(f"input {text!r} --wrt {wrt}")
