@@ -30,6 +30,13 @@ def _double_transpose(n):
     return None
 
 
+def _double_negation(n):
+    """-(-A) = A (a number or a product's sign brought out in front can meet another)."""
+    if isinstance(n, N.Neg) and isinstance(n.a, N.Neg) and n.a.a.shape == n.shape:
+        return n.a.a
+    return None
+
+
 def _double_inverse(n):
     if isinstance(n, N.Inverse) and isinstance(n.a, N.Inverse):
         return n.a.a
@@ -595,7 +602,7 @@ def _hadamard_order(n):
     return node
 
 
-RULES = [_double_transpose, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
+RULES = [_double_transpose, _double_negation, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,

@@ -57,6 +57,8 @@ SIZES_N = {"n": 3, "m": 2}
 RULES = [
     ("double transpose", T(T(A)), "A"),
     ("double inverse", inv(inv(X)), "X"),
+    ("double negation, after a sign out of a product", N.Neg(mm(N.Neg(N.Add(X, XT, n), n), exp(A)), A.shape),
+     "(X + X^T) exp(A)"),
     ("inverse transposed twice", T(inv(T(inv(X)))), "X"),
     ("symmetric AᵀA", T(inv(mm(T(A), A))), "(A^T A)^-1"),
     ("symmetric AAᵀ", T(mm(A, T(A))), "A A^T"),
@@ -136,6 +138,8 @@ NAMED = [
      "X^T (sigmoid(X w) - t)"),
     ("sum(log(1 + exp(x)))", "x", None, "sigmoid(x)"),
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
+    # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
+    ("tr(((A + 1 r) (-B)) (-(C + 1 s)))", "A", "A: m×n, r: 1×n, B: n×m, C: m×m, s: 1×m", "(s^T 1^T + C^T) B^T"),
 ]
 
 
