@@ -37,6 +37,21 @@ def _double_negation(n):
     return None
 
 
+def _minus_a_number_of_ones(n):
+    """-((1/c) 1) = (-1/c) 1 and -(c 1) = (-c) 1: the sign joins the number of a ones vector,
+    as its text reads back (-((1/2) 1) was read back as (-1/2) 1)."""
+    if not isinstance(n, N.Neg):
+        return None
+    a = n.a
+    if isinstance(a, N.Div) and isinstance(a.a, N.Ones) and isinstance(a.s, N.Num) \
+            and not isinstance(a.s.value, float) and a.s.value != 0:
+        return N.ScalarMul(N.num(-1 / Fraction(a.s.value)), a.a, n.shape)
+    if isinstance(a, N.ScalarMul) and isinstance(a.a, N.Ones) and isinstance(a.s, N.Num) \
+            and not isinstance(a.s.value, float):
+        return N.ScalarMul(N.num(-Fraction(a.s.value)), a.a, n.shape)
+    return None
+
+
 def _double_inverse(n):
     if isinstance(n, N.Inverse) and isinstance(n.a, N.Inverse):
         return n.a.a
@@ -602,7 +617,7 @@ def _hadamard_order(n):
     return node
 
 
-RULES = [_double_transpose, _double_negation, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
+RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,

@@ -57,6 +57,7 @@ SIZES_N = {"n": 3, "m": 2}
 RULES = [
     ("double transpose", T(T(A)), "A"),
     ("double inverse", inv(inv(X)), "X"),
+    ("a minus joins the number of a ones vector", N.Neg(N.Div(N.Ones(("n", 1)), N.num(2), ("n", 1)), ("n", 1)), "(-1/2) 1"),
     ("double negation, after a sign out of a product", N.Neg(mm(N.Neg(N.Add(X, XT, n), n), exp(A)), A.shape),
      "(X + X^T) exp(A)"),
     ("inverse transposed twice", T(inv(T(inv(X)))), "X"),
@@ -138,6 +139,7 @@ NAMED = [
      "X^T (sigmoid(X w) - t)"),
     ("sum(log(1 + exp(x)))", "x", None, "sigmoid(x)"),
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
+    ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),        # -((1/2) 1) read back as (-1/2) 1
     # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
     ("tr(((A + 1 r) (-B)) (-(C + 1 s)))", "A", "A: m×n, r: 1×n, B: n×m, C: m×m, s: 1×m", "(s^T 1^T + C^T) B^T"),
 ]
