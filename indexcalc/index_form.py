@@ -157,7 +157,7 @@ def rebuilt(e, args) -> sp.Expr:
     return e.func(*args)
 
 
-def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
+def replace(expr, sub: dict, ranges: dict | None = None, avoid_capture: bool = True) -> sp.Expr:
     """expr.xreplace(sub), rebuilding sums with make_sum (xreplace re-runs Sum's checks at
     every level of a nest, which is quadratic in its depth).
 
@@ -168,7 +168,7 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
     if not sub:
         return expr
     memo: dict = {}
-    indices = all(isinstance(k, sp.Symbol) for k in sub)
+    indices = avoid_capture and all(isinstance(k, sp.Symbol) for k in sub)
     values = set().union(*[v.free_symbols for v in sub.values() if isinstance(v, sp.Basic)]) \
         if indices else set()
 
@@ -193,26 +193,8 @@ def replace(expr, sub: dict, ranges: dict | None = None) -> sp.Expr:
 
 def substitute(expr, sub: dict) -> sp.Expr:
     """expr.xreplace(sub) (every occurrence, a Σ's own index too), with sums rebuilt by
-    make_sum and each subexpression visited once: xreplace re-runs Sum's checks, a walk of
-    the whole body, at every Σ it rebuilds."""
-    if not sub:
-        return expr
-    memo: dict = {}
-
-    def walk(e):
-        hit = sub.get(e)
-        if hit is not None:
-            return hit
-        if not e.args:
-            return e
-        done = memo.get(e)
-        if done is None:
-            args = tuple(walk(a) for a in e.args)
-            done = e if args == e.args else rebuilt(e, args)
-            memo[e] = done
-        return done
-
-    return walk(expr)
+    make_sum and each subexpression visited once: `replace` without its capture avoidance."""
+    return replace(expr, sub, avoid_capture=False)
 
 
 def atoms_of(expr, *types) -> set:
