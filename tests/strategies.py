@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from .references import softmax
+
 SIZES = {"m": 2, "n": 3, "p": 4}
 DIMS = tuple(SIZES)
 MATRIX_NAMES = "ABCDEFGKMNPQRUVWXYZ"
@@ -38,11 +40,6 @@ ON_POSITIVE = {"log": np.log, "sqrt": np.sqrt, "log1p": np.log1p}
 WITH_KINK = {"abs": np.abs, "relu": lambda a: np.maximum(a, 0), "elu": lambda a: np.where(a > 0, a, np.expm1(a))}
 # the spellings of course notes and papers (SPEC §1.1), read as the names above
 SPELLINGS = {"relu": "ReLU", "sigmoid": "σ", "tanh": "Tanh", "gelu": "GELU", "silu": "SiLU"}
-
-
-def softmax(a):
-    e = np.exp(a - a.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass

@@ -2,13 +2,16 @@
 generated module's forward and backward against NumPy written by hand (explicit loops for the
 convolution) and against central differences of its own forward pass."""
 import ast
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 from indexcalc.codegen import generate
+
+from .references import conv2d_backward_loops as conv_backward_loops
+from .references import conv2d_valid as conv_loops
+from .references import load_module, softmax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,36 +21,9 @@ def gen(tmp_path_factory):
     code = generate(os.path.join(ROOT, "problems", "cnn_attention.toml"))
     path = tmp_path_factory.mktemp("cnn") / "cnn_modules.py"
     path.write_text(code, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("cnn_modules_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(path, "cnn_modules_test")
     module.__source__ = code
     return module
-
-
-def conv_loops(X, F, b):
-    N, C, H, W = X.shape
-    O, _, R, S = F.shape
-    Y = np.zeros((N, O, H - R + 1, W - S + 1))
-    for n in range(N):
-        for o in range(O):
-            for i in range(H - R + 1):
-                for j in range(W - S + 1):
-                    Y[n, o, i, j] = np.sum(X[n, :, i:i + R, j:j + S] * F[o]) + b[o]
-    return Y
-
-
-def conv_backward_loops(X, F, dY):
-    N, C, H, W = X.shape
-    O, _, R, S = F.shape
-    dX, dF = np.zeros_like(X), np.zeros_like(F)
-    for n in range(N):
-        for o in range(O):
-            for i in range(H - R + 1):
-                for j in range(W - S + 1):
-                    dX[n, :, i:i + R, j:j + S] += dY[n, o, i, j] * F[o]
-                    dF[o] += dY[n, o, i, j] * X[n, :, i:i + R, j:j + S]
-    return dX, dF, dY.sum(axis=(0, 2, 3))
 
 
 def numeric_grad(f, x, eps=1e-6):
@@ -82,11 +58,6 @@ def test_conv2d_module_against_loops_and_differences(gen):
     loss = lambda: float(np.sum(dY * conv_loops(X, F, b)))   # noqa: E731
     assert np.allclose(m.grads["weight"], numeric_grad(loss, F), atol=1e-6)
     assert np.allclose(dX, numeric_grad(loss, X), atol=1e-6)
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def test_attention_module_against_hand_numpy(gen):
@@ -202,9 +173,7 @@ def _train_cnn(tmp_path, monkeypatch, gen):
     pytest.importorskip("sklearn", reason="the example needs scikit-learn (CI installs it)")
     (tmp_path / "modules_cnn_generated.py").write_text(gen.__source__, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_cnn", os.path.join(ROOT, "examples", "train_cnn.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_module(os.path.join(ROOT, "examples", "train_cnn.py"), "train_cnn")
     return demo
 
 
@@ -239,9 +208,7 @@ def test_codegen_of_one_index_equation_runs_its_own_check(tmp_path):
     assert p.returncode == 0, p.stderr
     run = subprocess.run([sys.executable, str(out)], capture_output=True, text=True)
     assert run.returncode == 0 and "passed" in run.stdout, run.stdout + run.stderr
-    spec = importlib.util.spec_from_file_location("one_conv", out)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module(out, "one_conv")
     rng = np.random.default_rng(5)
     layer = mod.Conv(4, 3, 2, 3)
     layer.params["F"], layer.params["b"] = rng.normal(size=(4, 3, 2, 3)), rng.normal(size=4)

@@ -1,6 +1,5 @@
 """codegen: modules_generated.py is what problems/mlp.toml generates, is deterministic, passes
 ruff, and every module's backward agrees with finite differences of its forward."""
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 from indexcalc.codegen import generate
 
 from .conftest import finite_jacobian
+from .references import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEMS = os.path.join(ROOT, "problems", "mlp.toml")
@@ -26,9 +26,7 @@ def code():
 def m(code, tmp_path_factory):
     path = tmp_path_factory.mktemp("gen") / "modules_generated.py"
     path.write_text(code, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("modules_generated_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(path, "modules_generated_test")
     return module
 
 
@@ -108,7 +106,5 @@ def test_codegen_cli_writes_the_file(tmp_path):
 def test_train_mlp_reaches_95_percent(tmp_path, monkeypatch):
     pytest.importorskip("sklearn", reason="the demo needs scikit-learn (CI installs it)")
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_mlp", os.path.join(ROOT, "examples", "train_mlp.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_module(os.path.join(ROOT, "examples", "train_mlp.py"), "train_mlp")
     assert demo.main(["--plot", str(tmp_path / "loss.png")]) >= 0.95

@@ -14,6 +14,8 @@ from indexcalc.from_index_notation import is_index_notation, read
 from indexcalc.printing.numpy_code import py_name
 from indexcalc.shapes import parse_decls
 
+from .references import softmax
+
 RNG = np.random.default_rng(7)
 
 
@@ -25,28 +27,6 @@ def run_code(code, arrays, sizes=None):
 def rand(*shape, positive=False):
     a = RNG.normal(size=shape)
     return np.abs(a) + 0.5 if positive else a
-
-
-def conv1d_valid(h, w):
-    k = len(w)
-    return np.array([sum(h[n + j] * w[j] for j in range(k)) for n in range(len(h) - k + 1)])
-
-
-def conv2d_valid(X, W):
-    N, C, H, Wd = X.shape
-    O, _, K, L = W.shape
-    Y = np.zeros((N, O, H - K + 1, Wd - L + 1))
-    for n in range(N):
-        for o in range(O):
-            for i in range(H - K + 1):
-                for j in range(Wd - L + 1):
-                    Y[n, o, i, j] = np.sum(X[n, :, i:i + K, j:j + L] * W[o])
-    return Y
-
-
-def softmax(a):
-    e = np.exp(a - a.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 # ---- backprop: (equation, where, {var: reference gradient}, arrays) ------------------------------

@@ -12,6 +12,8 @@ import pytest
 from indexcalc import modulegen
 from indexcalc.cli import main
 
+from .references import load_module
+
 ATTENTION = ("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", "Q: n×D, K: m×D, V: m×p")
 TANH = ("Y = tanh(X W + b)", "X,W,b", "X: S×M, W: M×N, b: 1×N")
 CROSS_ENTROPY = ("L = -sum(T ∘ log(softmax(Z))) / S", "Z", "Z: S×C, T: S×C")
@@ -81,9 +83,7 @@ def test_numpy_module_agrees_with_hand_written_numpy(tmp_path):
     eq, wrt, where = TANH
     path = tmp_path / "tanh_layer.py"
     path.write_text(modulegen.generate(eq, wrt, where, "numpy"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("tanh_layer_test", path)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
+    m = load_module(path, "tanh_layer_test")
     rng = np.random.default_rng(3)
     layer = m.TanhLayer(3, 4)
     X, W, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 4)), rng.normal(size=(1, 4))
@@ -118,9 +118,7 @@ def test_attention_backward_computes_the_score_gradient_once_as_hand_code_does(t
     assert shared, (m.backward, grads)
     path = tmp_path / "attention_layer.py"
     path.write_text(modulegen.generate(eq, wrt, where, "numpy"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("attention_layer_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module(path, "attention_layer_test")
     rng = np.random.default_rng(4)
     Q, K, V = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
     layer = getattr(mod, m.cls)()
@@ -183,7 +181,9 @@ def test_backprop_json_also_gives_the_gradient_with_the_output(eq, wrt, where, w
     """SPEC §6: the gradient in terms of Y too (found by value where the derived form writes
     the output differently, 1 b + X W for X W + b); its NumPy code, given Y, is the gradient."""
     import json
-    from indexcalc import backprop, evaluate as E
+
+    from indexcalc import backprop
+    from indexcalc import evaluate as E
     from indexcalc.output import derive_json
     d = backprop(eq, wrt, where)
     r = json.loads(derive_json(d, "backprop"))["results"][0]
@@ -220,9 +220,7 @@ def test_log_of_a_named_softmax_stays_stable_in_the_forward_pass(tmp_path, targe
     m = modulegen.build(eq, wrt, where, target)
     path = tmp_path / f"ce_{target}.py"
     path.write_text(modulegen.render([m], target, "test"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"ce_{target}_stable", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module(path, f"ce_{target}_stable")
     Z, T = np.array([[1000.0, 0.0, -1000.0]]), np.array([[0.0, 0.0, 1.0]])
     if target == "numpy":
         loss = getattr(mod, m.cls)().forward(T=T, Z=Z)
@@ -246,9 +244,7 @@ def test_layernorm_module_backward_agrees_with_hand_numpy_at_large_offsets(tmp_p
     assert "np.outer" not in code and "X.shape[1] ** 2" not in code + " ".join(c for _, c in m.backward)
     path = tmp_path / "layernorm.py"
     path.write_text(modulegen.render([m], "numpy", "test"), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("layernorm_offsets", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module(path, "layernorm_offsets")
     rng = np.random.default_rng(8)
     X, e = rng.normal(size=(6, 5)) + offset, 1e-5
     layer = getattr(mod, m.cls)()

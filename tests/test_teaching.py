@@ -9,6 +9,8 @@ import pytest
 
 from indexcalc.cli import main
 
+from .references import load_module
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,11 +150,8 @@ def test_jupyter_shows_several_results_one_below_the_other():
 
 
 def test_the_mlp_example_says_where_its_loss_curve_went(tmp_path, monkeypatch, capsys):
-    import importlib.util
     monkeypatch.chdir(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_mlp_plot", ROOT / "examples" / "train_mlp.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_module(ROOT / "examples" / "train_mlp.py", "train_mlp_plot")
     demo.save_plot([1.0, 0.5], str(tmp_path / "curve.png"))
     err = capsys.readouterr().err
     if (tmp_path / "curve.png").exists():
@@ -237,6 +236,7 @@ def test_nested_sums_are_named_and_each_name_stands_for_what_it_replaced(equatio
     (A_bij := Σ_p Q_bip K_bjp / √D) in rows of their own, every later row is written with
     the names, and each name, written out again, gives back exactly the piece it replaced."""
     import sympy as sp
+
     from indexcalc.from_index_notation import lower, read, register
     from indexcalc.index_form import IndexContext
     from indexcalc.index_pipeline import backprop
@@ -266,6 +266,7 @@ def test_nested_sums_are_named_and_each_name_stands_for_what_it_replaced(equatio
 def test_a_name_is_never_given_to_a_different_piece():
     """Σ_k X_bk / D and Σ_k X_bk / E are different pieces: one name each, never shared."""
     import sympy as sp
+
     from indexcalc.printing.names import Names
     b, k, l = (sp.Symbol(n, integer=True) for n in "bkl")
     D, E = (sp.Symbol(n, integer=True, positive=True) for n in "DE")

@@ -14,12 +14,10 @@ import pytest
 from indexcalc.cli import main
 from indexcalc.pipeline import backprop, derive
 
+from .references import load_module
+from .references import softmax as _softmax
+
 SIZES = {"B": 2, "S": 3, "D": 4, "E": 5, "H": 2}
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _attention(v):
@@ -233,7 +231,6 @@ def test_codegen_of_a_tensor_module_from_a_problem_file(tmp_path):
     """A [problem.module] in the matrix language on tensors is generated as index notation's
     modules are (forward code checked against the input, gradients guarded): self-attention's
     module agrees with NumPy by hand and finite differences."""
-    import importlib.util
     toml = tmp_path / "attention.toml"
     toml.write_text('''title = "Tensor modules"
 [[problem]]
@@ -251,9 +248,7 @@ sizes = { D = "d_model", E = "d_head" }
 ''', encoding="utf-8")
     out = tmp_path / "mod.py"
     assert main(["codegen", str(toml), "-o", str(out)]) == 0
-    spec = importlib.util.spec_from_file_location("mod", out)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
+    m = load_module(out, "mod")
     mod = m.SelfAttention(3, 2)
     rng = np.random.default_rng(0)
     for k in mod.params:
