@@ -116,6 +116,86 @@ def times_scalar(c: N.Node, g: N.Node) -> N.Node:
     return N.ScalarMul(coef, g, g.shape)
 
 
+# ---- the order of operations: a matrix that repeats a vector is built last ----------------------
+def _spread(node):
+    """(v, rebuild) when node is v 1ᵀ (a column repeated across) or 1 wᵀ (a row repeated down),
+    rebuild(u) the same spread of another vector u; else None."""
+    if isinstance(node, N.MatMul) and node.shape[0] != 1 and node.shape[1] != 1:
+        if _is_ones(node.b) and node.a.shape[1] == 1:
+            return node.a, lambda u: N.MatMul(u, node.b, node.shape)
+        if _is_ones(node.a) and node.b.shape[0] == 1:
+            return node.b, lambda u: N.MatMul(node.a, u, node.shape)
+    return None
+
+
+def _scaled(node, scale):
+    """node with a scalar operation (`scale`: vector node -> vector node) applied to the
+    vector of a spread it holds as a factor, a spread's n numbers rather than the matrix's
+    n·m; None when it holds none. A sum absorbs it only when every term does (else scaling
+    the sum once is no dearer)."""
+    sp = _spread(node)
+    if sp is not None:
+        return sp[1](scale(sp[0]))
+    if isinstance(node, N.Hadamard):
+        for k in ("a", "b"):
+            got = _scaled(getattr(node, k), scale)
+            if got is not None:
+                return node.replace(**{k: got})
+        return None
+    if isinstance(node, N.HadDiv):
+        got = _scaled(node.a, scale)
+        return None if got is None else node.replace(a=got)
+    if isinstance(node, (N.Add, N.Sub)):
+        a, b = _scaled(node.a, scale), _scaled(node.b, scale)
+        return None if a is None or b is None else node.replace(a=a, b=b)
+    return None
+
+
+_VECTOR_OPS = {     # an operation on spreads of one kind is the spread of the operation on their vectors
+    N.Func: lambda n, v: n.replace(a=v[0], shape=v[0].shape),
+    N.HadPow: lambda n, v: n.replace(a=v[0], shape=v[0].shape),
+    N.Neg: lambda n, v: n.replace(a=v[0], shape=v[0].shape),
+    N.Div: lambda n, v: n.replace(a=v[0], shape=v[0].shape),
+    N.ScalarMul: lambda n, v: n.replace(a=v[0], shape=v[0].shape),
+    N.Add: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
+    N.Sub: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
+    N.Hadamard: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
+    N.HadDiv: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
+}
+_SCALAR_OPS = {     # a scalar operation on a matrix, as the same operation on one vector
+    N.Div: lambda n: (n.a, lambda v: N.Div(v, n.s, v.shape)),
+    N.ScalarMul: lambda n: (n.a, lambda v: N.ScalarMul(n.s, v, v.shape)),
+    N.Neg: lambda n: (n.a, lambda v: N.Neg(v, v.shape)),
+}
+
+
+def broadcast_last(node: N.Node) -> N.Node:
+    """node with element-wise work done on vectors before they are spread into matrices:
+    sqrt(v 1ᵀ / n + e 1ᵀ) = sqrt(v / n + e 1) 1ᵀ (n square roots, not n·m), and a scalar
+    factor or divisor of a product with a spread scales the spread's vector:
+    ((v 1ᵀ) ∘ X) / n = ((v / n) 1ᵀ) ∘ X (one pass over X, not two). Exact identities; the
+    plan is checked numerically against the derived forms (check_plan)."""
+    node = node.map_children(broadcast_last)
+    op = _VECTOR_OPS.get(type(node))
+    if op is not None and node.shape[0] != 1 and node.shape[1] != 1:
+        kids = [c for c in (getattr(node, "a", None), getattr(node, "b", None)) if c is not None]
+        spreads = [_spread(c) for c in kids]
+        if all(s is not None for s in spreads) and \
+                all(c.shape == kids[0].shape and _ones_of(c) == _ones_of(kids[0]) for c in kids):
+            return spreads[0][1](op(node, [s[0] for s in spreads]))
+    if type(node) in _SCALAR_OPS and node.shape[0] != 1 and node.shape[1] != 1:
+        inner, scale = _SCALAR_OPS[type(node)](node)
+        got = _scaled(inner, scale)
+        if got is not None:
+            return got
+    return node
+
+
+def _ones_of(spread_node):
+    """Which way a spread repeats its vector (the ones factor), to combine only alike spreads."""
+    return spread_node.b if _is_ones(spread_node.b) else spread_node.a
+
+
 def _share_by_value(grads: dict, rhs, output: str, point) -> dict:
     """Gradients whose pieces have the same value at the point (or its transpose) written with
     one piece, outermost first: attention's ∂L/∂K holds (A ∘ dA)ᵀ - Aᵀ diag((A ∘ dA) 1), the
@@ -515,7 +595,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         if r.closed is None:
             raise IndexCalcError(f"∂L/∂{r.wrt} has no closed form to generate code from")
         grads[r.wrt] = fold(r.closed, rhs, out, (), near)
-    P = plan(rhs, out, grads, near)
+    P = plan(broadcast_last(rhs), out, {w: broadcast_last(g) for w, g in grads.items()}, near)
     point = V.sample(d.tree, d.variables, np.random.default_rng(5))
     check_plan(P, rhs, out, grads, point)
 
@@ -533,7 +613,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     bwd = [(n, printer.line(e, N.kind_of(e.shape))) for n, e in P.backward]
     gcode = []
     for w in wrt:
-        g = P.grads[w] if not rhs.is_scalar else times_scalar(N.Sym(up, N.SCALAR), P.grads[w])
+        g = P.grads[w] if not rhs.is_scalar else broadcast_last(times_scalar(N.Sym(up, N.SCALAR), P.grads[w]))
         gcode.append((w, _comment(grads[w]), printer.line(g, variables[w].kind)))
     backward_text = " ".join(c for _, c in bwd) + " " + " ".join(c for _, _, c in gcode)
     saved = [n for n in names + [f for f, _ in P.forward] if _mentions(backward_text, py_name(n))]

@@ -12,7 +12,7 @@ import pytest
 from indexcalc import modulegen
 from indexcalc.cli import main
 
-from .references import load_module
+from .references import load_module, softmax
 
 ATTENTION = ("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", "Q: n×D, K: m×D, V: m×p")
 TANH = ("Y = tanh(X W + b)", "X,W,b", "X: S×M, W: M×N, b: 1×N")
@@ -268,3 +268,122 @@ def test_a_generated_file_that_would_not_compile_is_never_written(tmp_path, monk
     assert main(["codegen", eq, "--wrt", wrt, "--where", where, "-o", str(out)]) == 3
     assert not out.exists()
     assert "does not compile" in capsys.readouterr().err
+
+
+# ---- the order of operations: passes over the big arrays -----------------------------------------
+class Counted(np.ndarray):
+    """An array that logs every NumPy operation reading or writing `big` numbers or more: the
+    passes a backward pass makes over its S×N (or n×m) data."""
+    log: list = []
+    big = 0
+
+    @staticmethod
+    def _plain(x):
+        if isinstance(x, Counted):
+            return x.view(np.ndarray)
+        if isinstance(x, (list, tuple)):
+            return type(x)(Counted._plain(y) for y in x)
+        return x
+
+    @staticmethod
+    def _note(name, arrays, out):
+        if max([np.size(x) for x in arrays if isinstance(x, np.ndarray)] + [np.size(out)]) >= Counted.big:
+            Counted.log.append(name)
+        return out.view(Counted) if isinstance(out, np.ndarray) else out
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+        plain = self._plain(inputs)
+        if "out" in kw:
+            kw["out"] = self._plain(kw["out"])
+        return self._note(f"{ufunc.__name__}.{method}", plain, getattr(ufunc, method)(*plain, **kw))
+
+    def __array_function__(self, func, types, args, kw):
+        plain = self._plain(args)
+        return self._note(func.__name__, plain, func(*plain, **self._plain(kw)))
+
+
+def _hand_backward(name, v, dY):
+    """The backward passes as one writes them by hand (bench/run.py's peers), forward cached."""
+    if name == "cross_entropy":
+        Z, T = v["Z"], v["T"]
+        P = softmax(Z)
+        return lambda: (P * T.sum(axis=1, keepdims=True) - T) / Z.shape[0]
+    if name == "layernorm":
+        X, e = v["X"], v["e"]
+        xc = X - X.mean(axis=1, keepdims=True)
+        s = np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + e)
+        xh = xc / s
+        return lambda: (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
+    Q, K, V = v["Q"], v["K"], v["V"]
+    z = Q @ K.T / np.sqrt(Q.shape[1])
+    A = softmax(z)
+
+    def attention():
+        dA = dY @ V.T
+        dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(Q.shape[1])
+        return dS @ K, dS.T @ Q, A.T @ dY
+    return attention
+
+
+@pytest.mark.parametrize("name, sizes, big", [
+    ("cross_entropy", {"S": 12, "C": 7}, ("S", "C")),
+    ("layernorm", {"S": 12, "N": 7}, ("S", "N")),
+    ("attention", {"n": 12, "m": 11, "D": 3, "p": 2}, ("n", "m")),
+])
+def test_generated_numpy_backward_makes_no_more_passes_than_hand_numpy(tmp_path, name, sizes, big):
+    """Operations over the S×N data (or attention's n×m scores), counted: the generated
+    backward makes no more than hand-written NumPy (bench/run.py's modules rows). LayerNorm's
+    /N once divided the whole S×N product; it scales the row vector now."""
+    eq, wrt, where = EQUATIONS[name]
+    m = modulegen.build(eq, wrt, where, "numpy", params="")
+    path = tmp_path / f"{name}_passes.py"
+    path.write_text(modulegen.render([m], "numpy", "test"), encoding="utf-8")
+    mod = load_module(path, f"{name}_passes")
+    rng = np.random.default_rng(0)
+    values = {i.name: (1e-5 if i.kind == "scalar" else
+                       rng.normal(size=tuple(sizes[d] if isinstance(d, str) else d for d in i.dims)))
+              for i in m.inputs}
+    layer = getattr(mod, m.cls)()
+    out = layer.forward(**values)
+    dY = rng.normal(size=np.shape(out)).view(Counted) if np.shape(out) else 1.0
+    counted = {k: (x.view(Counted) if isinstance(x, np.ndarray) else x) for k, x in values.items()}
+    Counted.big = sizes[big[0]] * sizes[big[1]]
+    hand = _hand_backward(name, counted, dY)
+    layer._cache = {k: (x.view(Counted) if isinstance(x, np.ndarray) else x) for k, x in layer._cache.items()}
+    Counted.log = []
+    want = hand()
+    theirs = list(Counted.log)
+    Counted.log = []
+    got = layer.backward(dY)
+    ours = list(Counted.log)
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert np.allclose(np.asarray(g), np.asarray(w))
+    assert theirs and len(ours) <= len(theirs), (ours, theirs)
+
+
+def test_broadcast_last_keeps_values_and_spreads_vectors_late():
+    """Every rewrite of broadcast_last is an identity (the equations' right sides and verified
+    gradients keep their values) and moves work from matrices to vectors: LayerNorm's
+    sqrt(v 1ᵀ / N + e 1ᵀ) becomes sqrt(v / N + e 1) 1ᵀ."""
+    from indexcalc import nodes as N
+    from indexcalc import verify as V
+    from indexcalc.evaluate import evaluate
+    from indexcalc.pipeline import backprop
+
+    def matrix_ops(t):           # operations whose result is a full matrix, spreads not counted
+        return sum(1 for n in t.walk() if len(n.shape) == 2 and 1 not in n.shape
+                   and not isinstance(n, (N.Sym, N.Ones)) and modulegen._spread(n) is None)
+
+    for name, (eq, wrt, where) in EQUATIONS.items():
+        d = backprop(eq, wrt, where)
+        point = V.sample(d.tree, d.variables, np.random.default_rng(2))
+        for t in [d.rhs] + [r.closed for r in d.results]:
+            new = modulegen.broadcast_last(t)
+            assert np.allclose(evaluate(new, point.env2d, point.sizes), evaluate(t, point.env2d, point.sizes),
+                               rtol=1e-12, atol=1e-14), name
+            assert matrix_ops(new) <= matrix_ops(t), name
+    d = backprop(*LAYERNORM)
+    sqrt_of = [n for n in modulegen.broadcast_last(d.rhs).walk() if isinstance(n, N.Func) and n.name == "sqrt"]
+    assert sqrt_of and all(n.shape[1] == 1 for n in sqrt_of)
+    sqrt_before = [n for n in d.rhs.walk() if isinstance(n, N.Func) and n.name == "sqrt"]
+    assert all(n.shape[1] != 1 for n in sqrt_before)
