@@ -23,11 +23,18 @@ from functools import lru_cache
 
 import sympy as sp
 from lark import Lark, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
+from .latex_input import from_latex
 from .layout import shape_of_rank, show_dims
 from .shapes import Variable, Variables, _Sizes, _unknown
 
@@ -192,6 +199,10 @@ def is_index_notation(text: str) -> bool:
     subscripts on the right side too)."""
     if not isinstance(text, str):
         return False
+    try:
+        text = from_latex(text)
+    except ParseError:
+        return False                           # the reader says what is wrong with it
     if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text):
         return True
     m = _SUB_LHS.match(text)
@@ -216,7 +227,7 @@ def is_equation(text: str) -> bool:
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:
         grammar = f.read()
-    from .parse import cached_lark                  # its tables kept between runs, as JSON
+    from .parse import cached_lark  # its tables kept between runs, as JSON
     return cached_lark(grammar, parser="lalr", propagate_positions=False, maybe_placeholders=False)
 
 
@@ -400,7 +411,7 @@ def parse_index(text: str):
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
     from .parse import one_line
-    text = one_line(text)
+    text = from_latex(one_line(text))
     for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
         text = text.replace(k, v)
     try:

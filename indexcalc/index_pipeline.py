@@ -21,16 +21,31 @@ from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
+from .latex_input import from_latex
 from .match import Matcher, has_index_arithmetic
-from .pipeline import (Derivation, Result, Step, _closed, _delta_rule_latex, _lhs_latex, _lhs_text, _resimplify,
-                       _roundtrip, _rule_dummies, _second, _steps_match, _steps_rules, _sub, _terms_expr)
+from .pipeline import (
+    Derivation,
+    Result,
+    Step,
+    _closed,
+    _delta_rule_latex,
+    _lhs_latex,
+    _lhs_text,
+    _resimplify,
+    _roundtrip,
+    _rule_dummies,
+    _second,
+    _steps_match,
+    _steps_rules,
+    _sub,
+    _terms_expr,
+)
 from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
-from .printing.names import Names
 from .printing.latex import to_latex
-from .printing.text import to_text
+from .printing.names import Names
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
+from .printing.text import to_text
 from .shapes import Variable, Variables, parse_decls
-
 
 
 class _Run:
@@ -243,7 +258,7 @@ def _steps_index(R, problem, name, out_free, var_free):
     expanded_terms = R.nz.terms(body)
     expanded = _terms_expr(R, expanded_terms) if len(expanded_terms) < 50 else body
     return [
-        Step("index", f"{problem.text}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
+        Step("index", f"{from_latex(problem.text)}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
              _lhs_latex(name, R.var, out_free, var_free)),
         Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
              f"{entry_name(name)}_{{{oi}}}" if oi else entry_name(name)),
@@ -261,7 +276,7 @@ def _steps_chain(R, problem, body, out_idx, var_free, up):
     lhs_t = _lhs_text("L", R.var, [], var_free)
     chain_t = f"{lhs_t} = {sigma_t}{up}_{oi} ∂{out}_{oi}/∂{R.var}_{vi}"
     return [
-        Step("index", f"{problem.text}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
+        Step("index", f"{from_latex(problem.text)}; index the derivative: {lhs_t}", _lhs_latex("L", R.var, [], var_free)),
         Step("chain rule", chain_t, f"{sigma_l}{dy_l} {dyv_l}", _lhs_latex("L", R.var, [], var_free)),
         Step("index output", f"{out}_{oi} = " + R.text(body), R.latex(body), f"{out_l}_{{{oi}}}"),
     ] + problem.rule_steps(R, body)
@@ -436,7 +451,7 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
 def evaluate_at(d: Derivation, values: dict) -> dict:
     """`--at` for index notation: the input's value (from its parsed tree) and each
     derivative's NumPy code at the given numbers."""
-    from .pipeline import fit_sizes          # pipeline imports this module when it needs it
+    from .pipeline import fit_sizes  # pipeline imports this module when it needs it
     missing = [n for n, _ in d.variables.items() if n not in values]
     if missing:
         raise IndexCalcError(f"--at gives no value for {', '.join(missing)}")

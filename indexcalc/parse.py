@@ -7,10 +7,17 @@ from fractions import Fraction
 from functools import lru_cache
 
 from lark import Lark, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from . import nodes as N
 from .errors import IndexCalcError, ParseError
+from .latex_input import from_latex
 
 GRAMMAR = os.path.join(os.path.dirname(__file__), "grammar.lark")
 
@@ -233,6 +240,10 @@ _TYPESET_RULES = [
     # followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤, since `T(` would
     # lex as a call and `Tx` as one name
     (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}(]))"), lambda m: "^" + m.group(1) + "⊤"),
+    # W_{1}, W_{q} (LaTeX's braces around a name's subscript) are the names W_1, W_q
+    (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
+    # ⟨a, b⟩ (LaTeX's \langle a, b \rangle): the inner product, of vectors or of matrices
+    (re.compile(r"⟨([^⟨⟩,]+),([^⟨⟩,]+)⟩"), lambda m: f"sum(({m.group(1).strip()}) ∘ ({m.group(2).strip()}))"),
 ]
 
 
@@ -308,7 +319,7 @@ def parse(text: str) -> N.Node:
     """Parse one expression or equation; raises ParseError with a caret at the column."""
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
-    text = one_line(text)
+    text = from_latex(one_line(text))
     if "\x00" in text:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
     typed, origin = _typeset(text)

@@ -672,7 +672,10 @@ def _lhs_text(name, var, out_free, var_free):
 
 
 def _named(name, expr) -> str:
-    """`f = x^T B x`; an equation (`L = -sum(...)`, `p = softmax(x)`) names itself."""
+    """`f = x^T B x`; an equation (`L = -sum(...)`, `p = softmax(x)`) names itself. LaTeX is
+    shown as read (\\mathbf{x}^\\top is x^⊤)."""
+    from .latex_input import from_latex
+    expr = from_latex(expr)
     return expr if re.match(rf"\s*{re.escape(name)}\s*=(?!=)", expr) else f"{name} = {expr}"
 
 

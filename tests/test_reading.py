@@ -188,6 +188,37 @@ READINGS += [
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
 ]
 
+# LaTeX as the seeds and papers write it (indexcalc/latex_input.py): fonts, \top, \frac, \sqrt,
+# \|·\|, \left/\right, Greek letters, \odot, \langle·,·\rangle, math-mode dollars
+READINGS += [
+    (r"\mathbf{x}^\top \mathbf{B} \mathbf{x}", None, "x", {"x": ((N,), ""), "B": ((N, N), "")},
+     lambda e: e["x"] @ e["B"] @ e["x"]),
+    (r"$\mathbf{x}^{\top}\mathbf{B}\mathbf{x}$", None, "B", {"x": ((N,), ""), "B": ((N, N), "")},
+     lambda e: e["x"] @ e["B"] @ e["x"]),
+    (r"\frac{1}{2} \|\mathbf{A}\mathbf{x} - \mathbf{b}\|_2^2", None, "x",
+     {"A": ((S, N), ""), "x": ((N,), ""), "b": ((S,), "")}, lambda e: 0.5 * np.sum((e["A"] @ e["x"] - e["b"]) ** 2)),
+    (r"\operatorname{tr}(\mathbf{V}\mathbf{X}\mathbf{W})", None, "X",
+     {"V": ((M, S), ""), "X": ((S, N), ""), "W": ((N, M), "")}, lambda e: np.trace(e["V"] @ e["X"] @ e["W"])),
+    (r"\mathrm{tr}(X^{\mathsf{T}} X) + \lambda \left\| X \right\|_F^2", None, "X",
+     {"X": ((S, N), ""), "lambda": ((), "")}, lambda e: (1 + e["lambda"]) * np.sum(e["X"] ** 2)),
+    (r"\sigma(\mathbf{w}^\top\mathbf{x})", None, "w", {"w": ((N,), ""), "x": ((N,), "")},
+     lambda e: sig(e["w"] @ e["x"])),
+    (r"\frac{\mathbf{x}^\top A \mathbf{x}}{\mathbf{x}^\top\mathbf{x}}", None, "x",
+     {"x": ((N,), ""), "A": ((N, N), "")}, lambda e: (e["x"] @ e["A"] @ e["x"]) / (e["x"] @ e["x"])),
+    (r"\sqrt{\mathbf{w}^\top \mathbf{w}} + \frac12 \mathbf{1}^\top \exp(X \mathbf{w})", None, "w",
+     {"w": ((N,), ""), "X": ((S, N), "")}, lambda e: np.sqrt(e["w"] @ e["w"]) + 0.5 * np.sum(np.exp(e["X"] @ e["w"]))),
+    (r"\exp\left(-\frac{1}{2} (\mathbf{x} - \boldsymbol{\mu})^\top \Sigma^{-1} (\mathbf{x} - \boldsymbol{\mu})\right)",
+     "mu: n, Sigma: n×n", "x", {"x": ((N,), ""), "mu": ((N,), ""), "Sigma": ((N, N), "wellcond")},
+     lambda e: np.exp(-0.5 * (e["x"] - e["mu"]) @ np.linalg.inv(e["Sigma"]) @ (e["x"] - e["mu"]))),
+    (r"\mathbf{x}^\top (\mathbf{A} \odot \mathbf{B}) \mathbf{y}", None, "A",
+     {"x": ((N,), ""), "A": ((N, N), ""), "B": ((N, N), ""), "y": ((N,), "")}, lambda e: e["x"] @ (e["A"] * e["B"]) @ e["y"]),
+    (r"\langle \mathbf{A}, \mathbf{X} \rangle + ⟨a, X b⟩", None, "X",
+     {"A": ((S, N), ""), "X": ((S, N), ""), "a": ((S,), ""), "b": ((N,), "")},
+     lambda e: np.sum(e["A"] * e["X"]) + e["a"] @ e["X"] @ e["b"]),
+    (r"\mathbf{W}_{2}^\top \tanh(\mathbf{W}_1 \mathbf{x}) \cdot 3", "W_1: n×n, W_2: n×m", "W_1",
+     {"W_2": ((N, M), ""), "W_1": ((N, N), ""), "x": ((N,), "")}, lambda e: 3 * e["W_2"].T @ np.tanh(e["W_1"] @ e["x"])),
+]
+
 CHECKED = [r for r in READINGS if r[4] is not None]
 
 
@@ -307,6 +338,14 @@ REFUSALS = [
     ("sum(relu(X W + b))", "X: S×M, W: M×N, b: N", ["1 b^T", "b 1^T"]),
     ("sum(X ⊘ sqrt(v + 1e-5))", None, ["1 (sqrt(v", "1^T"]),
     ("tr(X) + sum(log(1 + e^(-x)))", None, ["exp(-x)"]),       # e^... of a vector named e
+    # LaTeX the language has no meaning for: named, with what to write instead
+    (r"\hat{y}^\top X \mathbf{1}", None, ["\\hat", "yhat"]),
+    (r"\frac{\partial}{\partial X} \operatorname{tr}(X)", None, ["\\partial", "--wrt"]),
+    (r"\sqrt[3]{\det X}", None, ["n-th root"]),
+    (r"\frac{1}{2 \operatorname{tr}(X)", None, ["never closed"]),
+    (r"\begin{pmatrix} X \end{pmatrix}", None, ["environment"]),
+    (r"X \otimes X", None, ["Kronecker"]),
+    (r"\foo(X)", None, ["\\foo", "not part of the language"]),
 ]
 
 
@@ -420,3 +459,39 @@ def test_second_derivative_of_a_generic_function_is_checked_with_h_second():
     another test function, and called the right answer wrong: exit 3)."""
     d = derive("sum(h'(X))", "X")
     assert d.closed_form == "h''(X)"
+
+
+# ---- LaTeX: the same reading as the language's own spelling --------------------------------
+def test_latex_is_respelled_and_plain_text_is_left_as_it_is():
+    """from_latex changes only LaTeX: every plain input above is returned unchanged, and a
+    translated text translates to itself (reading twice changes nothing)."""
+    from indexcalc.latex_input import from_latex
+    for text, *_ in READINGS + REFUSALS:
+        if "\\" not in text:
+            assert from_latex(text) == text
+        else:
+            try:
+                once = from_latex(text)
+            except Exception:
+                continue
+            assert from_latex(once) == once
+    assert from_latex(r"\mathbf{X}\mathbf{W}^{\top} + 2\mathbf{b}") == "X W^⊤ + 2 b"
+
+
+def test_index_notation_in_latex_reads_as_its_plain_spelling():
+    """The seeds' solutions are LaTeX: Y_{ij} = \\sum_{p} X_{ip} W_{jp} + b_{j}, pasted, is the
+    equation Y_ij = Σ_p X_ip W_jp + b_j, with the same derivative (checked against NumPy)."""
+    where = "X: S×M, W: N×M, b: N"
+    latex = backprop_of(r"\mathbf{Y}_{ij} = \sum_{p} X_{ip} W_{jp} + b_{j}", where)
+    plain = backprop_of("Y_ij = Σ_p X_ip W_jp + b_j", where)
+    rng = np.random.default_rng(2)
+    env = {"X": rng.normal(size=(S, M)), "W": rng.normal(size=(N, M)), "b": rng.normal(size=N),
+           "dY": rng.normal(size=(S, N))}
+    for a, b, want in zip(latex.results, plain.results, (env["dY"].T @ env["X"], env["dY"].sum(axis=0))):
+        assert a.wrt == b.wrt and a.index_form == b.index_form
+        assert np.allclose(eval(a.numpy, {"np": np, **env}), want)  # noqa: S307 - our own output
+
+
+def backprop_of(equation, where):
+    from indexcalc import backprop
+    return backprop(equation, "W,b", where)

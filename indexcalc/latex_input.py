@@ -1,0 +1,249 @@
+"""LaTeX as the seeds and papers write it, in the language's own spelling (SPEC §1.1: read the
+text the way a textbook reader would, and show how it was read).
+
+`\\mathbf{x}^\\top \\mathbf{B} \\mathbf{x}` is `x^⊤ B x`, `\\frac{1}{2} \\|\\mathbf{A}\\mathbf{x} -
+\\mathbf{b}\\|_2^2` is `(1/2) ‖A x - b‖_2^2`, `\\sigma(\\mathbf{w}^{\\top}\\mathbf{x})` is
+`sigma(w^⊤ x)`, and `Y_{ij} = \\sum_{p} X_{ip} W_{jp} + b_{j}` is index notation with its Σ.
+Both readers (the matrix language and index notation) see the translated text; a LaTeX command
+the language has no meaning for is an error that names it, with the caret under it, never a
+guess. Text without a backslash is returned unchanged, so translating twice changes nothing.
+
+The tables below are the whole of it: a command is kept for its content (fonts), dropped (sizing,
+spacing), spelled as a symbol or a name, or structural (\\frac, \\sqrt), and `^{\\top}` is the
+transpose."""
+from __future__ import annotations
+
+from .errors import ParseError
+
+# \mathbf{W} is W: fonts and decorations that do not change what a name means
+KEEP_CONTENT = {"mathbf", "boldsymbol", "bm", "pmb", "mathrm", "mathit", "mathsf", "mathnormal",
+                "mathbb", "textbf", "textrm", "textit", "textsf", "text", "operatorname", "vec"}
+# sizing and style: the delimiter or operand after them is what counts
+DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl",
+        "biggr", "Biggl", "Biggr", "middle", "displaystyle", "textstyle", "limits", "nolimits"}
+SPACE = {",", ";", ":", "!", " ", "quad", "qquad", "enspace", "thinspace"}
+SYMBOLS = {
+    "top": "⊤", "intercal": "⊤", "transpose": "⊤",
+    "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
+    "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "{", "rbrace": "}",
+    "{": "{", "}": "}", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
+}
+# \log is log, \ln the same function; \Tr and \tr the trace
+FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "det": "det", "tr": "tr", "Tr": "tr",
+             "trace": "tr", "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh",
+             "max": "max", "min": "min", "diag": "diag", "softmax": "softmax"}
+# Greek letters by their names, as the language spells them (`alpha`, `sigma(·)` the sigmoid)
+GREEK = {g: g for g in (
+    "alpha beta gamma epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
+    "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega").split()}
+GREEK |= {"varepsilon": "epsilon", "vartheta": "theta", "varphi": "phi", "varrho": "rho",
+          "varsigma": "sigma", "varpi": "pi"}
+# what a command the language cannot read means, said instead of a guess
+WHY_NOT = {
+    "partial": "write the expression itself and name the variable with --wrt",
+    "nabla": "write the expression itself and name the variable with --wrt",
+    "hat": "a decorated name is not a name here: write yhat for \\hat{y}",
+    "tilde": "a decorated name is not a name here: write xtilde for \\tilde{x}",
+    "bar": "a decorated name is not a name here: write xbar for \\bar{x}",
+    "overline": "a decorated name is not a name here: write xbar",
+    "otimes": "the Kronecker product is not supported",
+    "oplus": "the direct sum is not supported",
+    "prod": "products over an index are not supported; write the factors",
+    "int": "integrals are not supported",
+    "in": "write the sizes with --where (\"x: n, A: m×n\")",
+    "mathbb": "write the sizes with --where",
+    "dots": "write the whole expression (no ellipsis)",
+    "cdots": "write the whole expression (no ellipsis)",
+    "ldots": "write the whole expression (no ellipsis)",
+    "begin": "one expression, not an environment (matrix, aligned)",
+    "end": "one expression, not an environment (matrix, aligned)",
+    "\\": "one expression on one line",
+    "lvert": "write abs(x) for |x| (or det(X) for a determinant)",
+    "rvert": "write abs(x) for |x| (or det(X) for a determinant)",
+    "vert": "write abs(x) for |x| (or det(X) for a determinant)",
+}
+
+
+def has_latex(text: str) -> bool:
+    return "\\" in text or text.strip().startswith("$")
+
+
+def from_latex(text: str) -> str:
+    """`text` with its LaTeX in the language's spelling; unchanged if it has none."""
+    if not isinstance(text, str) or not has_latex(text):
+        return text
+    return _Reader(_strip_math_delimiters(text)).read()
+
+
+def _strip_math_delimiters(text: str) -> str:
+    """$…$, $$…$$, \\(…\\) and \\[…\\] around the whole input are the math mode, not content."""
+    s = text.strip()
+    for a, b in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if len(s) > len(a) + len(b) - 1 and s.startswith(a) and s.endswith(b):
+            return s[len(a):-len(b)]
+    return text
+
+
+class _Reader:
+    def __init__(self, text):
+        self.text, self.out, self.sep = text, [], False
+
+    # ---- output -------------------------------------------------------------------------------
+    def emit(self, piece: str, word=False):
+        """Append; a word (a name, a function) is kept apart from letters and digits around it,
+        so \\mathbf{X}\\mathbf{W} is `X W`, not the one name `XW`, and 2\\mathbf{x} is `2 x`."""
+        if not piece:
+            return
+        last = next((p[-1] for p in reversed(self.out) if p), "")
+        if (word or self.sep) and piece[0].isalnum() and last.isalnum():
+            self.out.append(" ")
+        self.out.append(piece)
+        self.sep = word
+
+    def fail(self, reason, pos):
+        raise ParseError(reason, self.text, pos + 1)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def read(self) -> str:
+        self.sequence(0, top=True)
+        return "".join(self.out)
+
+    def sequence(self, i, top=False):
+        """Read until the end (top) or the `}` that closes the group; returns the index after it."""
+        t = self.text
+        while i < len(t):
+            c = t[i]
+            if c == "}":
+                if top:
+                    self.fail("a '}' that closes no '{'", i)
+                return i + 1
+            if c == "{":
+                self.emit("{")
+                i = self.sequence(i + 1)
+                self.emit("}")
+            elif c == "\\":
+                i = self.command(i)
+            elif c == "^":
+                i = self.superscript(i)
+            elif c == "~":
+                self.emit(" ")
+                i += 1
+            elif c in "&":
+                self.fail("one expression, not an aligned environment ('&')", i)
+            else:
+                self.emit(c)
+                i += 1
+        if not top:
+            self.fail("a '{' that is never closed", len(t) - 1)
+        return i
+
+    def command(self, i):
+        """The command at text[i] == '\\'; returns the index after what it consumed."""
+        t = self.text
+        j = i + 1
+        if j < len(t) and t[j].isalpha():
+            while j < len(t) and t[j].isalpha():
+                j += 1
+        else:
+            j = min(j + 1, len(t))
+        name = t[i + 1:j]
+        if name in SPACE:
+            self.emit(" ")
+            return j
+        if name in DROP:
+            if name in ("left", "right", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr", "big", "Big"):
+                k = self.skip(j)
+                if k < len(t) and t[k] in ".":
+                    return k + 1                       # \left. is no delimiter
+                if k < len(t) and t[k] in "[]":
+                    self.emit("(" if t[k] == "[" else ")")
+                    return k + 1
+            return j
+        if name in SYMBOLS:
+            self.emit(SYMBOLS[name])
+            return j
+        if name in FUNCTIONS:
+            self.emit(FUNCTIONS[name], word=True)
+            return j
+        if name in GREEK:
+            self.emit(GREEK[name], word=True)
+            return j
+        if name in KEEP_CONTENT and not (name == "mathbb" and not self.is_one_or_identity(j)):
+            return self.keep_content(j)
+        if name in ("frac", "dfrac", "tfrac"):
+            return self.fraction(i, j)
+        if name == "sqrt":
+            k = self.skip(j)
+            if k < len(t) and t[k] == "[":
+                self.fail("an n-th root is not supported; write x^(1/n) of a scalar", i)
+            self.emit("sqrt", word=True)
+            self.sep = False
+            self.emit("(")
+            k = self.argument(k, i)
+            self.emit(")")
+            return k
+        why = WHY_NOT.get(name)
+        self.fail(f"the LaTeX command \\{name} is not part of the language"
+                  + (f": {why}" if why else ""), i)
+
+    def is_one_or_identity(self, j):
+        k = self.skip(j)
+        return self.text[k:k + 3] in ("{1}", "{I}")
+
+    def skip(self, k):
+        while k < len(self.text) and self.text[k] == " ":
+            k += 1
+        return k
+
+    def argument(self, k, at):
+        """One argument: a {group} or a single character (\\frac12); returns the index after it."""
+        t = self.text
+        k = self.skip(k)
+        if k >= len(t):
+            self.fail("this command needs an argument in braces", at)
+        if t[k] == "{":
+            return self.sequence(k + 1)
+        if t[k] == "\\":
+            return self.command(k)
+        self.emit(t[k])
+        return k + 1
+
+    def keep_content(self, j):
+        """\\mathbf{W} is W, kept apart from letters on either side."""
+        start = len(self.out)
+        k = self.argument(j, j - 1)
+        piece = "".join(self.out[start:])
+        del self.out[start:]
+        self.emit(piece.strip(), word=True)
+        return k
+
+    def fraction(self, i, j):
+        """\\frac{a}{b} is ((a)/(b)); (a/b) when both are a single name or number."""
+        start = len(self.out)
+        k = self.argument(j, i)
+        num = "".join(self.out[start:]).strip()
+        del self.out[start:]
+        k = self.argument(k, i)
+        den = "".join(self.out[start:]).strip()
+        del self.out[start:]
+        self.emit(f"({num}/{den})" if _simple(num) and _simple(den) else f"(({num})/({den}))")
+        return k
+
+    def superscript(self, i):
+        """^{\\top}, ^\\top, ^{T}, ^{\\mathsf{T}}: the transpose, written ⊤; any other ^{…} as is."""
+        t = self.text
+        k = self.skip(i + 1)
+        if k < len(t) and t[k] == "{":
+            start = len(self.out)
+            end = self.sequence(k + 1)
+            inner = "".join(self.out[start:]).strip()
+            del self.out[start:]
+            self.emit("^⊤" if inner in ("⊤", "T") else "^{" + inner + "}")
+            return end
+        self.emit("^")
+        return i + 1
+
+
+def _simple(s: str) -> bool:
+    """A single name or number, which needs no brackets in a quotient."""
+    return s.replace(".", "").isalnum()
