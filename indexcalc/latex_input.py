@@ -79,8 +79,9 @@ def _strip_math_delimiters(text: str) -> str:
     """$…$, $$…$$, \\(…\\) and \\[…\\] around the whole input are the math mode, not content."""
     s = text.strip()
     for a, b in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if len(s) > len(a) + len(b) - 1 and s.startswith(a) and s.endswith(b):
-            return s[len(a):-len(b)]
+        inner = s[len(a):-len(b)]
+        if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b) and "$" not in inner:
+            return inner
     return text
 
 
@@ -205,6 +206,8 @@ class _Reader:
             return self.sequence(k + 1)
         if t[k] == "\\":
             return self.command(k)
+        if not t[k].isalnum():
+            self.fail("this command needs an argument in braces", at)
         self.emit(t[k])
         return k + 1
 
