@@ -20,33 +20,46 @@ from .index_form import IndexContext
 from .match import Matcher
 from .printing.numpy_code import NumpyPrinter, py_name
 from .shapes import Variable, Variables
+from .simplify import simplify
 
 SAFE = (N.Softmax, N.Sym, N.MatMul, N.Transpose, N.Add, N.Sub, N.Neg, N.ScalarMul, N.Div, N.Hadamard, N.HadDiv,
         N.Func, N.Num, N.Size, N.Power, N.HadPow, N.Ones, N.DiagMat)
 
 
 class Batched:
-    """A closed form over batch indices: `node` (shapes lifted to the full rank), the batch
-    indices it was stripped of, and its NumPy code."""
+    """A closed form over batch indices: `node` (shapes lifted to the full rank, wrapped in
+    `sum(·, k)` for each leading axis summed over), the batch indices it keeps (free), the
+    leading axes it sums over, the closed form of one batch (`per_batch`) and its NumPy code."""
 
-    def __init__(self, node, batch, code):
+    def __init__(self, node, batch, code, axes=(), per_batch=None):
         self.node, self.batch, self.code = node, batch, code
+        self.axes, self.per_batch = tuple(axes), per_batch
+        self.reads_back = True           # its text reads back as the same shape (the guard checks the value)
 
 
-def batch_match(R, terms, free) -> Batched | None:
-    """The batched closed form of Σ terms with free indices `free`, or None."""
+def batch_match(R, terms, free, target=None) -> Batched | None:
+    """The batched closed form of Σ terms with free indices `free`, or None. `target` is the
+    result's shape in the matrix language when it has rank ≤ 2 (a parameter's gradient summed
+    over the batch: (D, E) for W, (1, E) for a row b, (E, 1) for a column b)."""
     shared = _shared(R, terms, free)
-    k = min(_batch_depth(R, terms, free, shared), len(free) - 2)
-    if k < 1:
+    found = _places(R, terms, free, shared)
+    if found is None:
         return None
-    batch = free[:k]
+    places, summed = found
+    k = len(places)
+    kept = tuple(p for p in places if p is not None)
+    axes = tuple(j for j, p in enumerate(places) if p is None)
+    if len(free) - len(kept) > 2:
+        return None
     names = {f.base.label.name for t in terms for f in t.factors for f in _entries(f)}
     atoms = {name: R.ctx.atoms[name] for name in names if name in R.ctx.atoms}
     inside = {n.name for a in atoms.values() for n in a.walk() if isinstance(n, N.Sym) and not n.is_scalar}
     if any(name not in R.variables for name in (names - set(atoms)) | inside):
         return None
-    table, dims = {name: R.variables[name] for name in shared - inside}, None
-    for name in (names - set(atoms) - shared) | inside:
+    # a matrix inside an atom that no entry batches (Wq in softmax(X Wq (X Wk)^T)): shared too
+    shared = shared | {name for name in inside - names if _matrix(R.variables[name])}
+    table, dims = {name: R.variables[name] for name in shared}, None
+    for name in (names - set(atoms) - shared) | (inside - shared):
         v = R.variables[name]
         if len(v.shape) - k != 2:
             return None
@@ -56,9 +69,11 @@ def batch_match(R, terms, free) -> Batched | None:
         elif lead != dims:                   # broadcast batch axes: not here
             return None
         table[name] = Variable(name, "matrix", tuple(v.shape[k:]))
+    if dims is None:
+        return None
     stripped_atoms = {}
     for name, node in atoms.items():         # softmax(Q K^T / sqrt(D)) over b: the same, per batch
-        flat = _strip_node(node, k, dims)
+        flat = _strip_node(node, k, dims, shared)
         if flat is None:
             return None
         stripped_atoms[name] = flat
@@ -67,26 +82,182 @@ def batch_match(R, terms, free) -> Batched | None:
     for name, node in stripped_atoms.items():
         ctx.atoms[name], ctx._atom_names[node] = node, name
     ctx.ranges = dict(R.ctx.ranges)
-    ctx._free_used = set(R.ctx._free_used) | {str(b) for b in batch}
+    ctx._free_used = set(R.ctx._free_used) | {str(b) for b in kept}
     ctx._next = R.ctx._next
     M = Matcher(ctx, Normalizer(ctx))
-    flat = [Term(t.coeff, tuple(_strip(f, k, shared) for f in t.factors), t.dummies) for t in terms]
-    node = M.match(flat, tuple(free[k:]))
+    flat = [Term(t.coeff, tuple(_strip(f, k, shared) for f in t.factors),
+                 tuple(d for d in t.dummies if d not in gone))
+            for t, gone in zip(terms, summed)]
+    rest = tuple(free[len(kept):])
+    node = M.match(flat, rest)
     if node is None:
         return None
-    target = tuple(ctx.ranges[i] for i in free[k:])
+    node = simplify(node)                    # as the 2-D closed forms are (1 1^T - ... is 1 - ...)
+    if axes and not kept:                    # one batch's shape is the parameter's own
+        if target is None or len(target) != 2:
+            return None
+    else:
+        target = tuple(ctx.ranges[i] for i in rest)
     if node.shape != target:
         if T(node).shape != target:
             return None
         node = T(node)
     if not all(isinstance(n, SAFE) for n in node.walk()):
         return None
-    lifted = _lift(node, dims, shared)
-    try:
-        code = _code(lifted, NumpyPrinter(R.variables))
-    except ValueError:                           # a spelling with no batched form here: einsum
+    if not axes:
+        lifted = _lift(node, dims, shared)
+        try:
+            code = _code(lifted, NumpyPrinter(R.variables))
+        except ValueError:                       # a spelling with no batched form here: einsum
+            return None
+        out = Batched(lifted, kept, code)
+        out.reads_back = _reads_back(R, lifted)
+        return out
+    return _summed(R, node, dims, shared, axes, kept)
+
+
+def _places(R, terms, free, shared):
+    """The leading batch places that every entry of every term starts with (the entries of
+    shared matrices are not asked): per place, the free index kept there or None for a place
+    summed over (a dummy of each term, used nowhere else in it); with, per term, the dummies
+    summed. The kept ones must be the leading free indices, in order. None if there is no such
+    place."""
+    k, places, summed = None, None, []
+    if not terms:
         return None
-    return Batched(lifted, batch, code)
+    for t in terms:
+        own = []
+        for f in t.factors:
+            if isinstance(f, sp.KroneckerDelta):
+                return None
+            entries = _entries(f)
+            if not entries:
+                return None
+            own += [e for e in entries if e.base.label.name not in shared]
+        if not own:                          # a term of shared matrices only: not batched
+            return None
+        lead = None
+        for e in own:
+            if k is None:
+                k = len(e.indices) - 2
+            if k < 1 or len(e.indices) != k + 2:
+                return None
+            if lead is None:
+                lead = tuple(e.indices[:k])
+            elif tuple(e.indices[:k]) != lead:
+                return None
+        if not all(isinstance(i, sp.Symbol) for i in lead) or len(set(lead)) != k:
+            return None
+        here = [i if i in free else None for i in lead]
+        if any(p is None and i not in t.dummies for p, i in zip(here, lead)):
+            return None
+        if places is None:
+            places = here
+        elif here != places:
+            return None
+        for f in t.factors:                  # the batch indices occur nowhere else in the term
+            mine = [e for e in _entries(f) if e.base.label.name not in shared]
+            outside = f.xreplace({e: sp.Integer(1) for e in mine})
+            if any(i in outside.free_symbols for i in lead):
+                return None
+            if any(i in x.free_symbols for e in mine for x in e.indices[k:] for i in lead):
+                return None
+        summed.append(tuple(i for p, i in zip(here, lead) if p is None))
+    kept = tuple(p for p in places if p is not None)
+    if kept != tuple(free[:len(kept)]):
+        return None
+    return places, summed
+
+
+def _summed(R, node, dims, shared, axes, kept) -> Batched | None:
+    """Σ over the leading axes `axes` of one batch's closed form `node`: `sum(X^T dY, 0)` for
+    Σ_p,q dY_pqm X_pql. A column per batch is summed as a row and transposed back
+    (`sum(1^T dY, 0)^T`), so that the text reads back as the same shape."""
+    column = node.shape[1] == 1 and node.shape[0] != 1
+    per_batch = node
+    if column:
+        node = T(node)
+    lifted = _lift(node, dims, shared)
+    if lifted.shape[:len(dims)] != tuple(dims):       # nothing of the batch in it: not a batch sum
+        return None
+    closed = lifted
+    for j in reversed(axes):
+        shape = closed.shape[:j] + closed.shape[j + 1:]
+        closed = N.SumAxis(closed, j, shape)
+    if column:
+        closed = N.Transpose(closed, _swap(closed.shape))
+    try:
+        code = _sum_code(lifted, axes, len(dims), NumpyPrinter(R.variables), column)
+    except ValueError:
+        return None
+    if not _reads_back(R, closed):
+        return None
+    return Batched(closed, kept, code, axes=axes, per_batch=per_batch)
+
+
+def _swap(shape):
+    return tuple(shape[:-2]) + (shape[-1], shape[-2])
+
+
+def _reads_back(R, closed) -> bool:
+    """Whether the closed form's text, read with the same declarations, has the same shape
+    (the guard then checks its value)."""
+    from .parse import parse
+    from .printing.text import to_text
+    from .shapes import infer
+    try:
+        tree, _ = infer(parse(to_text(closed)), {name: v.shape for name, v in R.variables.items()})
+    except Exception:  # noqa: BLE001 - any failure to read our own text back: no closed form
+        return False
+    return tuple(tree.shape) == tuple(closed.shape)
+
+
+def _sum_code(lifted, axes, k, P, column) -> str:
+    """NumPy code of Σ over the leading `axes` of a batched closed form, as fast as it has a
+    form: Σ_b A_b^T B_b over all k batch axes is one matrix product of the reshaped batches
+    (A.reshape(-1, m).T @ B.reshape(-1, n)); Σ_b 1^T B_b is B summed over the batch axes and
+    its rows; else the batched form summed over the axes. `column`: the result is a column
+    vector, held 1-D as NumPy holds it (`lifted` is then a batch of rows)."""
+    full = lambda n: len(n.shape) == k + 2                     # noqa: E731 - carries every batch axis
+    every = axes == tuple(range(k))
+    lifted = _transpose_first(lifted, full)
+    if every and isinstance(lifted, N.MatMul) and isinstance(lifted.a, N.Transpose) and full(lifted.b):
+        if _ones_row(lifted.a) and full(lifted.b):                   # Σ_b 1^T B_b: B's sums
+            c, kind = _wrap(lifted.b, P)
+            if kind == "mat":
+                code = f"{c}.sum(axis={tuple(range(k + 1))})"
+                return code if column else f"{code}[None, :]"
+        if full(lifted.a.a):
+            (a, ka), (b, kb) = _wrap(lifted.a.a, P), _wrap(lifted.b, P)
+            if ka == kb == "mat":
+                code = (f"{a}.reshape(-1, {P.size(lifted.a.a.shape[-1])}).T @ "
+                        f"{b}.reshape(-1, {P.size(lifted.b.shape[-1])})")
+                return f"({code})[0]" if column else code
+    c, kind = _wrap(lifted, P)
+    if kind != "mat":
+        raise ValueError("a batch of vectors")
+    code = f"{c}.sum(axis={axes[0] if len(axes) == 1 else axes})"
+    return f"{code}[0]" if column else code
+
+
+def _transpose_first(node, full):
+    """A product A^T B C ... of batches regrouped as A^T (B C ...), so that its sum over the
+    batch is one matrix product of the reshaped batches; else node as it is."""
+    factors = _factors(node)
+    if len(factors) < 3 or not isinstance(factors[0], N.Transpose) or not full(factors[0].a):
+        return node
+    rest = factors[1]
+    for f in factors[2:]:
+        rest = N.MatMul(rest, f, tuple(node.shape[:-2]) + (rest.shape[-2], f.shape[-1]))
+    if not full(rest):
+        return node
+    return N.MatMul(factors[0], rest, node.shape)
+
+
+def _factors(node) -> list:
+    if isinstance(node, N.MatMul):
+        return _factors(node.a) + _factors(node.b)
+    return [node]
 
 
 def _entries(f):
@@ -95,8 +266,13 @@ def _entries(f):
 
 def _shared(R, terms, free) -> set:
     """The matrices every batch shares (np.matmul broadcasts them): variables of rank 2 whose
-    entries carry none of the candidate batch indices (W in Σ_p dY_bip W_pj)."""
+    entries carry none of the candidate batch indices (W in Σ_p dY_bip W_pj), kept or summed."""
     lead = set(free[:max(len(free) - 2, 0)])
+    for t in terms:                                  # a summed batch index leads a tensor's entry
+        for f in t.factors:
+            for e in _entries(f):
+                if len(e.indices) > 2:
+                    lead |= {i for i in e.indices[:-2] if i in t.dummies}
     found, refused = set(), set()
     for t in terms:
         for f in t.factors:
@@ -112,53 +288,20 @@ def _shared(R, terms, free) -> set:
     return found - refused
 
 
-def _batch_depth(R, terms, free, shared=frozenset()) -> int:
-    """How many leading free indices every entry of every term starts with (and uses nowhere
-    else); the entries of shared matrices are not asked."""
-    best = len(free)
-    if not terms:
-        return 0
-    for t in terms:
-        own = [e for f in t.factors for e in _entries(f) if e.base.label.name not in shared]
-        if not own:                          # a term of shared matrices only: not batched
-            return 0
-        for f in t.factors:
-            if isinstance(f, sp.KroneckerDelta):
-                return 0
-            entries = _entries(f)
-            if not entries:
-                return 0
-            outside = f.xreplace({e: sp.Integer(1) for e in entries})
-            entries = [e for e in entries if e.base.label.name not in shared]
-            if not entries:
-                if any(b in outside.free_symbols for b in free[:best]):
-                    return 0
-                continue
-            for e in entries:
-                n = 0
-                while n < min(best, len(e.indices)) and e.indices[n] == free[n]:
-                    n += 1
-                best = min(best, n)
-            if any(b in outside.free_symbols for b in free[:best]):
-                return 0
-            for e in entries:
-                if any(b in x.free_symbols for x in e.indices[best:] for b in free[:best]):
-                    best = min(best, min(k for k, b in enumerate(free[:best])
-                                         if any(b in x.free_symbols for x in e.indices[best:])))
-    return best
-
-
 def _strip(f, k, shared=frozenset()):
     return f.xreplace({e: e.base[tuple(e.indices[k:])] for e in _entries(f) if e.base.label.name not in shared})
 
 
-def _strip_node(node, k, dims):
+def _strip_node(node, k, dims, shared=frozenset()):
     """An atom's tree per batch: every non-scalar shape without its k leading batch sizes
-    (which must be `dims`, and leave a matrix), or None."""
+    (which must be `dims`, and leave a matrix), except in a subtree of shared matrices only
+    (as _lift leaves it), or None."""
+    if _only(node, shared):
+        return node
     changes = {}
     for name, v in node.items():
         if isinstance(v, N.Node):
-            inner = _strip_node(v, k, dims)
+            inner = _strip_node(v, k, dims, shared)
             if inner is None:
                 return None
             changes[name] = inner
@@ -169,11 +312,20 @@ def _strip_node(node, k, dims):
     return node.replace(**changes)
 
 
+def _only(node, shared) -> bool:
+    """Whether node is made of shared matrices only (and numbers)."""
+    syms = [n.name for n in node.walk() if isinstance(n, N.Sym) and not n.is_scalar]
+    return bool(syms) and all(s in shared for s in syms)
+
+
+def _matrix(v) -> bool:
+    return v.kind == "matrix" and len(v.shape) == 2
+
+
 def _lift(node, dims, shared=frozenset()):
     """The closed form with the batch sizes in front of every non-scalar shape, except in a
     subtree of shared matrices only (W^T: one matrix for every batch, as np.matmul broadcasts it)."""
-    syms = [n.name for n in node.walk() if isinstance(n, N.Sym) and not n.is_scalar]
-    if syms and all(s in shared for s in syms):
+    if _only(node, shared):
         return node
     changes = {}
     for name, v in node.items():
@@ -210,6 +362,8 @@ def _p(node, P):
         return c, "num", False
     if isinstance(node, N.Sym):
         return py_name(node.name), "mat", True
+    if isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and _ones_row(node.b):
+        return "1", "num", True                                 # 1 1^T: the text's 1 (1 - tanh(X W) .^ 2)
     if isinstance(node, N.MatMul):
         return _matmul(node, P)
     if isinstance(node, N.Transpose):

@@ -152,8 +152,9 @@ def derive_text(d, assume=None) -> str:
             lines.append(f"shape:        {_shape_words(r.closed.shape)}"
                          + (f", the shape of {r.wrt}" if r.order == 1 and d.tree.is_scalar else ""))
         else:
-            lines.append("closed form:  none as a matrix expression (rank "
-                         f"{len([x for x in r.shape if x != 1])}); the index form is the answer:")
+            rank = len([x for x in r.shape if x != 1])
+            what = f"none found for this rank-{rank} result" if rank > 2 else "none found in the matrix language"
+            lines.append(f"closed form:  {what}; the index form is the answer:")
             lines.append(f"              {r.index_form}")
         lines.append(f"numpy:        {r.numpy}")
         sizes = ", ".join(f"{k}={v}" for k, v in r.checked_sizes.items())
