@@ -10,6 +10,7 @@ operations), so a node this printer does not know leaves the result to einsum.
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from . import functions as F
@@ -35,6 +36,44 @@ class Batched:
         self.node, self.batch, self.code = node, batch, code
         self.axes, self.per_batch = tuple(axes), per_batch
         self.reads_back = True           # its text reads back as the same shape (the guard checks the value)
+
+    def words(self):
+        """The closed-form step's text, LaTeX and note: np.matmul's meaning over the kept batch
+        indices (dS K over b), one batch's form summed over the leading axes it sums (X^T dY for
+        each batch entry, summed over axis 0: sum(X^T dY, 0))."""
+        from .printing.latex import to_latex
+        from .printing.text import to_text
+        closed, parts, notes = self.node, [], []
+        if self.batch:
+            over = ",".join(map(str, self.batch))
+            parts.append(f"batched over {over} (leading axes)")
+            notes.append(fr"\text{{batched over }} {over}")
+        if self.axes:
+            axes = f"axis {self.axes[0]}" if len(self.axes) == 1 else "axes " + ", ".join(map(str, self.axes))
+            parts.append(f"{to_text(self.per_batch)} for each batch entry, summed over {axes}")
+            notes.append(fr"{to_latex(self.per_batch)} \text{{ for each batch entry, summed over {axes}}}")
+        return f"{'; '.join(parts)}: {to_text(closed)}", lambda: to_latex(closed), r"\text{; }".join(notes)
+
+    def checks(self, variables, layout) -> dict:
+        """The guard's candidates besides the code: the tree with NumPy's batched meaning, and
+        its text read back with the same declarations and evaluated as the user's input is."""
+        from .parse import parse
+        from .printing.text import to_text
+        from .shapes import infer
+        from .tensor_eval import closed_value, value
+
+        def as_layout(v, point):          # (E, 1) as the engine holds a column; (E,) in the layout
+            want = tuple(N.size_value(d, point.sizes) for d in layout)
+            v = np.asarray(v, dtype=float)
+            return v.reshape(want) if v.size == int(np.prod(want)) else v
+
+        def parsed_back(point):
+            tree, _ = infer(parse(to_text(self.node)), {name: v.shape for name, v in variables.items()})
+            return as_layout(value(tree, point.env, point.sizes), point)
+        out = {"closed form": lambda p: as_layout(closed_value(self.node, p.env, p.sizes), p)}
+        if self.reads_back:
+            out["closed form, parsed back,"] = parsed_back
+        return out
 
 
 def batch_match(R, terms, free, target=None) -> Batched | None:

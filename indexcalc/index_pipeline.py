@@ -229,7 +229,8 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
         batched = batch_match(R, terms, free, _target_shape(out_shape, var_shape) if len(layout) <= 2 else None)
     if batched is not None:                    # dS K over the batch index b: np.matmul's meaning
         closed = batched.node
-        steps.append(_step_batched(batched))
+        text, latex, note = batched.words()
+        steps.append(Step("closed form", text, latex, note=note))
         code = batched.code
     else:
         code = _code(R, closed, terms, free, layout)
@@ -237,31 +238,12 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
     # the LaTeX one, boxed under the rows that define the names, is written with them
     result = Result(var, 1, list(layout), index_text(sifted, ctx), R.latex(sifted), closed, code, steps,
                     resimplify=_resimplify(R, terms, free))
-    _guard(R, problem, variables, result, layout, rng, upstream, closed_checks=batched is None,
-           reads_back=batched is None or batched.reads_back)
+    _guard(R, problem, variables, result, layout, rng, upstream, batched=batched)
     if order == 2:              # once more, guarded against differences of the verified first
         sizes, needs = choose_sizes(problem, variables), problem.domains()
         draw = _draws(problem, variables, sizes, rng, needs)
         result = _second(R, result, terms, free, layout, rng, name, draw=draw)
     return result
-
-
-def _step_batched(batched) -> Step:
-    """The closed form of a batched result: np.matmul's meaning over the kept batch indices
-    (dS K over b), and one batch's form summed over the leading axes it sums (X^T dY for each
-    batch entry, summed over axis 0: sum(X^T dY, 0))."""
-    closed, parts, notes = batched.node, [], []
-    if batched.batch:
-        over = ",".join(map(str, batched.batch))
-        parts.append(f"batched over {over} (leading axes)")
-        notes.append(fr"\text{{batched over }} {over}")
-    if batched.axes:
-        axes = f"axis {batched.axes[0]}" if len(batched.axes) == 1 else \
-            "axes " + ", ".join(map(str, batched.axes))
-        parts.append(f"{to_text(batched.per_batch)} for each batch entry, summed over {axes}")
-        notes.append(fr"{to_latex(batched.per_batch)} \text{{ for each batch entry, summed over {axes}}}")
-    return Step("closed form", f"{'; '.join(parts)}: {to_text(closed)}", lambda: to_latex(closed),
-                note=r"\text{; }".join(notes))
 
 
 def _draws(problem, variables, sizes, rng, needs):
@@ -404,47 +386,23 @@ def _projected(J, u, var_ndim):
     return np.tensordot(J, u, axes=var_ndim) if var_ndim else J * u
 
 
-def _as_layout(value, layout, point):
-    """A value held as the engine holds it ((E, 1) for a column) in the result's layout ((E,)),
-    never reshaped across different sizes (a wrong shape is then reported as such)."""
-    want = tuple(N.size_value(d, point.sizes) for d in layout)
-    value = np.asarray(value, dtype=float)
-    return value.reshape(want) if value.size == int(np.prod(want)) else value
-
-
-def _tensor_roundtrip(variables, closed, layout):
-    """A batched closed form's text, read back with the same declarations (NumPy's meaning on
-    tensors, SPEC §1.2), evaluated as the user's input is (tensor_eval.value)."""
-    def fn(point):
-        from .parse import parse
-        from .printing.text import to_text
-        from .shapes import infer
-        from .tensor_eval import value
-        tree, _ = infer(parse(to_text(closed)), {name: v.shape for name, v in variables.items()})
-        return _as_layout(value(tree, point.env, point.sizes), layout, point)
-    return fn
-
-
 def _guard(R, problem, variables, result: Result, layout, rng, upstream, directions: int = 4,
-           closed_checks: bool = True, reads_back: bool = True):
+           batched=None):
     """Every candidate (the NumPy code, the closed form and its text parsed back) against
     directional central differences of the input itself, along random directions."""
     var = R.var
     sizes = choose_sizes(problem, variables)
     needs = problem.domains()
     checks = {"NumPy code": lambda p: V.eval_code(result.numpy, p)}
-    if result.closed is not None and closed_checks:     # (a batched form is checked as its code)
+    if result.closed is not None and batched is None:
         from .evaluate import evaluate
 
         def closed_value(p):
             return np.reshape(evaluate(result.closed, p.env2d, p.sizes), tuple(N.size_value(d, p.sizes) for d in layout))
         checks["closed form"] = closed_value
         checks["closed form, parsed back,"] = _roundtrip(R, result.closed, layout)
-    elif result.closed is not None:         # a batched form: its tree, with NumPy's batched meaning
-        from .tensor_eval import closed_value
-        checks["closed form"] = lambda p: _as_layout(closed_value(result.closed, p.env, p.sizes), layout, p)
-        if reads_back:
-            checks["closed form, parsed back,"] = _tensor_roundtrip(variables, result.closed, layout)
+    elif batched is not None:               # its tree and its text, with NumPy's batched meaning
+        checks.update(batched.checks(variables, layout))
     what = f"d/d{var}"
     for attempt in range(4):
         point = make_point(problem, variables, sizes, rng, attempt % 3, needs)
