@@ -309,11 +309,111 @@ def _is_exp(n):
 
 
 def _sigmoid(n):
-    """exp(u) ⊘ (1 + exp(u)) = σ(u)."""
-    if isinstance(n, N.HadDiv) and _is_exp(n.a) and isinstance(n.b, N.Add):
-        a, b = n.b.a, n.b.b
-        if (N.is_all_ones(a) and b == n.a) or (N.is_all_ones(b) and a == n.a):
-            return N.Func("sigmoid", n.a.a, n.shape)
+    """exp(v) / (1 + exp(v)) = σ(v), 1 / ((1 + exp(v)) exp(-v)) = σ(v) and 1 / (1 + exp(v)) =
+    σ(-v): identities that hold for every v, read in a quotient of entry-wise factors
+    (y ∘ exp(-u) ⊘ (1 + exp(-u)) is y ∘ σ(-u)) or of scalar factors (a / ((1 + exp(v)) exp(-v))
+    is σ(v) a): the logistic loss's derivative in the form a textbook writes, and stable."""
+    if isinstance(n, (N.Hadamard, N.HadDiv)) and n.a.shape == n.shape and n.b.shape == n.shape:
+        num, den = _quotient_factors(n)
+        return _fold_sigmoid(num, den, lambda parts: _hadamard_of(parts, n.shape), n.shape)
+    if isinstance(n, N.Div) and n.s.shape == N.SCALAR:
+        num, den = _coefficient_chain(n.a), _scalar_factors_of(n.s)
+
+        def build(parts):
+            node = parts[-1]
+            for p in reversed(parts[:-1]):
+                node = N.ScalarMul(p, node, node.shape)
+            return node
+        return _fold_sigmoid(num, den, build, n.shape, scalar_den=True)
+    return None
+
+
+def _quotient_factors(n):
+    """(numerator factors, denominator factors) of a chain of ∘ and ⊘ of one shape."""
+    if isinstance(n, N.Hadamard) and n.a.shape == n.shape and n.b.shape == n.shape:
+        (na, da), (nb, db) = _quotient_factors(n.a), _quotient_factors(n.b)
+        return na + nb, da + db
+    if isinstance(n, N.HadDiv) and n.a.shape == n.shape and n.b.shape == n.shape:
+        (na, da), (nb, db) = _quotient_factors(n.a), _quotient_factors(n.b)
+        return na + db, da + nb
+    return [n], []
+
+
+def _coefficient_chain(a):
+    """s1 (s2 (... A)) as [s1, s2, ..., A]: the scalar factors in front, the rest last."""
+    out = []
+    while isinstance(a, N.ScalarMul) and a.s.shape == N.SCALAR and a.a.shape == a.shape:
+        out += _scalar_factors_of(a.s)
+        a = a.a
+    return out + [a]
+
+
+def _scalar_factors_of(s):
+    if isinstance(s, N.ScalarMul) and s.shape == N.SCALAR and s.a.shape == N.SCALAR:
+        return _scalar_factors_of(s.s) + _scalar_factors_of(s.a)
+    return [s]
+
+
+def _one_plus_exp(n):
+    """v when n is 1 + exp(v) (either order), else None."""
+    if isinstance(n, N.Add):
+        for one, e in ((n.a, n.b), (n.b, n.a)):
+            if N.is_all_ones(one) and _is_exp(e) and e.shape == n.shape:
+                return e.a
+    return None
+
+
+def _sign_split(n):
+    """(±1, n without its signs): -(y (-a)) is (+1, y a); a negative number's sign comes out."""
+    if isinstance(n, N.Neg):
+        sg, core = _sign_split(n.a)
+        return -sg, core
+    if isinstance(n, N.Num) and n.value < 0:
+        return -1, N.Num(-n.value, n.shape)
+    if isinstance(n, (N.ScalarMul, N.Hadamard, N.MatMul, N.Div)):
+        fields = ("s", "a") if isinstance(n, N.ScalarMul) else ("a", "s") if isinstance(n, N.Div) else ("a", "b")
+        sign, parts = 1, {}
+        for name in fields:
+            sg, core = _sign_split(getattr(n, name))
+            sign, parts[name] = sign * sg, core
+            if isinstance(n, N.Div):
+                break                                  # the divisor's sign is left alone
+        return sign, n.replace(**parts)
+    return 1, n
+
+
+def _negated(a, b) -> bool:
+    (sa, ca), (sb, cb) = _sign_split(a), _sign_split(b)
+    return ca == cb and sa == -sb
+
+
+def _negative(v):
+    sign, core = _sign_split(v)
+    return core if sign < 0 else N.Neg(v, v.shape)
+
+
+def _fold_sigmoid(num, den, build, shape, scalar_den=False):
+    for k, d in enumerate(den):
+        v = _one_plus_exp(d)
+        if v is None:
+            continue
+        rest_den = den[:k] + den[k + 1:]
+        sig = None
+        for j, f in enumerate(num):
+            if _is_exp(f) and f.a == v and f.shape == d.shape:                            # exp(v) / (1 + exp(v))
+                sig, num = N.Func("sigmoid", v, v.shape), num[:j] + num[j + 1:]
+                break
+        if sig is None:
+            for j, f in enumerate(rest_den):
+                if _is_exp(f) and _negated(f.a, v):                 # 1 / ((1 + exp(v)) exp(-v))
+                    sig, rest_den = N.Func("sigmoid", v, v.shape), rest_den[:j] + rest_den[j + 1:]
+                    break
+        if sig is None:                                             # 1 / (1 + exp(v))
+            sig = N.Func("sigmoid", _negative(v), v.shape)
+        node = build([sig] + num)
+        for r in rest_den:
+            node = N.HadDiv(node, r, shape) if not scalar_den else N.Div(node, r, shape)
+        return node
     return None
 
 
@@ -655,7 +755,8 @@ def _sum_link(n) -> bool:
     return isinstance(n, (N.Add, N.Sub)) and n.a.shape == n.shape and n.b.shape == n.shape
 
 
-CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul)}
+CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul),
+          _sigmoid: lambda n: isinstance(n, (N.Hadamard, N.HadDiv))}
 
 
 def length(node: N.Node) -> int:

@@ -43,6 +43,7 @@ def exp(a):
 
 
 ONES_T = N.Transpose(N.Ones(("n", 1)), (1, "n"))
+_ONES_MN = N.MatMul(N.Ones(("n", 1)), N.Transpose(N.Ones(("m", 1)), (1, "m")), ("n", "m"))   # 1 1ᵀ, n×m
 TOTAL = N.MatMul(ONES_T, exp(u), N.SCALAR)
 
 
@@ -100,6 +101,16 @@ RULES = [
     ("powers of a scalar in a product", N.ScalarMul(N.ScalarMul(N.Size("n"), N.Power(exp(N.Sym("a", N.SCALAR)), N.num(2), N.SCALAR), N.SCALAR),
      exp(N.Sym("a", N.SCALAR)), N.SCALAR), "n exp(a)^3"),
     ("Hadamard of matrices in reading order", N.Hadamard(N.Add(X, XT, n), X, n), "X ∘ (X + X^T)"),
+    # σ(v) = exp(v) / (1 + exp(v)) = 1 / ((1 + exp(-v)) exp(v))... read in a chain of ∘ and ⊘
+    ("exp(v) in a Hadamard chain over 1 + exp(v)",
+     N.Hadamard(N.HadDiv(A, N.Add(_ONES_MN, exp(N.Neg(A, A.shape)), A.shape), A.shape),
+                exp(N.Neg(A, A.shape)), A.shape), "A ∘ sigmoid(-A)"),
+    ("1 over 1 + exp(v) is sigmoid(-v)", N.HadDiv(u, N.Add(N.Ones(("n", 1)), exp(u), ("n", 1)), ("n", 1)),
+     "u ∘ sigmoid(-u)"),
+    ("a scalar over (1 + exp(v)) exp(-v)", N.Div(u, N.ScalarMul(N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR),
+     exp(N.Neg(N.Sym("a", N.SCALAR), N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
+    ("exp(a) u over 1 + exp(a)", N.Div(N.ScalarMul(exp(N.Sym("a", N.SCALAR)), u, ("n", 1)),
+     N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
 ]
 
 
@@ -138,6 +149,10 @@ NAMED = [
     ("-(t^T log(sigmoid(X w)) + (1 - t)^T log(1 - sigmoid(X w)))", "w", "X: S×M, w: M, t: S",
      "X^T (sigmoid(X w) - t)"),
     ("sum(log(1 + exp(x)))", "x", None, "sigmoid(x)"),
+    # the logistic loss with labels ±1, by w: its σ, not exp over 1 + exp
+    ("log(1 + exp(-y w^T x))", "w", "y: scalar", "-sigmoid(-y (w^T x)) y x"),
+    ("sum(log(1 + exp(-y ∘ (X w))))", "w", None, "-X^T (y ∘ sigmoid(-(y ∘ (X w))))"),
+    ("log(1 + exp(w^T x))", "w", None, "sigmoid(w^T x) x"),
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
     ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),        # -((1/2) 1) read back as (-1/2) 1
     # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
