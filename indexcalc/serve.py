@@ -148,10 +148,15 @@ def display(d) -> dict:
         results = []
         for r in d.results:
             first = next((s for s in r.steps if s.rule == "index"), None)
-            steps = [{"rule": "index", "latex": first.latex, "note": ""}] if first is not None else []
+            goal = [{"rule": "index", "latex": first.latex, "note": ""}] if first is not None else []
+            steps = []
             for rule, lhs, rhs, note in output.derivation_rows(d, r, with_rule=True):
                 steps.append({"rule": rule, "latex": output.align_rows([(lhs, rhs, "")], env="aligned"),
                               "note": note})
+            # the steps in the command line's order: the input as read first (SPEC §1.1), then
+            # the derivative indexed
+            at = 1 if steps and steps[0]["rule"] == "read as" else 0
+            steps[at:at] = goal
             lhs, rhs = output.answer_latex(d, r)
             steps.append({"rule": "closed form" if r.closed is not None else "index form",
                           "latex": fr"{lhs} = \boxed{{{rhs}}}", "note": "", "answer": True})

@@ -53,8 +53,8 @@ def test_derive_is_the_json_of_the_command_line(server, rng, capsys):
     got = eval(r["numpy"], {"np": np, "x": x, "B": B})          # the code the page offers to copy
     assert np.allclose(got, (B + B.T) @ x)
     rules = [s["rule"] for s in a["display"]["results"][0]["steps"]]
-    assert rules[0] == "index" and rules[-1] == "closed form"
-    assert rules[1:-1] == [s["rule"] for s in r["steps"] if s["rule"] not in ("index", "closed form")]
+    assert rules[:2] == ["read as", "index"] and rules[-1] == "closed form"     # as the command line
+    assert rules[:-1] == [s["rule"] for s in r["steps"] if s["rule"] != "closed form"]
     assert r["latex"] in a["display"]["results"][0]["steps"][-1]["latex"]
 
 
