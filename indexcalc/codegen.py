@@ -360,8 +360,9 @@ def _generate_for(path, target: str) -> str:
             raise IndexCalcError(f"{p.module['class']}: a module problem needs an `equation`")
         from .from_index_notation import is_index_notation
         if is_index_notation(p.source):
-            raise IndexCalcError(f"{p.module['class']}: modules of index-notation equations are generated for "
-                                 f"NumPy only (--target numpy), not {target} yet")
+            raise IndexCalcError(f"{p.module['class']}: a problem file's modules of index-notation equations are "
+                                 f"generated for NumPy only (--target numpy), not {target} yet; `indexcalc codegen "
+                                 f"EQUATION --target {target}` writes one equation's module")
         params = list(p.module.get("params", {}).values())
         wrt = params + [p.module["input"]]
         modules.append(modulegen.build(p.source, wrt, p.where, target, ",".join(params),

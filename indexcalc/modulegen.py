@@ -16,6 +16,7 @@ The stages, data flowing one way:
 """
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from . import layout as LY
 from . import nodes as N
 from . import verify as V
 from .errors import IndexCalcError, UnsupportedError, VerificationError
@@ -357,6 +359,18 @@ class TargetPrinter(NumpyPrinter):
     def line(self, node: N.Node, kind=None) -> str:
         return self.translate(self.code(node, kind))
 
+    calls: dict = {}          # index_pipeline's NumPy calls the target writes otherwise (_ArrayCode)
+    subscript = None
+
+    def array_code(self, code: str, like: str) -> str:
+        """A NumPy expression of index_pipeline's code (codeshare's passes: `_einsum`, window
+        views, pads, reversed slices, batched @) in the target's terms; `like` names an array
+        of the pass whose dtype new arrays (np.ones) take."""
+        if self.target == "numpy":
+            return code
+        tree = _ArrayCode(self, like).visit(ast.parse(code, mode="eval"))
+        return self.translate(ast.unparse(ast.fix_missing_locations(tree)))
+
     def translate(self, code: str) -> str:
         if self.target == "numpy":
             return code
@@ -368,6 +382,112 @@ class TargetPrinter(NumpyPrinter):
                                      f"np.{name} yet (use --target numpy)")
             return self.names[name]
         return re.sub(r"(?<![\w.])np\.([A-Za-z_][\w.]*)", one, code)
+
+
+# ---- index_pipeline's NumPy code (einsum, window views, pads, flips) in a target's terms ----------
+def _dotted(node) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
+
+
+def _call(func: str, args, keywords=()) -> ast.Call:
+    return ast.Call(func=ast.parse(func, mode="eval").body, args=list(args), keywords=list(keywords))
+
+
+def _tuple(node) -> ast.expr:
+    return node if isinstance(node, ast.Tuple) else ast.Tuple(elts=[node], ctx=ast.Load())
+
+
+def _of_sizes(node) -> bool:
+    """An expression of sizes only (Q.shape[-1], 2): a number, not an array."""
+    shape_bases = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "shape"}
+    return all(id(n) in shape_bases for n in ast.walk(node) if isinstance(n, ast.Name))
+
+
+def _math_of_sizes(P, node, like):
+    """np.sqrt(Q.shape[-1]): a function of a number is math's (torch.sqrt takes no int)."""
+    name = _dotted(node.func).split(".")[-1]
+    if len(node.args) == 1 and not node.keywords and _of_sizes(node.args[0]):
+        return _call(f"math.{name}", node.args)
+    return node
+
+
+def _einsum_call(P, node, like):
+    """The NumPy file's `_einsum` (a path cache) is the target's own einsum."""
+    return _call("np.einsum", node.args, [k for k in node.keywords if k.arg != "optimize"])
+
+
+def _like(P, node, like):
+    """np.ones(n): made with the dtype (and device) of the pass's arrays."""
+    extra = [ast.keyword(arg="dtype", value=ast.parse(f"{like}.dtype", mode="eval").body)]
+    if P.target == "torch":
+        extra.append(ast.keyword(arg="device", value=ast.parse(f"{like}.device", mode="eval").body))
+    return ast.Call(func=node.func, args=node.args, keywords=[*node.keywords, *extra])
+
+
+def _windows_call(P, node, like):
+    """sliding_window_view(x, shape, axis=...) -> the generated file's `_windows(x, shape, axis)`
+    (torch: Tensor.unfold, a view; JAX: a gather of the windows)."""
+    axis = next((k.value for k in node.keywords if k.arg == "axis"), None)
+    if len(node.args) != 2 or axis is None or len(node.keywords) != 1:
+        raise UnsupportedError(f"`codegen --target {P.target}` does not support this window view "
+                               f"({ast.unparse(node)}) yet (use --target numpy)")
+    return _call("_windows", [node.args[0], _tuple(node.args[1]), _tuple(axis)])
+
+
+def _pad_call(P, node, like):
+    if node.keywords or len(node.args) != 2:
+        raise UnsupportedError(f"`codegen --target {P.target}` does not support this padding "
+                               f"({ast.unparse(node)}) yet (use --target numpy)")
+    return _call("_pad", node.args)
+
+
+def _correlate_call(P, node, like):
+    return _call("_correlate", node.args, node.keywords)
+
+
+def _reversed_slice(e) -> bool:
+    step = e.step if isinstance(e, ast.Slice) else None
+    return step is not None and isinstance(step, (ast.Constant, ast.UnaryOp)) and \
+        ast.literal_eval(step) == -1
+
+
+def _torch_flip(P, node, like):
+    """x[:, ::-1] -> torch.flip(x, (1,)): torch has no negative steps."""
+    elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if not any(_reversed_slice(e) for e in elts):
+        return node
+    ell = [k for k, e in enumerate(elts) if isinstance(e, ast.Constant) and e.value is Ellipsis]
+    plain = all(isinstance(e, ast.Slice) and e.lower is None and e.upper is None
+                for k, e in enumerate(elts) if k not in ell)
+    if len(ell) > 1 or not plain:
+        raise UnsupportedError(f"`codegen --target torch` does not support the slice {ast.unparse(node)} "
+                               "yet (use --target numpy)")
+    after = ell[0] if ell else len(elts)
+    dims = [k if k < after else k - len(elts) for k, e in enumerate(elts) if _reversed_slice(e)]
+    return _call("torch.flip", [node.value, ast.Tuple(elts=[ast.Constant(d) for d in dims], ctx=ast.Load())])
+
+
+class _ArrayCode(ast.NodeTransformer):
+    """One NumPy expression rewritten by the printer's `calls` (dotted name -> rule) and
+    `subscript` rule, inside out."""
+
+    def __init__(self, printer, like):
+        self.P, self.like = printer, like
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        rule = self.P.calls.get(_dotted(node.func))
+        return rule(self.P, node, self.like) if rule else node
+
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        rule = self.P.subscript
+        return rule(self.P, node, self.like) if rule else node
 
 
 def _func_rule(table, scalar_table, stable=None):
@@ -422,11 +542,27 @@ class TorchPrinter(TargetPrinter):
              "trace": "torch.trace", "linalg.inv": "torch.linalg.inv", "linalg.det": "torch.linalg.det",
              "linalg.norm": "torch.linalg.norm", "linalg.matrix_power": "torch.linalg.matrix_power",
              "log": "torch.log", "exp": "torch.exp", "sqrt": "torch.sqrt", "max": "torch.amax",
-             "maximum": "torch.maximum", "tanh": "torch.tanh"}
+             "maximum": "torch.maximum", "tanh": "torch.tanh",
+             "einsum": "torch.einsum", "swapaxes": "torch.swapaxes", "matmul": "torch.matmul",
+             "reshape": "torch.reshape", "mean": "torch.mean", "abs": "torch.abs", "sign": "torch.sign",
+             "sin": "torch.sin", "cos": "torch.cos", "log1p": "torch.log1p", "expm1": "torch.expm1",
+             "logaddexp": "torch.logaddexp", "minimum": "torch.minimum", "where": "torch.where",
+             "tensordot": "torch.tensordot", "arange": "torch.arange", "ones": "torch.ones",
+             "zeros": "torch.zeros", "eye": "torch.eye"}
+
+
+_SIZE_MATH = {f"np.{f}": _math_of_sizes for f in ("sqrt", "log", "exp")}
+_NEW_ARRAYS = {f"np.{f}": _like for f in ("ones", "zeros", "eye")}
+TorchPrinter.calls = {**_SIZE_MATH, **_NEW_ARRAYS, "_einsum": _einsum_call,
+                      "np.lib.stride_tricks.sliding_window_view": _windows_call,
+                      "np.pad": _pad_call, "np.correlate": _correlate_call}
+TorchPrinter.subscript = staticmethod(_torch_flip)
 
 
 class JaxPrinter(TargetPrinter):
     target = "jax"
+    calls = {**_NEW_ARRAYS, "_einsum": _einsum_call,
+             "np.lib.stride_tricks.sliding_window_view": _windows_call}
     rules = {
         N.Func: _func_rule({"sigmoid": "jax.nn.sigmoid({})", "relu": "jax.nn.relu({})",
                             "softplus": "jax.nn.softplus({})", "H": "(({}) > 0) * 1.0"}, {},
@@ -460,6 +596,7 @@ class Input:
     wrt: bool
     param: bool
     draw: str             # signed | positive | invertible
+    fan_in: tuple = ()    # a parameter's sizes summed over in the forward pass (its normal start's scale)
 
 
 @dataclass
@@ -566,14 +703,13 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     wrt = _names(wrt)
     from .from_index_notation import is_index_notation
     if is_index_notation(equation):
-        if target != "numpy":
-            raise UnsupportedError(f"codegen of an equation in index notation writes NumPy only (--target numpy), "
-                                   f"not {target} yet")
-        return _build_index(equation, wrt, where, params, name, command)
+        from . import index_pipeline as IP
+        return _build_index(IP.backprop(equation, wrt, where), equation, wrt, target, params, name, command)
     d = backprop(equation, wrt, where)
     from .tensor_pipeline import refuse_module
     refuse_module(d)
     out, rhs = d.output, d.rhs
+    from .codegen import doc
     check_identifier(out, "the output")
     names = [n for n in N.variables(rhs)]
     for n in names:
@@ -582,12 +718,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     if params is None:
         params = default_params(rhs, variables, rhs.shape, wrt)
     else:
-        params = _names(params) if params.strip() else []
-        for p in params:
-            if p not in variables:
-                raise IndexCalcError(f"--params names {p}, which is not in the equation")
-            if p not in wrt:
-                raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
+        params = _given_params(params, variables, wrt)
     cls = check_identifier(name, "--name") if name else _default_name(rhs)
     grads = {}
     near = V.sample(d.tree, d.variables, np.random.default_rng(17))
@@ -619,45 +750,55 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     saved = [n for n in names + [f for f, _ in P.forward] if _mentions(backward_text, py_name(n))]
     draws = _draws(d.tree, d.variables)
     sizes = point.sizes
+    from .tensor_pipeline import TensorProblem
+    entry = TensorProblem(equation, rhs, variables, out)        # the entries, for the fan-ins
     inputs = []
     for n in names:
         v = variables[n]
         shape = tuple(N.size_value(x, sizes) for x in v.array_shape)
-        inputs.append(Input(py_name(n), v.kind, shape, v.array_shape, n in wrt, n in params, draws[n]))
+        inputs.append(Input(py_name(n), v.kind, shape, v.array_shape, n in wrt, n in params, draws[n],
+                            fan_in(entry, n) if n in params else ()))
     size_args = constructor_sizes(inputs)
     for s in size_args:
         check_identifier(s, "the size")
-    return Module(cls, _snake(cls), equation, command, out, N.kind_of(rhs.shape), inputs, fwd,
+    return Module(cls, _snake(cls), doc(equation), command, out, N.kind_of(rhs.shape), inputs, fwd,
                   [py_name(s) for s in saved], bwd, gcode, {k: int(v) for k, v in sizes.items()},
                   size_args, printer.dtype_from,
                   {py_name(n): v.kind for n, v in printer.variables.items()})
 
 
-def _build_index(equation, wrt, where, params, name, command) -> Module:
-    """The NumPy module of an entry equation in index notation: its passes from
-    codegen.index_passes (einsum, window views, batched @, values shared); parameters only
-    as --params names them."""
-    from . import layout as LY
-    from .codegen import index_passes
-    from .pipeline import _names, backprop
-    wrt = _names(wrt)
-    d = backprop(equation, wrt, where)
+def _build_index(d, equation, wrt, target, params, name, command) -> Module:
+    """The module of an entry equation in index notation (SPEC §1.3), or of an equation in the
+    matrix language on tensors (§1.2), from its backprop derivation: the forward pass is the
+    right side's verified code (index_pipeline.forward_code), each gradient the verified code
+    of `backprop` (einsum, window views, batched @), the two passes sharing every common value
+    (codegen.index_passes, as the problem files' index modules do); the target's printer writes
+    that NumPy code in its own terms (TargetPrinter.array_code)."""
+    from .codegen import comment, doc, index_passes
+    from . import index_pipeline as IP
     prob, out = d.problem, d.output
     if not prob.out_indices:
-        raise IndexCalcError("codegen of an equation in index notation needs an output with indices "
-                             "(Y[i,j] = ...), not a scalar")
+        raise IndexCalcError("codegen of an equation in index notation or on tensors needs an output with "
+                             "indices (Y[i,j] = ..., or a tensor), not a scalar")
     check_identifier(out, "the output")
     names = list(prob.variables.table)
     for n in names:
         check_identifier(n, "the variable")
-    params = _names(params) if params and params.strip() else []
-    for p in params:
-        if p not in names:
-            raise IndexCalcError(f"--params names {p}, which is not in the equation")
-        if p not in wrt:
-            raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
+    params = _index_params(prob, wrt) if params is None else _given_params(params, prob.variables, wrt)
     shared = index_passes(d)
-    from . import index_pipeline as IP
+    printer = TARGETS[target](d.variables)
+    tensors = [py_name(n) for n in names if prob.variables[n].kind != "scalar"]
+    like = tensors[0] if tensors else ""
+    fwd = [(n, printer.array_code(c, like)) for n, c in shared.forward]
+    fwd.append((py_name(out), printer.array_code(shared.output, like)))
+    up = py_name("d" + out)
+    bwd = [(n, printer.array_code(c, up)) for n, c in shared.backward]
+    grads = [(py_name(r.wrt), comment(r.closed_form or r.index_form),
+              printer.array_code(shared.grads[py_name(r.wrt)], up)) for r in d.results]
+    text = " ".join([c for _, c in bwd] + [c for _, _, c in grads])
+    saved = [py_name(n) for n in names if _mentions(text, py_name(n))] + shared.saved
+    if _mentions(text, py_name(out)):
+        saved.append(py_name(out))
     sizes = IP.choose_sizes(prob, d.variables)
     needs = prob.domains()
     inputs = []
@@ -665,20 +806,71 @@ def _build_index(equation, wrt, where, params, name, command) -> Module:
         v = prob.variables[n]
         dims = tuple(LY.array_shape(v.shape))
         inputs.append(Input(py_name(n), v.kind, tuple(N.size_value(x, sizes) for x in dims), dims, n in wrt,
-                            n in params, "positive" if needs.get(n) else "signed"))
-    fwd = shared.forward + [(py_name(out), shared.output)]
-    text = " ".join([c for _, c in shared.backward] + list(shared.grads.values()))
-    saved = [i.name for i in inputs if _mentions(text, i.name)] + shared.saved
-    if _mentions(text, py_name(out)):
-        saved.append(py_name(out))
-    grads = [(r.wrt, r.closed_form or r.index_form, shared.grads[py_name(r.wrt)]) for r in d.results]
+                            n in params, "positive" if "positive" in needs.get(n, set()) else "signed",
+                            fan_in(prob, n) if n in params else ()))
     size_args = constructor_sizes(inputs)
     for s_ in size_args:
         check_identifier(s_, "the size")
+    kinds = {i.name: i.kind for i in inputs}
+    kinds[py_name(out)] = LY.kind_of(prob.out_shape)
     cls = check_identifier(name, "--name") if name else "Layer"
-    return Module(cls, _snake(cls), equation, command, py_name(out), N.kind_of(prob.out_shape), inputs, fwd,
-                  saved, shared.backward, grads, {k: int(v) for k, v in sizes.items()}, size_args, "",
-                  {i.name: i.kind for i in inputs})
+    return Module(cls, _snake(cls), doc(equation), command, py_name(out),
+                  LY.kind_of(prob.out_shape), inputs, fwd, saved, bwd, grads,
+                  {k: int(v) for k, v in sizes.items()}, size_args, like, kinds)
+
+
+def _index_params(problem, wrt) -> list:
+    """The parameters of an index-notation or tensor module, when --params does not say: the
+    --wrt arrays whose first place does not hold the output's first index (the batch axis, or
+    the position of a sequence, that the data shares: X[n,p] of Y[n,j], h[n+j-1] of a[n],
+    Q[b,i,k] of O[b,i,d]); W[j,p], b[j] and a kernel F[o,c,p,q] are parameters, scalars never."""
+    entries, free = _entries(problem)
+    first = free[0]
+    out = []
+    for n in wrt:
+        places = entries.get(n)
+        if places and first not in places[0].free_symbols:
+            out.append(n)
+    return out
+
+
+def _entries(problem) -> tuple:
+    """({variable: its places in the right side's entry (index_form), first occurrence},
+    the output's index symbols)."""
+    import sympy as sp
+    from .from_index_notation import index_symbol
+    from .index_form import IndexContext
+    ctx = IndexContext(problem.variables)
+    problem.register(ctx)
+    body = problem.index_form(ctx)
+    out: dict = {}
+    for entry in sorted(body.atoms(sp.Indexed), key=str):
+        name = str(entry.base.label)
+        if name in problem.variables and len(entry.indices) == len(LY.array_shape(problem.variables[name].shape)):
+            out.setdefault(name, entry.indices)
+    return out, [index_symbol(i) for i in problem.out_indices]
+
+
+def _given_params(params: str, variables, wrt) -> list:
+    """--params as given: names of the equation with a gradient (`--params ""`: none)."""
+    names = [p.strip() for p in params.split(",") if p.strip()]
+    for p in names:
+        if p not in variables:
+            raise IndexCalcError(f"--params names {p}, which is not in the equation")
+        if p not in wrt:
+            raise IndexCalcError(f"the parameter {p} needs a gradient: add it to --wrt")
+    return names
+
+
+def fan_in(problem, name) -> tuple:
+    """A parameter's fan-in: the sizes of its axes that the forward pass sums over (no output
+    index in their place), read from the right side's entry: W[j,p] of Σ_p X[n,p] W[j,p] has P,
+    the W: M×N of X W has M, of X W^T N, a kernel F[o,c,p,q] C×R×S. Empty where the parameter
+    is not summed over (a bias)."""
+    entries, free = _entries(problem)
+    dims = LY.array_shape(problem.variables[name].shape)
+    places = entries.get(name, ())
+    return tuple(d for d, i in zip(dims, places) if i not in free)
 
 
 def _mentions(code, name):
@@ -715,9 +907,11 @@ def render(modules: list, target: str, source: str) -> str:
     # the command goes into the module's docstring: a file name may hold quotes or backslashes
     texts = [c for m in modules for c in [c for _, c in m.forward] + [c for _, c in m.backward]
              + [c for _, _, c in m.grads]]
-    uses_math = any("math." in t for t in texts) or any(p.kind == "matrix" for m in modules for p in m.params)
+    uses_math = any("math." in t for t in texts) or \
+        any(p.kind in ("matrix", "tensor") for m in modules for p in m.params)
     uses = {h: any(re.search(rf"(?<![\w.]){h}\(", t) for t in texts)      # the module's helper functions
-            for h in ("_softmax", "_log_softmax", "_logsumexp", "_logsumexp_rows")}
+            for h in ("_softmax", "_log_softmax", "_logsumexp", "_logsumexp_rows", "_windows", "_pad",
+                      "_correlate")}
     from .codeshare import EINSUM_SOURCE
     einsum_source = EINSUM_SOURCE.rstrip("\n") if any("_einsum(" in t for t in texts) else ""
     code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,

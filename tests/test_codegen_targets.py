@@ -1,0 +1,327 @@
+"""codegen EQUATION for index notation (SPEC §1.3) and the matrix language on tensors (§1.2)
+with --target numpy, torch and jax: one implementation (modulegen._build_index) whose NumPy
+code (einsum, window views, pads, reversed slices, batched @) each target writes in its own
+terms. Per target: the generated forward and backward against NumPy written by hand (loops for
+the convolutions, einsum and batched @ otherwise) and central differences of that hand-written
+forward; `python FILE` runs the file's own gradient check and exits 0 (exit 1 when a gradient
+is wrong). torch and JAX cases are skipped where those are not installed (CI installs both)."""
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from indexcalc import modulegen
+from indexcalc.cli import main
+from indexcalc.shapes import Variables
+
+
+def installed(name):
+    return importlib.util.find_spec(name) is not None
+
+
+TARGETS = [pytest.param("numpy"),
+           pytest.param("torch", marks=pytest.mark.skipif(not installed("torch"), reason="torch is not installed")),
+           pytest.param("jax", marks=pytest.mark.skipif(not installed("jax"), reason="jax is not installed"))]
+
+
+# ---- hand-written references: (forward(values) -> Y, backward(values, dY) -> {name: gradient}) ----
+def linear_fwd(v):
+    return v["X"] @ v["W"].T + v["b"]
+
+
+def linear_bwd(v, dY):
+    return {"X": dY @ v["W"], "W": dY.T @ v["X"], "b": dY.sum(axis=0)}
+
+
+def conv1d_fwd(v):
+    h, w = v["h"], v["w"]
+    k = len(w)
+    return np.array([np.sum(h[n:n + k] * w) for n in range(len(h) - k + 1)])
+
+
+def conv1d_bwd(v, da):
+    h, w = v["h"], v["w"]
+    k = len(w)
+    dh, dw = np.zeros_like(h), np.zeros_like(w)
+    for n in range(len(da)):
+        dh[n:n + k] += da[n] * w
+        dw += da[n] * h[n:n + k]
+    return {"h": dh, "w": dw}
+
+
+def conv2d_fwd(v):
+    X, F, b = v["X"], v["F"], v["b"]
+    N, _, H, W = X.shape
+    O, _, R, S = F.shape
+    Y = np.zeros((N, O, H - R + 1, W - S + 1))
+    for n in range(N):
+        for o in range(O):
+            for i in range(H - R + 1):
+                for j in range(W - S + 1):
+                    Y[n, o, i, j] = np.sum(X[n, :, i:i + R, j:j + S] * F[o]) + b[o]
+    return Y
+
+
+def conv2d_bwd(v, dY):
+    X, F = v["X"], v["F"]
+    _, _, R, S = F.shape
+    dX, dF = np.zeros_like(X), np.zeros_like(F)
+    for n, o, i, j in np.ndindex(*dY.shape):
+        dX[n, :, i:i + R, j:j + S] += dY[n, o, i, j] * F[o]
+        dF[o] += dY[n, o, i, j] * X[n, :, i:i + R, j:j + S]
+    return {"X": dX, "F": dF, "b": dY.sum(axis=(0, 2, 3))}
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention_fwd(v):
+    Q, K, V = v["Q"], v["K"], v["V"]
+    return _softmax(Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])) @ V
+
+
+def attention_bwd(v, dY):
+    Q, K, V = v["Q"], v["K"], v["V"]
+    r = np.sqrt(Q.shape[-1])
+    A = _softmax(Q @ np.swapaxes(K, -1, -2) / r)
+    dA = dY @ np.swapaxes(V, -1, -2)
+    dS = A * (dA - np.sum(dA * A, axis=-1, keepdims=True)) / r
+    return {"Q": dS @ K, "K": np.swapaxes(dS, -1, -2) @ Q, "V": np.swapaxes(A, -1, -2) @ dY}
+
+
+# name: (equation, wrt, where, the values' shapes, forward, backward)
+INDEX_CASES = {
+    "linear": ("Y[n,j] = Σ_p X[n,p] W[j,p] + b[j]", "X,W,b", "X: N×P, W: J×P, b: J",
+               {"X": (4, 3), "W": (5, 3), "b": (5,)}, linear_fwd, linear_bwd),
+    "conv1d": ("a[n] = Σ_j h[n+j-1] w[j]", "h,w", "h: d, w: k", {"h": (7,), "w": (3,)}, conv1d_fwd, conv1d_bwd),
+    "conv2d": ("Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] F[o,c,p,q] + b[o]", "X,F,b",
+               "X: N×C×H×W, F: O×C×R×S, b: O", {"X": (2, 3, 5, 6), "F": (4, 3, 2, 3), "b": (4,)},
+               conv2d_fwd, conv2d_bwd),
+    "attention": ("O[b,i,d] = (Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D)) V[b,j,d]) / "
+                  "Σ_j exp(Σ_k Q[b,i,k] K[b,j,k] / sqrt(D))", "Q,K,V", "Q: B×S×D, K: B×T×D, V: B×T×E",
+                  {"Q": (2, 3, 4), "K": (2, 5, 4), "V": (2, 5, 3)}, attention_fwd, attention_bwd),
+}
+
+
+# ---- running a generated module, per target ------------------------------------------------------
+def load(tmp_path, code, name):
+    path = tmp_path / f"{name}.py"
+    path.write_text(code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_numpy(mod, m, values, dY):
+    layer = getattr(mod, m.cls)(*[m.sizes[s] for s in m.size_args])
+    for p in m.params:
+        layer.params[p.name] = values[p.name]
+    Y = layer.forward(**{i.name: values[i.name] for i in m.data})
+    got = layer.backward(dY)
+    data = [i.name for i in m.data if i.wrt]
+    grads = dict(zip(data, got if len(data) > 1 else [got]))
+    return Y, {**grads, **layer.grads}
+
+
+def run_torch(mod, m, values, dY):
+    import torch
+    args = [torch.tensor(values[i.name], requires_grad=True) for i in m.inputs]
+    Y = getattr(mod, f"{m.cls}Function").apply(*args)
+    (Y * torch.tensor(dY)).sum().backward()
+    return Y.detach().numpy(), {i.name: a.grad.numpy() for i, a in zip(m.inputs, args)}
+
+
+def run_jax(mod, m, values, dY):
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    args = [jnp.asarray(values[i.name]) for i in m.inputs]
+    Y, vjp = jax.vjp(getattr(mod, m.func), *args)
+    return np.asarray(Y), {i.name: np.asarray(g) for i, g in zip(m.inputs, vjp(jnp.asarray(dY)))}
+
+
+RUN = {"numpy": run_numpy, "torch": run_torch, "jax": run_jax}
+
+
+def central_difference(forward, values, name, dY, h=1e-6):
+    """∂(Σ dY ∘ Y)/∂values[name] of the hand-written forward, entry by entry."""
+    x = values[name]
+    g = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        keep = x[idx]
+        x[idx] = keep + h
+        up = np.sum(dY * forward(values))
+        x[idx] = keep - h
+        down = np.sum(dY * forward(values))
+        x[idx] = keep
+        g[idx] = (up - down) / (2 * h)
+    return g
+
+
+def check_case(tmp_path, target, case, name):
+    eq, wrt, where, shapes, fwd, bwd = case
+    m = modulegen.build(eq, wrt, where, target)
+    mod = load(tmp_path, modulegen.render([m], target, "test"), f"{name}_{target}")
+    rng = np.random.default_rng(3)
+    values = {n: rng.normal(size=s) for n, s in shapes.items()}
+    want_y = fwd(values)
+    dY = rng.normal(size=want_y.shape)
+    Y, grads = RUN[target](mod, m, values, dY)
+    np.testing.assert_allclose(Y, want_y, rtol=1e-10, atol=1e-12)
+    want = bwd(values, dY)
+    assert set(grads) == set(want)
+    for n, g in grads.items():
+        np.testing.assert_allclose(g, want[n], rtol=1e-9, atol=1e-11, err_msg=f"∂L/∂{n}")
+        np.testing.assert_allclose(g, central_difference(fwd, values, n, dY), rtol=1e-6, atol=1e-7,
+                                   err_msg=f"∂L/∂{n} against central differences")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(INDEX_CASES))
+def test_index_module_against_hand_written_numpy(tmp_path, target, name):
+    """Each target's module of an index-notation equation (conv1d and conv2d through window
+    views: torch's unfold, a gather in JAX) computes what the loops and einsums compute."""
+    check_case(tmp_path, target, INDEX_CASES[name], name)
+
+
+def run_file(path):
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_module_files_check_themselves(tmp_path, target):
+    """`indexcalc codegen EQUATION --target T -o FILE` for the convolution (it was exit 2 for
+    torch and JAX), then `python FILE`: its own gradient check passes (torch gradcheck, JAX
+    check_grads, central differences for NumPy)."""
+    eq, wrt, where, *_ = INDEX_CASES["conv2d"]
+    out = tmp_path / f"conv_{target}.py"
+    assert main(["codegen", eq, "--wrt", wrt, "--where", where, "--target", target, "-o", str(out)]) == 0
+    p = run_file(out)
+    assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_modules_in_one_file_check_themselves(tmp_path, target):
+    """The other cases in one file pass their check; with a gradient's sign flipped it exits 1."""
+    modules = [modulegen.build(eq, wrt, where, target, name=name.title())
+               for name, (eq, wrt, where, *_) in INDEX_CASES.items() if name != "conv2d"]
+    text = modulegen.render(modules, target, "test")
+    path = tmp_path / f"index_{target}.py"
+    path.write_text(text, encoding="utf-8")
+    p = run_file(path)
+    assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+    assert text.count("d_W = ") == 1
+    path.write_text(text.replace("d_W = ", "d_W = -"), encoding="utf-8")
+    p = run_file(path)
+    assert p.returncode == 1 and "FAILED" in p.stdout, p.stdout + p.stderr
+
+
+# ---- parameters and their initialisation ---------------------------------------------------------
+def test_index_parameters_default_to_the_variables_off_the_batch_axis():
+    """--wrt variables whose first axis is not the output's are parameters (W, b, a kernel F);
+    the data shares the output's first axis (X; attention's Q, K, V)."""
+    eq, wrt, where, *_ = INDEX_CASES["conv2d"]
+    assert [p.name for p in modulegen.build(eq, wrt, where).params] == ["F", "b"]
+    eq, wrt, where, *_ = INDEX_CASES["attention"]
+    assert modulegen.build(eq, wrt, where).params == []
+    eq, wrt, where, *_ = INDEX_CASES["conv1d"]         # h[n+j-1] holds a's index n: data
+    assert [p.name for p in modulegen.build(eq, wrt, where).params] == ["w"]
+    eq, wrt, where, *_ = INDEX_CASES["linear"]
+    assert [p.name for p in modulegen.build(eq, wrt, where).params] == ["W", "b"]
+    assert [p.name for p in modulegen.build(eq, wrt, where, params="W").params] == ["W"]
+    assert modulegen.build(eq, wrt, where, params="").params == []
+
+
+def test_index_module_files_pass_ruff(tmp_path):
+    import shutil
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    paths = []
+    for target in ("numpy", "torch", "jax"):
+        for name in ("conv1d", "conv2d"):
+            eq, wrt, where, *_ = INDEX_CASES[name]
+            for params in (None, wrt):                  # with data, and without (nothing returned)
+                path = tmp_path / f"{name}_{target}_{len(paths)}.py"
+                path.write_text(modulegen.generate(eq, wrt, where, target, params=params), encoding="utf-8")
+                paths.append(str(path))
+    p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("eq, wrt, where, param, sizes, fan_in", [
+    # a kernel sums over its channels and window: C·R·S (it started at zeros)
+    (INDEX_CASES["conv2d"][0], "X,F,b", INDEX_CASES["conv2d"][2], "F", {"O": 32, "C": 8, "R": 3, "S": 5}, 120),
+    # W[j,p] of Σ_p X[n,p] W[j,p]: P, its second axis (it was scaled by its first, J)
+    (INDEX_CASES["linear"][0], "X,W,b", INDEX_CASES["linear"][2], "W", {"J": 400, "P": 9}, 9),
+    # the matrix language: W: N×M of X W^T is summed over M
+    ("Y = X W^T + b", "X,W,b", "X: S×M, W: N×M, b: 1×N", "W", {"N": 400, "M": 16}, 16),
+    ("Y = tanh(X W + b)", "X,W,b", "X: S×M, W: M×N, b: 1×N", "W", {"M": 16, "N": 400}, 16),
+])
+def test_weights_start_normal_with_their_fan_in(tmp_path, eq, wrt, where, param, sizes, fan_in):
+    m = modulegen.build(eq, wrt, where, "numpy")
+    mod = load(tmp_path, modulegen.render([m], "numpy", "test"), "init")
+    layer = getattr(mod, m.cls)(*[sizes[s] for s in m.size_args], rng=np.random.default_rng(0))
+    w = layer.params[param]
+    assert w.shape == tuple(sizes[d] for d in m.params[0].dims)
+    assert abs(w.std() / (1 / np.sqrt(fan_in)) - 1) < 0.1 and abs(w.mean()) < 0.1 / np.sqrt(fan_in)
+    for p in m.params[1:]:                      # biases start at zero
+        assert not np.any(layer.params[p.name])
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+def test_torch_kernel_starts_normal_with_its_fan_in(tmp_path):
+    import torch
+    eq, wrt, where, *_ = INDEX_CASES["conv2d"]
+    m = modulegen.build(eq, wrt, where, "torch")
+    mod = load(tmp_path, modulegen.render([m], "torch", "test"), "init_torch")
+    torch.manual_seed(0)
+    layer = mod.Layer(32, 8, 3, 5)
+    assert abs(layer.F.detach().std().item() * np.sqrt(120) - 1) < 0.1
+    assert not layer.b.detach().any()
+
+
+# ---- what a target cannot write: exit 2, one sentence ---------------------------------------------
+@pytest.mark.parametrize("target, code, message", [
+    ("torch", "np.lib.stride_tricks.sliding_window_view(x, 3)", "window view"),
+    ("jax", "np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(0, 1), writeable=True)", "window view"),
+    ("torch", "x[1:, ::-1]", "slice"),
+    ("torch", "np.pad(x, ((1, 1),), mode='edge')", "padding"),
+    ("torch", "np.polyval(x, 2)", "np.polyval"),
+])
+def test_code_a_target_cannot_write_is_refused(target, code, message):
+    from indexcalc.errors import IndexCalcError, UnsupportedError
+    printer = modulegen.TARGETS[target](Variables({}, {}))
+    with pytest.raises(IndexCalcError, match=message) as e:
+        printer.array_code(code, "x")
+    assert e.value.exit_status == 2 and isinstance(e.value, (UnsupportedError, IndexCalcError))
+
+
+@pytest.mark.parametrize("target, code, want", [
+    ("torch", "x[:, ::-1, :]", "torch.flip(x, (1,))"),
+    ("torch", "x[..., ::-1, ::-1]", "torch.flip(x, (-2, -1))"),
+    ("torch", "np.sqrt(Q.shape[-1])", "math.sqrt(Q.shape[-1])"),
+    ("torch", "np.ones(X.shape[0])", "torch.ones(X.shape[0], dtype=x.dtype, device=x.device)"),
+    ("jax", "x[..., ::-1]", "x[..., ::-1]"),
+    ("jax", "_einsum('ab->a', x)", "jnp.einsum('ab->a', x)"),
+])
+def test_numpy_code_in_a_targets_terms(target, code, want):
+    assert modulegen.TARGETS[target](Variables({}, {})).array_code(code, "x") == want
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["codegen", "Y[i,j] = Σ_p X[i,p] W[j,p]", "--wrt", "X,W", "--target", "torch", "--params", "Z"],
+     "not in the equation"),
+    (["codegen", "Y[i,j] = Σ_p X[i,p] W[j,p]", "--wrt", "X", "--target", "jax", "--params", "W"],
+     "add it to --wrt"),
+    (["codegen", "L = Σ_i x[i] y[i]", "--wrt", "x", "--target", "torch"], "needs an output with indices"),
+])
+def test_bad_index_codegen_input_is_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
