@@ -16,6 +16,8 @@ from indexcalc import modulegen
 from indexcalc.cli import main
 from indexcalc.shapes import Variables
 
+from .references import conv1d_valid, conv2d_backward_loops, conv2d_valid, load_module, softmax
+
 
 def installed(name):
     return importlib.util.find_spec(name) is not None
@@ -36,9 +38,7 @@ def linear_bwd(v, dY):
 
 
 def conv1d_fwd(v):
-    h, w = v["h"], v["w"]
-    k = len(w)
-    return np.array([np.sum(h[n:n + k] * w) for n in range(len(h) - k + 1)])
+    return conv1d_valid(v["h"], v["w"])
 
 
 def conv1d_bwd(v, da):
@@ -52,42 +52,22 @@ def conv1d_bwd(v, da):
 
 
 def conv2d_fwd(v):
-    X, F, b = v["X"], v["F"], v["b"]
-    N, _, H, W = X.shape
-    O, _, R, S = F.shape
-    Y = np.zeros((N, O, H - R + 1, W - S + 1))
-    for n in range(N):
-        for o in range(O):
-            for i in range(H - R + 1):
-                for j in range(W - S + 1):
-                    Y[n, o, i, j] = np.sum(X[n, :, i:i + R, j:j + S] * F[o]) + b[o]
-    return Y
+    return conv2d_valid(v["X"], v["F"], v["b"])
 
 
 def conv2d_bwd(v, dY):
-    X, F = v["X"], v["F"]
-    _, _, R, S = F.shape
-    dX, dF = np.zeros_like(X), np.zeros_like(F)
-    for n, o, i, j in np.ndindex(*dY.shape):
-        dX[n, :, i:i + R, j:j + S] += dY[n, o, i, j] * F[o]
-        dF[o] += dY[n, o, i, j] * X[n, :, i:i + R, j:j + S]
-    return {"X": dX, "F": dF, "b": dY.sum(axis=(0, 2, 3))}
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return dict(zip("XFb", conv2d_backward_loops(v["X"], v["F"], dY)))
 
 
 def attention_fwd(v):
     Q, K, V = v["Q"], v["K"], v["V"]
-    return _softmax(Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])) @ V
+    return softmax(Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])) @ V
 
 
 def attention_bwd(v, dY):
     Q, K, V = v["Q"], v["K"], v["V"]
     r = np.sqrt(Q.shape[-1])
-    A = _softmax(Q @ np.swapaxes(K, -1, -2) / r)
+    A = softmax(Q @ np.swapaxes(K, -1, -2) / r)
     dA = dY @ np.swapaxes(V, -1, -2)
     dS = A * (dA - np.sum(dA * A, axis=-1, keepdims=True)) / r
     return {"Q": dS @ K, "K": np.swapaxes(dS, -1, -2) @ Q, "V": np.swapaxes(A, -1, -2) @ dY}
@@ -111,10 +91,7 @@ INDEX_CASES = {
 def load(tmp_path, code, name):
     path = tmp_path / f"{name}.py"
     path.write_text(code, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(path, name)
 
 
 def run_numpy(mod, m, values, dY):
