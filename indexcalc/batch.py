@@ -151,6 +151,9 @@ def batch_match(R, terms, free, target=None) -> Batched | None:
             return None
         out = Batched(lifted, kept, code)
         out.reads_back = _reads_back(R, lifted)
+        if not out.reads_back and any(isinstance(n, N.Sym) and R.variables[n.name].kind != "matrix"
+                                      for n in lifted.walk() if isinstance(n, N.Sym) and n.name in shared):
+            return None                  # a shared vector (g: D) must read back: its broadcasting is NumPy's
         return out
     return _summed(R, node, dims, shared, axes, kept)
 
@@ -216,6 +219,11 @@ def _summed(R, node, dims, shared, axes, kept) -> Batched | None:
     per_batch = node
     if column:
         node = T(node)
+    P = NumpyPrinter(R.variables)
+    outside = []                                      # constant factors, out of the sum: 2 sum(X^T X, 0)
+    while _constant_factor(node):
+        outside.append(node)
+        node = node.a
     lifted = _lift(node, dims, shared)
     if lifted.shape[:len(dims)] != tuple(dims):       # nothing of the batch in it: not a batch sum
         return None
@@ -223,15 +231,36 @@ def _summed(R, node, dims, shared, axes, kept) -> Batched | None:
     for j in reversed(axes):
         shape = closed.shape[:j] + closed.shape[j + 1:]
         closed = N.SumAxis(closed, j, shape)
-    if column:
-        closed = N.Transpose(closed, _swap(closed.shape))
     try:
-        code = _sum_code(lifted, axes, len(dims), NumpyPrinter(R.variables), column)
+        code = _sum_code(lifted, axes, len(dims), P, column)
     except ValueError:
         return None
+    for f in reversed(outside):
+        closed = f.replace(a=closed, shape=closed.shape)
+        code = _scaled_code(f, code, P)
+    if column:
+        closed = N.Transpose(closed, _swap(closed.shape))
     if not _reads_back(R, closed):
         return None
     return Batched(closed, kept, code, axes=axes, per_batch=per_batch)
+
+
+def _constant_factor(node) -> bool:
+    """-A, s A, A / s with s a number, a size or a scalar variable: the same for every batch."""
+    if isinstance(node, N.Neg):
+        return True
+    if isinstance(node, (N.ScalarMul, N.Div)):
+        return all(isinstance(n, (N.Num, N.Size)) or (isinstance(n, N.Sym) and n.is_scalar)
+                   or n.shape == N.SCALAR for n in node.s.walk()) and \
+            not any(isinstance(n, N.Sym) and not n.is_scalar for n in node.s.walk())
+    return False
+
+
+def _scaled_code(f, code, P) -> str:
+    if isinstance(f, N.Neg):
+        return f"-({code})"
+    s_, _ = P.p(f.s)
+    return f"({s_}) * ({code})" if isinstance(f, N.ScalarMul) else f"({code}) / ({s_})"
 
 
 def _swap(shape):
@@ -318,7 +347,7 @@ def _shared(R, terms, free) -> set:
             for e in _entries(f):
                 name = e.base.label.name
                 v = R.variables[name] if name in R.variables else None
-                if v is None or v.kind != "matrix" or len(v.shape) != 2:
+                if v is None or not _matrix(v):
                     continue
                 if any(b in x.free_symbols for x in e.indices for b in lead):
                     refused.add(name)
@@ -358,7 +387,9 @@ def _only(node, shared) -> bool:
 
 
 def _matrix(v) -> bool:
-    return v.kind == "matrix" and len(v.shape) == 2
+    """A variable of rank ≤ 2 that batches can share: a matrix, a vector (the bias b: E of
+    X W + b, broadcast along the last axis), a row (b: 1×E)."""
+    return v.kind in ("matrix", "vector", "rowvector") and len(v.shape) == 2
 
 
 def _lift(node, dims, shared=frozenset()):
@@ -400,7 +431,8 @@ def _p(node, P):
         c, _ = P.p(node)
         return c, "num", False
     if isinstance(node, N.Sym):
-        return py_name(node.name), "mat", True
+        v = P.variables[node.name] if node.name in P.variables else None
+        return py_name(node.name), "vec" if v is not None and v.kind == "vector" else "mat", True
     if isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and _ones_row(node.b):
         return "1", "num", True                                 # 1 1^T: the text's 1 (1 - tanh(X W) .^ 2)
     if isinstance(node, N.MatMul):
@@ -453,6 +485,10 @@ def _ones_row(node):
 
 def _matmul(node, P):
     a, b = node.a, node.b
+    if isinstance(a, N.Ones) and len(node.shape) == 2 and b.shape[0] == 1:   # 1 b, 1 b^T: b down the rows
+        c, kind = _wrap(b.a if isinstance(b, N.Transpose) and not isinstance(b.a, N.Ones) else b, P)
+        if kind == "vec" or (kind == "mat" and not isinstance(b, N.Transpose)):
+            return f"np.broadcast_to({c}, ({P.size(node.shape[0])}, {P.size(node.shape[1])}))", "mat", True
     if isinstance(b, N.Ones):                                   # A 1: row sums
         c, kind = _wrap(a, P)
         if kind == "mat":
