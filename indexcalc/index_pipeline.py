@@ -163,8 +163,15 @@ def _second_fits(problem, names):
     it is refused, with what to derive instead."""
     for var in names:
         rank = len(problem.out_indices) + 2 * len(LY.array_shape(problem.variables[var].shape))
+        if rank > MAX_RANK and not problem.out_indices:      # a scalar by a tensor
+            shape = LY.show_dims(problem.variables[var].shape)
+            raise UnsupportedError(f"--order 2 of the expression by {var} ({shape}) would be an array of rank "
+                                   f"{rank}; indexcalc gives second derivatives up to rank {MAX_RANK} (the "
+                                   "Hessian of a scalar by a matrix): differentiate by a matrix or a vector, "
+                                   "or write one batch entry's expression with matrices")
         if rank > MAX_RANK:
-            what = f"{problem.output}[{','.join(problem.out_indices)}]" if problem.out_indices else "the expression"
+            what = f"{problem.output}[{','.join(problem.out_indices)}]" if problem.output else \
+                f"the expression ({LY.show_dims(problem.out_shape)})"
             raise UnsupportedError(f"--order 2 of {what} by {var} would be an array of rank {rank}; indexcalc "
                                    f"gives second derivatives up to rank {MAX_RANK} (the Hessian of a scalar "
                                    "by a matrix): differentiate a scalar, or one entry's equation")

@@ -199,11 +199,9 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     if output is not None and output in variables:
         raise IndexCalcError(f"the output {output} also appears on the right side")
     if tensor_pipeline.has_tensor(typed, variables):          # SPEC §1.2: NumPy's meaning
-        if order != 1:
-            raise UnsupportedError("--order 2 is not supported for tensors yet")
         absent = _declared_absent(variables, names, decls)
         d = tensor_pipeline.derive(expr, typed, variables, names, seed, output,
-                                   read=_read_as_step(output, typed, output or "f"))
+                                   read=_read_as_step(output, typed, output or "f"), order=order)
         _note_absent(d, absent)
         return d
     absent = _declared_absent(variables, names, decls)
@@ -614,23 +612,38 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f", draw=None) -
                           + R.text(unmark(shown, var_free2), var_free2),
                           R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2, dummies)))
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
-    closed = simplify(R.matcher.match(terms2, free), getattr(R, "typed", None)) if len(free) <= 2 else None
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
-    code = _code(R, closed, terms2, free, layout)
+    batched = None
+    if any(len(v.shape) > 2 for _, v in R.variables.items()):     # tensors: summed over the batch
+        from .batch import batch_match
+        from .layout import shape_of_rank
+        batched = batch_match(R, terms2, free, shape_of_rank(layout)) if len(layout) <= 2 else None
+        closed = batched.node if batched is not None else None
+    else:
+        closed = simplify(R.matcher.match(terms2, free), getattr(R, "typed", None)) if len(free) <= 2 else None
+    code = batched.code if batched is not None else _code(R, closed, terms2, free, layout)
+    function = _function(R, None if batched is not None else closed, code, layout)
     result = Result(var, 2, list(layout), R.text(sifted), R.latex(sifted), closed, code, steps,
-                    resimplify=_resimplify(R, terms2, free), function=_function(R, closed, code, layout))
-    if closed is not None:
+                    resimplify=_resimplify(R, terms2, free), function=function)
+    if batched is not None:
+        text, latex, note = batched.words()
+        result.steps.append(Step("closed form", text, latex, note=note))
+    elif closed is not None:
         result.steps.append(Step("closed form", to_text(closed), lambda: to_latex(closed)))
 
     def gradient(p):            # the (verified) first derivative's code, as a function of the values
         return lambda env2d: V.eval_code(first.numpy, p.at(env2d))
     checks = {"NumPy code": lambda p: V.eval_code(code, p),
               "NumPy function": _function_value(R, result.function)}
-    if closed is not None:
+    if batched is not None:                 # its tree and its text, with NumPy's batched meaning
+        checks.update(batched.checks(R.variables, layout))
+    elif closed is not None:
         checks["closed form"] = _closed_value(R, closed, layout)
     # the rounding floor of the gradient's code: the magnitude of its closed form's terms (a
     # gradient that is zero by cancellation, as of sum(softmax(a)), has terms of size 1)
-    floor = V.Target.of_tree(first.closed, var).terms if first.closed is not None else None
+    # (a batched closed form on tensors has no 2-D magnitude: the floor is then measured)
+    floor = V.Target.of_tree(first.closed, var).terms \
+        if first.closed is not None and not tensor_pipeline.has_tensor(first.closed, R.variables) else None
     draw = draw or (lambda: V.sample(R.typed, R.variables, rng))
     point = V.guard_somewhere(checks, V.Target(gradient, var, floor), draw, f"d²/d{var}²")
     result.checked_sizes = dict(point.sizes)

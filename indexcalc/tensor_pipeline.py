@@ -61,12 +61,15 @@ class TensorProblem:
         return _steps_rules(R, body)
 
 
-def derive(text: str, typed: N.Node, variables, wrt, seed: int = 0, output: str | None = None, read=None):
+def derive(text: str, typed: N.Node, variables, wrt, seed: int = 0, output: str | None = None, read=None,
+           order: int = 1):
     """The derivative of a typed tensor expression (the gradient of a scalar, else the full
-    derivative), by index_pipeline's stages; `read` is the "read as" step put first."""
+    derivative), by index_pipeline's stages; `read` is the "read as" step put first. With
+    order=2, the derivative of that once more by the same variable, as index notation's
+    (index_pipeline: up to rank 4, guarded against differences of the verified first)."""
     from . import index_pipeline
     problem = TensorProblem(text, typed, variables, output)
-    d = index_pipeline.derive_problem(problem, text, wrt, seed)
+    d = index_pipeline.derive_problem(problem, text, wrt, seed, order)
     return _finish(d, typed, read)
 
 

@@ -157,3 +157,94 @@ def test_where_no_closed_form_is_found_the_text_says_so(capsys):
 ])
 def test_rank_2_and_kept_batch_closed_forms_are_unchanged(eq, where, wrt, closed):
     assert backprop(eq, wrt, where).results[0].closed_form == closed
+
+
+def _tanh_bias_w(v):
+    X, W, b, dY = v["X"], v["W"], v["b"], v["dY"]
+    g = np.zeros_like(W)
+    for n in range(X.shape[0]):
+        g += X[n].T @ (dY[n] * (1 - np.tanh(X[n] @ W + b) ** 2))
+    return g
+
+
+@pytest.mark.parametrize("where, wrt, closed, by_hand", [
+    ("X: B×S×D, W: D×E, b: E", "W", "sum(X^T (dY ∘ (1 - tanh(1 b^T + X W) .^ 2)), 0)", _tanh_bias_w),
+    ("X: B×S×D, W: D×E, b: E", "b", "sum(1^T (dY ∘ (1 - tanh(1 b^T + X W) .^ 2)), 0)^T",
+     lambda v: (v["dY"] * (1 - np.tanh(v["X"] @ v["W"] + v["b"]) ** 2)).sum(axis=(0, 1))),
+    ("X: B×S×D, W: D×E, b: 1×E", "b", "sum(1^T (dY ∘ (1 - tanh(1 b + X W) .^ 2)), 0)",
+     lambda v: (v["dY"] * (1 - np.tanh(v["X"] @ v["W"] + v["b"]) ** 2)).sum(axis=(0, 1))[None, :]),
+])
+def test_a_bias_inside_a_function_is_shared_by_the_batch(where, wrt, closed, by_hand, capsys):
+    """b: E broadcasts along the last axis (NumPy's X @ W + b): one matrix for every batch, as W."""
+    d = backprop("Y = tanh(X W + b)", wrt, where)
+    r = d.results[0]
+    assert r.closed_form == closed
+    v = _values(d, np.random.default_rng(5))
+    want = by_hand(v)
+    got = _run(r.numpy, v)
+    assert got.shape == want.shape and np.allclose(got, want)
+    assert main(["check", "Y = tanh(X W + b)", "--wrt", wrt, "--answer", closed, "--where", where]) == 0
+
+
+def test_a_constant_factor_stands_outside_the_sum():
+    d = backprop("Y = 3 X W / D", "W", "X: B×S×D, W: D×E")
+    r = d.results[0]
+    assert r.closed_form == "3 sum(X^T dY, 0) / D"
+    v = _values(d, np.random.default_rng(6))
+    assert np.allclose(_run(r.numpy, v), 3 * np.einsum("bsd,bse->de", v["X"], v["dY"]) / SIZES["D"])
+
+
+# ---- --order 2 on tensors: index_pipeline's second derivative, one mechanism ------------------
+def _hessian_by_differences(grad, x, h=1e-5):
+    """∂grad/∂x by central differences of a gradient written by hand: H[..., k] = ∂g/∂x_k."""
+    out = np.zeros(np.shape(grad(x)) + np.shape(x))
+    for k in np.ndindex(np.shape(x)):
+        xp, xm = x.copy(), x.copy()
+        xp[k] += h
+        xm[k] -= h
+        out[(Ellipsis,) + k] = (grad(xp) - grad(xm)) / (2 * h)
+    return out
+
+
+def test_the_hessian_of_a_batch_sum_has_a_closed_form():
+    d = derive("sum((X w) .^ 2)", "w", "X: B×S×D, w: D", order=2)
+    r = d.results[0]
+    assert r.order == 2 and r.closed_form == "2 sum(X^T X, 0)"
+    v = _values(d, np.random.default_rng(8))
+    want = np.zeros((SIZES["D"], SIZES["D"]))
+    for b in range(SIZES["B"]):                            # Σ_b 2 X_b^T X_b, by hand
+        want += 2 * v["X"][b].T @ v["X"][b]
+    assert np.allclose(_run(r.numpy, v), want)
+
+
+@pytest.mark.parametrize("expr, where, grad", [
+    ("sum(tanh(X W))", "X: B×S×D, W: D×E",
+     lambda v, W: np.einsum("bsd,bse->de", v["X"], 1 - np.tanh(v["X"] @ W) ** 2)),
+    ("sum(log_softmax(X W) ∘ C)", "X: B×S×D, W: D×E, C: B×S×E",
+     lambda v, W: np.einsum("bsd,bse->de", v["X"],
+                            v["C"] - _softmax(v["X"] @ W) * v["C"].sum(axis=-1, keepdims=True))),
+])
+def test_order_2_on_tensors_agrees_with_differences_of_the_gradient_by_hand(expr, where, grad, capsys):
+    """The Hessian by a matrix W (rank 4) of a scalar of batched tensors: its index form and
+    einsum code, against central differences of the gradient written here by hand."""
+    assert main(["derive", expr, "--wrt", "W", "--where", where, "--order", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "second derivative" in out and "none found for this rank-4 result" in out
+    d = derive(expr, "W", where, order=2)
+    r = d.results[0]
+    assert r.order == 2 and r.shape == ["D", "E", "D", "E"] and "Σ_p,q" in r.index_form
+    v = _values(d, np.random.default_rng(9))
+    want = _hessian_by_differences(lambda W: grad(v, W), v["W"])
+    got = _run(r.numpy, v)
+    assert got.shape == want.shape and np.allclose(got, want, atol=1e-6), np.abs(got - want).max()
+
+
+@pytest.mark.parametrize("expr, where, words", [
+    ("sum(softmax(X) ∘ C)", "X: B×S×N, C: B×S×N", "(B×S×N) would be an array of rank 6"),
+    ("tanh(X W)", "X: B×S×D, W: D×E", "the expression (B×S×E) by W would be an array of rank 7"),
+])
+def test_order_2_beyond_rank_4_is_refused_with_one_sentence(expr, where, words, capsys):
+    wrt = "X" if "softmax" in expr else "W"
+    assert main(["derive", expr, "--wrt", wrt, "--where", where, "--order", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("indexcalc: error:") and words in err and "Traceback" not in err, err
