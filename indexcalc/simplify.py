@@ -11,8 +11,10 @@ only when it is no longer than its input.
   powers of one matrix      Xᵀ (X⁵)⁻ᵀ (Xᵀ)³ = (Xᵀ)⁻¹: exponents of a base added along a product
   inverse of a product      (A B)⁻¹ A = B⁻¹, B (A B)⁻¹ = A⁻¹ for square A, B
   like terms                A + A = 2 A, c A - A = (c - 1) A, a number out of a product
-  exp folded                exp(u) ⊘ (1 + exp(u)) = σ(u); exp(u) / (1ᵀ exp(u)) = softmax(u), each
-                            exp(u) factor of a product over (1ᵀ exp(u))^k likewise
+  exp folded                exp(u) ⊘ (1 + exp(u)) = σ(u) (and 1 ⊘ (1 + exp(u)) = σ(-u), in chains
+                            of ∘ ⊘ and in scalar quotients); exp(u) / (1ᵀ exp(u)) = softmax(u), each
+                            exp(u) factor of a product over (1ᵀ exp(u))^k likewise; the rows:
+                            diag((exp(Z) 1) .^ -1) exp(Z) = softmax(Z)
   means                     (1ᵀ v) / n = mean(v) for v of n entries
   Hadamard order            variables, then functions, products, sums: dY ∘ Y ∘ (1 - Y)
 """
@@ -446,6 +448,67 @@ def _softmax(n):
     return N.Div(node, _total_power(u, left), n.shape)
 
 
+def _row_total_of(t, z) -> bool:
+    """Whether t is exp(z) 1, the rows' totals of exp(z)."""
+    return isinstance(t, N.MatMul) and _is_exp(t.a) and t.a.a == z and isinstance(t.b, N.Ones)
+
+
+def _entry_factors(v):
+    """(numerator, denominator) entry-wise factors of a vector: chains of ∘ and ⊘, and
+    diag(r) b read as r ∘ b."""
+    if isinstance(v, N.MatMul):
+        parts = _chain(v)
+        if len(parts) > 1 and isinstance(parts[0], N.DiagMat):
+            (na, da), (nb, db) = _entry_factors(parts[0].a), _entry_factors(_of_chain(parts[1:]))
+            return na + nb, da + db
+    if isinstance(v, (N.Hadamard, N.HadDiv)):
+        num, den = _quotient_factors(v)
+        if len(num) + len(den) > 1:
+            out_n, out_d = [], []
+            for f in num:
+                a, b = _entry_factors(f)
+                out_n, out_d = out_n + a, out_d + b
+            for f in den:
+                a, b = _entry_factors(f)
+                out_n, out_d = out_n + b, out_d + a
+            return out_n, out_d
+    return [v], []
+
+
+def _row_softmax(n):
+    """diag((exp(Z) 1) .^ -1) exp(Z) = softmax(Z), each row of exp(Z) over its total, read along
+    a matrix product; with other entry-wise factors b on the diagonal (diag(b ⊘ (exp(Z) 1)),
+    diag(diag(r) b)) it is diag(b) softmax(Z), diagonal matrices commuting (the gradients of
+    log-softmax and log-sum-exp)."""
+    if not isinstance(n, N.MatMul):
+        return None
+    parts = _chain(n)
+    for k in range(len(parts) - 1):
+        d, e = parts[k], parts[k + 1]
+        if not (_is_exp(e) and isinstance(d, N.DiagMat)):
+            continue
+        num, den = _entry_factors(d.a)
+        hit = next((("den", j) for j, f in enumerate(den) if _row_total_of(f, e.a)), None) or \
+            next((("num", j) for j, f in enumerate(num) if isinstance(f, N.HadPow) and N.is_num(f.p, -1)
+                  and _row_total_of(f.a, e.a)), None)
+        if hit is None:
+            continue
+        side, j = hit
+        if side == "den":
+            den = den[:j] + den[j + 1:]
+        else:
+            num = num[:j] + num[j + 1:]
+        soft = [N.Softmax(e.a, e.shape)]
+        if num or den:
+            vec = d.a.shape
+            b = _hadamard_of(num, vec) if num else N.Ones(vec)
+            for f in den:
+                b = N.HadDiv(b, f, vec)
+            soft = [N.DiagMat(b, d.shape)] + soft
+        return _of_chain(parts[:k] + soft + parts[k + 2:])
+    return None
+
+
 def _total_power(u, k):
     total = N.MatMul(N.Transpose(N.Ones(u.shape), (1, u.shape[0])), N.Func("exp", u, u.shape), N.SCALAR)
     return total if k == 1 else N.Power(total, N.num(k), N.SCALAR)
@@ -720,7 +783,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _row_softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 
@@ -756,6 +819,7 @@ def _sum_link(n) -> bool:
 
 
 CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul),
+          _row_softmax: lambda n: isinstance(n, N.MatMul),
           _sigmoid: lambda n: isinstance(n, (N.Hadamard, N.HadDiv))}
 
 

@@ -109,6 +109,10 @@ RULES = [
      "u ∘ sigmoid(-u)"),
     ("a scalar over (1 + exp(v)) exp(-v)", N.Div(u, N.ScalarMul(N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR),
      exp(N.Neg(N.Sym("a", N.SCALAR), N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
+    ("rows of exp over their totals are softmax",
+     mm(N.DiagMat(N.HadPow(mm(exp(A), N.Ones(("m", 1))), N.num(-1), ("n", 1)), n), exp(A)), "softmax(A)"),
+    ("a vector over the rows' totals on the diagonal",
+     mm(N.DiagMat(N.HadDiv(u, mm(exp(A), N.Ones(("m", 1))), ("n", 1)), n), exp(A)), "diag(u) softmax(A)"),
     ("exp(a) u over 1 + exp(a)", N.Div(N.ScalarMul(exp(N.Sym("a", N.SCALAR)), u, ("n", 1)),
      N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
 ]
@@ -149,6 +153,9 @@ NAMED = [
     ("-(t^T log(sigmoid(X w)) + (1 - t)^T log(1 - sigmoid(X w)))", "w", "X: S×M, w: M, t: S",
      "X^T (sigmoid(X w) - t)"),
     ("sum(log(1 + exp(x)))", "x", None, "sigmoid(x)"),
+    # log-softmax and log-sum-exp of rows: softmax, not exp over the rows' totals
+    ("-sum(T ∘ log_softmax(X W)) / S", "W", "X: S×M, W: M×C, T: S×C", "X^T (diag(T 1) softmax(X W) - T) / S"),
+    ("sum(logsumexp(X W))", "W", "X: S×M, W: M×C", "X^T softmax(X W)"),
     # the logistic loss with labels ±1, by w: its σ, not exp over 1 + exp
     ("log(1 + exp(-y w^T x))", "w", "y: scalar", "-sigmoid(-y (w^T x)) y x"),
     ("sum(log(1 + exp(-y ∘ (X w))))", "w", None, "-X^T (y ∘ sigmoid(-(y ∘ (X w))))"),
