@@ -311,6 +311,16 @@ def _check_sizes(typed, variables, names, order) -> None:
                                  f"(at most {MAX_ENTRIES:.0e}); name the sizes (X: m×n) instead of numbers")
 
 
+def _summation_convention_hint(var, variables) -> str:
+    """x_i A_ij x_j read in the matrix language is three variables named x_i, A_ij and x_j; when
+    the variable asked for is the letter before such subscripts, say how index notation sums."""
+    subscripted = [n for n, _ in variables.items() if re.fullmatch(rf"{re.escape(var)}_[A-Za-z]{{1,4}}", n)]
+    if not subscripted:
+        return ""
+    return (f". {subscripted[0]} reads as a name here; in index notation every sum is written "
+            f"(Σ_{{i,j}} x_i A_ij x_j: indexcalc does not sum repeated indices by convention)")
+
+
 def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None,
                   guard=True, shown=None) -> Derivation:
     """`shown` = (left side or None, typed tree): what the "read as" step shows."""
@@ -321,7 +331,8 @@ def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream
     for var in names:
         if var not in variables:
             raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
-                                 f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})")
+                                 f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})"
+                                 + _summation_convention_hint(var, variables))
         rng = np.random.default_rng(seed)
         cuts = C.split(typed, var) if order == 1 and typed.is_scalar else None
         if cuts is not None and len(cuts) >= C.MIN_CUTS:

@@ -495,3 +495,12 @@ def test_index_notation_in_latex_reads_as_its_plain_spelling():
 def backprop_of(equation, where):
     from indexcalc import backprop
     return backprop(equation, "W,b", where)
+
+
+def test_repeated_indices_without_a_sum_say_how_index_notation_sums(capsys):
+    """x_i A_ij x_j (the summation convention) is three names in the matrix language; asked for
+    x, the error says that sums are written in index notation, with an example."""
+    from indexcalc.cli import main
+    assert main(["derive", "x_i A_ij x_j", "--wrt", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "Σ_{i,j} x_i A_ij x_j" in err and "by convention" in err and "Traceback" not in err
