@@ -185,6 +185,12 @@ class _ToTree(Transformer):
     def exp_mt(self, _t):
         return lambda a, elementwise=False: N.Transpose(N.Inverse(a))
 
+    def exp_hname(self, tok):
+        return _power_of(N.Sym(str(tok)))
+
+    def exp_hmname(self, tok):
+        return _power_of(N.Neg(N.Sym(str(tok))))
+
     def exp_name(self, tok):
         # One lexer for the whole grammar (fast to build): `T` lexes as a name, and an
         # exponent that is the name T means the transpose.

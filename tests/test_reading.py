@@ -188,6 +188,12 @@ READINGS += [
      lambda e: e["ε"] * np.sum(e["x"] ** 2) - 2 * e["x"] @ e["y"]),
 ]
 
+# an element-wise power with a scalar variable as its exponent (SymPy's x .^ i)
+READINGS += [
+    ("sum(x .^ p)", "p: scalar", "p", {"x": ((N,), "positive"), "p": ((), "")}, lambda e: np.sum(e["x"] ** e["p"])),
+    ("sum(x .^ -p)", "p: scalar", "x", {"x": ((N,), "positive"), "p": ((), "")}, lambda e: np.sum(e["x"] ** -e["p"])),
+]
+
 # LaTeX as the seeds and papers write it (indexcalc/latex_input.py): fonts, \top, \frac, \sqrt,
 # \|·\|, \left/\right, Greek letters, \odot, \langle·,·\rangle, math-mode dollars
 READINGS += [
