@@ -108,6 +108,7 @@ EVAL = {
     N.MeanAxis: lambda n, env, s: np.mean(_ev(n.a, env, s), axis=n.axis, keepdims=True),
     N.Func: lambda n, env, s: F.numpy_value(n.name)(_ev(n.a, env, s)),
     N.Softmax: _softmax,
+    N.RowMax: lambda n, env, s: np.max(_ev(n.a, env, s), axis=1, keepdims=True),
     N.DiagMat: lambda n, env, s: np.diag(_ev(n.a, env, s)[:, 0]),
     N.DiagVec: lambda n, env, s: np.diag(_ev(n.a, env, s)).reshape(-1, 1),
     N.Conv: _conv,

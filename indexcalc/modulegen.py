@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -171,6 +172,53 @@ _SCALAR_OPS = {     # a scalar operation on a matrix, as the same operation on o
 }
 
 
+def softmax_parts(node: N.Node, only=None) -> N.Node:
+    """node with each row-wise softmax of a matrix written as its parts, as jax.grad keeps
+    them: softmax(Z) = E ⊘ (s 1ᵀ) with E = exp(Z - m 1ᵀ) (m the row maxima) and s = E 1, and
+    log(softmax(Z)) = (Z - m 1ᵀ) - log(s) 1ᵀ. The forward pass keeps E and s; a backward
+    product (u 1ᵀ) ∘ softmax(Z) becomes E ∘ ((u ⊘ s) 1ᵀ) (broadcast_last), the division
+    done on the n row sums rather than the n·m entries. Stable: Z - m 1ᵀ ≤ 0, so E ≤ 1
+    and s ≥ 1 (its log is exact); s is a SumAxis, which no stable-log rule rewrites."""
+    if isinstance(node, N.Func) and node.name == "log" and _row_softmax(node.a, only):
+        shifted, _, s = _softmax_pieces(node.a.a)
+        return N.Sub(shifted, _spread_like(N.Func("log", s, s.shape), node.shape), node.shape)
+    if _row_softmax(node, only):
+        return _softmax_quotient(node.a)
+    return node.map_children(lambda c: softmax_parts(c, only))
+
+
+def _row_softmax(node, only=None) -> bool:
+    return isinstance(node, N.Softmax) and len(node.shape) == 2 and 1 not in node.shape and \
+        (only is None or node.a in only)
+
+
+def _softmax_quotient(z):
+    _, e, s = _softmax_pieces(z)
+    return N.HadDiv(e, _spread_like(s, z.shape), z.shape)
+
+
+def _spread_like(v, shape):
+    """v 1ᵀ of the given matrix shape."""
+    return N.MatMul(v, N.Transpose(N.Ones((shape[1], 1)), (1, shape[1])), shape)
+
+
+def _softmax_pieces(z):
+    shifted = N.Sub(z, _spread_like(N.RowMax(z, (z.shape[0], 1)), z.shape), z.shape)
+    e = N.Func("exp", shifted, z.shape)
+    return shifted, e, N.SumAxis(e, 1, (z.shape[0], 1))
+
+
+def _times_quotient(node):
+    """(u 1ᵀ) ∘ (X ⊘ (s 1ᵀ)) = X ∘ ((u ⊘ s) 1ᵀ), spreads alike; else None."""
+    for f, q in ((node.a, node.b), (node.b, node.a)):
+        sf = _spread(f)
+        if sf is not None and isinstance(q, N.HadDiv):
+            sq = _spread(q.b)
+            if sq is not None and _ones_of(f) == _ones_of(q.b) and sf[0].shape == sq[0].shape:
+                return N.Hadamard(q.a, sf[1](N.HadDiv(sf[0], sq[0], sf[0].shape)), node.shape)
+    return None
+
+
 def broadcast_last(node: N.Node) -> N.Node:
     """node with element-wise work done on vectors before they are spread into matrices:
     sqrt(v 1ᵀ / n + e 1ᵀ) = sqrt(v / n + e 1) 1ᵀ (n square roots, not n·m), and a scalar
@@ -185,12 +233,28 @@ def broadcast_last(node: N.Node) -> N.Node:
         if all(s is not None for s in spreads) and \
                 all(c.shape == kids[0].shape and _ones_of(c) == _ones_of(kids[0]) for c in kids):
             return spreads[0][1](op(node, [s[0] for s in spreads]))
+    if isinstance(node, N.Hadamard) and node.shape[0] != 1 and node.shape[1] != 1:
+        node = _times_quotient(node) or node
     if type(node) in _SCALAR_OPS and node.shape[0] != 1 and node.shape[1] != 1:
         inner, scale = _SCALAR_OPS[type(node)](node)
         got = _scaled(inner, scale)
         if got is not None:
             return got
     return node
+
+
+def module_trees(rhs, grads: dict):
+    """The trees a module computes: broadcasts last, and a softmax as its parts where that
+    saves work: where each of its uses is under a log or times a spread, so that its
+    quotient E ⊘ (s 1ᵀ) is never built. Where the softmax itself is needed (attention's
+    softmax(Q Kᵀ) V) it stays whole: one call of the target's own softmax."""
+    trees = [broadcast_last(t) for t in [rhs] + list(grads.values())]
+    args = {n.a for t in trees for n in t.walk() if _row_softmax(n)}
+    parted = [broadcast_last(softmax_parts(t, args)) for t in trees]
+    built = {n for t in parted for n in t.walk() if isinstance(n, N.HadDiv)}
+    args = {z for z in args if _softmax_quotient(z) not in built}
+    out = [broadcast_last(softmax_parts(t, args)) for t in trees]
+    return out[0], dict(zip(grads, out[1:]))
 
 
 def _ones_of(spread_node):
@@ -273,6 +337,16 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
         return node.map_children(reuse)
 
     trees = {w: reuse(g) for w, g in _share_by_value(grads, rhs, output, point).items()}
+    # a piece the forward pass would compute twice (the shifted Z of log-softmax's parts),
+    # the largest first: computed once
+    body = rhs
+    while True:
+        counts = Counter(n for n in _subtrees(body) if not isinstance(n, N.Sym))
+        shared = [n for n, c in counts.items() if c > 1]
+        if not shared:
+            break
+        sub = max(shared, key=_size)
+        body = replace_subtree(body, sub, name_of(sub))
     # the forward pass: each used piece once, smallest first, from the pieces inside it
     defs = []
     for sub in sorted(used, key=_size):
@@ -353,7 +427,7 @@ class TargetPrinter(NumpyPrinter):
     names: dict = {}
 
     def p(self, node: N.Node):
-        rule = self.rules.get(type(node)) or PRINT[type(node)]
+        rule = self.rules.get(type(node)) or PLAN_PRINT.get(type(node)) or PRINT[type(node)]
         return self.finish(node, rule(self, node))
 
     def line(self, node: N.Node, kind=None) -> str:
@@ -382,6 +456,10 @@ class TargetPrinter(NumpyPrinter):
                                      f"np.{name} yet (use --target numpy)")
             return self.names[name]
         return re.sub(r"(?<![\w.])np\.([A-Za-z_][\w.]*)", one, code)
+
+
+# nodes only a plan holds (softmax_parts), in NumPy's names, which translate() maps to the target's
+PLAN_PRINT = {N.RowMax: lambda P, n: (lambda c: (f"np.max({c[0]}, axis=-1)", 1))(P.p(n.a))}
 
 
 # ---- index_pipeline's NumPy code (einsum, window views, pads, flips) in a target's terms ----------
@@ -726,7 +804,8 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         if r.closed is None:
             raise IndexCalcError(f"∂L/∂{r.wrt} has no closed form to generate code from")
         grads[r.wrt] = fold(r.closed, rhs, out, (), near)
-    P = plan(broadcast_last(rhs), out, {w: broadcast_last(g) for w, g in grads.items()}, near)
+    computed, computed_grads = module_trees(rhs, grads)
+    P = plan(computed, out, computed_grads, near)
     point = V.sample(d.tree, d.variables, np.random.default_rng(5))
     check_plan(P, rhs, out, grads, point)
 

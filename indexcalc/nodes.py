@@ -362,6 +362,13 @@ class Softmax(Node):
     shape: Shape = None
 
 
+class RowMax(Node):
+    """The largest entry of each row of a matrix (a column): the shift of a stable softmax,
+    softmax(Z) = exp(Z - m 1ᵀ) ⊘ (s 1ᵀ) as a generated forward pass computes it."""
+    a: Node
+    shape: Shape = None
+
+
 class DiagMat(Node):
     """diag(x): vector -> diagonal matrix."""
     a: Node

@@ -387,3 +387,67 @@ def test_broadcast_last_keeps_values_and_spreads_vectors_late():
     assert sqrt_of and all(n.shape[1] == 1 for n in sqrt_of)
     sqrt_before = [n for n in d.rhs.walk() if isinstance(n, N.Func) and n.name == "sqrt"]
     assert all(n.shape[1] != 1 for n in sqrt_before)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_softmax_cross_entropy_keeps_exponentials_and_row_sums(tmp_path, target):
+    """The forward pass keeps E = exp(Z - m 1ᵀ) and its row sums s (one exp, no quotient
+    built); the backward multiplies E by (T 1 ⊘ s) 1ᵀ, as jax.grad's own graph does. At
+    logits ±1000 the loss and the gradient agree with the stable textbook (P - T) / S."""
+    eq, wrt, where = CROSS_ENTROPY
+    m = modulegen.build(eq, wrt, where, target)
+    fwd = " ".join(c for _, c in m.forward)
+    bwd = " ".join(c for _, c in m.backward) + " ".join(c for _, _, c in m.grads)
+    assert fwd.count("exp(") == 1 and fwd.count("max(") == 1 and "softmax" not in fwd and "exp(" not in bwd
+    assert sorted(m.kind_of(n) for n in m.saved if n != "T") == ["matrix", "vector"]
+    attention = modulegen.build(*ATTENTION, target)      # where softmax(Q Kᵀ) itself is needed: whole
+    assert "softmax" in " ".join(c for _, c in attention.forward)
+    path = tmp_path / f"ce_parts_{target}.py"
+    path.write_text(modulegen.render([m], target, "test"), encoding="utf-8")
+    mod = load_module(path, f"ce_parts_{target}")
+    Z = np.array([[1000.0, 0.0, -1000.0], [3.0, -2.0, 0.5]])
+    T = np.array([[0.0, 0.0, 1.0], [0.2, 0.3, 0.5]])
+    if target == "numpy":
+        layer = getattr(mod, m.cls)()
+        loss = layer.forward(T=T, Z=Z)
+        grad = layer.backward(1.0)
+    elif target == "torch":
+        import torch
+        z = torch.tensor(Z, requires_grad=True)
+        out = getattr(mod, f"{m.cls}Function").apply(torch.tensor(T), z)
+        loss, = (out.item(),)
+        grad = torch.autograd.grad(out, z)[0].numpy()
+    else:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        loss, g = jax.value_and_grad(lambda z: getattr(mod, m.func)(T, z))(Z)
+        loss, grad = float(loss), np.asarray(g)
+    P = softmax(Z)
+    log_p = Z - Z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    assert np.isclose(loss, -np.sum(T * log_p) / 2, rtol=1e-12)
+    assert np.allclose(grad, (P * T.sum(axis=1, keepdims=True) - T) / 2, rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_parts_and_broadcast_last_are_identities():
+    """softmax(Z) = E ⊘ (s 1ᵀ), log(softmax(Z)) = (Z - m 1ᵀ) - log(s) 1ᵀ and
+    (u 1ᵀ) ∘ (E ⊘ (s 1ᵀ)) = E ∘ ((u ⊘ s) 1ᵀ), at ordinary and at extreme logits."""
+    from indexcalc import nodes as N
+    from indexcalc.evaluate import evaluate
+    Z, u = N.Sym("Z", ("S", "C")), N.Sym("u", ("S", 1))
+    P = N.Softmax(Z, Z.shape)
+    trees = [P, N.Func("log", P, Z.shape), N.Hadamard(modulegen._spread_like(u, Z.shape), P, Z.shape)]
+    rng = np.random.default_rng(1)
+    for scale in (1.0, 1000.0):
+        env = {"Z": rng.normal(size=(4, 3)) * scale, "u": rng.normal(size=(4, 1))}
+        for t in trees:
+            parted = modulegen.broadcast_last(modulegen.softmax_parts(t))
+            assert not any(isinstance(n, N.Softmax) for n in parted.walk())
+            if isinstance(t, N.Func):            # log-softmax, stable (log(P) is -inf at ±1000)
+                want = env["Z"] - env["Z"].max(axis=1, keepdims=True)
+                want -= np.log(np.exp(want).sum(axis=1, keepdims=True))
+            else:
+                want = evaluate(t, env, {"S": 4, "C": 3})
+            assert np.allclose(evaluate(parted, env, {"S": 4, "C": 3}), want, rtol=1e-12, atol=1e-300)
+    spread_product = modulegen.broadcast_last(modulegen.softmax_parts(trees[2]))
+    assert not any(isinstance(n, N.HadDiv) and n.shape == Z.shape for n in spread_product.walk())
