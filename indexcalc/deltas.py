@@ -35,6 +35,7 @@ class Normalizer:
         self.ctx = ctx
         self._indices: dict = {}
         self._distribute = False
+        self._reserved_at: tuple = (None, frozenset(), frozenset())
 
     def indices(self, e) -> frozenset:
         """The index symbols free in e (memoised: factors recur across terms)."""
@@ -195,8 +196,9 @@ class Normalizer:
     # ---- canonical names and like terms
     def canonical(self, t: Term, free: set) -> Term:
         """Rename the dummies p, q, r, ... in the order `_dummy_order` finds them."""
-        taken = free | self.ctx.reserved
-        taken_names = {str(f) for f in taken}
+        names, symbols = self._reserved()
+        taken = free | symbols
+        taken_names = names | {str(f) for f in free}
         pool = [n for n in DUMMY_POOL if n not in taken_names]
         order = _dummy_order(t.factors, t.dummies)
         sub: dict = {}
@@ -216,6 +218,15 @@ class Normalizer:
                                      lambda old, used: self._dummy_name(pool, self.ctx.ranges[old], used),
                                      outer, self.ctx.ranges) for f in t.factors)
         return Term(t.coeff, factors, tuple(sub[d] for d in order))
+
+    def _reserved(self) -> tuple:
+        """The context's reserved names (the variables' names and the sizes) as strings, and
+        those of them that are symbols, read once (not once per term: 2,048 variables)."""
+        reserved = self.ctx.reserved
+        if self._reserved_at[0] != len(reserved):
+            self._reserved_at = (len(reserved), frozenset(str(r) for r in reserved),
+                                 frozenset(r for r in reserved if not isinstance(r, str)))
+        return self._reserved_at[1:]
 
     def _dummy_name(self, pool, dim, used) -> sp.Symbol:
         """Chosen by range, not by position, so canonical names are a fixed point: sifting a

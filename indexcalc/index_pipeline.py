@@ -41,7 +41,7 @@ from .pipeline import (
     _target_shape,
     _terms_expr,
 )
-from .printing.index import IndexText, entry_name, index_latex, index_text, range_latex
+from .printing.index import STEP_TERMS, IndexText, entry_name, index_latex, index_text, range_latex
 from .printing.latex import to_latex
 from .printing.names import Names
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
@@ -69,6 +69,13 @@ class _Run:
 
     def latex(self, e, wrt=None):
         return lambda: index_latex(self.name(e), self.ctx, wrt, self.var)
+
+    def step_text(self, e, wrt=None):
+        """A step's working: a long sum shown by its first and last terms (pipeline._Run's)."""
+        return index_text(self.name(e), self.ctx, wrt, self.var, longest=STEP_TERMS)
+
+    def step_latex(self, e, wrt=None):
+        return lambda: index_latex(self.name(e), self.ctx, wrt, self.var, longest=STEP_TERMS)
 
     def name_steps(self, body, out_names) -> list:
         """A forward expression with two or more nested sums (attention, a normalisation) has

@@ -25,7 +25,7 @@ from .from_index_notation import is_index_notation
 from .index_form import IndexContext
 from .match import Matcher
 from .parse import parse
-from .printing.index import entry_name, index_latex, index_text, range_latex, whole_numbers
+from .printing.index import STEP_TERMS, entry_name, index_latex, index_text, range_latex, whole_numbers
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
@@ -418,6 +418,13 @@ class _Run:
     def latex(self, e, wrt=None):
         return lambda: index_latex(e, self.ctx, wrt, self.var)
 
+    def step_text(self, e, wrt=None):
+        """A step's working: a long sum shown by its first and last terms (the result whole)."""
+        return index_text(e, self.ctx, wrt, self.var, longest=STEP_TERMS)
+
+    def step_latex(self, e, wrt=None):
+        return lambda: index_latex(e, self.ctx, wrt, self.var, longest=STEP_TERMS)
+
 
 def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None, guard=True) -> Result:
     R = _Run(typed, variables, var)
@@ -436,19 +443,19 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
-    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
+    steps.append(Step("differentiate", R.step_text(shown, var_free), R.step_latex(shown, var_free), lhs))
     with_deltas = unmark(marked, var_free)
     if marked != with_deltas and not var_free:          # a scalar: ∂λ/∂λ = 1, no delta
         shown = unmark(shown, var_free)
         ev = entry_name(var)
-        steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + R.text(shown, var_free),
-                          R.latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
+        steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + R.step_text(shown, var_free),
+                          R.step_latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
     elif marked != with_deltas:
         shown = unmark(shown, var_free)
         dummies = _rule_dummies(R, len(var_free))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
-                          + R.text(shown, var_free), R.latex(shown, var_free),
+                          + R.step_text(shown, var_free), R.step_latex(shown, var_free),
                           note=_delta_rule_latex(var, var_free, dummies)))
 
     terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
@@ -614,14 +621,14 @@ def _second(R, first: Result, terms, free1, layout1, rng, name="f", draw=None) -
     steps = list(first.steps)
     if steps and steps[-1].rule == "closed form":
         steps[-1] = Step("gradient", steps[-1].text, steps[-1].latex_of)
-    steps.append(Step("second derivative", (f"∂/∂{var}_{vj}: " if vj else "") + R.text(shown, var_free2),
-                      R.latex(shown, var_free2), lhs))
+    steps.append(Step("second derivative", (f"∂/∂{var}_{vj}: " if vj else "") + R.step_text(shown, var_free2),
+                      R.step_latex(shown, var_free2), lhs))
     if marked != d2 and var_free2:
         dummies = _rule_dummies(R, len(var_free2))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free2))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free2)} = {rule}: "
-                          + R.text(unmark(shown, var_free2), var_free2),
-                          R.latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2, dummies)))
+                          + R.step_text(unmark(shown, var_free2), var_free2),
+                          R.step_latex(unmark(shown, var_free2), var_free2), note=_delta_rule_latex(var, var_free2, dummies)))
     steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
     layout = tuple(layout1) + V.layout(R.variables[var].shape)
     batched = None
@@ -710,7 +717,7 @@ def _steps_index(R, expr, out_free, var_free, entry, name):
     return [
         Step("index", f"{_named(name, expr)}; index the derivative: {_lhs_text(name, R.var, out_free, var_free)}",
              _lhs_latex(name, R.var, out_free, var_free)),
-        Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.text(expanded), R.latex(expanded),
+        Step("expand", f"{name}{'_' + oi if oi else ''} = " + R.step_text(expanded), R.step_latex(expanded),
              f"{name}_{{{oi}}}" if oi else name),
     ] + _steps_rules(R, entry)
 

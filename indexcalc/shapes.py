@@ -203,8 +203,14 @@ class _Sizes:
     def find(self, d):
         if isinstance(d, N.LinSize):
             return d.map(self.find)
+        path = []
         while d in self.parent:
+            path.append(d)
             d = self.parent[d]
+        if len(path) > 1 and not isinstance(d, N.LinSize):
+            # the path shortened to its end (a sum of k terms links k sizes in a row: k^2 steps)
+            for p in path[:-1]:
+                self.parent[p] = d
         return d
 
     def unify(self, a, b, why) -> bool:
@@ -333,8 +339,11 @@ class _Infer:
             raise ShapeError(f"cannot {opname} the scalar and the non-scalar in {self.show(a)} and "
                              f"{self.show(b)}: make the constant a matrix, e.g. c 1 1^T")
         for v, m, rv, rm in ((a, b, ra, rb), (b, a, rb, ra)):
+            # the shapes first: the walk down v is as long as v (a sum of k terms is k deep)
+            if not (len(rv) == len(rm) == 2 and rv[1] == 1 and rv[0] != 1 and rm[0] != 1 and rm[1] != 1):
+                continue
             name = _vector_variable(v)
-            if name and len(rv) == len(rm) == 2 and rv[1] == 1 and rv[0] != 1 and rm[0] != 1 and rm[1] != 1:
+            if name:
                 from .printing.text import to_text
                 t = to_text(v)
                 t = t if isinstance(v, N.Sym) else f"({t})"

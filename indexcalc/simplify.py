@@ -839,16 +839,53 @@ def simplify(node: N.Node, written: N.Node | None = None) -> N.Node:
 
 
 # ---- sums as the user wrote them -------------------------------------------------------------
-def _sum_key(n, counts):
-    """The sum's shape and its terms with their coefficients, in any order (a + b - c and
-    -c + b + a alike); None for a sum of another number of terms than `counts`."""
-    if len(N.left_spine(n, (N.Add, N.Sub))) + 1 not in counts:
-        return None
-    from .printing.text import to_text
-    terms = _terms(n)
-    if len(terms) + 1 not in counts and len(terms) not in counts:
-        return None
-    return n.shape, tuple(sorted((str(c), to_text(t)) for c, t in terms))
+class _SumKeys:
+    """Each sum's key: its shape and its terms with their coefficients, in any order (a + b - c
+    and -c + b + a alike); None for a sum of another number of terms than `counts`. Read once
+    per chain: the terms of a sum's left operands (a + b, a + b + c, ...) are prefixes of the
+    whole sum's terms, so a chain of k terms is read and printed once, not once per prefix
+    (k^2/2 terms printed: 256 quadratic forms). A key is compared through an order-free hash of
+    its terms first, and written out in full only where the hashes agree."""
+
+    def __init__(self, counts):
+        self.counts = counts
+        self.at: dict = {}          # id(sum) -> (the sum, the chain's terms, how many are its own, spine length)
+        self.hashes: dict = {}      # id(chain's terms) -> prefix hashes
+
+    def _read(self, n):
+        """Fill `at` for n and every sum down its left spine that _terms splits."""
+        from .printing.text import to_text
+        spine = N.left_spine(n, (N.Add, N.Sub))
+        splits = []                                  # (sum, its spine length) while _terms splits it
+        for k, s in enumerate(spine):
+            if not (s.a.shape == s.shape and s.b.shape == s.shape):
+                break
+            splits.append((s, len(spine) - k))
+        terms = _terms(splits[-1][0].a if splits else n)
+        for s, length in reversed(splits):           # each sum's own terms: a prefix of n's
+            terms += _terms(s.b, 1 if isinstance(s, N.Add) else -1)
+            self.at[id(s)] = (s, terms, len(terms), length)
+        if not splits:
+            self.at[id(n)] = (n, terms, len(terms), len(spine))
+        texts = [(str(c), to_text(t)) for c, t in terms]
+        acc, prefix = 0, [0]
+        for item in texts:
+            acc = (acc + hash(item)) & 0xFFFFFFFFFFFFFFFF
+            prefix.append(acc)
+        self.hashes[id(terms)] = (terms, texts, prefix)
+
+    def hashed(self, n):
+        """(shape, number of terms, order-free hash of the terms) of sum n, or None."""
+        if id(n) not in self.at or self.at[id(n)][0] is not n:
+            self._read(n)
+        _, terms, k, spine = self.at[id(n)]
+        if spine + 1 not in self.counts or (k + 1 not in self.counts and k not in self.counts):
+            return None
+        return n.shape, k, self.hashes[id(terms)][2][k]
+
+    def key(self, n):
+        _, terms, k, _ = self.at[id(n)]
+        return n.shape, tuple(sorted(self.hashes[id(terms)][1][:k]))
 
 
 def as_written(node: N.Node, written: N.Node) -> N.Node:
@@ -858,17 +895,26 @@ def as_written(node: N.Node, written: N.Node) -> N.Node:
     sums = [w for w in written.walk() if isinstance(w, (N.Add, N.Sub))]
     if not sums:
         return node
-    counts = {len(N.left_spine(w, (N.Add, N.Sub))) + 1 for w in sums}
-    table = {}
+    spines: dict = {}
+    for w in sums:                                   # preorder: a chain's top comes first
+        if id(w) not in spines:
+            spine = N.left_spine(w, (N.Add, N.Sub))
+            spines.update((id(s), len(spine) - k) for k, s in enumerate(spine))
+    counts = {spines[id(w)] + 1 for w in sums}
+    mine, theirs = _SumKeys(counts), _SumKeys(counts)
+    table: dict = {}                                 # hash -> the written sums with it, in order
     for w in sums:
-        key = _sum_key(w, counts)
-        if key is not None:
-            table.setdefault(key, w)
+        h = theirs.hashed(w)
+        if h is not None:
+            table.setdefault(h, []).append(w)
 
     def visit(n):
         if isinstance(n, (N.Add, N.Sub)):
-            key = _sum_key(n, counts)
-            if key in table:
-                return table[key]
+            h = mine.hashed(n)
+            if h in table:
+                key = mine.key(n)
+                hit = next((w for w in table[h] if theirs.key(w) == key), None)
+                if hit is not None:
+                    return hit
         return n.map_children(visit)
     return visit(node)

@@ -79,6 +79,60 @@ def test_a_sum_of_256_quadratic_forms():
     assert np.allclose(eval(d.numpy, {"np": np, **env}), want)
 
 
+def _quadratic_forms(k):
+    return " + ".join(f"x^T A{j} x" for j in range(1, k + 1))
+
+
+def _python_calls(fn) -> int:
+    """How many Python functions fn calls (on the derivation's own thread too): work, not time."""
+    import sys
+    import threading
+    calls = [0]
+
+    def count(frame, event, arg):
+        if event == "call":
+            calls[0] += 1
+    threading.setprofile(count)
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    return calls[0]
+
+
+def test_the_work_of_a_long_sum_grows_linearly_with_its_terms():
+    """Counts, not times: four times the quadratic forms, at most about four times the calls
+    (reading, shapes, steps, matching, the closed form's tidying and the guard). A stage whose
+    work grows with the square of the sum (each sum's prefix read again, a chain of sizes
+    walked again at every term, every term printed in every step) shows here: 4.3x before."""
+    derive(_quadratic_forms(2), "x")
+    small, large = (_python_calls(lambda k=k: derive(_quadratic_forms(k), "x")) for k in (32, 128))
+    assert large / small < 3.6, (small, large)
+
+
+def test_steps_show_a_long_sum_by_its_first_and_last_terms():
+    """The steps' working shows a sum of many terms by its first terms, how many it leaves out
+    and its last ones; the sifted form (the result's index form) is whole, and a short sum
+    is shown whole as before."""
+    from indexcalc.printing.index import ELIDED_TAIL, STEP_TERMS
+    k = 40
+    r = derive(_quadratic_forms(k), "x").results[0]
+    steps = {s.rule: s for s in r.steps}
+    for rule in ("expand", "differentiate", "kronecker"):
+        text = steps[rule].text
+        assert text.count("Σ_p") == STEP_TERMS and f"… ({k - STEP_TERMS} more terms)" in text, text
+        assert rf"\dots \text{{({k - STEP_TERMS} more terms)}}" in steps[rule].latex
+    assert "…" not in r.index_form and r.index_form.count("Σ_p") == 2 * k
+    assert steps["sift"].text == r.index_form
+    assert ELIDED_TAIL < STEP_TERMS
+    short = derive(_quadratic_forms(3), "x").results[0]
+    assert all("…" not in s.text for s in short.steps)
+    assert {s.text for s in short.steps if s.rule == "expand"} == {
+        "f = Σ_p x_p Σ_q x_q A1_qp + Σ_p x_p Σ_q x_q A2_qp + Σ_p x_p Σ_q x_q A3_qp"}
+
+
 def test_a_trace_of_a_chain_of_512_factors():
     k = 512
     d = derive("tr(" + " ".join(f"A{j}" for j in range(1, k + 1)) + " X)", "X")

@@ -58,13 +58,15 @@ class _Reading:
     POOL = list("pqrsuvwabcdefgh") + [f"{c}{k}" for k in range(1, 40) for c in "pqrsuvw"]
 
     var = None                            # the variable differentiated by (its deltas' place)
+    longest = None                        # a sum of more terms is shown elided (steps), or never
 
     def doprint(self, expr):
         """The free indices of the whole expression are never a Σ's new name (Y_pq = ...
         Σ_r ... Σ_s, not Σ_q inside an entry whose q is free). A float that is a whole
         number is printed as one (1.0 x is x, 2.0 x is 2 x)."""
         expr = whole_numbers(expr)
-        self._outer_free = {s.name for s in self.free(expr)} if isinstance(expr, sp.Basic) else set()
+        self._outer_free = {s.name for s in self.free(expr) if isinstance(s, sp.Symbol)} \
+            if isinstance(expr, sp.Basic) else set()
         self._outer_free |= {str(n) for n in getattr(self.ctx.variables, "sizes", ())}   # Q: p×q
         return super().doprint(expr)
 
@@ -75,11 +77,20 @@ class _Reading:
         terms = super()._as_ordered_terms(expr, order)
         names, last = self._names, len(self._names)
 
-        def first(t):
-            held = [names.get(a.base.label.name, last) for a in t.atoms(sp.Indexed)]
-            held += [names[a.name] for a in t.atoms(sp.Symbol) if a.name in names]
+        def first(t):      # free(t) holds every entry and symbol of t (a Σ's own index aside)
+            held = [names.get(a.base.label.name, last) if isinstance(a, sp.Indexed) else names[a.name]
+                    for a in self.free(t) if isinstance(a, sp.Indexed) or getattr(a, "name", None) in names]
             return min(held, default=last)
-        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), first(t)))
+        terms = sorted(terms, key=lambda t: (t.could_extract_minus_sign(), first(t)))
+        if self.longest is not None and len(terms) > self.longest:
+            # a step's long sum: its first terms, how many are left out, and its last ones
+            head, tail = self.longest - ELIDED_TAIL, ELIDED_TAIL
+            terms = terms[:head] + [sp.Symbol(f"{ELIDED}{len(terms) - head - tail}")] + terms[-tail:]
+        return terms
+
+    def _elided(self, e) -> str | None:
+        """The number of terms a long sum leaves out, for the mark that stands for them."""
+        return e.name[len(ELIDED):] if e.name.startswith(ELIDED) else None
 
     def _print_Float(self, e):
         """A decimal as a person writes it: 0.5, 1.702, 1e-08 (not 0.500000000000000)."""
@@ -417,6 +428,9 @@ class IndexText(_Reading, _SumsBracketed, StrPrinter):
         return f"{base}_{_joined(e.indices, show=self.arithmetic)}"
 
     def _print_Symbol(self, e):
+        left_out = self._elided(e)
+        if left_out is not None:
+            return f"… ({left_out} more terms)"
         return self._atom_name(e.name)
 
     def _print_KroneckerDelta(self, e):
@@ -522,6 +536,9 @@ class IndexLatex(_Reading, _SumsBracketed, LatexPrinter):
         return f"{entry_name(name)}_{{{sub}}}"
 
     def _print_Symbol(self, e, style="plain"):
+        left_out = self._elided(e)
+        if left_out is not None:
+            return fr"\dots \text{{({left_out} more terms)}}"
         atom = self._atom(e.name)
         return atom if atom is not None else super()._print_Symbol(e)
 
@@ -652,14 +669,23 @@ def _negative_sum(term) -> bool:
     return isinstance(term, sp.Sum) and term.function.could_extract_minus_sign()
 
 
-def index_text(expr, ctx, wrt_entry=None, var=None) -> str:
-    """`var`: the variable differentiated by; its Kronecker deltas stand where it stood."""
+# a step shows a sum of more terms than this by its first and last terms and how many it leaves
+# out (a sum of 256 quadratic forms, differentiated: 768 Σ's that no one reads and that cost
+# most of the derivation to print); the result's own index form is always printed whole
+STEP_TERMS = 12
+ELIDED_TAIL = 2
+ELIDED = "\u22ef"                    # ⋯: a name no input can have (names are identifiers)
+
+
+def index_text(expr, ctx, wrt_entry=None, var=None, longest=None) -> str:
+    """`var`: the variable differentiated by; its Kronecker deltas stand where it stood.
+    `longest`: a sum of more terms is shown by its first and last ones (a step's text)."""
     p = IndexText(ctx, wrt_entry)
-    p.var = var
+    p.var, p.longest = var, longest
     return p.doprint(expr).replace("**", "^").replace("*", " ")
 
 
-def index_latex(expr, ctx, wrt_entry=None, var=None) -> str:
+def index_latex(expr, ctx, wrt_entry=None, var=None, longest=None) -> str:
     p = IndexLatex(ctx, wrt_entry)
-    p.var = var
+    p.var, p.longest = var, longest
     return p.doprint(expr)
