@@ -376,7 +376,7 @@ def bench_cold():
             warm[name][1].append(timed(argv))
     med = statistics.median
     row("cold", 'process: derive "x^T B x" --wrt x', med(warm["import sympy"][0]), "import sympy",
-        med(warm["import sympy"][1]), f"median of {n}; bytecode compiled; target ≤ 1.5×")
+        med(warm["import sympy"][1]), f"median of {n}; bytecode compiled; target ≤ 1.3×")
     row("cold", "  the same, no bytecode cache", med(cold), "import sympy", med(t_ref),
         "every run compiles our modules")
     row("cold", "  the same", med(warm["import sympy; os._exit"][0]), "import sympy; os._exit",

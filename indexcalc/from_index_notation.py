@@ -34,6 +34,7 @@ from lark.exceptions import (
 from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
+from .index_syntax import index_text, is_index_notation
 from .latex_input import from_latex
 from .layout import shape_of_rank, show_dims
 from .shapes import Variable, Variables, _Sizes, _unknown
@@ -109,32 +110,6 @@ def index_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True)
 
 
-def index_text(e, rank=None) -> str:
-    """An index expression in reading order, as the seeds write it: n+j-1, n-i+1, k-j+1.
-    Terms are ordered by `rank` (a symbol -> sort key; by default its name), numbers last, and
-    a leading minus is avoided: the first term with a plus sign is written first (n-i+1, not
-    -i+n+1)."""
-    e = sp.expand(e)
-    if e.is_Symbol or e.is_Integer:
-        return str(e)
-    rank = rank or (lambda s: (0, s.name))
-
-    def key(t):
-        syms = sorted(t.free_symbols, key=lambda s: s.name)
-        return (1, ()) if not syms else (0, rank(syms[0]))
-    parts = sorted(sp.Add.make_args(e), key=key)
-    first = next((t for t in parts if not t.could_extract_minus_sign()), None)
-    if first is not None and parts[0].could_extract_minus_sign():
-        parts.remove(first)
-        parts.insert(0, first)
-    out = ""
-    for t in parts:
-        neg = t.could_extract_minus_sign()
-        body = str(-t if neg else t).replace("*", "").replace(" ", "")
-        out += ("-" if neg else ("+" if out else "")) + body
-    return out
-
-
 def walk(node):
     yield node
     if isinstance(node, Sum):
@@ -187,33 +162,6 @@ def _ordered_symbols(e):
 
 
 # ---- reading --------------------------------------------------------------------------------
-_SIGMA = re.compile(r"(Σ|∑)\s*_|\bsum_|\\sum_")      # Σ_p; a bare Σ is a name (a covariance, Σ^-1)
-_BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
-_DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
-_SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
-
-
-def is_index_notation(text: str) -> bool:
-    """Whether the input is written in index notation: an indexed entry (X[i,j]), a Σ, a δ_ij,
-    or an indexed left side in the subscript style (Y_ij = ... with its letters as
-    subscripts on the right side too)."""
-    if not isinstance(text, str):
-        return False
-    try:
-        text = from_latex(text)
-    except ParseError:
-        return False                           # the reader says what is wrong with it
-    if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text):
-        return True
-    m = _SUB_LHS.match(text)
-    if m:
-        sub = m.group(1).strip("{}").replace(",", "")
-        rhs = text[m.end():]
-        used = "".join(re.findall(r"_\{?([A-Za-z,+\-0-9 ]+)", rhs))
-        return bool(sub) and all(ch in used for ch in sub if ch.isalpha())
-    return False
-
-
 def is_equation(text: str) -> bool:
     """Whether the input, in either notation, is an equation (Y = ..., Y[i,j] = ...)."""
     if is_index_notation(text):

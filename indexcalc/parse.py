@@ -3,8 +3,26 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from fractions import Fraction
 from functools import lru_cache
+
+
+def _import_lark():
+    """lark, without the third-party `regex` module, which lark imports where it is installed
+    only to offer it as an option (Lark(regex=True): Unicode categories in a grammar's
+    terminals), an option our grammars never use; it is a tenth of our start-up over SymPy's.
+    Where lark or regex is already loaded, nothing changes."""
+    if "lark" in sys.modules or "regex" in sys.modules:
+        return
+    sys.modules["regex"] = None          # `import regex` raises ImportError: lark uses re
+    try:
+        import lark  # noqa: F401
+    finally:
+        del sys.modules["regex"]
+
+
+_import_lark()
 
 from lark import Lark, Transformer, v_args
 from lark.exceptions import (

@@ -21,7 +21,7 @@ from .simplify import simplify
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
-from .from_index_notation import is_index_notation
+from .index_syntax import is_index_notation
 from .index_form import IndexContext
 from .match import Matcher
 from .parse import parse

@@ -352,3 +352,19 @@ def test_the_index_printers_take_a_sum_of_ten_thousand_entries():
     text = index_text(expr, ctx)
     assert text.count(" + ") == len(terms) - 1 and text.count("Σ_") == TERMS // 100
     assert index_latex(expr, ctx).count(r"\sum_") == TERMS // 100
+
+
+def test_a_cold_derivation_loads_only_what_it_uses():
+    """Cold start (issue 15: ≤ 1.3x `import sympy`): `indexcalc derive "x^T B x"` in a fresh
+    process loads neither the index-notation reader (its grammar and tree) nor the third-party
+    `regex` module lark would import only to offer an option we never use."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys; from indexcalc.cli import run; run(['derive', 'x^T B x', '--wrt', 'x']); "
+            "print(sorted(m for m in sys.modules if m == 'regex' or m.startswith('indexcalc.')))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    loaded = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's list of names
+    assert "indexcalc.pipeline" in loaded and "indexcalc.index_syntax" in loaded
+    assert "indexcalc.from_index_notation" not in loaded and "regex" not in loaded, loaded

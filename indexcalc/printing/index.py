@@ -12,7 +12,7 @@ from sympy.printing.str import StrPrinter
 from .. import functions as F
 from .. import nodes as N
 from ..diff import Partial
-from ..from_index_notation import index_text as place_text
+from ..index_syntax import index_text as place_text
 from .latex import to_latex
 from .text import to_text
 
