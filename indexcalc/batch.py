@@ -36,6 +36,7 @@ class Batched:
         self.node, self.batch, self.code = node, batch, code
         self.axes, self.per_batch = tuple(axes), per_batch
         self.reads_back = True           # its text reads back as the same shape (the guard checks the value)
+        self.code_kind = "mat"           # the code's value: a batch of matrices, or "vec" (a column held 1-D)
 
     def words(self):
         """The closed-form step's text, LaTeX and note: np.matmul's meaning over the kept batch
@@ -81,6 +82,9 @@ def batch_match(R, terms, free, target=None) -> Batched | None:
     result's shape in the matrix language when it has rank ≤ 2 (a parameter's gradient summed
     over the batch: (D, E) for W, (1, E) for a row b, (E, 1) for a column b)."""
     shared = _shared(R, terms, free)
+    plain = [t for t in terms if not _own(t, shared)]
+    if plain and len(plain) < len(terms):        # a batch sum plus terms of shared matrices (2 λ W)
+        return _plus(R, batch_match(R, [t for t in terms if t not in plain], free, target), plain, free)
     found = _places(R, terms, free, shared)
     if found is None:
         return None
@@ -116,7 +120,8 @@ def batch_match(R, terms, free, target=None) -> Batched | None:
         if flat is None:
             return None
         stripped_atoms[name] = flat
-    stripped = Variables(table, sorted({d for v in table.values() for d in v.shape if isinstance(d, str)}))
+    sizes = {d for v in table.values() for d in v.shape if isinstance(d, str)} | set(R.variables.sizes)
+    stripped = Variables(table, sorted(sizes, key=str))      # B of sum(...) / B too
     ctx = IndexContext(stripped)
     for name, node in stripped_atoms.items():
         ctx.atoms[name], ctx._atom_names[node] = node, name
@@ -156,6 +161,41 @@ def batch_match(R, terms, free, target=None) -> Batched | None:
             return None                  # a shared vector (g: D) must read back: its broadcasting is NumPy's
         return out
     return _summed(R, node, dims, shared, axes, kept)
+
+
+def _own(t, shared) -> bool:
+    """Whether a term has an entry of a variable or atom the batches do not share."""
+    return any(e.base.label.name not in shared for f in t.factors for e in _entries(f))
+
+
+def _plus(R, summed, plain, free) -> Batched | None:
+    """A batch sum plus the terms made of shared matrices only, matched as 2-D closed forms
+    are: sum(X^T (1 - tanh(X W) .^ 2), 0) + 2 λ W for a loss with weight decay."""
+    if summed is None or summed.batch or not summed.axes:
+        return None
+    rest = R.matcher.match(plain, free)
+    if rest is None:
+        return None
+    rest = simplify(rest)
+    target = summed.node.shape
+    if rest.shape != target:
+        if T(rest).shape != target:
+            return None
+        rest = T(rest)
+    if not all(isinstance(n, SAFE) for n in rest.walk()):
+        return None
+    try:
+        code, kind, _ = _p(rest, NumpyPrinter(R.variables))
+    except ValueError:
+        return None
+    if kind != ("vec" if summed.code_kind == "vec" else "mat"):
+        return None
+    node = N.Add(summed.node, rest, target)
+    if not _reads_back(R, node):
+        return None
+    out = Batched(node, (), f"{summed.code} + {code}", axes=summed.axes, per_batch=summed.per_batch)
+    out.code_kind = summed.code_kind
+    return out
 
 
 def _places(R, terms, free, shared):
@@ -242,7 +282,9 @@ def _summed(R, node, dims, shared, axes, kept) -> Batched | None:
         closed = N.Transpose(closed, _swap(closed.shape))
     if not _reads_back(R, closed):
         return None
-    return Batched(closed, kept, code, axes=axes, per_batch=per_batch)
+    out = Batched(closed, kept, code, axes=axes, per_batch=per_batch)
+    out.code_kind = "vec" if column else "mat"
+    return out
 
 
 def _constant_factor(node) -> bool:
@@ -433,12 +475,14 @@ def _p(node, P):
     if isinstance(node, N.Sym):
         v = P.variables[node.name] if node.name in P.variables else None
         return py_name(node.name), "vec" if v is not None and v.kind == "vector" else "mat", True
-    if isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and _ones_row(node.b):
-        return "1", "num", True                                 # 1 1^T: the text's 1 (1 - tanh(X W) .^ 2)
+    if isinstance(node, N.Ones) or (isinstance(node, N.MatMul) and isinstance(node.a, N.Ones) and _ones_row(node.b)):
+        return "1", "num", True             # 1, 1 1^T beside an element-wise operand: the text's 1 (1 - tanh(X W) .^ 2)
     if isinstance(node, N.MatMul):
         return _matmul(node, P)
     if isinstance(node, N.Transpose):
-        c, kind, _ = _p(node.a, P)
+        c, kind, atomic = _p(node.a, P)
+        if kind == "num":                   # 1^T beside an element-wise operand: still 1
+            return c, kind, atomic
         if kind != "mat":
             raise ValueError("a transposed vector")
         return f"np.swapaxes({c}, -1, -2)", "mat", True

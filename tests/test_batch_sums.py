@@ -248,3 +248,20 @@ def test_order_2_beyond_rank_4_is_refused_with_one_sentence(expr, where, words, 
     assert main(["derive", expr, "--wrt", wrt, "--where", where, "--order", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("indexcalc: error:") and words in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("expr, closed, by_hand", [
+    ("sum(tanh(X W)) + sum(W ∘ W)", "sum(X^T (1 - tanh(X W) .^ 2), 0) + 2 W",
+     lambda v: np.einsum("bsd,bse->de", v["X"], 1 - np.tanh(v["X"] @ v["W"]) ** 2) + 2 * v["W"]),
+    ("sum((X W - T) .^ 2) / B + λ sum(W ∘ W)", "2 sum(X^T (X W - T), 0) / B + 2 λ W",
+     lambda v: 2 * np.einsum("bsd,bse->de", v["X"], v["X"] @ v["W"] - v["T"]) / SIZES["B"] + 2 * v["λ"] * v["W"]),
+])
+def test_a_batch_sum_plus_weight_decay(expr, closed, by_hand):
+    """Terms of shared matrices only (the decay 2 λ W) are matched as 2-D closed forms and added
+    to the batch sum; a size of the batch (B) stays a size in one batch's form."""
+    d = derive(expr, "W", "X: B×S×D, W: D×E, T: B×S×E, λ: scalar")
+    r = d.results[0]
+    assert r.closed_form == closed
+    v = _values(d, np.random.default_rng(12))
+    v["λ"] = 0.3
+    assert np.allclose(_run(r.numpy, v), by_hand(v))
