@@ -440,8 +440,6 @@ class TargetPrinter(NumpyPrinter):
         """A NumPy expression of index_pipeline's code (codeshare's passes: `_einsum`, window
         views, pads, reversed slices, batched @) in the target's terms; `like` names an array
         of the pass whose dtype new arrays (np.ones) take."""
-        if self.target == "numpy":
-            return code
         tree = _ArrayCode(self, like).visit(ast.parse(code, mode="eval"))
         return self.translate(ast.unparse(ast.fix_missing_locations(tree)))
 
@@ -481,9 +479,10 @@ def _tuple(node) -> ast.expr:
 
 
 def _of_sizes(node) -> bool:
-    """An expression of sizes only (Q.shape[-1], 2): a number, not an array."""
-    shape_bases = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "shape"}
-    return all(id(n) in shape_bases for n in ast.walk(node) if isinstance(n, ast.Name))
+    """An expression of sizes and constants only (Q.shape[-1], 2 * np.pi): a number, not an array."""
+    numbers = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and
+               (n.attr == "shape" or _dotted(n) in ("np.pi", "np.e"))}
+    return all(id(n) in numbers for n in ast.walk(node) if isinstance(n, ast.Name))
 
 
 def _math_of_sizes(P, node, like):
@@ -526,6 +525,71 @@ def _pad_call(P, node, like):
 
 def _correlate_call(P, node, like):
     return _call("_correlate", node.args, node.keywords)
+
+
+def _number(node) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) or \
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and _number(node.operand)
+
+
+def _tensor_args(P, node, like):
+    """np.maximum(X, 0), np.logaddexp(0, -X): torch's functions of two arrays take no plain
+    number, so a number is a tensor of the pass's dtype."""
+    def wrap(a):
+        return _call("torch.tensor", [a], [ast.keyword(arg="dtype", value=ast.parse(f"{like}.dtype", mode="eval").body),
+                                            ast.keyword(arg="device", value=ast.parse(f"{like}.device", mode="eval").body)])
+    return ast.Call(func=node.func, args=[wrap(a) if _number(a) else a for a in node.args], keywords=node.keywords)
+
+
+_ERF = {"torch": "torch.erf", "jax": "jax.lax.erf"}
+
+
+def _erf_call(P, node, like):
+    """NumPy's erf, math.erf vectorised (functions.ERF_CODE), is the target's own erf."""
+    inner = node.func
+    if isinstance(inner, ast.Call) and inner.args and _dotted(inner.func) == "np.vectorize" and \
+            ast.unparse(inner.args[0]) == "__import__('math').erf":
+        return _call(_ERF[P.target], node.args)
+    return node
+
+
+_SOFTMAX = {"numpy": "_softmax({})", "torch": "torch.softmax({}, dim=-1)", "jax": "jax.nn.softmax({}, axis=-1)"}
+
+
+def _softmax_lambda() -> str:
+    """The stable softmax as the NumPy printers write it without a helper: a lambda called in place."""
+    from types import SimpleNamespace
+    from .batch import softmax_code
+    return ast.dump(ast.parse(softmax_code("z", SimpleNamespace(helpers={})), mode="eval").body.func)
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def visit_Name(self, node):
+        return self.value if node.id == self.name else node
+
+
+def _call_of_call(P, node, like):
+    """A call of a call or of a lambda: the softmax lambda is the target's softmax (NumPy: the
+    file's _softmax, exp computed once), NumPy's erf (np.vectorize(math.erf)) the target's erf,
+    and a lambda called with a name is its body with the name in place."""
+    f = node.func
+    if isinstance(f, ast.Lambda) and len(node.args) == 1 and not node.keywords:
+        if ast.dump(f) == _softmax_lambda():
+            return ast.parse(_SOFTMAX[P.target].format(ast.unparse(node.args[0])), mode="eval").body
+        if isinstance(node.args[0], (ast.Name, ast.Constant)) and len(f.args.args) == 1 and \
+                not (f.args.vararg or f.args.kwarg or f.args.kwonlyargs or f.args.posonlyargs):
+            inner = ast.parse(ast.unparse(f.body), mode="eval").body      # (visited already, as a child)
+            return _Substitute(f.args.args[0].arg, node.args[0]).visit(inner)
+    return _erf_call(P, node, like) if P.target in _ERF else node
+
+
+def _stacked(P, node, like):
+    """np.broadcast_arrays(a, b, ...) (summed along axis 0): the target's arrays stacked."""
+    return _call(f"{'torch' if P.target == 'torch' else 'jnp'}.stack",
+                 [_call("torch.broadcast_tensors" if P.target == "torch" else "jnp.broadcast_arrays", node.args)])
 
 
 def _reversed_slice(e) -> bool:
@@ -626,20 +690,23 @@ class TorchPrinter(TargetPrinter):
              "sin": "torch.sin", "cos": "torch.cos", "log1p": "torch.log1p", "expm1": "torch.expm1",
              "logaddexp": "torch.logaddexp", "minimum": "torch.minimum", "where": "torch.where",
              "tensordot": "torch.tensordot", "arange": "torch.arange", "ones": "torch.ones",
-             "zeros": "torch.zeros", "eye": "torch.eye"}
+             "zeros": "torch.zeros", "eye": "torch.eye", "pi": "math.pi"}
 
 
 _SIZE_MATH = {f"np.{f}": _math_of_sizes for f in ("sqrt", "log", "exp")}
 _NEW_ARRAYS = {f"np.{f}": _like for f in ("ones", "zeros", "eye")}
 TorchPrinter.calls = {**_SIZE_MATH, **_NEW_ARRAYS, "_einsum": _einsum_call,
                       "np.lib.stride_tricks.sliding_window_view": _windows_call,
-                      "np.pad": _pad_call, "np.correlate": _correlate_call}
+                      "np.pad": _pad_call, "np.correlate": _correlate_call,
+                      "": _call_of_call,      # np.vectorize(math.erf)(X), (lambda z: ...)(X)
+                      "np.broadcast_arrays": _stacked,
+                      **{f"np.{f}": _tensor_args for f in ("maximum", "minimum", "logaddexp", "where")}}
 TorchPrinter.subscript = staticmethod(_torch_flip)
 
 
 class JaxPrinter(TargetPrinter):
     target = "jax"
-    calls = {**_NEW_ARRAYS, "_einsum": _einsum_call,
+    calls = {**_NEW_ARRAYS, "_einsum": _einsum_call, "": _call_of_call, "np.broadcast_arrays": _stacked,
              "np.lib.stride_tricks.sliding_window_view": _windows_call}
     rules = {
         N.Func: _func_rule({"sigmoid": "jax.nn.sigmoid({})", "relu": "jax.nn.relu({})",
@@ -658,6 +725,7 @@ class JaxPrinter(TargetPrinter):
 
 class NumpyTargetPrinter(TargetPrinter):
     target = "numpy"
+    calls = {"": _call_of_call}
     rules = {N.Func: _func_rule({}, {}, {3: "_log_softmax({})", 4: "_logsumexp({})", 5: "_logsumexp_rows({})"})}
 
 
@@ -784,8 +852,9 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         from . import index_pipeline as IP
         return _build_index(IP.backprop(equation, wrt, where), equation, wrt, target, params, name, command)
     d = backprop(equation, wrt, where)
-    from .tensor_pipeline import refuse_module
-    refuse_module(d)
+    from .tensor_pipeline import is_tensor_derivation
+    if is_tensor_derivation(d):          # the matrix language on tensors: index_pipeline's code
+        return _build_index(d, equation, wrt, target, params, name, command)
     out, rhs = d.output, d.rhs
     from .codegen import doc
     check_identifier(out, "the output")
@@ -892,7 +961,8 @@ def _build_index(d, equation, wrt, target, params, name, command) -> Module:
         check_identifier(s_, "the size")
     kinds = {i.name: i.kind for i in inputs}
     kinds[py_name(out)] = LY.kind_of(prob.out_shape)
-    cls = check_identifier(name, "--name") if name else "Layer"
+    typed = getattr(prob, "typed", None)          # a tensor equation's tree names it as the matrix language's do
+    cls = check_identifier(name, "--name") if name else _default_name(typed) if typed is not None else "Layer"
     return Module(cls, _snake(cls), doc(equation), command, py_name(out),
                   LY.kind_of(prob.out_shape), inputs, fwd, saved, bwd, grads,
                   {k: int(v) for k, v in sizes.items()}, size_args, like, kinds)

@@ -91,12 +91,3 @@ def _finish(d, typed, read):
 
 def is_tensor_derivation(d) -> bool:
     return isinstance(getattr(d, "problem", None), TensorProblem)
-
-
-def refuse_module(d) -> None:
-    """codegen builds modules from rank-2 closed forms (forward code, folds in terms of the
-    output); on tensors it says so instead of printing code of the wrong layout."""
-    from .errors import UnsupportedError
-    if is_tensor_derivation(d):
-        raise UnsupportedError("codegen of a module on tensors (rank ≥ 3) is not supported yet; "
-                               "`indexcalc backprop ... --format numpy` gives each gradient's NumPy code")

@@ -87,6 +87,56 @@ INDEX_CASES = {
 }
 
 
+def batched_linear_fwd(v):
+    return v["X"] @ v["W"] + v["b"]
+
+
+def batched_linear_bwd(v, dY):
+    X = v["X"]
+    return {"X": dY @ v["W"].T, "W": np.einsum("bsd,bse->de", X, dY), "b": dY.sum(axis=(0, 1))}
+
+
+def batched_tanh_fwd(v):
+    return np.tanh(v["X"] @ v["W"] + v["b"])
+
+
+def batched_tanh_bwd(v, dY):
+    Y = batched_tanh_fwd(v)
+    return batched_linear_bwd(v, dY * (1 - Y ** 2))
+
+
+def _phi(z):
+    from math import erf
+    return 0.5 * (1 + np.vectorize(erf)(z / np.sqrt(2)))
+
+
+def activation_bwd(slope):
+    """∂L/∂X and ∂L/∂W of f(X W) given f'(Z) as slope(Z)."""
+    def bwd(v, dY):
+        dZ = dY * slope(v["X"] @ v["W"])
+        return {"X": dZ @ v["W"].T, "W": np.einsum("bsd,bse->de", v["X"], dZ)}
+    return bwd
+
+
+# the matrix language on tensors (SPEC §1.2): batched @ over the leading axes, broadcasting
+TENSOR_CASES = {
+    "batched_linear": ("Y = X W + b", "X,W,b", "X: B×S×D, W: D×E, b: E",
+                       {"X": (2, 3, 4), "W": (4, 5), "b": (5,)}, batched_linear_fwd, batched_linear_bwd),
+    "batched_tanh": ("Y = tanh(X W + b)", "X,W,b", "X: B×S×D, W: D×E, b: 1×E",
+                     {"X": (3, 2, 4), "W": (4, 3), "b": (1, 3)}, batched_tanh_fwd,
+                     lambda v, dY: {**batched_tanh_bwd(v, dY),
+                                    "b": (dY * (1 - batched_tanh_fwd(v) ** 2)).sum(axis=(0, 1))[None, :]}),
+    "attention": ("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", "Q: B×S×D, K: B×T×D, V: B×T×E",
+                  {"Q": (2, 3, 4), "K": (2, 5, 4), "V": (2, 5, 3)}, attention_fwd, attention_bwd),
+    # element-wise functions whose NumPy code takes numbers (np.maximum(Z, 0)) or math.erf
+    "relu": ("Y = relu(X W)", "X,W", "X: B×S×D, W: D×E", {"X": (2, 3, 4), "W": (4, 3)},
+             lambda v: np.maximum(v["X"] @ v["W"], 0), activation_bwd(lambda z: (z > 0) * 1.0)),
+    "gelu": ("Y = gelu(X W)", "X,W", "X: B×S×D, W: D×E", {"X": (2, 3, 4), "W": (4, 3)},
+             lambda v: (v["X"] @ v["W"]) * _phi(v["X"] @ v["W"]),
+             activation_bwd(lambda z: _phi(z) + z * np.exp(-z ** 2 / 2) / np.sqrt(2 * np.pi))),
+}
+
+
 # ---- running a generated module, per target ------------------------------------------------------
 def load(tmp_path, code, name):
     path = tmp_path / f"{name}.py"
@@ -166,6 +216,38 @@ def test_index_module_against_hand_written_numpy(tmp_path, target, name):
     check_case(tmp_path, target, INDEX_CASES[name], name)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(TENSOR_CASES))
+def test_tensor_module_against_hand_written_numpy(tmp_path, target, name):
+    """codegen of the matrix language on tensors (it was exit 2 for every target): batched
+    attention and a rank-3 linear layer against NumPy's batched @ by hand."""
+    check_case(tmp_path, target, TENSOR_CASES[name], name)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_tensor_module_files_check_themselves(tmp_path, target):
+    """`indexcalc codegen "Y = softmax(Q K^T / sqrt(D)) V" ... --target T -o FILE` and the
+    batched linear layer, then `python FILE`: the file's own gradient check passes."""
+    for name in ("attention", "batched_linear"):
+        eq, wrt, where, *_ = TENSOR_CASES[name]
+        out = tmp_path / f"{name}_{target}.py"
+        assert main(["codegen", eq, "--wrt", wrt, "--where", where, "--target", target, "-o", str(out)]) == 0
+        p = run_file(out)
+        assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+
+
+def test_tensor_module_parameters_and_names():
+    """The data shares the output's first (batch) axis: X and attention's Q, K, V; W and b are
+    parameters, W: D×E starting normal with fan-in D. Attention is named as in the matrix language."""
+    eq, wrt, where, *_ = TENSOR_CASES["batched_linear"]
+    m = modulegen.build(eq, wrt, where, "torch")
+    assert [(p.name, p.fan_in) for p in m.params] == [("W", ("D",)), ("b", ())]
+    assert m.size_args == ["D", "E"]
+    eq, wrt, where, *_ = TENSOR_CASES["attention"]
+    m = modulegen.build(eq, wrt, where, "jax")
+    assert m.params == [] and m.cls == "AttentionLayer" and m.func == "attention_layer"
+
+
 def run_file(path):
     return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
 
@@ -227,6 +309,10 @@ def test_index_module_files_pass_ruff(tmp_path):
                 path = tmp_path / f"{name}_{target}_{len(paths)}.py"
                 path.write_text(modulegen.generate(eq, wrt, where, target, params=params), encoding="utf-8")
                 paths.append(str(path))
+        for name in ("attention", "batched_linear", "gelu"):
+            path = tmp_path / f"{name}_{target}.py"
+            path.write_text(modulegen.generate(*TENSOR_CASES[name][:3], target), encoding="utf-8")
+            paths.append(str(path))
     p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -279,6 +365,10 @@ def test_code_a_target_cannot_write_is_refused(target, code, message):
     assert e.value.exit_status == 2 and isinstance(e.value, (UnsupportedError, IndexCalcError))
 
 
+SOFTMAX_LAMBDA = ("(lambda z: np.exp(z - np.max(z, axis=-1, keepdims=True)) / np.sum(np.exp(z - np.max(z, axis=-1, "
+                  "keepdims=True)), axis=-1, keepdims=True))({})")
+
+
 @pytest.mark.parametrize("target, code, want", [
     ("torch", "x[:, ::-1, :]", "torch.flip(x, (1,))"),
     ("torch", "x[..., ::-1, ::-1]", "torch.flip(x, (-2, -1))"),
@@ -286,6 +376,19 @@ def test_code_a_target_cannot_write_is_refused(target, code, message):
     ("torch", "np.ones(X.shape[0])", "torch.ones(X.shape[0], dtype=x.dtype, device=x.device)"),
     ("jax", "x[..., ::-1]", "x[..., ::-1]"),
     ("jax", "_einsum('ab->a', x)", "jnp.einsum('ab->a', x)"),
+    ("torch", "np.maximum(x, 0)", "torch.maximum(x, torch.tensor(0, dtype=x.dtype, device=x.device))"),
+    ("torch", "np.logaddexp(0, -x)", "torch.logaddexp(torch.tensor(0, dtype=x.dtype, device=x.device), -x)"),
+    ("torch", "np.vectorize(__import__('math').erf, otypes=[float])(x / 2)", "torch.erf(x / 2)"),
+    ("jax", "np.vectorize(__import__('math').erf, otypes=[float])(x / 2)", "jax.lax.erf(x / 2)"),
+    ("torch", "np.exp(-x ** 2 / 2) / np.sqrt(2 * np.pi)", "torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi)"),
+    ("jax", "np.sum(np.broadcast_arrays(x, 1.0), axis=0)", "jnp.sum(jnp.stack(jnp.broadcast_arrays(x, 1.0)), axis=0)"),
+    # the softmax lambda of the NumPy printers: the target's softmax, exp computed once
+    ("numpy", SOFTMAX_LAMBDA.format("S / 2"), "_softmax(S / 2)"),
+    ("torch", SOFTMAX_LAMBDA.format("S / 2"), "torch.softmax(S / 2, dim=-1)"),
+    ("jax", SOFTMAX_LAMBDA.format("S / 2"), "jax.nn.softmax(S / 2, axis=-1)"),
+    # a lambda called with a name is its body (ruff PLC3002); with an expression it stays
+    ("jax", "(lambda z: z * np.tanh(z))(_f1)", "_f1 * jnp.tanh(_f1)"),
+    ("numpy", "(lambda z: z * np.tanh(z))(x + 1)", "(lambda z: z * np.tanh(z))(x + 1)"),
 ])
 def test_numpy_code_in_a_targets_terms(target, code, want):
     assert modulegen.TARGETS[target](Variables({}, {})).array_code(code, "x") == want
