@@ -37,13 +37,13 @@ from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
 from .index_syntax import index_text, is_index_notation
 from .latex_input import from_latex
 from .layout import shape_of_rank, show_dims
-from .shapes import Variable, Variables, _Sizes, _unknown
+from .shapes import GREEK, Variable, Variables, _Sizes, _unknown
 
 GRAMMAR = os.path.join(os.path.dirname(__file__), "index_grammar.lark")
 
 # sizes nothing declares: upper case, so that they never take a letter an index may want
 AUTO_SIZES_UPPER = ["N", "M", "P", "Q", "R", "D", "K", "L", "S", "U", "V", "C", "E", "F", "G", "H"]
-ALIASES = {"σ": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
+ALIASES = {"σ": "sigmoid", "sigma": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
 DELTAS = {"δ", "delta"}
 TYPESET = {"−": "-", "²": "^2", "³": "^3", "ᵀ": "^T", "⁻¹": "^-1", "·": "*", "⋅": "*"}   # entries: · is a product
 
@@ -202,7 +202,12 @@ class _ToTree(Transformer):
         return Num(Fraction(text)) if re.fullmatch(r"\d+", text) else Num(float(text))
 
     def scalar(self, tok):
-        return Scalar(_name(tok))
+        name = _name(tok)
+        if len(name) > 1 and ALIASES.get(name, name) in F.TABLE and name.lower() not in GREEK:
+            # `log Y_ij` would be a variable named log times Y_ij: a misreading, refused
+            raise IndexCalcError(f"{name} is a function, written here without brackets: write {name}(...) "
+                                 f"around its argument ({name}(Y_ij), not {name} Y_ij)")
+        return Scalar(name)
 
     def ref(self, tok, indices):
         return _ref(_name(tok), indices)

@@ -13,6 +13,8 @@ spacing), spelled as a symbol or a name, or structural (\\frac, \\sqrt), and `^{
 transpose."""
 from __future__ import annotations
 
+import re
+
 from .errors import ParseError
 
 # \mathbf{W} is W: fonts and decorations that do not change what a name means
@@ -62,6 +64,12 @@ WHY_NOT = {
     "rvert": "write abs(x) for |x| (or det(X) for a determinant)",
     "vert": "write abs(x) for |x| (or det(X) for a determinant)",
 }
+
+
+# one atom: a letter or a font-wrapped name, with a subscript and/or a superscript, standing alone
+_ATOM = re.compile(r"((?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit)\{[A-Za-z]+\}|[A-Za-z])"
+                   r"(?:_(?:\{[^{}]*\}|[A-Za-z0-9]))?(?:\^(?:\{[^{}]*\}|[A-Za-z0-9]))?)"
+                   r"(?=\s*(?:$|[-+)=,]|\\right))")
 
 
 def has_latex(text: str) -> bool:
@@ -165,7 +173,7 @@ class _Reader:
             return j
         if name in FUNCTIONS:
             self.emit(FUNCTIONS[name], word=True)
-            return j
+            return self.operand_of_function(name, j)
         if name in GREEK:
             self.emit(GREEK[name], word=True)
             return j
@@ -186,6 +194,17 @@ class _Reader:
         why = WHY_NOT.get(name)
         self.fail(f"the LaTeX command \\{name} is not part of the language"
                   + (f": {why}" if why else ""), i)
+
+    def operand_of_function(self, name, j):
+        """\\log Y_{ij}, \\exp x: TeX's function of the one atom after it, bracketed (log(Y_{ij}))
+        when that atom stands alone (then the end, an operator or a closing bracket); anything
+        else (\\log x_i y_i, \\log \\det X) is left without brackets, which the readers refuse."""
+        m = _ATOM.match(self.text, self.skip(j))
+        if name in ("max", "min") or not m:
+            return j
+        self.sep = False
+        self.emit("(" + _Reader(m.group(1)).read() + ")")
+        return m.end(1)
 
     def is_one_or_identity(self, j):
         k = self.skip(j)

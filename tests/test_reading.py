@@ -510,3 +510,30 @@ def test_repeated_indices_without_a_sum_say_how_index_notation_sums(capsys):
     assert main(["derive", "x_i A_ij x_j", "--wrt", "x"]) == 2
     err = capsys.readouterr().err
     assert "Σ_{i,j} x_i A_ij x_j" in err and "by convention" in err and "Traceback" not in err
+
+
+def test_a_function_without_brackets_in_index_notation_is_refused_not_a_variable(capsys):
+    """-Σ_{i,j} T_ij log Y_ij read `log` as a scalar variable (the derivative -log T, a
+    misreading the guard cannot see); it is refused as the matrix language refuses log det X.
+    A Greek name stays a scalar (Σ_i sigma x_i)."""
+    from indexcalc.cli import main
+    assert main(["derive", "L = -Σ_{i,j} T_ij log Y_ij", "--wrt", "Y"]) == 2
+    assert "log(Y_ij)" in capsys.readouterr().err
+    assert derive("Σ_i sigma x_i", "x").results[0].closed_form == "sigma 1"
+
+
+def test_latex_function_of_one_atom_is_bracketed_as_tex_reads_it():
+    """\\log Y_{ij} (TeX: the log of the atom after it) is log(Y_ij); \\sigma(…) the sigmoid in
+    index notation too. Checked against NumPy."""
+    rng = np.random.default_rng(5)
+    T, Y = rng.uniform(0.5, 1.5, size=(S, N)), rng.uniform(0.5, 1.5, size=(S, N))
+    d = derive(r"L = -\sum_{i,j} T_{ij} \log Y_{ij}", "Y", "T: S×N, Y: S×N")
+    assert np.allclose(eval(d.results[0].numpy, {"np": np, "T": T, "Y": Y}), -T / Y)  # noqa: S307
+    X, W = rng.normal(size=(S, N)), rng.normal(size=(N, M))
+    from indexcalc import backprop
+    dY = rng.normal(size=(S, M))
+    b = backprop(r"Y_{ij} = \sigma(\sum_{p} X_{ip} W_{pj})", "W", "X: S×N, W: N×M")
+    s = sig(X @ W)
+    assert np.allclose(eval(b.results[0].numpy, {"np": np, "X": X, "W": W, "dY": dY}), X.T @ (dY * s * (1 - s)))  # noqa: S307
+    from indexcalc.latex_input import from_latex
+    assert from_latex(r"\log x_i y_i") == "log x_i y_i"          # not one atom: left to the refusal
