@@ -685,7 +685,6 @@ COOKBOOK = ids("cookbook", COOKBOOK)
 # answercheck; tests/test_peer_cases.py marks them xfail(strict=True)). When a fix makes one
 # pass, its XPASS fails the suite: delete its line here.
 XFAIL = {
-    "sympy-05-i": "an element-wise power with a scalar variable exponent, x .^ i, is a parse error (grammar: reading)",
 }
 
 CASES = []
