@@ -680,7 +680,7 @@ class TorchPrinter(TargetPrinter):
         N.Identity: lambda P, n: (f"torch.eye({P.size(n.shape[0])}, {_dtype_of(P)})", 2),
         N.Conv: _unsupported("convolutions"), N.Flip: _unsupported("flips"),
     }
-    names = {"sum": "torch.sum", "outer": "torch.outer", "ravel": "torch.ravel", "diag": "torch.diag",
+    names = {"sum": "torch.sum", "outer": "_outer", "ravel": "torch.ravel", "diag": "torch.diag",
              "trace": "torch.trace", "linalg.inv": "torch.linalg.inv", "linalg.det": "torch.linalg.det",
              "linalg.norm": "torch.linalg.norm", "linalg.matrix_power": "torch.linalg.matrix_power",
              "log": "torch.log", "exp": "torch.exp", "sqrt": "torch.sqrt", "max": "torch.amax",
@@ -1060,7 +1060,7 @@ def render(modules: list, target: str, source: str) -> str:
         any(p.kind in ("matrix", "tensor") for m in modules for p in m.params)
     uses = {h: any(re.search(rf"(?<![\w.]){h}\(", t) for t in texts)      # the module's helper functions
             for h in ("_softmax", "_log_softmax", "_logsumexp", "_logsumexp_rows", "_windows", "_pad",
-                      "_correlate")}
+                      "_correlate", "_outer")}
     from .codeshare import EINSUM_SOURCE
     einsum_source = EINSUM_SOURCE.rstrip("\n") if any("_einsum(" in t for t in texts) else ""
     code = env.get_template(tname).render(modules=modules, source=doc(source), uses_math=uses_math,

@@ -23,7 +23,10 @@ SIGMOID_LOSS = ("L = sum(log(1 + exp(-(X w))))", "w", "X: S×M, w: M")
 # a square parameter names its size twice: the constructor takes it once (was a SyntaxError)
 SQUARE = ("Y = tanh(X W)", "X,W", "X: S×N, W: N×N")
 
-EQUATIONS = {"attention": ATTENTION, "tanh": TANH, "cross_entropy": CROSS_ENTROPY,
+# a bias spread down the rows inside a softmax: NumPy's outer of a (1, C) row (torch.outer refused it)
+CE_LAYER = ("L = -sum(T ∘ log(softmax(X W + 1 b))) / S", "W,b", "X: S×M, W: M×C, b: 1×C, T: S×C")
+
+EQUATIONS = {"attention": ATTENTION, "ce_layer": CE_LAYER, "tanh": TANH, "cross_entropy": CROSS_ENTROPY,
              "layernorm": LAYERNORM, "sigmoid_loss": SIGMOID_LOSS, "square": SQUARE}
 
 
