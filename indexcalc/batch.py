@@ -343,6 +343,18 @@ def _sum_code(lifted, axes, k, P, column) -> str:
                 code = (f"{a}.reshape(-1, {P.size(lifted.a.a.shape[-1])}).T @ "
                         f"{b}.reshape(-1, {P.size(lifted.b.shape[-1])})")
                 return f"({code})[0]" if column else code
+    if isinstance(lifted, N.MatMul) and not column and full(lifted.a) != full(lifted.b):
+        try:                                       # Σ_b X_b^T M = (Σ_b X_b^T) M: the sum first
+            if full(lifted.a):
+                (m, km) = _wrap(lifted.b, P)
+                if km == "mat":
+                    return f"({_sum_code(lifted.a, axes, k, P, False)}) @ {m}"
+            else:
+                (m, km) = _wrap(lifted.a, P)
+                if km == "mat":
+                    return f"{m} @ ({_sum_code(lifted.b, axes, k, P, False)})"
+        except ValueError:
+            pass
     c, kind = _wrap(lifted, P)
     if kind != "mat":
         raise ValueError("a batch of vectors")
@@ -356,11 +368,11 @@ def _transpose_first(node, full):
     factors = _factors(node)
     if len(factors) < 3 or not isinstance(factors[0], N.Transpose) or not full(factors[0].a):
         return node
+    if not any(full(f) for f in factors[1:]):         # X^T A C with A, C shared: not one product
+        return node
     rest = factors[1]
     for f in factors[2:]:
         rest = N.MatMul(rest, f, tuple(node.shape[:-2]) + (rest.shape[-2], f.shape[-1]))
-    if not full(rest):
-        return node
     return N.MatMul(factors[0], rest, node.shape)
 
 

@@ -16,7 +16,7 @@ from indexcalc.pipeline import backprop, derive
 
 from .references import softmax as _softmax
 
-SIZES = {"B": 2, "H": 3, "S": 4, "D": 3, "E": 5}
+SIZES = {"B": 2, "H": 3, "S": 4, "D": 3, "E": 5, "K": 6}
 
 
 def _tanh_by_hand(v):
@@ -264,4 +264,20 @@ def test_a_batch_sum_plus_weight_decay(expr, closed, by_hand):
     assert r.closed_form == closed
     v = _values(d, np.random.default_rng(12))
     v["λ"] = 0.3
+    assert np.allclose(_run(r.numpy, v), by_hand(v))
+
+
+@pytest.mark.parametrize("expr, where, closed, by_hand", [
+    ("sum((X W) ∘ (A C))", "X: B×S×D, W: D×E, A: S×K, C: K×E", "sum(X^T A C, 0)",
+     lambda v: np.einsum("bsd,se->de", v["X"], v["A"] @ v["C"])),
+    ("sum((X W) ∘ M)", "X: B×H×S×D, W: D×E, M: S×E", "sum(sum(X^T M, 1), 0)",
+     lambda v: np.einsum("bhsd,se->de", v["X"], v["M"])),
+])
+def test_a_batch_times_shared_matrices_is_summed_first(expr, where, closed, by_hand):
+    """Σ_b X_b^T A C with A, C shared is (Σ_b X_b)^T A C: the batch is summed before the product
+    (X^T A C was printed as one product of reshaped batches, which A C is not: exit 3)."""
+    d = derive(expr, "W", where)
+    r = d.results[0]
+    assert r.closed_form == closed
+    v = _values(d, np.random.default_rng(13))
     assert np.allclose(_run(r.numpy, v), by_hand(v))
