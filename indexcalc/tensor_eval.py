@@ -145,6 +145,16 @@ def _diagmat(n, env, sizes):
     return v * np.eye(m)
 
 
+def _along(fn, n, env, sizes):
+    """sum / mean along an axis: NumPy's, the axis dropped, for a tensor; for a matrix (a
+    tensor's sum(dY, 0) summed again) the matrix language's row or column (SPEC §1.1's
+    sum(X, 0), a 1×n row), as shapes.py types it."""
+    a = _v(n.a, env, sizes)
+    if len(n.a.shape) == 2 and a.ndim == 2:
+        return np.reshape(fn(a, axis=n.axis, keepdims=True), _sizes_of(n.shape, sizes))
+    return fn(a, axis=n.axis)
+
+
 RULES = {
     N.Ones: lambda n, env, s: np.ones(_sizes_of(n.shape, s)),
     N.Identity: lambda n, env, s: np.broadcast_to(np.eye(_sizes_of(n.shape, s)[-1]), _sizes_of(n.shape, s)),
@@ -162,8 +172,8 @@ RULES = {
     N.Power: lambda n, env, s: np.power(_v(n.a, env, s), _scalar_of(n.p, env, s)),
     N.SumAll: lambda n, env, s: np.sum(_v(n.a, env, s)),
     N.Mean: lambda n, env, s: np.mean(_v(n.a, env, s)),
-    N.SumAxis: lambda n, env, s: np.sum(_v(n.a, env, s), axis=n.axis),
-    N.MeanAxis: lambda n, env, s: np.mean(_v(n.a, env, s), axis=n.axis),
+    N.SumAxis: lambda n, env, s: _along(np.sum, n, env, s),
+    N.MeanAxis: lambda n, env, s: _along(np.mean, n, env, s),
     N.Norm: lambda n, env, s: np.sqrt(np.sum(_v(n.a, env, s) ** 2)),
     N.Norm2: lambda n, env, s: np.sum(_v(n.a, env, s) ** 2),
     N.Func: _func,

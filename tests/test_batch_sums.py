@@ -281,3 +281,16 @@ def test_a_batch_times_shared_matrices_is_summed_first(expr, where, closed, by_h
     assert r.closed_form == closed
     v = _values(d, np.random.default_rng(13))
     assert np.allclose(_run(r.numpy, v), by_hand(v))
+
+
+def test_a_sum_along_an_axis_of_a_summed_tensor_is_the_matrix_languages(capsys):
+    """sum(dY, 0) of dY: B×S×E is a matrix S×E, and sum(·, 0) of a matrix is the 1×E row (SPEC
+    §1.1); the guard's reference evaluated it as NumPy's 1-D (E,), exit 2 'internal' before."""
+    where = "X: B×S×D, W: D×E, b: E"
+    assert main(["check", "Y = X W + b", "--wrt", "b", "--answer", "sum(sum(dY, 0), 0)^T", "--where", where]) == 0
+    assert main(["check", "Y = X W + b", "--wrt", "b", "--answer", "sum(dY, 0)", "--where", where]) == 1
+    d = derive("sum(mean(sum(X, 0), 1) .^ 2)", "X", "X: B×S×D")
+    X = np.random.default_rng(14).normal(size=(2, 4, 3))
+    m = X.sum(axis=0).mean(axis=1)                        # S row means of the batch sum
+    want = np.broadcast_to((2 * m / 3)[None, :, None], X.shape)
+    assert np.allclose(_run(d.results[0].numpy, {"X": X}), want)
