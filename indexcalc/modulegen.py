@@ -743,6 +743,7 @@ class Input:
     param: bool
     draw: str             # signed | positive | invertible
     fan_in: tuple = ()    # a parameter's sizes summed over in the forward pass (its normal start's scale)
+    start: str = ""       # a parameter's start (param_starts): normal (a weight), ones (a gain), zeros (a bias)
 
 
 @dataclass
@@ -900,12 +901,14 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     sizes = point.sizes
     from .tensor_pipeline import TensorProblem
     entry = TensorProblem(equation, rhs, variables, out)        # the entries, for the fan-ins
+    fans = {p: fan_in(entry, p) for p in params}
+    starts = param_starts(lambda e: evaluate(rhs, e, sizes), point.env2d, fans, np.random.default_rng(3))
     inputs = []
     for n in names:
         v = variables[n]
         shape = tuple(N.size_value(x, sizes) for x in v.array_shape)
         inputs.append(Input(py_name(n), v.kind, shape, v.array_shape, n in wrt, n in params, draws[n],
-                            fan_in(entry, n) if n in params else ()))
+                            fans.get(n, ()), starts.get(n, "")))
     size_args = constructor_sizes(inputs)
     for s in size_args:
         check_identifier(s, "the size")
@@ -949,13 +952,16 @@ def _build_index(d, equation, wrt, target, params, name, command) -> Module:
         saved.append(py_name(out))
     sizes = IP.choose_sizes(prob, d.variables)
     needs = prob.domains()
+    point = IP.make_point(prob, prob.variables, sizes, np.random.default_rng(5), 0, needs)
+    fans = {p: fan_in(prob, p) for p in params}
+    starts = param_starts(lambda e: prob.value(e, sizes), point.env, fans, np.random.default_rng(3))
     inputs = []
     for n in names:
         v = prob.variables[n]
         dims = tuple(LY.array_shape(v.shape))
         inputs.append(Input(py_name(n), v.kind, tuple(N.size_value(x, sizes) for x in dims), dims, n in wrt,
                             n in params, "positive" if "positive" in needs.get(n, set()) else "signed",
-                            fan_in(prob, n) if n in params else ()))
+                            fans.get(n, ()), starts.get(n, "")))
     size_args = constructor_sizes(inputs)
     for s_ in size_args:
         check_identifier(s_, "the size")
@@ -974,30 +980,53 @@ def _index_params(problem, wrt) -> list:
     the position of a sequence, that the data shares: X[n,p] of Y[n,j], h[n+j-1] of a[n],
     Q[b,i,k] of O[b,i,d]); W[j,p], b[j] and a kernel F[o,c,p,q] are parameters, scalars never."""
     entries, free = _entries(problem)
-    first = free[0]
     out = []
     for n in wrt:
-        places = entries.get(n)
-        if places and first not in places[0].free_symbols:
+        places = entries.get(n, ((),))[0]
+        if places and free[0] not in places[0].free_symbols:
             out.append(n)
     return out
 
 
 def _entries(problem) -> tuple:
-    """({variable: its places in the right side's entry (index_form), first occurrence},
-    the output's index symbols)."""
+    """({variable: (its places in the right side's entry, the indices summed over around it
+    within its linear context)}, first occurrence; the output's index symbols). The entry is
+    index_form's with the deltas sifted (X diag(g) holds g[j], not a summed g[q] δ_qj); a
+    function or a power starts a context of its own (tanh(X W) V sums W's p inside the tanh,
+    V's k outside), and so does a function of a whole row (softmax(X W), an atom there),
+    opened at its places."""
     import sympy as sp
     from .from_index_notation import index_symbol
-    from .index_form import IndexContext
-    ctx = IndexContext(problem.variables)
-    problem.register(ctx)
-    body = problem.index_form(ctx)
+    from .index_pipeline import _Run
+    from .pipeline import _terms_expr
+    R = _Run(problem, problem.variables, next(iter(problem.variables.table)))
+    free = [index_symbol(i) for i in problem.out_indices]
     out: dict = {}
-    for entry in sorted(body.atoms(sp.Indexed), key=str):
-        name = str(entry.base.label)
-        if name in problem.variables and len(entry.indices) == len(LY.array_shape(problem.variables[name].shape)):
-            out.setdefault(name, entry.indices)
-    return out, [index_symbol(i) for i in problem.out_indices]
+    todo, opened = [(problem.index_form(R.ctx), set(free))], set()
+
+    def walk(e, summed):
+        if isinstance(e, sp.Indexed):
+            name = str(e.base.label)
+            node = R.ctx.atoms.get(name)
+            inner = getattr(node, "a", None)
+            if isinstance(inner, N.Node) and inner.shape == node.shape and name not in opened:
+                opened.add(name)
+                places = iter(e.indices)
+                idx = tuple(None if d == 1 else next(places) for d in node.shape)
+                todo.append((R.ctx.entry(inner, idx), set().union(*(i.free_symbols for i in e.indices))))
+            elif name in problem.variables and len(e.indices) == len(LY.array_shape(problem.variables[name].shape)):
+                out.setdefault(name, (e.indices, summed))
+        elif isinstance(e, sp.Sum):
+            walk(e.function, summed | {lim[0] for lim in e.limits})
+        else:
+            inner = set() if isinstance(e, (sp.Function, sp.Pow)) else summed
+            for a in e.args:
+                walk(a, inner)
+
+    while todo:
+        body, bound = todo.pop(0)
+        walk(_terms_expr(R, R.nz.simplify_terms(R.nz.terms(body), bound)), set())
+    return out, free
 
 
 def _given_params(params: str, variables, wrt) -> list:
@@ -1011,15 +1040,39 @@ def _given_params(params: str, variables, wrt) -> list:
     return names
 
 
+def param_starts(value, env: dict, fan_ins: dict, rng) -> dict:
+    """How each parameter starts: normal, scaled by its fan-in, where the forward pass sums over
+    some of its axes (a weight, a kernel: fan_ins[p] not empty); else at ones where it scales
+    the output (with it at zero the output no longer depends on the other inputs: a LayerNorm's
+    gain g[i], whose zero start would stop every gradient), else at zeros (a bias). value(env)
+    is the output's value; env holds a point's values; the other arrays are redrawn by
+    rescaling (signs and domains kept)."""
+    def redrawn(e):
+        return {n: (a * rng.uniform(0.5, 1.5, size=np.shape(a)) if n not in fan_ins and np.ndim(a) else a)
+                for n, a in e.items()}
+
+    def moves(e):
+        with np.errstate(all="ignore"):
+            a, b = np.asarray(value(e), dtype=float), np.asarray(value(redrawn(e)), dtype=float)
+        return not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.allclose(a, b, rtol=1e-12, atol=1e-12))
+    out = {}
+    for p, fan in fan_ins.items():
+        if fan:
+            out[p] = "normal"
+        else:
+            out[p] = "ones" if moves(env) and not moves({**env, p: np.zeros_like(env[p])}) else "zeros"
+    return out
+
+
 def fan_in(problem, name) -> tuple:
     """A parameter's fan-in: the sizes of its axes that the forward pass sums over (no output
     index in their place), read from the right side's entry: W[j,p] of Σ_p X[n,p] W[j,p] has P,
     the W: M×N of X W has M, of X W^T N, a kernel F[o,c,p,q] C×R×S. Empty where the parameter
     is not summed over (a bias)."""
-    entries, free = _entries(problem)
+    entries, _ = _entries(problem)
     dims = LY.array_shape(problem.variables[name].shape)
-    places = entries.get(name, ())
-    return tuple(d for d, i in zip(dims, places) if i not in free)
+    places, summed = entries.get(name, ((), set()))
+    return tuple(d for d, i in zip(dims, places) if i in summed)
 
 
 def _mentions(code, name):
@@ -1057,7 +1110,7 @@ def render(modules: list, target: str, source: str) -> str:
     texts = [c for m in modules for c in [c for _, c in m.forward] + [c for _, c in m.backward]
              + [c for _, _, c in m.grads]]
     uses_math = any("math." in t for t in texts) or \
-        any(p.kind in ("matrix", "tensor") for m in modules for p in m.params)
+        any(p.start == "normal" for m in modules for p in m.params)
     uses = {h: any(re.search(rf"(?<![\w.]){h}\(", t) for t in texts)      # the module's helper functions
             for h in ("_softmax", "_log_softmax", "_logsumexp", "_logsumexp_rows", "_windows", "_pad",
                       "_correlate", "_outer")}

@@ -337,6 +337,38 @@ def test_weights_start_normal_with_their_fan_in(tmp_path, eq, wrt, where, param,
         assert not np.any(layer.params[p.name])
 
 
+LAYERNORM = ("Y[b,i] = (X[b,i] - Σ_k X[b,k] / D) / sqrt(Σ_k (X[b,k] - Σ_l X[b,l] / D)^2 / D + eps) * g[i] + be[i]",
+             "X,g,be", "X: B×D, eps: scalar")
+
+
+@pytest.mark.parametrize("eq, wrt, where, starts", [
+    # a gain starts at ones (at zeros the output is constant and no gradient reaches X), a shift at zeros
+    (*LAYERNORM, {"g": ("ones", ()), "be": ("zeros", ())}),
+    ("Y = X diag(g)", "X,g", "X: S×N, g: N", {"g": ("ones", ())}),        # g[j] after sifting δ
+    # a weight vector is summed over: normal with its fan-in (a 1-D kernel, X w)
+    ("a[n] = Σ_j h[n+j-1] w[j]", "h,w", "h: d, w: k", {"w": ("normal", ("k",))}),
+    ("y = X w", "X,w", "X: S×M, w: M", {"w": ("normal", ("M",))}),
+    # sums inside a function count, sums outside it do not (V's k is not W's fan-in)
+    ("Y = tanh(X W) V", "X,W,V", "X: S×M, W: M×N, V: N×E", {"W": ("normal", ("M",)), "V": ("normal", ("N",))}),
+    ("Y = softmax(X W) V", "X,W,V", "X: B×S×M, W: M×N, V: N×E", {"W": ("normal", ("M",)), "V": ("normal", ("N",))}),
+])
+def test_parameters_start_as_their_place_says(eq, wrt, where, starts):
+    m = modulegen.build(eq, wrt, where, "numpy")
+    assert {p.name: (p.start, p.fan_in) for p in m.params} == starts
+
+
+def test_layer_norm_gain_starts_at_one(tmp_path):
+    """The generated LayerNorm (index notation) starts as the identity normalisation: g = 1, be = 0."""
+    m = modulegen.build(*LAYERNORM, "numpy")
+    mod = load(tmp_path, modulegen.render([m], "numpy", "test"), "layernorm")
+    layer = mod.Layer(5)
+    assert np.all(layer.params["g"] == 1) and not np.any(layer.params["be"])
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    Y = layer.forward(X, 1e-5)
+    want = (X - X.mean(1, keepdims=True)) / np.sqrt(X.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(Y, want, rtol=1e-10)
+
+
 @pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
 def test_torch_kernel_starts_normal_with_its_fan_in(tmp_path):
     import torch
