@@ -475,37 +475,97 @@ def _entry_factors(v):
     return [v], []
 
 
+def _powers(num, den):
+    """Entry-wise factors as [base, exponent]: f .^ k is (f, k), a divisor's exponent negated."""
+    out = []
+    for sign, fs in ((1, num), (-1, den)):
+        for f in fs:
+            if isinstance(f, N.HadPow) and N.is_num(f.p) and not isinstance(f.p.value, float) \
+                    and Fraction(f.p.value).denominator == 1:
+                out.append([f.a, sign * int(f.p.value)])
+            else:
+                out.append([f, sign])
+    return out
+
+
+def _of_powers(powers, shape):
+    """The ∘ and ⊘ chain of [base, exponent] pairs (exponent 0 left out; no numerator: 1 ⊘ ...)."""
+    def power(b, k):
+        return b if k == 1 else N.HadPow(b, N.num(k), b.shape)
+    node = _hadamard_of([power(b, k) for b, k in powers if k > 0], shape)
+    for b, k in powers:
+        if k < 0:
+            node = N.HadDiv(node, power(b, -k), shape)
+    return node
+
+
+def _with_softmax(h, z):
+    """h with its factor exp(z) as softmax(z) when h is exp(z) or a ∘ chain holding it; else None."""
+    if _is_exp(h) and h.a == z:
+        return N.Softmax(z, h.shape)
+    parts = _hadamard_factors(h) if isinstance(h, N.Hadamard) else []
+    for j, f in enumerate(parts):
+        if _is_exp(f) and f.a == z:
+            return _hadamard_of(parts[:j] + [N.Softmax(z, f.shape)] + parts[j + 1:], h.shape)
+    return None
+
+
 def _row_softmax(n):
     """diag((exp(Z) 1) .^ -1) exp(Z) = softmax(Z), each row of exp(Z) over its total, read along
-    a matrix product; with other entry-wise factors b on the diagonal (diag(b ⊘ (exp(Z) 1)),
-    diag(diag(r) b)) it is diag(b) softmax(Z), diagonal matrices commuting (the gradients of
-    log-softmax and log-sum-exp)."""
+    a matrix product; the exp(Z) may be a factor of a Hadamard product (diag(r .^ -1) (G ∘ exp(Z))
+    = G ∘ softmax(Z)), other entry-wise factors b on the diagonal stay there (diag(b) softmax(Z),
+    diagonal matrices commuting), and a further power of the rows' totals goes into a row sum
+    on the diagonal that holds exp(Z) ((exp(Z) 1) .^ -1 ∘ ((G ∘ exp(Z)) 1) = (G ∘ softmax(Z)) 1):
+    the gradients of softmax, log-softmax and log-sum-exp as the textbook writes them."""
     if not isinstance(n, N.MatMul):
         return None
     parts = _chain(n)
     for k in range(len(parts) - 1):
         d, e = parts[k], parts[k + 1]
-        if not (_is_exp(e) and isinstance(d, N.DiagMat)):
+        if not isinstance(d, N.DiagMat):
             continue
-        num, den = _entry_factors(d.a)
-        hit = next((("den", j) for j, f in enumerate(den) if _row_total_of(f, e.a)), None) or \
-            next((("num", j) for j, f in enumerate(num) if isinstance(f, N.HadPow) and N.is_num(f.p, -1)
-                  and _row_total_of(f.a, e.a)), None)
-        if hit is None:
-            continue
-        side, j = hit
-        if side == "den":
-            den = den[:j] + den[j + 1:]
+        powers = _powers(*_entry_factors(d.a))
+        for z in {id(f): f.a for f in ([e] + (_hadamard_factors(e) if isinstance(e, N.Hadamard) else []))
+                  if _is_exp(f)}.values():
+            total = next((p for p in powers if _row_total_of(p[0], z) and p[1] < 0), None)
+            soft = _with_softmax(e, z) if total is not None else None
+            if soft is None:
+                continue
+            total[1] += 1
+            for p in powers:                       # the rows' totals left over: into a row sum
+                if total[1] < 0 and isinstance(p[0], N.MatMul) and isinstance(p[0].b, N.Ones) and p[1] == 1:
+                    inner = _with_softmax(p[0].a, z)
+                    if inner is not None:
+                        p[0] = N.MatMul(inner, p[0].b, p[0].shape)
+                        total[1] += 1
+            rest = [p for p in powers if p[1] != 0]
+            new = [soft] if not rest else [N.DiagMat(_of_powers(rest, d.a.shape), d.shape), soft]
+            return _of_chain(parts[:k] + new + parts[k + 2:])
+    return None
+
+
+def _like_entry_factors(n):
+    """A ∘ B ⊘ A = B, A .^ 2 ⊘ A = A, A ∘ A .^ -2 = 1 ⊘ A: the exponents of one base added along a
+    chain of ∘ and ⊘ (the index form's softmax left (exp(X) 1) ⊘ (exp(X) 1))."""
+    if not isinstance(n, (N.Hadamard, N.HadDiv)) or n.a.shape != n.shape or n.b.shape != n.shape:
+        return None
+    powers = _powers(*_quotient_factors(n))
+    merged: list = []
+    for b, k in powers:
+        same = next((m for m in merged if m[0] == b), None)
+        if same is None:
+            merged.append([b, k])
         else:
-            num = num[:j] + num[j + 1:]
-        soft = [N.Softmax(e.a, e.shape)]
-        if num or den:
-            vec = d.a.shape
-            b = _hadamard_of(num, vec) if num else N.Ones(vec)
-            for f in den:
-                b = N.HadDiv(b, f, vec)
-            soft = [N.DiagMat(b, d.shape)] + soft
-        return _of_chain(parts[:k] + soft + parts[k + 2:])
+            same[1] += k
+    if len(merged) == len(powers):
+        return None
+    return _of_powers([m for m in merged if m[1] != 0], n.shape)
+
+
+def _diag_of_ones(n):
+    """diag(1) = I."""
+    if isinstance(n, N.DiagMat) and isinstance(n.a, N.Ones):
+        return N.Identity(n.shape)
     return None
 
 
@@ -783,7 +843,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _row_softmax, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _row_softmax, _like_entry_factors, _diag_of_ones, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 
@@ -820,6 +880,7 @@ def _sum_link(n) -> bool:
 
 CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul),
           _row_softmax: lambda n: isinstance(n, N.MatMul),
+          _like_entry_factors: lambda n: isinstance(n, (N.Hadamard, N.HadDiv)),
           _sigmoid: lambda n: isinstance(n, (N.Hadamard, N.HadDiv))}
 
 

@@ -113,6 +113,11 @@ RULES = [
      mm(N.DiagMat(N.HadPow(mm(exp(A), N.Ones(("m", 1))), N.num(-1), ("n", 1)), n), exp(A)), "softmax(A)"),
     ("a vector over the rows' totals on the diagonal",
      mm(N.DiagMat(N.HadDiv(u, mm(exp(A), N.Ones(("m", 1))), ("n", 1)), n), exp(A)), "diag(u) softmax(A)"),
+    ("like factors of a Hadamard chain", N.HadDiv(N.Hadamard(X, N.HadPow(exp(X), N.num(2), n), n), exp(X), n),
+     "X ∘ exp(X)"),
+    ("a factor over itself is the ones", N.Hadamard(N.HadDiv(u, u, ("n", 1)), u, ("n", 1)), "u"),
+    ("rows of G ∘ exp over their totals", mm(N.DiagMat(N.HadPow(mm(exp(A), N.Ones(("m", 1))), N.num(-1), ("n", 1)), n),
+     N.Hadamard(A, exp(A), A.shape)), "A ∘ softmax(A)"),
     ("exp(a) u over 1 + exp(a)", N.Div(N.ScalarMul(exp(N.Sym("a", N.SCALAR)), u, ("n", 1)),
      N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
 ]
@@ -170,6 +175,18 @@ NAMED = [
 @pytest.mark.parametrize("expr, wrt, where, want", NAMED, ids=[c[0] for c in NAMED])
 def test_named_derivatives_have_the_textbook_closed_form(expr, wrt, where, want):
     assert derive(expr, wrt, where).results[0].closed_form == want
+
+
+@pytest.mark.parametrize("equation, want", [
+    ("Y_ij = exp(X_ij) / Σ_k exp(X_ik)", "dY ∘ softmax(X) - diag((dY ∘ softmax(X)) 1) softmax(X)"),
+    ("Y = softmax(X)", "dY ∘ softmax(X) - diag((dY ∘ softmax(X)) 1) softmax(X)"),
+    ("L = -Σ_{i,j} T_ij log(exp(X_ij) / Σ_k exp(X_ik)) / S", "(diag(T 1) softmax(X) - T) / S"),
+    ("Y = log_softmax(X)", "dY - diag(dY 1) softmax(X)"),
+])
+def test_softmax_in_either_notation_has_one_closed_form(equation, want):
+    """The index form's exp over the rows' totals is softmax, as the matrix language's is."""
+    from indexcalc import backprop
+    assert backprop(equation, "X", "X: S×C, T: S×C").results[0].closed_form == want
 
 
 def test_log_sum_exp_hessian_is_in_softmax():
