@@ -28,7 +28,7 @@ SYMBOLS = {
     "top": "⊤", "intercal": "⊤", "transpose": "⊤",
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
     "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "{", "rbrace": "}",
-    "{": "{", "}": "}", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
+    "{": "{", "}": "}", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
 }
 # \log is log, \ln the same function; \Tr and \tr the trace
 FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "det": "det", "tr": "tr", "Tr": "tr",

@@ -537,3 +537,13 @@ def test_latex_function_of_one_atom_is_bracketed_as_tex_reads_it():
     assert np.allclose(eval(b.results[0].numpy, {"np": np, "X": X, "W": W, "dY": dY}), X.T @ (dY * s * (1 - s)))  # noqa: S307
     from indexcalc.latex_input import from_latex
     assert from_latex(r"\log x_i y_i") == "log x_i y_i"          # not one atom: left to the refusal
+
+
+@pytest.mark.parametrize("equation", [r"\mathbf{R} \coloneqq \mathbf{Q}^{\top} \mathbf{Q}", "R := Q^T Q", "R ≔ Q^T Q"])
+def test_a_definition_sign_is_an_equation(equation):
+    """The seeds define with \\coloneqq (R ≔ QᵀQ); := and ≔ are the equation's = (checked: Q (dR + dRᵀ))."""
+    from indexcalc import backprop
+    rng = np.random.default_rng(4)
+    Q, dR = rng.normal(size=(S, N)), rng.normal(size=(N, N))
+    r = backprop(equation, "Q").results[0]
+    assert np.allclose(eval(r.numpy, {"np": np, "Q": Q, "dR": dR}), Q @ (dR + dR.T))  # noqa: S307
