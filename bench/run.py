@@ -530,12 +530,31 @@ def _values(m, sizes, rng):
     return out
 
 
-def _timed(fa, fb, repeat):
-    """(min, median) of each, calls interleaved."""
+def _timed(fa, fb, repeat, batch=0.005, budget=1.5):
+    """(min, median) seconds per call of each, in short batches (about `batch` seconds)
+    interleaved a, b, a, b, ...: at least `repeat` and up to 10 × `repeat` rounds within
+    `budget` seconds. On a shared machine many short side-by-side batches find each one's
+    quiet moments alike; a few long batches of each do not."""
+    sizes = []
+    for f in (fa, fb):
+        f()
+        n = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            if time.perf_counter() - t0 >= batch:
+                break
+            n *= 2
+        sizes.append(n)
     ta, tb = [], []
-    for _ in range(repeat):
-        ta.append(per_call(fa))
-        tb.append(per_call(fb))
+    start = time.perf_counter()
+    while len(ta) < repeat or (len(ta) < 10 * repeat and time.perf_counter() - start < budget):
+        for f, n, out in ((fa, sizes[0], ta), (fb, sizes[1], tb)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            out.append((time.perf_counter() - t0) / n)
     return (min(ta), statistics.median(ta)), (min(tb), statistics.median(tb))
 
 
