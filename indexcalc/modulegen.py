@@ -31,7 +31,14 @@ from . import verify as V
 from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .evaluate import evaluate
 from .fold import Values, fold, replace_subtree
-from .printing.numpy_code import PRINT, STABLE_LOG, NumpyPrinter, py_name, stable_log
+from .printing.numpy_code import (
+    PRINT,
+    STABLE_LOG,
+    NumpyPrinter,
+    common_subtrees,
+    py_name,
+    stable_log,
+)
 from .shapes import Variable, Variables
 
 # names the generated files define or import: a variable may not take one of them
@@ -360,18 +367,10 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
         body = _name_piece(body, prev, N.Sym(names[prev], prev.shape))
     P.forward = defs + [(output, body)]
     P.temps[output] = rhs.shape
-    # backward: shared subexpressions, largest first
+    # backward: the subtrees the gradients share, by the count the `function` field's printer
+    # uses (common_subtrees), each named, outermost first so that an inner one is named inside it
     backward = []
-    while True:
-        counts: dict = {}
-        for t in list(trees.values()) + [e for _, e in backward]:
-            for n in _subtrees(t):
-                if not isinstance(n, N.Sym):
-                    counts[n] = counts.get(n, 0) + 1
-        shared = [n for n, c in counts.items() if c > 1]
-        if not shared:
-            break
-        sub = max(shared, key=_size)
+    for sub in reversed(common_subtrees(*trees.values(), worth=lambda n: not _cheap(n))):
         name = f"_b{next(counter)}"
         backward = [(n_, replace_subtree(e, sub, N.Sym(name, sub.shape))) for n_, e in backward]
         trees = {w: replace_subtree(t, sub, N.Sym(name, sub.shape)) for w, t in trees.items()}

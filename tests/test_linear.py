@@ -368,3 +368,27 @@ def test_a_cold_derivation_loads_only_what_it_uses():
     loaded = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's list of names
     assert "indexcalc.pipeline" in loaded and "indexcalc.index_syntax" in loaded
     assert "indexcalc.from_index_notation" not in loaded and "regex" not in loaded, loaded
+
+
+def test_common_subtrees_are_counted_over_several_trees():
+    """Issue 15 part 5: one count of common subexpressions for the `function` field's printer
+    and a module's backward pass (modulegen.plan calls it over all the gradients at once). A
+    subtree shared by two trees is named; one used only inside a repeated subtree is not."""
+    from indexcalc.printing.numpy_code import NumpyPrinter, common_subtrees
+    s = ("n", "n")
+    A, B, C = (N.Sym(k, s) for k in "ABC")
+    AB = N.MatMul(A, B, s)
+    t = N.Func("tanh", AB, s)
+    g1, g2 = N.Add(t, N.MatMul(t, C, s), s), N.Hadamard(AB, C, s)
+    assert common_subtrees(g1) == [t]                    # A B only inside tanh(A B), used twice
+    assert common_subtrees(g1, g2) == [AB, t]            # A B also in the second tree: inner first
+    assert common_subtrees(g1, g2, worth=lambda n: not isinstance(n, N.Func)) == [AB, C]
+    variables = Variables({k: Variable(k, "matrix", s) for k in "ABC"}, {"n"})
+    code = NumpyPrinter(variables).function(g1, "d_A", ["A", "B", "C"], "matrix")
+    assert code.count("np.tanh(") == 1 and code.count("A @ B") == 1
+    rng = np.random.default_rng(5)
+    env = {k: rng.normal(size=(3, 3)) for k in "ABC"}
+    ns = {"np": np}
+    exec(code, ns)  # noqa: S102 - our own printer's function
+    h = np.tanh(env["A"] @ env["B"])
+    assert np.allclose(ns["d_A"](env["A"], env["B"], env["C"]), h + h @ env["C"])

@@ -557,13 +557,17 @@ def _worth_naming(node) -> bool:
     return _spread(node) is None
 
 
-def common_subtrees(node: N.Node) -> list:
-    """The subtrees the tree uses more than once, each listed after those inside it. Counted
-    over the tree as a graph of distinct subtrees: a subtree inside a repeated one counts once
-    unless it is also used elsewhere."""
+def common_subtrees(*roots: N.Node, worth=None) -> list:
+    """The subtrees the trees use more than once, each listed after those inside it. Counted
+    over the trees as one graph of distinct subtrees: a subtree inside a repeated one counts
+    once unless it is also used elsewhere. `worth`: which of them pay for a name of their own
+    (by default _worth_naming: not a variable, a number, a ones vector or a view). The
+    `function` field's printer and a module's backward pass (modulegen.plan) name the same
+    subtrees by this one count."""
+    worth = worth or _worth_naming
     uses: dict = {}
     order: list = []                         # distinct subtrees, children before parents
-    stack = [(node, False)]
+    stack = [(r, False) for r in reversed(roots)]
     while stack:
         x, done = stack.pop()
         if done:
@@ -574,7 +578,7 @@ def common_subtrees(node: N.Node) -> list:
             continue
         stack.append((x, True))
         stack.extend((c, False) for c in reversed(x.children()))
-    return [x for x in order if uses[x] > 1 and _worth_naming(x)]
+    return [x for x in order if uses[x] > 1 and worth(x)]
 
 
 # ---- index forms: np.einsum ------------------------------------------------------------------
