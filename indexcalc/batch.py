@@ -4,9 +4,15 @@ product over the leading axes, `^T` transposes the last two axes).
 The batch step of DESIGN-NOTES §4: when the leading free indices (b, ...) sit in the same
 leading places of the result and of every entry in every term (Σ_p K_bpn dS_bmp), strip them,
 run the 2-D matcher unchanged on what is left (Σ_p dS_mp K_pn -> dS K), and lift the result:
-the same closed form, read with NumPy's batched meaning (dS @ K over b). The NumPy code is
-printed here with batch-safe spellings only (`@`, `np.swapaxes(·, -1, -2)`, element-wise
-operations), so a node this printer does not know leaves the result to einsum.
+the same closed form, read with NumPy's batched meaning (dS @ K over b). A leading place held
+by a summed index instead (a parameter every batch entry shares: Σ_p,q dY_pqm X_pql) is
+stripped the same way and the lifted form summed along that axis: sum(X^T dY, 0). Matrices,
+vectors and rows whose entries carry no batch index are shared (np.matmul and broadcasting give
+each batch entry the same one); a summed form, or one with a shared vector, is kept only if its
+text reads back with the same shape. The NumPy code is printed here with batch-safe spellings
+only (`@`, `np.swapaxes(·, -1, -2)`, element-wise operations, sums over the batch axes, one
+product of reshaped batches for Σ_b A_b^T B_b), so a node this printer does not know leaves
+the result to einsum.
 """
 from __future__ import annotations
 
