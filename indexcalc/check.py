@@ -309,7 +309,12 @@ def compare(ref: Reference, answer: str) -> Verdict:
         bad = ~_equal(got, want, terms, ref.terms(k))
         if np.any(bad):
             return _wrong(ref, answer, point, got, want, bad, claimed)
-    return Verdict(expr, wrt, answer, True, _right_reason(ref), expected, None, claimed)
+    reason = _right_reason(ref)
+    if tuple(claimed.shape) != tuple(_as2(layout)):
+        reason += (f"; it is written as {show_shape(claimed.shape)}, the transpose of the gradient "
+                   f"({show_shape(_as2(layout))}, shaped like {wrt}), which is accepted as the same "
+                   "derivative in the other layout")
+    return Verdict(expr, wrt, answer, True, reason, expected, None, claimed)
 
 
 def _is_tensor(tree) -> bool:

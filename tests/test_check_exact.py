@@ -148,3 +148,13 @@ def test_cancellation_keeps_the_terms_scale():
     x = np.array([[1.0], [1e-12]])
     m = magnitude(tree, {"B": B, "x": x}, {"n": 2})
     assert m[1, 0] >= 4.0 - 1e-9          # |B21 + B12| x1 is 0, but |B21| x1 + |B12| x1 = 4
+
+
+def test_a_row_for_a_column_gradient_is_right_and_says_so():
+    """x^T (B + B^T) is the gradient (B + B^T) x in the other layout: right, and the reason says
+    that it is the transpose of the gradient, shaped like x as a column."""
+    from indexcalc.check import check
+    v = check("x^T B x", "x", "x^T (B + B^T)")
+    assert v.correct and "transpose of the gradient" in v.reason
+    v = check("x^T B x", "x", "(B + B^T) x")
+    assert v.correct and "transpose" not in v.reason
