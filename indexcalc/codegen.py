@@ -358,13 +358,9 @@ def _generate_for(path, target: str) -> str:
             continue
         if not p.is_equation:
             raise IndexCalcError(f"{p.module['class']}: a module problem needs an `equation`")
-        from .from_index_notation import is_index_notation
-        if is_index_notation(p.source):
-            raise IndexCalcError(f"{p.module['class']}: a problem file's modules of index-notation equations are "
-                                 f"generated for NumPy only (--target numpy), not {target} yet; `indexcalc codegen "
-                                 f"EQUATION --target {target}` writes one equation's module")
         params = list(p.module.get("params", {}).values())
-        wrt = params + [p.module["input"]]
+        inputs = p.module["input"] if isinstance(p.module["input"], list) else [p.module["input"]]
+        wrt = params + inputs
         modules.append(modulegen.build(p.source, wrt, p.where, target, ",".join(params),
                                        p.module["class"]))
     if not modules:

@@ -160,10 +160,28 @@ def test_backward_reuses_the_forward_values(gen):
     assert "np.exp" not in backward and "self._cache" in backward
 
 
-def test_index_modules_refuse_torch(tmp_path):
-    from indexcalc.errors import IndexCalcError
-    with pytest.raises(IndexCalcError, match="NumPy only"):
-        generate(os.path.join(ROOT, "problems", "cnn_attention.toml"), target="torch")
+def test_index_modules_for_torch(tmp_path):
+    """`codegen problems/cnn_attention.toml --target torch` (it was exit 2, "NumPy only"): the
+    modules of modulegen (epsilon an argument of forward), whose file passes its own gradient
+    check; the convolution agrees with the loops, its batch norm's gain starts at ones."""
+    import subprocess
+    import sys
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "cnn_torch.py"
+    path.write_text(generate(os.path.join(ROOT, "problems", "cnn_attention.toml"), target="torch"), encoding="utf-8")
+    p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+    mod = load_module(path, "cnn_torch")
+    rng = np.random.default_rng(2)
+    X, F, b = rng.normal(size=(2, 3, 5, 6)), rng.normal(size=(4, 3, 2, 3)), rng.normal(size=4)
+    args = [torch.tensor(a, requires_grad=True) for a in (X, F, b)]
+    Y = mod.Conv2dModuleFunction.apply(*args)
+    assert np.allclose(Y.detach().numpy(), conv_loops(X, F, b))
+    dY = rng.normal(size=Y.shape)
+    (Y * torch.tensor(dY)).sum().backward()
+    for got, want in zip(args, conv_backward_loops(X, F, dY)):
+        assert np.allclose(got.grad.numpy(), want)
+    assert torch.all(mod.BatchNormModule(3).g == 1)
 
 
 # ---- examples/train_cnn.py ------------------------------------------------------------------------
