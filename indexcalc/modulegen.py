@@ -172,6 +172,7 @@ _VECTOR_OPS = {     # an operation on spreads of one kind is the spread of the o
     N.Hadamard: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
     N.HadDiv: lambda n, v: n.replace(a=v[0], b=v[1], shape=v[0].shape),
 }
+_DIAGONAL_OPS = (N.Add, N.Sub, N.Neg, N.Div, N.ScalarMul, N.Hadamard)    # zeros off the diagonal stay zeros
 _SCALAR_OPS = {     # a scalar operation on a matrix, as the same operation on one vector
     N.Div: lambda n: (n.a, lambda v: N.Div(v, n.s, v.shape)),
     N.ScalarMul: lambda n: (n.a, lambda v: N.ScalarMul(n.s, v, v.shape)),
@@ -240,6 +241,10 @@ def broadcast_last(node: N.Node) -> N.Node:
         if all(s is not None for s in spreads) and \
                 all(c.shape == kids[0].shape and _ones_of(c) == _ones_of(kids[0]) for c in kids):
             return spreads[0][1](op(node, [s[0] for s in spreads]))
+    if type(node) in _DIAGONAL_OPS:       # diag(a) - diag(b) = diag(a - b): a diagonal stays a vector
+        kids = [c for c in (getattr(node, "a", None), getattr(node, "b", None)) if c is not None]
+        if all(isinstance(c, N.DiagMat) for c in kids):
+            return N.DiagMat(_VECTOR_OPS[type(node)](node, [c.a for c in kids]), node.shape)
     if isinstance(node, N.Hadamard) and node.shape[0] != 1 and node.shape[1] != 1:
         node = _times_quotient(node) or node
     if type(node) in _SCALAR_OPS and node.shape[0] != 1 and node.shape[1] != 1:
@@ -344,16 +349,21 @@ def plan(rhs: N.Node, output: str, grads: dict, point) -> Plan:
         return node.map_children(reuse)
 
     trees = {w: reuse(g) for w, g in _share_by_value(grads, rhs, output, point).items()}
-    # a piece the forward pass would compute twice (the shifted Z of log-softmax's parts),
-    # the largest first: computed once
-    body = rhs
+    # a piece the forward pass would compute twice, in the output or in another piece's
+    # definition (the shifted Z of log-softmax's parts, X W in Z - m(X W) 1ᵀ): computed once,
+    # the largest first
+    def named(e, own=None):
+        for prev in sorted(used, key=_size, reverse=True):
+            if prev != own:
+                e = replace_subtree(e, prev, N.Sym(names[prev], prev.shape))
+        return e
     while True:
-        counts = Counter(n for n in _subtrees(body) if not isinstance(n, N.Sym))
+        texts = [named(rhs)] + [named(u, u) for u in used]
+        counts = Counter(n for e in texts for n in _subtrees(e) if not isinstance(n, N.Sym))
         shared = [n for n, c in counts.items() if c > 1]
         if not shared:
             break
-        sub = max(shared, key=_size)
-        body = replace_subtree(body, sub, name_of(sub))
+        name_of(max(shared, key=_size))
     # the forward pass: each used piece once, smallest first, from the pieces inside it
     defs = []
     for sub in sorted(used, key=_size):

@@ -454,3 +454,17 @@ def test_softmax_parts_and_broadcast_last_are_identities():
             assert np.allclose(evaluate(parted, env, {"S": 4, "C": 3}), want, rtol=1e-12, atol=1e-300)
     spread_product = modulegen.broadcast_last(modulegen.softmax_parts(trees[2]))
     assert not any(isinstance(n, N.HadDiv) and n.shape == Z.shape for n in spread_product.walk())
+
+
+def test_forward_computes_a_piece_once_and_a_diagonal_stays_a_vector(tmp_path):
+    """X W, inside log-softmax's shifted Z - m(X W) 1ᵀ twice, is computed once; the backward's
+    (diag(T 1) - diag(v)) softmax(Z) is (T 1 - v) 1ᵀ ∘ softmax(Z), not an S×S diagonal matrix
+    times the S×C softmax. Both files pass their own gradient check."""
+    layer = modulegen.build("L = -sum(T ∘ log(softmax(X W))) / S", "W", "X: S×M, W: M×C, T: S×C", "numpy")
+    assert " ".join(c for _, c in layer.forward).count("X @ W") == 1
+    mixed = modulegen.build("L = -sum(T ∘ log(softmax(Z))) + sum(softmax(Z) ∘ Z)", "Z", "Z: S×C, T: S×C",
+                            "numpy")
+    assert "np.diag" not in " ".join(c for _, c in mixed.backward) + " ".join(c for _, _, c in mixed.grads)
+    mixed.cls, mixed.func = "Mixed", "mixed"
+    p = run_file(tmp_path, modulegen.render([layer, mixed], "numpy", "test"), "pieces_once")
+    assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
