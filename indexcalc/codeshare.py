@@ -35,11 +35,12 @@ class Shared:
     saved: list = field(default_factory=list)       # forward temporaries the backward pass reads
 
 
-def _dotted(node) -> str:
+def dotted_name(node) -> str:
+    """np.linalg.inv for the ast of np.linalg.inv; '' for anything but names and attributes."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted_name(node.value)
         return f"{inner}.{node.attr}" if inner else ""
     return ""
 
@@ -89,7 +90,7 @@ def _cheap(node, arrays) -> bool:
         return True
     if isinstance(node, ast.Subscript):
         return _cheap(node.value, arrays)
-    if isinstance(node, ast.Call) and _dotted(node.func) in VIEWS:
+    if isinstance(node, ast.Call) and dotted_name(node.func) in VIEWS:
         return all(_cheap(a, arrays) for a in node.args)
     return not any(isinstance(n, ast.Name) and n.id in arrays and not _in_shape(node, n) for n in ast.walk(node))
 
@@ -141,7 +142,7 @@ class _Einsum(ast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if _dotted(node.func) == "np.einsum":
+        if dotted_name(node.func) == "np.einsum":
             return ast.Call(func=ast.Name("_einsum", ast.Load()), args=node.args,
                             keywords=[k for k in node.keywords if k.arg != "optimize"])
         return node
@@ -236,7 +237,7 @@ def _shifted(out: Shared, output, forward, grads, points) -> Shared:
     with the expressions as given at every point."""
     for k, (name, code) in enumerate(list(out.forward)):
         node = ast.parse(code, mode="eval").body
-        if not (isinstance(node, ast.Call) and _dotted(node.func) == "np.exp" and len(node.args) == 1):
+        if not (isinstance(node, ast.Call) and dotted_name(node.func) == "np.exp" and len(node.args) == 1):
             continue
         env = dict(points[0])
         for n, c in out.forward[:k]:

@@ -470,13 +470,7 @@ PLAN_PRINT = {N.RowMax: lambda P, n: (lambda c: (f"np.max({c[0]}, axis=-1)", 1))
 
 
 # ---- index_pipeline's NumPy code (einsum, window views, pads, flips) in a target's terms ----------
-def _dotted(node) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else ""
-    return ""
+from .codeshare import dotted_name as _dotted  # noqa: E402 - a call's dotted name, one reader for both
 
 
 def _call(func: str, args, keywords=()) -> ast.Call:
