@@ -75,7 +75,7 @@ class Batched:
             return v.reshape(want) if v.size == int(np.prod(want)) else v
 
         def parsed_back(point):
-            tree, _ = infer(parse(to_text(self.node)), {name: v.shape for name, v in variables.items()})
+            tree, _ = infer(parse(to_text(self.node)), variables.decls())
             return as_layout(value(tree, point.env, point.sizes), point)
         out = {"closed form": lambda p: as_layout(closed_value(self.node, p.env, p.sizes), p)}
         if self.reads_back:
@@ -127,7 +127,7 @@ def batch_match(R, terms, free, target=None) -> Batched | None:
             return None
         stripped_atoms[name] = flat
     sizes = {d for v in table.values() for d in v.shape if isinstance(d, str)} | set(R.variables.sizes)
-    stripped = Variables(table, sorted(sizes, key=str))      # B of sum(...) / B too
+    stripped = Variables(table, sorted(sizes, key=str), R.variables.functions)      # B of sum(...) / B too
     ctx = IndexContext(stripped)
     for name, node in stripped_atoms.items():
         ctx.atoms[name], ctx._atom_names[node] = node, name
@@ -322,7 +322,7 @@ def _reads_back(R, closed) -> bool:
     from .printing.text import to_text
     from .shapes import infer
     try:
-        tree, _ = infer(parse(to_text(closed)), {name: v.shape for name, v in R.variables.items()})
+        tree, _ = infer(parse(to_text(closed)), R.variables.decls())
     except Exception:  # noqa: BLE001 - any failure to read our own text back: no closed form
         return False
     return tuple(tree.shape) == tuple(closed.shape)

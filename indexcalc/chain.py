@@ -95,7 +95,7 @@ def through(expr: str, typed: N.Node, variables, var: str, cuts: list, derive_mo
     taken = {name for name, _ in variables.items()}
     names = list(reversed(fresh_names(len(cuts), taken)))          # outermost first
     sym = {n: N.Sym(n, c.shape) for n, c in zip(names, cuts)}
-    decls = {name: v.shape for name, v in variables.items()}
+    decls = variables.decls()
     decls.update({n: c.shape for n, c in zip(names, cuts)})
     below = cuts[1:] + [None]
     modules = []

@@ -95,7 +95,7 @@ class Reference:
         """The reference for one result of an existing derivation (its points drawn here).
         `assumed` (fold.assumptions: a problem's `T 1 = 1`): every point satisfies it, so a
         claim is compared with the derivative where the problem says it is asked for."""
-        decls = {name: v.shape for name, v in d.variables.items()}
+        decls = d.variables.decls()
         expected = result.closed_form or result.index_form
         if assumed:
             given = ", ".join(f"{to_text(a)} = {to_text(b)}" for a, b in assumed)
@@ -214,7 +214,7 @@ def _problem_references(expr, d, seed) -> dict:
     tensors): the points of its own guard, and the guarded result's values there."""
     from . import index_pipeline as IP
     problem = d.problem
-    decls = {name: v.shape for name, v in d.variables.items()}
+    decls = d.variables.decls()
     out = {}
     for r in d.results:
         rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ EPILOG = """examples:
   indexcalc backprop "Y = X W^T + b" --wrt W,b,X --where "X: S×M, W: N×M, b: 1×N"
   indexcalc check "x^T B x" --wrt x --answer "2 B x"
   indexcalc solve problems/index_gymnastics.toml --format pdf -o solutions.pdf
-  indexcalc grade problems/index_gymnastics.toml answers.csv -o report.html
+  indexcalc grade problems/index_gymnastics.toml examples/answers.csv -o report.html
 exit status: 0 success, 1 a wrong answer in check, 2 bad input or unsupported, 3 internal check failed"""
 
 
@@ -96,7 +96,7 @@ def _solve_cmd(s):
 
 
 @command("codegen", "modules (forward, backward, gradient check) from a problem file or one equation", examples=[
-    "indexcalc codegen problems/index_gymnastics.toml -o modules_generated.py",
+    "indexcalc codegen problems/mlp.toml -o modules_generated.py",
     'indexcalc codegen "Y = softmax(Q K^T / sqrt(D)) V" --wrt Q,K,V --where "Q: S×D, K: S×D, V: S×D" --target torch'])
 def _codegen_cmd(g):
     g.add_argument("problem_file", metavar="PROBLEM_FILE|EQUATION",
@@ -113,8 +113,8 @@ def _codegen_cmd(g):
 
 
 @command("grade", "check a whole class's claimed answers (a CSV) against a problem file", examples=[
-    "indexcalc grade problems/index_gymnastics.toml answers.csv",
-    "indexcalc grade problems/index_gymnastics.toml answers.csv -o report.html"])
+    "indexcalc grade problems/index_gymnastics.toml examples/answers.csv",
+    "indexcalc grade problems/index_gymnastics.toml examples/answers.csv -o report.html"])
 def _grade_cmd(g):
     g.add_argument("problem_file", help="the problem file (TOML) the answers are to")
     g.add_argument("answers", metavar="ANSWERS.csv", help="header student,problem,variable,answer; one claim a row")

@@ -135,7 +135,7 @@ def build_module(problem: Problem) -> Module:
                              "(`params`) nor the `target`; the module would have no value for it")
     _check_names(cls, [out, *d.variables.table])
     variables = Variables({**d.variables.table, out: Variable(out, N.kind_of(d.rhs.shape), d.rhs.shape)},
-                          d.variables.sizes)
+                          d.variables.sizes, d.variables.functions)
     printer = NumpyPrinter(variables, helpers=HELPERS)
     assumed = assumptions(problem.assume, parse_decls(where))
     point = V.sample(d.tree, d.variables, np.random.default_rng(7))
@@ -194,7 +194,7 @@ def build_index_module(problem: Problem, d=None) -> Module:
     gradients = [Gradient(key_of.get(r.wrt, "return"), r.wrt, r.closed_form or r.index_form,
                           shared.grads[py_name(r.wrt)]) for r in d.results]
     dims: dict = {}
-    variables = Variables({**d.variables.table}, d.variables.sizes)
+    variables = Variables({**d.variables.table}, d.variables.sizes, d.variables.functions)
     fwd_text = " ".join([c for _, c in shared.forward] + [shared.output])
     bwd_text = " ".join([c for _, c in shared.backward] + list(shared.grads.values()))
     return Module(cls, problem.id, eq, inputs[0], out, None, shared.output, params,

@@ -846,6 +846,17 @@ def constructor_sizes(inputs) -> list:
     is a SyntaxError in the generated file)."""
     return list(dict.fromkeys(x for i in inputs if i.param for x in i.dims if isinstance(x, str)))
 
+def _no_generic_functions(rhs) -> None:
+    """A module's code computes its functions: a generic one (f(X), act declared `act: function`)
+    has no code, so the module cannot be written (exit 2, not a file that fails when run)."""
+    from . import functions as F
+    for n in rhs.walk():
+        if isinstance(n, N.Func) and n.name.rstrip("'") not in F.TABLE:
+            raise UnsupportedError(f"codegen writes the code of every function, but {n.name.rstrip(chr(39))} is a "
+                                   "generic function with no definition; derive or backprop give its gradient "
+                                   "in terms of its derivative")
+
+
 def build(equation: str, wrt, where=None, target="numpy", params=None, name=None, command="") -> Module:
     from .pipeline import _names, backprop
     if target not in TARGETS:
@@ -856,6 +867,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         from . import index_pipeline as IP
         return _build_index(IP.backprop(equation, wrt, where), equation, wrt, target, params, name, command)
     d = backprop(equation, wrt, where)
+    _no_generic_functions(d.rhs)
     from .tensor_pipeline import is_tensor_derivation
     if is_tensor_derivation(d):          # the matrix language on tensors: index_pipeline's code
         return _build_index(d, equation, wrt, target, params, name, command)
@@ -865,7 +877,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
     names = [n for n in N.variables(rhs)]
     for n in names:
         check_identifier(n, "the variable")
-    variables = Variables({n: d.variables[n] for n in names}, d.variables.sizes)
+    variables = Variables({n: d.variables[n] for n in names}, d.variables.sizes, d.variables.functions)
     if params is None:
         params = default_params(rhs, variables, rhs.shape, wrt)
     else:

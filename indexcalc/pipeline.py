@@ -29,7 +29,7 @@ from .printing.index import STEP_TERMS, entry_name, index_latex, index_text, ran
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
-from .shapes import infer, parse_decls, show_shape
+from .shapes import Decls, infer, parse_decls, show_shape
 from . import verify as V
 
 
@@ -245,8 +245,9 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
     loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
     # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
-    known = {name: v.shape for name, v in variables.items()}
-    typed, variables = infer(loss, {**known, **decls}, extra={up: rhs.shape})
+    known = variables.decls()
+    merged = Decls({**known, **decls}, functions=known.functions | getattr(decls, "functions", set()))
+    typed, variables = infer(loss, merged, extra={up: rhs.shape})
     absent = _declared_absent(variables, names, decls)
     d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs),
                       shown=(tree.lhs, typed.a.b))
@@ -575,7 +576,7 @@ def _roundtrip(R, closed, layout):
     """The closed form's text, parsed back with the same declarations, evaluated."""
     def fn(point):
         from .evaluate import evaluate
-        decls = {name: v.shape for name, v in R.variables.items()}
+        decls = R.variables.decls()
         tree, _ = infer(parse(to_text(closed)), decls, expect=closed.shape)
         v = evaluate(tree, point.env2d, point.sizes)
         return np.reshape(v, tuple(N.size_value(d, point.sizes) for d in layout))

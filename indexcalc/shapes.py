@@ -57,9 +57,15 @@ class Variables:
     """The variables of one problem, in order of first appearance, and the size names."""
     table: dict
     sizes: list
+    functions: frozenset = frozenset()     # the generic functions declared `name: function`
 
     def __getitem__(self, name) -> Variable:
         return self.table[name]
+
+    def decls(self) -> "Decls":
+        """The declarations that read these variables again (a closed form parsed back, a claim):
+        each variable's shape, and the declared generic functions (act'(X) reads only if act is)."""
+        return Decls({name: v.shape for name, v in self.table.items()}, functions=self.functions)
 
     def __contains__(self, name):
         return name in self.table
@@ -554,8 +560,12 @@ def _neg(I, node):
 def _div(I: _Infer, node: N.Div):
     a, s = I.run(node.a), I.run(node.s)
     if not I.scalar(s):
+        undeclared = [n.name for n in node.s.walk() if isinstance(n, N.Sym) and n.name not in I.decls
+                      and n.name[:1].islower()]
+        hint = (f"; if {undeclared[0]} is a scalar (a size, a temperature), declare it --where "
+                f"\"{undeclared[0]}: scalar\" (a lower-case name is a vector unless declared)") if undeclared else ""
         raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "
-                         "use ⊘ (or ./) for element-wise division")
+                         "use ⊘ (or ./) for element-wise division" + hint)
     if isinstance(a, N.Num) and isinstance(s, N.Num) and I.scalar(a):
         if isinstance(a.value, Fraction) and isinstance(s.value, Fraction):
             return N.Num(a.value / s.value)                 # 1/2: the number, as printed
@@ -990,7 +1000,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         shape = tuple(resolve(d) for d in I.env[name])
         table[name] = Variable(name, N.kind_of(shape), shape)
     sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
-    return typed, Variables(table, sizes)
+    return typed, Variables(table, sizes, frozenset(functions))
 
 
 def _name_sizes(I: _Infer, declared: set) -> dict:

@@ -547,3 +547,18 @@ def test_a_definition_sign_is_an_equation(equation):
     Q, dR = rng.normal(size=(S, N)), rng.normal(size=(N, N))
     r = backprop(equation, "Q").results[0]
     assert np.allclose(eval(r.numpy, {"np": np, "Q": Q, "dR": dR}), Q @ (dR + dR.T))  # noqa: S307
+
+
+def test_a_declared_function_reads_in_every_command(capsys):
+    """--where "act: function" (README, derive --help): derive's closed form parses back with the
+    declaration (it was exit 3: act' unknown), backprop reads it (it was exit 2), check accepts
+    the right claim, and codegen says why it cannot write act's code (exit 2, no file)."""
+    from indexcalc.cli import main
+    assert derive("sum(act(X W))", "W", "act: function").results[0].closed_form == "X^T act'(X W)"
+    from indexcalc import backprop
+    assert backprop("Y = act(X W)", "W", "act: function").results[0].closed_form == "X^T (dY ∘ act'(X W))"
+    assert main(["check", "sum(act(X W))", "--wrt", "W", "--where", "act: function", "--answer", "X^T act'(X W)"]) == 0
+    assert main(["check", "sum(act(X W))", "--wrt", "W", "--where", "act: function", "--answer", "X^T act(X W)"]) == 1
+    capsys.readouterr()
+    assert main(["codegen", "Y = act(X W)", "--wrt", "W", "--where", "act: function"]) == 2
+    assert "generic function" in capsys.readouterr().err
