@@ -867,7 +867,8 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         from . import index_pipeline as IP
         return _build_index(IP.backprop(equation, wrt, where), equation, wrt, target, params, name, command)
     d = backprop(equation, wrt, where)
-    _no_generic_functions(d.rhs)
+    if d.rhs is not None:
+        _no_generic_functions(d.rhs)
     from .tensor_pipeline import is_tensor_derivation
     if is_tensor_derivation(d):          # the matrix language on tensors: index_pipeline's code
         return _build_index(d, equation, wrt, target, params, name, command)
