@@ -23,7 +23,8 @@ KEEP_CONTENT = {"mathbf", "boldsymbol", "bm", "pmb", "mathrm", "mathit", "mathsf
 # sizing and style: the delimiter or operand after them is what counts
 DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl",
         "biggr", "Biggl", "Biggr", "middle", "displaystyle", "textstyle", "limits", "nolimits"}
-SPACE = {",", ";", ":", "!", " ", "quad", "qquad", "enspace", "thinspace"}
+SPACE = {",", ";", ":", " ", "quad", "qquad", "enspace", "thinspace"}
+NO_SPACE = {"!"}          # \! (a negative thin space) joins what is around it
 SYMBOLS = {
     "top": "⊤", "intercal": "⊤", "transpose": "⊤",
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
@@ -96,6 +97,7 @@ def _strip_math_delimiters(text: str) -> str:
 class _Reader:
     def __init__(self, text):
         self.text, self.out, self.sep = text, [], False
+        self.wrapped = False                 # the last piece came from a font (\mathbf{e}: a name)
 
     # ---- output -------------------------------------------------------------------------------
     def emit(self, piece: str, word=False):
@@ -108,6 +110,7 @@ class _Reader:
             self.out.append(" ")
         self.out.append(piece)
         self.sep = word
+        self.wrapped = False
 
     def fail(self, reason, pos):
         raise ParseError(reason, self.text, pos + 1)
@@ -159,6 +162,8 @@ class _Reader:
         if name in SPACE:
             self.emit(" ")
             return j
+        if name in NO_SPACE:
+            return j
         if name in DROP:
             if name in ("left", "right", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr", "big", "Big"):
                 k = self.skip(j)
@@ -199,12 +204,30 @@ class _Reader:
         """\\log Y_{ij}, \\exp x: TeX's function of the one atom after it, bracketed (log(Y_{ij}))
         when that atom stands alone (then the end, an operator or a closing bracket); anything
         else (\\log x_i y_i, \\log \\det X) is left without brackets, which the readers refuse."""
-        m = _ATOM.match(self.text, self.skip(j))
-        if name in ("max", "min") or not m:
+        if name in ("max", "min"):
             return j
+        m = _ATOM.match(self.text, self.skip(j))
+        end = None if m else self.applied_function_end(self.skip(j))
+        if m is None and end is None:
+            return j
+        piece, end = (m.group(1), m.end(1)) if m else (self.text[self.skip(j):end], end)
         self.sep = False
-        self.emit("(" + _Reader(m.group(1)).read() + ")")
-        return m.end(1)
+        self.emit("(" + _Reader(piece).read() + ")")
+        return end
+
+    def applied_function_end(self, k):
+        """Where a function command applied to a bracket ends (\\det(X), \\det\\left(X\\right)),
+        or None: \\log\\det(X) is log(det(X)), as TeX reads it."""
+        m = re.compile(r"\\([A-Za-z]+)\s*(?:\\left\s*)?\(").match(self.text, k)
+        if not m or (m.group(1) not in FUNCTIONS and m.group(1) != "sigma"):     # σ(·): the sigmoid
+            return None
+        depth, i = 0, m.end() - 1
+        while i < len(self.text):
+            depth += {"(": 1, ")": -1}.get(self.text[i], 0)
+            if depth == 0:
+                return i + 1
+            i += 1
+        return None
 
     def is_one_or_identity(self, j):
         k = self.skip(j)
@@ -234,9 +257,13 @@ class _Reader:
         """\\mathbf{W} is W, kept apart from letters on either side."""
         start = len(self.out)
         k = self.argument(j, j - 1)
-        piece = "".join(self.out[start:])
+        piece = "".join(self.out[start:]).strip()
         del self.out[start:]
-        self.emit(piece.strip(), word=True)
+        if piece in FUNCTIONS:                        # \operatorname{Tr}, \mathrm{tr}: the function
+            self.emit(FUNCTIONS[piece], word=True)
+            return self.operand_of_function(piece, k)
+        self.emit(piece, word=True)
+        self.wrapped = True
         return k
 
     def fraction(self, i, j):
@@ -251,15 +278,25 @@ class _Reader:
         self.emit(f"({num}/{den})" if _simple(num) and _simple(den) else f"(({num})/({den}))")
         return k
 
+    def _standalone_e(self) -> bool:
+        """Whether the output ends in the letter e on its own (not the end of a name)."""
+        text = "".join(self.out)
+        return not self.wrapped and text.endswith("e") and (len(text) == 1 or not (text[-2].isalnum() or text[-2] in "_\\"))
+
     def superscript(self, i):
         """^{\\top}, ^\\top, ^{T}, ^{\\mathsf{T}}: the transpose, written ⊤; any other ^{…} as is."""
         t = self.text
         k = self.skip(i + 1)
         if k < len(t) and t[k] == "{":
+            base_is_e = self._standalone_e()          # before the exponent's own pieces
             start = len(self.out)
             end = self.sequence(k + 1)
             inner = "".join(self.out[start:]).strip()
             del self.out[start:]
+            if base_is_e:                             # e^{-y w^T x}: TeX's exponential
+                self.out[-1] = self.out[-1][:-1]
+                self.emit("exp(" + inner + ")", word=True)
+                return end
             self.emit("^⊤" if inner in ("⊤", "T") else "^{" + inner + "}")
             return end
         self.emit("^")

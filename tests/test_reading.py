@@ -221,6 +221,11 @@ READINGS += [
     (r"\langle \mathbf{A}, \mathbf{X} \rangle + ⟨a, X b⟩", None, "X",
      {"A": ((S, N), ""), "X": ((S, N), ""), "a": ((S,), ""), "b": ((N,), "")},
      lambda e: np.sum(e["A"] * e["X"]) + e["a"] @ e["X"] @ e["b"]),
+    (r"\log\left(1 + e^{-y\,\mathbf{w}^\top\mathbf{x}}\right) + \log\sigma(\mathbf{w}^\top\mathbf{x})", "y: scalar", "w",
+     {"w": ((N,), ""), "x": ((N,), ""), "y": ((), "")},
+     lambda e: np.log(1 + np.exp(-e["y"] * e["w"] @ e["x"])) + np.log(sig(e["w"] @ e["x"]))),
+    (r"\log\det(\mathbf{X}) + \operatorname{Tr}\!\left[\mathbf{X}\mathbf{X}^\top\right]", None, "X",
+     {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
     (r"\mathbf{W}_{2}^\top \tanh(\mathbf{W}_1 \mathbf{x}) \cdot 3", "W_1: n×n, W_2: n×m", "W_1",
      {"W_2": ((N, M), ""), "W_1": ((N, N), ""), "x": ((N,), "")}, lambda e: 3 * e["W_2"].T @ np.tanh(e["W_1"] @ e["x"])),
 ]
@@ -482,6 +487,8 @@ def test_latex_is_respelled_and_plain_text_is_left_as_it_is():
                 continue
             assert from_latex(once) == once
     assert from_latex(r"\mathbf{X}\mathbf{W}^{\top} + 2\mathbf{b}") == "X W^⊤ + 2 b"
+    assert from_latex(r"\mathbf{e}^{2}") == "e^{2}"            # a bold e is a name, not the exponential
+    assert from_latex(r"e^{\mathbf{a}^\top \mathbf{x}}") == "exp(a^⊤ x)"
 
 
 def test_index_notation_in_latex_reads_as_its_plain_spelling():
