@@ -56,6 +56,7 @@ import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests.references import hand_backward  # noqa: E402 - the hand-written peers, shared with the tests
 
 QUICK = False
 
@@ -480,37 +481,6 @@ MODULES = {   # name: (equation, wrt, where, sizes)
 }
 
 
-def _hand_numpy(name, a, dY):
-    """The backward passes as one writes them by hand (forward values cached, as a module does)."""
-    if name == "linear+bias":
-        X, W = a["X"], a["W"]
-        return lambda: (dY @ W.T, X.T @ dY, dY.sum(axis=0, keepdims=True))
-    if name == "softmax cross-entropy":
-        Z, T = a["Z"], a["T"]
-        e = np.exp(Z - Z.max(axis=1, keepdims=True))
-        P = e / e.sum(axis=1, keepdims=True)
-        return lambda: (P * T.sum(axis=1, keepdims=True) - T) / Z.shape[0]
-    if name == "LayerNorm":
-        X, e = a["X"], a["e"]
-        xc = X - X.mean(axis=1, keepdims=True)
-        s = np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + e)
-        xh = xc / s
-
-        def back():
-            return (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
-        return back
-    Q, K, V = a["Q"], a["K"], a["V"]
-    z = Q @ K.T / np.sqrt(Q.shape[1])
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    A = e / e.sum(axis=1, keepdims=True)
-
-    def back():
-        dA = dY @ V.T
-        dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(Q.shape[1])
-        return dS @ K, dS.T @ Q, A.T @ dY
-    return back
-
-
 def _load(code, name):
     import tempfile
     path = os.path.join(tempfile.mkdtemp(), f"{name}.py")
@@ -577,7 +547,7 @@ def bench_modules():
         dY = rng.normal(size=out_shape) if out_shape else 1.0
         gen = _load(modulegen.render([m], "numpy", "bench"), f"g_np_{m.func}").__dict__[m.cls]()
         gen.forward(**a)
-        _module_row("NumPy", name, lambda: gen.backward(dY), "hand NumPy", _hand_numpy(name, a, dY), repeat)
+        _module_row("NumPy", name, lambda: gen.backward(dY), "hand NumPy", hand_backward(name, a, dY), repeat)
         _bench_torch(built["torch"], name, a, dY, repeat)
         _bench_jax(built["jax"], name, a, dY, repeat)
 

@@ -525,8 +525,8 @@ def _row_softmax(n):
         if not isinstance(d, N.DiagMat):
             continue
         powers = _powers(*_entry_factors(d.a))
-        for z in {id(f): f.a for f in ([e] + (_hadamard_factors(e) if isinstance(e, N.Hadamard) else []))
-                  if _is_exp(f)}.values():
+        factors = _hadamard_factors(e) if isinstance(e, N.Hadamard) else [e]
+        for z in [f.a for f in factors if _is_exp(f)]:
             total = next((p for p in powers if _row_total_of(p[0], z) and p[1] < 0), None)
             soft = _with_softmax(e, z) if total is not None else None
             if soft is None:

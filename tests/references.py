@@ -50,3 +50,49 @@ def load_module(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def hand_backward(name, a, dY):
+    """The backward passes of bench/run.py's modules rows as one writes them by hand: the forward
+    values are computed here, once (cached, as a module does); the returned function is the
+    backward pass alone. name: linear+bias, softmax cross-entropy, LayerNorm, attention."""
+    if name == "linear+bias":
+        X, W = a["X"], a["W"]
+        return lambda: (dY @ W.T, X.T @ dY, dY.sum(axis=0, keepdims=True))
+    if name == "softmax cross-entropy":
+        Z, T = a["Z"], a["T"]
+        e = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P = e / e.sum(axis=1, keepdims=True)
+        return lambda: (P * T.sum(axis=1, keepdims=True) - T) / Z.shape[0]
+    if name == "LayerNorm":
+        X, e = a["X"], a["e"]
+        xc = X - X.mean(axis=1, keepdims=True)
+        s = np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + e)
+        xh = xc / s
+
+        def back():
+            return (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
+        return back
+    Q, K, V = a["Q"], a["K"], a["V"]
+    z = Q @ K.T / np.sqrt(Q.shape[1])
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    A = e / e.sum(axis=1, keepdims=True)
+
+    def back():
+        dA = dY @ V.T
+        dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(Q.shape[1])
+        return dS @ K, dS.T @ Q, A.T @ dY
+    return back
+
+
+def assert_ruff_clean(paths):
+    """`ruff check --isolated` passes on the files (generated modules); skipped without ruff."""
+    import shutil
+    import subprocess
+
+    import pytest
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    p = subprocess.run([ruff, "check", "--isolated", *map(str, paths)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -16,7 +16,7 @@ from indexcalc import modulegen
 from indexcalc.cli import main
 from indexcalc.shapes import Variables
 
-from .references import conv1d_valid, conv2d_backward_loops, conv2d_valid, load_module, softmax
+from .references import assert_ruff_clean, conv1d_valid, conv2d_backward_loops, conv2d_valid, load_module, softmax
 
 
 def installed(name):
@@ -297,10 +297,6 @@ def test_index_parameters_default_to_the_variables_off_the_batch_axis():
 
 
 def test_index_module_files_pass_ruff(tmp_path):
-    import shutil
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed")
     paths = []
     for target in ("numpy", "torch", "jax"):
         for name in ("conv1d", "conv2d"):
@@ -313,8 +309,7 @@ def test_index_module_files_pass_ruff(tmp_path):
             path = tmp_path / f"{name}_{target}.py"
             path.write_text(modulegen.generate(*TENSOR_CASES[name][:3], target), encoding="utf-8")
             paths.append(str(path))
-    p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert_ruff_clean(paths)
 
 
 @pytest.mark.parametrize("eq, wrt, where, param, sizes, fan_in", [

@@ -12,7 +12,7 @@ import pytest
 from indexcalc import modulegen
 from indexcalc.cli import main
 
-from .references import load_module, softmax
+from .references import assert_ruff_clean, hand_backward, load_module, softmax
 
 ATTENTION = ("Y = softmax(Q K^T / sqrt(D)) V", "Q,K,V", "Q: n×D, K: m×D, V: m×p")
 TANH = ("Y = tanh(X W + b)", "X,W,b", "X: S×M, W: M×N, b: 1×N")
@@ -201,18 +201,13 @@ def test_backprop_json_also_gives_the_gradient_with_the_output(eq, wrt, where, w
 
 
 def test_generated_files_pass_ruff(tmp_path):
-    import shutil
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed")
     paths = []
     for target in ("numpy", "torch", "jax"):
         for name in ("attention", "tanh", "cross_entropy"):
             path = tmp_path / f"{name}_{target}.py"
             path.write_text(modulegen.generate(*EQUATIONS[name], target), encoding="utf-8")
             paths.append(str(path))
-    p = subprocess.run([ruff, "check", "--isolated", *paths], capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert_ruff_clean(paths)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -305,27 +300,8 @@ class Counted(np.ndarray):
         return self._note(func.__name__, plain, func(*plain, **self._plain(kw)))
 
 
-def _hand_backward(name, v, dY):
-    """The backward passes as one writes them by hand (bench/run.py's peers), forward cached."""
-    if name == "cross_entropy":
-        Z, T = v["Z"], v["T"]
-        P = softmax(Z)
-        return lambda: (P * T.sum(axis=1, keepdims=True) - T) / Z.shape[0]
-    if name == "layernorm":
-        X, e = v["X"], v["e"]
-        xc = X - X.mean(axis=1, keepdims=True)
-        s = np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + e)
-        xh = xc / s
-        return lambda: (dY - dY.mean(axis=1, keepdims=True) - xh * (dY * xh).mean(axis=1, keepdims=True)) / s
-    Q, K, V = v["Q"], v["K"], v["V"]
-    z = Q @ K.T / np.sqrt(Q.shape[1])
-    A = softmax(z)
-
-    def attention():
-        dA = dY @ V.T
-        dS = A * (dA - (A * dA).sum(axis=1, keepdims=True)) / np.sqrt(Q.shape[1])
-        return dS @ K, dS.T @ Q, A.T @ dY
-    return attention
+# the test's names for bench/run.py's modules rows, whose hand-written backward passes it counts
+_BENCH_NAME = {"cross_entropy": "softmax cross-entropy", "layernorm": "LayerNorm", "attention": "attention"}
 
 
 @pytest.mark.parametrize("name, sizes, big", [
@@ -351,7 +327,7 @@ def test_generated_numpy_backward_makes_no_more_passes_than_hand_numpy(tmp_path,
     dY = rng.normal(size=np.shape(out)).view(Counted) if np.shape(out) else 1.0
     counted = {k: (x.view(Counted) if isinstance(x, np.ndarray) else x) for k, x in values.items()}
     Counted.big = sizes[big[0]] * sizes[big[1]]
-    hand = _hand_backward(name, counted, dY)
+    hand = hand_backward(_BENCH_NAME[name], counted, dY)
     layer._cache = {k: (x.view(Counted) if isinstance(x, np.ndarray) else x) for k, x in layer._cache.items()}
     Counted.log = []
     want = hand()
