@@ -764,9 +764,8 @@ def _code_rows_child(quick):
 
     from indexcalc.pipeline import derive
 
-    def timed(f):
-        ts = [per_call(f) for _ in range(3 if quick else 9)]
-        return min(ts), statistics.median(ts)
+    def timed(fa, fb):
+        return _timed(fa, fb, 3 if quick else 9)
 
     def function_of(d):
         ns = {"np": np}
@@ -779,7 +778,7 @@ def _code_rows_child(quick):
     x = rng.normal(size=n)
     lse = function_of(derive("log(sum(exp(x)))", "x", order=2))
     assert np.allclose(lse(x), _hand_lse_hessian(x))
-    ours, hand = timed(lambda: lse(x)), timed(lambda: _hand_lse_hessian(x))
+    ours, hand = timed(lambda: lse(x), lambda: _hand_lse_hessian(x))
     rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "hand NumPy", hand[0],
                  f"medians {show_time(ours[1])} / {show_time(hand[1])}; BLAS 1 thread; target ≤ 1.15×"))
     try:
@@ -789,7 +788,7 @@ def _code_rows_child(quick):
         jh = jax.jit(jax.hessian(lambda v: jnp.log(jnp.sum(jnp.exp(v)))))
         xj = jnp.asarray(x)
         jh(xj).block_until_ready()
-        peer = timed(lambda: jh(xj).block_until_ready())
+        ours, peer = timed(lambda: lse(x), lambda: jh(xj).block_until_ready())
         rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "jax.hessian (jit)", peer[0],
                      f"medians {show_time(ours[1])} / {show_time(peer[1])}; compile excluded; target < 1"))
     except ImportError:
@@ -803,7 +802,7 @@ def _code_rows_child(quick):
         h = np.tanh(X @ W1)
         return X.T @ (2 * ((h @ W2 - Y) @ W2.T) * (1 - h * h))
     assert np.allclose(grad(X, W1, W2, Y), hand(X, W1, W2, Y))
-    ours, peer = timed(lambda: grad(X, W1, W2, Y)), timed(lambda: hand(X, W1, W2, Y))
+    ours, peer = timed(lambda: grad(X, W1, W2, Y), lambda: hand(X, W1, W2, Y))
     rows.append(("code", f"2-layer squared loss ∂/∂W1, S={S}", ours[0], "hand NumPy", peer[0],
                  f"medians {show_time(ours[1])} / {show_time(peer[1])}; BLAS 1 thread; target ≤ 1.15×"))
     print(json.dumps(rows))

@@ -25,7 +25,7 @@ from .closed import T
 from .deltas import Normalizer, Term
 from .index_form import IndexContext
 from .match import Matcher
-from .printing.numpy_code import NumpyPrinter, py_name
+from .printing.numpy_code import NumpyPrinter, py_name, softmax_code
 from .shapes import Variable, Variables
 from .simplify import simplify
 
@@ -531,14 +531,6 @@ def _p(node, P):
         (a, ka), (p_, _) = _wrap(node.a, P), _wrap(node.p, P)
         return f"{a} ** {p_}", ka, False
     raise ValueError(type(node).__name__)
-
-
-def softmax_code(c: str, P) -> str:
-    """The stable softmax along the last axis, of any batch rank."""
-    if "softmax" in P.helpers:
-        return f"{P.helpers['softmax']}({c})"
-    z = "np.exp(z - np.max(z, axis=-1, keepdims=True))"
-    return f"(lambda z: {z} / np.sum({z}, axis=-1, keepdims=True))({c})"
 
 
 def _ones_row(node):

@@ -562,7 +562,7 @@ _SOFTMAX = {"numpy": "_softmax({})", "torch": "torch.softmax({}, dim=-1)", "jax"
 def _softmax_lambda() -> str:
     """The stable softmax as the NumPy printers write it without a helper: a lambda called in place."""
     from types import SimpleNamespace
-    from .batch import softmax_code
+    from .printing.numpy_code import softmax_code
     return ast.dump(ast.parse(softmax_code("z", SimpleNamespace(helpers={})), mode="eval").body.func)
 
 

@@ -392,8 +392,8 @@ def test_code_a_target_cannot_write_is_refused(target, code, message):
     assert e.value.exit_status == 2 and isinstance(e.value, (UnsupportedError, IndexCalcError))
 
 
-SOFTMAX_LAMBDA = ("(lambda z: np.exp(z - np.max(z, axis=-1, keepdims=True)) / np.sum(np.exp(z - np.max(z, axis=-1, "
-                  "keepdims=True)), axis=-1, keepdims=True))({})")
+SOFTMAX_LAMBDA = ("(lambda z: (lambda e: e / np.sum(e, axis=-1, keepdims=True))(np.exp(z - np.max(z, axis=-1, "
+                  "keepdims=True))))({})")
 
 
 @pytest.mark.parametrize("target, code, want", [

@@ -99,7 +99,7 @@ class NumpyPrinter:
                 while f"t{k}" in taken:
                     k += 1
                 rest, op, v = in_place
-                lines += [f"    t{k} = {rest}", f"    t{k}.flat[::t{k}.shape[1] + 1] {op}= {v}",
+                lines += [f"    t{k} = {rest}", f"    np.einsum('ii->i', t{k})[...] {op}= {v}",
                           f"    return t{k}"]
             else:
                 lines.append(f"    return {self.code(node, target)}")
@@ -504,10 +504,16 @@ def _mean_axis(P, n: N.MeanAxis):
 
 def _softmax(P, n):
     c, na = P.p(n.a)
+    return softmax_code(c, P), na
+
+
+def softmax_code(c: str, P) -> str:
+    """The stable softmax of c along its last axis (any batch rank): the file's helper where it
+    has one, else a lambda called in place that computes exp once."""
     if "softmax" in P.helpers:
-        return f"{P.helpers['softmax']}({c})", na
-    z = "np.exp(z - np.max(z, axis=-1, keepdims=True))"
-    return f"(lambda z: {z} / np.sum({z}, axis=-1, keepdims=True))({c})", na
+        return f"{P.helpers['softmax']}({c})"
+    e = "(lambda e: e / np.sum(e, axis=-1, keepdims=True))"
+    return f"(lambda z: {e}(np.exp(z - np.max(z, axis=-1, keepdims=True))))({c})"
 
 
 def _ones(P, n):
@@ -1035,7 +1041,6 @@ def _t_transpose(n, c, P):
 
 
 def _t_softmax(n, c, P):
-    from ..batch import softmax_code
     return softmax_code(c(n.a), P)
 
 
