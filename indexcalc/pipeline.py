@@ -792,10 +792,13 @@ def _collected(parts) -> list:
         c = whole_numbers(c)
         key = to_text(node) if node is not None else ""
         if key in merged:
-            merged[key][0] += c
+            merged[key][0].append(c)
         else:
-            merged[key] = [c, node]
-    return [(sp.expand(c), node) for c, node in merged.values() if sp.expand(c) != 0]
+            merged[key] = [[c], node]
+    # only coefficients that were added up are expanded (to cancel): a lone one is a product
+    # as the derivative has it, and expanding a product of d sums makes 2^d terms
+    out = [(sp.expand(sum(cs)) if len(cs) > 1 else cs[0], node) for cs, node in merged.values()]
+    return [(c, node) for c, node in out if c != 0]
 
 
 def _coeff(c, show, parens) -> str:

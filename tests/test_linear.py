@@ -139,7 +139,7 @@ def test_a_trace_of_a_chain_of_512_factors():
     assert d.closed_form == " ".join(f"A{j}^T" for j in range(k, 0, -1))
 
 
-@pytest.mark.parametrize("depth", [3, 8])
+@pytest.mark.parametrize("depth", [3, 8, 14])
 def test_nested_tanh_keeps_one_factor_per_level(depth):
     """The derivative of tanh(...tanh(w^T x)...) is x times one factor (1 - tanh(..)^2) per
     level: a product that grows linearly with the depth, not its 2^depth expanded terms."""
@@ -147,6 +147,8 @@ def test_nested_tanh_keeps_one_factor_per_level(depth):
     d = derive(expr, "w")
     closed = d.closed_form
     assert closed.count("(1 - tanh(") == depth and closed.count("+") == 0
+    shown = {s.rule: s.text for s in d.results[0].steps}["matrix form"]     # the steps keep it too
+    assert shown.count("(1 - tanh(") == depth and shown.count("+") == 0
     rng = np.random.default_rng(3)
     w, x = rng.normal(size=4) * 0.5, rng.normal(size=4) * 0.5
     u, slope = w @ x, 1.0
