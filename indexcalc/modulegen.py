@@ -31,6 +31,7 @@ from . import verify as V
 from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .evaluate import evaluate
 from .fold import Values, fold, replace_subtree
+from .functions import ERF_CODE
 from .printing.numpy_code import (
     PRINT,
     STABLE_LOG,
@@ -455,6 +456,7 @@ class TargetPrinter(NumpyPrinter):
     def translate(self, code: str) -> str:
         if self.target == "numpy":
             return code
+        code = target_erf(code, self.target)
 
         def one(m):
             name = m.group(1)
@@ -545,6 +547,13 @@ def _tensor_args(P, node, like):
 
 
 _ERF = {"torch": "torch.erf", "jax": "jax.lax.erf"}
+_NUMPY_ERF = ERF_CODE[:ERF_CODE.index("({})")]          # np.vectorize(math.erf, ...), called on its operand
+
+
+def target_erf(code: str, target: str) -> str:
+    """The printers' NumPy erf (functions.ERF_CODE, in gelu, Φ and erf itself) as the target's erf:
+    np.vectorize has no torch row, and JAX's vectorize takes no otypes."""
+    return code.replace(_NUMPY_ERF, _ERF[target])
 
 
 def _erf_call(P, node, like):
@@ -674,6 +683,7 @@ class TorchPrinter(TargetPrinter):
                             "cos": "torch.cos({})", "tanh": "torch.tanh({})",
                             "sigmoid": "torch.sigmoid({})", "relu": "torch.relu({})",
                             "softplus": "-torch.nn.functional.logsigmoid(-({}))",
+                            "elu": "torch.nn.functional.elu({})",
                             "H": "(({}) > 0).to(torch.get_default_dtype())"}, _MATH,
                            {0: "torch.nn.functional.logsigmoid({})", 1: "torch.nn.functional.logsigmoid(-{})",
                             2: "-torch.nn.functional.logsigmoid(-{})", 3: "torch.log_softmax({}, dim=-1)",
@@ -690,7 +700,7 @@ class TorchPrinter(TargetPrinter):
              "maximum": "torch.maximum", "tanh": "torch.tanh",
              "einsum": "torch.einsum", "swapaxes": "torch.swapaxes", "matmul": "torch.matmul",
              "reshape": "torch.reshape", "mean": "torch.mean", "abs": "torch.abs", "sign": "torch.sign",
-             "sin": "torch.sin", "cos": "torch.cos", "log1p": "torch.log1p", "expm1": "torch.expm1",
+             "sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "log1p": "torch.log1p", "expm1": "torch.expm1",
              "logaddexp": "torch.logaddexp", "minimum": "torch.minimum", "where": "torch.where",
              "tensordot": "torch.tensordot", "arange": "torch.arange", "ones": "torch.ones",
              "zeros": "torch.zeros", "eye": "torch.eye", "pi": "math.pi"}
@@ -722,7 +732,7 @@ class JaxPrinter(TargetPrinter):
     }
 
     def translate(self, code: str) -> str:
-        code = re.sub(r", optimize=True\)", ")", code)
+        code = target_erf(re.sub(r", optimize=True\)", ")", code), self.target)
         return re.sub(r"(?<![\w.])np\.", "jnp.", code)
 
 
