@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -48,10 +49,14 @@ RESERVED = {"np", "torch", "jax", "jnp", "math", "sys", "ctx", "self", "res", "r
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-def check_identifier(name: str, what: str) -> str:
-    """A name that goes into generated code as it is: a plain identifier, not a keyword,
-    not a name the file itself uses."""
-    if not IDENT.match(name) or keyword.iskeyword(name) or name in RESERVED or name.startswith("d_"):
+def check_identifier(name: str, what: str, ascii_only: bool = True) -> str:
+    """A name that goes into generated code as it is: an identifier, not a keyword, not a name
+    the file itself uses. The class's name is plain ASCII; a variable or a size may be any
+    identifier that Python does not normalise into another one (ε, γ, β of a LayerNorm, as
+    codegen.py's problem-file modules take them)."""
+    plain = IDENT.match(name) if ascii_only else \
+        name.isidentifier() and not name.startswith("_") and unicodedata.normalize("NFKC", name) == name
+    if not plain or keyword.iskeyword(name) or name in RESERVED or name.startswith("d_"):
         raise IndexCalcError(f"{what} {name!r} cannot be a name in the generated code: use letters, "
                              f"digits and _ (starting with a letter), not a Python keyword, nor one of "
                              f"{', '.join(sorted(RESERVED))}")
@@ -884,10 +889,10 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
         return _build_index(d, equation, wrt, target, params, name, command)
     out, rhs = d.output, d.rhs
     from .codegen import doc
-    check_identifier(out, "the output")
+    check_identifier(out, "the output", ascii_only=False)
     names = [n for n in N.variables(rhs)]
     for n in names:
-        check_identifier(n, "the variable")
+        check_identifier(n, "the variable", ascii_only=False)
     variables = Variables({n: d.variables[n] for n in names}, d.variables.sizes, d.variables.functions)
     if params is None:
         params = default_params(rhs, variables, rhs.shape, wrt)
@@ -937,7 +942,7 @@ def build(equation: str, wrt, where=None, target="numpy", params=None, name=None
                             fans.get(n, ()), starts.get(n, "")))
     size_args = constructor_sizes(inputs)
     for s in size_args:
-        check_identifier(s, "the size")
+        check_identifier(s, "the size", ascii_only=False)
     return Module(cls, _snake(cls), doc(equation), command, out, N.kind_of(rhs.shape), inputs, fwd,
                   [py_name(s) for s in saved], bwd, gcode, {k: int(v) for k, v in sizes.items()},
                   size_args, printer.dtype_from,
@@ -957,10 +962,10 @@ def _build_index(d, equation, wrt, target, params, name, command) -> Module:
     if not prob.out_indices:
         raise IndexCalcError("codegen of an equation in index notation or on tensors needs an output with "
                              "indices (Y[i,j] = ..., or a tensor), not a scalar")
-    check_identifier(out, "the output")
+    check_identifier(out, "the output", ascii_only=False)
     names = list(prob.variables.table)
     for n in names:
-        check_identifier(n, "the variable")
+        check_identifier(n, "the variable", ascii_only=False)
     params = _index_params(prob, wrt) if params is None else _given_params(params, prob.variables, wrt)
     shared = index_passes(d)
     printer = TARGETS[target](d.variables)
@@ -990,7 +995,7 @@ def _build_index(d, equation, wrt, target, params, name, command) -> Module:
                             fans.get(n, ()), starts.get(n, "")))
     size_args = constructor_sizes(inputs)
     for s_ in size_args:
-        check_identifier(s_, "the size")
+        check_identifier(s_, "the size", ascii_only=False)
     kinds = {i.name: i.kind for i in inputs}
     kinds[py_name(out)] = LY.kind_of(prob.out_shape)
     typed = getattr(prob, "typed", None)          # a tensor equation's tree names it as the matrix language's do

@@ -185,7 +185,7 @@ def run_torch(mod, m, values, dY):
     args = [torch.tensor(values[i.name], requires_grad=True) for i in m.inputs]
     Y = getattr(mod, f"{m.cls}Function").apply(*args)
     (Y * torch.tensor(dY)).sum().backward()
-    return Y.detach().numpy(), {i.name: a.grad.numpy() for i, a in zip(m.inputs, args)}
+    return Y.detach().numpy(), {i.name: a.grad.numpy() for i, a in zip(m.inputs, args) if a.grad is not None}
 
 
 def run_jax(mod, m, values, dY):
@@ -255,6 +255,54 @@ def test_matrix_activation_module_against_hand_written_numpy(tmp_path, target, n
     """Each target's module of f(X W) for matrices, f an element-wise function whose NumPy code
     the target writes in its own terms (torch.erf, jax.lax.erf, torch's elu and tan)."""
     check_case(tmp_path, target, MATRIX_CASES[name], name)
+
+
+def layer_norm_fwd(v):
+    Z = v["X"] - v["X"].mean(axis=1, keepdims=True)
+    return Z / np.sqrt((Z ** 2).mean(axis=1, keepdims=True) + v["ε"]) * v["γ"] + v["β"]
+
+
+def layer_norm_bwd(v, dY):
+    """LayerNorm's backward pass as courses write it: x̂ = (x - μ)/σ, ∂L/∂x̂ = dY γ."""
+    Z = v["X"] - v["X"].mean(axis=1, keepdims=True)
+    s = np.sqrt((Z ** 2).mean(axis=1, keepdims=True) + v["ε"])
+    xh, g = Z / s, dY * v["γ"]
+    dX = (g - g.mean(axis=1, keepdims=True) - xh * (g * xh).mean(axis=1, keepdims=True)) / s
+    return {"X": dX, "γ": (dY * xh).sum(axis=0, keepdims=True), "β": dY.sum(axis=0, keepdims=True)}
+
+
+LAYER_NORM = ("Y = ((X - mean(X, 1) 1^T) ⊘ sqrt(mean((X - mean(X, 1) 1^T) .^ 2, 1) 1^T + ε)) ∘ γ + β",
+              "X,γ,β", "X: S×N, γ: 1×N, β: 1×N, ε: scalar")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_layer_norm_with_greek_names(tmp_path, target):
+    """LayerNorm written with its usual γ, β, ε: the module takes them by those names (they
+    are Python identifiers; codegen refused them as not plain ASCII), its file checks itself
+    and passes ruff, and its backward pass is the one written by hand."""
+    out = tmp_path / f"layer_norm_{target}.py"
+    assert main(["codegen", *LAYER_NORM[:1], "--wrt", LAYER_NORM[1], "--where", LAYER_NORM[2],
+                 "--target", target, "-o", str(out)]) == 0
+    p = run_file(out)
+    assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+    assert_ruff_clean([out])
+    rng = np.random.default_rng(5)
+    values = {"X": rng.normal(size=(3, 4)), "γ": rng.normal(size=(1, 4)), "β": rng.normal(size=(1, 4)), "ε": 0.25}
+    m = modulegen.build(*LAYER_NORM, target)
+    mod = load(tmp_path, modulegen.render([m], target, "test"), f"ln_{target}")
+    dY = rng.normal(size=(3, 4))
+    if target == "numpy":
+        layer = getattr(mod, m.cls)(*[m.sizes[s] for s in m.size_args])
+        for q in m.params:
+            layer.params[q.name] = values[q.name]
+        Y = layer.forward(**{i.name: values[i.name] for i in m.data})
+        grads = {"X": layer.backward(dY), **layer.grads}
+    else:
+        Y, grads = RUN[target](mod, m, values, dY)
+    np.testing.assert_allclose(Y, layer_norm_fwd(values), rtol=1e-10, atol=1e-12)
+    want = layer_norm_bwd(values, dY)
+    for n in want:
+        np.testing.assert_allclose(grads[n], want[n], rtol=1e-8, atol=1e-10, err_msg=f"∂L/∂{n}")
 
 
 @pytest.mark.parametrize("target", TARGETS)
