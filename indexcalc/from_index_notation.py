@@ -151,6 +151,21 @@ def map_places(node, f):
     return node
 
 
+def _exp_of_e(node):
+    """e^{x_i} (an undeclared e raised to an indexed power) as exp(x_i), as the seeds write the
+    softmax (S(x)_i = e^{x_i} / Σ_j e^{x_j}) and as the LaTeX reader reads e^{…}."""
+    if isinstance(node, Sum):
+        return Sum(node.indices, _exp_of_e(node.body), node.bounds)
+    if isinstance(node, Call):
+        return Call(node.name, _exp_of_e(node.arg))
+    if isinstance(node, Op):
+        args = tuple(_exp_of_e(a) for a in node.args)
+        if node.op == "^" and args[0] == Scalar("e") and free_indices(args[1]):
+            return Call("exp", args[1])
+        return Op(node.op, args)
+    return node
+
+
 def size_symbol(name: str) -> sp.Symbol:
     """A size name in an index place (w[k-j+1] with w: k): a number, not an index."""
     return sp.Symbol(name, integer=True, positive=True)
@@ -181,12 +196,16 @@ def _parser() -> Lark:
 
 def _index_list(text: str, tok) -> list:
     """The indices of Σ_pq / Σ_p,q / Σ_{p,q} / X_ip: one letter each unless written with commas."""
-    if text.startswith("{"):
+    if text.startswith("{") and "," not in text:
+        names = list(text[1:-1].replace(" ", ""))   # Σ_{ik}: one letter each, as Σ_ik and X_{ik}
+    elif text.startswith("{"):
         names = [t.strip() for t in text[1:-1].split(",")]
     elif "," in text:
         names = text.split(",")
     else:
         names = list(text)
+    if not names:
+        raise ParseError(f"{tok} names no index", "", None)
     for n in names:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", n):
             raise ParseError(f"{n!r} is not an index name", "", None)
@@ -487,6 +506,9 @@ class _Reader:
 
     # -- checks of the tree
     def run(self) -> IndexProblem:
+        self._rename_clashes()
+        if "e" not in self.decls:                    # Σ_j e^{x_j}: the seeds' exponential
+            self.rhs = _exp_of_e(self.rhs)
         sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
         self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
@@ -538,6 +560,49 @@ class _Reader:
         self._name_sizes()
         self._arithmetic(refs)
         return self._problem()
+
+    def _rename_clashes(self):
+        """A Σ or the left side that binds a name that is also a size (Σ_k X_ik W_kj with
+        W: k×n, y_k = ... with W: k×m): within that binding the name is the index, as a
+        reader takes it, so the index gets a fresh name there; elsewhere the name stays the
+        size, a number in an index place (w[k-j+1])."""
+        bound = {i for n in walk(self.rhs) if isinstance(n, Sum) for i in n.indices} | set(self.out_names)
+        clash = bound & self.size_names
+        if not clash:
+            return
+        used = set(self.size_names) | set(self.decls) | set(self.out_names) | bound | {self.out}
+        for n in walk(self.rhs):
+            if isinstance(n, (Ref, Scalar)):
+                used.add(n.name)
+            if isinstance(n, (Ref, Delta)):
+                places = n.indices if isinstance(n, Ref) else (n.a, n.b)
+                used |= {str(x) for e in places for x in sp.sympify(e).free_symbols}
+        pool = [c for c in "pqrstuvwabcdefghjlmnoxyz" if c not in used]
+        pool += [f"i{k}" for k in range(1, 100) if f"i{k}" not in used]
+        fresh = iter(pool)
+
+        def renamed(node, ren):
+            sub = {index_symbol(a): index_symbol(b) for a, b in ren.items()}
+            return map_places(node, lambda e: e.xreplace(sub))
+
+        def go(node):
+            if isinstance(node, Sum):
+                body = go(node.body)
+                ren = {i: next(fresh) for i in node.indices if i in clash}
+                if not ren:
+                    return Sum(node.indices, body, node.bounds)
+                return Sum(tuple(ren.get(i, i) for i in node.indices), renamed(body, ren),
+                           tuple((ren.get(i, i), size) for i, size in node.bounds))
+            if isinstance(node, Op):
+                return Op(node.op, tuple(go(a) for a in node.args))
+            if isinstance(node, Call):
+                return Call(node.name, go(node.arg))
+            return node
+        self.rhs = go(self.rhs)
+        out = {i: next(fresh) for i in self.out_names if i in clash}
+        if out:
+            self.rhs = renamed(self.rhs, out)
+            self.out_names = [out.get(i, i) for i in self.out_names]
 
     def _lhs_text(self):
         return f"{self.out}[{','.join(self.out_names)}]" if self.out_names else str(self.out)

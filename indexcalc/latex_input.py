@@ -208,12 +208,34 @@ class _Reader:
             return j
         m = _ATOM.match(self.text, self.skip(j))
         end = None if m else self.applied_function_end(self.skip(j))
+        end = end if m or end is not None else self.sum_scope_end(self.skip(j))
         if m is None and end is None:
             return j
         piece, end = (m.group(1), m.end(1)) if m else (self.text[self.skip(j):end], end)
         self.sep = False
         self.emit("(" + _Reader(piece).read() + ")")
         return end
+
+    def sum_scope_end(self, k):
+        """Where \\log \\sum_j e^{x_j} ends, or None: a function before a Σ takes the Σ with its
+        scope (to the next + or - at its level, or the bracket that closes it), as the seeds write
+        log-sum-exp; that is the Σ's own reach (SPEC §1.3), so the reading agrees with it."""
+        m = re.compile(r"\\sum\s*(?:_\s*(?:\{[^{}]*\}|\w))?\s*(?:\^\s*(?:\{[^{}]*\}|\w))?\s*-?").match(self.text, k)
+        if not m:
+            return None
+        t, depth, i = self.text, 0, m.end()
+        while i < len(t):
+            c = t[i]
+            if c in "({[":
+                depth += 1
+            elif c in ")}]":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif c in "+-=,&" and depth == 0:
+                break
+            i += 1
+        return i if t[m.end():i].strip() else None
 
     def applied_function_end(self, k):
         """Where a function command applied to a bracket ends (\\det(X), \\det\\left(X\\right)),

@@ -370,7 +370,9 @@ def test_bracketed_exponents():
 
 
 def test_an_indexed_exponent_is_exit_2(capsys):
-    assert main(["derive", "Σ_i e^{x_i}", "--wrt", "x"]) == 2
+    """e^{x_i} is the exponential (tests/test_index_papers.py); a declared e is a variable,
+    whose indexed exponent is refused with what to write."""
+    assert main(["derive", "Σ_i e^{x_i}", "--wrt", "x", "--where", "e: scalar"]) == 2
     assert "exp(x_i)" in capsys.readouterr().err
 
 
