@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
@@ -34,7 +34,7 @@ from lark.exceptions import (
 from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
-from .index_syntax import index_text, is_index_notation
+from .index_syntax import ENTRY_OF_GROUP, index_text, is_index_notation, unsubscript
 from .latex_input import from_latex
 from .layout import shape_of_rank, show_dims
 from .shapes import GREEK, Variable, Variables, _Sizes, _unknown
@@ -46,6 +46,9 @@ AUTO_SIZES_UPPER = ["N", "M", "P", "Q", "R", "D", "K", "L", "S", "U", "V", "C", 
 ALIASES = {"σ": "sigmoid", "sigma": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
 DELTAS = {"δ", "delta"}
 TYPESET = {":=": "=", "≔": "=", "^⊤": "^T", "−": "-", "²": "^2", "³": "^3", "ᵀ": "^T", "⁻¹": "^-1", "·": "*", "⋅": "*"}   # entries: · is a product
+
+
+_ABS = re.compile(r"\|([^|‖]+)\|")
 
 
 # ---- the tree -------------------------------------------------------------------------------
@@ -63,6 +66,7 @@ class Scalar:
 class Ref:
     name: str
     indices: tuple                 # SymPy expressions in index symbols (and size symbols)
+    split: str = field(default="", compare=False)   # X_{1j} read as X[1,j] from "1j" (or a stride 1j)
 
     @property
     def text(self) -> str:
@@ -166,6 +170,19 @@ def _exp_of_e(node):
     return node
 
 
+def _replace_refs(node, table):
+    """The tree with each entry in `table` (by identity) replaced."""
+    if isinstance(node, Ref):
+        return next((v for k, v in table.items() if k is node), node)
+    if isinstance(node, Sum):
+        return Sum(node.indices, _replace_refs(node.body, table), node.bounds)
+    if isinstance(node, Op):
+        return Op(node.op, tuple(_replace_refs(a, table) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.name, _replace_refs(node.arg, table))
+    return node
+
+
 def size_symbol(name: str) -> sp.Symbol:
     """A size name in an index place (w[k-j+1] with w: k): a number, not an index."""
     return sp.Symbol(name, integer=True, positive=True)
@@ -212,6 +229,30 @@ def _index_list(text: str, tok) -> list:
     return names
 
 
+@dataclass(frozen=True)
+class _Stride:
+    """2i in an index place: a stride, not supported; as the whole of X_{1j}, the seeds'
+    one character per index (X[1,j]) where X has two indices."""
+    num: str
+    name: str
+
+    def refuse(self, hint=""):
+        raise UnsupportedError(f"the strided index {self.num}{self.name} is not supported: an index place "
+                               "holds a sum or difference of indices and integers (x[n+j-1])" + hint)
+
+
+def _no_stride(*items):
+    for i in items:
+        if isinstance(i, _Stride):
+            i.refuse()
+
+
+def _name_checks(name):
+    if name in ("max", "min", "argmax", "argmin"):
+        raise UnsupportedError(f"{name} over an index ({name}_j X_ij, max-pooling) is not supported: "
+                               "index notation here sums (Σ_j); max(X_ij, 0) is relu(X_ij)")
+
+
 @v_args(inline=True)
 class _ToTree(Transformer):
     """One method per grammar rule."""
@@ -229,10 +270,27 @@ class _ToTree(Transformer):
         return Scalar(name)
 
     def ref(self, tok, indices):
+        for i in indices:
+            if isinstance(i, _Stride):
+                i.refuse()
         return _ref(_name(tok), indices)
 
     def bref(self, tok, indices):
-        """X_{i,p}; X_{pq} (letters only, no comma) is one letter per index, as δ_{pq} in LaTeX."""
+        """X_{i,p}; X_{pq} (letters only, no comma) is one letter per index, as δ_{pq} in LaTeX;
+        X_{1j} is X[1,j] as X_1j is, where X has two indices (the reader checks: for a vector
+        x_{2i} would be a stride)."""
+        if len(indices) == 1 and isinstance(indices[0], _Stride):
+            st = indices[0]
+            if not re.fullmatch(r"\d+", st.num):
+                st.refuse()
+            places = [sp.Integer(int(c)) for c in st.num] + [index_symbol(c) for c in st.name]
+            _name_checks(_name(tok))
+            return Ref(_name(tok), tuple(places), split=st.num + st.name)
+        for i in indices:
+            if isinstance(i, _Stride):
+                i.refuse()
+        if len(indices) == 1 and indices[0].is_Integer and indices[0] >= 10:    # a_{12}: the reader decides
+            return Ref(_name(tok), tuple(indices), split=str(indices[0]))
         if len(indices) == 1 and indices[0].is_Symbol and len(indices[0].name) > 1 and indices[0].name.isalpha():
             indices = [index_symbol(c) for c in indices[0].name]
         return _ref(_name(tok), indices)
@@ -253,19 +311,21 @@ class _ToTree(Transformer):
         return sp.Integer(int(str(tok)))
 
     def istride(self, num, name):
-        raise UnsupportedError(f"the strided index {num}{name} is not supported: an index place "
-                               "holds a sum or difference of indices and integers (x[n+j-1])")
+        return _Stride(str(num), str(name))
 
     def istride_r(self, name, num):
-        return self.istride(num, name)
+        _Stride(str(num), str(name)).refuse()
 
     def iadd(self, a, b):
+        _no_stride(a, b)
         return a + b
 
     def isub(self, a, b):
+        _no_stride(a, b)
         return a - b
 
     def ineg(self, a):
+        _no_stride(a)
         return -a
 
     def add(self, a, b):
@@ -330,7 +390,12 @@ class _ToTree(Transformer):
         return Scalar(str(tok))
 
     def call(self, tok, *args):
-        name = ALIASES.get(str(tok).strip(), str(tok).strip())
+        name = _function_name(str(tok).strip())
+        if name == "max" and len(args) == 2 and Num(0) in args:       # max(X_ij, 0), \max(0, X_ij)
+            return Call("relu", args[1] if args[0] == Num(0) else args[0])
+        if name == "max":
+            raise UnsupportedError("max of entries is read as relu only as max(X_ij, 0); max over an "
+                                   "index (max-pooling) is not supported")
         if name not in F.TABLE and not (len(name) == 1 and name.islower()):
             raise IndexCalcError(f"unknown function {name!r} in index notation (known: "
                                  f"{', '.join(sorted(F.TABLE))}, or a one-letter f, g, h)")
@@ -340,6 +405,18 @@ class _ToTree(Transformer):
 
     def equation(self, lhs, rhs):
         return ("equation", lhs, rhs)
+
+
+def _function_name(raw: str) -> str:
+    """A function as written: σ, ReLU, Tanh, GELU, SiLU, swish, maximum (the matrix language's
+    spellings, SPEC §1.1: lower case first, then the aliases)."""
+    from .shapes import ALIASES as MATRIX_ALIASES
+    if raw in ALIASES:
+        return ALIASES[raw]
+    if len(raw) > 1 and raw.lower() in F.TABLE:
+        return raw.lower()
+    alias = MATRIX_ALIASES.get(raw.lower() if len(raw) > 1 else raw)
+    return alias if alias else raw
 
 
 def _bound(sub: str, top: str, tok: str):
@@ -371,6 +448,7 @@ def _name(tok) -> str:
 
 
 def _ref(name, indices):
+    _name_checks(name)
     if name in DELTAS:
         if len(indices) != 2:
             raise IndexCalcError(f"the Kronecker delta {name} takes two indices, not {len(indices)}")
@@ -383,9 +461,13 @@ def parse_index(text: str):
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
     from .parse import one_line
-    text = from_latex(one_line(text))
+    text = unsubscript(from_latex(one_line(text)))
     for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
         text = text.replace(k, v)
+    if ENTRY_OF_GROUP.search(text):
+        raise UnsupportedError("an entry of a bracketed expression ([W x]_i, (A B)_ij) is not read: write "
+                               "the entry as its sum (Σ_j W_ij x_j, Σ_k A_ik B_kj)")
+    text = _ABS.sub(r"abs(\1)", text)           # |x_i| of an entry is its absolute value
     try:
         tree = _parser().parse(text)
         return _ToTree().transform(tree)
@@ -506,6 +588,7 @@ class _Reader:
 
     # -- checks of the tree
     def run(self) -> IndexProblem:
+        self._check_splits()
         self._rename_clashes()
         if "e" not in self.decls:                    # Σ_j e^{x_j}: the seeds' exponential
             self.rhs = _exp_of_e(self.rhs)
@@ -560,6 +643,32 @@ class _Reader:
         self._name_sizes()
         self._arithmetic(refs)
         return self._problem()
+
+    def _check_splits(self):
+        """X_{1j} is X[1,j] only where X has that many indices: declared so, seen so elsewhere,
+        or an undeclared upper-case name (a matrix); for a vector, x_{2i} is a stride."""
+        refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
+        digits = {}
+        for r in refs:
+            if not r.split:
+                continue
+            d = self.decls.get(r.name)
+            ranks = {len(o.indices) for o in refs if o.name == r.name and not o.split}
+            if d is not None:
+                ranks.add(len([x for x in d if x != 1]) if len(d) != 2 else 2)
+            elif r.name[:1].isupper() and not ranks:
+                ranks.add(2)
+            if r.split.isdigit():             # a_{12}: a_12 (one digit per index) where a has that many
+                if ranks == {len(r.split)}:
+                    digits[r] = Ref(r.name, tuple(sp.Integer(int(c)) for c in r.split))
+                continue
+            if ranks != {len(r.indices)}:
+                num = "".join(c for c in r.split if c.isdigit())
+                _Stride(num, r.split[len(num):]).refuse(
+                    f"; for the entry ({', '.join(r.split)}) of a {len(r.indices)}-index {r.name} write "
+                    f"{r.name}_{{{','.join(r.split)}}} or declare {r.name} with --where")
+        if digits:
+            self.rhs = _replace_refs(self.rhs, digits)
 
     def _rename_clashes(self):
         """A Σ or the left side that binds a name that is also a size (Σ_k X_ik W_kj with

@@ -42,7 +42,17 @@ def index_text(e, rank=None) -> str:
 _SIGMA = re.compile(r"(Σ|∑)\s*_|\bsum_|\\sum_")      # Σ_p; a bare Σ is a name (a covariance, Σ^-1)
 _BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
 _DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
+ENTRY_OF_GROUP = re.compile(r"[\])]\s*_\s*[{A-Za-z]")     # [W x]_i, (W x)_i: an entry of an expression
 _SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
+
+
+_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉ₐₑₒₓₕₖₗₘₙₚₛₜᵢᵣᵤᵥⱼ", "0123456789aeoxhklmnpstiruvj"))
+_SUBSCRIPT_RUN = re.compile(f"[{''.join(_SUBSCRIPTS)}]+")
+
+
+def unsubscript(text: str) -> str:
+    """Unicode subscripts as typed or pasted (Σᵢⱼ xᵢ Aᵢⱼ xⱼ) in the seeds' spelling: Σ_ij x_i A_ij x_j."""
+    return _SUBSCRIPT_RUN.sub(lambda m: "_" + "".join(_SUBSCRIPTS[c] for c in m.group(0)), text)
 
 
 def is_index_notation(text: str) -> bool:
@@ -52,10 +62,10 @@ def is_index_notation(text: str) -> bool:
     if not isinstance(text, str):
         return False
     try:
-        text = from_latex(text)
+        text = unsubscript(from_latex(text))
     except ParseError:
         return False                           # the reader says what is wrong with it
-    if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text):
+    if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text) or ENTRY_OF_GROUP.search(text):
         return True
     m = _SUB_LHS.match(text)
     if m:

@@ -19,7 +19,8 @@ from .errors import ParseError
 
 # \mathbf{W} is W: fonts and decorations that do not change what a name means
 KEEP_CONTENT = {"mathbf", "boldsymbol", "bm", "pmb", "mathrm", "mathit", "mathsf", "mathnormal",
-                "mathbb", "textbf", "textrm", "textit", "textsf", "text", "operatorname", "vec"}
+                "mathbb", "textbf", "textrm", "textit", "textsf", "text", "operatorname", "vec",
+                "mathcal", "mathscr", "mathfrak"}
 # sizing and style: the delimiter or operand after them is what counts
 DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl",
         "biggr", "Biggl", "Biggr", "middle", "displaystyle", "textstyle", "limits", "nolimits"}
@@ -137,6 +138,9 @@ class _Reader:
                 i = self.command(i)
             elif c == "^":
                 i = self.superscript(i)
+            elif c == "_" and re.compile(r"_[a-z][A-Z]").match(t, i):
+                self.emit(t[i:i + 2] + " ")            # x_iA_{ij}: TeX's one-token subscript, then A
+                i += 2
             elif c == "~":
                 self.emit(" ")
                 i += 1
@@ -175,6 +179,8 @@ class _Reader:
             return j
         if name in SYMBOLS:
             self.emit(SYMBOLS[name])
+            if name == "sum":
+                return self.one_token_subscript(j)
             return j
         if name in FUNCTIONS:
             self.emit(FUNCTIONS[name], word=True)
@@ -215,6 +221,15 @@ class _Reader:
         self.sep = False
         self.emit("(" + _Reader(piece).read() + ")")
         return end
+
+    def one_token_subscript(self, j):
+        """\\sum_jW_{ij}: TeX's subscript without braces is one token (Σ_j, then W_{ij}); a run of
+        letters followed by a space (\\sum_ij x_i) is the run, as the seeds' plain Σ_ij."""
+        m = re.compile(r"_([A-Za-z])([A-Za-z]+)(?=[_^{(\\])").match(self.text, j)
+        if not m:
+            return j
+        self.emit("_" + m.group(1) + " ")
+        return m.end(1)
 
     def sum_scope_end(self, k):
         """Where \\log \\sum_j e^{x_j} ends, or None: a function before a Σ takes the Σ with its

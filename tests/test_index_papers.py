@@ -109,3 +109,69 @@ def test_log_of_a_sum_without_brackets(text):
     d = derive(text, "x", "x: n")
     want = softmax(x) - (np.eye(4)[0] if "x_1" in text else 0)
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), want)
+
+
+# ---- one character per index in braces: W_{1j}, a_{12}; a stride 2i is refused ---------------------
+def test_digit_and_letter_in_braces_is_two_indices():
+    W, x = rand(3, 4), rand(4)
+    d = derive(r"\exp\left(\sum_j W_{1j} x_j\right)", "W")
+    want = np.zeros((3, 4))
+    want[0] = np.exp(W[0] @ x) * x
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"W": W, "x": x}), want)
+    d = derive("Σ_j W_{12} x_j", "W")              # W[1,2] of a matrix, as W_12
+    want = np.zeros((3, 4))
+    want[0, 1] = x.sum()
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"W": W, "x": x}), want)
+    d = derive("x_{12} + Σ_i x_i", "x", "x: n")     # the 12th entry of a vector
+    x = rand(12)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.ones(12) + np.eye(12)[11])
+
+
+@pytest.mark.parametrize("text", ["Σ_i x_{2i}", "Σ_i x_{2i+1}", "Σ_i x[2i]"])
+def test_a_stride_is_refused(text, capsys):
+    from indexcalc.cli import main
+    assert main(["derive", text, "--wrt", "x"]) == 2
+    assert "strided index 2i" in capsys.readouterr().err
+
+
+# ---- functions as papers spell them; |x_i|; unicode subscripts; \mathcal; \sum_jW ------------------
+@pytest.mark.parametrize("text, ref, dref", [
+    ("Y_ij = max(X_ij, 0)", lambda X: np.maximum(X, 0), lambda X: (X > 0) * 1.0),
+    (r"Y_{ij} = \max(0, X_{ij})", lambda X: np.maximum(X, 0), lambda X: (X > 0) * 1.0),
+    ("Y_ij = Softplus(X_ij)", lambda X: np.log1p(np.exp(X)), lambda X: 1 / (1 + np.exp(-X))),
+    ("Y_ij = swish(X_ij)", None, lambda X: 1 / (1 + np.exp(-X)) * (1 + X * (1 - 1 / (1 + np.exp(-X))))),
+    ("Y_ij = |X_ij|", None, np.sign),
+])
+def test_entry_functions_as_papers_spell_them(text, ref, dref):
+    X, dY = rand(3, 4), rand(3, 4)
+    b = backprop(text, "X", "X: m×n")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"X": X, "dY": dY}), dY * dref(X))
+
+
+def test_max_over_an_index_is_refused(capsys):
+    from indexcalc.cli import main
+    assert main(["derive", r"y_i = \max_j X_{ij}", "--wrt", "X"]) == 2
+    assert "max-pooling" in capsys.readouterr().err
+    assert main(["derive", "Y_ij = max(X_ij, 1)", "--wrt", "X"]) == 2
+
+
+@pytest.mark.parametrize("text", ["Σᵢⱼ xᵢ Aᵢⱼ xⱼ", r"\mathcal{L} = \sum_{i,j} x_i A_{ij} x_j",
+                                  r"\sum_i\sum_jx_iA_{ij}x_j"])
+def test_unicode_subscripts_mathcal_and_tex_one_token_subscripts(text):
+    x, A = rand(4), rand(4, 4)
+    d = derive(text, "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A}), (A + A.T) @ x)
+
+
+def test_tex_one_token_subscript_of_a_sum():
+    W, x, b = rand(3, 4), rand(4), rand(3)
+    d = derive(r"y_i=\tanh(\sum_jW_{ij}x_j+b_i)", "b")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"W": W, "x": x, "b": b}),
+                               np.diag(1 - np.tanh(W @ x + b) ** 2))
+
+
+@pytest.mark.parametrize("text", [r"[\mathbf{W}\mathbf{x}]_i", "y_i = (W x)_i"])
+def test_entry_of_a_bracketed_expression_says_what_to_write(text, capsys):
+    from indexcalc.cli import main
+    assert main(["derive", text, "--wrt", "x"]) == 2
+    assert "Σ_j W_ij x_j" in capsys.readouterr().err
