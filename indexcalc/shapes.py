@@ -623,6 +623,14 @@ def _power(I: _Infer, node: N.Power):
         if k > 256:
             raise UnsupportedError(f"the matrix power ^{k} is too large (at most 256)")
         return a if k == 1 else N.MatPow(a, k, a.shape)
+    if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value <= -1:
+        k = -int(p.value)                    # X^-2 is (X^-1)^2, as the Cookbook writes it
+        no_tensor(a, f"the matrix power ^{p.value}", I)
+        I.square(a, f"the matrix power ^{p.value}")
+        if k > 256:
+            raise UnsupportedError(f"the matrix power ^{p.value} is too large (at most -256)")
+        inverse = N.Inverse(a, a.shape)
+        return inverse if k == 1 else N.MatPow(inverse, k, a.shape)
     raise ShapeError(f"{I.show(a)} is not a scalar: a matrix power needs an integer exponent ≥ 1 "
                      "(use X^-1 for the inverse, or .^ for an element-wise power)")
 

@@ -80,6 +80,11 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("exp(sum(a))^(1/2)", "a", "a: m", {"a": R.normal(size=3)}, lambda e: np.sqrt(np.exp(np.sum(e["a"])))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
+    # textbook probes: X^-2 is (X^-1)^2 (it was refused as "not a scalar")
+    ("a^T X^-2 b", "X", "X: m×m, a: m, b: m", {"X": W, "a": R.normal(size=3), "b": R.normal(size=3)},
+     lambda e: e["a"] @ np.linalg.inv(e["X"] @ e["X"]) @ e["b"]),
+    ("tr(A X^-3)", "X", "X: m×m, A: m×m", {"X": W, "A": R.normal(size=(3, 3))},
+     lambda e: np.trace(e["A"] @ np.linalg.matrix_power(np.linalg.inv(e["X"]), 3))),
 ]
 
 
