@@ -537,13 +537,18 @@ def _spread(I: _Infer, s, like):
     return ones if _one_literal(s) else N.ScalarMul(s, ones, ones.shape)
 
 
+def _row(I: _Infer, node) -> bool:
+    """A row vector (1×n): the number 1 beside it in a sum is the ones row, 1 + a^T."""
+    return len(node.shape) == 2 and I.res(node.shape)[0] == 1
+
+
 def _addlike(cls, opname):
     def rule(I: _Infer, node):
         a, b = I.run(node.a), I.run(node.b)
         if _one_literal(node.a) and not I.scalar(b):
-            a = I.ones()
+            a = I.ones(transposed=_row(I, b))
         if _one_literal(node.b) and not I.scalar(a):
-            b = I.ones()
+            b = I.ones(transposed=_row(I, a))
         if I.scalar(a) != I.scalar(b):            # a scalar added to every entry
             a, b = (_spread(I, a, b) or a, b) if I.scalar(a) else (a, _spread(I, b, a) or b)
         return cls(a, b, I.broadcast(a, b, opname))

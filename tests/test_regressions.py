@@ -85,6 +85,10 @@ CASES = [  # expression, wrt, where, values, NumPy reference
      lambda e: e["a"] @ np.linalg.inv(e["X"] @ e["X"]) @ e["b"]),
     ("tr(A X^-3)", "X", "X: m×m, A: m×m", {"X": W, "A": R.normal(size=(3, 3))},
      lambda e: np.trace(e["A"] @ np.linalg.matrix_power(np.linalg.inv(e["X"]), 3))),
+    # the number 1 added to a row vector is the ones row (it was a column: "would broadcast into a matrix")
+    ("sum(log(1 + a^T .^ 2))", "a", "a: m", {"a": R.normal(size=3)}, lambda e: np.sum(np.log(1 + e["a"] ** 2))),
+    ("(1 - a^T) A a", "a", "a: m, A: m×m", {"a": R.normal(size=3), "A": R.normal(size=(3, 3))},
+     lambda e: (1 - e["a"]) @ e["A"] @ e["a"]),
 ]
 
 
