@@ -745,9 +745,23 @@ def _inv_call(I, node):
 
 def _norm(cls):
     def rule(I, node):
+        if cls is N.Norm and len(node.args) == 2:
+            return _norm_ord(I, node)
         (a,) = _args(I, node, 1, f"one vector or matrix: {node.name}(w)")
         return cls(a)
     return rule
+
+
+def _norm_ord(I, node):
+    """norm(w, 2), norm(w, 1), norm(X, 'fro'): NumPy's `ord`, read as ‖w‖_2, ‖w‖_1, ‖X‖_F."""
+    a, order = node.args
+    which = (order.value if isinstance(order, N.Num) and order.value in (1, 2) else
+             "F" if isinstance(order, N.Sym) and order.name in ("fro", "F") else None)
+    if which is None:
+        raise UnsupportedError(f"norm(w, {node_text(order)}): the order of a norm may be 1, 2 or 'fro' "
+                               "(‖w‖_1, ‖w‖_2, ‖X‖_F)")
+    name = {1: "norm_1", 2: "norm_2", "F": "norm_F"}[which]
+    return CALLS[name](I, N.Call(name, (a,), col=node.col))
 
 
 def _sum(I, node):

@@ -314,6 +314,8 @@ REFUSALS = [
     ("sum(rleu(X))", None, ["rleu", "relu"]),
     ("sum(activation(X))", None, ["activation", "function"]),
     ("‖X‖_2", None, ["spectral"]),
+    ("norm(X, 2)", None, ["spectral"]),                        # NumPy's ord: 2 of a matrix
+    ("norm(X, 3)", None, ["order", "1, 2 or 'fro'"]),
     ("sum(max(X))", None, ["max(X, 0)"]),
     ("sum(max(X, Y))", None, ["max(X, 0)"]),
     ("sum(leaky_relu(X, 1, 2))", None, ["leaky_relu"]),

@@ -89,6 +89,13 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("sum(log(1 + a^T .^ 2))", "a", "a: m", {"a": R.normal(size=3)}, lambda e: np.sum(np.log(1 + e["a"] ** 2))),
     ("(1 - a^T) A a", "a", "a: m, A: m×m", {"a": R.normal(size=3), "A": R.normal(size=(3, 3))},
      lambda e: (1 - e["a"]) @ e["A"] @ e["a"]),
+    # NumPy's norm(x, ord): ord 2, 1 or 'fro' (it was refused: "norm takes one vector or matrix")
+    ("norm(X, 'fro')^2 + norm(a, 1) + norm(a, 2)", "a", "X: m×n, a: m",
+     {"X": R.normal(size=(3, 4)), "a": R.normal(size=3)},
+     lambda e: np.linalg.norm(e["X"], "fro") ** 2 + np.linalg.norm(e["a"], 1) + np.linalg.norm(e["a"], 2)),
+    ('norm(A X - B, "fro")', "X", "A: m×m, X: m×n, B: m×n",
+     {"A": R.normal(size=(3, 3)), "X": R.normal(size=(3, 4)), "B": R.normal(size=(3, 4))},
+     lambda e: np.linalg.norm(e["A"] @ e["X"] - e["B"], "fro")),
 ]
 
 
