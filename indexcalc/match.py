@@ -292,10 +292,32 @@ def _hadamard(ops, dummies, count):
     return True
 
 
+def _squared(node):
+    """The base of `A .^ 2` (an entry squared, x_p^2), else None."""
+    if isinstance(node, N.HadPow) and isinstance(node.p, N.Num) and node.p.value == 2:
+        return node.a
+    return None
+
+
+def _sum_of_squares(ops, scalars, dummies, count, k) -> bool:
+    """Σ_p x_p^2 is x^T x and Σ_p,q X_pq^2 is ‖X‖^2 (‖X‖_F^2), as a TA writes them, where the
+    squared operand is all its sums hold (it was 1^T x .^ 2, 1^T X .^ 2 1)."""
+    node, idx = ops[k]
+    base = _squared(node)
+    if base is None or len(set(idx)) != len(idx) or not all(i in dummies and count(i) == 1 for i in idx):
+        return False
+    scalars.append(mm(T(base), base) if len(idx) == 1 else N.Power(N.Norm(base), N.Num(2), N.SCALAR))
+    del ops[k]
+    dummies.difference_update(idx)
+    return True
+
+
 def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
     c = count(a)
     if c == 1:
         k = holders[0]
+        if _sum_of_squares(ops, scalars, dummies, count, k):
+            return True
         node, idx = ops[k]
         one = M.ones(a)
         if len(idx) == 1:

@@ -137,6 +137,9 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
      "-(softmax(a)^T A^T b) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
     ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T
+    ("exp(x^T x)", "x", "2 exp(x^T x) x"),                                  # not exp(1^T x .^ 2)
+    ("log(x^T x)", "x", "2 x / (x^T x)"),
+    ("tr(X^T X)^2", "X", "4 ‖X‖^2 X"),                                      # not (1^T X .^ 2 1)
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
     """The text, and its value: the form read back agrees with finite differences of the input."""
