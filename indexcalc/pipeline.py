@@ -29,7 +29,7 @@ from .printing.index import STEP_TERMS, entry_name, index_latex, index_text, ran
 from .printing.latex import to_latex
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
 from .printing.text import to_text
-from .shapes import Decls, infer, parse_decls, show_shape
+from .shapes import Decls, check_sizes_fixed, infer, parse_decls, show_shape
 from . import verify as V
 
 
@@ -336,10 +336,14 @@ def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream
                                  + _summation_convention_hint(var, variables))
         rng = np.random.default_rng(seed)
         cuts = C.split(typed, var) if order == 1 and typed.is_scalar else None
-        if cuts is not None and len(cuts) >= C.MIN_CUTS:
-            results.append(_derive_through(expr, typed, variables, var, cuts, rng, name))
-        else:
-            results.append(_derive_one(expr, typed, variables, var, order, rng, name, upstream, guard))
+        try:
+            if cuts is not None and len(cuts) >= C.MIN_CUTS:
+                results.append(_derive_through(expr, typed, variables, var, cuts, rng, name))
+            else:
+                results.append(_derive_one(expr, typed, variables, var, order, rng, name, upstream, guard))
+        except UnsupportedError:
+            check_sizes_fixed(typed, variables)      # the reason, where it is a size nobody gave
+            raise
     for r in results:
         r.steps.insert(0, read)
     return Derivation(expr, typed, variables, results, name=name, read_as=read.text)

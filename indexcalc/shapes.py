@@ -1030,6 +1030,22 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     return typed, Variables(table, sizes, frozenset(functions))
 
 
+def check_sizes_fixed(typed: N.Node, variables: Variables) -> None:
+    """A ones vector or an identity whose size neither a variable nor the result's own shape
+    shows (`sum(1 b^T)`) makes a value that depends on a size nobody can see: the reason a
+    derivation found no NumPy form (it said only "NoMatch"). Where the result's shape shows it
+    (`1 b`, m×n), m is the result's."""
+    fixed = set(variables.sizes) | {d for d in typed.shape if isinstance(d, str)}
+    for node in typed.walk():
+        if isinstance(node, (N.Ones, N.Identity)):
+            loose = [d for d in node.shape if isinstance(d, str) and d not in fixed]
+            if loose:
+                what = "the ones vector 1" if isinstance(node, N.Ones) else "the identity I"
+                raise ShapeError(f"the size of {what} in {node_text(typed)} is not fixed by any variable, "
+                                 "so the value is not determined; write it where a variable gives its size "
+                                 "(1^T x, X 1, A + I)")
+
+
 def _name_sizes(I: _Infer, declared: set) -> dict:
     """Give each unknown size a readable name, in order of first appearance."""
     taken = set(declared) | set(I.env) | {"I", "T"}
