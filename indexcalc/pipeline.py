@@ -207,6 +207,7 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     absent = _declared_absent(variables, names, decls)
     d = _derive_typed(expr, typed, variables, names, order, seed, name=output or "f", shown=(output, typed))
     _note_absent(d, absent)
+    _note_scalars(d, variables)
     if output is not None:
         d.rhs, d.output = typed, output
     return d
@@ -239,11 +240,13 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
         d = _derive_typed(equation, rhs, variables, names, 1, seed, name=tree.lhs, shown=(tree.lhs, rhs))
         d.rhs, d.output = rhs, tree.lhs
         _note_absent(d, absent)
+        _note_scalars(d, variables)
         return d
     up = "d" + tree.lhs
     if up in variables:
         raise IndexCalcError(f"{up} is the upstream gradient ∂L/∂{tree.lhs}; it cannot appear in the equation")
     loss = N.Call("sum", (N.Hadamard(N.Sym(up), tree.rhs),))
+    first = variables
     # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
     known = variables.decls()
     merged = Decls({**known, **decls}, functions=known.functions | getattr(decls, "functions", set()))
@@ -252,6 +255,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs),
                       shown=(tree.lhs, typed.a.b))
     _note_absent(d, absent)
+    _note_scalars(d, first)
     d.rhs, d.output, d.upstream = typed.a.b, tree.lhs, up          # typed = sum(dY ∘ rhs)
     return d
 
@@ -270,6 +274,19 @@ def _declared_absent(variables, names, decls) -> list:
         variables.sizes = sorted(set(variables.sizes) | {d for d in shape if isinstance(d, str)})
         absent.append(name)
     return absent
+
+
+def _note_scalars(d, variables):
+    """Step 2 says which lower-case names were read as scalars by their place (SPEC §1.1's
+    `w^T x + b`, `-y w^T x`): the reading the guard cannot check is shown, with how to change it."""
+    names = getattr(variables, "scalars_by_context", ())
+    if not names:
+        return
+    said = ", ".join(names)
+    text = (f"{said} read as {'a scalar' if len(names) == 1 else 'scalars'} (added to or multiplying a "
+            f"scalar, as a bias or a label); declare --where \"{names[0]}: n\" for a vector")
+    for r in d.results:
+        r.steps.insert(1, Step("note", text, fr"\text{{{said} read as scalar{'' if len(names) == 1 else 's'}}}", ""))
 
 
 def _note_absent(d, absent):

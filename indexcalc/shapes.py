@@ -58,6 +58,7 @@ class Variables:
     table: dict
     sizes: list
     functions: frozenset = frozenset()     # the generic functions declared `name: function`
+    scalars_by_context: tuple = ()         # lower-case names read as scalars (a bias, a label)
 
     def __getitem__(self, name) -> Variable:
         return self.table[name]
@@ -281,6 +282,7 @@ class _Infer:
         self.order: list[str] = []
         self.names = names                # every name used as a variable anywhere in the input
         self.functions: set = set()       # names declared `name: function`
+        self.counts: dict = {}            # how often each name occurs in the input
 
     # -- helpers
     def res(self, shape):
@@ -490,6 +492,10 @@ def _matmul(I: _Infer, node: N.MatMul):
         b = I.ones()
     elif _one_literal(node.b) and not _one_literal(node.a):
         b = I.ones()                       # m 1, 2 1: a scalar times the ones vector (x - m 1)
+    if I.scalar(a) != I.scalar(b):
+        lone = _bias_of_a_scalar(I, _unsigned(node.a), a, _unsigned(node.b), b)
+        if lone is not None:                   # y (w^T x): a label times a score
+            raise _ReadAsScalar(lone)
     if I.scalar(a):
         return N.ScalarMul(a, b, b.shape)
     if I.scalar(b):
@@ -550,9 +556,60 @@ def _addlike(cls, opname):
         if _one_literal(node.b) and not I.scalar(a):
             b = I.ones(transposed=_row(I, a))
         if I.scalar(a) != I.scalar(b):            # a scalar added to every entry
+            lone = _bias_of_a_scalar(I, node.a, a, node.b, b)
+            if lone is not None:
+                raise _ReadAsScalar(lone)
             a, b = (_spread(I, a, b) or a, b) if I.scalar(a) else (a, _spread(I, b, a) or b)
         return cls(a, b, I.broadcast(a, b, opname))
     return rule
+
+
+class _ReadAsScalar(Exception):
+    """Raised during inference: the name is to be read as a scalar (infer() starts again)."""
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+
+
+def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
+    """The names of a vector-valued input that a textbook reader takes for scalars, as in the
+    logistic loss log(1 + exp(-y w^T x)) or the hinge max(0, 1 - y w^T x): undeclared
+    lower-case names used once, outside every inner product (never transposed, never the
+    column after a transposed vector), in an input that has an inner product. infer() reads
+    them as scalars only if that makes the whole input a scalar."""
+    inner, transposed = set(), set()
+    for n in tree.walk():
+        if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym):
+            transposed.add(_unsigned(n.a).name)
+        if isinstance(n, N.MatMul):
+            left = n.a
+            while isinstance(left, N.MatMul):
+                left = left.b
+            if isinstance(left, N.Transpose) and isinstance(_unsigned(n.b), N.Sym):
+                inner.add(_unsigned(n.b).name)
+    if not transposed:
+        return []
+    return sorted(name for name, k in counts.items() if k == 1 and name not in decls and name not in transposed
+                  and name not in inner and default_kind(name) == "vector")
+
+
+def _unsigned(node):
+    return node.a if isinstance(node, N.Neg) else node
+
+
+def _bias_of_a_scalar(I: _Infer, raw_a, a, raw_b, b) -> str | None:
+    """The name b of `w^T x + b` or y of `-y (w^T x)` (SPEC §1.1): an undeclared lower-case name
+    that the input uses once, added to or multiplying a scalar computed from vectors or
+    matrices, is a scalar as a textbook reader reads it (a bias, a label), not a vector the
+    scalar is spread over or scales (which would make the result a vector, and its derivative a
+    Jacobian). A scalar that is a number or a scalar variable (`x + 2`, `2 x`, `log(p + ε)`) still
+    acts on each entry."""
+    scalar_side, other = (a, raw_b) if I.scalar(a) else (b, raw_a)
+    if not isinstance(other, N.Sym) or other.name in I.decls or I.counts.get(other.name, 0) != 1 or \
+            default_kind(other.name) != "vector":
+        return None
+    computed = any(isinstance(n, N.Sym) and n.name in I.env and not I.scalar(n) for n in scalar_side.walk())
+    return other.name if computed else None
 
 
 def _neg(I, node):
@@ -1006,9 +1063,28 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     decls = dict(decls or {})
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
-    I = _Infer(decls, sizes_declared, {n.name for n in tree.walk() if isinstance(n, N.Sym)})
-    I.functions = functions
-    typed = I.run(tree)
+    from collections import Counter
+    counts = Counter(n.name for n in tree.walk() if isinstance(n, N.Sym))
+    given = set(decls)
+    while True:
+        I = _Infer(decls, sizes_declared, set(counts))
+        I.functions, I.counts = functions, counts
+        try:
+            typed = I.run(tree)
+            break
+        except _ReadAsScalar as e:               # read again, with the name a scalar
+            decls[e.name] = N.SCALAR
+    labels = _labels(tree, decls, counts) if expect is None and not I.scalar(typed) else []
+    if labels:                                   # -y w^T x: a label y, not the outer product y w^T
+        trial = dict(decls, **{n: N.SCALAR for n in labels})
+        J = _Infer(trial, sizes_declared, set(counts))
+        J.functions, J.counts = functions, counts
+        try:
+            typed2 = J.run(tree)
+        except (ShapeError, _ReadAsScalar):
+            typed2 = None
+        if typed2 is not None and J.scalar(typed2):
+            I, typed, decls = J, typed2, trial
     if expect is not None:
         if _one_literal(tree) and expect != N.SCALAR:
             typed = N.Ones((I.u.fresh(), 1))
@@ -1027,7 +1103,8 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         shape = tuple(resolve(d) for d in I.env[name])
         table[name] = Variable(name, N.kind_of(shape), shape)
     sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
-    return typed, Variables(table, sizes, frozenset(functions))
+    by_context = tuple(n for n in I.order if n in decls and n not in given)
+    return typed, Variables(table, sizes, frozenset(functions), by_context)
 
 
 def check_sizes_fixed(typed: N.Node, variables: Variables) -> None:

@@ -228,6 +228,26 @@ READINGS += [
      {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
     (r"\mathbf{W}_{2}^\top \tanh(\mathbf{W}_1 \mathbf{x}) \cdot 3", "W_1: n×n, W_2: n×m", "W_1",
      {"W_2": ((N, M), ""), "W_1": ((N, N), ""), "x": ((N,), "")}, lambda e: 3 * e["W_2"].T @ np.tanh(e["W_1"] @ e["x"])),
+    # a lower-case name used once, added to or multiplying a scalar computed from vectors, is a
+    # scalar (a bias, a label), as a textbook reader reads it; not a vector the scalar spreads over
+    ("w^T x + b", None, "w", {"w": ((N,), ""), "x": ((N,), ""), "b": ((), "")}, lambda e: e["w"] @ e["x"] + e["b"]),
+    ("sigmoid(w^T x + b)", None, "b", {"w": ((N,), ""), "x": ((N,), ""), "b": ((), "")},
+     lambda e: sig(e["w"] @ e["x"] + e["b"])),
+    ("log(1 + exp(-y w^T x))", None, "w", {"y": ((), ""), "w": ((N,), ""), "x": ((N,), "")},
+     lambda e: np.log(1 + np.exp(-e["y"] * (e["w"] @ e["x"])))),
+    ("max(0, 1 - y w^T x)", None, "w", {"y": ((), ""), "w": ((N,), ""), "x": ((N,), "")},
+     lambda e: np.maximum(0, 1 - e["y"] * (e["w"] @ e["x"]))),
+    ("(w^T x - y)^2 + c", None, "w", {"w": ((N,), ""), "x": ((N,), ""), "y": ((), ""), "c": ((), "")},
+     lambda e: (e["w"] @ e["x"] - e["y"]) ** 2 + e["c"]),
+    ("x^T A x + b^T x + c", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "b": ((N,), ""), "c": ((), "")},
+     lambda e: e["x"] @ e["A"] @ e["x"] + e["b"] @ e["x"] + e["c"]),
+    # ... and stays a vector where nothing says otherwise: a constant spread over it, a name used
+    # twice, an outer product
+    ("x + 2", None, "x", {"x": ((N,), "")}, lambda e: e["x"] + 2),
+    ("x - mean(x)", None, "x", {"x": ((N,), "")}, lambda e: e["x"] - e["x"].mean()),
+    ("log(x + ε)", None, "x", {"x": ((N,), "positive"), "ε": ((), "positive")}, lambda e: np.log(e["x"] + e["ε"])),
+    ("u v^T", None, "u", {"u": ((N,), ""), "v": ((M,), "")}, lambda e: np.outer(e["u"], e["v"])),
+    ("(a^T x) b", "b: m", "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
