@@ -319,14 +319,20 @@ def _sigmoid(n):
         num, den = _quotient_factors(n)
         return _fold_sigmoid(num, den, lambda parts: _hadamard_of(parts, n.shape), n.shape)
     if isinstance(n, N.Div) and n.s.shape == N.SCALAR:
+        if isinstance(n.a, N.Neg):                   # -(y exp(v) x) / (...): the sign stays in front
+            inner = _sigmoid(N.Div(n.a.a, n.s, n.shape))
+            return None if inner is None else N.Neg(inner, n.shape)
         num, den = _coefficient_chain(n.a), _scalar_factors_of(n.s)
+        minus = [f for f in num if isinstance(f, N.Neg) and N.is_num(f.a) and f.a.value == 1]
+        num = [f for f in num if not any(f is m for m in minus)]       # -1 y exp(v): the sign in front
 
         def build(parts):
             node = parts[-1]
             for p in reversed(parts[:-1]):
                 node = N.ScalarMul(p, node, node.shape)
             return node
-        return _fold_sigmoid(num, den, build, n.shape, scalar_den=True)
+        out = _fold_sigmoid(num, den, build, n.shape, scalar_den=True)
+        return N.Neg(out, n.shape) if out is not None and len(minus) % 2 else out
     return None
 
 
@@ -389,12 +395,51 @@ def _negated(a, b) -> bool:
     return ca == cb and sa == -sb
 
 
+def _cancel(n):
+    """a f / (b f) = a / b for scalar factors over a scalar divisor: a factor that stands both
+    above and below is 1 wherever the quotient is defined: y (σ(u) - 1) σ(u) / σ(u) is
+    y (σ(u) - 1). (Entry-wise factors of a ∘/⊘ chain: _like_entry_factors.)"""
+    if isinstance(n, N.Div) and n.s.shape == N.SCALAR:
+        num, den = _coefficient_chain(n.a), _scalar_factors_of(n.s)
+        scalar_rest = num[-1].shape == N.SCALAR            # else the vector or matrix scaled
+        num2, den2 = _cancelled(num if scalar_rest else num[:-1], den)
+        if len(den2) == len(den):
+            return None
+        if not scalar_rest:
+            num2.append(num[-1])
+        node = num2[-1] if num2 else N.Num(Fraction(1))
+        for p in reversed(num2[:-1]):
+            node = N.ScalarMul(p, node, node.shape)
+        for d in den2:
+            node = N.Div(node, d, n.shape)
+        return node
+    return None
+
+
+def _cancelled(num, den):
+    """The factors of a quotient without those that stand both above and below (exp(v) y over
+    (1 + exp(v)) exp(v)): f / f is 1 wherever the quotient is defined."""
+    num, den = list(num), list(den)
+    for f in list(num):
+        if f in den:
+            num.remove(f)
+            den.remove(f)
+    return num, den
+
+
+def _same_signed(a, b) -> bool:
+    """a and b are one value with their signs gathered in front: -(y u) and (-y) u."""
+    (sa, ca), (sb, cb) = _sign_split(a), _sign_split(b)
+    return ca == cb and sa == sb
+
+
 def _negative(v):
     sign, core = _sign_split(v)
     return core if sign < 0 else N.Neg(v, v.shape)
 
 
 def _fold_sigmoid(num, den, build, shape, scalar_den=False):
+    num, den = _cancelled(num, den)
     for k, d in enumerate(den):
         v = _one_plus_exp(d)
         if v is None:
@@ -402,7 +447,7 @@ def _fold_sigmoid(num, den, build, shape, scalar_den=False):
         rest_den = den[:k] + den[k + 1:]
         sig = None
         for j, f in enumerate(num):
-            if _is_exp(f) and f.a == v and f.shape == d.shape:                            # exp(v) / (1 + exp(v))
+            if _is_exp(f) and _same_signed(f.a, v) and f.shape == d.shape:               # exp(v) / (1 + exp(v))
                 sig, num = N.Func("sigmoid", v, v.shape), num[:j] + num[j + 1:]
                 break
         if sig is None:
@@ -841,7 +886,7 @@ def _hadamard_order(n):
 
 
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
-         _identity_factor, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
+         _identity_factor, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _row_softmax, _like_entry_factors, _diag_of_ones, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]

@@ -49,7 +49,7 @@ TOTAL = N.MatMul(ONES_T, exp(u), N.SCALAR)
 
 def values(rng):
     return {"X": rng.normal(size=(3, 3)) * 0.3 + 2 * np.eye(3), "A": rng.normal(size=(3, 2)),
-            "u": rng.normal(size=(3, 1)), "a": rng.normal(size=(1, 1)), "Y": rng.normal(size=(3, 3)) * 0.3 + 2 * np.eye(3)}
+            "u": rng.normal(size=(3, 1)), "a": rng.normal(size=(1, 1)), "c": rng.normal(size=(1, 1)), "Y": rng.normal(size=(3, 3)) * 0.3 + 2 * np.eye(3)}
 
 
 SIZES_N = {"n": 3, "m": 2}
@@ -120,6 +120,15 @@ RULES = [
      N.Hadamard(A, exp(A), A.shape)), "A ∘ softmax(A)"),
     ("exp(a) u over 1 + exp(a)", N.Div(N.ScalarMul(exp(N.Sym("a", N.SCALAR)), u, ("n", 1)),
      N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR), ("n", 1)), "sigmoid(a) u"),
+    ("a scalar factor above and below", N.Div(N.ScalarMul(N.Sym("c", N.SCALAR), N.ScalarMul(
+        N.Func("sigmoid", N.Sym("a", N.SCALAR), N.SCALAR), u, ("n", 1)), ("n", 1)),
+        N.Func("sigmoid", N.Sym("a", N.SCALAR), N.SCALAR), ("n", 1)), "c u"),
+    ("a scalar over itself", N.Div(N.Func("exp", N.Sym("a", N.SCALAR), N.SCALAR),
+                                   N.Func("exp", N.Sym("a", N.SCALAR), N.SCALAR), N.SCALAR), "1"),
+    ("-(c exp(a) u) over (1 + exp(a)) exp(a): the sign in front, exp(a) cancelled",
+     N.Div(N.Neg(N.ScalarMul(N.ScalarMul(N.Sym("c", N.SCALAR), exp(N.Sym("a", N.SCALAR)), N.SCALAR), u, ("n", 1)), ("n", 1)),
+           N.ScalarMul(N.Add(N.num(1), exp(N.Sym("a", N.SCALAR)), N.SCALAR), exp(N.Sym("a", N.SCALAR)), N.SCALAR), ("n", 1)),
+     "-sigmoid(-a) c u"),
 ]
 
 
