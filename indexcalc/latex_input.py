@@ -95,6 +95,12 @@ def _strip_math_delimiters(text: str) -> str:
     return text
 
 
+# \log\det(X), \log\sigma(z), \log \mathrm{softmax}(W x): a function command applied to a bracket
+_APPLIED = re.compile(r"\\(?:(?:mathrm|operatorname|text|textrm|mathit)\s*\{\s*([A-Za-z_]+)\s*\}|([A-Za-z]+))"
+                      r"\s*(?:\\left\s*)?\(")
+APPLIED_NAMES = {"sigma", "sigmoid", "relu", "ReLU", "softplus", "softmax", "log_softmax", "logsumexp"}
+
+
 class _Reader:
     def __init__(self, text):
         self.text, self.out, self.sep = text, [], False
@@ -255,8 +261,9 @@ class _Reader:
     def applied_function_end(self, k):
         """Where a function command applied to a bracket ends (\\det(X), \\det\\left(X\\right)),
         or None: \\log\\det(X) is log(det(X)), as TeX reads it."""
-        m = re.compile(r"\\([A-Za-z]+)\s*(?:\\left\s*)?\(").match(self.text, k)
-        if not m or (m.group(1) not in FUNCTIONS and m.group(1) != "sigma"):     # σ(·): the sigmoid
+        m = _APPLIED.match(self.text, k)
+        name = m and (m.group(1) or m.group(2))
+        if not m or (name not in FUNCTIONS and name not in APPLIED_NAMES):     # σ(·): the sigmoid
             return None
         depth, i = 0, m.end() - 1
         while i < len(self.text):

@@ -175,3 +175,13 @@ def test_entry_of_a_bracketed_expression_says_what_to_write(text, capsys):
     from indexcalc.cli import main
     assert main(["derive", text, "--wrt", "x"]) == 2
     assert "Σ_j W_ij x_j" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", [r"\mathbf{y}^\top \log \mathrm{softmax}(\mathbf{W}\mathbf{x})",
+                                  r"\mathbf{y}^\top \log \operatorname{softmax}\left(\mathbf{W}\mathbf{x}\right)"])
+def test_log_of_a_function_in_a_font_command(text):
+    W, x, y = rand(3, 4), rand(4), rand(3)
+    d = derive(text, "W", "W: m×n")
+    p = softmax(W @ x)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"W": W, "x": x, "y": y}),
+                               np.outer(y - p * y.sum(), x))
