@@ -104,7 +104,8 @@ class _Run:
 
 
 def _names(wrt) -> list:
-    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    from .latex_input import variable_name
+    names = [variable_name(w.strip()) for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
     if not names:
         raise IndexCalcError("--wrt names no variable")
     return names

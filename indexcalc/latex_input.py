@@ -80,9 +80,51 @@ def has_latex(text: str) -> bool:
 
 def from_latex(text: str) -> str:
     """`text` with its LaTeX in the language's spelling; unchanged if it has none."""
-    if not isinstance(text, str) or not has_latex(text):
+    if not isinstance(text, str):
         return text
+    if not has_latex(text):
+        return _plain_labels(text)
     return _Reader(_strip_math_delimiters(text)).read()
+
+
+def variable_name(name: str) -> str:
+    """A name in --where or --wrt as the expression spells it: W^{(1)} and \\mathbf{W}^{(1)} are W1."""
+    if "^" not in name and "\\" not in name:
+        return name
+    try:
+        return from_latex(name).strip()
+    except ParseError:
+        return name
+
+
+_LABEL = re.compile(r"\^\s*\{\s*\(([^(){}]*)\)\s*\}")
+
+
+def _plain_labels(text: str) -> str:
+    """W^{(2)} h, W_ij^{(1)} in text without other LaTeX: the same labels as the reader's."""
+    while True:
+        m = _LABEL.search(text)
+        if not m:
+            return text
+        before = _attach_label(text[:m.start()], m.group(1).strip(), text, m.start())
+        if before is None:
+            return text
+        text = before + text[m.end():]
+
+
+def _attach_label(before: str, tag: str, text: str, at: int) -> str | None:
+    """W^{(1)}, h^{(l)}_j, W_{ij}^{(2)}: a superscript in brackets on a name is a label (a layer,
+    as papers write it), never a power: it joins the name (W1, hl), so that W^{(2)} W^{(1)} are
+    two variables. `before` is the text up to the superscript; None if no name ends it. A label
+    that is not one number or one name (W^{(l-1)}) is refused."""
+    m = _LABELLED.search(before)
+    if not m or m.group(1) == "e" and not m.group(2):         # e^{(x)}: the exponential
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9]+", tag):
+        raise ParseError(f"the superscript ({tag}) in brackets is read as a label (W^{{(1)}} is the variable "
+                         "W1), and a label is one number or one name: name the variable itself (W_prev)",
+                         text, at + 1)
+    return before[:m.start()] + m.group(1) + tag + m.group(2) + m.group(3)
 
 
 def _strip_math_delimiters(text: str) -> str:
@@ -327,6 +369,14 @@ class _Reader:
         text = "".join(self.out)
         return not self.wrapped and text.endswith("e") and (len(text) == 1 or not (text[-2].isalnum() or text[-2] in "_\\"))
 
+    def label(self, inner, at) -> bool:
+        """A superscript in brackets on the name just read: a label (_attach_label)."""
+        text = _attach_label("".join(self.out), inner[1:-1].strip(), self.text, at)
+        if text is None:
+            return False
+        self.out = [text]
+        return True
+
     def superscript(self, i):
         """^{\\top}, ^\\top, ^{T}, ^{\\mathsf{T}}: the transpose, written ⊤; any other ^{…} as is."""
         t = self.text
@@ -341,10 +391,15 @@ class _Reader:
                 self.out[-1] = self.out[-1][:-1]
                 self.emit("exp(" + inner + ")", word=True)
                 return end
+            if re.fullmatch(r"\(.*\)", inner) and self.label(inner, i):
+                return end
             self.emit("^⊤" if inner in ("⊤", "T") else "^{" + inner + "}")
             return end
         self.emit("^")
         return i + 1
+
+
+_LABELLED = re.compile(r"([A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*)((?:_(?:\{[^{}]*\}|[A-Za-z0-9]+))?)(\s*)$")
 
 
 def _simple(s: str) -> bool:

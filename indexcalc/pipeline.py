@@ -298,8 +298,9 @@ def _note_absent(d, absent):
 
 def _names(wrt) -> list:
     """`wrt` as a list of names: "x", "W,b,X" or a list."""
+    from .latex_input import variable_name
     from .parse import ident
-    names = [ident(w.strip()) for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
+    names = [ident(variable_name(w.strip())) for w in (wrt.split(",") if isinstance(wrt, str) else wrt) if w.strip()]
     if not names:
         raise IndexCalcError("--wrt names no variable")
     return names

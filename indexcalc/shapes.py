@@ -15,6 +15,7 @@ from fractions import Fraction
 from . import functions as F
 from . import nodes as N
 from .errors import ShapeError, UnsupportedError
+from .latex_input import variable_name
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
          "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega"}
@@ -101,7 +102,7 @@ def parse_decls(text: str | None) -> dict:
         if not m:
             raise ShapeError(f"cannot read the declaration {part.strip()!r}: write it as `name: m×n`, "
                              "`name: n`, `name: 1×n` or `name: scalar`")
-        name, spec = unicodedata.normalize("NFKC", m.group(1)), m.group(2)
+        name, spec = unicodedata.normalize("NFKC", variable_name(m.group(1))), m.group(2)
         if not re.fullmatch(r"[A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ][0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ]*", name):
             raise ShapeError(f"{name!r} in --where is not a variable name")
         if name in decls or name in decls.functions:

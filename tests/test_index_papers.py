@@ -185,3 +185,37 @@ def test_log_of_a_function_in_a_font_command(text):
     p = softmax(W @ x)
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"W": W, "x": x, "y": y}),
                                np.outer(y - p * y.sum(), x))
+
+
+# ---- layer labels: W^{(2)} is a variable W2, never the power W^2 ----------------------------------
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.parametrize("text", [r"\mathbf{v}^\top \sigma(\mathbf{W}^{(2)} \sigma(\mathbf{W}^{(1)} \mathbf{x}))",
+                                  "v^T sigmoid(W^{(2)} sigmoid(W^{(1)} x))"])
+def test_layer_superscripts_are_labels(text):
+    """They were read as the matrix powers W^2 and W^1 of one W: a wrong derivative."""
+    v, W2, W1, x = rand(3), rand(3, 4), rand(4, 2), rand(2)
+    d = derive(text, "W^{(1)}", "W^{(1)}: m×d, W^{(2)}: n×m")
+    h = sigmoid(W1 @ x)
+    o = sigmoid(W2 @ h)
+    want = np.outer((W2.T @ (v * o * (1 - o))) * h * (1 - h), x)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"v": v, "W2": W2, "W1": W1, "x": x}), want)
+
+
+@pytest.mark.parametrize("text", [r"y_i = \sum_{j,k} W_{ij}^{(2)} W_{jk}^{(1)} x_k",
+                                  r"y_i = \sum_{j,k} W^{(2)}_{ij} W^{(1)}_{jk} x_k", "y_i = Σ_{j,k} W_ij^{(2)} W_jk^{(1)} x_k"])
+def test_layer_superscripts_in_index_notation(text):
+    W2, W1, x = rand(3, 4), rand(4, 2), rand(2)
+    d = derive(text, "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"W2": W2, "W1": W1, "x": x}), W2 @ W1)
+
+
+def test_a_label_that_is_not_a_name_is_refused(capsys):
+    from indexcalc.cli import main
+    assert main(["derive", r"\mathbf{W}^{(l-1)} \mathbf{x}", "--wrt", "x"]) == 2
+    assert "label" in capsys.readouterr().err
+    x = rand(3)
+    d = derive(r"\sum_i e^{(x_i)}", "x")                    # e^{(…)} stays the exponential
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
