@@ -356,9 +356,11 @@ class _ToTree(Transformer):
     def sigma(self, tok, body):
         sub, _, top = str(tok).split("_", 1)[1].partition("^")
         sub, bounds = sub.strip(), ()
-        if "=" in sub:                           # Σ_{j=1}^{k}: one index, from 1 to a size
-            bounds = (_bound(sub, top.strip(), str(tok)),)
-            sub = bounds[0][0]
+        if "=" in sub:                           # Σ_{j=1}^{k}: from 1 to a size; Σ_{i,j=1}^{n}: each index
+            head, _, low = sub.strip("{}").partition("=")
+            heads = _index_list(head.strip(), tok) if "," in head else [head.strip()]
+            bounds = tuple(_bound(f"{h}={low}", top.strip(), str(tok)) for h in heads)
+            sub = "{" + ",".join(b[0] for b in bounds) + "}"
         elif top:
             raise IndexCalcError(f"{tok} has an upper bound but no lower one: write Σ_{{j=1}}^{{k}}, or Σ_j "
                                  "(the range of j is then the size of the place it fills)")

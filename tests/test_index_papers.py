@@ -219,3 +219,17 @@ def test_a_label_that_is_not_a_name_is_refused(capsys):
     x = rand(3)
     d = derive(r"\sum_i e^{(x_i)}", "x")                    # e^{(…)} stays the exponential
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
+
+
+@pytest.mark.parametrize("text", [r"\sum_{i,j=1}^{n} x_i A_{ij} x_j", "Σ_{i,j=1}^n x_i A_ij x_j"])
+def test_one_bound_for_several_indices(text):
+    x, A = rand(4), rand(4, 4)
+    d = derive(text, "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A}), (A + A.T) @ x)
+
+
+def test_accented_names_in_index_notation():
+    """ŷ is a name in the matrix language; index notation read it as an unexpected character."""
+    y, yh = rand(4), rand(4)
+    b = backprop("L = Σ_i (y_i - ŷ_i)^2", "ŷ")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"y": y, "ŷ": yh}), 2 * (yh - y))
