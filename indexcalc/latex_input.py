@@ -260,6 +260,12 @@ class _Reader:
         else (\\log x_i y_i, \\log \\det X) is left without brackets, which the readers refuse."""
         if name in ("max", "min"):
             return j
+        if self.text[self.skip(j):self.skip(j) + 1] == "{":      # \log{x_i}, \exp{(x_i)}: the group
+            self.sep = False
+            self.emit("(")
+            k = self.argument(j, j)
+            self.emit(")")
+            return k
         m = _ATOM.match(self.text, self.skip(j))
         end = None if m else self.applied_function_end(self.skip(j))
         end = end if m or end is not None else self.sum_scope_end(self.skip(j))

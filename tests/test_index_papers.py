@@ -233,3 +233,13 @@ def test_accented_names_in_index_notation():
     y, yh = rand(4), rand(4)
     b = backprop("L = Σ_i (y_i - ŷ_i)^2", "ŷ")
     np.testing.assert_allclose(run_code(b.results[0].numpy, {"y": y, "ŷ": yh}), 2 * (yh - y))
+
+
+@pytest.mark.parametrize("text, ref", [(r"\sum_i \log{x_i}", lambda x: 1 / x),
+                                       (r"\sum_i \exp{(x_i)}", np.exp),
+                                       (r"\exp{x_1} + \sum_i x_i", lambda x: 1 + np.exp(x[0]) * np.eye(len(x))[0])])
+def test_function_argument_in_braces(text, ref):
+    """TeX's \\log{x_i}: the group is the argument (it was 'unexpected {')."""
+    x = np.abs(rand(4)) + 0.5
+    d = derive(text, "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), ref(x))
