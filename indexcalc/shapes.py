@@ -856,6 +856,24 @@ def _mean(I, node):
     return N.MeanAxis(out.a, out.axis, out.shape)
 
 
+def _var(I, node):
+    """var(X), var(X, k): NumPy's np.var, the mean squared deviation from the mean (ddof 0, as
+    LayerNorm and BatchNorm use it), written out as mean((X - mean(X, k)) .^ 2, k) so that step 1
+    shows it; std(X, k) is its square root. mean(X, 1) is a column and mean(X, 0) a row, so the
+    deviation is from each row's or each column's own mean."""
+    f = node.name
+    if len(node.args) not in (1, 2):
+        raise ShapeError(f"{f} takes a vector or matrix and optionally an axis: {f}(X) or {f}(X, 1), "
+                         f"not {len(node.args)} argument(s)")
+    x = node.args[0]
+    if len(node.args) == 2 and tensor(I.run(x)):
+        raise UnsupportedError(f"{f}(X, k) of a tensor: NumPy's mean along an axis drops it, so X - mean(X, k) "
+                               "does not broadcast; write the variance in index notation (SPEC §1.3)")
+    deviation = N.Sub(x, N.Call("mean", node.args, node.col))
+    out = N.Call("mean", (N.HadPow(deviation, N.num(2)),) + tuple(node.args[1:]), node.col)
+    return I.run(N.Call("sqrt", (out,), node.col) if f == "std" else out)
+
+
 def _max(I, node):
     """max(X, 0) and maximum(X, 0), either order: relu(X)."""
     if len(node.args) == 2:
@@ -1036,7 +1054,7 @@ CALLS = {
     "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
-    "softmax": _softmax, "diag": _diag, "mean": _mean, "max": _max, "leaky_relu": _leaky_relu,
+    "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "leaky_relu": _leaky_relu,
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),
     "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
