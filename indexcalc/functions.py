@@ -76,6 +76,9 @@ TABLE = {e.name: e for e in [
     Elementwise("cos", sp.cos, lambda u: -sp.sin(u), "np.cos({})", np.cos, r"\cos"),
     Elementwise("tan", sp.tan, lambda u: 1 + sp.tan(u) ** 2, "np.tan({})", np.tan, r"\tan"),
     Elementwise("tanh", sp.tanh, lambda u: 1 - sp.tanh(u) ** 2, "np.tanh({})", np.tanh, r"\tanh"),
+    # cosh of the log-cosh loss, sinh its derivative
+    Elementwise("cosh", sp.cosh, lambda u: sp.sinh(u), "np.cosh({})", np.cosh, r"\cosh"),
+    Elementwise("sinh", sp.sinh, lambda u: sp.cosh(u), "np.sinh({})", np.sinh, r"\sinh"),
     Elementwise("log1p", LOG1P, lambda u: 1 / (1 + u), "np.log1p({})", np.log1p),
     Elementwise("expm1", EXPM1, lambda u: sp.exp(u), "np.expm1({})", np.expm1),
     Elementwise("erf", sp.erf, lambda u: _TWO_OVER_SQRT_PI * sp.exp(-u ** 2), ERF_CODE, _np_erf,

@@ -34,7 +34,7 @@ SYMBOLS = {
 }
 # \log is log, \ln the same function; \Tr and \tr the trace
 FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "det": "det", "tr": "tr", "Tr": "tr",
-             "trace": "tr", "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh",
+             "trace": "tr", "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh", "cosh": "cosh", "sinh": "sinh",
              "max": "max", "min": "min", "diag": "diag", "softmax": "softmax"}
 # Greek letters by their names, as the language spells them (`alpha`, `sigma(·)` the sigmoid)
 GREEK = {g: g for g in (
@@ -228,6 +228,9 @@ class _Reader:
         if name in SYMBOLS:
             self.emit(SYMBOLS[name])
             if name == "sum":
+                k = self.skip(j)
+                if t.startswith("(", k) or t.startswith("\\left(", k):
+                    return k            # \sum (x): the call Σ(x), sum(x), as \sum(x) (TeX drops spaces)
                 return self.one_token_subscript(j)
             return j
         if name in FUNCTIONS:

@@ -705,7 +705,7 @@ class TorchPrinter(TargetPrinter):
              "maximum": "torch.maximum", "tanh": "torch.tanh",
              "einsum": "torch.einsum", "swapaxes": "torch.swapaxes", "matmul": "torch.matmul",
              "reshape": "torch.reshape", "mean": "torch.mean", "abs": "torch.abs", "sign": "torch.sign",
-             "sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "log1p": "torch.log1p", "expm1": "torch.expm1",
+             "sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "cosh": "torch.cosh", "sinh": "torch.sinh", "log1p": "torch.log1p", "expm1": "torch.expm1",
              "logaddexp": "torch.logaddexp", "minimum": "torch.minimum", "where": "torch.where",
              "tensordot": "torch.tensordot", "arange": "torch.arange", "ones": "torch.ones",
              "zeros": "torch.zeros", "eye": "torch.eye", "pi": "math.pi"}

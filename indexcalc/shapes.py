@@ -34,6 +34,8 @@ ALIASES = {
     "σ": "sigmoid", "sigma": "sigmoid", "logistic": "sigmoid", "swish": "silu",
     "logsoftmax": "log_softmax", "leakyrelu": "leaky_relu", "heaviside": "H", "trace": "tr",
     "inverse": "inv", "ln": "log", "maximum": "max", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
+    # Σ(x), \\sum(x): the sum of the entries (Σ_i is index notation's, a bare Σ a name: Σ^-1)
+    "Σ": "sum",
 }
 
 
