@@ -181,7 +181,14 @@ def is_negative(c) -> bool:
 
 def factored(c):
     """A sum coefficient with its common factors pulled out: σ - σ² as σ (1 - σ), a x + a y as
-    a (x + y); anything else as it is."""
+    a (x + y); a short sum whose expansion is shorter, expanded ((1 - y) σ - y (1 - σ) is σ - y);
+    anything else as it is."""
+    if not c.is_Add:
+        return c
+    if sp.count_ops(c) <= 16:                 # small: expanding cannot blow up
+        e = sp.expand(c)
+        if sp.count_ops(e) < sp.count_ops(c):
+            c = e
     return sp.factor_terms(c) if c.is_Add else c
 
 
@@ -245,6 +252,8 @@ def scale(c, node: N.Node, scalar) -> N.Node:
     if is_negative(c):
         return N.Neg(scale(-c, node, scalar), node.shape)
     num, den = sp.fraction(sp.together(c))
+    if c.is_Add and den != 1 and all(isinstance(f, sp.exp) for f in sp.Mul.make_args(den)):
+        num, den = c, sp.S.One           # y (exp(a) - exp(-a)), not y (exp(2 a) - 1) / exp(a)
     if num != 1:
         node = scalar(num) if N.is_num(node, 1) else mm(scalar(num), node)
     if den != 1:

@@ -214,10 +214,13 @@ class Normalizer:
         # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
         # rule: the first name for their range that nothing around them uses
         outer = taken | set(sub.values())
-        factors = tuple(rename_bound(rename_at_once(f, sub, self.ctx.ranges, self.indices(f)),
-                                     lambda old, used: self._dummy_name(pool, self.ctx.ranges[old], used),
+        inner = lambda old, used: self._dummy_name(pool, self.ctx.ranges[old], used)      # noqa: E731
+        factors = tuple(rename_bound(rename_at_once(f, sub, self.ctx.ranges, self.indices(f)), inner,
                                      outer, self.ctx.ranges) for f in t.factors)
-        return Term(t.coeff, factors, tuple(sub[d] for d in order))
+        # the coefficient's sums too (σ(Σ_s w_s x_s) of one term is σ(Σ_p w_p x_p) of another):
+        # terms that differ only there then add up, and their coefficients cancel
+        coeff = rename_bound(t.coeff, inner, outer, self.ctx.ranges) if t.coeff.has(sp.Sum) else t.coeff
+        return Term(coeff, factors, tuple(sub[d] for d in order))
 
     def _reserved(self) -> tuple:
         """The context's reserved names (the variables' names and the sizes) as strings, and

@@ -576,10 +576,11 @@ class _ReadAsScalar(Exception):
 
 def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
     """The names of a vector-valued input that a textbook reader takes for scalars, as in the
-    logistic loss log(1 + exp(-y w^T x)) or the hinge max(0, 1 - y w^T x): undeclared
-    lower-case names used once, outside every inner product (never transposed, never the
-    column after a transposed vector), in an input that has an inner product. infer() reads
-    them as scalars only if that makes the whole input a scalar."""
+    logistic loss log(1 + exp(-y w^T x)), the hinge max(0, 1 - y w^T x) or the binary
+    cross-entropy -y log(σ(w^T x)) - (1 - y) log(1 - σ(w^T x)): undeclared lower-case names
+    outside every inner product (never transposed, never the column after a transposed
+    vector), in an input that has an inner product. infer() reads them as scalars only if that
+    makes the whole input a scalar."""
     inner, transposed = set(), set()
     for n in tree.walk():
         if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym):
@@ -592,7 +593,7 @@ def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
                 inner.add(_unsigned(n.b).name)
     if not transposed:
         return []
-    return sorted(name for name, k in counts.items() if k == 1 and name not in decls and name not in transposed
+    return sorted(name for name in counts if name not in decls and name not in transposed
                   and name not in inner and default_kind(name) == "vector")
 
 

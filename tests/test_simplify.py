@@ -174,6 +174,11 @@ NAMED = [
     ("log(1 + exp(-y w^T x))", "w", "y: scalar", "-sigmoid(-y (w^T x)) y x"),
     ("sum(log(1 + exp(-y ∘ (X w))))", "w", None, "-X^T (y ∘ sigmoid(-(y ∘ (X w))))"),
     ("log(1 + exp(w^T x))", "w", None, "sigmoid(w^T x) x"),
+    # with a bias, and with the label read as a scalar (SPEC §1.1): the same forms
+    ("log(1 + exp(-y (w^T x + b)))", "w", None, "-sigmoid(-y (w^T x + b)) y x"),
+    ("log(1 + exp(-y (w^T x + b)))", "b", None, "-sigmoid(-y (w^T x + b)) y"),
+    # binary cross-entropy of one example: the terms' σ(Σ_p w_p x_p) are one, so σ - y
+    ("-y log(sigmoid(w^T x)) - (1 - y) log(1 - sigmoid(w^T x))", "w", None, "(sigmoid(w^T x) - y) x"),
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
     ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),        # -((1/2) 1) read back as (-1/2) 1
     # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
