@@ -412,5 +412,6 @@ _LABELLED = re.compile(r"([A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*)((?:_(?:\{[^{
 
 
 def _simple(s: str) -> bool:
-    """A single name or number, which needs no brackets in a quotient."""
-    return s.replace(".", "").isalnum()
+    """A single name or number, which needs no brackets in a quotient (2n is neither: the
+    product 2 n, which \\frac{1}{2n} divides by whole)."""
+    return re.fullmatch(r"\d+(\.\d*)?|\.\d+|[^\W\d]\w*", s) is not None

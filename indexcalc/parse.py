@@ -350,6 +350,7 @@ def parse(text: str) -> N.Node:
         raise ParseError("the input contains a NUL character", text, text.index("\x00") + 1)
     typed, origin = _typeset(text)
     column = lambda c: origin[min(c - 1, len(origin) - 1)] + 1   # noqa: E731 - in what the user typed
+    _no_glued_divisor(typed, text, column)
     try:
         tree = _parser().parse(_mark_norm_bars(typed))
         return _ToTree(column).transform(tree)
@@ -370,6 +371,21 @@ def parse(text: str) -> N.Node:
         if isinstance(e.orig_exc, IndexCalcError):
             raise e.orig_exc from None
         raise ParseError(f"cannot read this: {e.orig_exc}", text, 1) from None
+
+
+_GLUED_DIVISOR = re.compile(rf"/\s*(((?>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?))([{_NAME_CHARS[4:]}][{_NAME_CHARS}]*(?:\^\w+)?))")
+
+
+def _no_glued_divisor(typed: str, text: str, column) -> None:
+    """`1/2n`, `x^T x / 2σ^2`: a number written against a name right after `/` is one divisor
+    to a textbook reader (1/(2n)), but left to right it is (1/2) n (SPEC §1.1). Neither
+    reading is safe to pick silently, so the input is refused with both spellings."""
+    m = _GLUED_DIVISOR.search(typed)
+    if m:
+        glued, number, rest = m.groups()
+        raise ParseError(f"'/ {glued}' could mean dividing by {number} {rest} or by {number} alone: write "
+                         f"/({number} {rest}) to divide by the product, or /{number} {rest} with a space "
+                         f"to multiply by {rest}", text, column(m.start(1) + 1))
 
 
 def _mark_norm_bars(text: str) -> str:

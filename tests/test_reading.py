@@ -226,6 +226,10 @@ READINGS += [
      lambda e: np.log(1 + np.exp(-e["y"] * e["w"] @ e["x"])) + np.log(sig(e["w"] @ e["x"]))),
     (r"\log\det(\mathbf{X}) + \operatorname{Tr}\!\left[\mathbf{X}\mathbf{X}^\top\right]", None, "X",
      {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
+    # \frac{1}{2s}: the denominator 2s whole (it was read (1/2s), which is (1/2) s)
+    (r"\frac{1}{2s} \|\mathbf{A}\mathbf{x} - \mathbf{b}\|^2", "s: scalar", "x",
+     {"A": ((S, N), ""), "x": ((N,), ""), "b": ((S,), ""), "s": ((), "")},
+     lambda e: np.sum((e["A"] @ e["x"] - e["b"]) ** 2) / (2 * e["s"])),
     (r"\mathbf{W}_{2}^\top \tanh(\mathbf{W}_1 \mathbf{x}) \cdot 3", "W_1: n×n, W_2: n×m", "W_1",
      {"W_2": ((N, M), ""), "W_1": ((N, N), ""), "x": ((N,), "")}, lambda e: 3 * e["W_2"].T @ np.tanh(e["W_1"] @ e["x"])),
     # a lower-case name used once, added to or multiplying a scalar computed from vectors, is a
@@ -339,6 +343,9 @@ REFUSALS = [
     ("‖X‖_2", None, ["spectral"]),
     ("norm(X, 2)", None, ["spectral"]),                        # NumPy's ord: 2 of a matrix
     ("norm(X, 3)", None, ["order", "1, 2 or 'fro'"]),
+    # a number glued to a name after `/`: 1/(2n) to a textbook reader, (1/2) n left to right
+    ("tr(X) / 2n", None, ["/(2 n)", "/2 n"]),
+    ("exp(-tr(X) / 2σ^2)", None, ["/(2 σ^2)"]),
     # a ones vector or identity no variable gives a size to, hidden from the result's shape:
     # its value is not determined (it was "no NumPy form for this derivative yet (NoMatch)")
     ("sum((a^T + 1 b^T) X)", None, ["ones vector", "not fixed"]),
