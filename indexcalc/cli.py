@@ -36,7 +36,7 @@ def command(name: str, help: str, examples=()):
 
 
 WHERE_HELP = ('shapes of the variables, e.g. "X: S×M, b: 1×N, c: scalar, x: n, act: function" '
-              "(default: upper-case names are matrices, lower-case vectors, Greek scalars)")
+              "(default: upper-case names are matrices (Σ too), lower-case vectors, lower-case Greek scalars)")
 
 
 @command("derive", "the derivative of an expression", examples=[

@@ -178,7 +178,9 @@ def _size_sum(name: str, text: str):
 
 
 def default_kind(name: str) -> str:
-    if name.lower() in GREEK or re.match(r"[α-ωΑ-Ωϑϕϵϱϖ]", name):
+    if re.match(r"[Α-Ω]", name) or (name.lower() in GREEK and name[0].isupper()):
+        return "matrix"        # Σ, Λ, Φ, Sigma: upper case, as textbooks write a covariance
+    if name.lower() in GREEK or re.match(r"[α-ωϑϕϵϱϖ]", name):
         return "scalar"
     if len(name) > 1 and name[0] == "d" and name[1].isupper():   # dY: shaped like Y
         return "matrix"

@@ -226,6 +226,10 @@ READINGS += [
      lambda e: np.log(1 + np.exp(-e["y"] * e["w"] @ e["x"])) + np.log(sig(e["w"] @ e["x"]))),
     (r"\log\det(\mathbf{X}) + \operatorname{Tr}\!\left[\mathbf{X}\mathbf{X}^\top\right]", None, "X",
      {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
+    # an upper-case Greek name is a matrix, as textbooks write a covariance (Σ was a scalar: the
+    # Gaussian's quadratic form read Σ^-1 ((x - μ 1)^T (x - μ 1)))
+    ("(x - μ)^T Σ^-1 (x - μ) + logdet(Σ)", None, "Σ", {"x": ((N,), ""), "μ": ((), ""), "Σ": ((N, N), "wellcond")},
+     lambda e: (e["x"] - e["μ"]) @ np.linalg.inv(e["Σ"]) @ (e["x"] - e["μ"]) + np.linalg.slogdet(e["Σ"])[1]),
     # \frac{1}{2s}: the denominator 2s whole (it was read (1/2s), which is (1/2) s)
     (r"\frac{1}{2s} \|\mathbf{A}\mathbf{x} - \mathbf{b}\|^2", "s: scalar", "x",
      {"A": ((S, N), ""), "x": ((N,), ""), "b": ((S,), ""), "s": ((), "")},
