@@ -55,6 +55,23 @@ def unsubscript(text: str) -> str:
     return _SUBSCRIPT_RUN.sub(lambda m: "_" + "".join(_SUBSCRIPTS[c] for c in m.group(0)), text)
 
 
+_DEFINITION = re.compile(r"^\s*(\\mathcal\s*\{\s*[A-Za-z]\s*\}|\\?[A-Za-zα-ωΑ-Ω][A-Za-z0-9]*)\s*(?:\\left\s*)?\("
+                         r"([^()=]*)(?:\\right\s*)?\)\s*=(?!=)")
+
+
+def definition(text: str):
+    """f(\\mathbf{w}) = ½‖X w - y‖², L(W, b) = ...: a function defined by its expression, as papers
+    write it -> (its name, the expression); None for any other text. The arguments name what
+    the function depends on; what to differentiate by is --wrt's."""
+    if not isinstance(text, str):
+        return None
+    m = _DEFINITION.match(text)
+    if not m or not m.group(2).strip():
+        return None
+    name = re.sub(r"\\mathcal\s*\{\s*([A-Za-z])\s*\}", r"\1", m.group(1)).lstrip("\\")
+    return name, text[m.end():]
+
+
 def is_index_notation(text: str) -> bool:
     """Whether the input is written in index notation: an indexed entry (X[i,j]), a Σ, a δ_ij,
     or an indexed left side in the subscript style (Y_ij = ... with its letters as

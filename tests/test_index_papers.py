@@ -243,3 +243,22 @@ def test_function_argument_in_braces(text, ref):
     x = np.abs(rand(4)) + 0.5
     d = derive(text, "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), ref(x))
+
+
+# ---- a function defined by its expression, as papers write it: f(w) = ... --------------------------
+@pytest.mark.parametrize("text", ["f(w) = 1/2 ‖X w - y‖^2",
+                                  r"f(\mathbf{w}) = \frac{1}{2}\left\|\mathbf{X}\mathbf{w} - \mathbf{y}\right\|^2",
+                                  r"\mathcal{L}(\mathbf{w}) = \frac{1}{2}\sum_i \left(\sum_j X_{ij} w_j - y_i\right)^2"])
+def test_function_definition_is_its_expression(text):
+    X, w, y = rand(5, 3), rand(3), rand(5)
+    d = derive(text, "w", "X: m×n")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "w": w, "y": y}), X.T @ (X @ w - y))
+
+
+def test_function_definition_in_backprop_and_check():
+    from indexcalc.check import check
+    X, W, Y = rand(4, 3), rand(3, 2), rand(4, 2)
+    b = backprop("L(W) = sum((X W - Y) .^ 2)", "W")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"X": X, "W": W, "Y": Y}), 2 * X.T @ (X @ W - Y))
+    assert check(r"f(\mathbf{x}) = \mathbf{x}^\top \mathbf{A} \mathbf{x}", "x", "(A + A^T) x").correct
+    assert not check("f(x) = x^T A x", "x", "2 A x").correct
