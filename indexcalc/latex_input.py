@@ -120,6 +120,8 @@ def _attach_label(before: str, tag: str, text: str, at: int) -> str | None:
     m = _LABELLED.search(before)
     if not m or m.group(1) == "e" and not m.group(2):         # e^{(x)}: the exponential
         return None
+    if not re.search(r"[A-Za-z]", tag) and not re.fullmatch(r"\d+", tag):
+        return None                                           # X^{(-1)}, x^{(1/2)}: a power
     if not re.fullmatch(r"[A-Za-z0-9]+", tag):
         raise ParseError(f"the superscript ({tag}) in brackets is read as a label (W^{{(1)}} is the variable "
                          "W1), and a label is one number or one name: name the variable itself (W_prev)",

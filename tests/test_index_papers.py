@@ -216,6 +216,9 @@ def test_a_label_that_is_not_a_name_is_refused(capsys):
     from indexcalc.cli import main
     assert main(["derive", r"\mathbf{W}^{(l-1)} \mathbf{x}", "--wrt", "x"]) == 2
     assert "label" in capsys.readouterr().err
+    X = rand(3, 3) + 3 * np.eye(3)
+    d = derive(r"\operatorname{tr}(\mathbf{X}^{(-1)})", "X")      # a number in brackets with a sign: a power
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X}), -np.linalg.inv(X @ X).T)
     x = rand(3)
     d = derive(r"\sum_i e^{(x_i)}", "x")                    # e^{(…)} stays the exponential
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
