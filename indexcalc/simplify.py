@@ -495,7 +495,21 @@ def _softmax(n):
 
 def _row_total_of(t, z) -> bool:
     """Whether t is exp(z) 1, the rows' totals of exp(z)."""
-    return isinstance(t, N.MatMul) and _is_exp(t.a) and t.a.a == z and isinstance(t.b, N.Ones)
+    return isinstance(t, N.MatMul) and _is_exp(t.a) and _same_product(t.a.a, z) and isinstance(t.b, N.Ones)
+
+
+def _same_product(a, b) -> bool:
+    """a == b up to how their matrix products are bracketed: exp(O (E E^T)) is exp((O E) E^T)
+    (the index form's matching brackets one term's product one way, another's the other)."""
+    return a == b or _left(a) == _left(b)
+
+
+def _left(n):
+    """n with every chain of matrix products bracketed from the left."""
+    if isinstance(n, N.MatMul):
+        return _of_chain([_left(p) for p in _chain(n)])
+    kids = {f: _left(v) for f, v in n.items() if isinstance(v, N.Node)}
+    return n.replace(**kids) if kids else n
 
 
 def _entry_factors(v):
@@ -546,11 +560,11 @@ def _of_powers(powers, shape):
 
 def _with_softmax(h, z):
     """h with its factor exp(z) as softmax(z) when h is exp(z) or a ∘ chain holding it; else None."""
-    if _is_exp(h) and h.a == z:
+    if _is_exp(h) and _same_product(h.a, z):
         return N.Softmax(z, h.shape)
     parts = _hadamard_factors(h) if isinstance(h, N.Hadamard) else []
     for j, f in enumerate(parts):
-        if _is_exp(f) and f.a == z:
+        if _is_exp(f) and _same_product(f.a, z):
             return _hadamard_of(parts[:j] + [N.Softmax(z, f.shape)] + parts[j + 1:], h.shape)
     return None
 
@@ -559,17 +573,84 @@ def _row_softmax(n):
     """diag((exp(Z) 1) .^ -1) exp(Z) = softmax(Z), each row of exp(Z) over its total, read along
     a matrix product; the exp(Z) may be a factor of a Hadamard product (diag(r .^ -1) (G ∘ exp(Z))
     = G ∘ softmax(Z)), other entry-wise factors b on the diagonal stay there (diag(b) softmax(Z),
-    diagonal matrices commuting), and a further power of the rows' totals goes into a row sum
-    on the diagonal that holds exp(Z) ((exp(Z) 1) .^ -1 ∘ ((G ∘ exp(Z)) 1) = (G ∘ softmax(Z)) 1):
-    the gradients of softmax, log-softmax and log-sum-exp as the textbook writes them."""
+    diagonal matrices commuting: so do the factors of several diagonals in a row, diag(r .^ -1)
+    diag(T 1) exp(Z) = diag(T 1) softmax(Z)), and a further power of the rows' totals goes into a
+    row sum on the diagonal that holds exp(Z) ((exp(Z) 1) .^ -1 ∘ ((G ∘ exp(Z)) 1) = (G ∘
+    softmax(Z)) 1); the transposed product reads the same (exp(Z)^T diag((exp(Z) 1) .^ -1) =
+    softmax(Z)^T): the gradients of softmax, log-softmax and log-sum-exp as the textbook writes them."""
     if not isinstance(n, N.MatMul):
         return None
     parts = _chain(n)
-    for k in range(len(parts) - 1):
-        d, e = parts[k], parts[k + 1]
-        if not isinstance(d, N.DiagMat):
+    found = _row_softmax_in(parts)
+    if found is not None:
+        return _of_chain(found)
+    mirrored = _row_softmax_in([_mirrored(p) for p in reversed(parts)])     # (A B)^T = B^T A^T
+    if mirrored is not None:
+        return _of_chain([_mirrored(p) for p in reversed(mirrored)])
+    return None
+
+
+def _row_scaled_softmax(n):
+    """(diag(r .^ -1) A) ∘ (exp(Z) B) = A ∘ (softmax(Z) B): a row scaling is the same on either
+    side of ∘, and moved beside the exp(Z) it divides it is the softmax (the gradient of
+    log-softmax through a hidden layer, X^T (step(H) ∘ (softmax(Z) W2^T)))."""
+    if isinstance(n, N.MatMul):                # diag(d) (A ∘ (exp(Z) B)) C: the diagonal into the ∘
+        chain = _chain(n)
+        k = 0
+        while k < len(chain) - 1 and isinstance(chain[k], N.DiagMat):
+            k += 1
+        if k == 0 or not isinstance(chain[k], N.Hadamard):
+            return None
+        h = chain[k]
+        for g in _hadamard_factors(h):
+            soft = _row_softmax(_of_chain(chain[:k] + (_chain(g) if isinstance(g, N.MatMul) else [g])))
+            if soft is None:
+                continue
+            done = _hadamard_of([soft if p is g else p for p in _hadamard_factors(h)], h.shape)
+            return _of_chain([done] + chain[k + 1:])
+        return None
+    parts = _hadamard_factors(n) if isinstance(n, N.Hadamard) else []
+    for i, f in enumerate(parts):
+        chain = _chain(f) if isinstance(f, N.MatMul) else []
+        k = 0
+        while k < len(chain) - 1 and isinstance(chain[k], N.DiagMat):
+            k += 1
+        if k == 0:
             continue
-        powers = _powers(*_entry_factors(d.a))
+        for j, g in enumerate(parts):
+            if j == i or not g.shape[0] == f.shape[0]:
+                continue
+            soft = _row_softmax(_of_chain(chain[:k] + (_chain(g) if isinstance(g, N.MatMul) else [g])))
+            if soft is None:
+                continue
+            rest = [_of_chain(chain[k:]) if p is f else soft if p is g else p for p in parts]
+            return _hadamard_of(rest, n.shape)
+    return None
+
+
+def _mirrored(p):
+    """p^T, a diagonal matrix itself and a transpose's operand."""
+    if isinstance(p, N.DiagMat):
+        return p
+    if isinstance(p, N.Transpose):
+        return p.a
+    return N.Transpose(p, (p.shape[1], p.shape[0]))
+
+
+def _row_softmax_in(parts):
+    """_row_softmax on the factors of a product: the new factors, or None."""
+    for k in range(len(parts) - 1):
+        j = k
+        while j < len(parts) and isinstance(parts[j], N.DiagMat):
+            j += 1
+        if j == k or j == len(parts):
+            continue
+        d, e = parts[k:j], parts[j]
+        num, den = [], []
+        for diag in d:
+            a, b = _entry_factors(diag.a)
+            num, den = num + a, den + b
+        powers = _powers(num, den)
         factors = _hadamard_factors(e) if isinstance(e, N.Hadamard) else [e]
         for z in [f.a for f in factors if _is_exp(f)]:
             total = next((p for p in powers if _row_total_of(p[0], z) and p[1] < 0), None)
@@ -584,8 +665,8 @@ def _row_softmax(n):
                         p[0] = N.MatMul(inner, p[0].b, p[0].shape)
                         total[1] += 1
             rest = [p for p in powers if p[1] != 0]
-            new = [soft] if not rest else [N.DiagMat(_of_powers(rest, d.a.shape), d.shape), soft]
-            return _of_chain(parts[:k] + new + parts[k + 2:])
+            new = [soft] if not rest else [N.DiagMat(_of_powers(rest, d[0].a.shape), d[0].shape), soft]
+            return parts[:k] + new + parts[j + 1:]
     return None
 
 
@@ -888,7 +969,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _row_softmax, _like_entry_factors, _diag_of_ones, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 
@@ -925,6 +1006,7 @@ def _sum_link(n) -> bool:
 
 CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul),
           _row_softmax: lambda n: isinstance(n, N.MatMul),
+          _row_scaled_softmax: lambda n: isinstance(n, N.MatMul),
           _like_entry_factors: lambda n: isinstance(n, (N.Hadamard, N.HadDiv)),
           _sigmoid: lambda n: isinstance(n, (N.Hadamard, N.HadDiv))}
 

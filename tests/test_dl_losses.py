@@ -40,3 +40,42 @@ def test_sigma_called_is_the_sum_unless_declared(rng):
     S = rng.normal(size=(4, 4))
     d = derive("Σ(x)", "x", "Σ: n×n, x: n")
     assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "Σ": S}), S)  # noqa: S307
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+MLP = "X: S×M, W1: M×N, b1: 1×N, W2: N×C, b2: 1×C, T: S×C"
+MLP_SHAPES = {"X": (5, 3), "W1": (3, 4), "b1": (1, 4), "W2": (4, 6), "b2": (1, 6), "T": (5, 6)}
+SOFTMAX_CE = [
+    # the softmax of the log-softmax's gradient was left as exp(Z) over its rows' totals: beside a
+    # second diagonal (diag(r .^ -1) diag(T 1) exp(Z)), transposed (exp(Z)^T diag(r .^ -1)), with the
+    # row scaling on the other side of a ∘ (through a hidden layer), or bracketed another way
+    ("-sum(T ∘ log_softmax(X W + b)) / S", "b", "X: S×M, W: M×C, T: S×C, b: 1×C",
+     {"X": (5, 3), "W": (3, 6), "T": (5, 6), "b": (1, 6)},
+     lambda e: -np.sum(e["T"] * _log_softmax(e["X"] @ e["W"] + e["b"])) / 5),
+    ("-sum(T ∘ log_softmax(O E W))", "E", "O: S×V, E: V×D, W: D×C, T: S×C",
+     {"O": (5, 4), "E": (4, 3), "W": (3, 6), "T": (5, 6)},
+     lambda e: -np.sum(e["T"] * _log_softmax(e["O"] @ e["E"] @ e["W"]))),
+    ("-sum(T ∘ log_softmax(O E E^T))", "E", "O: S×V, E: V×D, T: S×V", {"O": (5, 4), "E": (4, 3), "T": (5, 4)},
+     lambda e: -np.sum(e["T"] * _log_softmax(e["O"] @ e["E"] @ e["E"].T))),
+    ("-sum(T ∘ log_softmax(relu(X W1 + b1) W2 + b2)) / S", "W1", MLP, MLP_SHAPES,
+     lambda e: -np.sum(e["T"] * _log_softmax(np.maximum(e["X"] @ e["W1"] + e["b1"], 0) @ e["W2"] + e["b2"])) / 5),
+    ("-sum(T ∘ log_softmax(softplus(X W1 + b1) W2 + b2)) / S", "W1", MLP, MLP_SHAPES,
+     lambda e: -np.sum(e["T"] * _log_softmax(np.logaddexp(0, e["X"] @ e["W1"] + e["b1"]) @ e["W2"] + e["b2"])) / 5),
+    ("-sum(T ∘ log_softmax(tanh(X W1 + b1) W2 + b2)) / S", "b1", MLP, MLP_SHAPES,
+     lambda e: -np.sum(e["T"] * _log_softmax(np.tanh(e["X"] @ e["W1"] + e["b1"]) @ e["W2"] + e["b2"])) / 5),
+]
+
+
+@pytest.mark.parametrize("expr,wrt,where,shapes,loss", SOFTMAX_CE, ids=[c[0] + " by " + c[1] for c in SOFTMAX_CE])
+def test_softmax_cross_entropy_gradient_shows_the_softmax(expr, wrt, where, shapes, loss, rng):
+    d = derive(expr, wrt, where)
+    r = d.results[0]
+    assert "softmax(" in r.closed_form and "exp(" not in r.closed_form, r.closed_form
+    env = {n: rng.normal(size=s) for n, s in shapes.items()}
+    got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)  # noqa: S307
+    want = finite_jacobian(loss, env, wrt)
+    assert got.shape == want.shape and np.allclose(got, want, rtol=1e-6, atol=1e-8), r.closed_form
