@@ -228,11 +228,12 @@ class _Reader:
                     return k + 1
             return j
         if name in SYMBOLS:
+            k = self.skip(j)
+            if name == "sum" and (t.startswith("(", k) or t.startswith("\\left(", k)):
+                self.emit("sum", word=True)     # \sum(x), \sum (x): the sum of the entries; a Σ
+                return k                        # there would be a matrix Σ times x (\Sigma's reading)
             self.emit(SYMBOLS[name])
             if name == "sum":
-                k = self.skip(j)
-                if t.startswith("(", k) or t.startswith("\\left(", k):
-                    return k            # \sum (x): the call Σ(x), sum(x), as \sum(x) (TeX drops spaces)
                 return self.one_token_subscript(j)
             return j
         if name in FUNCTIONS:

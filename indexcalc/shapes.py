@@ -34,8 +34,6 @@ ALIASES = {
     "σ": "sigmoid", "sigma": "sigmoid", "logistic": "sigmoid", "swish": "silu",
     "logsoftmax": "log_softmax", "leakyrelu": "leaky_relu", "heaviside": "H", "trace": "tr",
     "inverse": "inv", "ln": "log", "maximum": "max", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
-    # Σ(x), \\sum(x): the sum of the entries (Σ_i is index notation's, a bare Σ a name: Σ^-1)
-    "Σ": "sum",
 }
 
 
@@ -733,7 +731,17 @@ def canonical(name: str) -> str | None:
         return name
     if len(name) > 1 and name.lower() in CALLS:
         return name.lower()
+    if _capital_greek(name):    # Sigma, Phi (\Sigma, \Phi): the capital letter's reading (Φ(x) the
+        import unicodedata      # normal cdf, Σ(x) a matrix times x), never σ's or φ's
+        try:
+            return ALIASES.get(unicodedata.lookup(f"GREEK CAPITAL LETTER {name.upper()}"))
+        except KeyError:
+            return None
     return ALIASES.get(name.lower() if len(name) > 1 else name)
+
+
+def _capital_greek(name: str) -> bool:
+    return len(name) > 1 and name[0].isupper() and name.lower() in GREEK
 
 
 def _generic_name(base: str) -> bool:
@@ -767,7 +775,8 @@ def _call(I: _Infer, node: N.Call):
                                f"H(z) for relu')")
     if _generic_name(base):
         return _elementwise(I, node)
-    if re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) and len(node.args) == 1:   # W(x + b), W1(h): a matrix times a bracket
+    if (re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) or _capital_greek(name)) and len(node.args) == 1:
+        # W(x + b), W1(h), Sigma(x): a matrix times a bracket
         return I.run(N.MatMul(N.Sym(name), node.args[0]))
     near = suggest(base)
     raise UnsupportedError(f"unknown function {name!r}" + (f"; did you mean {near}?" if near else "")

@@ -28,18 +28,33 @@ def test_loss_gradient_against_central_differences(expr, wrt, where, shapes, los
     assert got.shape == want.shape and np.allclose(got, want, rtol=1e-6, atol=1e-8), d.results[0].closed_form
 
 
-def test_sigma_called_is_the_sum_unless_declared(rng):
-    """Σ(...) and \\sum(...) (TeX drops the space of \\sum (...)) are the sum of the entries, as
-    σ(z) is the sigmoid: they were read as an undeclared scalar Σ times the bracket, silently.
-    A Σ declared in --where stays the variable (a covariance times a vector)."""
+def test_latex_sum_called_is_the_sum(rng):
+    """\\sum(...) (also \\sum (...): TeX drops the space) is the sum of the entries: it became Σ(...),
+    an undeclared Σ times the bracket, silently. \\Sigma(x) stays the matrix Σ times x."""
     x = rng.normal(size=4)
-    for text in ["Σ(x ∘ x)", r"\sum(x .^ 2)", r"\sum \left( x \odot x \right)", r"\sum (x .^ 2)"]:
+    for text in [r"\sum(x .^ 2)", r"\sum \left( x \odot x \right)", r"\sum (x .^ 2)"]:
         d = derive(text, "x")
-        assert d.read_as == "sum(x ∘ x)" or d.read_as == "sum(x .^ 2)", d.read_as
+        assert d.read_as in ("sum(x ∘ x)", "sum(x .^ 2)"), d.read_as
         assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x}), 2 * x)  # noqa: S307
     S = rng.normal(size=(4, 4))
-    d = derive("Σ(x)", "x", "Σ: n×n, x: n")
-    assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "Σ": S}), S)  # noqa: S307
+    d = derive(r"\Sigma(x)", "x", "Sigma: n×n, x: n")
+    assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "Sigma": S}), S)  # noqa: S307
+
+
+def test_capital_greek_called_is_the_capital_letter(rng):
+    """\\Sigma(x) and Sigma(x) were read as σ(x), the sigmoid (Sigma lower-cased is sigma):
+    the capital is a matrix times the bracket; \\Phi(x) is Φ(x), the normal cdf of GELU's
+    x Φ(x) (it was 'unknown function Phi')."""
+    from math import erf
+    x, S = rng.normal(size=4), rng.normal(size=(4, 4))
+    for text in [r"\Sigma(x)", "Sigma(x)"]:
+        d = derive(f"sum({text})", "x", "Sigma: n×n, x: n")
+        assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "Sigma": S}), S.T @ np.ones(4))  # noqa: S307
+    phi = np.exp(-x ** 2 / 2) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+    for text in [r"x^\top \Phi(x)", "x^T Phi(x)"]:
+        d = derive(text, "x")
+        assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x}), cdf + x * phi)  # noqa: S307
 
 
 def _log_softmax(z):
