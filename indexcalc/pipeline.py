@@ -198,7 +198,7 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
                                    "`derive` takes an expression")
         output, tree = tree.lhs, tree.rhs
     decls = parse_decls(where)
-    typed, variables = infer(tree, decls)
+    typed, variables = infer(tree, decls, wrt=names)
     if output is not None and output in variables:
         raise IndexCalcError(f"the output {output} also appears on the right side")
     if tensor_pipeline.has_tensor(typed, variables):          # SPEC §1.2: NumPy's meaning
@@ -232,7 +232,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     if not isinstance(tree, N.Equation):
         raise IndexCalcError("backprop takes an equation such as `Y = X W^T + b` (the left side names the output)")
     decls = parse_decls(where)
-    rhs, variables = infer(tree.rhs, decls)
+    rhs, variables = infer(tree.rhs, decls, wrt=names)
     if tree.lhs in variables:
         raise IndexCalcError(f"the output {tree.lhs} also appears on the right side")
     if tensor_pipeline.has_tensor(rhs, variables):            # SPEC §1.2: NumPy's meaning
@@ -346,6 +346,17 @@ def _summation_convention_hint(var, variables) -> str:
             f"(Σ_{{i,j}} x_i A_ij x_j: indexcalc does not sum repeated indices by convention)")
 
 
+def _fused_hint(var, variables) -> str:
+    """Ax read as one name when x is asked for: say how to write the product."""
+    fused = [n for n, _ in variables.items() if len(n) > len(var) and n.isalpha() and var in n
+             and (n.startswith(var) or n.endswith(var))]
+    if not fused:
+        return ""
+    n = fused[0]
+    spaced = f"{n[:-len(var)]} {var}" if n.endswith(var) else f"{var} {n[len(var):]}"
+    return f". {n} reads as one name; for the product write {spaced} (with a space)"
+
+
 def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream=None,
                   guard=True, shown=None) -> Derivation:
     """`shown` = (left side or None, typed tree): what the "read as" step shows."""
@@ -357,7 +368,7 @@ def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream
         if var not in variables:
             raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
                                  f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})"
-                                 + _summation_convention_hint(var, variables))
+                                 + _summation_convention_hint(var, variables) + _fused_hint(var, variables))
         rng = np.random.default_rng(seed)
         cuts = C.split(typed, var) if order == 1 and typed.is_scalar else None
         try:

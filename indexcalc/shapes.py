@@ -276,6 +276,57 @@ def fused(name: str, declared) -> list | None:
     return parts if parts and len(parts) > 1 else None
 
 
+def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
+    """The tree with each undeclared name that a textbook reader reads as a product written
+    without spaces as that product (step 1 shows it spaced): AX in tr(XᵀAX) and Bx in x'Bx are
+    A X and B x, because X and x stand alone elsewhere in the input; Wx in σ(Wx + b) with W and
+    x declared is W x; Ax in ‖Ax - b‖² by x is A x. A name splits into declared names, or into
+    one-letter names of which at least one is declared, stands alone in the input or is asked
+    for, and at most one is none of these. A name with a digit, a Greek name and an upstream
+    gradient (dY) stay whole."""
+    alone = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
+    plan = {}
+    for name in alone:
+        if name in decls or len(name) < 2 or not name.isalpha() or not name.isascii() or \
+                name.lower() in GREEK or default_kind(name) != ("matrix" if name[0].isupper() else "vector"):
+            continue
+        parts = fused(name, decls)
+        if parts:
+            plan[name] = parts
+            continue
+        parts = list(name)
+        known = [p for p in parts if p in decls or p in alone or p in wrt]
+        if known and len(parts) - len(known) <= 1:
+            plan[name] = parts
+    if not plan:
+        return tree
+
+    def chain(parts, last=None):
+        out = N.Sym(parts[0])
+        for p in parts[1:-1]:
+            out = N.MatMul(out, N.Sym(p))
+        return N.MatMul(out, last if last is not None else N.Sym(parts[-1]))
+
+    postfix = (N.Transpose, N.Inverse, N.Power, N.HadPow)
+
+    def split(n):
+        if isinstance(n, N.Sym) and n.name in plan:
+            return chain(plan[n.name])
+        if isinstance(n, postfix) and isinstance(n.a, N.Sym) and n.a.name in plan:   # XW^T is X W^T
+            parts = plan[n.a.name]
+            return chain(parts, split(n.replace(a=N.Sym(parts[-1]))))
+        if isinstance(n, postfix) and isinstance(n.a, postfix):                   # XW^-T, AB^2^T
+            inner = split(n.a)
+            if isinstance(inner, N.MatMul):
+                return N.MatMul(inner.a, n.replace(a=inner.b))
+            return n.replace(a=inner)
+        tuples = {k: tuple(split(c) if isinstance(c, N.Node) else c for c in v)      # a call's arguments
+                  for k, v in n.items() if isinstance(v, tuple) and any(isinstance(c, N.Node) for c in v)}
+        n = n.replace(**tuples) if tuples else n
+        return n.map_children(split)
+    return split(tree)
+
+
 class _Infer:
     def __init__(self, decls: dict, sizes_declared: set, names: set = frozenset()):
         self.decls = decls
@@ -1089,14 +1140,16 @@ RULES = {
 
 # ---- the entry point ------------------------------------------------------------------
 def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
-          expect: tuple | None = None) -> tuple[N.Node, Variables]:
+          expect: tuple | None = None, wrt=()) -> tuple[N.Node, Variables]:
     """Typed tree and its variables. `extra` adds shapes (e.g. of `dY`) before inference;
-    `expect` is the shape the whole expression must have (sizes of lone ones vectors follow)."""
+    `expect` is the shape the whole expression must have (sizes of lone ones vectors follow);
+    `wrt`: the names asked for, which a name written without spaces may be a product of (Ax)."""
     functions = set(getattr(decls, "functions", ()))
     decls = dict(decls or {})
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
     from collections import Counter
+    tree = _fused_products(tree, decls, wrt)
     counts = Counter(n.name for n in tree.walk() if isinstance(n, N.Sym))
     given = set(decls)
     while True:

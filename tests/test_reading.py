@@ -252,6 +252,18 @@ READINGS += [
      lambda e: (e["w"] @ e["x"] - e["y"]) ** 2 + e["c"]),
     ("x^T A x + b^T x + c", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "b": ((N,), ""), "c": ((), "")},
      lambda e: e["x"] @ e["A"] @ e["x"] + e["b"] @ e["x"] + e["c"]),
+    # names written together, as papers write Wx and XᵀAX, are the product (step 1 shows it
+    # spaced): the parts declared, standing alone elsewhere, or asked for; a postfix ^T, ^-1 or ^2
+    # belongs to the last letter. It was a new variable AX, whose derivative was silently another
+    ("tr(XᵀAX)", None, "X", {"X": ((N, N), ""), "A": ((N, N), "")}, lambda e: np.trace(e["X"].T @ e["A"] @ e["X"])),
+    ("x'Bx", None, "x", {"x": ((N,), ""), "B": ((N, N), "")}, lambda e: e["x"] @ e["B"] @ e["x"]),
+    ("‖Ax - b‖^2", None, "x", {"A": ((M, N), ""), "x": ((N,), ""), "b": ((M,), "")},
+     lambda e: np.sum((e["A"] @ e["x"] - e["b"]) ** 2)),
+    ("sum(σ(Wx + b))", "W: n×m, x: m, b: n", "W", {"W": ((N, M), ""), "x": ((M,), ""), "b": ((N,), "")},
+     lambda e: np.sum(sig(e["W"] @ e["x"] + e["b"]))),
+    ("sum(XW^T)", "X: S×M, W: N×M", "W", {"X": ((S, M), ""), "W": ((N, M), "")}, lambda e: np.sum(e["X"] @ e["W"].T)),
+    ("tr(AX^-1)", "A: n×n", "X", {"A": ((N, N), ""), "X": ((N, N), "wellcond")}, lambda e: np.trace(e["A"] @ np.linalg.inv(e["X"]))),
+    ("tr(AX^2)", "A: n×n", "X", {"A": ((N, N), ""), "X": ((N, N), "")}, lambda e: np.trace(e["A"] @ e["X"] @ e["X"])),
     # ... and stays a vector where nothing says otherwise: a constant spread over it, a name used
     # twice, an outer product
     ("x + 2", None, "x", {"x": ((N,), "")}, lambda e: e["x"] + 2),
@@ -291,7 +303,7 @@ def _sizes(variables, env):
 def test_value_as_read(text, where, wrt, spec, ref):
     """The tree indexcalc read has the value of the hand-written NumPy."""
     rng = np.random.default_rng(7)
-    typed, variables = infer(parse(text), parse_decls(where))
+    typed, variables = infer(parse(text), parse_decls(where), wrt=[wrt])
     for _ in range(3):
         env = _draw(spec, rng)
         env2d = {n: to_2d(env[n], variables[n]) for n in variables.table}
@@ -371,10 +383,6 @@ REFUSALS = [
     ("x^T x", "x: n, x: m", ["x", "twice"]),
     ("sum(X)", "X: n×m, n: 3", ["n", "size"]),
     ("x^T x", "y: n", ["does not appear"]),             # --wrt X: undeclared, absent
-    # names written together, as papers write Wx: with W and x declared, not a new variable
-    # (whose absence made the derivative by W zero)
-    ("sum(σ(Wx + b))", "W: n×m, x: m, b: n, X: n×n", ["Wx", "W x"]),
-    ("sum(XW^T)", "X: S×M, W: N×M", ["XW", "X W"]),
     ("x^TAx + tr(X)", None, ["^TAx", "^T A x"]),           # ^T then two letters: which names?
     # a function's name without brackets is not a variable named log or det (it was: log det(X)
     # read as det(X) log, -log σ(z) as σ(z) (-log), each with a confident derivative)
@@ -608,3 +616,16 @@ def test_a_declared_function_reads_in_every_command(capsys):
     capsys.readouterr()
     assert main(["codegen", "Y = act(X W)", "--wrt", "W", "--where", "act: function"]) == 2
     assert "generic function" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, whole", [
+    ("sum(softmax(X Wq (X Wk)^T) X Wv)", ["Wq", "Wk", "Wv"]),    # no part stands alone
+    ("W1^T x + lambda", ["W1", "lambda"]),                       # a digit; a Greek name
+    ("sum(dY ∘ (X W))", ["dY"]),                                 # the upstream gradient
+    ("x^T eps x", ["eps"]),                                      # two parts nobody knows
+])
+def test_names_that_stay_whole(text, whole):
+    """A name written together splits only where its letters are known names: the projections
+    Wq, Wk, Wv of attention, W1, lambda, dY and eps stay one variable each."""
+    _, variables = infer(parse(text), parse_decls(None))
+    assert all(name in variables for name in whole), list(variables.table)
