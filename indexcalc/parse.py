@@ -340,6 +340,13 @@ def one_line(text: str) -> str:
 
 _ONE_LINE = {ord(c): " " for c in "\n\r\t\v\f"}
 
+# what to write instead of a character the language does not read
+_CHARACTER_HINTS = {
+    "|": ": single bars are ambiguous (|X| the determinant, |x| the absolute value); write det(X) or "
+         "abs(x), and ‖x‖ or ||x|| for the norm",
+    ".": ": NumPy's np.f(...) is written f(...) here (trace(X @ A), sum(exp(x))), and x.T as x^T",
+}
+
 
 def parse(text: str) -> N.Node:
     """Parse one expression or equation; raises ParseError with a caret at the column."""
@@ -357,7 +364,7 @@ def parse(text: str) -> N.Node:
     except UnexpectedCharacters as e:
         pos = column(e.pos_in_stream + 1) - 1
         ch = text[pos] if pos < len(text) else ""
-        raise ParseError(f"unexpected character {ch!r}", text, pos + 1) from None
+        raise ParseError(f"unexpected character {ch!r}" + _CHARACTER_HINTS.get(ch, ""), text, pos + 1) from None
     except UnexpectedEOF as e:
         raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
     except UnexpectedToken as e:
