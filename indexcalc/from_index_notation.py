@@ -155,17 +155,20 @@ def map_places(node, f):
     return node
 
 
-def _exp_of_e(node):
-    """e^{x_i} (an undeclared e raised to an indexed power) as exp(x_i), as the seeds write the
-    softmax (S(x)_i = e^{x_i} / Σ_j e^{x_j}) and as the LaTeX reader reads e^{…}."""
+def _indexed_powers(node, e_is_exp=True):
+    """A power whose exponent carries an index: e^{x_i} (an undeclared e) is exp(x_i), as the
+    seeds write the softmax (S(x)_i = e^{x_i} / Σ_j e^{x_j}) and as the LaTeX reader reads e^{…};
+    any other base (a declared e too) is a^{x_i} = exp(x_i log(a)) (2^{x_i}, x_i^{y_i}; a positive base)."""
     if isinstance(node, Sum):
-        return Sum(node.indices, _exp_of_e(node.body), node.bounds)
+        return Sum(node.indices, _indexed_powers(node.body, e_is_exp), node.bounds)
     if isinstance(node, Call):
-        return Call(node.name, _exp_of_e(node.arg))
+        return Call(node.name, _indexed_powers(node.arg, e_is_exp))
     if isinstance(node, Op):
-        args = tuple(_exp_of_e(a) for a in node.args)
-        if node.op == "^" and args[0] == Scalar("e") and free_indices(args[1]):
-            return Call("exp", args[1])
+        args = tuple(_indexed_powers(a, e_is_exp) for a in node.args)
+        if node.op == "^" and free_indices(args[1]):
+            if args[0] == Scalar("e") and e_is_exp:
+                return Call("exp", args[1])
+            return Call("exp", Op("*", (args[1], Call("log", args[0]))))
         return Op(node.op, args)
     return node
 
@@ -592,8 +595,7 @@ class _Reader:
     def run(self) -> IndexProblem:
         self._check_splits()
         self._rename_clashes()
-        if "e" not in self.decls:                    # Σ_j e^{x_j}: the seeds' exponential
-            self.rhs = _exp_of_e(self.rhs)
+        self.rhs = _indexed_powers(self.rhs, "e" not in self.decls)   # Σ_j e^{x_j}, 2^{x_i}
         sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
         self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
@@ -614,10 +616,6 @@ class _Reader:
         if missing:
             raise IndexCalcError(f"the index {missing[0]} of the left side {self._lhs_text()} does not "
                                  "appear on the right side")
-        for n in walk(self.rhs):
-            if isinstance(n, Op) and n.op == "^" and free_indices(n.args[1]):
-                hint = " (for e^{x_i} write exp(x_i))" if n.args[0] == Scalar("e") else ""
-                raise UnsupportedError("an exponent must not carry an index" + hint)
         names = {s.name for r in refs for i in r.indices for s in _ordered_symbols(i)}
         names |= {s.name for n in walk(self.rhs) if isinstance(n, Delta) for s in _ordered_symbols(n.a) + _ordered_symbols(n.b)}
         names |= set(self.out_names) | {i for n in walk(self.rhs) if isinstance(n, Sum) for i in n.indices}

@@ -369,11 +369,17 @@ def test_bracketed_exponents():
         np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), want, err_msg=text)
 
 
-def test_an_indexed_exponent_is_exit_2(capsys):
-    """e^{x_i} is the exponential (tests/test_index_papers.py); a declared e is a variable,
-    whose indexed exponent is refused with what to write."""
-    assert main(["derive", "Σ_i e^{x_i}", "--wrt", "x", "--where", "e: scalar"]) == 2
-    assert "exp(x_i)" in capsys.readouterr().err
+def test_an_indexed_exponent():
+    """e^{x_i} is the exponential (tests/test_index_papers.py); any other base, a declared e
+    among them, is a^{x_i} = exp(x_i log a) (it was refused: 'an exponent must not carry an index')."""
+    x, y = np.abs(rand(4)) + 0.5, rand(4)
+    for text, where, arrays, wrt, want in [
+            ("Σ_i e^{x_i}", "e: scalar", {"x": x, "e": 1.7}, "x", np.log(1.7) * 1.7 ** x),
+            ("Σ_i 2^{x_i}", None, {"x": x}, "x", np.log(2) * 2 ** x),
+            ("Σ_i x_i^{y_i}", None, {"x": x, "y": y}, "x", y * x ** (y - 1)),
+            ("Σ_i x_i^{y_i}", None, {"x": x, "y": y}, "y", np.log(x) * x ** y)]:
+        d = derive(text, wrt, where)
+        np.testing.assert_allclose(run_code(d.results[0].numpy, arrays), want, err_msg=text)
 
 
 # ---- check of tensor equations: index claims, batched claims ------------------------------------------
