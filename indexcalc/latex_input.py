@@ -362,6 +362,9 @@ class _Reader:
             return self.operand_of_function(piece, k)
         self.emit(piece, word=True)
         self.wrapped = True
+        sub = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[A-Za-z0-9])").match(self.text, k)
+        if piece == "1" and sub:                      # \mathbf{1}_n: the ones vector, its size inferred
+            return sub.end()
         return k
 
     def fraction(self, i, j):

@@ -522,7 +522,14 @@ def _sym(I: _Infer, node: N.Sym):
     if node.name == "I" and "I" not in I.decls:
         v = I.u.fresh()
         return N.Identity((v, v))
+    sized = _SIZED_IDENTITY.fullmatch(node.name)
+    if sized and node.name not in I.decls:          # I_n, \mathbf{I}_d: the identity of that size
+        n = int(sized.group(1)) if sized.group(1).isdigit() else sized.group(1)
+        return N.Identity((n, n))
     return N.Sym(node.name, I.variable(node.name))
+
+
+_SIZED_IDENTITY = re.compile(r"I_\{?([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)\}?")
 
 
 def _not_a_bare_function(I: _Infer, name: str) -> None:

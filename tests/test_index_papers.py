@@ -265,3 +265,25 @@ def test_function_definition_in_backprop_and_check():
     np.testing.assert_allclose(run_code(b.results[0].numpy, {"X": X, "W": W, "Y": Y}), 2 * X.T @ (X @ W - Y))
     assert check(r"f(\mathbf{x}) = \mathbf{x}^\top \mathbf{A} \mathbf{x}", "x", "(A + A^T) x").correct
     assert not check("f(x) = x^T A x", "x", "2 A x").correct
+
+
+# ---- \mathbf{I}_n and \mathbf{1}_n as papers write them -------------------------------------------
+def test_identity_with_its_size_is_the_identity():
+    """I_n was a variable named I_n (a general matrix the numpy code asked for)."""
+    X = rand(4, 4) + 4 * np.eye(4)
+    d = derive(r"\operatorname{tr}\left((\mathbf{X} + \lambda \mathbf{I}_n)^{-1}\right)", "X", "X: n×n")
+    Y = np.linalg.inv(X + 0.5 * np.eye(4))
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "lambda": 0.5}), -(Y @ Y).T)
+    x = rand(3)
+    for text in [r"\mathbf{x}^\top \mathbf{I}_d \mathbf{x}", "x^T I_3 x"]:
+        d = derive(text, "x")
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), 2 * x, err_msg=text)
+    d = derive("x^T I_1 x", "x", "I_1: n×n")                 # declared: a variable
+    A = rand(3, 3)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "I_1": A}), (A + A.T) @ x)
+
+
+def test_ones_with_its_size_is_the_ones_vector():
+    x = rand(4)
+    d = derive(r"\mathbf{1}_n^\top \exp(\mathbf{x})", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
