@@ -89,13 +89,63 @@ class Decls(dict):
         self.functions = set(functions)
 
 
+# declarations as papers write them: \mathbf{X} \in \mathbb{R}^{S \times M}, x, y ∈ ℝ^n, λ ∈ ℝ
+_PAPER_DECL_TEXT = [(re.compile(r"\\(?:mathbf|boldsymbol|bm|mathrm|mathit|mathsf|vec)\s*\{([^{}]*)\}"), r"\1"),
+                    (re.compile(r"\\mathbb\s*\{?\s*R\s*\}?|\\R(?:e|eals)?(?![A-Za-z])"), "ℝ"),
+                    (re.compile(r"\\in(?![A-Za-z])"), "∈"), (re.compile(r"\\times(?![A-Za-z])"), "×"),
+                    (re.compile(r"\\[,;!:]|\$"), " ")]
+_PAPER_DECL = re.compile(r"^\s*(.+?)\s*(?:∈|:)\s*ℝ\s*(?:\^\s*(?:\{(.*)\}|(\S+)))?\s*$")
+_TUPLE_DECL = re.compile(r"^\s*([^\s:]+)\s*:\s*[(\[]\s*([^()\[\]]*?)\s*,?\s*[)\]]\s*$")
+
+
+def _split_top(text: str) -> list:
+    """Split at the commas outside brackets and braces ((S, M) and ℝ^{S,M} stay whole)."""
+    parts, depth, cur = [], 0, ""
+    for c in text:
+        depth += (c in "([{") - (c in ")]}")
+        if c == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    return parts + [cur]
+
+
+def _paper_parts(text: str) -> list:
+    """--where's parts in the `name: sizes` spelling: `X ∈ ℝ^{S×M}` and its LaTeX
+    (\\mathbf{X} \\in \\mathbb{R}^{S \\times M}), `x, y ∈ ℝ^n` (one shape for the names before
+    it), `λ ∈ ℝ` (a scalar), NumPy's `X: (S, M)`; any other part as written."""
+    if "\\" in text:
+        for pattern, repl in _PAPER_DECL_TEXT:
+            text = pattern.sub(repl, text)
+        from .latex_input import GREEK
+        text = re.sub(r"\\([A-Za-z]+)", lambda m: GREEK.get(m.group(1), m.group(0)), text)
+    out, pending = [], []
+    for part in _split_top(text):
+        m = _PAPER_DECL.match(part)
+        t = _TUPLE_DECL.match(part)
+        if m:
+            dims = (m.group(2) if m.group(2) is not None else m.group(3) or "").replace(",", "×")
+            names = [n.strip() for n in m.group(1).split(",")]
+            out += [f"{n}: {dims.strip() or 'scalar'}" for n in pending + names]
+            pending = []
+        elif t:
+            dims = "×".join(d.strip() for d in t.group(2).split(",") if d.strip())
+            out.append(f"{t.group(1)}: {dims or 'scalar'}")
+        elif re.fullmatch(r"\s*[^\s:]+\s*", part) and part.strip():
+            pending.append(part.strip())          # x in `x, y ∈ ℝ^n`
+        else:
+            out.append(part)
+    return out + pending
+
+
 def parse_decls(text: str | None) -> dict:
     """`"X: S×M, b: 1×N, c: scalar, x: n, act: function"` -> {name: (rows, cols)}, with the
-    declared functions in `.functions`."""
+    declared functions in `.functions`; papers' `X ∈ ℝ^{S×M}` too (_paper_parts)."""
     decls = Decls()
     if not text:
         return decls
-    for part in text.split(","):
+    for part in _paper_parts(text):
         if not part.strip():
             continue
         m = _DECL.match(part)

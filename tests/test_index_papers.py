@@ -287,3 +287,20 @@ def test_ones_with_its_size_is_the_ones_vector():
     x = rand(4)
     d = derive(r"\mathbf{1}_n^\top \exp(\mathbf{x})", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
+
+
+# ---- --where as papers declare: X ∈ ℝ^{S×M}, \mathbf{x}, \mathbf{y} \in \mathbb{R}^n, X: (S, M) -------
+@pytest.mark.parametrize("where", [r"\mathbf{X} \in \mathbb{R}^{S \times M}, \mathbf{W} \in \mathbb{R}^{M \times N}",
+                                   "X ∈ ℝ^{S×M}, W ∈ ℝ^{M×N}", "X: (S, M), W: [M, N]", "X: ℝ^{S×M}, W: M×N"])
+def test_declarations_as_papers_write_them(where):
+    from indexcalc.shapes import parse_decls
+    assert dict(parse_decls(where)) == {"X": ("S", "M"), "W": ("M", "N")}
+    X, W = rand(3, 4), rand(4, 2)
+    d = derive("sum(tanh(X W))", "W", where)
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "W": W}), X.T @ (1 - np.tanh(X @ W) ** 2))
+
+
+def test_declarations_shared_by_several_names():
+    from indexcalc.shapes import parse_decls
+    got = dict(parse_decls(r"\mathbf{x}, \mathbf{y} \in \mathbb{R}^n, \lambda \in \mathbb{R}, Q ∈ ℝ^{B×S×D}"))
+    assert got == {"x": ("n", 1), "y": ("n", 1), "lambda": (1, 1), "Q": ("B", "S", "D")}
