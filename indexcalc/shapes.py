@@ -805,8 +805,9 @@ def _power(I: _Infer, node: N.Power):
             raise UnsupportedError(f"the matrix power ^{p.value} is too large (at most -256)")
         inverse = N.Inverse(a, a.shape)
         return inverse if k == 1 else N.MatPow(inverse, k, a.shape)
-    raise ShapeError(f"{I.show(a)} is not a scalar: a matrix power needs an integer exponent ≥ 1 "
-                     "(use X^-1 for the inverse, or .^ for an element-wise power)")
+    raise ShapeError(f"{I.show(a)} is not a scalar: a matrix power needs a whole-number exponent other "
+                     "than 0 (X^2, X^-1, X^-2; a matrix square root is not supported), or write .^ for "
+                     "an element-wise power")
 
 
 def _hadamard(cls, opname):

@@ -359,6 +359,7 @@ REFUSALS = [
     ("‖X‖_2", None, ["spectral"]),
     ("norm(X, 2)", None, ["spectral"]),                        # NumPy's ord: 2 of a matrix
     ("norm(X, 3)", None, ["order", "1, 2 or 'fro'"]),
+    ("tr(X^(1/2))", None, ["square root", "X^-2"]),              # X^-2 is read: the message says so
     # a number glued to a name after `/`: 1/(2n) to a textbook reader, (1/2) n left to right
     ("tr(X) / 2n", None, ["/(2 n)", "/2 n"]),
     ("exp(-tr(X) / 2σ^2)", None, ["/(2 σ^2)"]),
