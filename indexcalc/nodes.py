@@ -287,6 +287,9 @@ class HadPow(Node):
     shape: Shape = None
 
 
+ABS_BARS = "|·|"     # the call that single bars |s| make: no name a user can type
+
+
 class Call(Node):
     """A named operation with arguments, before shapes.infer resolves it
     (trace, det, softmax, element-wise functions, ...)."""

@@ -240,6 +240,10 @@ class _ToTree(Transformer):
     def norm(self, e):
         return N.Call("norm", (e,))
 
+    def bars(self, e):
+        """|s|: the absolute value of a scalar (shapes.py refuses |x| of a vector or matrix)."""
+        return N.Call(N.ABS_BARS, (e,))
+
     def norm_sub(self, e, sub):
         """‖X‖_F is the Frobenius norm; ‖x‖_2 the Euclidean norm of a vector (of a matrix, the
         spectral norm: shapes.py refuses it)."""
@@ -400,15 +404,22 @@ def _mark_norm_bars(text: str) -> str:
     operand closes the innermost open norm; any other bar opens one (`‖a / ‖a‖‖`, `‖x‖ ‖y‖`,
     `‖‖x‖ y‖`). Opening bars become ⟦, closing ones ⟧; `||` keeps its width, so columns
     stay right."""
-    out, depth = [], 0
-    for piece in re.split(r"(\|\||‖)", text):
-        if piece not in ("||", "‖"):
+    out, open_bars = [], []
+    for piece in re.split(r"(\|\||‖|\|)", text):
+        if piece not in ("||", "‖", "|"):
             out.append(piece)
             continue
+        kind = "|" if piece == "|" else "‖"
         before = "".join(out).rstrip()
-        closes = depth > 0 and bool(before) and _ends_operand(before[-1])
+        closes = bool(open_bars) and open_bars[-1] == kind and bool(before) and _ends_operand(before[-1])
+        if closes:
+            open_bars.pop()
+        else:
+            open_bars.append(kind)
+        if kind == "|":                  # |det(X)|, |α|: single bars, ⦃ ⦄ inside
+            out.append("⦄" if closes else "⦃")
+            continue
         mark = "⟧" if closes else "⟦"
-        depth += -1 if closes else 1
         out.append(mark if piece == "‖" else (" " + mark if closes else mark + " "))
     return "".join(out)
 
@@ -418,11 +429,13 @@ def _as_typed(token, text: str, column: int) -> str:
     value = str(token)
     if value.strip() in ("⟦", "⟧"):
         return "||" if text[column - 1:column + 1] == "||" else "‖"
+    if value in ("⦃", "⦄"):
+        return "|"
     return value
 
 
 def _ends_operand(ch: str) -> bool:
-    return ch.isalnum() or ch in ")]}'⊤⟧_"
+    return ch.isalnum() or ch in ")]}'⊤⟧⦄_"
 
 
 def _expected(e) -> str:

@@ -862,7 +862,7 @@ def _generic_name(base: str) -> bool:
 def suggest(name: str) -> str | None:
     """The known function name nearest to `name` (difflib), or None."""
     import difflib
-    pool = sorted(set(CALLS) | {k for k, v in ALIASES.items() if v} - {"norm_F", "norm_2", "norm_1"})
+    pool = sorted(set(CALLS) | {k for k, v in ALIASES.items() if v} - {"norm_F", "norm_2", "norm_1", N.ABS_BARS})
     near = difflib.get_close_matches(name.lower() if len(name) > 1 else name, pool, n=1, cutoff=0.6)
     return near[0] if near else None
 
@@ -1169,6 +1169,18 @@ def _flip(I, node):
     return N.Flip(a, a.shape)
 
 
+def _bars(I, node):
+    """|s| of a scalar is abs(s) (log|det X|); of a vector or matrix |·| means too many things
+    (entry-wise abs, a norm, the Cookbook's determinant |X|) to pick one."""
+    (a,) = _args(I, node, 1, "one scalar: |s|")
+    if not I.scalar(a):
+        t, vector = node_text(node.args[0]), 1 in I.res(a.shape)
+        raise ShapeError(f"|{t}| of a {'vector' if vector else 'matrix'} could mean several things: write "
+                         f"abs({t}) for each entry's absolute value" + (f" or ‖{t}‖ for the norm" if vector else
+                         f", ‖{t}‖ for the Frobenius norm or det({t}) for the determinant"))
+    return _elementwise(I, N.Call("abs", node.args, node.col))
+
+
 def _equation(I, node):
     raise UnsupportedError("an equation `Y = ...` is for `indexcalc backprop` and `check`")
 
@@ -1182,6 +1194,7 @@ CALLS = {
     "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE},
+    N.ABS_BARS: _bars,
     # the step function (Heaviside): printed step(X), so that it is never read as a size H
     "step": lambda I, node: _elementwise(I, N.Call("H", node.args, node.col)),
 }

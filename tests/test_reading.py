@@ -226,6 +226,10 @@ READINGS += [
      lambda e: np.log(1 + np.exp(-e["y"] * e["w"] @ e["x"])) + np.log(sig(e["w"] @ e["x"]))),
     (r"\log\det(\mathbf{X}) + \operatorname{Tr}\!\left[\mathbf{X}\mathbf{X}^\top\right]", None, "X",
      {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
+    # single bars: the absolute value of a scalar (they were an unexpected character)
+    ("log(|det(X)|) + |a^T X b| + ‖|α| a‖", "α: scalar", "X",
+     {"X": ((N, N), "wellcond"), "a": ((N,), ""), "b": ((N,), ""), "α": ((), "")},
+     lambda e: np.log(abs(np.linalg.det(e["X"]))) + abs(e["a"] @ e["X"] @ e["b"]) + abs(e["α"]) * np.linalg.norm(e["a"])),
     # an upper-case Greek name is a matrix, as textbooks write a covariance (Σ was a scalar: the
     # Gaussian's quadratic form read Σ^-1 ((x - μ 1)^T (x - μ 1)))
     ("(x - μ)^T Σ^-1 (x - μ) + logdet(Σ)", None, "Σ", {"x": ((N,), ""), "μ": ((), ""), "Σ": ((N, N), "wellcond")},
@@ -359,7 +363,8 @@ REFUSALS = [
     ("‖X‖_2", None, ["spectral"]),
     ("norm(X, 2)", None, ["spectral"]),                        # NumPy's ord: 2 of a matrix
     ("norm(X, 3)", None, ["order", "1, 2 or 'fro'"]),
-    ("tr(X^(1/2))", None, ["square root", "X^-2"]),              # X^-2 is read: the message says so
+    ("tr(X^(1/2))", None, ["square root", "X^-2"]),
+    ("sum(log(|X|))", None, ["abs(X)", "det(X)"]),              # |X|: entry-wise, or the Cookbook's det?              # X^-2 is read: the message says so
     # a number glued to a name after `/`: 1/(2n) to a textbook reader, (1/2) n left to right
     ("tr(X) / 2n", None, ["/(2 n)", "/2 n"]),
     ("exp(-tr(X) / 2σ^2)", None, ["/(2 σ^2)"]),
