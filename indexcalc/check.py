@@ -267,7 +267,30 @@ def reference(expr: str, wrt: str, where: str | None = None, seed: int = 1, assu
 
 def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int = 1, assume=(),
           mode=None) -> Verdict:
-    return compare(reference(expr, wrt, where, seed, assume, mode), answer)
+    ref = reference(expr, wrt, where, seed, assume, mode)
+    verdict = compare(ref, answer)
+    if verdict.correct or assume:
+        return verdict
+    rows = _right_if_rows_sum_to_one(expr, ref, answer, where, seed, mode)
+    if rows:
+        verdict.reason += (f"; the claim is right when the rows of {rows} sum to one (one-hot or probability "
+                           f"targets): check it with --assume \"{rows} 1 = 1\"")
+    return verdict
+
+
+def _right_if_rows_sum_to_one(expr, ref, answer, where, seed, mode) -> str | None:
+    """The matrix T whose rows summing to one makes a wrong claim right, or None: the textbook
+    gradient of softmax cross-entropy, (softmax(Z) - T) / S, assumes one-hot targets that the
+    expression does not say (its derivative is (diag(T 1) softmax(Z) - T) / S)."""
+    table = getattr(ref.derivation, "variables", None)
+    names = [n for n, v in getattr(table, "items", lambda: [])() if v.kind == "matrix" and n != ref.wrt]
+    for name in names:
+        try:
+            if compare(reference(expr, ref.wrt, where, seed, (f"{name} 1 = 1",), mode), answer).correct:
+                return name
+        except IndexCalcError:
+            continue
+    return None
 
 
 def claim_of(ref: Reference, answer: str) -> N.Node:

@@ -79,6 +79,9 @@ def _check_cmd(c):
     c.add_argument("--wrt", required=True, help="the variable the claim is the derivative by")
     c.add_argument("--answer", required=True, help="the claimed derivative, in the same language")
     c.add_argument("--where", help=WHERE_HELP)
+    c.add_argument("--assume", action="append", default=[],
+                   help='e.g. "T 1 = 1" (rows of T sum to one, as one-hot targets): the claim is compared '
+                        "at points where it holds")
     c.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
     return _check
 
@@ -243,7 +246,7 @@ def _derivation(args) -> int:
 
 def _check(args) -> int:
     from .check import check
-    v = check(args.expr, args.wrt, args.answer, args.where)
+    v = check(args.expr, args.wrt, args.answer, args.where, assume=tuple(args.assume))
     if args.format == "json":
         from .output import strict_json
         print(strict_json(v.json()))

@@ -127,9 +127,11 @@ def fold(closed: N.Node, rhs: N.Node, output: str, assumptions=(), point=None) -
     """The closed form with the module's output named; assumptions as (typed lhs, typed rhs).
     With a point, a subtree that has the output's value there is the output too (the derived
     form may write `1 b + X W` where the user wrote `X W + b`); check_fold confirms the whole."""
-    out = replace_subtree(closed, rhs, N.Sym(output, rhs.shape))
-    if point is not None:
-        out = replace_by_value(out, rhs, N.Sym(output, rhs.shape), Values(point))
+    out = closed
+    if rhs is not None:                  # an expression (check's --assume) has no output to name
+        out = replace_subtree(closed, rhs, N.Sym(output, rhs.shape))
+        if point is not None:
+            out = replace_by_value(out, rhs, N.Sym(output, rhs.shape), Values(point))
     for lhs, value in assumptions:
         out = replace_subtree(out, lhs, value)
     return tidy(out)
@@ -140,7 +142,8 @@ def check_fold(folded: N.Node, closed: N.Node, rhs: N.Node, output: str, point, 
     env = dict(point.env2d)
     for lhs, value in assumptions:
         satisfy(env, lhs)
-    env[output] = evaluate(rhs, env, point.sizes)
+    if rhs is not None:
+        env[output] = evaluate(rhs, env, point.sizes)
     try:
         want = evaluate(closed, env, point.sizes)
         got = evaluate(folded, env, point.sizes)
@@ -161,16 +164,17 @@ def folded_forms(d, assumed=()) -> dict:
     """For a backprop derivation: {wrt: the closed form in terms of the output (and under the
     assumptions)}, where that changes it; each one checked numerically."""
     from . import verify as V
-    if d.rhs is None or d.output is None:
+    if (d.rhs is None or d.output is None) and not assumed:
         return {}
+    rhs = d.rhs if d.output is not None else None
     point = V.sample(d.tree, d.variables, np.random.default_rng(11))
     near = V.sample(d.tree, d.variables, np.random.default_rng(12))    # matched here, checked at point
     out = {}
     for r in d.results:
         if r.closed is None:
             continue
-        folded = fold(r.closed, d.rhs, d.output, assumed, near)
+        folded = fold(r.closed, rhs, d.output, assumed, near)
         if folded != r.closed:
-            check_fold(folded, r.closed, d.rhs, d.output, point, assumed)
+            check_fold(folded, r.closed, rhs, d.output, point, assumed)
             out[r.wrt] = folded
     return out

@@ -94,3 +94,24 @@ def test_softmax_cross_entropy_gradient_shows_the_softmax(expr, wrt, where, shap
     got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)  # noqa: S307
     want = finite_jacobian(loss, env, wrt)
     assert got.shape == want.shape and np.allclose(got, want, rtol=1e-6, atol=1e-8), r.closed_form
+
+
+def test_check_of_the_one_hot_cross_entropy_gradient(capsys):
+    """(softmax(Z) - T) / S, the textbook gradient, assumes rows of T summing to one; the
+    expression does not say so, so the claim is wrong (with T of any sign the derivative is
+    (diag(T 1) softmax(Z) - T) / S), and the verdict says under which assumption it is right;
+    `check --assume "T 1 = 1"` (it was not an option of check) compares where it holds, the
+    expected form written under it."""
+    from indexcalc.check import check
+    from indexcalc.cli import main
+    expr, where = "-sum(T ∘ log(softmax(X W))) / S", "X: S×M, W: M×C, T: S×C"
+    v = check(expr, "W", "X^T (softmax(X W) - T) / S", where)
+    assert not v.correct and '--assume "T 1 = 1"' in v.reason
+    v = check(expr, "W", "X^T (T - softmax(X W)) / S", where)
+    assert not v.correct and "--assume" not in v.reason
+    assert main(["check", expr, "--wrt", "W", "--answer", "X^T (softmax(X W) - T) / S", "--where", where,
+                 "--assume", "T 1 = 1"]) == 0
+    assert "RIGHT" in capsys.readouterr().out
+    assert main(["check", expr, "--wrt", "W", "--answer", "X^T (T - softmax(X W)) / S", "--where", where,
+                 "--assume", "T 1 = 1"]) == 1
+    assert "the derivative is X^T (softmax(X W) - T) / S (when T 1 = 1)" in capsys.readouterr().out
