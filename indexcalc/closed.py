@@ -254,6 +254,10 @@ def scale(c, node: N.Node, scalar) -> N.Node:
     num, den = sp.fraction(sp.together(c))
     if c.is_Add and den != 1 and all(isinstance(f, sp.exp) for f in sp.Mul.make_args(den)):
         num, den = c, sp.S.One           # y (exp(a) - exp(-a)), not y (exp(2 a) - 1) / exp(a)
+    elif den != 1 and any(isinstance(f, sp.exp) for f in sp.Mul.make_args(den)):
+        ups = [f for f in sp.Mul.make_args(den) if isinstance(f, sp.exp)]     # exp(-u) x, not x / exp(u)
+        num = sp.Mul(num, *[sp.exp(-f.args[0]) for f in ups], evaluate=False)
+        den = sp.Mul(*[f for f in sp.Mul.make_args(den) if not isinstance(f, sp.exp)])
     if num != 1:
         node = scalar(num) if N.is_num(node, 1) else mm(scalar(num), node)
     if den != 1:

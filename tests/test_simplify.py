@@ -180,6 +180,8 @@ NAMED = [
     # binary cross-entropy of one example: the terms' σ(Σ_p w_p x_p) are one, so σ - y
     ("-y log(sigmoid(w^T x)) - (1 - y) log(1 - sigmoid(w^T x))", "w", None, "(sigmoid(w^T x) - y) x"),
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
+    # a Gaussian's exp(-u) stays in front, not 1 / exp(u) underneath
+    ("exp(-x^T x / 2)", "x", None, "-exp(-(x^T x / 2)) x"),
     ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),        # -((1/2) 1) read back as (-1/2) 1
     # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
     ("tr(((A + 1 r) (-B)) (-(C + 1 s)))", "A", "A: m×n, r: 1×n, B: n×m, C: m×m, s: 1×m", "(s^T 1^T + C^T) B^T"),
