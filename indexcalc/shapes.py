@@ -582,11 +582,17 @@ def _sym(I: _Infer, node: N.Sym):
 _SIZED_IDENTITY = re.compile(r"I_\{?([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)\}?")
 
 
+def _bare_function(I: _Infer, name: str) -> bool:
+    """Whether the name is a known function's, not a variable's: more than one letter, not
+    declared, not a spelled Greek letter (sigma), as SPEC §1 reads them."""
+    return len(name) > 1 and name not in I.decls and name.lower() not in GREEK and canonical(name) is not None
+
+
 def _not_a_bare_function(I: _Infer, name: str) -> None:
-    """A known function's name without brackets (`log det X`, `tr X`, `-log σ(z)`) would be
-    read as a variable named log or tr times what follows: refused, unless declared. One-letter
-    names (H, σ) and spelled Greek letters (sigma) stay variables, as SPEC §1 reads them."""
-    if len(name) > 1 and name not in I.decls and name.lower() not in GREEK and canonical(name) is not None:
+    """A known function's name without brackets (`log det X`, `tr X`) would be read as a
+    variable named log or tr times what follows: refused, unless declared (a function's name
+    against a bracketed call, `log det(X)`, is read by _function_of_call)."""
+    if _bare_function(I, name):
         raise ShapeError(f"{name} is a function, written here without brackets: write {name}(...) around "
                          f"its argument ({name}(X), not {name} X), or declare {name} in --where if it is a variable")
 
@@ -595,7 +601,31 @@ def _num(I, node):
     return node
 
 
+def _function_of_call(I: _Infer, node: N.MatMul):
+    """`log det(X)`, `-log σ(z)`, `2 log |det(X)|`: a function's name written against a call
+    is that function of the call, as the Cookbook writes log det X and as the LaTeX reader
+    reads \\log\\det(X). The name is the last factor of the left side (products group left
+    to right); a bare function name anywhere else stays refused."""
+    if not isinstance(node.b, N.Call):
+        return None
+
+    def apply(left):
+        if isinstance(left, N.Sym) and _bare_function(I, left.name):
+            return N.Call(left.name, (node.b,))
+        if isinstance(left, N.MatMul):
+            inner = apply(left.b)
+            return None if inner is None else N.MatMul(left.a, inner)
+        if isinstance(left, N.Neg):
+            inner = apply(left.a)
+            return None if inner is None else N.Neg(inner)
+        return None
+    return apply(node.a)
+
+
 def _matmul(I: _Infer, node: N.MatMul):
+    applied = _function_of_call(I, node)
+    if applied is not None:
+        return I.run(applied)
     a, b = I.run(node.a), I.run(node.b)
     if _one_literal(node.a) and not I.scalar(b):
         a = I.ones()
@@ -870,7 +900,8 @@ def suggest(name: str) -> str | None:
 def _call(I: _Infer, node: N.Call):
     name = node.name
     base = name.rstrip("'")
-    if name in I.decls or name in I.env or name in I.names:   # x(A + I) x: x is a variable
+    if name in I.decls or name in I.env or (name in I.names and not _bare_function(I, name)):
+        # x(A + I) x: x is a variable (log in `log det(X)` is the function, _function_of_call)
         if len(node.args) == 1:          # a declared variable next to "(": a product
             return I.run(N.MatMul(N.Sym(name), node.args[0]))
     if base in I.functions:               # --where "act: function"

@@ -226,6 +226,10 @@ READINGS += [
      lambda e: np.log(1 + np.exp(-e["y"] * e["w"] @ e["x"])) + np.log(sig(e["w"] @ e["x"]))),
     (r"\log\det(\mathbf{X}) + \operatorname{Tr}\!\left[\mathbf{X}\mathbf{X}^\top\right]", None, "X",
      {"X": ((N, N), "wellcond")}, lambda e: np.log(np.linalg.det(e["X"])) + np.trace(e["X"] @ e["X"].T)),
+    # a function's name against a bracketed call is that function of the call, as the Cookbook
+    # writes log det X and the LaTeX reader reads \log\det(X) (it was refused)
+    ("tr(X) - log det(X) + 2 log |det(X)| - log σ(tr(X))", None, "X", {"X": ((N, N), "wellcond")},
+     lambda e: np.trace(e["X"]) + np.log(np.linalg.det(e["X"])) - np.log(sig(np.trace(e["X"])))),
     # single bars: the absolute value of a scalar (they were an unexpected character)
     ("log(|det(X)|) + |a^T X b| + ‖|α| a‖", "α: scalar", "X",
      {"X": ((N, N), "wellcond"), "a": ((N,), ""), "b": ((N,), ""), "α": ((), "")},
@@ -391,9 +395,10 @@ REFUSALS = [
     ("x^T x", "y: n", ["does not appear"]),             # --wrt X: undeclared, absent
     ("x^TAx + tr(X)", None, ["^TAx", "^T A x"]),           # ^T then two letters: which names?
     # a function's name without brackets is not a variable named log or det (it was: log det(X)
-    # read as det(X) log, -log σ(z) as σ(z) (-log), each with a confident derivative)
+    # read as det(X) log, -log σ(z) as σ(z) (-log), each with a confident derivative); before a
+    # bracketed call it is that function of the call (log det(X), READINGS)
     ("det X", None, ["det", "det(...)"]),
-    ("tr(X) - log det(X)", None, ["log", "log(...)"]),
+    ("tr(X) - log det X", None, ["log", "log(...)"]),
     ("tr X", None, ["tr", "tr(...)"]),
     ("mean((X w - y)^2)", None, [".^ 2", "‖X w - y‖^2"]),      # a vector's square, as papers write it
     # a vector variable beside a matrix: NumPy pairs a 1-D b with each row, column algebra with
