@@ -55,7 +55,8 @@ def unsubscript(text: str) -> str:
     return _SUBSCRIPT_RUN.sub(lambda m: "_" + "".join(_SUBSCRIPTS[c] for c in m.group(0)), text)
 
 
-_DEFINITION = re.compile(r"^\s*(\\mathcal\s*\{\s*[A-Za-z]\s*\}|\\?[A-Za-zα-ωΑ-Ω][A-Za-z0-9]*)\s*(?:\\left\s*)?\("
+_DEFINITION = re.compile(r"^\s*(\\(?:mathcal|mathrm|operatorname|text|mathit)\s*\{\s*[A-Za-z][A-Za-z0-9]*\s*\}"
+                         r"|\\?[A-Za-zα-ωΑ-Ω][A-Za-z0-9]*)\s*(?:\\left\s*)?\("
                          r"([^()=]*)(?:\\right\s*)?\)\s*=(?!=)")
 
 
@@ -68,7 +69,7 @@ def definition(text: str):
     m = _DEFINITION.match(text)
     if not m or not m.group(2).strip():
         return None
-    name = re.sub(r"\\mathcal\s*\{\s*([A-Za-z])\s*\}", r"\1", m.group(1)).lstrip("\\")
+    name = re.sub(r"\\[a-z]+\s*\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}", r"\1", m.group(1)).lstrip("\\")
     return name, text[m.end():]
 
 

@@ -304,3 +304,13 @@ def test_declarations_shared_by_several_names():
     from indexcalc.shapes import parse_decls
     got = dict(parse_decls(r"\mathbf{x}, \mathbf{y} \in \mathbb{R}^n, \lambda \in \mathbb{R}, Q ∈ ℝ^{B×S×D}"))
     assert got == {"x": ("n", 1), "y": ("n", 1), "lambda": (1, 1), "Q": ("B", "S", "D")}
+
+
+def test_definition_named_in_a_font_command():
+    """\\mathrm{Attention}(Q,K,V) = … as the paper writes it (it was a parse error at '=')."""
+    Q, K, V, dA = rand(3, 4), rand(3, 4), rand(3, 2), rand(3, 2)
+    b = backprop(r"\mathrm{Attention}(Q,K,V) = \mathrm{softmax}\left(\frac{Q K^\top}{\sqrt{d_k}}\right)V", "V",
+                 "Q ∈ ℝ^{S×d_k}, K ∈ ℝ^{S×d_k}, V ∈ ℝ^{S×d_v}")
+    P = softmax(Q @ K.T / 2)
+    got = run_code(b.results[0].numpy, {"Q": Q, "K": K, "V": V, "dAttention": dA})
+    np.testing.assert_allclose(got, P.T @ dA)
