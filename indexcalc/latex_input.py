@@ -21,6 +21,8 @@ from .errors import ParseError
 KEEP_CONTENT = {"mathbf", "boldsymbol", "bm", "pmb", "mathrm", "mathit", "mathsf", "mathnormal",
                 "mathbb", "textbf", "textrm", "textit", "textsf", "text", "operatorname", "vec",
                 "mathcal", "mathscr", "mathfrak"}
+# bold: a matrix or a vector; capitals run together in bold are a product (\mathbf{XW})
+BOLD = {"mathbf", "boldsymbol", "bm", "pmb"}
 # sizing and style: the delimiter or operand after them is what counts
 DROP = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl",
         "biggr", "Biggl", "Biggr", "middle", "displaystyle", "textstyle", "limits", "nolimits"}
@@ -243,7 +245,7 @@ class _Reader:
             self.emit(GREEK[name], word=True)
             return j
         if name in KEEP_CONTENT and not (name == "mathbb" and not self.is_one_or_identity(j)):
-            return self.keep_content(j)
+            return self.keep_content(j, bold=name in BOLD)
         if name in ("frac", "dfrac", "tfrac"):
             return self.fraction(i, j)
         if name == "sqrt":
@@ -351,12 +353,18 @@ class _Reader:
         self.emit(t[k])
         return k + 1
 
-    def keep_content(self, j):
-        """\\mathbf{W} is W, kept apart from letters on either side."""
+    def keep_content(self, j, bold=False):
+        """\\mathbf{W} is W, kept apart from letters on either side; \\mathbf{XW} and \\mathbf{VXW}
+        (capitals only, in bold) are the products X W and V X W, as the seeds write them."""
         start = len(self.out)
         k = self.argument(j, j - 1)
         piece = "".join(self.out[start:]).strip()
         del self.out[start:]
+        if bold and re.fullmatch(r"[A-Z]{2,}", piece):
+            if self.text[self.skip(k):self.skip(k) + 1] == "_":
+                self.fail(f"\\mathbf{{{piece}}} with a subscript is an entry of the product {' '.join(piece)}: "
+                          f"write the entry as its sum (Σ_k {piece[0]}_ik {piece[1]}_kj)", j)
+            piece = " ".join(piece)
         if piece in FUNCTIONS:                        # \operatorname{Tr}, \mathrm{tr}: the function
             self.emit(FUNCTIONS[piece], word=True)
             return self.operand_of_function(piece, k)

@@ -314,3 +314,22 @@ def test_definition_named_in_a_font_command():
     P = softmax(Q @ K.T / 2)
     got = run_code(b.results[0].numpy, {"Q": Q, "K": K, "V": V, "dAttention": dA})
     np.testing.assert_allclose(got, P.T @ dA)
+
+
+# ---- capitals run together in bold are a product, as the seeds write \mathbf{XW}^T, \mathbf{VXW} -----
+def test_bold_capitals_are_a_product():
+    X, W, V = rand(3, 4), rand(2, 4), rand(2, 3)
+    b = backprop(r"Y = \mathbf{XW}^T + \mathbf{B}", "W", "X: S×M, W: N×M, B: S×N")
+    dY = rand(3, 2)
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"X": X, "W": W, "dY": dY}), dY.T @ X)
+    Wt = rand(4, 2)
+    d = derive(r"\operatorname{tr}(\mathbf{VXW})", "X")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"V": V, "X": X, "W": Wt}), V.T @ Wt.T)
+    from indexcalc.latex_input import from_latex
+    assert from_latex(r"\mathbf{Diag}(\mathbf{x})") == "Diag(x)"      # lower case in it: a name
+
+
+def test_bold_capitals_with_a_subscript_are_refused(capsys):
+    from indexcalc.cli import main
+    assert main(["derive", r"Y_{ij} = \mathbf{XW}_{ij}", "--wrt", "X"]) == 2
+    assert "entry of the product X W" in capsys.readouterr().err
