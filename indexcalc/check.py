@@ -23,7 +23,7 @@ from .pipeline import backprop, derive
 from .errors import IndexCalcError, ShapeError
 from .evaluate import evaluate
 from .from_index_notation import is_equation, is_index_notation
-from .index_syntax import definition
+from .index_syntax import defined_text
 from .from_index_notation import read as read_index
 from .magnitude import magnitude
 from .parse import parse
@@ -183,9 +183,7 @@ def references(expr: str, wrts, where: str | None = None, seed: int = 1, order: 
     from .parse import ident
     from .shapes import parse_decls
     names = [ident(w.strip()) for w in (wrts.split(",") if isinstance(wrts, str) else wrts)]
-    defined = definition(expr)                  # f(x) = x^T A x: the expression f stands for
-    if defined is not None:
-        expr = defined[1]
+    expr = defined_text(expr)                   # f(x) = x^T A x: the expression f stands for
     if is_index_notation(expr):
         if assume:
             raise IndexCalcError("an assumption (`assume`) is not supported with index notation yet")

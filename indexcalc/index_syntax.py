@@ -57,20 +57,31 @@ def unsubscript(text: str) -> str:
 
 _DEFINITION = re.compile(r"^\s*(\\(?:mathcal|mathrm|operatorname|text|mathit)\s*\{\s*[A-Za-z][A-Za-z0-9]*\s*\}"
                          r"|\\?[A-Za-zα-ωΑ-Ω][A-Za-z0-9]*)\s*(?:\\left\s*)?\("
-                         r"([^()=]*)(?:\\right\s*)?\)\s*=(?!=)")
+                         r"([^()=]*)(?:\\right\s*)?\)\s*(?:_\s*(\{[^{}]*\}|[A-Za-z0-9]+))?\s*(?::=|≔|=)(?!=)")
 
 
 def definition(text: str):
-    """f(\\mathbf{w}) = ½‖X w - y‖², L(W, b) = ...: a function defined by its expression, as papers
-    write it -> (its name, the expression); None for any other text. The arguments name what
-    the function depends on; what to differentiate by is --wrt's."""
+    """f(\\mathbf{w}) = ½‖X w - y‖², L(W, b) = ..., tr(S) := Σ_i S_ii: a function defined by its
+    expression, as papers write it -> (its name, the expression); S(\\mathbf{x})_i = e^{x_i} / ...
+    (seed 003's softmax) -> (S_i, the expression), an entry equation. None for any other text.
+    The arguments name what the function depends on; what to differentiate by is --wrt's."""
     if not isinstance(text, str):
         return None
     m = _DEFINITION.match(text)
     if not m or not m.group(2).strip():
         return None
     name = re.sub(r"\\[a-z]+\s*\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}", r"\1", m.group(1)).lstrip("\\")
-    return name, text[m.end():]
+    return name + (f"_{m.group(3)}" if m.group(3) else ""), text[m.end():]
+
+
+def defined_text(text: str, keep_name: bool = False) -> str:
+    """The text a definition stands for: its expression (f(w) = … is …), or, for an entry
+    (S(x)_i = …) or with keep_name (a loss in backprop), the equation name = expression."""
+    d = definition(text)
+    if d is None:
+        return text
+    name, body = d
+    return f"{name} = {body}" if keep_name or "_" in name else body
 
 
 def is_index_notation(text: str) -> bool:

@@ -21,7 +21,7 @@ from .simplify import simplify
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
-from .index_syntax import definition, is_index_notation
+from .index_syntax import defined_text, is_index_notation
 from .index_form import IndexContext
 from .match import Matcher
 from .parse import parse
@@ -181,9 +181,7 @@ def derive(expr: str, wrt, where: str | None = None, order: int = 1, seed: int =
     """Derivative of `expr` with respect to each variable in `wrt` (a name, a list, or "x,y").
     With `jacobian=True`, `expr` may be an equation `p = softmax(x)`: the derivative of its
     right side, named by its left side in the steps and, where it helps, in the closed form."""
-    defined = definition(expr)                       # f(w) = ...: the expression f stands for
-    if defined is not None:
-        expr = defined[1]
+    expr = defined_text(expr)                        # f(w) = ...: the expression f stands for
     if is_index_notation(expr):                      # SPEC §1.3: its own reader, the same engine
         from . import index_pipeline
         return index_pipeline.derive(expr, wrt, where, order, seed)
@@ -221,9 +219,7 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     """For `Y = f(X, W, ...)` inside a network with scalar loss L: ∂L/∂V for each V in terms of
     the upstream gradient dY = ∂L/∂Y, i.e. the derivative of Σ_ij dY_ij f_ij. A left side that
     is a scalar (the loss itself, `L = ...`) needs no upstream."""
-    defined = definition(equation)                   # L(W, b) = ...: the loss L
-    if defined is not None:
-        equation = f"{defined[0]} = {defined[1]}"
+    equation = defined_text(equation, keep_name=True)    # L(W, b) = ...: the loss L
     if is_index_notation(equation):
         from . import index_pipeline
         return index_pipeline.backprop(equation, wrt, where, seed)

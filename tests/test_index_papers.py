@@ -333,3 +333,17 @@ def test_bold_capitals_with_a_subscript_are_refused(capsys):
     from indexcalc.cli import main
     assert main(["derive", r"Y_{ij} = \mathbf{XW}_{ij}", "--wrt", "X"]) == 2
     assert "entry of the product X W" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", [r"S(\mathbf{x})_i = e^{x_i} / \sum_j e^{x_j}", r"S(x)_i := \frac{e^{x_i}}{\sum_j e^{x_j}}"])
+def test_definition_of_an_entry_as_seed_003_writes_the_softmax(text):
+    x = rand(4)
+    s = softmax(x)
+    d = derive(text, "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.diag(s) - np.outer(s, s), atol=1e-12)
+
+
+def test_definition_with_colon_equals():
+    S = rand(3, 3)
+    d = derive(r"tr(S) := \sum_{i} S_{ii}", "S")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"S": S}), np.eye(3))
