@@ -469,7 +469,11 @@ def parse_index(text: str):
     text = unsubscript(from_latex(one_line(text)))
     for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
         text = text.replace(k, v)
-    if ENTRY_OF_GROUP.search(text):
+    m = ENTRY_OF_GROUP.search(text)
+    if m and "=" in text[m.end():]:
+        raise UnsupportedError("the left side is an entry of a bracketed expression ((x * w)_n = …): name "
+                               "the entry instead (a_n = Σ_j x_{n+j-1} w_j)")
+    if m:
         raise UnsupportedError("an entry of a bracketed expression ([W x]_i, (A B)_ij) is not read: write "
                                "the entry as its sum (Σ_j W_ij x_j, Σ_k A_ik B_kj)")
     text = _ABS.sub(r"abs(\1)", text)           # |x_i| of an entry is its absolute value

@@ -347,3 +347,9 @@ def test_definition_with_colon_equals():
     S = rand(3, 3)
     d = derive(r"tr(S) := \sum_{i} S_{ii}", "S")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"S": S}), np.eye(3))
+
+
+def test_left_side_that_is_an_entry_of_a_bracket_says_to_name_it(capsys):
+    from indexcalc.cli import main
+    assert main(["derive", r"(\mathbf{x} * \mathbf{w})_n = \sum_{j=1}^k x_{n+j-1} w_j", "--wrt", "x"]) == 2
+    assert "name the entry" in capsys.readouterr().err
