@@ -155,35 +155,27 @@ def map_places(node, f):
     return node
 
 
-def _indexed_powers(node, e_is_exp=True):
+def map_nodes(node, f):
+    """The tree rebuilt bottom up, each node (its children already rebuilt) replaced by f(node)."""
+    if isinstance(node, Sum):
+        node = Sum(node.indices, map_nodes(node.body, f), node.bounds)
+    elif isinstance(node, Op):
+        node = Op(node.op, tuple(map_nodes(a, f) for a in node.args))
+    elif isinstance(node, Call):
+        node = Call(node.name, map_nodes(node.arg, f))
+    return f(node)
+
+
+def _indexed_power(node, e_is_exp=True):
     """A power whose exponent carries an index: e^{x_i} (an undeclared e) is exp(x_i), as the
     seeds write the softmax (S(x)_i = e^{x_i} / Σ_j e^{x_j}) and as the LaTeX reader reads e^{…};
     any other base (a declared e too) is a^{x_i} = exp(x_i log(a)) (2^{x_i}, x_i^{y_i}; a positive base)."""
-    if isinstance(node, Sum):
-        return Sum(node.indices, _indexed_powers(node.body, e_is_exp), node.bounds)
-    if isinstance(node, Call):
-        return Call(node.name, _indexed_powers(node.arg, e_is_exp))
-    if isinstance(node, Op):
-        args = tuple(_indexed_powers(a, e_is_exp) for a in node.args)
-        if node.op == "^" and free_indices(args[1]):
-            if args[0] == Scalar("e") and e_is_exp:
-                return Call("exp", args[1])
-            return Call("exp", Op("*", (args[1], Call("log", args[0]))))
-        return Op(node.op, args)
-    return node
-
-
-def _replace_refs(node, table):
-    """The tree with each entry in `table` (by identity) replaced."""
-    if isinstance(node, Ref):
-        return next((v for k, v in table.items() if k is node), node)
-    if isinstance(node, Sum):
-        return Sum(node.indices, _replace_refs(node.body, table), node.bounds)
-    if isinstance(node, Op):
-        return Op(node.op, tuple(_replace_refs(a, table) for a in node.args))
-    if isinstance(node, Call):
-        return Call(node.name, _replace_refs(node.arg, table))
-    return node
+    if not (isinstance(node, Op) and node.op == "^" and free_indices(node.args[1])):
+        return node
+    base, power = node.args
+    if base == Scalar("e") and e_is_exp:
+        return Call("exp", power)
+    return Call("exp", Op("*", (power, Call("log", base))))
 
 
 def size_symbol(name: str) -> sp.Symbol:
@@ -273,9 +265,7 @@ class _ToTree(Transformer):
         return Scalar(name)
 
     def ref(self, tok, indices):
-        for i in indices:
-            if isinstance(i, _Stride):
-                i.refuse()
+        _no_stride(*indices)
         return _ref(_name(tok), indices)
 
     def bref(self, tok, indices):
@@ -289,9 +279,7 @@ class _ToTree(Transformer):
             places = [sp.Integer(int(c)) for c in st.num] + [index_symbol(c) for c in st.name]
             _name_checks(_name(tok))
             return Ref(_name(tok), tuple(places), split=st.num + st.name)
-        for i in indices:
-            if isinstance(i, _Stride):
-                i.refuse()
+        _no_stride(*indices)
         if len(indices) == 1 and indices[0].is_Integer and indices[0] >= 10:    # a_{12}: the reader decides
             return Ref(_name(tok), tuple(indices), split=str(indices[0]))
         if len(indices) == 1 and indices[0].is_Symbol and len(indices[0].name) > 1 and indices[0].name.isalpha():
@@ -599,7 +587,8 @@ class _Reader:
     def run(self) -> IndexProblem:
         self._check_splits()
         self._rename_clashes()
-        self.rhs = _indexed_powers(self.rhs, "e" not in self.decls)   # Σ_j e^{x_j}, 2^{x_i}
+        e_is_exp = "e" not in self.decls                               # Σ_j e^{x_j}, 2^{x_i}
+        self.rhs = map_nodes(self.rhs, lambda n: _indexed_power(n, e_is_exp))
         sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
         self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
@@ -672,7 +661,7 @@ class _Reader:
                     f"; for the entry ({', '.join(r.split)}) of a {len(r.indices)}-index {r.name} write "
                     f"{r.name}_{{{','.join(r.split)}}} or declare {r.name} with --where")
         if digits:
-            self.rhs = _replace_refs(self.rhs, digits)
+            self.rhs = map_nodes(self.rhs, lambda n: next((v for k, v in digits.items() if k is n), n))
 
     def _rename_clashes(self):
         """A Σ or the left side that binds a name that is also a size (Σ_k X_ik W_kj with
@@ -698,20 +687,13 @@ class _Reader:
             sub = {index_symbol(a): index_symbol(b) for a, b in ren.items()}
             return map_places(node, lambda e: e.xreplace(sub))
 
-        def go(node):
-            if isinstance(node, Sum):
-                body = go(node.body)
-                ren = {i: next(fresh) for i in node.indices if i in clash}
-                if not ren:
-                    return Sum(node.indices, body, node.bounds)
-                return Sum(tuple(ren.get(i, i) for i in node.indices), renamed(body, ren),
-                           tuple((ren.get(i, i), size) for i, size in node.bounds))
-            if isinstance(node, Op):
-                return Op(node.op, tuple(go(a) for a in node.args))
-            if isinstance(node, Call):
-                return Call(node.name, go(node.arg))
-            return node
-        self.rhs = go(self.rhs)
+        def binding(node):                       # inner Σs first: map_nodes is bottom up
+            ren = {i: next(fresh) for i in node.indices if i in clash} if isinstance(node, Sum) else {}
+            if not ren:
+                return node
+            return Sum(tuple(ren.get(i, i) for i in node.indices), renamed(node.body, ren),
+                       tuple((ren.get(i, i), size) for i, size in node.bounds))
+        self.rhs = map_nodes(self.rhs, binding)
         out = {i: next(fresh) for i in self.out_names if i in clash}
         if out:
             self.rhs = renamed(self.rhs, out)
