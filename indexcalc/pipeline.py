@@ -17,7 +17,7 @@ from . import tensor_pipeline
 from . import nodes as N
 from .closed import T, factored, is_negative
 from .deltas import Normalizer
-from .simplify import simplify
+from .simplify import simplify, with_means
 from .diff import Deriver, unmark
 from .errors import IndexCalcError, UnsupportedError
 from .evaluate import kind_of
@@ -801,7 +801,7 @@ def _steps_match(R, terms, free, closed):
             parts.append(R.matcher.term(t, free))
         except Exception:  # noqa: BLE001 - the whole result matched; a part may still be shown as is
             return [Step("closed form", to_text(closed), lambda: to_latex(closed))]
-    parts = _collected(parts)
+    parts = _collected([(c, with_means(n) if n is not None else n) for c, n in parts])   # as the closed form
 
     def text_of(c, node):
         if node is None and not idx:                      # a scalar: the coefficient itself

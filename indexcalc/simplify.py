@@ -834,11 +834,50 @@ def _scalar_powers(n):
     return out
 
 
+def _axis_means(n):
+    """A 1 / k = mean(A, 1) and A 1 1ᵀ / k = mean(A, 1) 1ᵀ for A with k columns (1ᵀ A / k =
+    mean(A, 0) and 1 1ᵀ A / k = 1 mean(A, 0) for k rows): LayerNorm's and BatchNorm's means as
+    the user wrote them."""
+    if not (isinstance(n, N.Div) and isinstance(n.s, N.Size) and isinstance(n.a, N.MatMul)):
+        return None
+    parts, k = _chain(n.a), n.s.name
+    ones_t = [isinstance(p, N.Transpose) and isinstance(p.a, N.Ones) for p in parts]
+    ones = [isinstance(p, N.Ones) for p in parts]
+    if len(parts) >= 3 and ones[-2] and ones_t[-1]:
+        a = _of_chain(parts[:-2])
+        if str(a.shape[1]) == k and not ones[-3]:
+            return N.MatMul(_mean_axis(a, 1, (a.shape[0], 1)), parts[-1], n.shape)
+    if len(parts) >= 2 and ones[-1]:
+        a = _of_chain(parts[:-1])
+        if str(a.shape[1]) == k and a.shape[1] != 1 and not ones_t[-2]:
+            return _mean_axis(a, 1, n.shape)
+    if len(parts) >= 3 and ones[0] and ones_t[1]:
+        a = _of_chain(parts[2:])
+        if str(a.shape[0]) == k and not ones_t[2]:
+            return N.MatMul(parts[0], _mean_axis(a, 0, (1, a.shape[1])), n.shape)
+    if len(parts) >= 2 and ones_t[0]:
+        a = _of_chain(parts[1:])
+        if str(a.shape[0]) == k and a.shape[0] != 1 and not ones[1]:
+            return _mean_axis(a, 0, n.shape)
+    return None
+
+
+def _mean_axis(a, axis, shape):
+    """mean(a, axis); of a transpose, the transpose of the other axis's mean (mean(X^T, 1) = mean(X, 0)^T)."""
+    if isinstance(a, N.Transpose):
+        return N.Transpose(N.MeanAxis(a.a, 1 - axis, shape[::-1]), shape)
+    return N.MeanAxis(a, axis, shape)
+
+
 def _centred_rows(n):
-    """(A - A 1 1ᵀ / k) 1 = 0 for A with k columns: rows less their means sum to zero."""
+    """(A - A 1 1ᵀ / k) 1 = 0 for A with k columns: rows less their means sum to zero (also
+    written (A - mean(A, 1) 1ᵀ) 1)."""
     if not (isinstance(n, N.MatMul) and isinstance(n.b, N.Ones) and isinstance(n.a, N.Sub)):
         return None
     a, means = n.a.a, n.a.b
+    if isinstance(means, N.MatMul) and isinstance(means.a, N.MeanAxis) and means.a.axis == 1 \
+            and means.a.a == a and isinstance(means.b, N.Transpose) and isinstance(means.b.a, N.Ones):
+        return zero(n.shape)
     if not (isinstance(means, N.Div) and means.s == N.Size(str(a.shape[1]))):
         return None
     parts = _chain(means.a)
@@ -1022,8 +1061,29 @@ def simplify(node: N.Node, written: N.Node | None = None) -> N.Node:
     if node is None:
         return None
     out = rewrite(node)
-    out = out if length(out) <= length(node) else node
+    out = with_means(out if length(out) <= length(node) else node)
+    out = _once_rule(out, _double_transpose)
     return as_written(out, written) if written is not None else out
+
+
+def _once_rule(node, rule):
+    """One rule, bottom-up, once."""
+    node = node.map_children(lambda c: _once_rule(c, rule))
+    return rule(node) or node
+
+
+def with_means(node: N.Node) -> N.Node:
+    """A 1 / k as mean(A, 1) and the like (_axis_means), bottom-up, after the rules: a few
+    letters longer than the products, so not weighed against the other rewrites' lengths, but
+    what the user wrote for a LayerNorm's or a BatchNorm's statistics."""
+    node = node.map_children(with_means)
+    out = _axis_means(node)
+    if out is None:
+        return node
+    if isinstance(out, N.MatMul) and isinstance(out.b, N.Transpose) and isinstance(out.b.a, N.MeanAxis):
+        m = out.b.a                                   # 1 mean(X, 1)^T = (mean(X, 1) 1^T)^T
+        return N.Transpose(N.MatMul(m, N.Transpose(out.a, (1, out.a.shape[0])), out.shape[::-1]), out.shape)
+    return out
 
 
 # ---- sums as the user wrote them -------------------------------------------------------------

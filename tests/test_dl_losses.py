@@ -115,3 +115,32 @@ def test_check_of_the_one_hot_cross_entropy_gradient(capsys):
     assert main(["check", expr, "--wrt", "W", "--answer", "X^T (T - softmax(X W)) / S", "--where", where,
                  "--assume", "T 1 = 1"]) == 1
     assert "the derivative is X^T (softmax(X W) - T) / S (when T 1 = 1)" in capsys.readouterr().out
+
+
+NORMS = [
+    # LayerNorm and RMSNorm: their row statistics were printed as products with ones over a size
+    # (X - X 1 1^T / N, X .^ 2 1 / N); now as the user wrote them, mean(X, 1) and mean(X .^ 2, 1)
+    ("Y = (X - mean(X, 1)) ⊘ sqrt(var(X, 1) + 1e-5) ∘ g + b", "X", "X: S×N, g: 1×N, b: 1×N",
+     {"X": (4, 5), "g": (1, 5), "b": (1, 5)},
+     lambda e: (e["X"] - e["X"].mean(1, keepdims=True)) / np.sqrt(e["X"].var(1, keepdims=True) + 1e-5) * e["g"] + e["b"],
+     ["mean(X, 1) 1^T"]),
+    ("Y = (X - mean(X, 1)) ⊘ sqrt(var(X, 1) + 1e-5) ∘ g + b", "g", "X: S×N, g: 1×N, b: 1×N",
+     {"X": (4, 5), "g": (1, 5), "b": (1, 5)},
+     lambda e: (e["X"] - e["X"].mean(1, keepdims=True)) / np.sqrt(e["X"].var(1, keepdims=True) + 1e-5) * e["g"] + e["b"],
+     ["X - mean(X, 1) 1^T"]),
+    ("Y = X ⊘ sqrt(mean(X .^ 2, 1) + 1e-5) ∘ g", "X", "X: S×N, g: 1×N", {"X": (4, 5), "g": (1, 5)},
+     lambda e: e["X"] / np.sqrt((e["X"] ** 2).mean(1, keepdims=True) + 1e-5) * e["g"], ["mean(X .^ 2, 1)"]),
+]
+
+
+@pytest.mark.parametrize("eq,wrt,where,shapes,fwd,shown", NORMS, ids=[c[0] + " by " + c[1] for c in NORMS])
+def test_norm_layers_show_their_means(eq, wrt, where, shapes, fwd, shown, rng):
+    from indexcalc import backprop
+    r = next(r for r in backprop(eq, wrt, where).results if r.wrt == wrt)
+    assert all(s in r.closed_form for s in shown) and "1^T / N" not in r.closed_form, r.closed_form
+    env = {n: rng.normal(size=s) for n, s in shapes.items()}
+    out = fwd(env)
+    env["dY"] = rng.normal(size=out.shape)
+    got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)  # noqa: S307
+    want = finite_jacobian(lambda e: float(np.sum(e["dY"] * fwd(e))), env, wrt)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-7), r.closed_form
