@@ -387,6 +387,7 @@ class _Infer:
         self.names = names                # every name used as a variable anywhere in the input
         self.functions: set = set()       # names declared `name: function`
         self.counts: dict = {}            # how often each name occurs in the input
+        self.nonlinear: set = set()       # names inside an element-wise function, or beside one
 
     # -- helpers
     def res(self, shape):
@@ -635,7 +636,7 @@ def _matmul(I: _Infer, node: N.MatMul):
         b = I.ones()                       # m 1, 2 1: a scalar times the ones vector (x - m 1)
     if I.scalar(a) != I.scalar(b):
         lone = _bias_of_a_scalar(I, _unsigned(node.a), a, _unsigned(node.b), b)
-        if lone is not None:                   # y (w^T x): a label times a score
+        if lone is not None and lone in I.nonlinear:     # exp(-y (w^T x)): a label times a score
             raise _ReadAsScalar(lone)
     if I.scalar(a):
         return N.ScalarMul(a, b, b.shape)
@@ -735,17 +736,42 @@ def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
                   and name not in inner and default_kind(name) == "vector")
 
 
+_ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "leaky_relu"}
+
+
+def _in_a_nonlinearity(tree: N.Node) -> set:
+    """The names that stand inside an element-wise function's argument (exp(-y w^T x),
+    max(0, 1 - y w^T x)) or in a product with one (-y log(σ(w^T x)), (1 - y) log(…)): where a
+    loss puts its labels. A lone vector beside a bare inner product (a (b^T x), a b^T x) stays a
+    vector: its derivative is the Jacobian a bᵀ of the Cookbook."""
+    def elementwise(n):
+        return isinstance(n, N.Call) and (canonical(n.name) in F.TABLE or n.name in _ELEMENTWISE_CALLS)
+
+    def names(n):
+        return {m.name for m in n.walk() if isinstance(m, N.Sym)}
+    out = set()
+    for n in tree.walk():
+        if elementwise(n):
+            for a in n.args:
+                out |= names(a)
+        elif isinstance(n, N.MatMul):
+            for side, other in ((n.a, n.b), (n.b, n.a)):
+                if any(elementwise(m) for m in other.walk()):
+                    out |= names(side)
+    return out
+
+
 def _unsigned(node):
     return node.a if isinstance(node, N.Neg) else node
 
 
 def _bias_of_a_scalar(I: _Infer, raw_a, a, raw_b, b) -> str | None:
-    """The name b of `w^T x + b` or y of `-y (w^T x)` (SPEC §1.1): an undeclared lower-case name
-    that the input uses once, added to or multiplying a scalar computed from vectors or
-    matrices, is a scalar as a textbook reader reads it (a bias, a label), not a vector the
-    scalar is spread over or scales (which would make the result a vector, and its derivative a
-    Jacobian). A scalar that is a number or a scalar variable (`x + 2`, `2 x`, `log(p + ε)`) still
-    acts on each entry."""
+    """The name b of `w^T x + b` or y of `exp(-y (w^T x))` (SPEC §1.1): an undeclared lower-case
+    name that the input uses once, added to a scalar computed from vectors or matrices, or
+    multiplying one inside a nonlinearity (the caller checks I.nonlinear), is a scalar as a
+    textbook reader reads it (a bias, a label), not a vector the scalar is spread over or scales
+    (which would make the result a vector, and its derivative a Jacobian). A scalar that is a
+    number or a scalar variable (`x + 2`, `2 x`, `log(p + ε)`) still acts on each entry."""
     scalar_side, other = (a, raw_b) if I.scalar(a) else (b, raw_a)
     if not isinstance(other, N.Sym) or other.name in I.decls or I.counts.get(other.name, 0) != 1 or \
             default_kind(other.name) != "vector":
@@ -1253,20 +1279,22 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     from collections import Counter
     tree = _fused_products(tree, decls, wrt)
     counts = Counter(n.name for n in tree.walk() if isinstance(n, N.Sym))
+    nonlinear = _in_a_nonlinearity(tree)
     given = set(decls)
     while True:
         I = _Infer(decls, sizes_declared, set(counts))
-        I.functions, I.counts = functions, counts
+        I.functions, I.counts, I.nonlinear = functions, counts, nonlinear
         try:
             typed = I.run(tree)
             break
         except _ReadAsScalar as e:               # read again, with the name a scalar
             decls[e.name] = N.SCALAR
     labels = _labels(tree, decls, counts) if expect is None and not I.scalar(typed) else []
+    labels = [n for n in labels if n in I.nonlinear]
     if labels:                                   # -y w^T x: a label y, not the outer product y w^T
         trial = dict(decls, **{n: N.SCALAR for n in labels})
         J = _Infer(trial, sizes_declared, set(counts))
-        J.functions, J.counts = functions, counts
+        J.functions, J.counts, J.nonlinear = functions, counts, nonlinear
         try:
             typed2 = J.run(tree)
         except (ShapeError, _ReadAsScalar):

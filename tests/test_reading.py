@@ -278,6 +278,9 @@ READINGS += [
     ("x - mean(x)", None, "x", {"x": ((N,), "")}, lambda e: e["x"] - e["x"].mean()),
     ("log(x + ε)", None, "x", {"x": ((N,), "positive"), "ε": ((), "positive")}, lambda e: np.log(e["x"] + e["ε"])),
     ("u v^T", None, "u", {"u": ((N,), ""), "v": ((M,), "")}, lambda e: np.outer(e["u"], e["v"])),
+    ("a (b^T x)", None, "x", {"a": ((M,), ""), "b": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] * (e["b"] @ e["x"])),
+    ("a b^T x", None, "x", {"a": ((M,), ""), "b": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] * (e["b"] @ e["x"])),
+    ("(a^T x) b", None, "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
     ("(a^T x) b", "b: m", "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
 ]
 
