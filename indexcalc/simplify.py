@@ -418,12 +418,20 @@ def _cancel(n):
 
 def _cancelled(num, den):
     """The factors of a quotient without those that stand both above and below (exp(v) y over
-    (1 + exp(v)) exp(v)): f / f is 1 wherever the quotient is defined."""
+    (1 + exp(v)) exp(v)): f / f is 1 wherever the quotient is defined; so is u sign(u) / |u|
+    (log|det X|'s derivative det(X) sign(det(X)) X^-T / |det(X)| is X^-T)."""
     num, den = list(num), list(den)
     for f in list(num):
         if f in den:
             num.remove(f)
             den.remove(f)
+    for d in list(den):
+        if isinstance(d, N.Func) and d.name == "abs":
+            sign = N.Func("sign", d.a, d.shape)
+            if d.a in num and sign in num:
+                num.remove(d.a)
+                num.remove(sign)
+                den.remove(d)
     return num, den
 
 

@@ -160,6 +160,7 @@ def test_a_rule_that_would_change_a_value_is_not_applied():
 NAMED = [
     ("det(X^5)", "X", None, "5 det(X^5) X^-T"),
     ("det(X^-1)", "X", None, "-det(X^-1) X^-T"),
+    ("log(abs(det(X)))", "X", None, "X^-T"),                      # the Cookbook's (57)
     ("log(det(X^T X))", "X", "X: n×m", "2 X (X^T X)^-1"),
     ("log(det(X X^T))", "X", "X: n×m", "2 (X X^T)^-1 X"),             # sizes drawn with m ≥ n
     ("log(det(X X^T))", "X", "X: n×n", "2 X^-T"),
