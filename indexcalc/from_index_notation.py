@@ -178,6 +178,52 @@ def _indexed_power(node, e_is_exp=True):
     return Call("exp", Op("*", (power, Call("log", base))))
 
 
+def _children(node) -> tuple:
+    if isinstance(node, Sum):
+        return (node.body,)
+    if isinstance(node, Op):
+        return node.args
+    if isinstance(node, Call):
+        return (node.arg,)
+    return ()
+
+
+def _written(node, c) -> int:
+    """How many index places of entries and δs under node hold the index c."""
+    if isinstance(node, (Ref, Delta)):
+        places = node.indices if isinstance(node, Ref) else (node.a, node.b)
+        return sum(1 for e in places if index_symbol(c) in sp.sympify(e).free_symbols)
+    return sum(_written(k, c) for k in _children(node))
+
+
+def _product_holding(node, c):
+    """The smallest product (or entry, A_ii) that holds every place of c, written twice or
+    more; None if c is written once, or its places meet first at a sum or a power."""
+    total = _written(node, c)
+    if total < 2:
+        return None
+    for k in _children(node):
+        if _written(k, c) == total:
+            return _product_holding(k, c)
+    return node if isinstance(node, (Ref, Delta)) or isinstance(node, Op) and node.op in ("*", "/") else None
+
+
+def _summation_convention(rhs, out_names):
+    """Einstein's convention, as papers mix it with written Σs (L = Σ_ijk T_ijk A_ia B_ja C_ka):
+    an index that no Σ binds and the left side does not have, written twice or more, is summed
+    over the smallest product that holds it (x_i A_ij x_j is Σ_i,j; y_i = tanh(W_ij x_j) sums
+    inside tanh; A_ii is the trace). An index written once, or in two terms of a sum (x_i + y_i),
+    stays free, which the reader refuses with what to write."""
+    bound = {i for n in walk(rhs) if isinstance(n, Sum) for i in n.indices}
+    for c in free_indices(rhs):
+        if c in out_names or c in bound:
+            continue
+        target = _product_holding(rhs, c)
+        if target is not None:
+            rhs = map_nodes(rhs, lambda n, t=target, c=c: Sum((c,), n) if n == t else n)
+    return rhs
+
+
 def size_symbol(name: str) -> sp.Symbol:
     """A size name in an index place (w[k-j+1] with w: k): a number, not an index."""
     return sp.Symbol(name, integer=True, positive=True)
@@ -591,6 +637,7 @@ class _Reader:
         self.rhs = map_nodes(self.rhs, lambda n: _indexed_power(n, e_is_exp))
         sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
         self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
+        self.rhs = _summation_convention(self.rhs, self.out_names)
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
         if self.out is not None and any(r.name == self.out for r in refs) or \
                 self.out is not None and any(isinstance(n, Scalar) and n.name == self.out for n in walk(self.rhs)):

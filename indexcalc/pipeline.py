@@ -338,8 +338,8 @@ def _summation_convention_hint(var, variables) -> str:
     subscripted = [n for n, _ in variables.items() if re.fullmatch(rf"{re.escape(var)}_[A-Za-z]{{1,4}}", n)]
     if not subscripted:
         return ""
-    return (f". {subscripted[0]} reads as a name here; in index notation every sum is written "
-            f"(Σ_{{i,j}} x_i A_ij x_j: indexcalc does not sum repeated indices by convention)")
+    return (f". {subscripted[0]} reads as a name here; index notation starts with a Σ or an indexed left "
+            f"side (Σ_{{i,j}} x_i A_ij x_j, or y_i = A_ij x_j, where a repeated index is summed)")
 
 
 def _fused_hint(var, variables) -> str:

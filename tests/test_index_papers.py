@@ -353,3 +353,33 @@ def test_left_side_that_is_an_entry_of_a_bracket_says_to_name_it(capsys):
     from indexcalc.cli import main
     assert main(["derive", r"(\mathbf{x} * \mathbf{w})_n = \sum_{j=1}^k x_{n+j-1} w_j", "--wrt", "x"]) == 2
     assert "name the entry" in capsys.readouterr().err
+
+
+# ---- Einstein's convention, as papers mix it with written Σs ---------------------------------------
+def test_cp_contraction_as_the_brief_writes_it():
+    """L = Σ_ijk T_ijk A_ia B_ja C_ka: a, written three times and bound by no Σ, is summed (it
+    was refused: 'the index a is free on the right side but not on the left side')."""
+    T, A, B, C = rand(3, 4, 2), rand(3, 5), rand(4, 5), rand(2, 5)
+    b = backprop("L = Σ_ijk T_ijk A_ia B_ja C_ka", "A", "T: I×J×K, A: I×R, B: J×R, C: K×R")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"T": T, "A": A, "B": B, "C": C}),
+                               np.einsum("ijk,ja,ka->ia", T, B, C))
+
+
+@pytest.mark.parametrize("text, wrt, ref", [
+    ("y_i = tanh(W_ij x_j)", "x", lambda W, x: (1 - np.tanh(W @ x) ** 2)[:, None] * W),    # inside tanh
+    ("y_i = W_ij x_j + b_i", "x", lambda W, x: W),
+    ("y_i = exp(x_j) W_ij", "x", lambda W, x: W * np.exp(x)),
+    ("y_i = A_ij (x_j + 1)", "x", lambda W, x: W),
+])
+def test_repeated_index_is_summed_over_its_product(text, wrt, ref):
+    W, x, b = rand(3, 4), rand(4), rand(3)
+    d = derive(text, wrt)
+    got = run_code(d.results[0].numpy, {"W": W, "A": W, "x": x, "b": b})
+    np.testing.assert_allclose(got, ref(W, x))
+
+
+@pytest.mark.parametrize("text", ["y_i = W_ij + x_j", "L = Σ_i x_i + y_j"])
+def test_an_index_written_once_or_in_two_terms_stays_free(text, capsys):
+    from indexcalc.cli import main
+    assert main(["backprop", text, "--wrt", "x"]) == 2
+    assert "free" in capsys.readouterr().err

@@ -574,11 +574,12 @@ def backprop_of(equation, where):
 
 def test_repeated_indices_without_a_sum_say_how_index_notation_sums(capsys):
     """x_i A_ij x_j (the summation convention) is three names in the matrix language; asked for
-    x, the error says that sums are written in index notation, with an example."""
+    x, the error says how index notation starts (a Σ, or an indexed left side whose repeated
+    indices are summed), with examples."""
     from indexcalc.cli import main
     assert main(["derive", "x_i A_ij x_j", "--wrt", "x"]) == 2
     err = capsys.readouterr().err
-    assert "Σ_{i,j} x_i A_ij x_j" in err and "by convention" in err and "Traceback" not in err
+    assert "Σ_{i,j} x_i A_ij x_j" in err and "y_i = A_ij x_j" in err and "Traceback" not in err
 
 
 def test_a_function_without_brackets_in_index_notation_is_refused_not_a_variable(capsys):
