@@ -22,7 +22,7 @@ import sympy as sp
 
 from . import functions as F
 from . import nodes as N
-from .closed import T, combine, had, mm, sign_into_sum
+from .closed import T, _transposes, combine, had, mm, sign_into_sum
 from .deltas import Normalizer, Term
 from .index_form import IndexContext, full_index, runs_over
 
@@ -265,7 +265,7 @@ def _diag_or_trace(ops, scalars, dummies, count):
         if len(idx) == 2 and idx[0] == idx[1]:
             a = idx[0]
             if a in dummies and count(a) == 2:
-                scalars.append(N.Trace(node))
+                scalars.append(_trace(node))
                 del ops[k]
                 dummies.discard(a)
             else:
@@ -274,10 +274,29 @@ def _diag_or_trace(ops, scalars, dummies, count):
     return False
 
 
+def _trace(node):
+    """tr(M), or tr(Mᵀ) where that has fewer transposes: tr(A^T X^T) is tr(X A)."""
+    t = T(node)
+    return N.Trace(t) if _transposes(t) < _transposes(node) else N.Trace(node)
+
+
+def _crossed(ops, k, idx, dummies, count) -> bool:
+    """Σ_pq A_pq B_qp over these two alone is tr(A B), not the ∘ of A and Bᵀ summed
+    (1^T (A ∘ X^T) 1); Σ_pq A_pq B_pq is tr(Aᵀ B). Such a pair is left to the contractions."""
+    a, b = idx
+    if a == b:
+        return False
+    if not all(i in dummies and count(i) == 2 for i in idx):
+        return False          # a diagonal (A ∘ Bᵀ) 1 stays: the batched forms build on it
+    return any(l != k and o in ((b, a), idx) for l, (_, o) in enumerate(ops))
+
+
 def _hadamard(ops, dummies, count):
     """Merge the first pair (in operand order) that share all their indices into one ∘."""
     groups: dict = {}
     for k, (_, idx) in enumerate(ops):
+        if len(idx) == 2 and _crossed(ops, k, idx, dummies, count):
+            continue
         if len(idx) == 2:
             groups.setdefault(frozenset(idx), []).append(k)
         elif len(idx) == 1 and (idx[0] not in dummies or count(idx[0]) >= 3):

@@ -302,6 +302,10 @@ def _number_out_of_product(n):
     if isinstance(n, N.ScalarMul) and isinstance(n.a, N.ScalarMul) and isinstance(n.s, N.Num) \
             and isinstance(n.a.s, N.Num) and not isinstance(n.s.value, float) and not isinstance(n.a.s.value, float):
         return scaled(Fraction(n.s.value) * Fraction(n.a.s.value), n.a.a)
+    if isinstance(n, N.ScalarMul) and not isinstance(n.s, N.Num) and isinstance(n.a, N.ScalarMul) \
+            and isinstance(n.a.s, N.Num) and not isinstance(n.a.s.value, float):
+        # s (c A) = c (s A): the number joins the ones in front (4 α^3 (2 u) is 8 α^3 u, not 4 2 α^3 u)
+        return N.ScalarMul(n.a.s, N.ScalarMul(n.s, n.a.a, n.shape), n.shape)
     return None
 
 

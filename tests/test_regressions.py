@@ -140,6 +140,10 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("exp(x^T x)", "x", "2 exp(x^T x) x"),                                  # not exp(1^T x .^ 2)
     ("log(x^T x)", "x", "2 x / (x^T x)"),
     ("tr(X^T X)^2", "X", "4 ‖X‖^2 X"),                                      # not (1^T X .^ 2 1)
+    ("tr(X) tr(A X)", "X", "tr(X A) I + tr(X) A^T"),                        # not (1^T (A^T ∘ X) 1) I
+    ("tr(X^2)^2", "X", "4 tr(X^2) X^T"),
+    ("tr(X^T A) tr(X)", "X", "tr(A^T X) I + tr(X) A"),                      # not 1^T (A ∘ X)^T 1
+    ("(beta^3 - alpha^4)^2", "alpha", "8 alpha^3 (alpha^4 - beta^3)"),      # not 4 2 alpha^3 (...)
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
     """The text, and its value: the form read back agrees with finite differences of the input."""
