@@ -144,6 +144,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("tr(X^2)^2", "X", "4 tr(X^2) X^T"),
     ("tr(X^T A) tr(X)", "X", "tr(A^T X) I + tr(X) A"),                      # not 1^T (A ∘ X)^T 1
     ("(beta^3 - alpha^4)^2", "alpha", "8 alpha^3 (alpha^4 - beta^3)"),      # not 4 2 alpha^3 (...)
+    ("a^T (X^2)^-1 b", "X", "-(X^-T a b^T (X^2)^-T + (X^2)^-T a b^T X^-T)"),  # not X^2^-T
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
     """The text, and its value: the form read back agrees with finite differences of the input."""

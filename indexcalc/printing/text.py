@@ -249,8 +249,8 @@ def _hadamard(op, n):
 
 
 def _transpose(n):
-    if isinstance(n.a, N.Inverse):
-        return _wrap(n.a.a, POSTFIX) + "^-T", POSTFIX
+    if isinstance(n.a, N.Inverse):             # (X^2)^-T, not X^2^-T
+        return _wrap(n.a.a, ATOM) + "^-T", POSTFIX
     if isinstance(n.a, (N.HadPow, N.Power, N.MatPow)):       # (A .^ 2)^T, not A .^ 2^T
         return f"({to_text(n.a)})^T", POSTFIX
     return _factor(n.a, POSTFIX) + "^T", POSTFIX
