@@ -501,10 +501,14 @@ class _Infer:
         """SPEC §1.2: an element-wise operation with a tensor broadcasts as NumPy does, on the
         NumPy shapes (a column vector is 1-D, so it runs along the last axis)."""
         sa, sb = array_shape_of(a.shape), array_shape_of(b.shape)
-        out = self.broadcast_axes(sa, sb, lambda: f"cannot {opname} {self.show(a)} and {self.show(b)}: "
-                                                  "their trailing axes differ (NumPy's broadcasting aligns "
-                                                  "the last axes; a size must agree or be 1)")
-        return shape_of_rank(out)
+        def why():
+            reduced = any(isinstance(n, (N.SumAxis, N.MeanAxis)) for x in (a, b) for n in x.walk())
+            return (f"cannot {opname} {self.show(a)} and {self.show(b)}: their trailing axes differ (NumPy's "
+                    "broadcasting aligns the last axes; a size must agree or be 1)" + (
+                        ". NumPy's sum and mean along an axis drop it (there is no keepdims here): write a "
+                        "normalisation over the last axis in index notation, Y[b,i,j] = X[b,i,j] - "
+                        "Σ_k X[b,i,k] / N (SPEC §1.3)" if reduced else ""))
+        return shape_of_rank(self.broadcast_axes(sa, sb, why))
 
 
 def tensor(node) -> bool:
@@ -848,7 +852,10 @@ def _power(I: _Infer, node: N.Power):
                 t = to_text(node.a)
                 raise ShapeError(f"{e}. ^{p.value} of a vector is not defined: write ({t}) .^ {p.value} for "
                                  f"each entry's power" + (f", or ‖{t}‖^2 for the squared norm" if p.value == 2 else "")) from None
-            raise
+            from .printing.text import to_text       # sum((X W - Y)^2): the entries' square, as a loss means
+            t = to_text(node.a)
+            raise ShapeError(f"{e}: write ({t}) .^ {p.value} for each entry's power"
+                             + (f", or ‖{t}‖_F^2 for the sum of the squares" if p.value == 2 else "")) from None
         k = int(p.value)
         if k > 256:
             raise UnsupportedError(f"the matrix power ^{k} is too large (at most 256)")

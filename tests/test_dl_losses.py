@@ -144,3 +144,29 @@ def test_norm_layers_show_their_means(eq, wrt, where, shapes, fwd, shown, rng):
     got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)  # noqa: S307
     want = finite_jacobian(lambda e: float(np.sum(e["dY"] * fwd(e))), env, wrt)
     assert np.allclose(got, want, rtol=1e-5, atol=1e-7), r.closed_form
+
+
+def test_layer_norm_of_a_tensor_refused_with_the_way_to_write_it(capsys):
+    """X - mean(X, -1) of a B×S×N tensor is NumPy's broadcast of a B×S mean against the last
+    axis: refused (exit 2), saying that the axis is dropped and how to write the layer instead;
+    the index notation it suggests derives."""
+    from indexcalc import backprop
+    from indexcalc.cli import main
+    assert main(["backprop", "Y = (X - mean(X, -1)) ⊘ sqrt(mean((X - mean(X, -1)) .^ 2, -1) + ε)",
+                 "--wrt", "X", "--where", "X: B×S×N, ε: scalar"]) == 2
+    err = capsys.readouterr().err
+    assert "drop it" in err and "Y[b,i,j] = X[b,i,j] - Σ_k X[b,i,k] / N" in err
+    d = backprop("Y[b,i,j] = X[b,i,j] - Σ_k X[b,i,k] / N", "X", "X: B×S×N")
+    rng = np.random.default_rng(2)
+    env = {"X": rng.normal(size=(2, 3, 4)), "dY": rng.normal(size=(2, 3, 4))}
+    got = np.asarray(eval(d.results[0].numpy, {"np": np, **env}), dtype=float)  # noqa: S307
+    assert np.allclose(got, env["dY"] - env["dY"].mean(-1, keepdims=True))
+
+
+def test_squared_error_written_with_a_matrix_power_says_how_to_write_it(capsys):
+    """sum((X W - Y)^2) with X W - Y not square: refused (a matrix power), and the message gives
+    the entries' square and the Frobenius norm, as it did for a vector only."""
+    from indexcalc.cli import main
+    assert main(["derive", "sum((X W - Y)^2)", "--wrt", "W", "--where", "X: S×M, W: M×N, Y: S×N"]) == 2
+    err = capsys.readouterr().err
+    assert "(X W - Y) .^ 2" in err and "‖X W - Y‖_F^2" in err
