@@ -112,9 +112,20 @@ def _num(v):
 
 
 def _juxt(n):
-    parts = [n.s] + N.matmul_factors(n.a) if isinstance(n, N.ScalarMul) else N.matmul_factors(n)
+    """A product as the text printer reads it (its _chain): the signs of its factors gathered in
+    front, then the scalars, then the matrix factors: -σ(-y (wᵀx)) y x, not σ(y (-wᵀx)) (y x)."""
+    from .text import _MINUS, _chain
+    if isinstance(n, N.MatMul) and n.shape == N.SCALAR:          # x^T y, itself a scalar
+        parts, sign = N.matmul_factors(n), False
+    else:
+        scalars, factors = _chain(n)
+        sign = sum(sc is _MINUS for sc in scalars) % 2 == 1
+        parts = [sc for sc in scalars if sc is not _MINUS] + factors
+    if not parts:
+        return "-1" if sign else "1", UNARY if sign else ATOM
     out = [_wrap(parts[0], UNARY)] + [_wrap(p, POSTFIX) for p in parts[1:]]
-    return (r" \cdot " if _AS_SPACES.get() else " ").join(out), JUXT
+    text = (r" \cdot " if _AS_SPACES.get() else " ").join(out)
+    return ("-" + (text if not text.startswith("-") else fr"\left({text}\right)"), UNARY) if sign else (text, JUXT)
 
 
 def _sum(n):
