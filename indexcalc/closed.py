@@ -25,7 +25,10 @@ def T(node: N.Node) -> N.Node:
     if isinstance(node, N.ScalarMul):
         return N.ScalarMul(node.s, T(node.a), _swap(node.shape))
     if isinstance(node, (N.Add, N.Sub)) and node.a.shape == node.shape and node.b.shape == node.shape:
-        return type(node)(T(node.a), T(node.b), _swap(node.shape))
+        spread = type(node)(T(node.a), T(node.b), _swap(node.shape))
+        if _transposes(spread) <= _transposes(node) + 1:     # (x - m)^T, not x^T - m^T
+            return spread
+        return N.Transpose(node, _swap(node.shape))
     if isinstance(node, N.Neg):
         return N.Neg(T(node.a), _swap(node.shape))
     if isinstance(node, ELEMENTWISE):       # f(A)^T = f(A^T): tanh(X W), not tanh(W^T X^T)^T

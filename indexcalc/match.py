@@ -274,6 +274,12 @@ def _diag_or_trace(ops, scalars, dummies, count):
     return False
 
 
+def _inner(a, b):
+    """aᵀ b of two vectors, or bᵀ a where that has fewer transposes (x^T A x, not x^T A^T x)."""
+    ab, ba = mm(T(a), b), mm(T(b), a)
+    return ba if _transposes(ba) < _transposes(ab) else ab
+
+
 def _trace(node):
     """tr(M), or tr(Mᵀ) where that has fewer transposes: tr(A^T X^T) is tr(X A)."""
     t = T(node)
@@ -352,7 +358,7 @@ def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
         k, l = holders
         (A, ia), (B, ib) = ops[k], ops[l]
         if len(ia) == 1 and len(ib) == 1:
-            scalars.append(mm(T(A), B))
+            scalars.append(_inner(A, B))
             new = None
         elif len(ia) == 1 or len(ib) == 1:
             (x, _), (Mx, im) = (ops[k], ops[l]) if len(ia) == 1 else (ops[l], ops[k])

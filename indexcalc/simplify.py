@@ -230,8 +230,12 @@ def _common_product_factor(n):
         ra, rb = (fa[:-1], fb[:-1]) if end == -1 else (fa[1:], fb[1:])
         sign_b = sb if isinstance(n, N.Add) else -sb          # a + (-b) is a - b
         op = N.Add if sign_b > 0 else N.Sub
-        inner = op(_product_side(sa, ca, ra), _product_side(1, cb, rb), (ra[0].shape[0], ra[-1].shape[1]))
+        common = ca if ca is not None and ca == cb else None  # s A C + s B C = s (A + B) C
+        inner = op(_product_side(sa, None if common else ca, ra), _product_side(1, None if common else cb, rb),
+                   (ra[0].shape[0], ra[-1].shape[1]))
         out = _of_chain([inner, shared] if end == -1 else [shared, inner])
+        if common is not None:
+            out = N.ScalarMul(common, out, out.shape)
         if length(out) < length(n):
             return out
     return None

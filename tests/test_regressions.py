@@ -135,7 +135,7 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("sum(1 - sigmoid(X))", "X", "-(sigmoid(X) ∘ (1 - sigmoid(X)))"),          # not (1 1^T - σ) ∘ σ
     ("(alpha - beta) sum(x)", "x", "(alpha - beta) 1"),                     # not alpha + -beta; `s 1` is s times the ones
     ("((A^T)^T softmax(a))^T ((b / 2) (c ∘ c)^T) ((B^T B + I)^-1 (-u))", "c",
-     "-(softmax(a)^T A^T b) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
+     "-(b^T A softmax(a)) (c ∘ ((B^T B + I)^-1 u))"),                        # the minus joins the scalars
     ("sum(A - B)", "B", "-(1 1^T)"),                                        # not -1 1^T
     ("exp(x^T x)", "x", "2 exp(x^T x) x"),                                  # not exp(1^T x .^ 2)
     ("log(x^T x)", "x", "2 x / (x^T x)"),
@@ -145,6 +145,8 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("tr(X^T A) tr(X)", "X", "tr(A^T X) I + tr(X) A"),                      # not 1^T (A ∘ X)^T 1
     ("(beta^3 - alpha^4)^2", "alpha", "8 alpha^3 (alpha^4 - beta^3)"),      # not 4 2 alpha^3 (...)
     ("a^T (X^2)^-1 b", "X", "-(X^-T a b^T (X^2)^-T + (X^2)^-T a b^T X^-T)"),  # not X^2^-T
+    ("(x^T A x)^2", "x", "2 (x^T A x) (A + A^T) x"),        # not 2 ((x^T A^T x) A x + (x^T A^T x) A^T x)
+    ("(x - m)^T S^-1 (x - m)", "S", "-S^-T (x - m) (x - m)^T S^-T"),        # not (x^T - m^T)
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
     """The text, and its value: the form read back agrees with finite differences of the input."""
