@@ -272,7 +272,7 @@ def check(expr: str, wrt: str, answer: str, where: str | None = None, seed: int 
     rows = _right_if_rows_sum_to_one(expr, ref, answer, where, seed, mode)
     if rows:
         verdict.reason += (f"; the claim is right when the rows of {rows} sum to one (one-hot or probability "
-                           f"targets): check it with --assume \"{rows} 1 = 1\"")
+                           f"targets): check it with --assume \"{rows} 1 = 1\" (in a problem file, assume = [\"{rows} 1 = 1\"])")
     return verdict
 
 
