@@ -284,9 +284,10 @@ def _note_scalars(d, variables):
     names = getattr(variables, "scalars_by_context", ())
     if not names:
         return
-    said = ", ".join(names)
-    text = (f"{said} read as {'a scalar' if len(names) == 1 else 'scalars'} (added to or multiplying a "
-            f"scalar, as a bias or a label); declare --where \"{names[0]}: n\" for a vector")
+    said, one = ", ".join(names), len(names) == 1
+    text = (f"{said} read as {'a scalar' if one else 'scalars'} by {'its' if one else 'their'} place (a bias, "
+            f"a label, a divisor); declare {'it' if one else 'them'} in --where to read {'it' if one else 'them'} "
+            "otherwise")
     for r in d.results:
         r.steps.insert(1, Step("note", text, fr"\text{{{said} read as scalar{'' if len(names) == 1 else 's'}}}", ""))
 

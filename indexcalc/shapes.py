@@ -796,6 +796,10 @@ def _div(I: _Infer, node: N.Div):
     if not I.scalar(s):
         undeclared = [n.name for n in node.s.walk() if isinstance(n, N.Sym) and n.name not in I.decls
                       and n.name[:1].islower()]
+        names = {n.name for n in node.s.walk() if isinstance(n, N.Sym)}
+        if undeclared and set(undeclared) == names and all(default_kind(n) == "vector" for n in names) and \
+                all(not tensor(n) for n in node.s.walk()):
+            raise _ReadAsScalar(undeclared[0])  # / sqrt(d): a divisor of undeclared names is a scalar
         hint = (f"; if {undeclared[0]} is a scalar (a size, a temperature), declare it --where "
                 f"\"{undeclared[0]}: scalar\" (a lower-case name is a vector unless declared)") if undeclared else ""
         raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "

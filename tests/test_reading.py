@@ -278,6 +278,11 @@ READINGS += [
     ("x - mean(x)", None, "x", {"x": ((N,), "")}, lambda e: e["x"] - e["x"].mean()),
     ("log(x + ε)", None, "x", {"x": ((N,), "positive"), "ε": ((), "positive")}, lambda e: np.log(e["x"] + e["ε"])),
     ("u v^T", None, "u", {"u": ((N,), ""), "v": ((M,), "")}, lambda e: np.outer(e["u"], e["v"])),
+    # a divisor made only of undeclared names is a scalar: / divides by one (attention's √d)
+    ("sum(softmax(Q K^T / sqrt(d)) V)", None, "Q", {"Q": ((S, N), ""), "K": ((M, N), ""), "V": ((M, N), ""),
+                                                    "d": ((), "positive")},
+     lambda e: np.sum(softmax_rows(e["Q"] @ e["K"].T / np.sqrt(e["d"])) @ e["V"])),
+    ("x / y", None, "x", {"x": ((N,), ""), "y": ((), "positive")}, lambda e: e["x"] / e["y"]),
     ("a (b^T x)", None, "x", {"a": ((M,), ""), "b": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] * (e["b"] @ e["x"])),
     ("a b^T x", None, "x", {"a": ((M,), ""), "b": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] * (e["b"] @ e["x"])),
     ("(a^T x) b", None, "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
