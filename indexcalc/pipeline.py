@@ -19,7 +19,7 @@ from .closed import T, factored, is_negative
 from .deltas import Normalizer
 from .simplify import simplify, with_means
 from .diff import Deriver, unmark
-from .errors import IndexCalcError, UnsupportedError
+from .errors import IndexCalcError, ShapeError, UnsupportedError
 from .evaluate import kind_of
 from .index_syntax import defined_text, is_index_notation
 from .index_form import IndexContext
@@ -535,7 +535,21 @@ def _closed(R, terms, free, out_shape, var_shape):
     target = _target_shape(out_shape, var_shape)
     if closed.shape != target and T(closed).shape == target:
         closed = T(closed)
-    return closed
+    return closed if _self_contained(R, closed) else None
+
+
+def _self_contained(R, closed) -> bool:
+    """Whether the closed form's text says every size it needs: a ones vector whose tie to a
+    variable simplified away (‖exp(α 1)‖ of ‖exp(a - a + α)‖) has no size in the text, so
+    the text is no answer (the guard rejected it, exit 3); the index form then is."""
+    try:
+        tree, _ = infer(parse(to_text(closed)), R.variables.decls(), expect=closed.shape)
+        check_sizes_fixed(tree, R.variables)
+    except ShapeError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else is the guard's to report
+        return True
+    return True
 
 
 def _target_shape(out_shape, var_shape):

@@ -411,7 +411,7 @@ def _cancel(n):
         num, den = _coefficient_chain(n.a), _scalar_factors_of(n.s)
         scalar_rest = num[-1].shape == N.SCALAR            # else the vector or matrix scaled
         num2, den2 = _cancelled(num if scalar_rest else num[:-1], den)
-        if len(den2) == len(den):
+        if den2 == den:
             return None
         if not scalar_rest:
             num2.append(num[-1])
@@ -440,6 +440,9 @@ def _cancelled(num, den):
                 num.remove(d.a)
                 num.remove(sign)
                 den.remove(d)
+            elif sign in num:                   # sign(u) / |u| is 1 / u: log|u|'s derivative
+                num.remove(sign)
+                den[den.index(d)] = d.a
     return num, den
 
 

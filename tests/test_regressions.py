@@ -80,6 +80,10 @@ CASES = [  # expression, wrt, where, values, NumPy reference
     ("exp(sum(a))^(1/2)", "a", "a: m", {"a": R.normal(size=3)}, lambda e: np.sqrt(np.exp(np.sum(e["a"])))),
     # a generic function with a Greek name
     ("sum(exp(x) ∘ (W x))", "x", None, {"x": R.normal(size=3), "W": W}, lambda e: np.sum(np.exp(e["x"]) * (e["W"] @ e["x"]))),
+    # a ones vector whose tie to a's size simplified away printed ‖exp(α 1)‖: a text without the
+    # size, which the guard rejected (exit 3); the index form is the answer there
+    ("sqrt(1 + ‖exp(a - a + alpha)‖^2)", "alpha", "a: m, alpha: scalar", {"a": R.normal(size=3), "alpha": 0.3},
+     lambda e: np.sqrt(1 + 3 * np.exp(2 * e["alpha"]))),
     # textbook probes: X^-2 is (X^-1)^2 (it was refused as "not a scalar")
     ("a^T X^-2 b", "X", "X: m×m, a: m, b: m", {"X": W, "a": R.normal(size=3), "b": R.normal(size=3)},
      lambda e: e["a"] @ np.linalg.inv(e["X"] @ e["X"]) @ e["b"]),
@@ -147,6 +151,8 @@ def test_found_case_agrees_with_finite_differences(expr, wrt, where, values, ref
     ("a^T (X^2)^-1 b", "X", "-(X^-T a b^T (X^2)^-T + (X^2)^-T a b^T X^-T)"),  # not X^2^-T
     ("(x^T A x)^2", "x", "2 (x^T A x) (A + A^T) x"),        # not 2 ((x^T A^T x) A x + (x^T A^T x) A^T x)
     ("(x - m)^T S^-1 (x - m)", "S", "-S^-T (x - m) (x - m)^T S^-T"),        # not (x^T - m^T)
+    ("log(abs(alpha))", "alpha", "1 / alpha"),                              # not sign(alpha) / abs(alpha)
+    ("log(abs(x^T y))", "x", "y / (x^T y)"),
 ])
 def test_found_closed_forms_read_back(expr, wrt, closed):
     """The text, and its value: the form read back agrees with finite differences of the input."""
