@@ -454,3 +454,19 @@ def test_latex_spellings():
     x, A, alpha = rand(3), rand(3, 3), 0.7
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A, "alpha": alpha}),
                                np.outer(x, x) + alpha * np.eye(3))
+
+
+def test_a_number_times_an_entrywise_sum_is_bracketed_in_the_einsum_code():
+    """Σ_{i,k,l} tanh(y_k) is n² Σ_k tanh(y_k): its derivative n² (1 - tanh(y)²) printed without
+    brackets, (n ** 2) * np.ones(n) - np.tanh(y) ** 2, was caught by the guard (exit 3)."""
+    from .conftest import finite_jacobian
+    d = derive("Σ_{i,k,l} ((A_li + y_l x_k)^2 y_i + tanh(y_k))", "y", "A: n×n, x: n, y: n")
+    rng = np.random.default_rng(4)
+    env = {"A": rng.normal(size=(3, 3)), "x": rng.normal(size=3), "y": rng.normal(size=3)}
+
+    def f(e):
+        A, x, y = e["A"], e["x"], e["y"]
+        return sum((A[l, i] + y[l] * x[k]) ** 2 * y[i] + np.tanh(y[k])
+                   for i in range(3) for k in range(3) for l in range(3))
+    got = eval(d.results[0].numpy, {"np": np, **env})  # noqa: S307 - indexcalc's own output
+    assert np.allclose(got, finite_jacobian(f, env, "y"), rtol=1e-6, atol=1e-6)

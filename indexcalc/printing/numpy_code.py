@@ -646,7 +646,7 @@ class EinsumPrinter:
         # index at once is exponential in their number)
         opt = ", optimize=True" if len(args) > 2 else ""
         if len(args) == 1 and subs[0] == out:        # nothing to contract: the operand itself
-            e = args[0]
+            e = args[0] if not coeff or _atomic(args[0]) else f"({args[0]})"     # n^2 (1 - tanh(y)^2)
         else:
             e = f"np.einsum('{','.join(subs)}->{out}', {', '.join(args)}{opt})" if args else "1.0"
         del sp
