@@ -388,6 +388,8 @@ class _Infer:
         self.functions: set = set()       # names declared `name: function`
         self.counts: dict = {}            # how often each name occurs in the input
         self.nonlinear: set = set()       # names inside an element-wise function, or beside one
+        self.vetoed: set = set()          # names a scalar reading of did not fit the input
+        self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
 
     # -- helpers
     def res(self, shape):
@@ -771,16 +773,20 @@ def _unsigned(node):
 
 def _bias_of_a_scalar(I: _Infer, raw_a, a, raw_b, b) -> str | None:
     """The name b of `w^T x + b` or y of `exp(-y (w^T x))` (SPEC §1.1): an undeclared lower-case
-    name that the input uses once, added to a scalar computed from vectors or matrices, or
+    name added to a scalar computed from vectors or matrices (if its other uses fit a scalar:
+    infer() tries, and reads it as a vector again where they do not), or
     multiplying one inside a nonlinearity (the caller checks I.nonlinear), is a scalar as a
     textbook reader reads it (a bias, a label), not a vector the scalar is spread over or scales
     (which would make the result a vector, and its derivative a Jacobian). A scalar that is a
     number or a scalar variable (`x + 2`, `2 x`, `log(p + ε)`) still acts on each entry."""
     scalar_side, other = (a, raw_b) if I.scalar(a) else (b, raw_a)
-    if not isinstance(other, N.Sym) or other.name in I.decls or I.counts.get(other.name, 0) != 1 or \
-            default_kind(other.name) != "vector":
+    if not isinstance(other, N.Sym) or other.name in I.decls or other.name in I.vetoed or \
+            other.name in I.transposed or default_kind(other.name) != "vector":
         return None
-    computed = any(isinstance(n, N.Sym) and n.name in I.env and not I.scalar(n) for n in scalar_side.walk())
+    inside = [n for n in scalar_side.walk() if isinstance(n, N.Sym)]
+    if any(n.name == other.name for n in inside):          # x - mean(x): x is spread over, a vector
+        return None
+    computed = any(n.name in I.env and not I.scalar(n) for n in inside)
     return other.name if computed else None
 
 
@@ -1291,21 +1297,33 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     tree = _fused_products(tree, decls, wrt)
     counts = Counter(n.name for n in tree.walk() if isinstance(n, N.Sym))
     nonlinear = _in_a_nonlinearity(tree)
+    transposed = {_unsigned(n.a).name for n in tree.walk()
+                  if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym)}
     given = set(decls)
+    tentative, vetoed = [], set()      # names read as scalars by their place; those that could not be
     while True:
         I = _Infer(decls, sizes_declared, set(counts))
-        I.functions, I.counts, I.nonlinear = functions, counts, nonlinear
+        I.functions, I.counts, I.nonlinear, I.vetoed = functions, counts, nonlinear, vetoed
+        I.transposed = transposed
         try:
             typed = I.run(tree)
             break
         except _ReadAsScalar as e:               # read again, with the name a scalar
             decls[e.name] = N.SCALAR
+            tentative.append(e.name)
+        except ShapeError:
+            if not tentative:
+                raise
+            name = tentative.pop()               # b of w^T x + b used elsewhere as a vector: it is one
+            del decls[name]
+            vetoed.add(name)
     labels = _labels(tree, decls, counts) if expect is None and not I.scalar(typed) else []
     labels = [n for n in labels if n in I.nonlinear]
     if labels:                                   # -y w^T x: a label y, not the outer product y w^T
         trial = dict(decls, **{n: N.SCALAR for n in labels})
         J = _Infer(trial, sizes_declared, set(counts))
-        J.functions, J.counts, J.nonlinear = functions, counts, nonlinear
+        J.functions, J.counts, J.nonlinear, J.vetoed = functions, counts, nonlinear, vetoed
+        J.transposed = transposed
         try:
             typed2 = J.run(tree)
         except (ShapeError, _ReadAsScalar):

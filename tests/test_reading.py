@@ -256,6 +256,11 @@ READINGS += [
     ("-y log(sigmoid(w^T x)) - (1 - y) log(1 - sigmoid(w^T x))", None, "w",
      {"y": ((), ""), "w": ((N,), ""), "x": ((N,), "")},
      lambda e: -e["y"] * np.log(sig(e["w"] @ e["x"])) - (1 - e["y"]) * np.log(1 - sig(e["w"] @ e["x"]))),
+    ("-y log(sigmoid(w^T x + b)) - (1 - y) log(1 - sigmoid(w^T x + b))", None, "b",
+     {"y": ((), ""), "w": ((N,), ""), "x": ((N,), ""), "b": ((), "")},
+     lambda e: -e["y"] * np.log(sig(e["w"] @ e["x"] + e["b"])) - (1 - e["y"]) * np.log(1 - sig(e["w"] @ e["x"] + e["b"]))),
+    ("b^T b + w^T x + b", None, "b", {"b": ((M,), ""), "w": ((N,), ""), "x": ((N,), "")},    # b^T: a vector
+     lambda e: e["b"] @ e["b"] + e["w"] @ e["x"] + e["b"]),
     ("(w^T x - y)^2 + c", None, "w", {"w": ((N,), ""), "x": ((N,), ""), "y": ((), ""), "c": ((), "")},
      lambda e: (e["w"] @ e["x"] - e["y"]) ** 2 + e["c"]),
     ("x^T A x + b^T x + c", None, "x", {"x": ((N,), ""), "A": ((N, N), ""), "b": ((N,), ""), "c": ((), "")},
