@@ -282,14 +282,16 @@ def _note_scalars(d, variables):
     """Step 2 says which lower-case names were read as scalars by their place (SPEC §1.1's
     `w^T x + b`, `-y w^T x`): the reading the guard cannot check is shown, with how to change it."""
     names = getattr(variables, "scalars_by_context", ())
-    if not names:
-        return
-    said, one = ", ".join(names), len(names) == 1
-    text = (f"{said} read as {'a scalar' if one else 'scalars'} by {'its' if one else 'their'} place (a bias, "
-            f"a label, a divisor); declare {'it' if one else 'them'} in --where to read {'it' if one else 'them'} "
-            "otherwise")
+    texts = list(getattr(variables, "notes", ()))
+    if names:
+        said, one = ", ".join(names), len(names) == 1
+        texts.insert(0, f"{said} read as {'a scalar' if one else 'scalars'} by {'its' if one else 'their'} place "
+                        f"(a bias, a label, a divisor); declare {'it' if one else 'them'} in --where to read "
+                        f"{'it' if one else 'them'} otherwise")
     for r in d.results:
-        r.steps.insert(1, Step("note", text, fr"\text{{{said} read as scalar{'' if len(names) == 1 else 's'}}}", ""))
+        for text in reversed(texts):
+            plain = re.sub(r"[^A-Za-z0-9 ,.()+-]", "", text.split(";")[0])      # \text{} takes no ^ or _
+            r.steps.insert(1, Step("note", text, fr"\text{{{plain}}}", ""))
 
 
 def _note_absent(d, absent):

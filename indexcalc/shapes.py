@@ -60,6 +60,7 @@ class Variables:
     sizes: list
     functions: frozenset = frozenset()     # the generic functions declared `name: function`
     scalars_by_context: tuple = ()         # lower-case names read as scalars (a bias, a label)
+    notes: tuple = ()                      # other readings worth saying (a matrix power made square)
 
     def __getitem__(self, name) -> Variable:
         return self.table[name]
@@ -390,6 +391,7 @@ class _Infer:
         self.nonlinear: set = set()       # names inside an element-wise function, or beside one
         self.vetoed: set = set()          # names a scalar reading of did not fit the input
         self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
+        self.notes: list = []             # readings that shaped the input, shown as step 2
 
     # -- helpers
     def res(self, shape):
@@ -854,6 +856,11 @@ def _power(I: _Infer, node: N.Power):
     if isinstance(p, N.Num) and Fraction(p.value).denominator == 1 and p.value >= 1:
         no_tensor(a, f"the matrix power ^{p.value} (for an element-wise power write .^)", I)
         rows, cols = I.res(a.shape)
+        if rows != cols and not isinstance(node.a, N.Sym) and p.value > 1:
+            from .printing.text import to_text             # (X W - Y)^2 makes X W - Y square: say so
+            t = to_text(node.a)
+            I.notes.append(f"({t})^{p.value} read as a matrix power, which makes {t} square; write "
+                           f"({t}) .^ {p.value} for each entry's power")
         try:
             I.square(a, f"the matrix power ^{p.value}")
         except ShapeError as e:
@@ -1349,7 +1356,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         table[name] = Variable(name, N.kind_of(shape), shape)
     sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
     by_context = tuple(n for n in I.order if n in decls and n not in given)
-    return typed, Variables(table, sizes, frozenset(functions), by_context)
+    return typed, Variables(table, sizes, frozenset(functions), by_context, tuple(dict.fromkeys(I.notes)))
 
 
 def check_sizes_fixed(typed: N.Node, variables: Variables) -> None:

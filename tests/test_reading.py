@@ -655,3 +655,16 @@ def test_names_that_stay_whole(text, whole):
     Wq, Wk, Wv of attention, W1, lambda, dY and eps stay one variable each."""
     _, variables = infer(parse(text), parse_decls(None))
     assert all(name in variables for name in whole), list(variables.table)
+
+
+@pytest.mark.parametrize("text, wrt, noted", [
+    ("sum((X W - Y)^2)", "W", "read as a matrix power"),     # a residual made square: said in step 2
+    ("tr(X^2)", "X", None),                                  # the Cookbook's X^2: nothing to say
+    ("log(1 + exp(-y w^T x))", "w", "y read as a scalar"),
+])
+def test_step_two_says_what_the_reading_decided(text, wrt, noted):
+    steps = derive(text, wrt).results[0].steps
+    notes = [s.text for s in steps if s.rule == "note"]
+    assert (noted is None and not notes) or (noted is not None and any(noted in n for n in notes)), notes
+    if notes:
+        assert steps[1].rule == "note"
