@@ -286,22 +286,23 @@ def _trace(node):
     return N.Trace(t) if _transposes(t) < _transposes(node) else N.Trace(node)
 
 
-def _crossed(ops, k, idx, dummies, count) -> bool:
+def _crossed(idx, dummies, count, held: Counter) -> bool:
     """Σ_pq A_pq B_qp over these two alone is tr(A B), not the ∘ of A and Bᵀ summed
-    (1^T (A ∘ X^T) 1); Σ_pq A_pq B_pq is tr(Aᵀ B). Such a pair is left to the contractions."""
+    (1^T (A ∘ X^T) 1); Σ_pq A_pq B_pq is tr(Aᵀ B). Such a pair is left to the contractions.
+    `held` counts the operands' index tuples (read once per pass, not once per operand: a
+    chain of 512 factors)."""
     a, b = idx
-    if a == b:
+    if a == b or not (held[(b, a)] > 0 or held[tuple(idx)] > 1):      # no other operand on the pair
         return False
-    if not all(i in dummies and count(i) == 2 for i in idx):
-        return False          # a diagonal (A ∘ Bᵀ) 1 stays: the batched forms build on it
-    return any(l != k and o in ((b, a), idx) for l, (_, o) in enumerate(ops))
+    return all(i in dummies and count(i) == 2 for i in idx)   # else a diagonal (A ∘ Bᵀ) 1 stays
 
 
 def _hadamard(ops, dummies, count):
     """Merge the first pair (in operand order) that share all their indices into one ∘."""
     groups: dict = {}
+    held = Counter(tuple(o) for _, o in ops)
     for k, (_, idx) in enumerate(ops):
-        if len(idx) == 2 and _crossed(ops, k, idx, dummies, count):
+        if len(idx) == 2 and _crossed(idx, dummies, count, held):
             continue
         if len(idx) == 2:
             groups.setdefault(frozenset(idx), []).append(k)

@@ -757,14 +757,18 @@ def _in_a_nonlinearity(tree: N.Node) -> set:
 
     def names(n):
         return {m.name for m in n.walk() if isinstance(m, N.Sym)}
+    nodes = list(tree.walk())
+    has_fn: dict = {}                 # id(node) -> whether an element-wise call is in it, children first
+    for n in reversed(nodes):
+        has_fn[id(n)] = elementwise(n) or any(has_fn.get(id(c), False) for c in n.children())
     out = set()
-    for n in tree.walk():
+    for n in nodes:
         if elementwise(n):
             for a in n.args:
                 out |= names(a)
         elif isinstance(n, N.MatMul):
             for side, other in ((n.a, n.b), (n.b, n.a)):
-                if any(elementwise(m) for m in other.walk()):
+                if has_fn[id(other)]:
                     out |= names(side)
     return out
 
