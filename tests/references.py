@@ -1,8 +1,16 @@
 """NumPy references written by hand, independent of indexcalc, shared by the test files:
-softmax along the last axis, convolutions as explicit loops, and loading a generated module."""
+softmax along the last axis, convolutions as explicit loops, loading a generated module, and
+evaluating a generated NumPy expression."""
 import importlib.util
 
 import numpy as np
+
+
+def run_code(code, arrays):
+    """The value of indexcalc's NumPy expression `code` with the arrays named as it names them."""
+    from indexcalc.printing.numpy_code import py_name
+    ns = {"np": np, **{py_name(k): v for k, v in arrays.items()}}
+    return np.asarray(eval(code, ns), dtype=float)  # noqa: S307 - indexcalc's own generated code
 
 
 def softmax(a):

@@ -6,18 +6,14 @@ import pytest
 
 from indexcalc import derive
 from indexcalc.cli import main
-from indexcalc.printing.numpy_code import py_name
+
+from .references import run_code
 
 RNG = np.random.default_rng(11)
 
 
 def rand(*shape):
     return RNG.normal(size=shape)
-
-
-def run_code(code, arrays):
-    ns = {"np": np, **{py_name(k): v for k, v in arrays.items()}}
-    return np.asarray(eval(code, ns), dtype=float)  # noqa: S307 - our own generated code
 
 
 def softmax(a):
