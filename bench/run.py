@@ -637,9 +637,7 @@ def bench_hessian():
     ]
     for expr, hand, f in cases:
         code = derive(expr, "x", order=2).results[0].function       # what --format numpy prints
-        ns = {"np": np}
-        exec(code, ns)  # noqa: S102 - indexcalc's own output
-        fn = ns["d_x"]
+        fn = generated_function(code)
         wants = inspect.signature(fn).parameters
         ours_fn = (lambda fn, wants: lambda x, B: fn(**{k: v for k, v in (("x", x), ("B", B)) if k in wants}))(fn, wants)
         assert np.allclose(ours_fn(x, B), hand(x, B)), expr
@@ -654,6 +652,13 @@ def bench_hessian():
             t_ours2, t_jax = fast_side_by_side(lambda: ours_fn(x, B), lambda: jh(xj, Bj).block_until_ready(),
                                                3 if QUICK else 7)
             row("hessian", f"{expr}, n={n}", t_ours2, "jax.hessian (jit)", t_jax, "compile excluded")
+
+
+def generated_function(code: str):
+    """The d_… function of indexcalc's `function` field (what --format numpy prints)."""
+    ns = {"np": np}
+    exec(code, ns)  # noqa: S102 - indexcalc's own output
+    return next(v for k, v in ns.items() if k.startswith("d_"))
 
 
 def _hand_lse_hessian(x):
@@ -768,9 +773,7 @@ def _code_rows_child(quick):
         return _timed(fa, fb, 3 if quick else 9)
 
     def function_of(d):
-        ns = {"np": np}
-        exec(d.results[0].function, ns)  # noqa: S102 - indexcalc's own output
-        return next(v for k, v in ns.items() if k.startswith("d_"))
+        return generated_function(d.results[0].function)
 
     rows = []
     rng = np.random.default_rng(0)

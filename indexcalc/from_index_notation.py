@@ -304,7 +304,7 @@ class _ToTree(Transformer):
 
     def scalar(self, tok):
         name = _name(tok)
-        if len(name) > 1 and ALIASES.get(name, name) in F.TABLE and name.lower() not in GREEK:
+        if len(name) > 1 and _function_name(name) in F.TABLE and name.lower() not in GREEK:
             # `log Y_ij` would be a variable named log times Y_ij: a misreading, refused
             raise IndexCalcError(f"{name} is a function, written here without brackets: write {name}(...) "
                                  f"around its argument ({name}(Y_ij), not {name} Y_ij)")

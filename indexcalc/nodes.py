@@ -161,6 +161,10 @@ class Node:
                 w = f(v)
                 if w is not v:
                     changes[k] = w
+            elif isinstance(v, tuple) and any(isinstance(c, Node) for c in v):   # a call's arguments
+                w = tuple(f(c) if isinstance(c, Node) else c for c in v)
+                if any(a is not b for a, b in zip(w, v)):
+                    changes[k] = w
         return self.replace(**changes) if changes else self
 
     def with_shape(self, shape: Shape) -> "Node":

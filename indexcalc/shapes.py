@@ -371,9 +371,6 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
             if isinstance(inner, N.MatMul):
                 return N.MatMul(inner.a, n.replace(a=inner.b))
             return n.replace(a=inner)
-        tuples = {k: tuple(split(c) if isinstance(c, N.Node) else c for c in v)      # a call's arguments
-                  for k, v in n.items() if isinstance(v, tuple) and any(isinstance(c, N.Node) for c in v)}
-        n = n.replace(**tuples) if tuples else n
         return n.map_children(split)
     return split(tree)
 
@@ -387,7 +384,6 @@ class _Infer:
         self.order: list[str] = []
         self.names = names                # every name used as a variable anywhere in the input
         self.functions: set = set()       # names declared `name: function`
-        self.counts: dict = {}            # how often each name occurs in the input
         self.nonlinear: set = set()       # names inside an element-wise function, or beside one
         self.vetoed: set = set()          # names a scalar reading of did not fit the input
         self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
@@ -721,17 +717,15 @@ class _ReadAsScalar(Exception):
         self.name = name
 
 
-def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
+def _labels(tree: N.Node, decls: dict, names: set, transposed: set, nonlinear: set) -> list:
     """The names of a vector-valued input that a textbook reader takes for scalars, as in the
     logistic loss log(1 + exp(-y w^T x)), the hinge max(0, 1 - y w^T x) or the binary
     cross-entropy -y log(σ(w^T x)) - (1 - y) log(1 - σ(w^T x)): undeclared lower-case names
     outside every inner product (never transposed, never the column after a transposed
-    vector), in an input that has an inner product. infer() reads them as scalars only if that
-    makes the whole input a scalar."""
-    inner, transposed = set(), set()
+    vector), in an input that has an inner product, and inside a loss's function or beside one
+    (`nonlinear`). infer() reads them as scalars only if that makes the whole input a scalar."""
+    inner = set()
     for n in tree.walk():
-        if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym):
-            transposed.add(_unsigned(n.a).name)
         if isinstance(n, N.MatMul):
             left = n.a
             while isinstance(left, N.MatMul):
@@ -740,8 +734,8 @@ def _labels(tree: N.Node, decls: dict, counts: dict) -> list:
                 inner.add(_unsigned(n.b).name)
     if not transposed:
         return []
-    return sorted(name for name in counts if name not in decls and name not in transposed
-                  and name not in inner and default_kind(name) == "vector")
+    return sorted(name for name in names if name not in decls and name not in transposed
+                  and name not in inner and name in nonlinear and default_kind(name) == "vector")
 
 
 _ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "leaky_relu"}
@@ -810,7 +804,7 @@ def _div(I: _Infer, node: N.Div):
                       and n.name[:1].islower()]
         names = {n.name for n in node.s.walk() if isinstance(n, N.Sym)}
         if undeclared and set(undeclared) == names and all(default_kind(n) == "vector" for n in names) and \
-                all(not tensor(n) for n in node.s.walk()):
+                not tensor(s):
             raise _ReadAsScalar(undeclared[0])  # / sqrt(d): a divisor of undeclared names is a scalar
         hint = (f"; if {undeclared[0]} is a scalar (a size, a temperature), declare it --where "
                 f"\"{undeclared[0]}: scalar\" (a lower-case name is a vector unless declared)") if undeclared else ""
@@ -1304,18 +1298,20 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     decls = dict(decls or {})
     decls.update(extra or {})
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
-    from collections import Counter
     tree = _fused_products(tree, decls, wrt)
-    counts = Counter(n.name for n in tree.walk() if isinstance(n, N.Sym))
+    used = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
     nonlinear = _in_a_nonlinearity(tree)
     transposed = {_unsigned(n.a).name for n in tree.walk()
                   if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym)}
     given = set(decls)
     tentative, vetoed = [], set()      # names read as scalars by their place; those that could not be
+
+    def reader(declared) -> _Infer:
+        I = _Infer(declared, sizes_declared, used)
+        I.functions, I.nonlinear, I.transposed, I.vetoed = functions, nonlinear, transposed, vetoed
+        return I
     while True:
-        I = _Infer(decls, sizes_declared, set(counts))
-        I.functions, I.counts, I.nonlinear, I.vetoed = functions, counts, nonlinear, vetoed
-        I.transposed = transposed
+        I = reader(decls)
         try:
             typed = I.run(tree)
             break
@@ -1328,13 +1324,10 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
             name = tentative.pop()               # b of w^T x + b used elsewhere as a vector: it is one
             del decls[name]
             vetoed.add(name)
-    labels = _labels(tree, decls, counts) if expect is None and not I.scalar(typed) else []
-    labels = [n for n in labels if n in I.nonlinear]
+    labels = _labels(tree, decls, used, transposed, nonlinear) if expect is None and not I.scalar(typed) else []
     if labels:                                   # -y w^T x: a label y, not the outer product y w^T
         trial = dict(decls, **{n: N.SCALAR for n in labels})
-        J = _Infer(trial, sizes_declared, set(counts))
-        J.functions, J.counts, J.nonlinear, J.vetoed = functions, counts, nonlinear, vetoed
-        J.transposed = transposed
+        J = reader(trial)
         try:
             typed2 = J.run(tree)
         except (ShapeError, _ReadAsScalar):

@@ -448,8 +448,7 @@ def _cancelled(num, den):
 
 def _same_signed(a, b) -> bool:
     """a and b are one value with their signs gathered in front: -(y u) and (-y) u."""
-    (sa, ca), (sb, cb) = _sign_split(a), _sign_split(b)
-    return ca == cb and sa == sb
+    return _sign_split(a) == _sign_split(b)
 
 
 def _negative(v):

@@ -599,6 +599,9 @@ def test_a_function_without_brackets_in_index_notation_is_refused_not_a_variable
     from indexcalc.cli import main
     assert main(["derive", "L = -Σ_{i,j} T_ij log Y_ij", "--wrt", "Y"]) == 2
     assert "log(Y_ij)" in capsys.readouterr().err
+    for spelling in ("GELU", "Swish", "Tanh"):          # the matrix language's spellings too
+        assert main(["derive", f"Σ_i {spelling} x_i", "--wrt", "x"]) == 2
+        assert f"{spelling}(" in capsys.readouterr().err
     assert derive("Σ_i sigma x_i", "x").results[0].closed_form == "sigma 1"
 
 
