@@ -298,12 +298,41 @@ def claim_of(ref: Reference, answer: str) -> N.Node:
     if unknown:
         raise IndexCalcError(f"the claimed answer uses {', '.join(unknown)}, which "
                              f"{'does' if len(unknown) == 1 else 'do'} not appear in {ref.input!r}")
+    strange = _functions_not_in(claimed, ref)
+    if strange:
+        said = ", ".join(f"{f}(·)" for f in strange)
+        hint = "; for the standard normal density write normpdf(x) (and normcdf(x), or Φ(x), for its cdf)" \
+            if _DENSITY_NAMES & set(strange) else ""
+        raise IndexCalcError(f"the claimed answer uses {said}, a generic function that does not appear in "
+                             f"{ref.input!r} (a one-letter function name, or one declared `name: function`, "
+                             f"stands for any function, so no derivative of {ref.input!r} can contain it)"
+                             f"{hint}")
     loose = sorted({x for n in claimed.walk() for x in (n.shape or ()) if isinstance(x, str)}
                    - set(ref.derivation.variables.sizes))
     if loose:
         raise IndexCalcError(f"the claimed answer has a size ({', '.join(loose)}) that nothing in "
                              f"{ref.input!r} fixes (an identity or ones vector of any size?)")
     return claimed
+
+
+_DENSITY_NAMES = {"φ", "phi", "ϕ", "varphi"}
+
+
+def _functions_not_in(claimed: N.Node, ref: Reference) -> list:
+    """The generic functions of a claim (φ(X), h'(X)) whose base is not a function of the
+    expression: the claim cannot be a derivative of it (φ of the GELU's derivative, meant as
+    the normal density, is a generic function by SPEC §1, and was compared as a test function)."""
+    import re
+    from . import functions as F
+    tree = getattr(ref.derivation, "tree", None)
+    used = {n.name.rstrip("'") for n in tree.walk() if isinstance(n, (N.Func, N.Call))} \
+        if isinstance(tree, N.Node) else set()
+    used |= set(getattr(ref.derivation.variables, "functions", ()))
+
+    def in_input(f):
+        return f in used or re.search(rf"(?<![\w\\]){re.escape(f)}\s*[\[(]", ref.input) is not None
+    return sorted({n.name.rstrip("'") for n in claimed.walk()
+                   if isinstance(n, N.Func) and F.is_generic(n.name) and not in_input(n.name.rstrip("'"))})
 
 
 def compare(ref: Reference, answer: str) -> Verdict:

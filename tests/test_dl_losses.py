@@ -170,3 +170,18 @@ def test_squared_error_written_with_a_matrix_power_says_how_to_write_it(capsys):
     assert main(["derive", "sum((X W - Y)^2)", "--wrt", "W", "--where", "X: S×M, W: M×N, Y: S×N"]) == 2
     err = capsys.readouterr().err
     assert "(X W - Y) .^ 2" in err and "‖X W - Y‖_F^2" in err
+
+
+def test_claim_with_a_generic_function_the_expression_lacks_is_unreadable():
+    """φ(X) in a GELU claim (meant as the normal density) is a generic function (SPEC §1): it was
+    compared as a test function and the right claim called WRONG with a counterexample. A claim
+    can only use the expression's own generic functions (h' of h); the message names normpdf."""
+    from indexcalc.check import check
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="normpdf"):
+        check("Y = gelu(X)", "X", "dY ∘ (Φ(X) + X ∘ φ(X))", "X: S×C")
+    assert check("Y = gelu(X)", "X", "dY ∘ (Φ(X) + X ∘ normpdf(X))", "X: S×C").correct
+    assert check("Y = h(X W)", "W", "X^T (dY ∘ h'(X W))", "X: S×M, W: M×N").correct
+    assert not check("Y = h(X W)", "W", "X^T (dY ∘ h(X W))", "X: S×M, W: M×N").correct
+    with pytest.raises(IndexCalcError, match="g"):
+        check("Y = h(X W)", "W", "X^T (dY ∘ g'(X W))", "X: S×M, W: M×N")
