@@ -33,7 +33,7 @@ ELEMENTWISE = tuple(name for name in F.TABLE)
 ALIASES = {
     "σ": "sigmoid", "sigma": "sigmoid", "logistic": "sigmoid", "swish": "silu",
     "logsoftmax": "log_softmax", "leakyrelu": "leaky_relu", "heaviside": "H", "trace": "tr",
-    "inverse": "inv", "ln": "log", "maximum": "max", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
+    "inverse": "inv", "ln": "log", "maximum": "max", "minimum": "min", "clamp": "clip", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
 }
 
 
@@ -738,7 +738,7 @@ def _labels(tree: N.Node, decls: dict, names: set, transposed: set, nonlinear: s
                   and name not in inner and name in nonlinear and default_kind(name) == "vector")
 
 
-_ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "leaky_relu"}
+_ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "clip", "clamp", "leaky_relu", "selu"}
 
 
 def _in_a_nonlinearity(tree: N.Node) -> set:
@@ -1076,14 +1076,109 @@ def _var(I, node):
     return I.run(N.Call("sqrt", (out,), node.col) if f == "std" else out)
 
 
+def _relu_of(a, col):
+    return N.Call("relu", (a,), col)
+
+
+def _number(node):
+    """The value of a number as written (2, -1, 0.5), else None."""
+    if isinstance(node, N.Neg) and isinstance(node.a, N.Num):
+        return -node.a.value
+    return node.value if isinstance(node, N.Num) else None
+
+
+def _minus(a, b) -> N.Node:
+    """a - b, with a - (-c) written a + c."""
+    value = _number(b)
+    if value is not None and value < 0:
+        return N.Add(a, N.num(-value) if isinstance(value, float) else N.Num(-value))
+    return N.Sub(a, b)
+
+
+def _max_node(a, b, col) -> N.Node:
+    """The element-wise maximum of a and b as relu: max(X, 0) is relu(X), max(X, c) is
+    c + relu(X - c), max(A, B) is B + relu(A - B) (NumPy's np.maximum, entry by entry; where
+    the two are equal the derivative goes to B, as relu'(0) = 0)."""
+    for x, other in ((a, b), (b, a)):
+        if _number(other) == 0:
+            return _relu_of(x, col)
+    if _number(a) is not None:
+        a, b = b, a
+    return N.Add(b, _relu_of(_minus(a, b), col))
+
+
+def _min_node(a, b, col) -> N.Node:
+    """min(A, B) = A - relu(A - B): min(X, 0) is X - relu(X), np.minimum entry by entry."""
+    if _number(a) is not None:
+        a, b = b, a
+    if _number(b) == 0:
+        return N.Sub(a, _relu_of(a, col))
+    return N.Sub(a, _relu_of(_minus(a, b), col))
+
+
+def _two_args(node, what):
+    if len(node.args) != 2:
+        f = node.name
+        raise UnsupportedError(f"{f} is supported entry by entry, {f}(X, c) or {f}(A, B) ({what}); "
+                               f"a {'maximum' if f.startswith('max') else 'minimum'} over entries has no "
+                               "derivative here")
+    return node.args
+
+
 def _max(I, node):
-    """max(X, 0) and maximum(X, 0), either order: relu(X)."""
-    if len(node.args) == 2:
-        for k, other in ((0, 1), (1, 0)):
-            if isinstance(node.args[k], N.Num) and node.args[k].value == 0:
-                return _elementwise(I, N.Call("relu", (node.args[other],), node.col))
-    raise UnsupportedError(f"{node.name} is supported as max(X, 0), which is relu(X); "
-                           "a maximum over entries has no derivative here")
+    """max(X, 0) and maximum(X, 0), either order: relu(X); max(A, B): B + relu(A - B)."""
+    a, b = _two_args(node, "NumPy's np.maximum; max(X, 0) is relu(X)")
+    return I.run(_max_node(a, b, node.col))
+
+
+def _min(I, node):
+    """min(A, B), minimum(A, B): A - relu(A - B), np.minimum entry by entry."""
+    a, b = _two_args(node, "NumPy's np.minimum")
+    return I.run(_min_node(a, b, node.col))
+
+
+def _clip(I, node):
+    """clip(X, lo, hi) (clamp): np.clip, min(max(X, lo), hi); with numbers lo ≤ hi it is
+    lo + relu(X - lo) - relu(X - hi)."""
+    if len(node.args) != 3:
+        raise ShapeError(f"{node.name} takes an array and two bounds: {node.name}(X, lo, hi), "
+                         f"not {len(node.args)} argument(s)")
+    x, lo, hi = node.args
+    for bound, which in ((lo, "lower"), (hi, "upper")):
+        I.need_scalar(I.run(bound), f"the {which} bound of {node.name}(X, lo, hi)")
+    low, high = _number(lo), _number(hi)
+    if low is not None and high is not None and low <= high:
+        up = _relu_of(_minus(x, lo), node.col) if low != 0 else _relu_of(x, node.col)
+        body = up if low == 0 else N.Add(lo, up)
+        return I.run(N.Sub(body, _relu_of(_minus(x, hi), node.col)))
+    return I.run(_min_node(_max_node(x, lo, node.col), hi, node.col))
+
+
+# SELU's constants (Klambauer et al. 2017), as torch.nn.SELU
+SELU_SCALE, SELU_ALPHA = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+
+
+def _elu_alpha(x, alpha, col) -> N.Node:
+    """elu(X, a) = relu(X) + a (elu(X) - relu(X)): a (exp(x) - 1) below 0, x above."""
+    return N.Add(_relu_of(x, col), N.MatMul(alpha, N.Sub(N.Call("elu", (x,), col), _relu_of(x, col))))
+
+
+def _elu(I, node):
+    """elu(X) (α = 1), elu(X, a) with a scalar α as torch's ELU(alpha)."""
+    if len(node.args) == 1:
+        return _elementwise(I, node)
+    if len(node.args) != 2:
+        raise ShapeError(f"elu takes an array and optionally α: elu(X) or elu(X, a), not {len(node.args)} argument(s)")
+    x, a = node.args
+    I.need_scalar(I.run(a), "the α of elu(X, a)")
+    return I.run(_elu_alpha(x, a, node.col))
+
+
+def _selu(I, node):
+    """selu(X) = λ elu(X, α) with SELU's fixed λ and α (torch.nn.SELU)."""
+    if len(node.args) != 1:
+        raise ShapeError(f"selu takes one argument: selu(X), not {len(node.args)} argument(s)")
+    return I.run(N.MatMul(N.num(SELU_SCALE), _elu_alpha(node.args[0], N.num(SELU_ALPHA), node.col)))
 
 
 def _leaky_relu(I, node):
@@ -1268,11 +1363,12 @@ CALLS = {
     "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
-    "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "leaky_relu": _leaky_relu,
+    "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "min": _min, "clip": _clip,
+    "leaky_relu": _leaky_relu, "elu": _elu, "selu": _selu,
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),
     "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
-    **{name: _elementwise for name in ELEMENTWISE},
+    **{name: _elementwise for name in ELEMENTWISE if name != "elu"},
     N.ABS_BARS: _bars,
     # the step function (Heaviside): printed step(X), so that it is never read as a size H
     "step": lambda I, node: _elementwise(I, N.Call("H", node.args, node.col)),

@@ -185,3 +185,40 @@ def test_claim_with_a_generic_function_the_expression_lacks_is_unreadable():
     assert not check("Y = h(X W)", "W", "X^T (dY ∘ h(X W))", "X: S×M, W: M×N").correct
     with pytest.raises(IndexCalcError, match="g"):
         check("Y = h(X W)", "W", "X^T (dY ∘ g'(X W))", "X: S×M, W: M×N")
+
+
+ENTRYWISE = [
+    # max/min/clip beyond max(X, 0), elu's α, selu: refused as unknown or "max(X, 0) only"; each is
+    # read as relu (max(A, B) = B + relu(A - B)), so the guard checks what step 1 shows
+    ("sum(min(X, 0) ∘ G)", "X", lambda e: np.minimum(e["X"], 0) * e["G"]),
+    ("sum(max(X, 0.01 X) ∘ G)", "X", lambda e: np.maximum(e["X"], 0.01 * e["X"]) * e["G"]),
+    ("sum(max(X, G))", "G", lambda e: np.maximum(e["X"], e["G"])),
+    ("sum(minimum(X, G) .^ 2 ∘ G)", "X", lambda e: np.minimum(e["X"], e["G"]) ** 2 * e["G"]),
+    ("sum(clip(X, -1, 1) ∘ G)", "X", lambda e: np.clip(e["X"], -1, 1) * e["G"]),
+    ("sum(clamp(X, a, b) ∘ G)", "X", lambda e: np.clip(e["X"], e["a"], e["b"]) * e["G"]),
+    ("sum(elu(X, 0.5) ∘ G)", "X", lambda e: np.where(e["X"] > 0, e["X"], 0.5 * np.expm1(e["X"])) * e["G"]),
+    ("sum(elu(X, a) ∘ G)", "a", lambda e: np.where(e["X"] > 0, e["X"], e["a"] * np.expm1(e["X"])) * e["G"]),
+    ("sum(selu(X) ∘ G)", "X",
+     lambda e: 1.0507009873554805 * np.where(e["X"] > 0, e["X"], 1.6732632423543772 * np.expm1(e["X"])) * e["G"]),
+    # the Huber loss as a paper writes it with min, and PPO's clipped objective
+    ("sum(0.5 min(abs(X - G), 1) .^ 2 + relu(abs(X - G) - 1))", "X",
+     lambda e: np.where(np.abs(e["X"] - e["G"]) < 1, 0.5 * (e["X"] - e["G"]) ** 2, np.abs(e["X"] - e["G"]) - 0.5)),
+    ("-sum(min(X ∘ G, clip(X, 1 - a, 1 + a) ∘ G))", "X",
+     lambda e: -np.minimum(e["X"] * e["G"], np.clip(e["X"], 1 - e["a"], 1 + e["a"]) * e["G"])),
+]
+
+
+@pytest.mark.parametrize("expr,wrt,loss", ENTRYWISE, ids=[c[0] + " by " + c[1] for c in ENTRYWISE])
+def test_entrywise_max_min_clip_and_elu_alpha(expr, wrt, loss, rng):
+    where = "X: S×M, G: S×M, a: scalar, b: scalar"
+    env = {"X": rng.normal(size=(4, 3)) * 2, "G": rng.normal(size=(4, 3)), "a": 0.3, "b": 1.2}
+    d = derive(expr, wrt, where)
+    got = np.asarray(eval(d.results[0].numpy, {"np": np, **env}), dtype=float)  # noqa: S307
+    want = finite_jacobian(lambda e: float(np.sum(loss(e))), env, wrt)
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-8), (d.read_as, d.results[0].closed_form)
+
+
+def test_max_over_entries_stays_refused():
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="over entries"):
+        derive("max(x)", "x")
