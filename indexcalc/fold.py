@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import functions as F
 from . import nodes as N
 from .closed import T, had, mm
 from .errors import IndexCalcError, VerificationError
@@ -28,8 +29,21 @@ def replace_subtree(node: N.Node, old: N.Node, new: N.Node) -> N.Node:
     return node.map_children(lambda c: replace_subtree(c, old, new))
 
 
+def smooth_stand_ins(node: N.Node) -> N.Node:
+    """node with each piecewise function (relu, step, abs, sign, elu) replaced by a smooth
+    generic function of its own (functions.generic_value). Two pieces equal at a random point
+    are the same function only if they are analytic: at a point where X W + 5 > 0 everywhere,
+    abs(X W + 5) has the value of X W + 5 and sign(X W + 5) that of 1, and a value match took
+    one for the other (`sign(Y)` for `Y = abs(X W + 5)`). With the stand-ins, equal values at a
+    random point mean the same expression of the same functions."""
+    if isinstance(node, N.Func) and node.name in F.PIECEWISE:
+        return N.Func(F.stand_in(node.name), smooth_stand_ins(node.a), node.shape)
+    return node.map_children(smooth_stand_ins)
+
+
 class Values:
-    """Values of subtrees at one point, for telling which pieces are the same function."""
+    """Values of subtrees at one point, for telling which pieces are the same function:
+    piecewise functions are evaluated as smooth stand-ins (smooth_stand_ins)."""
 
     def __init__(self, point):
         self.point, self.cache = point, {}
@@ -38,7 +52,7 @@ class Values:
         if node not in self.cache:
             try:
                 with np.errstate(all="ignore"):
-                    v = evaluate(node, self.point.env2d, self.point.sizes)
+                    v = evaluate(smooth_stand_ins(node), self.point.env2d, self.point.sizes)
                 self.cache[node] = v if np.all(np.isfinite(v)) else None
             except Exception:  # noqa: BLE001 - a piece we cannot evaluate is matched by nothing
                 self.cache[node] = None

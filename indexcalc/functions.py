@@ -106,6 +106,16 @@ TABLE = {e.name: e for e in [
     Elementwise("H", HEAVISIDE, lambda u: sp.S.Zero, "(({}) > 0) * 1.0", lambda x: (np.asarray(x) > 0) * 1.0),
 ]}
 
+# the functions with a kink or a jump: a value at one random point tells only one piece
+# (fold.smooth_stand_ins evaluates each as a smooth generic function of its own)
+PIECEWISE = frozenset({"relu", "H", "abs", "sign", "elu"})
+
+
+def stand_in(name: str) -> str:
+    """The generic function that stands in for a piecewise one where values are compared."""
+    return f"{name.lower()}_stand_in"
+
+
 # how a function is printed where its own name could be misread: H (Heaviside) beside a size H
 SHOWN = {"H": "step"}
 

@@ -444,3 +444,41 @@ def test_forward_computes_a_piece_once_and_a_diagonal_stays_a_vector(tmp_path):
     mixed.cls, mixed.func = "Mixed", "mixed"
     p = run_file(tmp_path, modulegen.render([layer, mixed], "numpy", "test"), "pieces_once")
     assert p.returncode == 0 and "gradient check: passed" in p.stdout, p.stdout + p.stderr
+
+
+PIECEWISE_LAYERS = [
+    # a value match at a point where X W + 5 > 0 everywhere took sign(X W + 5) for sign(Y) with
+    # Y = abs(X W + 5) (backprop printed it "written with Y"), and dY ∘ step(Y) for 0.1 dY +
+    # 0.9 (dY ∘ step(Y)) in leaky_relu's backward: the code was wrong wherever X W + 5 < 0
+    ("Y = abs(X W + 5)", lambda z: np.sign(z + 5)),
+    ("Y = leaky_relu(X W + 4, 0.1)", lambda z: np.where(z + 4 > 0, 1.0, 0.1)),
+    ("Y = elu(X W + 3)", lambda z: np.where(z + 3 > 0, 1.0, np.exp(z + 3))),
+    ("Y = relu(X W) + relu(X W - 2)", lambda z: (z > 0) * 1.0 + (z > 2)),
+    ("Y = sign(X W + 5) ∘ (X W)", lambda z: np.sign(z + 5)),
+]
+
+
+@pytest.mark.parametrize("eq,slope", PIECEWISE_LAYERS, ids=[c[0] for c in PIECEWISE_LAYERS])
+def test_piecewise_layer_backward_right_on_both_sides_of_the_kink(tmp_path, eq, slope):
+    from indexcalc import backprop
+    where = "X: S×M, W: M×N"
+    path = tmp_path / "piecewise.py"
+    path.write_text(modulegen.generate(eq, "W", where, "numpy"), encoding="utf-8")
+    m = load_module(path, "piecewise_test")
+    cls = next(v for k, v in vars(m).items() if isinstance(v, type) and hasattr(v, "backward"))
+    layer = cls(3, 5)
+    rng = np.random.default_rng(4)
+    X, W = rng.normal(size=(6, 3)) * 3, rng.normal(size=(3, 5)) * 3      # X W from about -30 to 30
+    layer.params["W"] = W
+    dY = rng.normal(size=(6, 5))
+    layer.forward(X)
+    layer.backward(dY)
+    want = X.T @ (dY * slope(X @ W))
+    assert np.allclose(layer.grads["W"], want)
+    d = backprop(eq, "W", where)
+    from indexcalc.fold import folded_forms
+    for form in folded_forms(d).values():
+        from indexcalc.evaluate import evaluate
+        Y = evaluate(d.rhs, {"X": X, "W": W}, {"S": 6, "M": 3, "N": 5})
+        got = evaluate(form, {"X": X, "W": W, "dY": dY, "Y": Y}, {"S": 6, "M": 3, "N": 5})
+        assert np.allclose(got, want)
