@@ -282,8 +282,8 @@ def _like_terms(n):
     if len(acc) == len(terms):
         return None
     kept = [(c, t) for t, c in acc.items() if c != 0]
-    if not kept:
-        return None                       # a zero: the matcher's business, not this table's
+    if not kept:                          # A^T X^-T - A^T X^-T, once X^-T X^T = I cancelled
+        return zero(n.shape)
     node = scaled(*kept[0])
     for c, t in kept[1:]:
         node = N.Sub(node, scaled(-c, t), n.shape) if c < 0 else N.Add(node, scaled(c, t), n.shape)

@@ -68,6 +68,8 @@ RULES = [
     ("a power cancels to nothing", mm(T(inv(X)), T(inv(inv(X))), T(inv(X))), "X^-T"),
     ("like terms", N.Add(mm(A, T(A)), mm(A, T(A)), n), "2 A A^T"),
     ("like terms cancel partly", N.Sub(N.ScalarMul(N.num(3), X, n), X, n), "2 X"),
+    # d tr(X^-1 A X) / dX once X^-T X^T = I: it printed (A^T - A^T) X^-T
+    ("like terms cancel wholly", N.Sub(mm(T(A), T(inv(X))), mm(T(A), T(inv(X)), XT, T(inv(X))), ("m", "n")), "0 1 1^T"),
     ("a number out of a product", mm(A, N.ScalarMul(N.num(2), T(A), ("m", "n"))), "2 A A^T"),
     ("exp over 1 + exp is sigmoid", N.HadDiv(exp(u), N.Add(N.Ones(("n", 1)), exp(u), ("n", 1)), ("n", 1)),
      "sigmoid(u)"),
