@@ -52,7 +52,7 @@ _READABLE = {
 def _parser() -> Lark:
     with open(GRAMMAR, encoding="utf-8") as f:
         grammar = f.read()
-    return cached_lark(grammar, parser="lalr", lexer="basic", propagate_positions=False,
+    return cached_lark(grammar, parser="lalr", lexer="basic", propagate_positions=True,
                        maybe_placeholders=False)
 
 
@@ -148,6 +148,7 @@ class _ToTree(Transformer):
     def __init__(self, column=lambda c: c):
         super().__init__()
         self.column = column
+        self.powers = set()          # ids of the nodes built by a power (not a transpose) not yet bracketed
 
     def number(self, tok):
         return _number(str(tok))
@@ -190,18 +191,36 @@ class _ToTree(Transformer):
     def transpose(self, a, _tick):
         return N.Transpose(a)
 
-    def power(self, a, exponent):
-        return exponent(a)
+    @v_args(meta=True, inline=True)
+    def power(self, meta, a, exponent):
+        return self._raised(meta, a, exponent, False)
 
-    def hadpow(self, a, exponent):
-        return exponent(a, elementwise=True)
+    @v_args(meta=True, inline=True)
+    def hadpow(self, meta, a, exponent):
+        return self._raised(meta, a, exponent, True)
+
+    def _raised(self, meta, a, exponent, elementwise):
+        """`s^2^3` is (s^2)^3 to MATLAB and s^(2^3) = s^8 to a mathematician: a power of an
+        unbracketed power is refused with both spellings. A transpose on either side is not
+        a power (X^T^2, X^-1^T, X^-T^2 read one way only)."""
+        transposes = getattr(exponent, "transposes", False)
+        if not transposes and id(a) in self.powers:
+            raise _StackedPower(meta.column, meta.end_column)
+        out = exponent(a, elementwise=elementwise)
+        if not transposes:
+            self.powers.add(id(out))
+        return out
+
+    def bracketed(self, e):
+        self.powers.discard(id(e))
+        return e
 
     # exponents return a function of the base
     def exp_t(self, _t):
-        return lambda a, elementwise=False: N.Transpose(a)
+        return _transposing(lambda a, elementwise=False: N.Transpose(a))
 
     def exp_mt(self, _t):
-        return lambda a, elementwise=False: N.Transpose(N.Inverse(a))
+        return _transposing(lambda a, elementwise=False: N.Transpose(N.Inverse(a)))
 
     def exp_hname(self, tok):
         return _power_of(N.Sym(str(tok)))
@@ -251,6 +270,19 @@ class _ToTree(Transformer):
 
     def transpose_dot(self, a):
         return N.Transpose(a)
+
+
+def _transposing(build):
+    build.transposes = True
+    return build
+
+
+class _StackedPower(Exception):
+    """A power of an unbracketed power, at these columns of the parsed text (parse() says it)."""
+
+    def __init__(self, start, end):
+        super().__init__(start, end)
+        self.start, self.end = start, end
 
 
 # characters of typeset or pasted mathematics, as the language writes them
@@ -379,9 +411,22 @@ def parse(text: str) -> N.Node:
     except UnexpectedInput as e:  # pragma: no cover - other lark input errors
         raise ParseError("cannot parse this", text, getattr(e, "column", 1)) from None
     except VisitError as e:
+        if isinstance(e.orig_exc, _StackedPower):
+            raise _stacked_power(e.orig_exc, typed, text, column) from None
         if isinstance(e.orig_exc, IndexCalcError):
             raise e.orig_exc from None
         raise ParseError(f"cannot read this: {e.orig_exc}", text, 1) from None
+
+
+def _stacked_power(e: _StackedPower, typed: str, text: str, column) -> ParseError:
+    written = typed[e.start - 1:e.end - 1]
+    inner, _, outer = written.rpartition("^")
+    inner, dot = (inner[:-1], ".") if inner.endswith(".") else (inner, "")
+    base, _, first = inner.rpartition("^")
+    base, dot1 = (base[:-1], ".") if base.endswith(".") else (base, "")
+    return ParseError(f"{written.strip()} could mean ({base.strip()}{dot1}^{first.strip()}){dot}^{outer.strip()} or "
+                      f"{base.strip()}{dot1}^({first.strip()}{dot}^{outer.strip()}): bracket the power you mean",
+                      text, column(e.start))
 
 
 _GLUED_DIVISOR = re.compile(rf"/\s*(((?>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?))([{_NAME_CHARS[4:]}][{_NAME_CHARS}]*(?:\^\w+)?))")

@@ -292,6 +292,13 @@ READINGS += [
     ("a b^T x", None, "x", {"a": ((M,), ""), "b": ((N,), ""), "x": ((N,), "")}, lambda e: e["a"] * (e["b"] @ e["x"])),
     ("(a^T x) b", None, "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
     ("(a^T x) b", "b: m", "x", {"a": ((N,), ""), "x": ((N,), ""), "b": ((M,), "")}, lambda e: (e["a"] @ e["x"]) * e["b"]),
+    # a power of a bracketed power reads as bracketed; a transpose beside a power reads one way
+    ("(s^2)^3", "s: scalar", "s", {"s": ((), "")}, lambda e: e["s"] ** 6),
+    ("s^(2^3)", "s: scalar", "s", {"s": ((), "")}, lambda e: e["s"] ** 8),
+    ("tr(X^2^T A)", "A: n×n", "X", {"X": ((N, N), ""), "A": ((N, N), "")}, lambda e: np.trace((e["X"] @ e["X"]).T @ e["A"])),
+    ("tr(X^-1^T A)", "A: n×n", "X", {"X": ((N, N), "wellcond"), "A": ((N, N), "")},
+     lambda e: np.trace(np.linalg.inv(e["X"]).T @ e["A"])),
+    ("tr(X^T^2 A)", "A: n×n", "X", {"X": ((N, N), ""), "A": ((N, N), "")}, lambda e: np.trace(e["X"].T @ e["X"].T @ e["A"])),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
@@ -450,6 +457,20 @@ def test_a_parse_error_points_into_what_was_typed(text, column):
     with pytest.raises(ParseError) as e:
         parse(text)
     assert e.value.column == column and text[column - 1] in "$]", (e.value.column, str(e.value))
+
+
+@pytest.mark.parametrize("text,column,words", [
+    ("s^2^3", 1, ["(s^2)^3", "s^(2^3)"]), ("1 + x .^ 2 .^ 3", 5, ["(x.^2).^3", "x.^(2.^3)"]),
+    ("tr(A^2^-1)", 4, ["(A^2)^-1", "A^(2^-1)"]), ("s²^3", 1, ["(s^2)^3"])])
+def test_a_power_of_a_power_is_refused_with_both_readings(text, column, words):
+    """s^2^3 is (s^2)^3 = s^6 to MATLAB, s^(2^3) = s^8 to a mathematician: it was read as s^6
+    without a word (the grammar's left recursion)."""
+    from indexcalc.errors import ParseError
+    with pytest.raises(ParseError) as e:
+        parse(text)
+    assert e.value.column == column, str(e.value)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
 
 
 def test_every_function_row_is_known_to_the_grammar_and_derives():
