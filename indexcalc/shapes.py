@@ -338,6 +338,9 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
     alone = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
     plan = {}
     for name in alone:
+        if name not in decls and (parts := _greek_glued(name, decls, alone, wrt)):
+            plan[name] = parts
+            continue
         if name in decls or len(name) < 2 or not name.isalpha() or not name.isascii() or \
                 name.lower() in GREEK or default_kind(name) != ("matrix" if name[0].isupper() else "vector"):
             continue
@@ -373,6 +376,35 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
             return n.replace(a=inner)
         return n.map_children(split)
     return split(tree)
+
+
+def _greek_glued(name: str, decls: dict, alone: set, wrt) -> list | None:
+    """A Greek letter written against a name, as λw^T w, ΣX, σx: the parts [λ, w] when the
+    Latin part is declared, stands alone in the input or is asked for (λw was one scalar
+    variable, so ‖X w - y‖^2 + λw^T w read as a vector and tr(ΣX) by X was zero). Δx and δx
+    (an increment, a variable of its own) and dΣ (an upstream gradient) stay whole; a name
+    that glues a known part to something it cannot split is refused, not read as one."""
+    runs = re.findall(r"[A-Za-z]+|[^A-Za-z]+", name)
+    if len(runs) < 2 or not name.isalpha() or name[0] in "Δδ" or (runs[0] == "d" and len(runs) == 2):
+        return None
+    known = lambda p: p in decls or p in alone or p in wrt         # noqa: E731
+    parts, doubtful = [], []
+    for run in runs:
+        if not run.isascii():
+            if len(run) > 1:                     # αβ: which letters? not ours to guess
+                doubtful.append(run)
+            parts.append(run)
+        elif known(run) or len(run) == 1:
+            parts.append(run)
+        else:
+            split = fused(run, decls) or list(run)
+            parts += split
+    if not any(known(p) for p in parts):
+        return None
+    if doubtful or len(parts) - sum(known(p) for p in parts) > 1:
+        raise ShapeError(f"{name} glues a Greek letter to a name used elsewhere: write the factors with a space "
+                         f"({' '.join(parts)}), or declare {name} in --where if it is a variable of its own")
+    return parts
 
 
 class _Infer:

@@ -14,6 +14,7 @@ import pytest
 
 from indexcalc import derive, parse
 from indexcalc.evaluate import evaluate, to_2d
+from indexcalc.errors import ShapeError
 from indexcalc.shapes import infer, parse_decls
 
 from .conftest import finite_jacobian
@@ -299,6 +300,12 @@ READINGS += [
     ("tr(X^-1^T A)", "A: n×n", "X", {"X": ((N, N), "wellcond"), "A": ((N, N), "")},
      lambda e: np.trace(np.linalg.inv(e["X"]).T @ e["A"])),
     ("tr(X^T^2 A)", "A: n×n", "X", {"X": ((N, N), ""), "A": ((N, N), "")}, lambda e: np.trace(e["X"].T @ e["X"].T @ e["A"])),
+    # a Greek letter against a name used elsewhere is a product, as λw^T w in ridge regression (λw
+    # was one scalar variable: the loss read as a vector, and tr(ΣX) by X was zero)
+    ("‖X w - y‖^2 + λw^T w", None, "w", {"X": ((S, N), ""), "w": ((N,), ""), "y": ((S,), ""), "λ": ((), "")},
+     lambda e: np.sum((e["X"] @ e["w"] - e["y"]) ** 2) + e["λ"] * e["w"] @ e["w"]),
+    ("tr(ΣX)", None, "X", {"Σ": ((N, N), ""), "X": ((N, N), "")}, lambda e: np.trace(e["Σ"] @ e["X"])),
+    ("σx^T x", None, "x", {"σ": ((), ""), "x": ((N,), "")}, lambda e: e["σ"] * e["x"] @ e["x"]),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
@@ -672,12 +679,21 @@ def test_a_declared_function_reads_in_every_command(capsys):
     ("W1^T x + lambda", ["W1", "lambda"]),                       # a digit; a Greek name
     ("sum(dY ∘ (X W))", ["dY"]),                                 # the upstream gradient
     ("x^T eps x", ["eps"]),                                      # two parts nobody knows
+    ("δx^T x + x^T x", ["δx", "x"]),                             # an increment is a variable
 ])
 def test_names_that_stay_whole(text, whole):
     """A name written together splits only where its letters are known names: the projections
     Wq, Wk, Wv of attention, W1, lambda, dY and eps stay one variable each."""
     _, variables = infer(parse(text), parse_decls(None))
     assert all(name in variables for name in whole), list(variables.table)
+
+
+@pytest.mark.parametrize("text", ["λAx^T x", "αβx^T x"])
+def test_a_greek_letter_glued_to_what_it_cannot_split_is_refused(text):
+    """λAx: λ times Ax or A x? αβx: α β or one name αβ? Refused with the factors spaced."""
+    with pytest.raises(ShapeError) as e:
+        infer(parse(text), parse_decls(None))
+    assert "with a space" in str(e.value)
 
 
 @pytest.mark.parametrize("text, wrt, noted", [
