@@ -327,28 +327,36 @@ def fused(name: str, declared) -> list | None:
     return parts if parts and len(parts) > 1 else None
 
 
+_LETTER_NUMBERED = re.compile(r"[A-Za-z](?:_?\d+)?")            # x, W1, x_2
+_LETTERS_NUMBERED = re.compile(r"(?:[A-Za-z](?:_?\d+)?)+")       # Ax, W1x, Ax_1
+
+
 def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
     """The tree with each undeclared name that a textbook reader reads as a product written
     without spaces as that product (step 1 shows it spaced): AX in tr(XᵀAX) and Bx in x'Bx are
     A X and B x, because X and x stand alone elsewhere in the input; Wx in σ(Wx + b) with W and
     x declared is W x; Ax in ‖Ax - b‖² by x is A x. A name splits into declared names, or into
-    one-letter names of which at least one is declared, stands alone in the input or is asked
-    for, and at most one is none of these. A name with a digit, a Greek name and an upstream
-    gradient (dY) stay whole."""
+    one-letter names (a letter with its number: W1, x_2) of which at least one is declared,
+    stands alone in the input or is asked for, and at most one is none of these (W1x in
+    relu(W1x) by W1 is W1 x: it was a variable W1x, and the derivative by W1 zero). A name
+    with one letter and its number (b1, x_2), a Greek name and an upstream gradient (dY) stay
+    whole; a Greek letter against a name is _greek_glued's."""
     alone = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
     plan = {}
     for name in alone:
         if name not in decls and (parts := _greek_glued(name, decls, alone, wrt)):
             plan[name] = parts
             continue
-        if name in decls or len(name) < 2 or not name.isalpha() or not name.isascii() or \
+        if name in decls or len(name) < 2 or not _LETTERS_NUMBERED.fullmatch(name) or \
                 name.lower() in GREEK or default_kind(name) != ("matrix" if name[0].isupper() else "vector"):
             continue
         parts = fused(name, decls)
         if parts:
             plan[name] = parts
             continue
-        parts = list(name)
+        parts = _LETTER_NUMBERED.findall(name)
+        if len(parts) < 2:
+            continue
         known = [p for p in parts if p in decls or p in alone or p in wrt]
         if known and len(parts) - len(known) <= 1:
             plan[name] = parts

@@ -306,6 +306,11 @@ READINGS += [
      lambda e: np.sum((e["X"] @ e["w"] - e["y"]) ** 2) + e["λ"] * e["w"] @ e["w"]),
     ("tr(ΣX)", None, "X", {"Σ": ((N, N), ""), "X": ((N, N), "")}, lambda e: np.trace(e["Σ"] @ e["X"])),
     ("σx^T x", None, "x", {"σ": ((), ""), "x": ((N,), "")}, lambda e: e["σ"] * e["x"] @ e["x"]),
+    # a numbered name against a letter, as an MLP's W1x (it was a variable W1x: by W1, zero)
+    ("sum(W2 relu(W1x))", "W1: n×m", "W1", {"W1": ((N, M), ""), "x": ((M,), ""), "W2": ((S, N), "")},
+     lambda e: np.sum(e["W2"] @ np.maximum(e["W1"] @ e["x"], 0))),
+    ("‖W1x_1 - b‖^2", None, "W1", {"W1": ((N, M), ""), "x_1": ((M,), ""), "b": ((N,), "")},
+     lambda e: np.sum((e["W1"] @ e["x_1"] - e["b"]) ** 2)),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
@@ -680,6 +685,7 @@ def test_a_declared_function_reads_in_every_command(capsys):
     ("sum(dY ∘ (X W))", ["dY"]),                                 # the upstream gradient
     ("x^T eps x", ["eps"]),                                      # two parts nobody knows
     ("δx^T x + x^T x", ["δx", "x"]),                             # an increment is a variable
+    ("x1^T A x_2 + b1", ["x1", "x_2", "b1"]),                    # a letter and its number
 ])
 def test_names_that_stay_whole(text, whole):
     """A name written together splits only where its letters are known names: the projections
