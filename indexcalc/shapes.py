@@ -387,29 +387,29 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
 
 
 def _greek_glued(name: str, decls: dict, alone: set, wrt) -> list | None:
-    """A Greek letter written against a name, as λw^T w, ΣX, σx: the parts [λ, w] when the
-    Latin part is declared, stands alone in the input or is asked for (λw was one scalar
-    variable, so ‖X w - y‖^2 + λw^T w read as a vector and tr(ΣX) by X was zero). Δx and δx
-    (an increment, a variable of its own) and dΣ (an upstream gradient) stay whole; a name
-    that glues a known part to something it cannot split is refused, not read as one."""
+    """A Greek letter written against a name or another Greek letter, as λw^T w, ΣX, σx, 2πσ^2:
+    the parts [λ, w], [π, σ] when a part is declared, stands alone in the input or is asked for,
+    and at most one part is none of these (λw was one scalar variable, so ‖X w - y‖^2 + λw^T w
+    read as a vector; tr(ΣX) by X and log(2πσ^2) by σ said the variable does not occur, and
+    exp(-x^T x/(2σ^2))/(2πσ^2) by σ left out the σ of πσ). Δx and δx (an increment, a variable of
+    its own) and dΣ (an upstream gradient) stay whole; a name that glues a known part to more
+    than one unknown one (λAx, αβx) is refused, not read as one variable."""
     runs = re.findall(r"[A-Za-z]+|[^A-Za-z]+", name)
-    if len(runs) < 2 or not name.isalpha() or name[0] in "Δδ" or (runs[0] == "d" and len(runs) == 2):
+    if len(name) < 2 or not name.isalpha() or name.isascii() or name[0] in "Δδ" or \
+            (runs[0] == "d" and len(runs) == 2):
         return None
     known = lambda p: p in decls or p in alone or p in wrt         # noqa: E731
-    parts, doubtful = [], []
+    parts = []
     for run in runs:
         if not run.isascii():
-            if len(run) > 1:                     # αβ: which letters? not ours to guess
-                doubtful.append(run)
-            parts.append(run)
+            parts += list(run)                   # Greek letters are one-letter names
         elif known(run) or len(run) == 1:
             parts.append(run)
         else:
-            split = fused(run, decls) or list(run)
-            parts += split
+            parts += fused(run, decls) or _LETTER_NUMBERED.findall(run)
     if not any(known(p) for p in parts):
         return None
-    if doubtful or len(parts) - sum(known(p) for p in parts) > 1:
+    if len(parts) - sum(known(p) for p in parts) > 1:
         raise ShapeError(f"{name} glues a Greek letter to a name used elsewhere: write the factors with a space "
                          f"({' '.join(parts)}), or declare {name} in --where if it is a variable of its own")
     return parts
