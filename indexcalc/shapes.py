@@ -342,8 +342,11 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
     with one letter and its number (b1, x_2), a Greek name and an upstream gradient (dY) stay
     whole; a Greek letter against a name is _greek_glued's."""
     alone = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
+    # ^TAx, ^TΣx: the transpose glued to a product, which _power explains; not a product T A x
+    transposes = {n.p.name for n in tree.walk() if isinstance(n, N.Power) and isinstance(n.p, N.Sym)
+                  and n.p.name[:1] == "T"}
     plan = {}
-    for name in alone:
+    for name in alone - transposes:
         if name not in decls and (parts := _greek_glued(name, decls, alone, wrt)):
             plan[name] = parts
             continue

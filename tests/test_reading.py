@@ -696,12 +696,14 @@ def test_names_that_stay_whole(text, whole):
     assert all(name in variables for name in whole), list(variables.table)
 
 
-@pytest.mark.parametrize("text", ["λAx^T x", "αβx^T x"])
-def test_a_greek_letter_glued_to_what_it_cannot_split_is_refused(text):
-    """λAx: λ times Ax or A x? αβx: α β or one name αβ? Refused with the factors spaced."""
+@pytest.mark.parametrize("text, words", [("λAx^T x", "(λ A x)"), ("αβx^T x", "(α β x)"),
+                                         ("x^TΣx", "^T Σ x for ^TΣx")])
+def test_a_greek_letter_glued_to_what_it_cannot_split_is_refused(text, words):
+    """λAx: λ times Ax or A x? αβx: α β or one name αβ? Refused with the factors spaced; ^TΣx
+    is the transpose glued to a product, said as for ^TAx."""
     with pytest.raises(ShapeError) as e:
         infer(parse(text), parse_decls(None))
-    assert "with a space" in str(e.value)
+    assert words in str(e.value), str(e.value)
 
 
 @pytest.mark.parametrize("text, wrt, noted", [
