@@ -16,6 +16,7 @@ expressions as given, at a third point, before anything is written.
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,18 +50,66 @@ def _size(node) -> int:
     return sum(1 for _ in ast.walk(node))
 
 
+def _smooth(t, a, b):
+    """A smooth function of its own for each piecewise one (fold.smooth_stand_ins's idea)."""
+    return np.sin(a * t + b) + 0.5 * t
+
+
+# np.abs(u), np.sign(u), np.maximum(a, b), np.minimum(a, b), a > b, np.where(c, a, b) as smooth
+# stand-ins, where values are compared: at a point where u > 0 everywhere np.abs(u) has the
+# value of u, and a value match took one for the other (a module's backward read sign(Y) for
+# Y = abs(X W + 5))
+STAND_INS = {
+    "np.abs": lambda u: _smooth(u, 0.7, 0.3),
+    "np.sign": lambda u: _smooth(u, 1.1, 0.9),
+    "np.maximum": lambda a, b: b + _smooth(a - b, 0.8, 0.2),
+    "np.minimum": lambda a, b: a - _smooth(a - b, 0.8, 0.2),
+    "np.where": lambda c, a, b: c * a + (1 - c) * b,
+    ">": lambda a, b: _smooth(a - b, 1.3, 0.5),
+}
+_COMPARE = {ast.Gt: (">", False), ast.GtE: (">", False), ast.Lt: (">", True), ast.LtE: (">", True)}
+
+
+class _StandIns(ast.NodeTransformer):
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        name = dotted_name(node.func)
+        if name in STAND_INS and not node.keywords:
+            return ast.Call(func=ast.Name("_stand_in_" + name.replace(".", "_"), ast.Load()),
+                            args=node.args, keywords=[])
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+            a, b = node.left, node.comparators[0]
+            _, swap = _COMPARE[type(node.ops[0])]
+            return ast.Call(func=ast.Name("_stand_in_gt", ast.Load()), args=[b, a] if swap else [a, b], keywords=[])
+        return node
+
+
+_STAND_IN_NAMES = {"_stand_in_" + k.replace(".", "_") if k != ">" else "_stand_in_gt": f
+                   for k, f in STAND_INS.items()}
+
+
+def smooth_stand_ins(node):
+    """A copy of the code's tree with each piecewise call and comparison a smooth stand-in."""
+    return _StandIns().visit(copy.deepcopy(node))
+
+
 class _Values:
-    """Each subexpression's value at the points (memoised by its text)."""
+    """Each subexpression's value at the points (memoised by its text), piecewise functions
+    evaluated as smooth stand-ins (smooth_stand_ins)."""
 
     def __init__(self, points):
-        self.points = points            # [namespace dict]
+        self.points = [{**p, **_STAND_IN_NAMES} for p in points]      # [namespace dict]
         self.cache: dict = {}
 
     def of(self, node):
         key = ast.dump(node)
         if key not in self.cache:
             out = []
-            code = compile(ast.fix_missing_locations(ast.Expression(body=node)), "<share>", "eval")
+            code = compile(ast.fix_missing_locations(ast.Expression(body=smooth_stand_ins(node))), "<share>", "eval")
             for ns in self.points:
                 try:
                     with np.errstate(all="ignore"):

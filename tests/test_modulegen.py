@@ -455,6 +455,8 @@ PIECEWISE_LAYERS = [
     ("Y = elu(X W + 3)", lambda z: np.where(z + 3 > 0, 1.0, np.exp(z + 3))),
     ("Y = relu(X W) + relu(X W - 2)", lambda z: (z > 0) * 1.0 + (z > 2)),
     ("Y = sign(X W + 5) ∘ (X W)", lambda z: np.sign(z + 5)),
+    # index notation's modules share values on the generated code (codeshare): np.sign(Y) too
+    ("Y[i,j] = abs(Σ_k X[i,k] W[k,j] + 5)", lambda z: np.sign(z + 5)),
 ]
 
 
