@@ -310,6 +310,8 @@ def full_index(shape, indices) -> tuple:
 
 
 def _number(value):
+    if value == N.PI and isinstance(value, float):
+        return sp.pi
     if isinstance(value, float):
         return sp.Float(value)
     v = Fraction(value)

@@ -424,7 +424,7 @@ def assemble(M: Matcher, ops, free):
 
 # ---- index-free SymPy -> scalar node ---------------------------------------------------------
 def _kind(e):
-    if e.is_Number:
+    if e.is_Number or e is sp.pi:
         return "number"
     if isinstance(e, sp.Symbol):
         return "symbol"
@@ -445,7 +445,7 @@ def _number(M, e):
     if e.is_Rational:
         from fractions import Fraction
         return N.Num(Fraction(int(e.p), int(e.q)))
-    return N.num(float(e))
+    return N.num(N.PI if e is sp.pi else float(e))
 
 
 def _symbol(M, e):

@@ -10,6 +10,8 @@ input language and parses again.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -454,6 +456,9 @@ def kind_of(shape) -> str:
     if shape[0] == 1:
         return "rowvector"
     return "matrix"
+
+
+PI = math.pi          # the number π (a Num of this value prints as π, \pi, np.pi)
 
 
 def num(value) -> Num:

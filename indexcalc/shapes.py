@@ -624,8 +624,15 @@ def _sym(I: _Infer, node: N.Sym):
     if sized and node.name not in I.decls:          # I_n, \mathbf{I}_d: the identity of that size
         n = int(sized.group(1)) if sized.group(1).isdigit() else sized.group(1)
         return N.Identity((n, n))
+    if node.name in PI_NAMES and node.name not in I.decls:
+        I.notes.append(f"{node.name} read as the number π = 3.14159…; declare it in --where "
+                       f"(\"{node.name}: scalar\") to read it as a variable")
+        return N.Num(N.PI)
     return N.Sym(node.name, I.variable(node.name))
 
+
+# π as GELU's tanh form and the normal density write it: the number, unless declared
+PI_NAMES = frozenset({"π", "pi"})
 
 _SIZED_IDENTITY = re.compile(r"I_\{?([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)\}?")
 
@@ -853,7 +860,7 @@ def _div(I: _Infer, node: N.Div):
                 f"\"{undeclared[0]}: scalar\" (a lower-case name is a vector unless declared)") if undeclared else ""
         raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "
                          "use ⊘ (or ./) for element-wise division" + hint)
-    if isinstance(a, N.Num) and isinstance(s, N.Num) and I.scalar(a):
+    if isinstance(a, N.Num) and isinstance(s, N.Num) and I.scalar(a) and N.PI not in (a.value, s.value):
         if isinstance(a.value, Fraction) and isinstance(s.value, Fraction):
             return N.Num(a.value / s.value)                 # 1/2: the number, as printed
         return N.num(float(a.value) / float(s.value))

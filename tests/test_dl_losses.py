@@ -222,3 +222,22 @@ def test_max_over_entries_stays_refused():
     from indexcalc.errors import IndexCalcError
     with pytest.raises(IndexCalcError, match="over entries"):
         derive("max(x)", "x")
+
+
+def test_pi_is_the_number(rng):
+    """π (pi, \\pi) undeclared is the number, as GELU's tanh form and the normal density write it:
+    it was a scalar variable, so the numpy field needed a value for π and a caller's random π gave
+    another function. Step 2 says so; declared, π is a variable again."""
+    import math
+    x = rng.normal(size=5)
+    gelu_tanh = "sum(0.5 x ∘ (1 + tanh(sqrt(2 / π) (x + 0.044715 x .^ 3))))"
+    for text in [gelu_tanh, gelu_tanh.replace("π", r"\pi"), gelu_tanh.replace("π", "pi")]:
+        d = derive(text, "x")
+        assert "π" in d.read_as and set(d.variables.table) == {"x"}, (d.read_as, d.variables.table)
+        assert any("read as the number π" in s.text for s in d.results[0].steps)
+        got = eval(d.results[0].numpy, {"np": np, "x": x})  # noqa: S307
+        want = finite_jacobian(lambda e: np.sum(0.5 * e["x"] * (1 + np.tanh(math.sqrt(2 / math.pi) * (e["x"] + 0.044715 * e["x"] ** 3)))),
+                               {"x": x}, "x")
+        assert np.allclose(got, want, rtol=1e-6, atol=1e-8) and "2 (1 / π)" in d.results[0].closed_form
+    d = derive("π x^T x", "π", "π: scalar")
+    assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "π": 2.0}), x @ x)  # noqa: S307

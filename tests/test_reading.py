@@ -306,8 +306,9 @@ READINGS += [
      lambda e: np.sum((e["X"] @ e["w"] - e["y"]) ** 2) + e["λ"] * e["w"] @ e["w"]),
     ("tr(ΣX)", None, "X", {"Σ": ((N, N), ""), "X": ((N, N), "")}, lambda e: np.trace(e["Σ"] @ e["X"])),
     ("σx^T x", None, "x", {"σ": ((), ""), "x": ((N,), "")}, lambda e: e["σ"] * e["x"] @ e["x"]),
-    ("exp(-x^T x/(2σ^2))/(2πσ^2)", None, "σ", {"σ": ((), "positive"), "π": ((), "positive"), "x": ((N,), "")},
-     lambda e: np.exp(-e["x"] @ e["x"] / (2 * e["σ"] ** 2)) / (2 * e["π"] * e["σ"] ** 2)),
+    # (π is the number: the normal density's 2πσ^2)
+    ("exp(-x^T x/(2σ^2))/(2πσ^2)", None, "σ", {"σ": ((), "positive"), "x": ((N,), "")},
+     lambda e: np.exp(-e["x"] @ e["x"] / (2 * e["σ"] ** 2)) / (2 * np.pi * e["σ"] ** 2)),
     # a numbered name against a letter, as an MLP's W1x (it was a variable W1x: by W1, zero)
     ("sum(W2 relu(W1x))", "W1: n×m", "W1", {"W1": ((N, M), ""), "x": ((M,), ""), "W2": ((S, N), "")},
      lambda e: np.sum(e["W2"] @ np.maximum(e["W1"] @ e["x"], 0))),

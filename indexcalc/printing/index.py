@@ -96,6 +96,9 @@ class _Reading:
         """A decimal as a person writes it: 0.5, 1.702, 1e-08 (not 0.500000000000000)."""
         return _decimal(e)
 
+    def _print_Pi(self, e):
+        return "π"                # sqrt(2/π), never sqrt(2/pi) beside δ_pi
+
     def _reading_init(self):
         self._outer_free: set = set()
         self._scope: list = []            # names bound by the enclosing sums, innermost last

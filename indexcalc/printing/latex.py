@@ -102,6 +102,8 @@ def symbol(name: str, scalar: bool) -> str:
 
 
 def _num(v):
+    if isinstance(v, float) and v == N.PI:
+        return r"\pi", ATOM
     if isinstance(v, float):
         return (repr(v), UNARY if v < 0 else ATOM)
     v = Fraction(v)

@@ -165,6 +165,8 @@ def _sym(P: NumpyPrinter, n: N.Sym):
 
 def _num(P, n: N.Num):
     v = n.value
+    if isinstance(v, float) and v == N.PI:
+        return "np.pi", 0
     if isinstance(v, float):
         return repr(v), 0
     v = Fraction(v)

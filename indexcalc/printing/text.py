@@ -81,6 +81,8 @@ def _wrap(node, level):
 
 
 def _num(v):
+    if isinstance(v, float) and v == N.PI:
+        return "π", ATOM
     if isinstance(v, float):
         s = repr(v)
         return (s, UNARY) if v < 0 else (s, ATOM)
@@ -143,8 +145,9 @@ def _number_value(node):
 
 
 def _is_number(node) -> bool:
+    """A number as written, or a quotient of them (printed as one number); π stays π (2 / π)."""
     if isinstance(node, N.Num):
-        return True
+        return node.value != N.PI or not isinstance(node.value, float)
     if isinstance(node, N.Div):
         return _is_number(node.a) and _is_number(node.s)
     return isinstance(node, N.Neg) and _is_number(node.a)
