@@ -48,7 +48,9 @@ import subprocess
 import sys
 import time
 
-# BLAS pinned to one thread (before NumPy loads it): side-by-side rows compare code, not cores
+# BLAS pinned to one thread (before NumPy loads it): side-by-side rows compare code, not cores.
+# The cold rows run the command in the environment the bench was started in, as a user would.
+USER_ENV = dict(os.environ)
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -358,12 +360,12 @@ def bench_cold():
             "import sympy; os._exit": [py, "-c", "import sympy, os; os._exit(0)"]}
     caches = [os.path.join(d, "__pycache__") for d, _, _ in os.walk(os.path.join(ROOT, "indexcalc"))]
 
-    def timed(argv, env=None):
+    def timed(argv, env=USER_ENV):
         t0 = time.perf_counter()
         subprocess.run(argv, capture_output=True, check=True, cwd=ROOT, env=env)
         return time.perf_counter() - t0
 
-    no_bytecode = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    no_bytecode = {**USER_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
     cold, t_ref = [], []
     for _ in range(n):
         for c in caches:

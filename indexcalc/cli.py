@@ -369,13 +369,30 @@ def main(argv=None) -> int:
         sys.stdout = stdout
 
 
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread(environ) -> None:
+    """Ask BLAS for one thread (read when NumPy is first imported), unless `environ` already
+    names a thread count."""
+    if not any(name in environ for name in _BLAS_THREADS):
+        environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def entry() -> None:
     """The console script and `python -m indexcalc`: main(), then leave at once.
 
     Python's finalisation of a process that has imported SymPy (some 500 modules and their
     caches) takes 60-130 ms, longer than a whole derivation (bench/run.py, cold rows). Once
     main() has returned, every file it wrote is closed and nothing is left to clean up, so
-    the process flushes its output and exits without finalising (os._exit)."""
+    the process flushes its output and exits without finalising (os._exit).
+
+    BLAS runs on one thread unless the environment says otherwise (OPENBLAS_NUM_THREADS,
+    OMP_NUM_THREADS, MKL_NUM_THREADS): the command's numerical work is the guard's few small
+    evaluations, and OpenBLAS starting a thread pool per core when NumPy is imported costs
+    more than they do (cold `derive`: 10-50 ms of a 0.4 s run, bench/run.py's cold rows), and
+    oversubscribes the cores when several commands run side by side."""
+    one_blas_thread(os.environ)
     status = main()
     try:
         sys.stdout.flush()

@@ -109,6 +109,17 @@ def test_a_reader_that_left_early_is_no_internal_error():
     assert p.wait(timeout=60) == 1 and "Traceback" not in err and "internal" not in err
 
 
+def test_the_command_asks_blas_for_one_thread_unless_told():
+    from indexcalc.cli import one_blas_thread
+    env = {}
+    one_blas_thread(env)
+    assert env == {"OPENBLAS_NUM_THREADS": "1"}
+    for given in ({"OMP_NUM_THREADS": "4"}, {"OPENBLAS_NUM_THREADS": "8"}, {"MKL_NUM_THREADS": "2"}):
+        env = dict(given)
+        one_blas_thread(env)
+        assert env == given
+
+
 def test_api_closed_form():
     from indexcalc import derive
     assert derive("x^T B x", wrt="x").closed_form == "(B + B^T) x"
