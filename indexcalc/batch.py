@@ -23,7 +23,7 @@ from . import functions as F
 from . import nodes as N
 from .closed import T
 from .deltas import Normalizer, Term
-from .index_form import IndexContext
+from .index_form import IndexContext, preorder
 from .match import Matcher
 from .printing.numpy_code import NumpyPrinter, py_name, softmax_code
 from .shapes import Variable, Variables
@@ -389,7 +389,7 @@ def _factors(node) -> list:
 
 
 def _entries(f):
-    return [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
+    return [a for a in preorder(f) if isinstance(a, sp.Indexed)]
 
 
 def _shared(R, terms, free) -> set:

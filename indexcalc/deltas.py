@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import DUMMY_POOL, IndexContext, name_for_range, rename_at_once, rename_bound, replace, runs_over
+from .index_form import (DUMMY_POOL, IndexContext, name_for_range, preorder, rename_at_once, rename_bound,
+                         replace, runs_over)
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,7 @@ def _solve(delta, d):
 
 def _index_order(f):
     """Index symbols of a factor in reading order."""
-    return list(dict.fromkeys(s for s in sp.preorder_traversal(f) if isinstance(s, sp.Symbol)))
+    return list(dict.fromkeys(s for s in preorder(f) if isinstance(s, sp.Symbol)))
 
 
 def _factors_map(mine: list, theirs: list, their_dummies: set, my_dummies: set, ranges,

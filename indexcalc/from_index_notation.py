@@ -34,6 +34,7 @@ from lark.exceptions import (
 from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
+from .index_form import preorder
 from .index_syntax import ENTRY_OF_GROUP, index_text, is_index_notation, unsubscript
 from .latex_input import from_latex
 from .layout import shape_of_rank, show_dims
@@ -230,7 +231,7 @@ def size_symbol(name: str) -> sp.Symbol:
 
 
 def _ordered_symbols(e):
-    return [s for s in sp.preorder_traversal(e) if isinstance(s, sp.Symbol) and s.is_integer
+    return [s for s in preorder(e) if isinstance(s, sp.Symbol) and s.is_integer
             and not s.is_positive]
 
 

@@ -197,6 +197,18 @@ def substitute(expr, sub: dict) -> sp.Expr:
     return replace(expr, sub, avoid_capture=False)
 
 
+def preorder(expr):
+    """sp.preorder_traversal(expr), in its order, by a stack: SymPy's recursive generators
+    pass each subexpression up through every level above it, which is quadratic in the depth
+    of a nest (Σ over 512 indices is 512 Sums deep)."""
+    todo = [expr]
+    while todo:
+        e = todo.pop()
+        yield e
+        args = e.args if isinstance(e, sp.Basic) else e if isinstance(e, (tuple, list)) else ()
+        todo.extend(reversed(args))
+
+
 def atoms_of(expr, *types) -> set:
     """expr.atoms(*types), each distinct subexpression visited once: SymPy's walk visits every
     occurrence, and the entries and deltas of k terms of k factors recur k times over."""

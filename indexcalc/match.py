@@ -24,7 +24,7 @@ from . import functions as F
 from . import nodes as N
 from .closed import T, _transposes, combine, had, mm, sign_into_sum
 from .deltas import Normalizer, Term
-from .index_form import IndexContext, full_index, runs_over
+from .index_form import IndexContext, full_index, preorder, runs_over
 
 
 class NoMatch(Exception):
@@ -133,7 +133,7 @@ class Matcher:
 def has_index_arithmetic(f) -> bool:
     """Whether a factor is indexed by an expression (x_{n+j-1}) rather than by index symbols."""
     return any(isinstance(a, sp.Indexed) and any(not i.is_Symbol for i in a.indices)
-               for a in sp.preorder_traversal(f))
+               for a in preorder(f))
 
 
 # ---- index arithmetic: 1-D convolutions ------------------------------------------------------
@@ -203,7 +203,7 @@ def _vector_factor(M: Matcher, f):
     if has_index_arithmetic(f):
         # an element-wise expression of vectors at one shifted index, relu(h_{i+p-1}):
         # matched at a plain index, then shifted back
-        inner = [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
+        inner = [a for a in preorder(f) if isinstance(a, sp.Indexed)]
         shifts = {a.indices for a in inner}
         if len(shifts) != 1 or len(next(iter(shifts))) != 1:
             raise NoMatch
@@ -239,14 +239,18 @@ def reduce_ops(M: Matcher, ops, scalars, dummies):
     while True:
         holders: dict = {}                  # index -> positions of the operands that carry it
         counts: Counter = Counter()
+        diagonal = None                     # the first operand on one index twice (A_pp)
         for k, (_, idx) in enumerate(ops):
             for i in idx:
                 counts[i] += 1
                 at = holders.setdefault(i, [])
                 if not at or at[-1] != k:
                     at.append(k)
+                elif diagonal is None:
+                    diagonal = k
         count = counts.__getitem__
-        if _diag_or_trace(ops, scalars, dummies, count) or _hadamard(ops, dummies, count):
+        if (diagonal is not None and _diag_or_trace(ops, scalars, dummies, count, diagonal)) \
+                or _hadamard(ops, dummies, count):
             continue
         if any(_contract(M, ops, scalars, dummies, a, count, holders.get(a, []))
                for a in sorted(dummies, key=_name)):
@@ -260,18 +264,17 @@ def _name(symbol):
     return symbol.name
 
 
-def _diag_or_trace(ops, scalars, dummies, count):
-    for k, (node, idx) in enumerate(ops):
-        if len(idx) == 2 and idx[0] == idx[1]:
-            a = idx[0]
-            if a in dummies and count(a) == 2:
-                scalars.append(_trace(node))
-                del ops[k]
-                dummies.discard(a)
-            else:
-                ops[k] = [N.DiagVec(node, (node.shape[0], 1)), (a,)]
-            return True
-    return False
+def _diag_or_trace(ops, scalars, dummies, count, k):
+    """Operand k is A_pp: tr(A) where p is summed and on A alone, else the vector diag(A)_p."""
+    node, idx = ops[k]
+    a = idx[0]
+    if a in dummies and count(a) == 2:
+        scalars.append(_trace(node))
+        del ops[k]
+        dummies.discard(a)
+    else:
+        ops[k] = [N.DiagVec(node, (node.shape[0], 1)), (a,)]
+    return True
 
 
 def _inner(a, b):
@@ -300,15 +303,23 @@ def _crossed(idx, dummies, count, held: Counter) -> bool:
 def _hadamard(ops, dummies, count):
     """Merge the first pair (in operand order) that share all their indices into one ∘."""
     groups: dict = {}
-    held = Counter(tuple(o) for _, o in ops)
     for k, (_, idx) in enumerate(ops):
-        if len(idx) == 2 and _crossed(idx, dummies, count, held):
-            continue
         if len(idx) == 2:
             groups.setdefault(frozenset(idx), []).append(k)
         elif len(idx) == 1 and (idx[0] not in dummies or count(idx[0]) >= 3):
             groups.setdefault(idx, []).append(k)
-    pairs = [members[:2] for members in groups.values() if len(members) >= 2]
+    # an operand alone on its index pair is never crossed (_crossed asks for another): the
+    # crossed test runs only where a pair could form (a chain of 512 factors has none)
+    held = None
+    pairs = []
+    for key, members in groups.items():
+        if len(members) < 2:
+            continue
+        if isinstance(key, frozenset):
+            held = held or Counter(tuple(o) for _, o in ops)
+            members = [k for k in members if not _crossed(ops[k][1], dummies, count, held)]
+        if len(members) >= 2:
+            pairs.append(members[:2])
     if not pairs:
         return False
     k, l = min(pairs)

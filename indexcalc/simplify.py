@@ -1062,6 +1062,7 @@ def _sum_link(n) -> bool:
 
 
 CHAINS = {_like_terms: _sum_link, _merge_powers: lambda n: isinstance(n, N.MatMul),
+          _inverse_cancels: lambda n: isinstance(n, N.MatMul),
           _row_softmax: lambda n: isinstance(n, N.MatMul),
           _row_scaled_softmax: lambda n: isinstance(n, N.MatMul),
           _like_entry_factors: lambda n: isinstance(n, (N.Hadamard, N.HadDiv)),

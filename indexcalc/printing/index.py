@@ -12,6 +12,7 @@ from sympy.printing.str import StrPrinter
 from .. import functions as F
 from .. import nodes as N
 from ..diff import Partial
+from ..index_form import preorder
 from ..index_syntax import index_text as place_text
 from .latex import to_latex
 from .text import to_text
@@ -128,7 +129,7 @@ class _Reading:
         names = self._names
         if isinstance(f, sp.Indexed):
             return (self._name_rank(f.base.label.name),)
-        for a in sp.preorder_traversal(f):
+        for a in preorder(f):
             if isinstance(a, sp.Indexed):
                 return (self._name_rank(a.base.label.name),)
             if isinstance(a, sp.Symbol) and a.name in names:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..index_form import preorder
+
 # capital letters a reader does not take for something else (not H: Heaviside; not I, O, L, T)
 POOL = list("ACEGMNPRSUZBFJKQVWXY") + [f"A{k}" for k in range(1, 100)]
 
@@ -174,7 +176,7 @@ class Names:
         """{name: the names of the variables it is built from}, through the names inside it."""
         out = {}
         for name, e, _, _ in self.entries:
-            held = [a.base.label.name for a in sp.preorder_traversal(e) if isinstance(a, sp.Indexed)]
+            held = [a.base.label.name for a in preorder(e) if isinstance(a, sp.Indexed)]
             out[name] = [v for h in held for v in out.get(h, [h])]
         return out
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from .. import functions as F
 from .. import nodes as N
+from ..index_form import preorder
 
 
 def py_name(name: str) -> str:
@@ -695,7 +696,7 @@ class EinsumPrinter:
         for q in t.dummies:
             places, plain_ok, plain = [], True, 0
             for f in t.factors:
-                entries = [a for a in sp.preorder_traversal(f) if isinstance(a, sp.Indexed)]
+                entries = [a for a in preorder(f) if isinstance(a, sp.Indexed)]
                 if q in f.free_symbols and not (isinstance(f, sp.Indexed) and f.base.label.name in self.ctx.variables
                                                 and f.base.label.name not in self.ctx.atoms):
                     plain_ok = False

@@ -9,6 +9,7 @@ import sympy as sp
 
 from .. import functions as F
 from .. import nodes as N
+from ..index_form import preorder
 from .latex import to_latex
 from .text import to_text
 
@@ -116,7 +117,7 @@ def _elementwise(name: str):
 def _depends(expr, var, ctx) -> bool:
     """Whether expr changes with the variable: it holds an entry of it, or an atom (softmax(X),
     ‖w‖) built from it."""
-    for a in sp.preorder_traversal(expr):
+    for a in preorder(expr):
         name = a.base.label.name if isinstance(a, sp.Indexed) else a.name if isinstance(a, sp.Symbol) else None
         if name == var or (name in ctx.atoms and N.contains(ctx.atoms[name], var)):
             return True
@@ -128,7 +129,7 @@ def rules_used(entry, ctx, var=None) -> list:
     function or an atom that does not change with `var` is not differentiated (∂L/∂b² of a
     residual block goes through no ReLU)."""
     out, seen = [], set()
-    for a in sp.preorder_traversal(entry):
+    for a in preorder(entry):
         if var is not None and isinstance(a, (sp.Indexed, sp.Symbol, sp.Function)) and not _depends(a, var, ctx):
             continue
         name = None

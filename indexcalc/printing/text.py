@@ -41,13 +41,20 @@ def read_as(node: N.Node) -> str:
 
 def scalars_first(node: N.Node) -> N.Node:
     """The same value with the scalar factors of every product in front of its matrix factors
-    (scalars commute): MatMul(MatMul(1/2 x^T, A), x) -> ScalarMul(1/2, x^T A x)."""
-    node = node.map_children(scalars_first)
-    if not isinstance(node, (N.MatMul, N.ScalarMul)):
-        return node
-    scalars, factors = _all_factors(node)
+    (scalars commute): MatMul(MatMul(1/2 x^T, A), x) -> ScalarMul(1/2, x^T A x).
+
+    A product is read whole at its top: its factors (through every level of MatMul and
+    ScalarMul) are put in order once, so a chain of k factors costs k, not k^2. Where the
+    product has scalar and matrix factors both, it becomes scalars then matrices; else it
+    keeps its grouping (A (B C) stays), with each factor's inside done the same way."""
+    if not isinstance(node, _PRODUCTS):
+        return node.map_children(scalars_first)
+    leaves = _product_leaves(node)
+    done = {id(leaf): scalars_first(leaf) for leaf in leaves}
+    scalars = [done[id(leaf)] for leaf in leaves if leaf.shape == N.SCALAR]
+    factors = [done[id(leaf)] for leaf in leaves if leaf.shape != N.SCALAR]
     if not scalars or not factors:
-        return node
+        return _with_leaves(node, done)
     out = factors[0]
     for f in factors[1:]:
         out = N.MatMul(out, f, (out.shape[0], f.shape[1]))
@@ -56,17 +63,29 @@ def scalars_first(node: N.Node) -> N.Node:
     return out
 
 
-def _all_factors(node):
-    """(scalar factors, matrix factors) of a product, scalars taken out of every level."""
-    if isinstance(node, N.ScalarMul):
-        s1, f1 = _all_factors(node.s)
-        s2, f2 = _all_factors(node.a)
-        return s1 + s2, f1 + f2
-    if isinstance(node, N.MatMul):
-        s1, f1 = _all_factors(node.a)
-        s2, f2 = _all_factors(node.b)
-        return s1 + s2, f1 + f2
-    return ([node], []) if node.shape == N.SCALAR else ([], [node])
+_PRODUCTS = (N.MatMul, N.ScalarMul)
+
+
+def _product_leaves(node) -> list:
+    """The factors of a product, left to right, through every level of MatMul and ScalarMul
+    (without recursion: a chain may be thousands deep)."""
+    out, todo = [], [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, N.ScalarMul):
+            todo += [n.a, n.s]
+        elif isinstance(n, N.MatMul):
+            todo += [n.b, n.a]
+        else:
+            out.append(n)
+    return out
+
+
+def _with_leaves(node, done: dict):
+    """The product with its grouping, each factor replaced by done[id(factor)]."""
+    if isinstance(node, _PRODUCTS):
+        return node.map_children(lambda c: _with_leaves(c, done))
+    return done[id(node)]
 
 
 def _factor(node, level):
