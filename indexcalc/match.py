@@ -121,7 +121,7 @@ class Matcher:
         if any(has_index_arithmetic(f) for f in t.factors):
             return t.coeff, convolution(self, t, free)
         order = list(free) + list(t.dummies)
-        ops = [list(self.operand(f, order)) for f in t.factors]
+        ops = Operands(self.operand(f, order) for f in t.factors)
         scalars: list[N.Node] = []
         reduce_ops(self, ops, scalars, set(t.dummies))
         node = assemble(self, ops, free)
@@ -235,25 +235,107 @@ def _oriented(node, idx):
     return node, ()
 
 
-def reduce_ops(M: Matcher, ops, scalars, dummies):
+class Operands:
+    """The operands of one term, (node, index tuple) each, in order, under ids that keep that
+    order (a replaced operand keeps its place; a new one goes last). What the reductions ask
+    of them is kept current as they change, not read again on every pass (a chain of 512
+    factors is reduced in 512 passes): how often each index is carried and by which
+    operands, which operands carry one index twice (A_pp), and which share all their
+    indices (A_pq with B_pq or B_qp; x_p with y_p)."""
+
+    def __init__(self, ops=()):
+        self._ops: dict = {}
+        self._next = 0
+        self.counts: Counter = Counter()        # index -> how many times the operands carry it
+        self._holders: dict = {}                # index -> ids of the operands that carry it
+        self.diagonals: set = set()             # ids of the operands on one index twice
+        self.groups: dict = {}                  # frozenset (two places) or 1-tuple -> ids
+        self.held: Counter = Counter()          # index tuple -> how many operands carry it
+        for node, idx in ops:
+            self.append(node, idx)
+
+    def __iter__(self):
+        return iter(self._ops.values())
+
+    def __len__(self):
+        return len(self._ops)
+
+    def items(self):
+        return self._ops.items()
+
+    def __getitem__(self, k):
+        return self._ops[k]
+
+    def __setitem__(self, k, op):
+        if k in self._ops:
+            self._forget(k)
+        self._ops[k] = (op[0], tuple(op[1]))
+        self._note(k)
+
+    def __delitem__(self, k):
+        self._forget(k)
+        del self._ops[k]
+
+    def append(self, node, idx):
+        self._next += 1
+        self[self._next] = (node, idx)
+
+    def count(self, i) -> int:
+        return self.counts[i]
+
+    def holding(self, i) -> list:
+        """The ids of the operands that carry index i, in order."""
+        return sorted(self._holders.get(i, ()))
+
+    def _key(self, idx):
+        return frozenset(idx) if len(idx) == 2 else idx if len(idx) == 1 else None
+
+    def _note(self, k):
+        idx = self._ops[k][1]
+        for i in idx:
+            self.counts[i] += 1
+            self._holders.setdefault(i, set()).add(k)
+        if len(idx) == 2 and idx[0] == idx[1]:
+            self.diagonals.add(k)
+        key = self._key(idx)
+        if key is not None:
+            self.groups.setdefault(key, set()).add(k)
+        self.held[idx] += 1
+
+    def _forget(self, k):
+        idx = self._ops[k][1]
+        for i in idx:
+            self.counts[i] -= 1
+            if not self.counts[i]:
+                del self.counts[i]
+        for i in dict.fromkeys(idx):            # A_pp: p once
+            at = self._holders[i]
+            at.discard(k)
+            if not at:
+                del self._holders[i]
+        self.diagonals.discard(k)
+        key = self._key(idx)
+        if key is not None:
+            g = self.groups[key]
+            g.discard(k)
+            if not g:
+                del self.groups[key]
+        self.held[idx] -= 1
+        if not self.held[idx]:
+            del self.held[idx]
+
+
+def reduce_ops(M: Matcher, ops: Operands, scalars, dummies):
+    """The table of the module's docstring, one reduction a pass, until none applies: a
+    diagonal first, then a ∘ of two operands on the same indices, then a contraction of the
+    first dummy (by name) that contracts."""
     while True:
-        holders: dict = {}                  # index -> positions of the operands that carry it
-        counts: Counter = Counter()
-        diagonal = None                     # the first operand on one index twice (A_pp)
-        for k, (_, idx) in enumerate(ops):
-            for i in idx:
-                counts[i] += 1
-                at = holders.setdefault(i, [])
-                if not at or at[-1] != k:
-                    at.append(k)
-                elif diagonal is None:
-                    diagonal = k
-        count = counts.__getitem__
-        if (diagonal is not None and _diag_or_trace(ops, scalars, dummies, count, diagonal)) \
-                or _hadamard(ops, dummies, count):
+        if ops.diagonals:
+            _diag_or_trace(ops, scalars, dummies, min(ops.diagonals))
             continue
-        if any(_contract(M, ops, scalars, dummies, a, count, holders.get(a, []))
-               for a in sorted(dummies, key=_name)):
+        if _hadamard(ops, dummies):
+            continue
+        if any(_contract(M, ops, scalars, dummies, a) for a in sorted(dummies, key=_name)):
             continue
         break
     if dummies:
@@ -264,17 +346,16 @@ def _name(symbol):
     return symbol.name
 
 
-def _diag_or_trace(ops, scalars, dummies, count, k):
+def _diag_or_trace(ops, scalars, dummies, k):
     """Operand k is A_pp: tr(A) where p is summed and on A alone, else the vector diag(A)_p."""
     node, idx = ops[k]
     a = idx[0]
-    if a in dummies and count(a) == 2:
+    if a in dummies and ops.count(a) == 2:
         scalars.append(_trace(node))
         del ops[k]
         dummies.discard(a)
     else:
-        ops[k] = [N.DiagVec(node, (node.shape[0], 1)), (a,)]
-    return True
+        ops[k] = (N.DiagVec(node, (node.shape[0], 1)), (a,))
 
 
 def _inner(a, b):
@@ -292,39 +373,31 @@ def _trace(node):
 def _crossed(idx, dummies, count, held: Counter) -> bool:
     """Σ_pq A_pq B_qp over these two alone is tr(A B), not the ∘ of A and Bᵀ summed
     (1^T (A ∘ X^T) 1); Σ_pq A_pq B_pq is tr(Aᵀ B). Such a pair is left to the contractions.
-    `held` counts the operands' index tuples (read once per pass, not once per operand: a
-    chain of 512 factors)."""
+    `held` counts the operands' index tuples."""
     a, b = idx
     if a == b or not (held[(b, a)] > 0 or held[tuple(idx)] > 1):      # no other operand on the pair
         return False
     return all(i in dummies and count(i) == 2 for i in idx)   # else a diagonal (A ∘ Bᵀ) 1 stays
 
 
-def _hadamard(ops, dummies, count):
+def _hadamard(ops: Operands, dummies) -> bool:
     """Merge the first pair (in operand order) that share all their indices into one ∘."""
-    groups: dict = {}
-    for k, (_, idx) in enumerate(ops):
-        if len(idx) == 2:
-            groups.setdefault(frozenset(idx), []).append(k)
-        elif len(idx) == 1 and (idx[0] not in dummies or count(idx[0]) >= 3):
-            groups.setdefault(idx, []).append(k)
-    # an operand alone on its index pair is never crossed (_crossed asks for another): the
-    # crossed test runs only where a pair could form (a chain of 512 factors has none)
-    held = None
     pairs = []
-    for key, members in groups.items():
+    for key, members in ops.groups.items():
         if len(members) < 2:
             continue
+        members = sorted(members)
         if isinstance(key, frozenset):
-            held = held or Counter(tuple(o) for _, o in ops)
-            members = [k for k in members if not _crossed(ops[k][1], dummies, count, held)]
+            members = [k for k in members if not _crossed(ops[k][1], dummies, ops.count, ops.held)]
+        elif key[0] in dummies and ops.count(key[0]) < 3:
+            continue
         if len(members) >= 2:
             pairs.append(members[:2])
     if not pairs:
         return False
     k, l = min(pairs)
     (a, ia), (b, ib) = ops[k], ops[l]
-    ops[k] = [had(a, b if ia == ib or len(ia) == 1 else T(b)), ia]
+    ops[k] = (had(a, b if ia == ib or len(ia) == 1 else T(b)), ia)
     del ops[l]
     return True
 
@@ -336,12 +409,12 @@ def _squared(node):
     return None
 
 
-def _sum_of_squares(ops, scalars, dummies, count, k) -> bool:
+def _sum_of_squares(ops, scalars, dummies, k) -> bool:
     """Σ_p x_p^2 is x^T x and Σ_p,q X_pq^2 is ‖X‖^2 (‖X‖_F^2), as a TA writes them, where the
     squared operand is all its sums hold (it was 1^T x .^ 2, 1^T X .^ 2 1)."""
     node, idx = ops[k]
     base = _squared(node)
-    if base is None or len(set(idx)) != len(idx) or not all(i in dummies and count(i) == 1 for i in idx):
+    if base is None or len(set(idx)) != len(idx) or not all(i in dummies and ops.count(i) == 1 for i in idx):
         return False
     scalars.append(mm(T(base), base) if len(idx) == 1 else N.Power(N.Norm(base), N.Num(2), N.SCALAR))
     del ops[k]
@@ -349,11 +422,11 @@ def _sum_of_squares(ops, scalars, dummies, count, k) -> bool:
     return True
 
 
-def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
-    c = count(a)
+def _contract(M: Matcher, ops: Operands, scalars, dummies, a) -> bool:
+    c, holders = ops.count(a), ops.holding(a)
     if c == 1:
         k = holders[0]
-        if _sum_of_squares(ops, scalars, dummies, count, k):
+        if _sum_of_squares(ops, scalars, dummies, k):
             return True
         node, idx = ops[k]
         one = M.ones(a)
@@ -363,7 +436,7 @@ def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
         else:
             m = node if idx[1] == a else T(node)
             other = idx[0] if idx[1] == a else idx[1]
-            ops[k] = [mm(m, one), (other,)]
+            ops[k] = (mm(m, one), (other,))
         dummies.discard(a)
         return True
     if c == 2 and len(holders) == 2:
@@ -375,28 +448,29 @@ def _contract(M: Matcher, ops, scalars, dummies, a, count, holders):
         elif len(ia) == 1 or len(ib) == 1:
             (x, _), (Mx, im) = (ops[k], ops[l]) if len(ia) == 1 else (ops[l], ops[k])
             m = Mx if im[1] == a else T(Mx)
-            new = [mm(m, x), (im[0] if im[1] == a else im[1],)]
+            new = (mm(m, x), (im[0] if im[1] == a else im[1],))
         else:
             Ao = A if ia[1] == a else T(A)
             Bo = B if ib[0] == a else T(B)
             i = ia[0] if ia[1] == a else ia[1]
             j = ib[1] if ib[0] == a else ib[0]
-            new = [mm(Ao, Bo), (i, j)]
-        for m in sorted(holders, reverse=True):
+            new = (mm(Ao, Bo), (i, j))
+        for m in holders:
             del ops[m]
         if new is not None:
-            ops.append(new)
+            ops.append(*new)
         dummies.discard(a)
         return True
     if c >= 3:
-        vecs = [k for k, (_, idx) in enumerate(ops) if idx == (a,)]
-        mats = [k for k, (_, idx) in enumerate(ops) if len(idx) == 2 and a in idx]
+        vecs = [k for k in holders if ops[k][1] == (a,)]
+        mats = [k for k in holders if len(ops[k][1]) == 2 and a in ops[k][1]]
         if len(vecs) == 1 and len(mats) >= 2:
             a2 = M.ctx.fresh(M.ctx.ranges[a])
             v = ops[vecs[0]][0]
-            ops[vecs[0]] = [N.DiagMat(v, (v.shape[0], v.shape[0])), (a, a2)]
+            ops[vecs[0]] = (N.DiagMat(v, (v.shape[0], v.shape[0])), (a, a2))
             m = mats[0]
-            ops[m][1] = tuple(a2 if x == a else x for x in ops[m][1])
+            node, idx = ops[m]
+            ops[m] = (node, tuple(a2 if x == a else x for x in idx))
             dummies.add(a2)
             return True
     return False
