@@ -748,14 +748,16 @@ def bench_linear():
 
 
 CODE_CHILD = "--code-rows-child"
-ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+ONE_THREAD = {**{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                  "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")},
+              # jax on one thread too (XLA's CPU client runs element-wise work on a pool of its own)
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
 def bench_code():
     """Generated code (the `function` field: each common subexpression once) next to hand
-    NumPy and jax.hessian, in a child process whose BLAS is pinned to one thread (the
-    variables are set before NumPy is imported there)."""
+    NumPy and jax.hessian, in a child process whose BLAS and XLA are pinned to one thread (the
+    variables are set before NumPy and jax are imported there)."""
     import json
     out = subprocess.run([sys.executable, os.path.abspath(__file__), CODE_CHILD] + (["--quick"] if QUICK else []),
                          capture_output=True, text=True, env={**os.environ, **ONE_THREAD}, cwd=ROOT)
@@ -795,7 +797,7 @@ def _code_rows_child(quick):
         jh(xj).block_until_ready()
         ours, peer = timed(lambda: lse(x), lambda: jh(xj).block_until_ready())
         rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "jax.hessian (jit)", peer[0],
-                     f"medians {show_time(ours[1])} / {show_time(peer[1])}; compile excluded; target < 1"))
+                     f"medians {show_time(ours[1])} / {show_time(peer[1])}; compile excluded; both on one thread; target < 1"))
     except ImportError:
         rows.append(("code", f"log-sum-exp Hessian, n={n}", ours[0], "jax.hessian", None, "jax not installed"))
     S, M, H, C = 1024, 256, 128, 10
