@@ -11,13 +11,14 @@ indices always run over the whole range of the axis they index.
 """
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
 import sympy as sp
 
-from .index_form import (DUMMY_POOL, IndexContext, name_for_range, preorder, rename_at_once, rename_bound,
-                         replace, runs_over)
+from .index_form import (DUMMY_POOL, IndexContext, name_for_range, names_by_range, preorder, rename_at_once,
+                         rename_bound, replace, runs_over)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Normalizer:
         self._indices: dict = {}
         self._distribute = False
         self._reserved_at: tuple = (None, frozenset(), frozenset())
+        self._symbol_memo: dict = {}        # id(factors) -> (factors, their free indices)
+        self._joined: dict = {}             # id(factors) -> (factors, the two tuples joined)
 
     def indices(self, e) -> frozenset:
         """The index symbols free in e (memoised: factors recur across terms)."""
@@ -110,10 +113,29 @@ class Normalizer:
         clash = set(t.dummies) & self._symbols(u)
         if clash:
             t = self.rename(t, {d: self.ctx.fresh(self.ctx.ranges[d]) for d in clash})
-        return Term(t.coeff * u.coeff, t.factors + u.factors, t.dummies + u.dummies)
+        factors = t.factors + u.factors
+        if factors is not t.factors and factors is not u.factors:      # (a + () is a itself)
+            self._joined[id(factors)] = (factors, t.factors, u.factors)
+        return Term(t.coeff * u.coeff, factors, t.dummies + u.dummies)
 
-    def _symbols(self, t: Term):
-        return set().union(*[self.indices(f) for f in t.factors])
+    def _symbols(self, t: Term) -> frozenset:
+        return self._factor_symbols(t.factors)
+
+    def _factor_symbols(self, factors: tuple) -> frozenset:
+        """The indices free in a term's factors, memoised by the tuple: a Σ nested k deep is
+        merged level by level, and each level asked again for the indices of all the factors
+        below it (k^2 / 2 lookups at 512 factors). A tuple _merge joined is read from its two
+        parts."""
+        hit = self._symbol_memo.get(id(factors))
+        if hit is not None and hit[0] is factors:
+            return hit[1]
+        parts = self._joined.get(id(factors))
+        if parts is not None and parts[0] is factors:
+            out = self._factor_symbols(parts[1]) | self._factor_symbols(parts[2])
+        else:
+            out = frozenset().union(*[self.indices(f) for f in factors])
+        self._symbol_memo[id(factors)] = (factors, out)
+        return out
 
     def rename(self, t: Term, sub: dict) -> Term:
         return Term(t.coeff, tuple(replace(f, sub, self.ctx.ranges) for f in t.factors), tuple(sub.get(d, d) for d in t.dummies))
@@ -204,13 +226,10 @@ class Normalizer:
         order = _dummy_order(t.factors, t.dummies)
         sub: dict = {}
         given: set = set()
-        at: dict = {}       # range -> where in the pool its next name is looked for: the names
-        for d in order:     # before are given or run over another range (one pass, not one each)
+        take = names_by_range(pool, self.ctx.ranges, given)
+        for d in order:
             dim = self.ctx.ranges[d]
-            start = at.get(dim, 0)
-            found = name_for_range(pool[start:], dim, self.ctx.ranges, given)
-            at[dim] = pool.index(found.name, start) + 1 if found is not None else len(pool)
-            sub[d] = found if found is not None else self.ctx.fresh(dim)
+            sub[d] = take(dim) or self.ctx.fresh(dim)
             given.add(sub[d])
         # then the indices of sums inside a factor (exp(Σ_r a_r A_qr), 1/Σ_q ...), by the same
         # rule: the first name for their range that nothing around them uses
@@ -509,18 +528,27 @@ def _dummy_order(factors, dummies) -> list:
         shown = hole.sub(lambda m: f"#{number[int(m.group(1))]:03d}" if int(m.group(1)) in number else "~", text)
         return (0 if touches else 1, shown)
 
-    keys = {k: key(item) for k, item in enumerate(templates)}       # a key changes only when
-    while keys:                                                     # one of its dummies is named
-        best = min(keys, key=keys.get)
+    # the least key first (ties: the earlier factor), from a heap whose stale entries are
+    # skipped; a key changes only when one of its dummies is named, so only the factors that
+    # hold a newly named dummy are keyed again (a chain of 512 factors: not 512 × 512)
+    keys = {k: key(item) for k, item in enumerate(templates)}
+    heap = [(v, k) for k, v in keys.items()]
+    heapq.heapify(heap)
+    holding: dict = {}
+    for k, (_, mine) in enumerate(templates):
+        for s in dict.fromkeys(mine):
+            holding.setdefault(s, []).append(k)
+    while heap:
+        v, best = heapq.heappop(heap)
+        if keys.get(best) != v:
+            continue
         del keys[best]
         new = [s for s in templates[best][1] if s not in named]
         for s in new:
             if s not in named:
                 named[s] = len(named)
                 number[slot[s]] = named[s]
-        if new:
-            fresh = set(new)                          # by hash: a list compares entries one by one
-            for k in keys:
-                if any(s in fresh for s in templates[k][1]):
-                    keys[k] = key(templates[k])
+        for k in dict.fromkeys(k for s in new for k in holding[s] if k in keys):
+            keys[k] = key(templates[k])
+            heapq.heappush(heap, (keys[k], k))
     return sorted(named, key=named.get) + [d for d in dummies if d not in named]

@@ -299,6 +299,47 @@ def name_for_range(pool, dim, ranges: dict, used) -> sp.Symbol | None:
     return None
 
 
+def names_by_range(pool, ranges: dict, used: set):
+    """take(dim): name_for_range(pool, dim, ranges, used), for a run of requests in which every
+    name given is then added to `used`. The pool is read once in the whole run, as far as the
+    requests need, each name filed under the range it runs over (or as new): the dummies of
+    one term of a chain of 512 factors run over 512 ranges, and each request read again the
+    names the others had taken."""
+    owned: dict = {}                    # range -> positions read so far of the names running over it
+    new: list = []                      # positions read so far of the names no range had
+    at = {"read": 0, "new": 0}
+    at_owned: dict = {}
+
+    def take(dim):
+        own, c = owned.get(dim, ()), at_owned.get(dim, 0)
+        while c < len(own) and index_symbol(pool[own[c]]) in used:
+            c += 1
+        at_owned[dim] = c
+        j = at["new"]
+        while j < len(new) and index_symbol(pool[new[j]]) in used:     # given to another range
+            j += 1
+        at["new"] = j
+        found = min(own[c] if c < len(own) else len(pool), new[j] if j < len(new) else len(pool))
+        while found == len(pool) and at["read"] < len(pool):      # read on: the names read are all
+            k = at["read"]                                           # before any not yet read
+            at["read"] += 1
+            s = index_symbol(pool[k])
+            if s in ranges:
+                owned.setdefault(ranges[s], []).append(k)
+                if ranges[s] == dim and s not in used:
+                    found = k
+            else:
+                new.append(k)
+                if s not in used:
+                    found = k
+        if found == len(pool):
+            return None
+        s = index_symbol(pool[found])
+        ranges.setdefault(s, dim)
+        return s
+    return take
+
+
 _INDEX_SYMBOLS: dict = {}
 
 
