@@ -211,6 +211,17 @@ class _ToTree(Transformer):
             self.powers.add(id(out))
         return out
 
+    def compare(self, a, op, b):
+        """(A > B) as NumPy computes it, 1 where it holds and 0 elsewhere: step(A - B), the step
+        being 0 at 0; (A < B) is step(B - A); (A >= B), not (B > A), is 1 - step(B - A), exactly:
+        (Y >= 0) of Y = relu(X) is 1 everywhere, not step(Y)."""
+        op = str(op)
+        if op in ("<", "<=", "≤"):
+            a, b = b, a                     # A < B is B > A; A <= B is B >= A
+        if op in (">", "<"):
+            return N.Call("H", (a if N.is_num(b, 0) else N.Sub(a, b),))
+        return N.Sub(N.Num(Fraction(1)), N.Call("H", (N.Neg(a) if N.is_num(b, 0) else N.Sub(b, a),)))
+
     def bracketed(self, e):
         self.powers.discard(id(e))
         return e

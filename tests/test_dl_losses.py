@@ -241,3 +241,28 @@ def test_pi_is_the_number(rng):
         assert np.allclose(got, want, rtol=1e-6, atol=1e-8) and "2 (1 / π)" in d.results[0].closed_form
     d = derive("π x^T x", "π", "π: scalar")
     assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x, "π": 2.0}), x @ x)  # noqa: S307
+
+
+@pytest.mark.parametrize("eq,answer,right", [
+    ("Y = relu(X)", "dY ∘ (X > 0)", True),          # cs231n's dx = dout * (x > 0): a parse error before
+    ("Y = relu(X)", "dY .* (Y >= 0)", False),       # Y >= 0 everywhere: wrong where X < 0
+    ("Y = relu(X)", "dY .* (X >= 0)", True),        # differs from X > 0 only where X is 0
+    ("Y = relu(X)", "dY ∘ (1 - (X <= 0))", True),
+    ("Y = relu(X)", "dY ∘ (0 < Y)", True),
+    ("Y = relu(X)", "dY ∘ (X < 0)", False),
+    ("Y = leaky_relu(X, 0.01)", "dY ∘ ((X > 0) + 0.01 (X <= 0))", True),
+    ("Y = clip(X, -1, 1)", "dY ∘ (X > -1) ∘ (X < 1)", True),
+    ("Y = max(X, G)", "dY ∘ (G > X)", False),
+])
+def test_claims_with_comparisons_as_numpy_computes_them(eq, answer, right):
+    """(A > B) is NumPy's 0/1 array, read as step(A - B); (A < B) as step(B - A)."""
+    from indexcalc.check import check
+    v = check(eq, "X", answer, "X: S×C, G: S×C")
+    assert v.correct is right, v.reason
+
+
+def test_a_comparison_in_an_expression_is_a_step(rng):
+    x = rng.normal(size=6)
+    d = derive("sum((x > 0) ∘ x .^ 2)", "x")
+    assert d.read_as.startswith("sum(step(x)")
+    assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x}), 2 * x * (x > 0))  # noqa: S307
