@@ -259,6 +259,8 @@ class _Reader:
             self.emit(")")
             return k
         why = WHY_NOT.get(name)
+        if why is None and len(name) == 1 and i > 0 and (t[i - 1].isalnum() or t[i - 1] in ")'"):
+            why = f"if it is MATLAB's left division (A\\{name}), write the inverse: A^-1 {name}"
         self.fail(f"the LaTeX command \\{name} is not part of the language"
                   + (f": {why}" if why else ""), i)
 

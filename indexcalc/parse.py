@@ -415,6 +415,9 @@ def parse(text: str) -> N.Node:
     except UnexpectedEOF as e:
         raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
     except UnexpectedToken as e:
+        if str(e.token) in "*@" and e.column >= 2 and typed[e.column - 2] == "*":     # x**2: Python's power
+            raise ParseError("** is Python's power; write ^ here (s^2, X^-1), or .^ for each entry's power (x .^ 2)",
+                             text, column(e.column - 1)) from None
         if e.token.type == "$END":
             raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None
         raise ParseError(f"unexpected {_as_typed(e.token, typed, e.column)!r}; expected {_expected(e)}",

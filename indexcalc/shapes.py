@@ -699,10 +699,20 @@ def _matmul(I: _Infer, node: N.MatMul):
     if tensor(a) or tensor(b):
         return _batched(I, a, b)
     inner = lambda d: "?" if _unknown(d) else str(d)      # noqa: E731
+    vectors = lambda: (I.res(a.shape)[1] == 1 and I.res(b.shape)[1] == 1 and not I.scalar(b)    # noqa: E731
+                       and I.res(a.shape)[0] != 1)
     I.u.unify(a.shape[1], b.shape[0], lambda: (
         f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes "
-        f"{inner(I.res(a.shape)[1])} and {inner(I.res(b.shape)[0])} differ"))
+        f"{inner(I.res(a.shape)[1])} and {inner(I.res(b.shape)[0])} differ"
+        + (f" (two column vectors: NumPy's 1-D x @ y is the dot product, written {_operand(a)}^T {_operand(b)} or "
+           f"{_operand(a)} · {_operand(b)} here; the outer product is {_operand(a)} {_operand(b)}^T)" if vectors() else "")))
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
+
+
+def _operand(node) -> str:
+    from .printing.text import to_text
+    t = to_text(node)
+    return t if isinstance(node, (N.Sym, N.Func, N.Call)) else f"({t})"
 
 
 def _batched(I: _Infer, a, b):

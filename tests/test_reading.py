@@ -697,6 +697,17 @@ def test_names_that_stay_whole(text, whole):
     assert all(name in variables for name in whole), list(variables.table)
 
 
+@pytest.mark.parametrize("text, words", [("x**2", "write ^ here"), ("sum(abs(x)**2)", ".^ for each entry"),
+                                         ("A\\b", "A^-1 b"), ("x @ y", "x^T y or x · y")])
+def test_python_and_matlab_spellings_are_refused_with_ours(text, words):
+    """x**2 (Python's power), A\\b (MATLAB's left division, read as a LaTeX command) and x @ y of
+    two 1-D vectors (NumPy's dot product): each message says how the language writes it."""
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError) as e:
+        infer(parse(text), parse_decls(None))
+    assert words in str(e.value), str(e.value)
+
+
 @pytest.mark.parametrize("text, words", [("λAx^T x", "(λ A x)"), ("αβx^T x", "(α β x)"),
                                          ("x^TΣx", "^T Σ x for ^TΣx")])
 def test_a_greek_letter_glued_to_what_it_cannot_split_is_refused(text, words):
