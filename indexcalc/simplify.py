@@ -456,8 +456,63 @@ def _negative(v):
     return core if sign < 0 else N.Neg(v, v.shape)
 
 
+def _whole_power(f):
+    """(base, k) of base .^ k or base^k with a whole-number k other than 0, else (f, 1)."""
+    if isinstance(f, (N.HadPow, N.Power)) and N.is_num(f.p) and not isinstance(f.p.value, float) and \
+            Fraction(f.p.value).denominator == 1 and f.p.value != 0:
+        return f.a, int(f.p.value)
+    return f, 1
+
+
+def _exp_multiple(f, v, most):
+    """j when f is exp(j v) or exp(v) .^ j with 1 ≤ j ≤ most, else None."""
+    base, k = _whole_power(f)
+    if not _is_exp(base) or k < 1:
+        return None
+    for j in range(1, most // k + 1):
+        w = v if j == 1 else N.ScalarMul(N.num(j), v, v.shape)
+        if _same_signed(base.a, w):
+            return j * k
+    return None
+
+
+def _sigmoid_powers(v, j, k, shape, scalar):
+    """exp(j v) / (1 + exp(v))^k = σ(v)^j (1 - σ(v))^(k - j): the logistic Hessian's
+    exp(2 z) / (1 + exp(z))^2 is σ(z)^2, its exp(z) / (1 + exp(z))^2 is σ(z) (1 - σ(z))."""
+    sig = N.Func("sigmoid", v, v.shape)
+    one = N.num(1) if scalar else _hadamard_of([], shape)
+    parts = [(sig, j), (N.Sub(one, sig, v.shape), k - j)]
+
+    def power(b, e):
+        return b if e == 1 else (N.Power if scalar else N.HadPow)(b, N.num(e), b.shape)
+    return [power(b, e) for b, e in parts if e > 0]
+
+
 def _fold_sigmoid(num, den, build, shape, scalar_den=False):
     num, den = _cancelled(num, den)
+    # (1 + exp(v)) .^ -k above is (1 + exp(v)) .^ k below; then (1 + exp(v))^k with k ≥ 2
+    moved = [f for f in num if _whole_power(f)[1] < 0 and _one_plus_exp(_whole_power(f)[0]) is not None]
+    num = [f for f in num if not any(f is m for m in moved)]
+    den = den + [(N.Power if scalar_den else N.HadPow)(_whole_power(f)[0], N.num(-_whole_power(f)[1]),
+                                                        f.shape) for f in moved]
+    for k, d in enumerate(den):
+        base, power = _whole_power(d)
+        v = _one_plus_exp(base)
+        if v is None or power < 2:
+            continue
+        rest_den = den[:k] + den[k + 1:]
+        for j, f in enumerate(num):
+            times = _exp_multiple(f, v, power)
+            if times is not None:
+                parts = _sigmoid_powers(v, times, power, shape, scalar_den)
+                node = build(parts + num[:j] + num[j + 1:])
+                break
+        else:
+            node = build([(N.Power if scalar_den else N.HadPow)(N.Func("sigmoid", _negative(v), v.shape),
+                                                                N.num(power), v.shape)] + num)
+        for r in rest_den:
+            node = N.HadDiv(node, r, shape) if not scalar_den else N.Div(node, r, shape)
+        return node
     for k, d in enumerate(den):
         v = _one_plus_exp(d)
         if v is None:
@@ -983,6 +1038,24 @@ def _hadamard_of(parts, shape):
     return node
 
 
+def _spread_powers(parts):
+    """A .^ k (a whole k from 2 to 4) as k factors A, so that a factor common to A .^ 2 and A
+    is seen (_like_entry_factors joins what is left again)."""
+    out = []
+    for p in parts:
+        base, k = _whole_power(p)
+        out += [base] * k if isinstance(p, N.HadPow) and 2 <= k <= 4 else [p]
+    return out
+
+
+def _diag_of_a_sum(n):
+    """diag(a) ± diag(b) = diag(a ± b): the logistic Hessian's diag(σ) - diag(σ .^ 2)."""
+    if isinstance(n, (N.Add, N.Sub)) and isinstance(n.a, N.DiagMat) and isinstance(n.b, N.DiagMat) and \
+            n.a.a.shape == n.b.a.shape:
+        return N.DiagMat(type(n)(n.a.a, n.b.a, n.a.a.shape), n.shape)
+    return None
+
+
 def common_hadamard_factor(n):
     """A ∘ B ± s (C ∘ B) = B ∘ (A ± s C): every factor common to both sides out, a side left
     without factors the ones (σ + x ∘ σ ∘ (1 - σ) = σ ∘ (1 + x ∘ (1 - σ))); only where that
@@ -991,6 +1064,7 @@ def common_hadamard_factor(n):
             len(n.shape) != 2:
         return None
     (ca, fa), (cb, fb) = _coefficient_and_factors(n.a), _coefficient_and_factors(n.b)
+    fa, fb = _spread_powers(fa), _spread_powers(fb)            # s - s .^ 2 = s ∘ (1 - s)
     rest_b, common = list(fb), []
     for f in fa:
         if f in rest_b:
@@ -1006,7 +1080,9 @@ def common_hadamard_factor(n):
         side = _hadamard_of(rest, n.shape)
         sides.append(side if c is None else N.ScalarMul(c, side, n.shape))
     out = N.Hadamard(_hadamard_of(common, n.shape), type(n)(sides[0], sides[1], n.shape), n.shape)
-    return out if length(out) < length(n) else None
+    # A - A ∘ B as A ∘ (1 - B) even a few letters longer: σ - σ .^ 2 is σ ∘ (1 - σ), as σ' is written
+    slack = len("(1 - )") if isinstance(n, N.Sub) and not rest_a and ca is None and cb is None else 0
+    return out if length(out) < length(n) + slack else None
 
 
 def _hadamard_order(n):
@@ -1026,7 +1102,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 
@@ -1040,13 +1116,13 @@ def rewrite(node: N.Node) -> N.Node:
     return node
 
 
-def _once(node, parent=None):
+def _once(node, parent=None, rules=None):
     """One bottom-up pass. A rule that reads a whole chain (like terms along a chain of sums,
     powers along a chain of products) is applied at the chain's top only, where it sees every
     link: applied at each of the k nodes of a chain, it read the chain below each, k^2 / 2
     visits (a sum of 256 quadratic forms, a product of 512 factors: 0.5 s each)."""
-    node = node.map_children(lambda c: _once(c, node))
-    for rule in RULES:
+    node = node.map_children(lambda c: _once(c, node, rules))
+    for rule in RULES if rules is None else rules:
         links = CHAINS.get(rule)
         if links is not None and parent is not None and links(parent) and links(node):
             continue
@@ -1079,10 +1155,24 @@ def simplify(node: N.Node, written: N.Node | None = None) -> N.Node:
     (the typed input), its sums in the order the user wrote their terms."""
     if node is None:
         return None
+    node = _until_fixed(node, _sigmoid)
     out = rewrite(node)
     out = with_means(out if length(out) <= length(node) else node)
     out = _once_rule(out, _double_transpose)
     return as_written(out, written) if written is not None else out
+
+
+def _until_fixed(node, rule):
+    """One rule, bottom-up, until it no longer applies. exp over powers of 1 + exp is folded
+    into σ whatever the lengths: σ(z) (1 - σ(z)) x x^T is a few letters longer than exp(z) x x^T
+    / (1 + exp(z))^2, but that overflowed to inf / inf = nan for z > 709, where the Hessian of
+    the logistic loss is 0 (SPEC §6: stable forms)."""
+    for _ in range(20):
+        out = _once(node, rules=(rule,))
+        if out == node:
+            return out
+        node = out
+    return node
 
 
 def _once_rule(node, rule):

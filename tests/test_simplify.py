@@ -196,6 +196,31 @@ def test_named_derivatives_have_the_textbook_closed_form(expr, wrt, where, want)
     assert derive(expr, wrt, where).results[0].closed_form == want
 
 
+def _sig_sig_minus(z):
+    """σ(z) (1 - σ(z)) = σ(z) σ(-z), written here with logaddexp: finite for every z."""
+    return np.exp(-np.logaddexp(0, -z) - np.logaddexp(0, z))
+
+
+@pytest.mark.parametrize("expr, want, hessian", [
+    ("sum(log(1 + exp(X w)))", "X^T diag(sigmoid(X w) ∘ (1 - sigmoid(X w))) X",
+     lambda e: e["X"].T @ np.diag(_sig_sig_minus(e["X"] @ e["w"])) @ e["X"]),
+    ("log(1 + exp(w^T x))", "sigmoid(w^T x) (1 - sigmoid(w^T x)) x x^T",
+     lambda e: _sig_sig_minus(e["w"] @ e["x"]) * np.outer(e["x"], e["x"])),
+])
+def test_the_logistic_hessian_is_written_with_sigmoid_and_stays_finite(expr, want, hessian):
+    """The Hessian of the logistic loss is X^T diag(σ ∘ (1 - σ)) X, as Newton's method is taught:
+    it was X^T (diag(σ) - diag((1 + exp(X w)) .^ -2 ∘ exp(2 X w))) X, and the scalar one
+    exp(z) x x^T / (1 + exp(z))^2, which is inf / inf = nan at scores past 709."""
+    r = derive(expr, "w", order=2).results[0]
+    assert r.closed_form == want
+    rng = np.random.default_rng(3)
+    for scale in (1.0, 800.0):                       # an ordinary point, then scores beyond exp's range
+        env = {"X": rng.uniform(0.5, 1.5, size=(4, 3)), "x": rng.uniform(0.5, 1.5, size=3), "w": scale * rng.uniform(0.5, 1.5, size=3)}
+        with np.errstate(all="ignore"):
+            got = np.asarray(eval(r.numpy, {"np": np, **env}), dtype=float)     # noqa: S307
+        assert np.all(np.isfinite(got)) and np.allclose(got, hessian(env), rtol=1e-9, atol=1e-12), (scale, got)
+
+
 @pytest.mark.parametrize("equation, want", [
     ("Y_ij = exp(X_ij) / Σ_k exp(X_ik)", "dY ∘ softmax(X) - diag((dY ∘ softmax(X)) 1) softmax(X)"),
     ("Y = softmax(X)", "dY ∘ softmax(X) - diag((dY ∘ softmax(X)) 1) softmax(X)"),
