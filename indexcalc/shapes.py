@@ -1445,6 +1445,46 @@ RULES = {
 
 
 # ---- the entry point ------------------------------------------------------------------
+def greek_key(name: str) -> str:
+    """The letter a name spells, with what follows it: λ, lambda (and \\lambda, which the LaTeX
+    reader spells lambda) and lam are λ; Sigma is Σ; lambda1 is λ1. Any other name as it is."""
+    m = re.fullmatch(r"([A-Za-z]+)(.*)", name, re.S)
+    if not m or m.group(1).lower() not in GREEK:
+        return name
+    base = m.group(1)
+    word = "lamda" if base.lower() in ("lambda", "lam") else base.lower()      # Unicode spells it lamda
+    case = "CAPITAL" if base[0].isupper() else "SMALL"
+    try:
+        return unicodedata.lookup(f"GREEK {case} LETTER {word.upper()}") + m.group(2)
+    except KeyError:
+        return name
+
+
+def _one_spelling(tree: N.Node, decls: dict, wrt=()) -> tuple:
+    """Each Greek letter of the input spelled one way: as --wrt asks for it, else as --where
+    declares it, else as the expression first writes it. `--where "λ: n"` with \\lambda (read
+    lambda) in the expression was silently not applied (lambda stayed a scalar), and λ and
+    \\lambda in one expression were two variables."""
+    names = list(dict.fromkeys(n.name for n in tree.walk() if isinstance(n, N.Sym)))
+    spelled: dict = {}
+    for n in [*wrt, *decls, *names]:
+        if n in names or greek_key(n) in {greek_key(m) for m in names}:
+            spelled.setdefault(greek_key(n), n)
+    rename = {n: spelled[greek_key(n)] for n in names if greek_key(n) in spelled and spelled[greek_key(n)] != n}
+    for d in list(decls):
+        own = spelled.get(greek_key(d))
+        if own is not None and own != d and own not in decls:
+            decls[own] = decls.pop(d)
+    if not rename:
+        return tree, decls
+
+    def respell(n):
+        if isinstance(n, N.Sym) and n.name in rename:
+            return N.Sym(rename[n.name], n.shape)
+        return n.map_children(respell)
+    return respell(tree), decls
+
+
 def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
           expect: tuple | None = None, wrt=()) -> tuple[N.Node, Variables]:
     """Typed tree and its variables. `extra` adds shapes (e.g. of `dY`) before inference;
@@ -1453,6 +1493,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     functions = set(getattr(decls, "functions", ()))
     decls = dict(decls or {})
     decls.update(extra or {})
+    tree, decls = _one_spelling(tree, decls, wrt)
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
     tree = _fused_products(tree, decls, wrt)
     used = {n.name for n in tree.walk() if isinstance(n, N.Sym)}

@@ -266,3 +266,18 @@ def test_a_comparison_in_an_expression_is_a_step(rng):
     d = derive("sum((x > 0) ∘ x .^ 2)", "x")
     assert d.read_as.startswith("sum(step(x)")
     assert np.allclose(eval(d.results[0].numpy, {"np": np, "x": x}), 2 * x * (x > 0))  # noqa: S307
+
+
+def test_a_greek_letter_is_one_variable_however_spelled(rng):
+    """λ, lambda and \\lambda (read lambda) are one letter: --where "λ: n" was not applied to
+    \\lambda in the expression (it stayed a scalar, the Jacobian a vector), and λ and \\lambda in
+    one weight decay were two variables (the derivative by λ left out one of them)."""
+    w, x, lam = rng.normal(size=4), rng.normal(size=4), rng.normal(size=3)
+    d = derive(r"\lambda ‖w‖^2 + λ sum(w)", "λ")
+    got = eval(d.results[0].numpy, {"np": np, "w": w, "λ": 0.3})  # noqa: S307
+    assert np.isclose(got, w @ w + w.sum()), d.results[0].closed_form
+    d = derive(r"\lambda w^T x", "w", "λ: n")
+    got = eval(d.results[0].numpy, {"np": np, "w": w, "x": x, "λ": lam})  # noqa: S307
+    assert np.allclose(got, np.outer(lam, x))
+    d = derive("λ ‖w‖^2", "lambda")
+    assert d.results[0].wrt == "lambda" and np.isclose(eval(d.results[0].numpy, {"np": np, "w": w}), w @ w)  # noqa: S307
