@@ -98,7 +98,7 @@ class SigmoidModule(_Module):
         dY = dout
         Y = self._cache["Y"]
         # ∂L/∂X = dY ∘ Y ∘ (1 - Y)
-        return (dY * Y) * (np.ones(dY.shape[0])[:, None] - Y)
+        return (dY * Y) * (1 - Y)
 
 
 class TanhModule(_Module):
@@ -115,7 +115,7 @@ class TanhModule(_Module):
         dY = dout
         Y = self._cache["Y"]
         # ∂L/∂X = dY ∘ (1 - Y .^ 2)
-        return dY * (np.ones(dY.shape[0])[:, None] - (Y ** 2))
+        return dY * (1 - (Y ** 2))
 
 
 class SoftMaxModule(_Module):

@@ -255,16 +255,28 @@ def _sum(P: NumpyPrinter, n):
     """a + b - c + ...: down the left operands without recursion (10,000 terms), the left part
     bare (a + b + c, not ((a + b) + c): Python refuses 200 nested parentheses)."""
     spine = N.left_spine(n, (N.Add, N.Sub))
-    code, nd = P.column(spine[-1].a, n.shape)
+    printed = {}
+    for x in [spine[-1].a] + [x.b for x in spine]:
+        if id(x) not in printed and not N.is_all_ones(x):
+            printed[id(x)] = P.column(x, n.shape)
+    # beside a term of the sum's whole shape, ones are the number 1 (1 - Y, not
+    # np.ones(S)[:, None] - Y: an array built to be broadcast)
+    whole = 1 if n.shape[0] == 1 or n.shape[1] == 1 else 2
+    one = ("1", 0) if any(x.shape == n.shape and _spread(x) is None and printed[id(x)][1] == whole
+                          for x in [spine[-1].a] + [x.b for x in spine] if id(x) in printed) else None
+
+    def term(x):
+        return printed[id(x)] if id(x) in printed else one or P.column(x, n.shape)
+    code, nd = term(spine[-1].a)
     if len(spine) >= _LONG:              # a + b + ... as one expression is as deep as it is long:
         parts = [code]                   # Python's compiler gives up near 3,000; a call is flat
         for x in reversed(spine):
-            b, nb = P.column(x.b, n.shape)
+            b, nb = term(x.b)
             parts.append(b if isinstance(x, N.Add) else f"-{b}")
             nd = max(nd, nb)
         return f"np.sum(np.broadcast_arrays({', '.join(parts)}), axis=0)", nd
     for x in reversed(spine):
-        b, nb = P.column(x.b, n.shape)
+        b, nb = term(x.b)
         code, nd = f"{code} {'+' if isinstance(x, N.Add) else '-'} {b}", max(nd, nb)
     return code, nd
 
