@@ -80,26 +80,32 @@ def side_by_side(fa, fb, repeat=5, setup=None):
     return (min(ta) if ta else None), (min(tb) if tb else None)
 
 
-def per_call(f, target=0.05):
-    """Seconds per call of a fast function: calls batched to about `target` seconds."""
-    f()
-    n, t = 1, 0.0
-    while t < target:
-        n *= 2
-        t0 = time.perf_counter()
-        for _ in range(n):
-            f()
-        t = time.perf_counter() - t0
-    return t / n
-
-
-def fast_side_by_side(fa, fb, repeat=7):
+def _timed(fa, fb, repeat, batch=0.005, budget=1.5):
+    """(min, median) seconds per call of each, in short batches (about `batch` seconds)
+    interleaved a, b, a, b, ...: at least `repeat` and up to 10 × `repeat` rounds within
+    `budget` seconds. On a shared machine many short side-by-side batches find each one's
+    quiet moments alike; a few long batches of each do not."""
+    sizes = []
+    for f in (fa, fb):
+        f()
+        n = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            if time.perf_counter() - t0 >= batch:
+                break
+            n *= 2
+        sizes.append(n)
     ta, tb = [], []
-    for _ in range(repeat):
-        ta.append(per_call(fa))
-        if fb is not None:
-            tb.append(per_call(fb))
-    return min(ta), (min(tb) if tb else None)
+    start = time.perf_counter()
+    while len(ta) < repeat or (len(ta) < 10 * repeat and time.perf_counter() - start < budget):
+        for f, n, out in ((fa, sizes[0], ta), (fb, sizes[1], tb)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            out.append((time.perf_counter() - t0) / n)
+    return (min(ta), statistics.median(ta)), (min(tb), statistics.median(tb))
 
 
 def clear_caches():
@@ -445,12 +451,14 @@ def bench_backward():
                   lambda: hand["cross-entropy"](probs, labels)))
     torch_fns = _torch_backward(torch, x, W, dout, z, dz, probs, labels) if torch else {}
     for name, ours, handf in cases:
-        t_ours, t_hand = fast_side_by_side(ours, handf, 3 if QUICK else 7)
-        row("backward", f"{name}, S={S}", t_ours, "hand NumPy", t_hand, "generated code")
+        (t_ours, m_ours), (t_hand, m_hand) = _timed(ours, handf, 3 if QUICK else 7)
+        row("backward", f"{name}, S={S}", t_ours, "hand NumPy", t_hand,
+            f"generated code; medians {show_time(m_ours)} / {show_time(m_hand)}")
         key = name.split(" ")[0]
         if key in torch_fns:
-            t_ours2, t_torch = fast_side_by_side(ours, torch_fns[key], 3 if QUICK else 7)
-            row("backward", f"{name}, S={S}", t_ours2, "torch.autograd", t_torch, "backward only, CPU")
+            (t_ours2, m_ours2), (t_torch, m_torch) = _timed(ours, torch_fns[key], 3 if QUICK else 7)
+            row("backward", f"{name}, S={S}", t_ours2, "torch.autograd", t_torch,
+                f"backward only, CPU; medians {show_time(m_ours2)} / {show_time(m_torch)}")
 
 
 def _torch_backward(torch, x, W, dout, z, dz, probs, labels):
@@ -501,34 +509,6 @@ def _values(m, sizes, rng):
         out[i.name] = 1e-5 if i.kind == "scalar" else (np.abs(rng.normal(size=shape)) if i.name == "T"
                                                        else rng.normal(size=shape))
     return out
-
-
-def _timed(fa, fb, repeat, batch=0.005, budget=1.5):
-    """(min, median) seconds per call of each, in short batches (about `batch` seconds)
-    interleaved a, b, a, b, ...: at least `repeat` and up to 10 × `repeat` rounds within
-    `budget` seconds. On a shared machine many short side-by-side batches find each one's
-    quiet moments alike; a few long batches of each do not."""
-    sizes = []
-    for f in (fa, fb):
-        f()
-        n = 1
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                f()
-            if time.perf_counter() - t0 >= batch:
-                break
-            n *= 2
-        sizes.append(n)
-    ta, tb = [], []
-    start = time.perf_counter()
-    while len(ta) < repeat or (len(ta) < 10 * repeat and time.perf_counter() - start < budget):
-        for f, n, out in ((fa, sizes[0], ta), (fb, sizes[1], tb)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                f()
-            out.append((time.perf_counter() - t0) / n)
-    return (min(ta), statistics.median(ta)), (min(tb), statistics.median(tb))
 
 
 def _module_row(target, name, ours, peer_name, peer, repeat):
@@ -643,7 +623,7 @@ def bench_hessian():
         wants = inspect.signature(fn).parameters
         ours_fn = (lambda fn, wants: lambda x, B: fn(**{k: v for k, v in (("x", x), ("B", B)) if k in wants}))(fn, wants)
         assert np.allclose(ours_fn(x, B), hand(x, B)), expr
-        t_ours, t_hand = fast_side_by_side(lambda: ours_fn(x, B), lambda: hand(x, B), 3 if QUICK else 7)
+        (t_ours, _), (t_hand, _) = _timed(lambda: ours_fn(x, B), lambda: hand(x, B), 3 if QUICK else 7)
         GENERATED[expr] = code
         row("hessian", f"{expr}, n={n}", t_ours, "hand NumPy", t_hand, f"generated code [{len(GENERATED)}]")
         if jax is not None:
@@ -651,8 +631,8 @@ def bench_hessian():
             xj, Bj = jnp.asarray(x), jnp.asarray(B)
             jh(xj, Bj).block_until_ready()            # compile outside the timing
             assert np.allclose(np.asarray(jh(xj, Bj)), ours_fn(x, B), atol=1e-8), expr
-            t_ours2, t_jax = fast_side_by_side(lambda: ours_fn(x, B), lambda: jh(xj, Bj).block_until_ready(),
-                                               3 if QUICK else 7)
+            (t_ours2, _), (t_jax, _) = _timed(lambda: ours_fn(x, B), lambda: jh(xj, Bj).block_until_ready(),
+                                              3 if QUICK else 7)
             row("hessian", f"{expr}, n={n}", t_ours2, "jax.hessian (jit)", t_jax, "compile excluded")
 
 
