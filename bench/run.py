@@ -421,7 +421,7 @@ def bench_backward():
     m, hand = load_generated(), hand_modules()
     try:
         import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(1)        # as NumPy's BLAS here: the rows compare code, not cores
     except ImportError:
         torch = None
     rng = np.random.default_rng(0)
@@ -458,7 +458,7 @@ def bench_backward():
         if key in torch_fns:
             (t_ours2, m_ours2), (t_torch, m_torch) = _timed(ours, torch_fns[key], 3 if QUICK else 7)
             row("backward", f"{name}, S={S}", t_ours2, "torch.autograd", t_torch,
-                f"backward only, CPU; medians {show_time(m_ours2)} / {show_time(m_torch)}")
+                f"backward only, CPU, one thread; medians {show_time(m_ours2)} / {show_time(m_torch)}")
 
 
 def _torch_backward(torch, x, W, dout, z, dz, probs, labels):
