@@ -798,7 +798,8 @@ def _labels(tree: N.Node, decls: dict, names: set, transposed: set, nonlinear: s
                   and name not in inner and name in nonlinear and default_kind(name) == "vector")
 
 
-_ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "clip", "clamp", "leaky_relu", "selu"}
+_ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "clip", "clamp", "leaky_relu", "selu", "mish", "relu6",
+                      "hardtanh", "hardsigmoid", "hardswish", "softsign", "logsigmoid", "tanhshrink"}
 
 
 def _in_a_nonlinearity(tree: N.Node) -> set:
@@ -1214,6 +1215,32 @@ def _clip(I, node):
     return I.run(_min_node(_max_node(x, lo, node.col), hi, node.col))
 
 
+# PyTorch's activations that the language writes with its own functions: each is read as its
+# definition (step 1 shows it), x standing for the argument
+DEFINED = {
+    "mish": "x ∘ tanh(softplus(x))",
+    "relu6": "clip(x, 0, 6)",
+    "hardtanh": "clip(x, -1, 1)",
+    "hardsigmoid": "clip(x / 6 + 1/2, 0, 1)",
+    "hardswish": "x ∘ clip(x / 6 + 1/2, 0, 1)",
+    "softsign": "x ⊘ (1 + abs(x))",
+    "logsigmoid": "-softplus(-x)",
+    "tanhshrink": "x - tanh(x)",
+}
+
+
+def _defined(I, node):
+    """An activation of DEFINED: its definition with the argument in place of x."""
+    if len(node.args) != 1:
+        raise ShapeError(f"{node.name} takes one argument: {node.name}(X), not {len(node.args)} argument(s)")
+    from .parse import parse
+    arg = node.args[0]
+
+    def put(n):
+        return arg if isinstance(n, N.Sym) and n.name == "x" else n.map_children(put)
+    return I.run(put(parse(DEFINED[node.name])))
+
+
 # SELU's constants (Klambauer et al. 2017), as torch.nn.SELU
 SELU_SCALE, SELU_ALPHA = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
 
@@ -1424,7 +1451,7 @@ CALLS = {
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
     "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "min": _min, "clip": _clip,
-    "leaky_relu": _leaky_relu, "elu": _elu, "selu": _selu,
+    "leaky_relu": _leaky_relu, "elu": _elu, "selu": _selu, **{name: _defined for name in DEFINED},
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),
     "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,

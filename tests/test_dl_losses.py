@@ -200,6 +200,13 @@ ENTRYWISE = [
     ("sum(elu(X, a) ∘ G)", "a", lambda e: np.where(e["X"] > 0, e["X"], e["a"] * np.expm1(e["X"])) * e["G"]),
     ("sum(selu(X) ∘ G)", "X",
      lambda e: 1.0507009873554805 * np.where(e["X"] > 0, e["X"], 1.6732632423543772 * np.expm1(e["X"])) * e["G"]),
+    # PyTorch's activations read as their definitions (they were unknown functions)
+    ("sum(Mish(X) ∘ G)", "X", lambda e: e["X"] * np.tanh(np.logaddexp(0, e["X"])) * e["G"]),
+    ("sum(ReLU6(X) ∘ G)", "X", lambda e: np.clip(e["X"], 0, 6) * e["G"]),
+    ("sum(hardswish(X) ∘ G)", "X", lambda e: e["X"] * np.clip(e["X"] + 3, 0, 6) / 6 * e["G"]),
+    ("sum(LogSigmoid(X) ∘ G)", "X", lambda e: -np.logaddexp(0, -e["X"]) * e["G"]),
+    ("sum(softsign(X) ∘ G)", "X", lambda e: e["X"] / (1 + np.abs(e["X"])) * e["G"]),
+    ("sum(Hardtanh(X) ∘ G)", "X", lambda e: np.clip(e["X"], -1, 1) * e["G"]),
     # the Huber loss as a paper writes it with min, and PPO's clipped objective
     ("sum(0.5 min(abs(X - G), 1) .^ 2 + relu(abs(X - G) - 1))", "X",
      lambda e: np.where(np.abs(e["X"] - e["G"]) < 1, 0.5 * (e["X"] - e["G"]) ** 2, np.abs(e["X"] - e["G"]) - 0.5)),
