@@ -33,7 +33,9 @@ ELEMENTWISE = tuple(name for name in F.TABLE)
 ALIASES = {
     "σ": "sigmoid", "sigma": "sigmoid", "logistic": "sigmoid", "swish": "silu",
     "logsoftmax": "log_softmax", "leakyrelu": "leaky_relu", "heaviside": "H", "trace": "tr",
-    "inverse": "inv", "ln": "log", "maximum": "max", "minimum": "min", "clamp": "clip", "lse": "logsumexp", "Φ": "normcdf", "φ": None,
+    "inverse": "inv", "ln": "log", "maximum": "max", "minimum": "min", "clamp": "clip",
+    "lse": "logsumexp", "Φ": "normcdf", "φ": None,
+    "norm1": "norm_1",          # MatrixCalculus.org's spelling of ‖w‖_1 (its norm2 is ours too)
 }
 
 

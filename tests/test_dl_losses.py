@@ -207,6 +207,8 @@ ENTRYWISE = [
     ("sum(LogSigmoid(X) ∘ G)", "X", lambda e: -np.logaddexp(0, -e["X"]) * e["G"]),
     ("sum(softsign(X) ∘ G)", "X", lambda e: e["X"] / (1 + np.abs(e["X"])) * e["G"]),
     ("sum(Hardtanh(X) ∘ G)", "X", lambda e: np.clip(e["X"], -1, 1) * e["G"]),
+    # L1 weight decay as MatrixCalculus.org spells it (norm1 was unknown; norm2 was known)
+    ("a norm1(X) + sum(X ∘ G)", "X", lambda e: e["a"] * np.abs(e["X"]) + e["X"] * e["G"]),
     # the Huber loss as a paper writes it with min, and PPO's clipped objective
     ("sum(0.5 min(abs(X - G), 1) .^ 2 + relu(abs(X - G) - 1))", "X",
      lambda e: np.where(np.abs(e["X"] - e["G"]) < 1, 0.5 * (e["X"] - e["G"]) ** 2, np.abs(e["X"] - e["G"]) - 0.5)),
