@@ -310,7 +310,8 @@ _TYPESET_RULES = [
     # `^T` right against a bracket or a one-letter name (with digits: x1, x_2) is the transpose
     # followed by a product, as TeX reads x^Tx, X^TX, W^T(x + b): written ⊤, since `T(` would
     # lex as a call and `Tx` as one name
-    (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}(]))"), lambda m: "^" + m.group(1) + "⊤"),
+    # (y^TX(X^TX)^{-1}X^Ty: X then a bracket is X times the bracket, as x(a^T x) is)
+    (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}]))"), lambda m: "^" + m.group(1) + "⊤"),
     # W_{1}, W_{q} (LaTeX's braces around a name's subscript) are the names W_1, W_q
     (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
     # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py
@@ -411,6 +412,9 @@ def parse(text: str) -> N.Node:
     except UnexpectedCharacters as e:
         pos = column(e.pos_in_stream + 1) - 1
         ch = text[pos] if pos < len(text) else ""
+        if ch == "_" and text[:pos].rstrip().endswith(("‖", "||")):        # ‖x‖_∞, ‖X‖_*, ‖X‖_max
+            raise ParseError("unexpected character '_': of the norms' subscripts, ‖x‖_1, ‖x‖_2 and ‖X‖_F (‖X‖_fro) are "
+                             "supported; a max norm ‖x‖_∞ or a nuclear norm ‖X‖_* is not", text, pos + 1) from None
         raise ParseError(f"unexpected character {ch!r}" + _CHARACTER_HINTS.get(ch, ""), text, pos + 1) from None
     except UnexpectedEOF as e:
         raise ParseError(f"the input ends too early; expected {_expected(e)}", text, len(text) + 1) from None

@@ -456,6 +456,8 @@ class _Infer:
 
     # -- the walk
     def run(self, node: N.Node) -> N.Node:
+        if isinstance(node, _POSTFIX):
+            node = _postfix_on_bracket(self, node) or node
         rule = RULES.get(type(node))
         if rule is None:
             raise UnsupportedError(f"cannot handle {type(node).__name__} here")
@@ -1008,13 +1010,45 @@ def suggest(name: str) -> str | None:
     return near[0] if near else None
 
 
+_POSTFIX = (N.Transpose, N.Inverse, N.Power, N.HadPow)
+
+
+def _reads_as_product(I: _Infer, node: N.Call) -> bool:
+    """A name right against a bracket that is a variable times the bracket, not a function: a
+    variable declared or used alone (x(A + I) x; log in `log det(X)` is the function,
+    _function_of_call), or a capital that is no function (W(x + b), W1(h), Sigma(x))."""
+    name, base = node.name, node.name.rstrip("'")
+    if len(node.args) != 1:
+        return False
+    if name in I.decls or name in I.env or (name in I.names and not _bare_function(I, name)):
+        return True
+    if base in I.functions or canonical(name) is not None or (base != name and canonical(base) is not None) \
+            or _generic_name(base):
+        return False
+    return bool(re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) or _capital_greek(name))
+
+
+def _postfix_on_bracket(I: _Infer, node):
+    """X(X^T X)^-1: a power, inverse or transpose after a variable times a bracket is the
+    bracket's, X ((X^T X)^-1), as the bracket is what it stands against; it was the product's,
+    (X X^T X)^-1 (the hat matrix X(X^T X)^{-1} X^T read wrong)."""
+    chain, inner = [], node
+    while isinstance(inner, _POSTFIX):
+        chain.append(inner)
+        inner = inner.a
+    if not (isinstance(inner, N.Call) and _reads_as_product(I, inner)):
+        return None
+    out = inner.args[0]
+    for p in reversed(chain):
+        out = p.replace(a=out)
+    return N.MatMul(N.Sym(inner.name), out)
+
+
 def _call(I: _Infer, node: N.Call):
     name = node.name
     base = name.rstrip("'")
-    if name in I.decls or name in I.env or (name in I.names and not _bare_function(I, name)):
-        # x(A + I) x: x is a variable (log in `log det(X)` is the function, _function_of_call)
-        if len(node.args) == 1:          # a declared variable next to "(": a product
-            return I.run(N.MatMul(N.Sym(name), node.args[0]))
+    if _reads_as_product(I, node):        # x(A + I) x, W(x + b): a variable next to "(" is a product
+        return I.run(N.MatMul(N.Sym(name), node.args[0]))
     if base in I.functions:               # --where "act: function"
         return _elementwise(I, node)
     known = canonical(name)
@@ -1026,9 +1060,6 @@ def _call(I: _Infer, node: N.Call):
                                f"H(z) for relu')")
     if _generic_name(base):
         return _elementwise(I, node)
-    if (re.fullmatch(r"[A-ZΑ-Ω][0-9_]*", name) or _capital_greek(name)) and len(node.args) == 1:
-        # W(x + b), W1(h), Sigma(x): a matrix times a bracket
-        return I.run(N.MatMul(N.Sym(name), node.args[0]))
     near = suggest(base)
     raise UnsupportedError(f"unknown function {name!r}" + (f"; did you mean {near}?" if near else "")
                            + f" (a generic function has a one-letter name, f(x), or is declared "

@@ -309,6 +309,14 @@ READINGS += [
     # (π is the number: the normal density's 2πσ^2)
     ("exp(-x^T x/(2σ^2))/(2πσ^2)", None, "σ", {"σ": ((), "positive"), "x": ((N,), "")},
      lambda e: np.exp(-e["x"] @ e["x"] / (2 * e["σ"] ** 2)) / (2 * np.pi * e["σ"] ** 2)),
+    # a power or transpose after a variable against a bracket is the bracket's: the hat matrix
+    # X(X^T X)^{-1} X^T (it read (X X^T X)^-1 X^T, a confident wrong derivative)
+    ("y^T X(X^T X)^-1 X^T y", "X: S×N, y: S", "y", {"X": ((S, N), ""), "y": ((S,), "")},
+     lambda e: e["y"] @ e["X"] @ np.linalg.inv(e["X"].T @ e["X"]) @ e["X"].T @ e["y"]),
+    ("y^TX(X^TX)^{-1}X^Ty", "X: S×N, y: S", "X", {"X": ((S, N), ""), "y": ((S,), "")},
+     lambda e: e["y"] @ e["X"] @ np.linalg.inv(e["X"].T @ e["X"]) @ e["X"].T @ e["y"]),
+    ("x^T A(B)^T x", "A: n×n, B: n×n", "B", {"A": ((N, N), ""), "B": ((N, N), ""), "x": ((N,), "")},
+     lambda e: e["x"] @ e["A"] @ e["B"].T @ e["x"]),
     # a numbered name against a letter, as an MLP's W1x (it was a variable W1x: by W1, zero)
     ("sum(W2 relu(W1x))", "W1: n×m", "W1", {"W1": ((N, M), ""), "x": ((M,), ""), "W2": ((S, N), "")},
      lambda e: np.sum(e["W2"] @ np.maximum(e["W1"] @ e["x"], 0))),
@@ -698,7 +706,8 @@ def test_names_that_stay_whole(text, whole):
 
 
 @pytest.mark.parametrize("text, words", [("x**2", "write ^ here"), ("sum(abs(x)**2)", ".^ for each entry"),
-                                         ("A\\b", "A^-1 b"), ("x @ y", "x^T y or x · y")])
+                                         ("A\\b", "A^-1 b"), ("x @ y", "x^T y or x · y"),
+                                         ("‖x‖_∞", "‖x‖_1, ‖x‖_2 and ‖X‖_F")])
 def test_python_and_matlab_spellings_are_refused_with_ours(text, words):
     """x**2 (Python's power), A\\b (MATLAB's left division, read as a LaTeX command) and x @ y of
     two 1-D vectors (NumPy's dot product): each message says how the language writes it."""
