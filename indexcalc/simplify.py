@@ -290,6 +290,51 @@ def _like_terms(n):
     return node
 
 
+def _unit_factor(n):
+    """1 s = s and (-1) s = -s in a product with a scalar: -α / (β s^2) printed -1 α / (β s^2),
+    from α (-1)."""
+    if isinstance(n, N.ScalarMul):
+        for one, other in ((n.s, n.a), (n.a, n.s)):
+            if other.shape != n.shape:
+                continue
+            if N.is_num(one, 1):
+                return other
+            if (isinstance(one, N.Neg) and N.is_num(one.a, 1)) or N.is_num(one, -1):
+                return N.Neg(other, n.shape)
+    return None
+
+
+def _divisor_out_of_product(n):
+    """s (A / k) = s A / k for a number k: det(X)^(1/3) X^-T / 3, not det(X)^(1/3) (X^-T / 3)."""
+    if isinstance(n, N.ScalarMul) and isinstance(n.a, N.Div) and N.is_num(n.a.s) and n.a.a.shape == n.shape:
+        return N.Div(N.ScalarMul(n.s, n.a.a, n.shape), n.a.s, n.shape)
+    return None
+
+
+def _quotient_of_quotient(n):
+    """A / p / q = A / (p q) where p or q is a number, the number first; a sign comes out of the
+    quotient: -(X^-T / 2) / det(X) is -X^-T / (2 det(X)), ‖u‖^2 / α^2 / 2 is ‖u‖^2 / (2 α^2)."""
+    if isinstance(n, N.Div) and isinstance(n.a, N.Neg) and isinstance(n.a.a, N.Div):
+        return N.Neg(N.Div(n.a.a, n.s, n.shape), n.shape)
+    if isinstance(n, N.Div) and isinstance(n.a, N.Div) and n.a.shape == n.shape and \
+            (N.is_num(n.s) or N.is_num(n.a.s)) and not (N.is_num(n.s) and N.is_num(n.a.s)):
+        k, other = (n.s, n.a.s) if N.is_num(n.s) else (n.a.s, n.s)
+        return N.Div(n.a.a, N.ScalarMul(k, other, N.SCALAR), n.shape)
+    return None
+
+
+def _scalar_out_of_product(n):
+    """(s A) B = s (A B) and A (s B) = s (A B) for a scalar s: -2 tr(X^-1) X^-T X^-T is the chain
+    X^-T X^-T, so its powers join ((X^-T)^2)."""
+    if isinstance(n, N.MatMul) and n.shape != N.SCALAR:
+        for side in ("a", "b"):
+            f = getattr(n, side)
+            if isinstance(f, N.ScalarMul) and f.s.shape == N.SCALAR and not isinstance(f.s, N.Num) and \
+                    f.a.shape == f.shape and f.shape != N.SCALAR:
+                return N.ScalarMul(f.s, n.replace(**{side: f.a}), n.shape)
+    return None
+
+
 def _number_out_of_product(n):
     """A (c B) = c (A B), (c A) B = c (A B): numbers in front."""
     if isinstance(n, N.MatMul):
@@ -1100,7 +1145,7 @@ def _hadamard_order(n):
 
 
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
-         _identity_factor, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
+         _identity_factor, _unit_factor, _divisor_out_of_product, _quotient_of_quotient, _scalar_out_of_product, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
          _softmax, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]

@@ -185,7 +185,10 @@ NAMED = [
     ("log(sum(exp(x)))", "x", None, "softmax(x)"),
     # a Gaussian's exp(-u) stays in front, not 1 / exp(u) underneath
     ("exp(-x^T x / 2)", "x", None, "-exp(-(x^T x / 2)) x"),
-    ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),        # -((1/2) 1) read back as (-1/2) 1
+    ("sum(-(a / 2))", "a", "a: m", "(-1/2) 1"),
+    # a unit factor and a number divisor come out of a product of scalars
+    ("alpha / beta / s", "s", "alpha: scalar, beta: scalar, s: scalar", "-alpha / (beta s^2)"),     # was -1 alpha
+    ("det(X)^(1/3)", "X", None, "det(X)^(1/3) X^-T / 3"),                                          # was (X^-T / 3)        # -((1/2) 1) read back as (-1/2) 1
     # found by the long random run: it printed -(-(s^T 1^T + C^T) B^T)
     ("tr(((A + 1 r) (-B)) (-(C + 1 s)))", "A", "A: m×n, r: 1×n, B: n×m, C: m×m, s: 1×m", "(s^T 1^T + C^T) B^T"),
 ]
