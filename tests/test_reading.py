@@ -707,7 +707,8 @@ def test_names_that_stay_whole(text, whole):
 
 @pytest.mark.parametrize("text, words", [("x**2", "write ^ here"), ("sum(abs(x)**2)", ".^ for each entry"),
                                          ("A\\b", "A^-1 b"), ("x @ y", "x^T y or x · y"),
-                                         ("‖x‖_∞", "‖x‖_1, ‖x‖_2 and ‖X‖_F")])
+                                         ("‖x‖_∞", "‖x‖_1, ‖x‖_2 and ‖X‖_F"), ("2 × x", "A * B or 2 x"),
+                                         ("A ⊗ B", "Kronecker")])
 def test_python_and_matlab_spellings_are_refused_with_ours(text, words):
     """x**2 (Python's power), A\\b (MATLAB's left division, read as a LaTeX command) and x @ y of
     two 1-D vectors (NumPy's dot product): each message says how the language writes it."""
