@@ -290,3 +290,13 @@ def test_a_greek_letter_is_one_variable_however_spelled(rng):
     assert np.allclose(got, np.outer(lam, x))
     d = derive("λ ‖w‖^2", "lambda")
     assert d.results[0].wrt == "lambda" and np.isclose(eval(d.results[0].numpy, {"np": np, "w": w}), w @ w)  # noqa: S307
+
+
+def test_check_crosses_the_kink_of_a_relu_far_from_zero():
+    """At points of spread ≤ 2.5, X W + 20 > 0 everywhere: the claim X^T dY for relu(X W + 20)
+    (the step left out) agreed at every point and was called RIGHT. One wide point crosses it."""
+    from indexcalc.check import check
+    where = "X: S×M, W: M×N"
+    assert not check("Y = relu(X W + 20)", "W", "X^T dY", where).correct
+    assert not check("Y = abs(X W - 20)", "W", "-X^T dY", where).correct
+    assert check("Y = relu(X W + 20)", "W", "X^T (dY ∘ (X W + 20 > 0))", where).correct
