@@ -103,7 +103,7 @@ TABLE = {e.name: e for e in [
     Elementwise("relu", RELU, lambda u: HEAVISIDE(u), "np.maximum({}, 0)", lambda x: np.maximum(x, 0.0)),
     Elementwise("softplus", SOFTPLUS, lambda u: SIGMOID(u), "np.logaddexp(0, {})", lambda x: np.logaddexp(0, x)),
     # H(0) = 0, as relu'(0) = 0 in PyTorch; a comparison is 3x faster than np.heaviside
-    Elementwise("H", HEAVISIDE, lambda u: sp.S.Zero, "(({}) > 0) * 1.0", lambda x: (np.asarray(x) > 0) * 1.0),
+    Elementwise("H", HEAVISIDE, lambda u: sp.S.Zero, "({} > 0) * 1.0", lambda x: (np.asarray(x) > 0) * 1.0),
 ]}
 
 # the functions with a kink or a jump: a value at one random point tells only one piece

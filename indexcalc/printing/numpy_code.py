@@ -126,6 +126,8 @@ class NumpyPrinter:
             c, nd = self.wrap(v)
             if nd == 1:
                 return (f"{c}[:, None]" if axis == 0 else f"{c}[None, :]"), 2
+            if nd == 2 and v.shape[0] == 1:      # a 1×N array broadcasts down the rows as it is
+                return c, 2
         c, nd = self.wrap(node)
         r, k = node.shape
         R, K = into_shape
@@ -175,12 +177,15 @@ def _num(P, n: N.Num):
 
 
 def _spread(node):
-    """(v, axis) when node is v 1ᵀ (axis 0: v down the rows) or 1 vᵀ (axis 1), else None."""
+    """(v, axis) when node is v 1ᵀ (axis 0: v down the rows) or 1 vᵀ (axis 1), else None.
+    1 b of a row b (a bias, 1×N) is (b, 1) too: b itself, down the rows."""
     if isinstance(node, N.MatMul):
         if isinstance(node.b, N.Transpose) and isinstance(node.b.a, N.Ones) and node.a.shape[1] == 1:
             return node.a, 0
         if isinstance(node.a, N.Ones) and isinstance(node.b, N.Transpose) and node.b.shape[0] == 1:
             return node.b.a, 1
+        if isinstance(node.a, N.Ones) and node.a.shape[1] == 1 and node.b.shape[0] == 1:
+            return node.b, 1
     return None
 
 
@@ -498,9 +503,14 @@ def _func(P, n: N.Func):
         return stable
     # the argument is parenthesised unless it stands alone in a call (sigmoid's code has
     # `0.5 * {}`, where `a + b` must not go bare)
-    alone = F.TABLE.get(n.name) is None or re.search(r"[(,]\s*\{\}\s*[),]", F.TABLE[n.name].code)
-    c, na = P.p(n.a) if alone else P.wrap(n.a)
-    return F.numpy_code(n.name, c), na
+    code = F.TABLE[n.name].code if n.name in F.TABLE else None
+    if code is not None and isinstance(n.a, N.Neg) and code.count("{}") == 1 and "-{}" in code:
+        code, arg = code.replace("-{}", "{}"), n.a.a       # sigmoid(-u): logaddexp(0, u), not -(-u)
+    else:
+        arg = n.a
+    alone = code is None or re.search(r"[(,]\s*\{\}\s*[),]", code)
+    c, na = P.p(arg) if alone else P.wrap(arg)
+    return (code.format(c) if code is not None else F.numpy_code(n.name, c)), na
 
 
 def _sum_axis(P, n: N.SumAxis):
