@@ -276,12 +276,12 @@ def _like_terms(n):
     if not isinstance(n, (N.Add, N.Sub)):
         return None
     terms = _terms(n)
-    acc: dict = {}
+    acc: dict = {}                        # the term's key -> [its coefficient, the term as first written]
     for c, t in terms:
-        acc[t] = acc.get(t, 0) + c
+        acc.setdefault(_like_key(t), [0, t])[0] += c
     if len(acc) == len(terms):
         return None
-    kept = [(c, t) for t, c in acc.items() if c != 0]
+    kept = [(c, t) for c, t in acc.values() if c != 0]
     if not kept:                          # A^T X^-T - A^T X^-T, once X^-T X^T = I cancelled
         return zero(n.shape)
     node = scaled(*kept[0])
@@ -333,6 +333,15 @@ def _scalar_out_of_product(n):
                     f.a.shape == f.shape and f.shape != N.SCALAR:
                 return N.ScalarMul(f.s, n.replace(**{side: f.a}), n.shape)
     return None
+
+
+def _like_key(t):
+    """What a term is counted as among like terms: 1 ⊘ u and u .^ -1 are one term (the
+    derivative of sum(exp(X) ⊘ (exp(X) 1 1^T)) was diag((exp(X) 1) .^ -1 - 1 ⊘ (exp(X) 1)) exp(X),
+    which is 0)."""
+    if isinstance(t, N.HadDiv) and t.a.shape == t.shape and N.is_all_ones(t.a):
+        return N.HadPow(t.b, N.num(-1), t.shape)
+    return t
 
 
 def _number_out_of_product(n):
@@ -1026,13 +1035,18 @@ def zero(shape):
     return N.ScalarMul(N.num(0), ones, shape)
 
 
+_LINEAR = (N.Div, N.HadDiv, N.Neg, N.Transpose, N.DiagMat, N.DiagVec, N.Trace, N.SumAll, N.SumAxis, N.Mean,
+           N.MeanAxis)
+
+
 def _zero_out(n):
-    """0 a = a 0 = 0 / s = -0 = 0 ∘ a = 0; a + 0 = a, a - 0 = a, 0 - b = -b."""
+    """0 a = a 0 = 0 / s = -0 = 0 ∘ a = 0, and a linear map of 0 (diag, tr, a sum, a mean) is
+    0; a + 0 = a, a - 0 = a, 0 - b = -b."""
     if is_zero(n):
         return None
     if isinstance(n, (N.ScalarMul, N.MatMul, N.Hadamard)) and any(is_zero(c) for c in n.children()):
         return zero(n.shape)
-    if isinstance(n, (N.Div, N.HadDiv, N.Neg, N.Transpose)) and is_zero(n.a):
+    if isinstance(n, _LINEAR) and is_zero(n.a):
         return zero(n.shape)
     if isinstance(n, (N.Add, N.Sub)) and n.a.shape == n.shape and n.b.shape == n.shape:
         if is_zero(n.b):

@@ -108,3 +108,26 @@ def test_train_mlp_reaches_95_percent(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     demo = load_module(os.path.join(ROOT, "examples", "train_mlp.py"), "train_mlp")
     assert demo.main(["--plot", str(tmp_path / "loss.png")]) >= 0.95
+
+
+def test_numpy_code_broadcasts_a_bias_and_reads_as_written():
+    """1 b of a 1×N bias is b, broadcast (no S×N outer product is built); sigmoid(-u) is
+    exp(-logaddexp(0, u)); a step is (z > 0); a ones matrix beside a full term is 1. Values
+    checked against hand NumPy."""
+    from indexcalc import backprop, derive
+
+    from .references import run_code
+    rng = np.random.default_rng(1)
+    X, W, b, dY = rng.normal(size=(5, 3)), rng.normal(size=(3, 4)), rng.normal(size=(1, 4)), rng.normal(size=(5, 4))
+    d = backprop("Y = relu(X W + 1 b)", "W,b", "X: S×M, W: M×N, b: 1×N")
+    z = X @ W + b
+    for r, want in zip(d.results, (X.T @ ((z > 0) * dY), ((z > 0) * dY).sum(axis=0, keepdims=True))):
+        assert "outer" not in r.numpy and "np.ones" not in r.numpy, r.numpy
+        assert np.allclose(run_code(r.numpy, {"X": X, "W": W, "b": b, "dY": dY}), want)
+    y, w = rng.choice([-1.0, 1.0], size=5), rng.normal(size=3)
+    r = derive("sum(log(1 + exp(-y ∘ (X w))))", "w", "X: S×M, w: M, y: S").results[0]
+    assert "-(-" not in r.numpy, r.numpy
+    want = -X.T @ (y / (1 + np.exp(y * (X @ w))))
+    assert np.allclose(run_code(r.numpy, {"X": X, "w": w, "y": y}), want)
+    r = backprop("Y = tanh(X)", "X").results[0]
+    assert r.numpy == "dY * (1 - (np.tanh(X) ** 2))", r.numpy

@@ -282,3 +282,17 @@ def test_a_factor_common_to_hadamard_products_comes_out():
         env = values(np.random.default_rng(seed))
         env["dY"] = np.random.default_rng(seed + 7).normal(size=(3, 3))
         assert np.allclose(evaluate(out, env, SIZES_N), evaluate(before, env, SIZES_N), rtol=1e-12)
+
+
+@pytest.mark.parametrize("expr,wrt,shape,closed", [
+    ("sum(exp(X) ⊘ (exp(X) 1 1^T))", "X", (4, 3), "0 1 1^T"),      # each row sums to 1: the sum is S
+    ("1^T (1 ⊘ x) - sum(x .^ -1)", "x", (4,), "0 1"),
+])
+def test_one_over_u_and_u_to_the_minus_one_are_like_terms(expr, wrt, shape, closed):
+    """1 ⊘ u and u .^ -1 cancel as like terms, and a linear map of 0 (diag) is 0: the zero of
+    the variable's shape, printed as NumPy zeros."""
+    from .references import run_code
+    r = derive(expr, wrt).results[0]
+    assert r.closed_form == closed
+    value = run_code(r.numpy, {wrt: np.random.default_rng(0).uniform(0.5, 2, size=shape)})
+    assert value.shape == shape and not value.any()

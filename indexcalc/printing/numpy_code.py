@@ -313,6 +313,10 @@ def _transpose(P, n):
 
 
 def _scalarmul(P, n):
+    if N.is_num(n.s, 0) and N.is_all_ones(n.a) and n.shape[0] != 1:      # the zero vector or matrix
+        if n.shape[1] == 1:
+            return f"np.zeros({P.size(n.shape[0])})", 1
+        return f"np.zeros(({P.size(n.shape[0])}, {P.size(n.shape[1])}))", 2
     into = _scaled_vector(P, n.a, lambda v: f"{P.wrap(n.s)[0]} * {v}")
     if into is not None:
         return into
