@@ -487,6 +487,14 @@ def _cancelled(num, den):
         if f in den:
             num.remove(f)
             den.remove(f)
+    for i, f in enumerate(num):               # f^j above, f^k below: the lesser power goes
+        base, j = _whole_power(f)            # ((1^T x) 1 / (1^T x)^2 is 1 / (1^T x))
+        k = next((k for k, d in enumerate(den) if j >= 1 and _whole_power(d)[1] >= 1 and
+                  _whole_power(d)[0] == base), None)
+        if k is not None:
+            m = min(j, _whole_power(den[k])[1])
+            num[i], den[k] = _raised(base, j - m), _raised(base, _whole_power(den[k])[1] - m)
+    num, den = [f for f in num if f is not None], [d for d in den if d is not None]
     for d in list(den):
         if isinstance(d, N.Func) and d.name == "abs":
             sign = N.Func("sign", d.a, d.shape)
@@ -498,6 +506,13 @@ def _cancelled(num, den):
                 num.remove(sign)
                 den[den.index(d)] = d.a
     return num, den
+
+
+def _raised(base, k):
+    """base^k (entry-wise for a non-scalar base); None for k = 0, the factor gone."""
+    if k == 0:
+        return None
+    return base if k == 1 else (N.Power if base.shape == N.SCALAR else N.HadPow)(base, N.num(k), base.shape)
 
 
 def _same_signed(a, b) -> bool:

@@ -296,3 +296,20 @@ def test_one_over_u_and_u_to_the_minus_one_are_like_terms(expr, wrt, shape, clos
     assert r.closed_form == closed
     value = run_code(r.numpy, {wrt: np.random.default_rng(0).uniform(0.5, 2, size=shape)})
     assert value.shape == shape and not value.any()
+
+
+@pytest.mark.parametrize("expr,closed", [
+    ("sum(x ⊘ (1^T x))", "0 1"),                                   # the entries of x / sum(x) sum to 1
+    ("a^T x / (1^T x)", "a / (1^T x) - (a^T x) 1 / (1^T x)^2"),
+])
+def test_a_power_above_and_below_cancels_to_the_lesser(expr, closed):
+    """f^j over f^k keeps f^(j - k) above or below ((1^T x) 1 / (1^T x)^2 is 1 / (1^T x)), so
+    like terms meet; values against NumPy."""
+    from .references import run_code
+    rng = np.random.default_rng(2)
+    x, a = rng.uniform(0.5, 2, size=4), rng.normal(size=4)
+    r = derive(expr, "x").results[0]
+    assert r.closed_form == closed
+    s = x.sum()
+    want = np.zeros(4) if "⊘" in expr else a / s - (a @ x) / s ** 2
+    assert np.allclose(run_code(r.numpy, {"x": x, "a": a}), want)
