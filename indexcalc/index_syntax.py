@@ -9,7 +9,7 @@ import re
 import sympy as sp
 
 from .errors import ParseError
-from .latex_input import from_latex
+from .latex_input import from_latex, unsubscript
 
 
 def index_text(e, rank=None) -> str:
@@ -44,15 +44,6 @@ _BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
 _DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
 ENTRY_OF_GROUP = re.compile(r"[\])]\s*_\s*[{A-Za-z]")     # [W x]_i, (W x)_i: an entry of an expression
 _SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
-
-
-_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉ₐₑₒₓₕₖₗₘₙₚₛₜᵢᵣᵤᵥⱼ", "0123456789aeoxhklmnpstiruvj"))
-_SUBSCRIPT_RUN = re.compile(f"[{''.join(_SUBSCRIPTS)}]+")
-
-
-def unsubscript(text: str) -> str:
-    """Unicode subscripts as typed or pasted (Σᵢⱼ xᵢ Aᵢⱼ xⱼ) in the seeds' spelling: Σ_ij x_i A_ij x_j."""
-    return _SUBSCRIPT_RUN.sub(lambda m: "_" + "".join(_SUBSCRIPTS[c] for c in m.group(0)), text)
 
 
 _DEFINITION = re.compile(r"^\s*(\\(?:mathcal|mathrm|operatorname|text|mathit)\s*\{\s*[A-Za-z][A-Za-z0-9]*\s*\}"

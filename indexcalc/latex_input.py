@@ -33,6 +33,7 @@ SYMBOLS = {
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
     "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "{", "rbrace": "}",
     "{": "{", "}": "}", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
+    "otimes": "⊗",
 }
 # \log is log, \ln the same function; \Tr and \tr the trace
 FUNCTIONS = {"log": "log", "ln": "log", "exp": "exp", "det": "det", "tr": "tr", "Tr": "tr",
@@ -52,7 +53,6 @@ WHY_NOT = {
     "tilde": "a decorated name is not a name here: write xtilde for \\tilde{x}",
     "bar": "a decorated name is not a name here: write xbar for \\bar{x}",
     "overline": "a decorated name is not a name here: write xbar",
-    "otimes": "the Kronecker product is not supported",
     "oplus": "the direct sum is not supported",
     "prod": "products over an index are not supported; write the factors",
     "int": "integrals are not supported",
@@ -89,8 +89,28 @@ def from_latex(text: str) -> str:
     return _Reader(_strip_math_delimiters(text)).read()
 
 
+_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉ₐₑₒₓₕₖₗₘₙₚₛₜᵢᵣᵤᵥⱼ", "0123456789aeoxhklmnpstiruvj"))
+SUBSCRIPT_RUN = re.compile(f"[{''.join(_SUBSCRIPTS)}]+")
+
+
+def unsubscript(text: str) -> str:
+    """Unicode subscripts as typed or pasted (Σᵢⱼ xᵢ Aᵢⱼ xⱼ, W₁ x) in the seeds' spelling:
+    Σ_ij x_i A_ij x_j, W_1 x. Both readers and the names in --where and --wrt go through it, so
+    that W₁ declared is the W₁ of the expression (NFKC alone would make it W1)."""
+    return SUBSCRIPT_RUN.sub(spell_subscript, text)
+
+
+def spell_subscript(m: re.Match) -> str:
+    """One run of Unicode subscripts (a match of SUBSCRIPT_RUN) as _1, _ij; a letter right after
+    it is a new name, as it shows (W₁x is W₁ times x)."""
+    after = m.string[m.end():m.end() + 1]
+    return "_" + "".join(_SUBSCRIPTS[c] for c in m.group(0)) + (" " if after.isalpha() else "")
+
+
 def variable_name(name: str) -> str:
-    """A name in --where or --wrt as the expression spells it: W^{(1)} and \\mathbf{W}^{(1)} are W1."""
+    """A name in --where or --wrt as the expression spells it: W^{(1)} and \\mathbf{W}^{(1)} are W1,
+    W₁ is W_1."""
+    name = unsubscript(name)
     if "^" not in name and "\\" not in name:
         return name
     try:

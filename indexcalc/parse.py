@@ -35,7 +35,7 @@ from lark.exceptions import (
 
 from . import nodes as N
 from .errors import IndexCalcError, ParseError
-from .latex_input import from_latex
+from .latex_input import SUBSCRIPT_RUN, from_latex, spell_subscript
 
 GRAMMAR = os.path.join(os.path.dirname(__file__), "grammar.lark")
 
@@ -188,6 +188,9 @@ class _ToTree(Transformer):
     def dot(self, a, _op, b):
         return N.Call("dot", (a, b))
 
+    def outer(self, a, _op, b):
+        return N.Call("outer", (a, b))
+
     def transpose(self, a, _tick):
         return N.Transpose(a)
 
@@ -297,10 +300,12 @@ class _StackedPower(Exception):
 
 
 # characters of typeset or pasted mathematics, as the language writes them
-TYPESET = {":=": "=", "≔": "=", "−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)", "₁": "_1", "₂": "_2"}
+TYPESET = {":=": "=", "≔": "=", "−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)"}
 _NAME_CHARS = "0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ"
 _TYPESET_RULES = [
     (re.compile("|".join(map(re.escape, TYPESET))), lambda m: TYPESET[m.group(0)]),
+    # W₁, x₁₂: subscripts as the names W_1, x_12 (as --where reads them)
+    (SUBSCRIPT_RUN, spell_subscript),
     # √d, √(d_k), √2: the square root of the operand right after it
     (re.compile(r"√\s*(?=\()"), lambda m: "sqrt"),
     (re.compile(rf"√\s*([{_NAME_CHARS}.]+)"), lambda m: f"sqrt({m.group(1)})"),
@@ -317,7 +322,9 @@ _TYPESET_RULES = [
     # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py
     (re.compile(r"(,\s*)(['\"])(fro|F)\2"), lambda m: m.group(1) + m.group(3)),
     # ⟨a, b⟩ (LaTeX's \langle a, b \rangle): the inner product, of vectors or of matrices
-    (re.compile(r"⟨([^⟨⟩,]+),([^⟨⟩,]+)⟩"), lambda m: f"sum(({m.group(1).strip()}) ∘ ({m.group(2).strip()}))"),
+    # and <a, b> as plain text writes it (the language has no comparisons); ⟨X, Y⟩_F the same
+    (re.compile(r"⟨([^⟨⟩,]+),([^⟨⟩,]+)⟩(?:_\{?F\}?)?|<([^<>,]+),([^<>,]+)>(?:_\{?F\}?)?"),
+     lambda m: f"sum(({(m.group(1) or m.group(3)).strip()}) ∘ ({(m.group(2) or m.group(4)).strip()}))"),
 ]
 
 

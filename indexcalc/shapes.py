@@ -1397,6 +1397,23 @@ def _dot(I, node):
     return _matmul_typed(I, at, bt)
 
 
+def _outer(I, node):
+    """a ⊗ b, outer(a, b) of two vectors: the matrix a b^T (NumPy's np.outer). Of matrices ⊗ is
+    the Kronecker product, which the language cannot say: refused, never read as something else."""
+    a, b = _args(I, node, 2, "two vectors: outer(a, b), or a ⊗ b")
+    for v, t in zip((a, b), map(node_text, node.args)):
+        no_tensor(v, "the outer product", I)
+        if I.scalar(v):
+            raise ShapeError(f"the outer product ⊗ takes two vectors, but {t} is a scalar: "
+                             "write the product without ⊗")
+        if 1 not in I.res(v.shape):
+            raise UnsupportedError(f"⊗ of matrices is the Kronecker product, which is not supported "
+                                   f"({t} is a matrix); ⊗ of two vectors is their outer product a b^T")
+    at = a if I.res(a.shape)[1] == 1 else N.Transpose(a, (a.shape[1], a.shape[0]))
+    bt = N.Transpose(b, (b.shape[1], b.shape[0])) if I.res(b.shape)[1] == 1 else b
+    return _matmul_typed(I, at, bt)
+
+
 def _matmul_typed(I, a, b):
     I.u.unify(a.shape[1], b.shape[0], lambda: f"cannot multiply {I.show(a)} by {I.show(b)}")
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
@@ -1482,7 +1499,7 @@ def _equation(I, node):
 CALLS = {
     "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
-    "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot,
+    "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot, "outer": _outer,
     "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "min": _min, "clip": _clip,
     "leaky_relu": _leaky_relu, "elu": _elu, "selu": _selu, **{name: _defined for name in DEFINED},
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),

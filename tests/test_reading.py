@@ -322,6 +322,23 @@ READINGS += [
      lambda e: np.sum(e["W2"] @ np.maximum(e["W1"] @ e["x"], 0))),
     ("‖W1x_1 - b‖^2", None, "W1", {"W1": ((N, M), ""), "x_1": ((M,), ""), "b": ((N,), "")},
      lambda e: np.sum((e["W1"] @ e["x_1"] - e["b"]) ** 2)),
+    # ---- 11. notation as typed or pasted from a paper
+    # Unicode subscripts: W₁ in --where is the W₁ of the expression, and the subscript ends where
+    # it shows (W₁x was the undeclared name W_1x and the derivative by x silently zero)
+    ("v^T tanh(W₁x + b₁)", "W₁: m×n, x: n, b₁: m, v: m", "x",
+     {"v": ((M,), ""), "W_1": ((M, N), ""), "x": ((N,), ""), "b_1": ((M,), "")},
+     lambda e: e["v"] @ np.tanh(e["W_1"] @ e["x"] + e["b_1"])),
+    # W_1x is W_1 x, as TeX sets it (it was a new matrix W_1x: zero by x)
+    ("v^T tanh(W_1x)", "x: n", "x", {"v": ((M,), ""), "W_1": ((M, N), ""), "x": ((N,), "")},
+     lambda e: e["v"] @ np.tanh(e["W_1"] @ e["x"])),
+    ("x⊤Ax", None, "x", {"x": ((N,), ""), "A": ((N, N), "")}, lambda e: e["x"] @ e["A"] @ e["x"]),
+    # ⊗ of two vectors is the outer product; <a, b> is the inner product as plain text writes it
+    ("x^T (a ⊗ b) y", None, "a", {"x": ((N,), ""), "a": ((N,), ""), "b": ((M,), ""), "y": ((M,), "")},
+     lambda e: e["x"] @ np.outer(e["a"], e["b"]) @ e["y"]),
+    ("a ⊗ b", None, "b", {"a": ((N,), ""), "b": ((M,), "")}, lambda e: np.outer(e["a"], e["b"])),
+    ("<A x, x> - <b, x>", None, "x", {"A": ((N, N), ""), "x": ((N,), ""), "b": ((N,), "")},
+     lambda e: e["x"] @ e["A"] @ e["x"] - e["b"] @ e["x"]),
+    ("<X, Y>_F", None, "X", {"X": ((S, N), ""), "Y": ((S, N), "")}, lambda e: np.sum(e["X"] * e["Y"])),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
@@ -456,6 +473,7 @@ REFUSALS = [
     (r"\frac{1}{2 \operatorname{tr}(X)", None, ["never closed"]),
     (r"\begin{pmatrix} X \end{pmatrix}", None, ["environment"]),
     (r"X \otimes X", None, ["Kronecker"]),
+    ("sum(X ⊗ X)", None, ["Kronecker", "outer product"]),
     (r"\foo(X)", None, ["\\foo", "not part of the language"]),
 ]
 
