@@ -36,7 +36,7 @@ from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
 from .index_form import preorder
 from .index_syntax import ENTRY_OF_GROUP, index_text, is_index_notation, unsubscript
-from .latex_input import from_latex
+from .latex_input import from_latex, spelled_as
 from .layout import shape_of_rank, show_dims
 from .shapes import GREEK, Variable, Variables, _Sizes, _unknown
 
@@ -610,6 +610,8 @@ def read(text: str, decls: dict | None = None, extra: dict | None = None, free_o
             out, names = "the claim", free
     if out_shape is not None and out is not None and len([d for d in out_shape if d != 1]) == len(names):
         decls[out] = tuple(out_shape)
+    written = {n.name for n in walk(rhs) if isinstance(n, (Ref, Scalar))} | ({out} - {None})
+    decls = {spelled_as(k, written): v for k, v in decls.items()}        # mu: n declares the μ of μ_i
     return _Reader(text, rhs, out, names, decls, extra or {}).run()
 
 

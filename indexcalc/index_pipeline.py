@@ -186,6 +186,8 @@ def _second_fits(problem, names):
 
 
 def _checked(names, problem):
+    from .latex_input import spelled_as
+    names = [spelled_as(var, problem.variables.table) for var in names]    # --wrt mu: the μ of μ_i
     for var in names:
         if var not in problem.variables:
             raise IndexCalcError(f"{var!r} does not appear in {problem.text!r}, so there is nothing to "

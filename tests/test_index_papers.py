@@ -374,3 +374,21 @@ def test_an_index_written_once_or_in_two_terms_stays_free(text, capsys):
     from indexcalc.cli import main
     assert main(["backprop", text, "--wrt", "x"]) == 2
     assert "free" in capsys.readouterr().err
+
+
+# ---- a Greek name is one name however it is spelled: \mu, mu, μ ------------------------------------
+@pytest.mark.parametrize("text, wrt, where", [
+    ("Σ_i (x_i - μ_i)^2", "mu", "x: n, mu: n"),           # was: 'mu' does not appear
+    (r"\sum_i (x_i - \mu_i)^2", "μ", "x: n, μ: n"),
+])
+def test_a_greek_name_declared_in_another_spelling(text, wrt, where):
+    x, mu = rand(4), rand(4)
+    d = derive(text, wrt, where)
+    got = run_code(d.results[0].numpy, {"x": x, "mu": mu, "μ": mu})
+    np.testing.assert_allclose(got, -2 * (x - mu))
+
+
+def test_a_greek_name_declared_a_vector_and_written_bare_is_refused(capsys):
+    from indexcalc.cli import main
+    assert main(["derive", "Σ_i (x_i - μ)^2", "--wrt", "x", "--where", "x: n, mu: n"]) == 2
+    assert "index it" in capsys.readouterr().err

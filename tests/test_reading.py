@@ -339,6 +339,11 @@ READINGS += [
     ("<A x, x> - <b, x>", None, "x", {"A": ((N, N), ""), "x": ((N,), ""), "b": ((N,), "")},
      lambda e: e["x"] @ e["A"] @ e["x"] - e["b"] @ e["x"]),
     ("<X, Y>_F", None, "X", {"X": ((S, N), ""), "Y": ((S, N), "")}, lambda e: np.sum(e["X"] * e["Y"])),
+    # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
+    # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
+    (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
+    ("‖x - μ‖^2 + sigma ‖x‖^2", "x: n, mu: n, σ: scalar", "mu",
+     {"x": ((N,), ""), "mu": ((N,), ""), "σ": ((), "")}, lambda e: np.sum((e["x"] - e["mu"]) ** 2) + e["σ"] * np.sum(e["x"] ** 2)),
 ]
 
 CHECKED = [r for r in READINGS if r[4] is not None]
