@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -68,6 +68,7 @@ class Ref:
     name: str
     indices: tuple                 # SymPy expressions in index symbols (and size symbols)
     split: str = field(default="", compare=False)   # X_{1j} read as X[1,j] from "1j" (or a stride 1j)
+    written: str = field(default="", compare=False)  # w_0 as written (a name, where --where declares it)
 
     @property
     def text(self) -> str:
@@ -144,7 +145,7 @@ def free_indices(node) -> list:
 def map_places(node, f):
     """The tree with every index place e (of an entry or a δ) replaced by f(e)."""
     if isinstance(node, Ref):
-        return Ref(node.name, tuple(f(i) for i in node.indices))
+        return replace(node, indices=tuple(f(i) for i in node.indices))
     if isinstance(node, Delta):
         return Delta(f(node.a), f(node.b))
     if isinstance(node, Sum):
@@ -335,7 +336,8 @@ class _ToTree(Transformer):
 
     def subref(self, tok):
         name, sub = str(tok).split("_", 1)
-        return _ref(_name(name), [sp.Integer(int(c)) if c.isdigit() else index_symbol(c) for c in sub])
+        r = _ref(_name(name), [sp.Integer(int(c)) if c.isdigit() else index_symbol(c) for c in sub])
+        return replace(r, written=str(tok)) if isinstance(r, Ref) else r
 
     def indices(self, *items):
         return list(items)
@@ -634,6 +636,10 @@ class _Reader:
 
     # -- checks of the tree
     def run(self) -> IndexProblem:
+        # w_0 with w_0 declared in --where is that name, not the entry 0 of w (the bias of
+        # y_i - w_0 - Σ_j X_ij w_j was read as w's entry 0, out of range: 0, and silently lost)
+        self.rhs = map_nodes(self.rhs, lambda n: Scalar(n.written) if isinstance(n, Ref) and n.written in self.decls
+                             else n)
         self._check_splits()
         self._rename_clashes()
         e_is_exp = "e" not in self.decls                               # Σ_j e^{x_j}, 2^{x_i}
@@ -684,6 +690,7 @@ class _Reader:
                 for i, size in n.bounds:
                     self._bind(i, size, _Bound(i, size), 0)
         self._name_sizes()
+        self._entries_exist(refs)
         self._arithmetic(refs)
         return self._problem()
 
@@ -806,6 +813,23 @@ class _Reader:
             self._affine_check(e, r)
             if e.is_Symbol and not e.is_positive:
                 self._bind(e.name, dim, r, k)
+
+    def _entries_exist(self, refs):
+        """x_0, x[0], or x_5 of a declared x: 3 is no entry (indices run from 1, SPEC §1.3): refused,
+        not read as an entry out of range (0), which the guard cannot see."""
+        for r in refs:
+            for k, e in enumerate(r.indices):
+                if not e.is_Integer:
+                    continue
+                size = self.u.find(self.place[r.name, k])
+                if e < 1 or isinstance(size, int) and e > size:
+                    name = r.written or r.text
+                    raise IndexCalcError(
+                        f"{name} is no entry of {r.name}: indices run from 1" +
+                        (f" to {size}" if isinstance(size, int) else "") + ", as in the seeds" +
+                        (f" (the first entry is {r.name}_1)" if e < 1 else "") +
+                        (f"; to use {name} as a name of its own, declare it in --where ({name}: scalar)"
+                         if r.written else ""))
 
     def _affine_check(self, e, r):
         poly = sp.Poly(e, *[s for s in e.free_symbols]) if e.free_symbols else None

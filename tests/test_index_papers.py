@@ -392,3 +392,27 @@ def test_a_greek_name_declared_a_vector_and_written_bare_is_refused(capsys):
     from indexcalc.cli import main
     assert main(["derive", "Σ_i (x_i - μ)^2", "--wrt", "x", "--where", "x: n, mu: n"]) == 2
     assert "index it" in capsys.readouterr().err
+
+
+# ---- w_0 declared is a name; an entry that does not exist is refused --------------------------------
+def test_a_declared_subscripted_name_is_that_name_not_an_entry():
+    """y_i - w_0 - Σ_j X_ij w_j with w_0: scalar: the bias w_0 (it was read as w's entry 0, out of
+    range, so 0: the bias silently dropped from the loss and its gradient)."""
+    X, w, y, w0 = rand(5, 3), rand(3), rand(5), 0.7
+    r = y - w0 - X @ w
+    text, where = "Σ_i (y_i - w_0 - Σ_j X_ij w_j)^2", "X: m×n, w: n, y: m, w_0: scalar"
+    env = {"X": X, "w": w, "y": y, "w_0": w0}
+    np.testing.assert_allclose(run_code(derive(text, "w", where).results[0].numpy, env), -2 * X.T @ r)
+    np.testing.assert_allclose(run_code(derive(text, "w_0", where).results[0].numpy, env), -2 * r.sum())
+
+
+@pytest.mark.parametrize("text, where, words", [
+    ("Σ_i (y_i - w_0 - Σ_j X_ij w_j)^2", None, ["w_0", "from 1", "w_0: scalar"]),
+    ("Σ_i x_i + x[0]", "x: 3", ["x[0]", "from 1"]),
+    ("Σ_i x_i + x_5", "x: 3", ["x_5", "1 to 3"]),
+])
+def test_an_entry_that_does_not_exist_is_refused(text, where, words, capsys):
+    from indexcalc.cli import main
+    assert main(["derive", text, "--wrt", "x" if "x_i" in text else "w"] + (["--where", where] if where else [])) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
