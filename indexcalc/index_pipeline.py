@@ -366,12 +366,27 @@ def choose_sizes(problem: IndexProblem, variables, rng=None) -> dict:
 
 
 def make_point(problem, variables, sizes, rng, attempt, needs):
+    """Values drawn by verify's recipe for `attempt`; where the input is not finite there (log(1 -
+    p_i) at p_i > 1), the values scaled down, a quarter at a time, as verify.sample does (the
+    guard found no point for -Σ_i y_i log(p_i) + (1 - y_i) log(1 - p_i), which the matrix
+    language derives)."""
+    drawn = {}
+    for name, v in variables.items():
+        drawn[name] = V._draw(tuple(N.size_value(d, sizes) for d in v.shape), needs.get(name, set()), attempt, rng)
+    for _ in range(3):
+        point = _point(variables, sizes, drawn)
+        if np.all(np.isfinite(reference(problem, point))):
+            break
+        drawn = {name: a / 4 for name, a in drawn.items()}
+    return point
+
+
+def _point(variables, sizes, env2d):
     point = V.Point.__new__(V.Point)
     point.variables, point.sizes = variables, dict(sizes)
     point.env2d, point.env = {}, {}
     for name, v in variables.items():
-        shape = tuple(N.size_value(d, sizes) for d in v.shape)
-        a = V._draw(shape, needs.get(name, set()), attempt, rng)
+        a = env2d[name]
         point.env2d[name] = a
         kind = LY.kind_of(v.shape)
         point.env[name] = float(a.reshape(-1)[0]) if kind == "scalar" else a.reshape(-1) if kind == "vector" else a

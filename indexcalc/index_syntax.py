@@ -40,7 +40,7 @@ def index_text(e, rank=None) -> str:
 
 # ---- reading --------------------------------------------------------------------------------
 _SIGMA = re.compile(r"(Σ|∑)\s*_|\bsum_|\\sum_")      # Σ_p; a bare Σ is a name (a covariance, Σ^-1)
-_BRACKET = re.compile(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*\s*\[")
+_BRACKET = re.compile(r"([A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*)\s*\[")
 _DELTA = re.compile(r"(δ|\bdelta|\\delta)_")
 ENTRY_OF_GROUP = re.compile(r"[\])]\s*_\s*[{A-Za-z]")     # [W x]_i, (W x)_i: an entry of an expression
 _SUB_LHS = re.compile(r"^\s*[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*_(\{[^}]*\}|[A-Za-z]+)\s*=(?!=)")
@@ -75,6 +75,13 @@ def defined_text(text: str, keep_name: bool = False) -> str:
     return f"{name} = {body}" if keep_name or "_" in name else body
 
 
+def _is_function(name: str) -> bool:
+    """tr[X], log[1 + e^x]: a function of the matrix language applied to a square bracket, not an
+    indexed entry."""
+    from .shapes import CALLS, ALIASES
+    return name in CALLS or name.lower() in ALIASES or name.lower() in CALLS
+
+
 def is_index_notation(text: str) -> bool:
     """Whether the input is written in index notation: an indexed entry (X[i,j]), a Σ, a δ_ij,
     or an indexed left side in the subscript style (Y_ij = ... with its letters as
@@ -85,7 +92,8 @@ def is_index_notation(text: str) -> bool:
         text = unsubscript(from_latex(text))
     except ParseError:
         return False                           # the reader says what is wrong with it
-    if _SIGMA.search(text) or _BRACKET.search(text) or _DELTA.search(text) or ENTRY_OF_GROUP.search(text):
+    if _SIGMA.search(text) or any(not _is_function(m.group(1)) for m in _BRACKET.finditer(text)) or \
+            _DELTA.search(text) or ENTRY_OF_GROUP.search(text):
         return True
     m = _SUB_LHS.match(text)
     if m:

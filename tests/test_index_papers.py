@@ -416,3 +416,18 @@ def test_an_entry_that_does_not_exist_is_refused(text, where, words, capsys):
     assert main(["derive", text, "--wrt", "x" if "x_i" in text else "w"] + (["--where", where] if where else [])) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
+
+
+def test_square_brackets_group_as_papers_write_them():
+    """-Σ_i [y_i log(σ(z_i)) + (1 - y_i) log(1 - σ(z_i))]: a bracket (it was a parse error)."""
+    y, z = RNG.uniform(size=4), rand(4)
+    d = derive("-Σ_i [y_i log(σ(z_i)) + (1 - y_i) log(1 - σ(z_i))]", "z")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "z": z}), 1 / (1 + np.exp(-z)) - y)
+
+
+def test_the_guard_finds_a_point_inside_log_of_one_minus():
+    """log(1 - p_i) is finite only for p_i < 1: the guard scales its point down, as the matrix
+    language's does (it refused: 'the input is not finite at random points')."""
+    y, p = RNG.uniform(size=4), RNG.uniform(0.2, 0.8, size=4)
+    d = derive("-Σ_i [y_i log(p_i) + (1 - y_i) log(1 - p_i)]", "p")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "p": p}), (1 - y) / (1 - p) - y / p)

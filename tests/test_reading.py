@@ -339,6 +339,11 @@ READINGS += [
     ("<A x, x> - <b, x>", None, "x", {"A": ((N, N), ""), "x": ((N,), ""), "b": ((N,), "")},
      lambda e: e["x"] @ e["A"] @ e["x"] - e["b"] @ e["x"]),
     ("<X, Y>_F", None, "X", {"X": ((S, N), ""), "Y": ((S, N), "")}, lambda e: np.sum(e["X"] * e["Y"])),
+    # square brackets as papers write them: a function's (tr[·], log[·]; tr[ was read as an
+    # indexed entry and refused) and a group's
+    ("tr[X^T A X]", None, "X", {"X": ((S, N), ""), "A": ((S, S), "")}, lambda e: np.trace(e["X"].T @ e["A"] @ e["X"])),
+    ("-[a^T x + 1] log[1 + exp(b^T x)]", None, "x", {"a": ((N,), ""), "b": ((N,), ""), "x": ((N,), "")},
+     lambda e: -(e["a"] @ e["x"] + 1) * np.log1p(np.exp(e["b"] @ e["x"]))),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
