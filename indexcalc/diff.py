@@ -63,7 +63,7 @@ class Deriver:
         """d(var entry with these indices) / d(var entry at wrt_idx)."""
         if self.marks:
             return Partial(expr)
-        return deltas(indices, self.wrt_entry)
+        return deltas(indices, self.wrt_idx)
 
     def inner(self, node: N.Node, idx) -> sp.Expr:
         """The derivative of the entry [node]_idx (an atom's argument)."""
@@ -71,9 +71,16 @@ class Deriver:
 
 
 def deltas(indices, wrt) -> sp.Expr:
+    """∂X[indices]/∂X[wrt]: wrt has None at a unit place. An entry that names its unit places
+    too (x[n, i+k-1] of x: 1×d in index notation) pairs place by place, the unit place with 1;
+    one without them (the matrix language's row vector) pairs with wrt's other places (the
+    unit place's index was paired with the next place's, the derivative wrong)."""
+    wrt = tuple(wrt)
+    entry = [b for b in wrt if b is not None]
+    pairs = zip(indices, wrt) if len(indices) == len(wrt) != len(entry) else zip(indices, entry)
     out = sp.S.One
-    for a, b in zip(indices, wrt):
-        out *= delta(a, b)
+    for a, b in pairs:
+        out *= delta(a, sp.Integer(1) if b is None else b)
     return out
 
 
@@ -189,13 +196,13 @@ def _softmax(D: Deriver, node: N.Softmax, idx):
 ATOM_RULES = {N.Inverse: _inverse, N.Det: _det, N.Norm: _norm, N.Softmax: _softmax}
 
 
-def unmark(expr, wrt_entry) -> sp.Expr:
-    """Replace every Partial(X[p,q]) by δ_pi δ_qj."""
+def unmark(expr, wrt_idx) -> sp.Expr:
+    """Replace every Partial(X[p,q]) by δ_pi δ_qj (wrt_idx: None at a unit place)."""
     marks = atoms_of(expr, Partial)
     if not marks:
         return expr
     sub = {}
     for m in marks:
         leaf = m.args[0]
-        sub[m] = deltas(leaf.indices if isinstance(leaf, sp.Indexed) else (), wrt_entry)
+        sub[m] = deltas(leaf.indices if isinstance(leaf, sp.Indexed) else (), wrt_idx)
     return replace(expr, sub)

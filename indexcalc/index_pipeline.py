@@ -221,9 +221,9 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
     marked = Deriver(ctx, var, var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))
     steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
-    with_deltas = unmark(marked, var_free)
+    with_deltas = unmark(marked, R.var_idx)
     if marked != with_deltas:
-        shown = unmark(shown, var_free)
+        shown = unmark(shown, R.var_idx)
         dummies = _rule_dummies(R, len(var_free))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "

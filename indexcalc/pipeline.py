@@ -483,14 +483,14 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
     shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
     steps.append(Step("differentiate", R.step_text(shown, var_free), R.step_latex(shown, var_free), lhs))
-    with_deltas = unmark(marked, var_free)
+    with_deltas = unmark(marked, R.var_idx)
     if marked != with_deltas and not var_free:          # a scalar: ∂λ/∂λ = 1, no delta
-        shown = unmark(shown, var_free)
+        shown = unmark(shown, R.var_idx)
         ev = entry_name(var)
         steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + R.step_text(shown, var_free),
                           R.step_latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
     elif marked != with_deltas:
-        shown = unmark(shown, var_free)
+        shown = unmark(shown, R.var_idx)
         dummies = _rule_dummies(R, len(var_free))
         rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
         steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "

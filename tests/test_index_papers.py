@@ -431,3 +431,29 @@ def test_the_guard_finds_a_point_inside_log_of_one_minus():
     y, p = RNG.uniform(size=4), RNG.uniform(0.2, 0.8, size=4)
     d = derive("-Σ_i [y_i log(p_i) + (1 - y_i) log(1 - p_i)]", "p")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "p": p}), (1 - y) / (1 - p) - y / p)
+
+
+# ---- a unit axis that the entry names: a batch of one ------------------------------------------------
+def _conv2d(X, W):
+    n, c, h, w = X.shape
+    o, _, k, m = W.shape
+    return np.array([[[[np.sum(X[a, :, i:i + k, j:j + m] * W[b]) for j in range(w - m + 1)]
+                       for i in range(h - k + 1)] for b in range(o)] for a in range(n)])
+
+
+@pytest.mark.parametrize("var", ["X", "W"])
+def test_conv2d_of_a_batch_of_one(var):
+    """X: 1×C×H×W indexed X[n,c,i+p-1,j+q-1]: ∂X[n,..]/∂X[a,..] paired n with the channel place
+    (the unit place has no index of the variable's own), and the NumPy code dropped the unit
+    axis of an entry that names it: refused (IndexError) by W, exit 3 by X."""
+    X, W = rand(1, 2, 4, 4), rand(2, 2, 2, 2)
+    d = derive("Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] W[o,c,p,q]", var, "X: 1×2×4×4, W: 2×2×2×2")
+    got = run_code(d.results[0].numpy, {"X": X, "W": W})
+    base, eps = {"X": X, "W": W}, 1e-6
+    want = np.zeros(got.shape)
+    for idx in np.ndindex(*base[var].shape):
+        hi, lo = base[var].copy(), base[var].copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        want[(Ellipsis, *idx)] = (_conv2d(**{**base, var: hi}) - _conv2d(**{**base, var: lo})) / (2 * eps)
+    np.testing.assert_allclose(got, want, atol=1e-6)

@@ -832,7 +832,8 @@ class EinsumPrinter:
         shape = self.ctx.variables[name].shape if name in self.ctx.variables else None
         if shape is not None and layout.kind_of(shape) == "rowvector":
             code = f"{code}[0]"
-        if shape is not None and layout.kind_of(shape) == "tensor" and 1 in shape:     # N: 1×S×S
+        if shape is not None and layout.kind_of(shape) == "tensor" and 1 in shape and \
+                len(f.indices) < len(shape):    # N: 1×S×S, its unit axis not indexed (X[n,c,i,j] of X: 1×C×H×W is)
             code = f"{code}[{', '.join('0' if d == 1 else ':' for d in shape)}]"
             shape = tuple(d for d in shape if d != 1)
         dims = [d for d in shape if d != 1] if shape is not None and layout.kind_of(shape) != "tensor" \
