@@ -67,14 +67,13 @@ def spelled_as(name: str, names) -> str:
     return next((n for n in names if greek_spelling(n) == key), name)
 
 
+# \hat{y} is the name yhat: a decoration is part of a name, spelled as a suffix
+DECORATED = {"hat": "hat", "widehat": "hat", "tilde": "tilde", "widetilde": "tilde", "bar": "bar", "overline": "bar"}
+
 # what a command the language cannot read means, said instead of a guess
 WHY_NOT = {
     "partial": "write the expression itself and name the variable with --wrt",
     "nabla": "write the expression itself and name the variable with --wrt",
-    "hat": "a decorated name is not a name here: write yhat for \\hat{y}",
-    "tilde": "a decorated name is not a name here: write xtilde for \\tilde{x}",
-    "bar": "a decorated name is not a name here: write xbar for \\bar{x}",
-    "overline": "a decorated name is not a name here: write xbar",
     "oplus": "the direct sum is not supported",
     "prod": "products over an index are not supported; write the factors",
     "int": "integrals are not supported",
@@ -93,7 +92,8 @@ WHY_NOT = {
 
 
 # one atom: a letter or a font-wrapped name, with a subscript and/or a superscript, standing alone
-_ATOM = re.compile(r"((?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit)\{[A-Za-z]+\}|[A-Za-z])"
+_ATOM = re.compile(r"((?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit|hat|widehat|tilde|widetilde|bar|overline)"
+                   r"\{(?:\\(?:mathbf|boldsymbol|bm)\{[A-Za-z]+\}|[A-Za-z]+)\}|[A-Za-z])"
                    r"(?:_(?:\{[^{}]*\}|[A-Za-z0-9]))?(?:\^(?:\{[^{}]*\}|[A-Za-z0-9]))?)"
                    r"(?=\s*(?:$|[-+)=,]|\\right))")
 
@@ -300,6 +300,8 @@ class _Reader:
             k = self.argument(k, i)
             self.emit(")")
             return k
+        if name in DECORATED:
+            return self.decorated(name, i, j)
         why = WHY_NOT.get(name)
         if why is None and len(name) == 1 and i > 0 and (t[i - 1].isalnum() or t[i - 1] in ")'"):
             why = f"if it is MATLAB's left division (A\\{name}), write the inverse: A^-1 {name}"
@@ -396,6 +398,19 @@ class _Reader:
             self.fail("this command needs an argument in braces", at)
         self.emit(t[k])
         return k + 1
+
+    def decorated(self, name, i, j):
+        """\\hat{y} is the name yhat, \\tilde{x} xtilde, \\bar{x} xbar: one name, as the language
+        spells it (the reader refused them and said to write that)."""
+        start = len(self.out)
+        k = self.argument(j, i)
+        piece = "".join(self.out[start:]).strip()
+        del self.out[start:]
+        if not re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9α-ωΑ-Ω]*", piece):
+            self.fail(f"\\{name} decorates one name here (\\{name}{{y}} is y{DECORATED[name]}), not {piece!r}", i)
+        self.emit(piece + DECORATED[name], word=True)
+        self.wrapped = True
+        return k
 
     def keep_content(self, j, bold=False):
         """\\mathbf{W} is W, kept apart from letters on either side; \\mathbf{XW} and \\mathbf{VXW}

@@ -457,3 +457,10 @@ def test_conv2d_of_a_batch_of_one(var):
         lo[idx] -= eps
         want[(Ellipsis, *idx)] = (_conv2d(**{**base, var: hi}) - _conv2d(**{**base, var: lo})) / (2 * eps)
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_a_decorated_name_is_one_name():
+    """-Σ_i t_i log ŷ_i as papers write it: \\hat{y} is the name yhat (it was refused)."""
+    t, yhat = rand(4), RNG.uniform(0.5, 1.5, size=4)
+    d = derive(r"-\sum_i t_i \log \hat{y}_i", "yhat")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"t": t, "yhat": yhat}), -t / yhat)

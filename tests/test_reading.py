@@ -344,6 +344,10 @@ READINGS += [
     ("tr[X^T A X]", None, "X", {"X": ((S, N), ""), "A": ((S, S), "")}, lambda e: np.trace(e["X"].T @ e["A"] @ e["X"])),
     ("-[a^T x + 1] log[1 + exp(b^T x)]", None, "x", {"a": ((N,), ""), "b": ((N,), ""), "x": ((N,), "")},
      lambda e: -(e["a"] @ e["x"] + 1) * np.log1p(np.exp(e["b"] @ e["x"]))),
+    # \hat{y} is the name yhat, \bar{x} xbar, \tilde{x} xtilde (they were refused, with that advice)
+    (r"\hat{y}^\top X \mathbf{1} - \bar{x}^\top X \tilde{x} + \mathbf{1}^\top \log \hat{y}", None, "yhat",
+     {"yhat": ((S,), "positive"), "X": ((S, N), ""), "xbar": ((S,), ""), "xtilde": ((N,), "")},
+     lambda e: e["yhat"] @ e["X"] @ np.ones(N) - e["xbar"] @ e["X"] @ e["xtilde"] + np.sum(np.log(e["yhat"]))),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
@@ -477,7 +481,7 @@ REFUSALS = [
     ("sum(X ⊘ sqrt(v + 1e-5))", None, ["1 (sqrt(v", "1^T"]),
     ("tr(X) + sum(log(1 + e^(-x)))", None, ["exp(-x)"]),       # e^... of a vector named e
     # LaTeX the language has no meaning for: named, with what to write instead
-    (r"\hat{y}^\top X \mathbf{1}", None, ["\\hat", "yhat"]),
+    (r"\hat{x + y}^\top X \mathbf{1}", None, ["\\hat", "one name"]),
     (r"\frac{\partial}{\partial X} \operatorname{tr}(X)", None, ["\\partial", "--wrt"]),
     (r"\sqrt[3]{\det X}", None, ["n-th root"]),
     (r"\frac{1}{2 \operatorname{tr}(X)", None, ["never closed"]),
