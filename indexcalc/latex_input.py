@@ -141,7 +141,7 @@ def variable_name(name: str) -> str:
         return name
 
 
-_LABEL = re.compile(r"\^\s*\{\s*\(([^(){}]*)\)\s*\}")
+_LABEL = re.compile(r"\^\s*\{\s*(?:\(([^(){}]*)\)|\[([^\[\]{}]*)\])\s*\}")     # W^{(1)}, W^{[1]}
 
 
 def _plain_labels(text: str) -> str:
@@ -150,15 +150,15 @@ def _plain_labels(text: str) -> str:
         m = _LABEL.search(text)
         if not m:
             return text
-        before = _attach_label(text[:m.start()], m.group(1).strip(), text, m.start())
+        before = _attach_label(text[:m.start()], (m.group(1) or m.group(2)).strip(), text, m.start())
         if before is None:
             return text
         text = before + text[m.end():]
 
 
 def _attach_label(before: str, tag: str, text: str, at: int) -> str | None:
-    """W^{(1)}, h^{(l)}_j, W_{ij}^{(2)}: a superscript in brackets on a name is a label (a layer,
-    as papers write it), never a power: it joins the name (W1, hl), so that W^{(2)} W^{(1)} are
+    """W^{(1)}, h^{(l)}_j, W_{ij}^{(2)}, W^{[1]} (a course's layer): a superscript in brackets on a
+    name is a label (a layer, as papers write it), never a power: it joins the name (W1, hl), so that W^{(2)} W^{(1)} are
     two variables. `before` is the text up to the superscript; None if no name ends it. A label
     that is not one number or one name (W^{(l-1)}) is refused."""
     m = _LABELLED.search(before)
@@ -473,7 +473,7 @@ class _Reader:
                 self.out[-1] = self.out[-1][:-1]
                 self.emit("exp(" + inner + ")", word=True)
                 return end
-            if re.fullmatch(r"\(.*\)", inner) and self.label(inner, i):
+            if re.fullmatch(r"\(.*\)|\[.*\]", inner) and self.label(inner, i):      # W^{(1)}, W^{[1]}
                 return end
             self.emit("^⊤" if inner in ("⊤", "T") else "^{" + inner + "}")
             return end

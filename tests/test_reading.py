@@ -348,6 +348,12 @@ READINGS += [
     (r"\hat{y}^\top X \mathbf{1} - \bar{x}^\top X \tilde{x} + \mathbf{1}^\top \log \hat{y}", None, "yhat",
      {"yhat": ((S,), "positive"), "X": ((S, N), ""), "xbar": ((S,), ""), "xtilde": ((N,), "")},
      lambda e: e["yhat"] @ e["X"] @ np.ones(N) - e["xbar"] @ e["X"] @ e["xtilde"] + np.sum(np.log(e["yhat"]))),
+    # a course's layer label in square brackets, W^{[1]}, is the name W1 as W^{(1)} is (it was a
+    # parse error at the next '=')
+    ("v^T tanh(W^{[1]} x + b^{[1]})", None, "x", {"v": ((M,), ""), "W1": ((M, N), ""), "x": ((N,), ""), "b1": ((M,), "")},
+     lambda e: e["v"] @ np.tanh(e["W1"] @ e["x"] + e["b1"])),
+    (r"\mathbf{v}^\top \tanh(\mathbf{W}^{[1]} \mathbf{x})", None, "x", {"v": ((M,), ""), "W1": ((M, N), ""), "x": ((N,), "")},
+     lambda e: e["v"] @ np.tanh(e["W1"] @ e["x"])),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
