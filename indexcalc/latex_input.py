@@ -156,9 +156,22 @@ def _plain_labels(text: str) -> str:
         text = before + text[m.end():]
 
 
-def _attach_label(before: str, tag: str, text: str, at: int) -> str | None:
+_SUMMED = re.compile(r"(?:\\sum|Σ|∑|\bsum)\s*(?:\\limits\s*)?_\s*(?:\{([^{}]*)\}|([A-Za-z]))")
+
+
+def _summed(text: str) -> set:
+    """The indices a Σ in the text binds (\\sum_{i=1}^{m}, Σ_{i,j}, sum_k)."""
+    out = set()
+    for m in _SUMMED.finditer(text):
+        for part in (m.group(1) or m.group(2)).split(","):
+            out.add(part.split("=")[0].strip())
+    return out
+
+
+def _attach_label(before: str, tag: str, text: str, at: int, summed=None) -> str | None:
     """W^{(1)}, h^{(l)}_j, W_{ij}^{(2)}, W^{[1]} (a course's layer): a superscript in brackets on a
-    name is a label (a layer, as papers write it), never a power: it joins the name (W1, hl), so that W^{(2)} W^{(1)} are
+    name is a label (a layer, as papers write it), never a power; a label that a Σ sums over
+    (\\sum_i y^{(i)}, sample i as ML papers write it) is that index, y_{i}: it joins the name (W1, hl), so that W^{(2)} W^{(1)} are
     two variables. `before` is the text up to the superscript; None if no name ends it. A label
     that is not one number or one name (W^{(l-1)}) is refused."""
     m = _LABELLED.search(before)
@@ -166,6 +179,9 @@ def _attach_label(before: str, tag: str, text: str, at: int) -> str | None:
         return None
     if not re.search(r"[A-Za-z]", tag) and not re.fullmatch(r"\d+", tag):
         return None                                           # X^{(-1)}, x^{(1/2)}: a power
+    if tag in (_summed(text) if summed is None else summed):  # Σ_i y^{(i)}: sample i, the entry y_i
+        sub = m.group(2).lstrip("_").strip("{}")
+        return before[:m.start()] + m.group(1) + "_{" + ",".join(filter(None, (tag, sub))) + "}" + m.group(3)
     if not re.fullmatch(r"[A-Za-z0-9]+", tag):
         raise ParseError(f"the superscript ({tag}) in brackets is read as a label (W^{{(1)}} is the variable "
                          "W1), and a label is one number or one name: name the variable itself (W_prev)",
@@ -190,8 +206,9 @@ APPLIED_NAMES = {"sigma", "sigmoid", "relu", "ReLU", "softplus", "softmax", "log
 
 
 class _Reader:
-    def __init__(self, text):
+    def __init__(self, text, summed=None):
         self.text, self.out, self.sep = text, [], False
+        self.summed = _summed(text) if summed is None else summed     # the Σs' indices (labels y^{(i)})
         self.wrapped = False                 # the last piece came from a font (\mathbf{e}: a name)
 
     # ---- output -------------------------------------------------------------------------------
@@ -327,7 +344,7 @@ class _Reader:
             return j
         piece, end = (m.group(1), m.end(1)) if m else (self.text[self.skip(j):end], end)
         self.sep = False
-        self.emit("(" + _Reader(piece).read() + ")")
+        self.emit("(" + _Reader(piece, self.summed).read() + ")")
         return end
 
     def one_token_subscript(self, j):
@@ -453,7 +470,7 @@ class _Reader:
 
     def label(self, inner, at) -> bool:
         """A superscript in brackets on the name just read: a label (_attach_label)."""
-        text = _attach_label("".join(self.out), inner[1:-1].strip(), self.text, at)
+        text = _attach_label("".join(self.out), inner[1:-1].strip(), self.text, at, self.summed)
         if text is None:
             return False
         self.out = [text]
@@ -474,6 +491,11 @@ class _Reader:
                 self.emit("exp(" + inner + ")", word=True)
                 return end
             if re.fullmatch(r"\(.*\)|\[.*\]", inner) and self.label(inner, i):      # W^{(1)}, W^{[1]}
+                sub = re.compile(r"\s*_\s*(?:\{([^{}]*)\}|([A-Za-z0-9]))").match(t, end)
+                done = "".join(self.out).rstrip()
+                if inner[1:-1].strip() in self.summed and sub and done.endswith("}"):   # x^{(i)}_j: x_{i,j}
+                    self.out = [done[:-1] + "," + (sub.group(1) or sub.group(2)).strip() + "}"]
+                    return sub.end()
                 return end
             self.emit("^⊤" if inner in ("⊤", "T") else "^{" + inner + "}")
             return end

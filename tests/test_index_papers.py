@@ -464,3 +464,13 @@ def test_a_decorated_name_is_one_name():
     t, yhat = rand(4), RNG.uniform(0.5, 1.5, size=4)
     d = derive(r"-\sum_i t_i \log \hat{y}_i", "yhat")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"t": t, "yhat": yhat}), -t / yhat)
+
+
+def test_a_label_that_a_sum_binds_is_the_sample_index():
+    """\\sum_i y^{(i)} \\log h^{(i)}: ML papers' sample i is the entry y_i (the label made the names
+    yi and hi, and the Σ was refused: 'i does not appear in its scope'); W^{(1)} stays a label."""
+    y, h, X, mu = rand(4), RNG.uniform(0.5, 1.5, size=4), rand(4, 3), rand(3)
+    d = derive(r"\sum_{i} y^{(i)} \log h^{(i)}", "h")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "h": h}), y / h)
+    d = derive(r"\sum_{i=1}^{m}\sum_{j} (x^{(i)}_j - \mu_j)^2", "mu", "x: m×n, mu: n")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": X, "mu": mu}), -2 * (X - mu).sum(0))
