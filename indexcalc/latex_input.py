@@ -32,8 +32,8 @@ NO_SPACE = {"!"}          # \! (a negative thin space) joins what is around it
 SYMBOLS = {
     "top": "⊤", "intercal": "⊤", "transpose": "⊤",
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
-    "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "{", "rbrace": "}",
-    "{": "{", "}": "}", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
+    "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "(", "rbrace": ")",
+    "{": "(", "}": ")", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
     "otimes": "⊗",
 }
 # \log is log, \ln the same function; \Tr and \tr the trace
@@ -242,9 +242,16 @@ class _Reader:
                     self.fail("a '}' that closes no '{'", i)
                 return i + 1
             if c == "{":
-                self.emit("{")
+                # a subscript's braces are kept (X_{ij}); any other group is TeX's grouping, a
+                # bracket (\sum_i{(x_i - y_i)^2}, {x}^2), and an empty one nothing (x{}^T)
+                bare = "".join(self.out).rstrip()[-1:] not in ("_", "^")
+                start = len(self.out)
+                self.emit("(" if bare else "{")
                 i = self.sequence(i + 1)
-                self.emit("}")
+                if bare and not "".join(self.out[start + 1:]).strip():
+                    del self.out[start:]
+                else:
+                    self.emit(")" if bare else "}")
             elif c == "\\":
                 i = self.command(i)
             elif c == "^":

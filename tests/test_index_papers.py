@@ -474,3 +474,9 @@ def test_a_label_that_a_sum_binds_is_the_sample_index():
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "h": h}), y / h)
     d = derive(r"\sum_{i=1}^{m}\sum_{j} (x^{(i)}_j - \mu_j)^2", "mu", "x: m×n, mu: n")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": X, "mu": mu}), -2 * (X - mu).sum(0))
+
+
+def test_tex_grouping_braces_after_a_sum():
+    x, y = rand(4), rand(4)
+    d = derive(r"\sum_i{(x_i - y_i)^2} + \sum_{i}{x_i}", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * (x - y) + 1)

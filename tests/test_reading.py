@@ -354,6 +354,10 @@ READINGS += [
      lambda e: e["v"] @ np.tanh(e["W1"] @ e["x"] + e["b1"])),
     (r"\mathbf{v}^\top \tanh(\mathbf{W}^{[1]} \mathbf{x})", None, "x", {"v": ((M,), ""), "W1": ((M, N), ""), "x": ((N,), "")},
      lambda e: e["v"] @ np.tanh(e["W1"] @ e["x"])),
+    # TeX's grouping braces are a bracket, \{ \} too (both were parse errors); an empty group is nothing
+    (r"\operatorname{tr}\{X^\top A X\} + \frac{1}{2}{\|X\|}^2 + {x}^\top X{}^\top x", None, "X",
+     {"X": ((S, S), ""), "A": ((S, S), ""), "x": ((S,), "")},
+     lambda e: np.trace(e["X"].T @ e["A"] @ e["X"]) + 0.5 * np.sum(e["X"] ** 2) + e["x"] @ e["X"].T @ e["x"]),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
