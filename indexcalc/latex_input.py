@@ -93,7 +93,8 @@ WHY_NOT = {
 
 # one atom: a letter or a font-wrapped name, with a subscript and/or a superscript, standing alone
 _ATOM = re.compile(r"((?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit|hat|widehat|tilde|widetilde|bar|overline)"
-                   r"\{(?:\\(?:mathbf|boldsymbol|bm)\{[A-Za-z]+\}|[A-Za-z]+)\}|[A-Za-z])"
+                   r"\{(?:\\(?:mathbf|boldsymbol|bm)\{[A-Za-z]+\}|[A-Za-z]+|\\[A-Za-z]+)\}"
+                   r"|\\(?:" + "|".join(sorted(GREEK, key=len, reverse=True)) + r")(?![A-Za-z])|[A-Za-z])"
                    r"(?:_(?:\{[^{}]*\}|[A-Za-z0-9]))?(?:\^(?:\{[^{}]*\}|[A-Za-z0-9]))?)"
                    r"(?=\s*(?:$|[-+)=,]|\\right))")
 

@@ -358,6 +358,14 @@ READINGS += [
     (r"\operatorname{tr}\{X^\top A X\} + \frac{1}{2}{\|X\|}^2 + {x}^\top X{}^\top x", None, "X",
      {"X": ((S, S), ""), "A": ((S, S), ""), "x": ((S,), "")},
      lambda e: np.trace(e["X"].T @ e["A"] @ e["X"]) + 0.5 * np.sum(e["X"] ** 2) + e["x"] @ e["X"].T @ e["x"]),
+    # \ln\det\Sigma: TeX's function of one atom, a Greek command too (it was refused: log
+    # without brackets); W^{-\top} is W^-T (a parse error)
+    (r"\ln\det\Sigma + \mathbf{x}^\top \mathbf{W}^{-\top} \mathbf{x}", None, "Sigma",
+     {"Sigma": ((S, S), "wellcond"), "x": ((S,), ""), "W": ((S, S), "wellcond")},
+     lambda e: np.log(np.linalg.det(e["Sigma"])) + e["x"] @ np.linalg.inv(e["W"]).T @ e["x"]),
+    (r"\ln\det\Sigma + \mathbf{x}^\top \mathbf{W}^{-\top} \mathbf{x}", None, "W",
+     {"Sigma": ((S, S), "wellcond"), "x": ((S,), ""), "W": ((S, S), "wellcond")},
+     lambda e: np.log(np.linalg.det(e["Sigma"])) + e["x"] @ np.linalg.inv(e["W"]).T @ e["x"]),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
