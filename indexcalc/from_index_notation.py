@@ -396,6 +396,9 @@ class _ToTree(Transformer):
     def sigma(self, tok, body):
         sub, _, top = str(tok).split("_", 1)[1].partition("^")
         sub, bounds = sub.strip(), ()
+        m = re.fullmatch(r"\{?\s*([^{}∈]+?)\s*∈\s*\[\s*([^\[\]]+?)\s*\]\s*\}?", sub)
+        if m and not top:                        # Σ_{i ∈ [n]}: [n] is 1, ..., n, as Σ_{i=1}^{n}
+            sub, top = "{" + m.group(1) + "=1}", m.group(2)
         if "=" in sub:                           # Σ_{j=1}^{k}: from 1 to a size; Σ_{i,j=1}^{n}: each index
             head, _, low = sub.strip("{}").partition("=")
             heads = _index_list(head.strip(), tok) if "," in head else [head.strip()]

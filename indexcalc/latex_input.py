@@ -99,6 +99,9 @@ _ATOM = re.compile(r"((?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit|hat|widehat|til
                    r"(?=\s*(?:$|[-+)=,]|\\right))")
 
 
+_SUM_OVER = re.compile(r"(\\sum\s*(?:\\limits\s*)?_\s*\{[^{}]*?)\\in(?![A-Za-z])")
+
+
 def has_latex(text: str) -> bool:
     return "\\" in text or text.strip().startswith("$")
 
@@ -109,7 +112,8 @@ def from_latex(text: str) -> str:
         return text
     if not has_latex(text):
         return _plain_labels(text)
-    return _Reader(_strip_math_delimiters(text)).read()
+    text = _SUM_OVER.sub(lambda m: m.group(1) + "∈", _strip_math_delimiters(text))   # \sum_{i \in [n]}
+    return _Reader(text).read()
 
 
 _SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉ₐₑₒₓₕₖₗₘₙₚₛₜᵢᵣᵤᵥⱼ", "0123456789aeoxhklmnpstiruvj"))

@@ -480,3 +480,11 @@ def test_tex_grouping_braces_after_a_sum():
     x, y = rand(4), rand(4)
     d = derive(r"\sum_i{(x_i - y_i)^2} + \sum_{i}{x_i}", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * (x - y) + 1)
+
+
+def test_a_sum_over_i_in_brackets_n():
+    """\\sum_{i,j \\in [n]}: [n] is 1, ..., n, as Σ_{i,j=1}^{n} (\\in was refused)."""
+    x, A = rand(4), rand(4, 4)
+    for text in (r"\sum_{i,j \in [n]} x_i A_{ij} x_j", "Σ_{i,j∈[n]} x_i A_ij x_j"):
+        d = derive(text, "x")
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A}), (A + A.T) @ x)
