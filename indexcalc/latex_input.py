@@ -305,6 +305,14 @@ class _Reader:
             if name == "sum" and (t.startswith("(", k) or t.startswith("\\left(", k)):
                 self.emit("sum", word=True)     # \sum(x), \sum (x): the sum of the entries; a Σ
                 return k                        # there would be a matrix Σ times x (\Sigma's reading)
+            if name == "sum" and not t.startswith("_", k) and not t.startswith("\\limits", k) \
+                    and not t.startswith("\\nolimits", k):
+                end = self.sum_scope_end(i)     # \sum \mathrm{softmax}(Q K^T) V: the sum of the entries
+                if end is None:                 # of what it reaches, never the matrix Σ (it was Σ times)
+                    self.fail("\\sum sums nothing here: write \\sum_{i} x_i or \\sum(X)", i)
+                self.emit("sum", word=True)
+                self.emit("(" + _Reader(t[k:end], self.summed).read() + ")")
+                return end
             self.emit(SYMBOLS[name])
             if name == "sum":
                 return self.one_token_subscript(j)

@@ -268,7 +268,8 @@ _REFINED = contextvars.ContextVar("refined differences", default=False)
 def layout(shape):
     """The NumPy layout of a tree's value, with symbolic sizes."""
     kind = kind_of(shape)
-    return {"scalar": (), "vector": (shape[0],), "rowvector": tuple(shape), "matrix": tuple(shape)}[kind]
+    return {"scalar": (), "vector": (shape[0],), "rowvector": tuple(shape), "matrix": tuple(shape),
+            "tensor": tuple(shape)}[kind]
 
 
 def jacobian(f, point: Point, var: str, eps=1e-6):

@@ -578,6 +578,13 @@ def test_declared_absent_variable_has_a_zero_derivative():
     assert by["y"].steps[1].rule == "note" and "does not occur" in by["y"].steps[1].text
 
 
+def test_a_declared_absent_tensor_has_a_zero_derivative():
+    """A tensor declared and not used (it was an internal error: KeyError 'tensor')."""
+    d = derive("x^T x", "Q", "Q: 2×3×4, x: n")
+    assert np.array_equal(eval(d.results[0].numpy, {"np": np, "x": np.ones(3), "Q": np.ones((2, 3, 4))}),  # noqa: S307
+                          np.zeros((2, 3, 4)))
+
+
 def test_backprop_by_a_declared_absent_variable():
     from indexcalc import backprop
     d = backprop("Y = X W", "b", "b: 1×k, W: m×k")
