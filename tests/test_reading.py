@@ -366,6 +366,9 @@ READINGS += [
     (r"\ln\det\Sigma + \mathbf{x}^\top \mathbf{W}^{-\top} \mathbf{x}", None, "W",
      {"Sigma": ((S, S), "wellcond"), "x": ((S,), ""), "W": ((S, S), "wellcond")},
      lambda e: np.log(np.linalg.det(e["Sigma"])) + e["x"] @ np.linalg.inv(e["W"]).T @ e["x"]),
+    # \sum without an index sums the entries of what it reaches (it was the matrix Σ times it)
+    (r"\sum X \odot Y - \sum \mathbf{X}", None, "X", {"X": ((S, N), ""), "Y": ((S, N), "")},
+     lambda e: np.sum(e["X"] * e["Y"]) - np.sum(e["X"])),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
