@@ -214,16 +214,37 @@ def _summation_convention(rhs, out_names):
     """Einstein's convention, as papers mix it with written Σs (L = Σ_ijk T_ijk A_ia B_ja C_ka):
     an index that no Σ binds and the left side does not have, written twice or more, is summed
     over the smallest product that holds it (x_i A_ij x_j is Σ_i,j; y_i = tanh(W_ij x_j) sums
-    inside tanh; A_ii is the trace). An index written once, or in two terms of a sum (x_i + y_i),
-    stays free, which the reader refuses with what to write."""
+    inside tanh; A_ii is the trace), and in a sum over each term that writes it twice
+    (A_ij x_j + A_ji x_j). An index written once, or once in each of two terms (x_i + y_i), stays
+    free, which the reader refuses with what to write."""
     bound = {i for n in walk(rhs) if isinstance(n, Sum) for i in n.indices}
     for c in free_indices(rhs):
         if c in out_names or c in bound:
             continue
-        target = _product_holding(rhs, c)
-        if target is not None:
-            rhs = map_nodes(rhs, lambda n, t=target, c=c: Sum((c,), n) if n == t else n)
+        rhs = _einstein(rhs, c)
     return rhs
+
+
+def _einstein(node, c):
+    """node with c summed over the smallest product that holds its places; where they meet first
+    at a sum, in each of its terms that writes c twice or more, as Einstein sums per term
+    (A_ij x_j + A_ji x_j; a term that writes it once keeps it free: A_ij x_j + b_j is refused)."""
+    target = _product_holding(node, c)
+    if target is not None:
+        return map_nodes(node, lambda n: Sum((c,), n) if n == target else n)
+    if _written(node, c) < 2:
+        return node
+    if isinstance(node, Op) and node.op in ("+", "-"):
+        return Op(node.op, tuple(_einstein(a, c) for a in node.args))
+    inner = [k for k in _children(node) if _written(k, c) == _written(node, c)]
+    if inner and isinstance(node, (Op, Call, Sum)):                 # tanh(A_ij x_j + A_ji x_j)
+        new = _einstein(inner[0], c)
+        if isinstance(node, Call):
+            return Call(node.name, new)
+        if isinstance(node, Sum):
+            return Sum(node.indices, new, node.bounds)
+        return Op(node.op, tuple(new if k is inner[0] else k for k in node.args))
+    return node
 
 
 def size_symbol(name: str) -> sp.Symbol:

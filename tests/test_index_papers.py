@@ -488,3 +488,15 @@ def test_a_sum_over_i_in_brackets_n():
     for text in (r"\sum_{i,j \in [n]} x_i A_{ij} x_j", "Σ_{i,j∈[n]} x_i A_ij x_j"):
         d = derive(text, "x")
         np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "A": A}), (A + A.T) @ x)
+
+
+def test_einstein_sums_each_term_that_repeats_the_index():
+    """y_i = tanh(A_ij x_j + A_ji x_j): j written twice in each term is summed in each (it was
+    refused as free, its places meeting first at the +); A_ij x_j + b_j stays refused."""
+    A, x = rand(4, 4), rand(4)
+    d = derive("y_i = tanh(A_ij x_j + A_ji x_j)", "x")
+    s = 1 - np.tanh((A + A.T) @ x) ** 2
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"A": A, "x": x}), s[:, None] * (A + A.T))
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="free"):
+        derive("y_i = A_ij x_j + b_j", "x")
