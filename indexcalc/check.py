@@ -13,6 +13,7 @@ derivation; `check()` is one claim, the command's entry point.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -353,8 +354,44 @@ def _functions_not_in(claimed: N.Node, ref: Reference) -> list:
                    if isinstance(n, N.Func) and F.is_generic(n.name) and not in_input(n.name.rstrip("'"))})
 
 
+_BRACED = r"(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*"
+_DERIVATIVE_LHS = re.compile(
+    rf"^\s*(?:\\[dt]?frac\s*\{{\s*(?:\\partial|∂|d)\s*{_BRACED}\}}\s*\{{\s*(?:\\partial|∂|d)\s*(?P<v1>{_BRACED})\}}"
+    rf"|(?:\\partial|∂|d)\s*[^/=]+?/\s*(?:\\partial|∂|d)\s*(?P<v2>[^=]+?)"
+    rf"|(?:\\nabla|∇)\s*_\s*(?P<v3>\{{{_BRACED}\}}|[^\s{{]+)\s*[^=]*?)\s*(?<![<>!=])=(?!=)")
+
+
+def claim_body(answer: str, wrt: str) -> str:
+    """A claim written with the derivative it states on the left, as students and papers write
+    it: ∂L/∂W = dY^T X, \\frac{\\partial L}{\\partial W} = ..., dL/dW = ..., \\nabla_W L = ... is its
+    right side; ∂L/∂W_{jp} = Σ_i dY_ij X_ip the entry equation G_{jp} = ... (they were parse
+    errors). A left side by another variable than --wrt is refused."""
+    m = _DERIVATIVE_LHS.match(answer)
+    if not m:
+        return answer
+    from .latex_input import from_latex, spelled_as
+    var = (m.group("v1") or m.group("v2") or m.group("v3")).strip()
+    var = from_latex(var[1:-1] if var.startswith("{") and var.endswith("}") else var).strip()
+    v = re.fullmatch(r"([^\W\d]\w*?)(?:_\{?([A-Za-z](?:,?[A-Za-z])*)\}?|\[([^\[\]]+)\])?", var)
+    if v is None:
+        raise IndexCalcError(f"cannot read the derivative {m.group(0).rstrip('= ')!r} on the claim's left side: "
+                             "write the claim itself (dY^T X) or G_ij = ... in index notation")
+    name = spelled_as(v.group(1), [wrt])
+    if name != wrt:
+        raise IndexCalcError(f"the claim's left side is the derivative by {v.group(1)}, but --wrt asks for {wrt}")
+    rhs = answer[m.end():]
+    taken = set(re.findall(r"\w+", answer))
+    out = next(g for g in ("G", "Grad", "DW", "Gout") if g not in taken)
+    if v.group(2):
+        return f"{out}_{{{v.group(2)}}} = {rhs}"
+    if v.group(3):
+        return f"{out}[{v.group(3)}] = {rhs}"
+    return rhs
+
+
 def compare(ref: Reference, answer: str) -> Verdict:
     """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
+    answer = claim_body(answer, ref.wrt)
     if is_index_notation(answer):
         return _compare_index(ref, answer)
     expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout

@@ -500,3 +500,23 @@ def test_einstein_sums_each_term_that_repeats_the_index():
     from indexcalc.errors import IndexCalcError
     with pytest.raises(IndexCalcError, match="free"):
         derive("y_i = A_ij x_j + b_j", "x")
+
+
+@pytest.mark.parametrize("claim, right", [
+    ("∂L/∂W = dY^T X", True),
+    (r"\frac{\partial \mathcal{L}}{\partial \mathbf{W}} = \mathbf{dY}^\top \mathbf{X}", True),
+    (r"\frac{\partial L}{\partial W_{jp}} = \sum_i dY_{ij} X_{ip}", True),
+    ("dL/dW[j,p] = Σ_i dY[i,j] X[i,p]", True),
+    (r"\nabla_W L = X^T dY", False),
+])
+def test_a_claim_with_its_derivative_on_the_left(claim, right):
+    """Students write the derivative they state on the left (they were parse errors)."""
+    from indexcalc import check
+    assert check("Y_ij = Σ_p X_ip W_jp", "W", claim).correct is right
+
+
+def test_a_claim_by_another_variable_is_refused():
+    from indexcalc import check
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="--wrt asks for W"):
+        check("Y_ij = Σ_p X_ip W_jp", "W", "∂L/∂X = dY W")
