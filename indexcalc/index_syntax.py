@@ -65,9 +65,45 @@ def definition(text: str):
     return name + (f"_{m.group(3)}" if m.group(3) else ""), text[m.end():]
 
 
+_EINSUM = re.compile(r"^\s*(?:([A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*)\s*=(?!=)\s*)?(?:np\.|numpy\.|torch\.|jnp\.)?einsum\s*"
+                     r"\(\s*(['\"])([^'\"]*)\2\s*,([^()]*)\)\s*$")
+
+
+def einsum_text(text: str) -> str:
+    """NumPy's einsum as an input (Y = einsum('bij,bjk->bik', A, B), as code and papers write a
+    contraction) in index notation: Y[b,i,k] = Σ_j A[b,i,j] B[b,j,k]. The output's indices are
+    those after ->, or (NumPy's implicit mode) the letters written once, in order; an output with
+    indices and no left side is named Y. Anything else is returned unchanged."""
+    m = _EINSUM.match(text) if isinstance(text, str) else None
+    if not m:
+        return text
+    lhs, spec = m.group(1), m.group(3).replace(" ", "")
+    names = [a.strip() for a in m.group(4).split(",")]
+    ins, arrow, out = spec.partition("->")
+    ins = ins.split(",")
+    if "." in spec or not all(re.fullmatch(r"[A-Za-z]*", t) for t in ins + [out]) or \
+            not all(re.fullmatch(r"[A-Za-zα-ωΑ-Ω][A-Za-z0-9_α-ωΑ-Ω]*", a) for a in names):
+        raise ParseError("einsum is read with letters for indices (no ellipsis) and variable names as "
+                         "operands: einsum('ij,jk->ik', A, B)", text, 1)
+    if len(ins) != len(names):
+        raise ParseError(f"einsum's subscripts name {len(ins)} operands, but {len(names)} are given", text, 1)
+    letters = "".join(ins)
+    if not arrow:
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    summed = list(dict.fromkeys(c for c in letters if c not in out))
+    body = " ".join(f"{a}[{','.join(t)}]" if t else a for a, t in zip(names, ins))
+    rhs = (f"Σ_{{{','.join(summed)}}} " if summed else "") + body
+    if not out:
+        return f"{lhs} = {rhs}" if lhs else rhs
+    name = lhs or next(n for n in ("Y", "Z", "T_out") if n not in names)
+    return f"{name}[{','.join(out)}] = {rhs}"
+
+
 def defined_text(text: str, keep_name: bool = False) -> str:
     """The text a definition stands for: its expression (f(w) = … is …), or, for an entry
-    (S(x)_i = …) or with keep_name (a loss in backprop), the equation name = expression."""
+    (S(x)_i = …) or with keep_name (a loss in backprop), the equation name = expression; NumPy's
+    einsum in index notation (einsum_text)."""
+    text = einsum_text(text)
     d = definition(text)
     if d is None:
         return text

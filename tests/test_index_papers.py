@@ -520,3 +520,14 @@ def test_a_claim_by_another_variable_is_refused():
     from indexcalc.errors import IndexCalcError
     with pytest.raises(IndexCalcError, match="--wrt asks for W"):
         check("Y_ij = Σ_p X_ip W_jp", "W", "∂L/∂X = dY W")
+
+
+def test_numpy_einsum_as_an_input():
+    """einsum('bij,bjk->bik', A, B), as code writes a contraction, is index notation (it was an
+    unknown function); NumPy's implicit output is the letters written once."""
+    A, B, x, M = rand(2, 3, 4), rand(2, 4, 5), rand(3), rand(3, 3)
+    dY = rand(2, 3, 5)
+    b = backprop("Y = np.einsum('bij,bjk->bik', A, B)", "A")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"A": A, "B": B, "dY": dY}), dY @ B.transpose(0, 2, 1))
+    d = derive("einsum('i,ij,j', x, M, x)", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "M": M}), (M + M.T) @ x)
