@@ -35,7 +35,7 @@ from . import functions as F
 from . import nodes as N
 from .errors import IndexCalcError, ParseError, ShapeError, UnsupportedError
 from .index_form import preorder
-from .index_syntax import ENTRY_OF_GROUP, index_text, is_index_notation, unsubscript
+from .index_syntax import ENTRY_OF_GROUP, einsum_text, index_text, is_index_notation, unsubscript
 from .latex_input import from_latex, spelled_as
 from .layout import shape_of_rank, show_dims
 from .shapes import GREEK, Variable, Variables, _Sizes, _unknown
@@ -527,7 +527,7 @@ def parse_index(text: str):
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
     from .parse import one_line
-    text = unsubscript(from_latex(one_line(text)))
+    text = unsubscript(from_latex(one_line(einsum_text(text))))
     for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
         text = text.replace(k, v)
     m = ENTRY_OF_GROUP.search(text)

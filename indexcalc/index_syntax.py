@@ -125,6 +125,8 @@ def is_index_notation(text: str) -> bool:
     if not isinstance(text, str):
         return False
     try:
+        if einsum_text(text) != text:
+            return True
         text = unsubscript(from_latex(text))
     except ParseError:
         return False                           # the reader says what is wrong with it

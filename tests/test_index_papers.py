@@ -531,3 +531,7 @@ def test_numpy_einsum_as_an_input():
     np.testing.assert_allclose(run_code(b.results[0].numpy, {"A": A, "B": B, "dY": dY}), dY @ B.transpose(0, 2, 1))
     d = derive("einsum('i,ij,j', x, M, x)", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "M": M}), (M + M.T) @ x)
+    from indexcalc.from_index_notation import parse_index
+    from indexcalc.index_syntax import is_index_notation
+    assert is_index_notation("Y = einsum('ij,jk->ik', A, B)")          # codegen and problem files ask this
+    assert isinstance(parse_index("Y = einsum('ij,jk->ik', A, B)"), tuple)
