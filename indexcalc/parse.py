@@ -323,7 +323,9 @@ _TYPESET_RULES = [
     (re.compile(r"(,\s*)(['\"])(fro|F)\2"), lambda m: m.group(1) + m.group(3)),
     # ⟨a, b⟩ (LaTeX's \langle a, b \rangle): the inner product, of vectors or of matrices
     # and <a, b> as plain text writes it (the language has no comparisons); ⟨X, Y⟩_F the same
-    (re.compile(r"⟨([^⟨⟩,]+),([^⟨⟩,]+)⟩(?:_\{?F\}?)?|<([^<>,]+),([^<>,]+)>(?:_\{?F\}?)?"),
+    # (each side's brackets balanced, so that (Y < 0) ∘ X, 1) + (Y > 0) is never one)
+    (re.compile(r"⟨([^⟨⟩,]+),([^⟨⟩,]+)⟩(?:_\{?F\}?)?|<((?:[^<>,()]|\([^<>()]*\))+),((?:[^<>,()]|\([^<>()]*\))+)>"
+                r"(?:_\{?F\}?)?"),
      lambda m: f"sum(({(m.group(1) or m.group(3)).strip()}) ∘ ({(m.group(2) or m.group(4)).strip()}))"),
 ]
 

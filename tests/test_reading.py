@@ -369,6 +369,10 @@ READINGS += [
     # \sum without an index sums the entries of what it reaches (it was the matrix Σ times it)
     (r"\sum X \odot Y - \sum \mathbf{X}", None, "X", {"X": ((S, N), ""), "Y": ((S, N), "")},
      lambda e: np.sum(e["X"] * e["Y"]) - np.sum(e["X"])),
+    # <a, b> is an inner product only with each side's brackets balanced: two comparisons and a
+    # comma between them are not one (they were read as sum((0) ∘ ...))
+    ("sum(sum((Y < 0) ∘ X, 1) .^ 2) + sum((Y > 0) ∘ X)", None, "X", {"Y": ((S, N), ""), "X": ((S, N), "")},
+     lambda e: np.sum(np.sum((e["Y"] < 0) * e["X"], 1) ** 2) + np.sum((e["Y"] > 0) * e["X"])),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
