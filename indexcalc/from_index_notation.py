@@ -46,7 +46,7 @@ GRAMMAR = os.path.join(os.path.dirname(__file__), "index_grammar.lark")
 AUTO_SIZES_UPPER = ["N", "M", "P", "Q", "R", "D", "K", "L", "S", "U", "V", "C", "E", "F", "G", "H"]
 ALIASES = {"σ": "sigmoid", "sigma": "sigmoid", "Sigmoid": "sigmoid", "ReLU": "relu", "Tanh": "tanh", "ln": "log"}
 DELTAS = {"δ", "delta"}
-TYPESET = {":=": "=", "≔": "=", "^⊤": "^T", "−": "-", "²": "^2", "³": "^3", "ᵀ": "^T", "⁻¹": "^-1", "·": "*", "⋅": "*"}   # entries: · is a product
+TYPESET = {":=": "=", "≔": "=", "**": "^", "^⊤": "^T", "−": "-", "²": "^2", "³": "^3", "ᵀ": "^T", "⁻¹": "^-1", "·": "*", "⋅": "*"}   # entries: · is a product
 
 
 _ABS = re.compile(r"\|([^|‖]+)\|")

@@ -535,3 +535,9 @@ def test_numpy_einsum_as_an_input():
     from indexcalc.index_syntax import is_index_notation
     assert is_index_notation("Y = einsum('ij,jk->ik', A, B)")          # codegen and problem files ask this
     assert isinstance(parse_index("Y = einsum('ij,jk->ik', A, B)"), tuple)
+
+
+def test_python_power_in_index_notation():
+    x, y = rand(4), rand(4)
+    d = derive("Σ_i x_i**2 * y_i", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * x * y)

@@ -373,6 +373,9 @@ READINGS += [
     # comma between them are not one (they were read as sum((0) ∘ ...))
     ("sum(sum((Y < 0) ∘ X, 1) .^ 2) + sum((Y > 0) ∘ X)", None, "X", {"Y": ((S, N), ""), "X": ((S, N), "")},
      lambda e: np.sum(np.sum((e["Y"] < 0) * e["X"], 1) ** 2) + np.sum((e["Y"] > 0) * e["X"])),
+    # Python's ** is NumPy's element-wise power, .^ (it was a parse error at the second *)
+    ("mean((y - X w)**2) + sum(w ** 2)", None, "w", {"y": ((S,), ""), "X": ((S, N), ""), "w": ((N,), "")},
+     lambda e: np.mean((e["y"] - e["X"] @ e["w"]) ** 2) + np.sum(e["w"] ** 2)),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
