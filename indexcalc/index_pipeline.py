@@ -371,8 +371,10 @@ def make_point(problem, variables, sizes, rng, attempt, needs):
     guard found no point for -Σ_i y_i log(p_i) + (1 - y_i) log(1 - p_i), which the matrix
     language derives)."""
     drawn = {}
-    for name, v in variables.items():
-        drawn[name] = V._draw(tuple(N.size_value(d, sizes) for d in v.shape), needs.get(name, set()), attempt, rng)
+    for name, v in variables.items():        # attempt None: each variable its own recipe, its domain
+        recipe = attempt % 3 if attempt is not None else int(rng.integers(3))     # kept or not, as
+        need = needs.get(name, set()) if attempt is not None or rng.random() < 0.5 else set()  # verify's
+        drawn[name] = V._draw(tuple(N.size_value(d, sizes) for d in v.shape), need, recipe, rng)  # strategies: √(x_i - y_i)
     for _ in range(3):
         point = _point(variables, sizes, drawn)
         if np.all(np.isfinite(reference(problem, point))):
@@ -436,8 +438,8 @@ def _guard(R, problem, variables, result: Result, layout, rng, upstream, directi
     elif batched is not None:               # its tree and its text, with NumPy's batched meaning
         checks.update(batched.checks(variables, layout))
     what = f"d/d{var}"
-    for attempt in range(4):
-        point = make_point(problem, variables, sizes, rng, attempt % 3, needs)
+    for attempt in range(12):          # 0, 1, 2, 0 as verify draws; then each variable its own way
+        point = make_point(problem, variables, sizes, rng, attempt if attempt < 4 else None, needs)
         base = reference(problem, point, upstream)
         if not np.all(np.isfinite(base)):
             continue

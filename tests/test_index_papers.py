@@ -541,3 +541,12 @@ def test_python_power_in_index_notation():
     x, y = rand(4), rand(4)
     d = derive("Σ_i x_i**2 * y_i", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 2 * x * y)
+
+
+def test_the_guard_draws_each_variable_its_own_way():
+    """√(x_i - y_i) is finite where x_i > y_i: the guard draws x and y each its own way, as the
+    matrix language's does (both positive alike, it found no point: refused)."""
+    y = RNG.uniform(-1, 1, size=4)
+    x = y + RNG.uniform(0.5, 1.5, size=4)
+    d = derive("Σ_i sqrt(x_i - y_i)", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 0.5 / np.sqrt(x - y))
