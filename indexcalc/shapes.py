@@ -114,6 +114,9 @@ def _split_top(text: str) -> list:
     return parts + [cur]
 
 
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹ⁿᵐᵈᵏˡᵖʳᵗᴺᴰᴹᴷᵀˣˢᴮᴱᴵᴶᴸᴼᴾᴿᵁᵂᴬᴳᴴ", "0123456789nmdklprtNDMKT×sBEIJLOPRUWAGH"))
+
+
 def _paper_parts(text: str) -> list:
     """--where's parts in the `name: sizes` spelling: `X ∈ ℝ^{S×M}` and its LaTeX
     (\\mathbf{X} \\in \\mathbb{R}^{S \\times M}), `x, y ∈ ℝ^n` (one shape for the names before
@@ -123,6 +126,9 @@ def _paper_parts(text: str) -> list:
             text = pattern.sub(repl, text)
         from .latex_input import GREEK
         text = re.sub(r"\\([A-Za-z]+)", lambda m: GREEK.get(m.group(1), m.group(0)), text)
+    text = re.sub(r"(∈\s*)R(?=\s*(?:\^|$|,))", r"\1ℝ", text)                 # X ∈ R^{N×D}: ℝ typed as R
+    text = re.sub(f"ℝ([{''.join(_SUPERSCRIPTS)}]+)",                         # x ∈ ℝⁿ, ℝᵈˣᵏ
+                  lambda m: "ℝ^{" + "".join(_SUPERSCRIPTS[c] for c in m.group(1)) + "}", text)
     out, pending = [], []
     for part in _split_top(text):
         m = _PAPER_DECL.match(part)

@@ -282,7 +282,8 @@ def test_ones_with_its_size_is_the_ones_vector():
 
 # ---- --where as papers declare: X ∈ ℝ^{S×M}, \mathbf{x}, \mathbf{y} \in \mathbb{R}^n, X: (S, M) -------
 @pytest.mark.parametrize("where", [r"\mathbf{X} \in \mathbb{R}^{S \times M}, \mathbf{W} \in \mathbb{R}^{M \times N}",
-                                   "X ∈ ℝ^{S×M}, W ∈ ℝ^{M×N}", "X: (S, M), W: [M, N]", "X: ℝ^{S×M}, W: M×N"])
+                                   "X ∈ ℝ^{S×M}, W ∈ ℝ^{M×N}", "X: (S, M), W: [M, N]", "X: ℝ^{S×M}, W: M×N",
+                                   "X ∈ R^{S×M}, W ∈ ℝᴹˣᴺ"])       # R typed for ℝ, superscript sizes
 def test_declarations_as_papers_write_them(where):
     from indexcalc.shapes import parse_decls
     assert dict(parse_decls(where)) == {"X": ("S", "M"), "W": ("M", "N")}
