@@ -319,6 +319,8 @@ _TYPESET_RULES = [
     (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}]))"), lambda m: "^" + m.group(1) + "⊤"),
     # W_{1}, W_{q} (LaTeX's braces around a name's subscript) are the names W_1, W_q
     (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
+    # sum(X, axis=-1), mean(X, dim=1): NumPy's and torch's keyword for the axis argument
+    (re.compile(r"(,\s*)(?:axis|dim)\s*=(?!=)\s*"), lambda m: m.group(1)),
     # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py
     (re.compile(r"(,\s*)(['\"])(fro|F)\2"), lambda m: m.group(1) + m.group(3)),
     # ⟨a, b⟩ (LaTeX's \langle a, b \rangle): the inner product, of vectors or of matrices

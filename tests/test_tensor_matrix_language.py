@@ -64,6 +64,8 @@ CASES = [
      lambda v: (v["X"] ** 2).sum(axis=2), None),
     ("mean along axis 0", "Y = mean(X, 0)", "X: B×S×D",
      lambda v: v["X"].mean(axis=0), None),
+    ("axis as NumPy's and torch's keyword", "Y = mean(X, axis=-1) + sum(X ∘ X, dim=-1)", "X: B×S×D",
+     lambda v: v["X"].mean(axis=-1) + (v["X"] ** 2).sum(axis=-1), None),
     ("attention", "Y = softmax(Q K^T / sqrt(D)) V", "Q: B×S×D, K: B×S×D, V: B×S×D", _attention,
      {"V": "softmax(Q K^T / sqrt(D))^T dY"}),
     ("a batch axis of size 1 broadcast", "Y = tanh(N X)", "N: 1×S×S, X: B×S×D",
