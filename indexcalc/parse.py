@@ -282,6 +282,11 @@ class _ToTree(Transformer):
         spectral norm: shapes.py refuses it)."""
         return N.Call("norm_F" if "F" in sub or "fro" in sub else "norm_1" if "1" in sub else "norm_2", (e,))
 
+    def method(self, a, fname, args=None):
+        """X.sum(1), X.mean(), (X @ W).max(0): NumPy's method is its function of the array first."""
+        name = ident("".join(str(fname).split()))
+        return N.Call(name, (a, *(args.children if args is not None else ())), col=self.column(fname.column))
+
     def transpose_dot(self, a):
         return N.Transpose(a)
 

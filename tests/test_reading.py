@@ -376,6 +376,9 @@ READINGS += [
     # Python's ** is NumPy's element-wise power, .^ (it was a parse error at the second *)
     ("mean((y - X w)**2) + sum(w ** 2)", None, "w", {"y": ((S,), ""), "X": ((S, N), ""), "w": ((N,), "")},
      lambda e: np.mean((e["y"] - e["X"] @ e["w"]) ** 2) + np.sum(e["w"] ** 2)),
+    # NumPy's methods, as code is pasted: X.sum(1) is sum(X, 1) (a parse error at '.')
+    ("(X @ W).sum() + X.T.sum(0).sum() + tanh(X).mean()", None, "X", {"X": ((S, N), ""), "W": ((N, M), "")},
+     lambda e: np.sum(e["X"] @ e["W"]) + np.sum(e["X"]) + np.mean(np.tanh(e["X"]))),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
