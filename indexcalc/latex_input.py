@@ -14,7 +14,6 @@ transpose."""
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from .errors import ParseError
 
@@ -46,25 +45,14 @@ GREEK = {g: g for g in (
     "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega").split()}
 GREEK |= {"varepsilon": "epsilon", "vartheta": "theta", "varphi": "phi", "varrho": "rho",
           "varsigma": "sigma", "varpi": "pi"}
-_LETTERS = {g: unicodedata.lookup(f"GREEK {'CAPITAL' if g[0].isupper() else 'SMALL'} LETTER "
-                                    f"{g.upper().replace('LAMBDA', 'LAMDA')}") for g in GREEK if g == GREEK[g]}
-
-
-def greek_spelling(name: str) -> str:
-    """One spelling of a Greek name, whichever way it was written: mu, \\mu and μ are μ, mu_1 is
-    μ_1; any other name is itself. A paper's \\mu is the μ of --where "μ: n" (it was a new
-    scalar mu, and the derivative by μ silently zero)."""
-    stem, sep, rest = name.partition("_")
-    return _LETTERS.get(GREEK.get(stem, stem), stem) + sep + rest
-
-
 def spelled_as(name: str, names) -> str:
     """`name` as `names` spell it, where it is a Greek name they spell another way (mu in
     --where, μ in the expression); otherwise `name`."""
     if name in names:
         return name
-    key = greek_spelling(name)
-    return next((n for n in names if greek_spelling(n) == key), name)
+    from .shapes import greek_key       # the matrix language's reading of a Greek letter (shapes imports this module)
+    key = greek_key(name)
+    return next((n for n in names if greek_key(n) == key), name)
 
 
 # \hat{y} is the name yhat: a decoration is part of a name, spelled as a suffix

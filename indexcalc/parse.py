@@ -305,7 +305,7 @@ class _StackedPower(Exception):
 
 
 # characters of typeset or pasted mathematics, as the language writes them
-TYPESET = {":=": "=", "≔": "=", "−": "-", "**": " .^ ", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)"}
+TYPESET = {":=": "=", "≔": "=", "−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)"}
 _NAME_CHARS = "0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ"
 _TYPESET_RULES = [
     (re.compile("|".join(map(re.escape, TYPESET))), lambda m: TYPESET[m.group(0)]),

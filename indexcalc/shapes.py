@@ -339,21 +339,6 @@ _LETTER_NUMBERED = re.compile(r"[A-Za-z](?:_?\d+)?")            # x, W1, x_2
 _LETTERS_NUMBERED = re.compile(r"(?:[A-Za-z](?:_?\d+)?)+")       # Ax, W1x, Ax_1
 
 
-def _spelled_as_given(tree: N.Node, given) -> N.Node:
-    """The tree with each Greek name spelled as --where or --wrt spell it (\\mu, mu and μ are one
-    name): a name given in one spelling and written in another was a new variable."""
-    from .chain import substitute
-    from .latex_input import greek_spelling
-    key = {greek_spelling(g): g for g in given}
-    ren = {}
-    for node in tree.walk():
-        if isinstance(node, N.Sym) and node.name not in key.values():
-            other = key.get(greek_spelling(node.name))
-            if other is not None:
-                ren[node.name] = N.Sym(other)
-    return substitute(tree, ren) if ren else tree
-
-
 def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
     """The tree with each undeclared name that a textbook reader reads as a product written
     without spaces as that product (step 1 shows it spaced): AX in tr(XᵀAX) and Bx in x'Bx are
@@ -1593,7 +1578,6 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     decls.update(extra or {})
     tree, decls = _one_spelling(tree, decls, wrt)
     sizes_declared = {d for shape in decls.values() for d in shape if isinstance(d, str)}
-    tree = _spelled_as_given(tree, [*decls, *wrt])
     tree = _fused_products(tree, decls, wrt)
     used = {n.name for n in tree.walk() if isinstance(n, N.Sym)}
     nonlinear = _in_a_nonlinearity(tree)

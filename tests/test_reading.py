@@ -373,9 +373,6 @@ READINGS += [
     # comma between them are not one (they were read as sum((0) ∘ ...))
     ("sum(sum((Y < 0) ∘ X, 1) .^ 2) + sum((Y > 0) ∘ X)", None, "X", {"Y": ((S, N), ""), "X": ((S, N), "")},
      lambda e: np.sum(np.sum((e["Y"] < 0) * e["X"], 1) ** 2) + np.sum((e["Y"] > 0) * e["X"])),
-    # Python's ** is NumPy's element-wise power, .^ (it was a parse error at the second *)
-    ("mean((y - X w)**2) + sum(w ** 2)", None, "w", {"y": ((S,), ""), "X": ((S, N), ""), "w": ((N,), "")},
-     lambda e: np.mean((e["y"] - e["X"] @ e["w"]) ** 2) + np.sum(e["w"] ** 2)),
     # NumPy's methods, as code is pasted: X.sum(1) is sum(X, 1) (a parse error at '.')
     ("(X @ W).sum() + X.T.sum(0).sum() + tanh(X).mean()", None, "X", {"X": ((S, N), ""), "W": ((N, M), "")},
      lambda e: np.sum(e["X"] @ e["W"]) + np.sum(e["X"]) + np.mean(np.tanh(e["X"]))),
