@@ -636,9 +636,27 @@ def read(text: str, decls: dict | None = None, extra: dict | None = None, free_o
             out, names = "the claim", free
     if out_shape is not None and out is not None and len([d for d in out_shape if d != 1]) == len(names):
         decls[out] = tuple(out_shape)
+    rhs = _one_spelling(rhs, decls)
     written = {n.name for n in walk(rhs) if isinstance(n, (Ref, Scalar))} | ({out} - {None})
     decls = {spelled_as(k, written): v for k, v in decls.items()}        # mu: n declares the μ of μ_i
     return _Reader(text, rhs, out, names, decls, extra or {}).run()
+
+
+def _one_spelling(rhs, decls):
+    """Each Greek letter spelled one way, as the matrix language does (shapes._one_spelling): as
+    --where declares it, else as the expression first writes it. λ Σ_i x_i^2 + \\lambda Σ_i x_i
+    had two variables λ and lambda (by λ, the second term left out)."""
+    from .shapes import greek_key
+    written = list(dict.fromkeys(n.name for n in walk(rhs) if isinstance(n, (Ref, Scalar))))
+    spelled: dict = {}
+    for n in [*decls, *written]:
+        if n in written or greek_key(n) in {greek_key(m) for m in written}:
+            spelled.setdefault(greek_key(n), n)
+    rename = {n: spelled[greek_key(n)] for n in written if spelled.get(greek_key(n), n) != n}
+    if not rename:
+        return rhs
+    return map_nodes(rhs, lambda n: replace(n, name=rename[n.name]) if isinstance(n, (Ref, Scalar))
+                     and n.name in rename else n)
 
 
 class _Reader:

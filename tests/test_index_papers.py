@@ -551,3 +551,13 @@ def test_the_guard_draws_each_variable_its_own_way():
     x = y + RNG.uniform(0.5, 1.5, size=4)
     d = derive("Σ_i sqrt(x_i - y_i)", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "y": y}), 0.5 / np.sqrt(x - y))
+
+
+def test_a_greek_letter_written_two_ways_in_one_expression():
+    """λ and \\lambda are one variable in index notation too (two before: by λ the second term was
+    left out, and by x the guard rejected the closed form, which the matrix language re-read as one)."""
+    x, lam = rand(4), 0.7
+    d = derive(r"λ Σ_i x_i^2 + \lambda Σ_i x_i", "λ")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "λ": lam}), x @ x + x.sum())
+    d = derive(r"λ Σ_i x_i^2 + \lambda Σ_i x_i", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "λ": lam}), lam * (2 * x + 1))
