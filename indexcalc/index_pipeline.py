@@ -17,35 +17,39 @@ from . import nodes as N
 from . import verify as V
 from .batch import batch_match
 from .deltas import Normalizer
-from .diff import Deriver, unmark
+from .diff import Deriver
 from .errors import IndexCalcError, UnsupportedError, VerificationError
 from .from_index_notation import IndexProblem, index_symbol, read
 from .index_form import IndexContext
 from .latex_input import from_latex
-from .match import Matcher, has_index_arithmetic
+from .match import Matcher
 from .pipeline import (
     Derivation,
     Result,
     Step,
     _closed,
-    _delta_rule_latex,
     _lhs_latex,
     _lhs_text,
     _resimplify,
     _roundtrip,
-    _rule_dummies,
     _second,
     _steps_match,
     _steps_rules,
     _sub,
     _target_shape,
     _terms_expr,
+    differentiate_steps,
 )
-from .printing.index import STEP_TERMS, IndexText, entry_name, index_latex, index_text, range_latex
-from .printing.latex import to_latex
+from .printing.index import (
+    STEP_TERMS,
+    IndexText,
+    entry_name,
+    index_latex,
+    index_text,
+    range_latex,
+)
 from .printing.names import Names
 from .printing.numpy_code import EinsumPrinter, NumpyPrinter
-from .printing.text import to_text
 from .shapes import Variable, Variables, parse_decls
 
 
@@ -219,19 +223,8 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
     steps[at:at] = named + _steps_rules(R, body)          # the names, then each rule it will use
 
     marked = Deriver(ctx, var, var_idx, marks=True).d(entry)
-    shown = _terms_expr(R, R.nz.terms(marked))
-    steps.append(Step("differentiate", R.text(shown, var_free), R.latex(shown, var_free), lhs))
-    with_deltas = unmark(marked, R.var_idx)
-    if marked != with_deltas:
-        shown = unmark(shown, R.var_idx)
-        dummies = _rule_dummies(R, len(var_free))
-        rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
-        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
-                          + R.text(shown, var_free), R.latex(shown, var_free),
-                          note=_delta_rule_latex(var, var_free, dummies)))
-    terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
-    sifted = _terms_expr(R, terms)
-    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
+    more, terms, sifted = differentiate_steps(R, marked, var, var_free, free, lhs, whole=True)
+    steps += more
 
     out_shape = N.SCALAR if upstream else problem.out_shape
     var_shape = variables[var].shape

@@ -481,26 +481,9 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     lhs = _lhs_latex(name, var, out_free, var_free)
 
     marked = Deriver(R.ctx, var, R.var_idx, marks=True).d(entry)
-    shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
-    steps.append(Step("differentiate", R.step_text(shown, var_free), R.step_latex(shown, var_free), lhs))
-    with_deltas = unmark(marked, R.var_idx)
-    if marked != with_deltas and not var_free:          # a scalar: ∂λ/∂λ = 1, no delta
-        shown = unmark(shown, R.var_idx)
-        ev = entry_name(var)
-        steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + R.step_text(shown, var_free),
-                          R.step_latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
-    elif marked != with_deltas:
-        shown = unmark(shown, R.var_idx)
-        dummies = _rule_dummies(R, len(var_free))
-        rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
-        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
-                          + R.step_text(shown, var_free), R.step_latex(shown, var_free),
-                          note=_delta_rule_latex(var, var_free, dummies)))
-
-    terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
-    sifted = _terms_expr(R, terms)
+    more, terms, sifted = differentiate_steps(R, marked, var, var_free, free, lhs)
+    steps += more
     sifted_text = R.text(sifted)
-    steps.append(Step("sift", sifted_text, R.latex(sifted)))
 
     closed = _closed(R, terms, free, typed.shape, variables[var].shape)
     if closed is not None:
@@ -514,6 +497,34 @@ def _derive_one(expr, typed, variables, var, order, rng, name="f", upstream=None
     if order == 2:
         result = _second(R, result, terms, free, layout, rng, name)
     return result
+
+
+def differentiate_steps(R, marked, var, var_free, free, lhs, whole=False):
+    """The steps from a derivative with its marks (∂x_p/∂x_i unevaluated) to the sifted terms:
+    differentiate, then the Kronecker rule (∂λ/∂λ = 1 for a scalar), then sift. A long
+    working sum is shown by its first and last terms unless `whole`. Returns (steps, the
+    sifted terms, their sum)."""
+    text, latex = (R.text, R.latex) if whole else (R.step_text, R.step_latex)
+    steps = []
+    shown = _terms_expr(R, R.nz.terms(marked))          # flat Σ's: readable, and no deep nesting
+    steps.append(Step("differentiate", text(shown, var_free), latex(shown, var_free), lhs))
+    with_deltas = unmark(marked, R.var_idx)
+    if marked != with_deltas and not var_free:          # a scalar: ∂λ/∂λ = 1, no delta
+        shown = unmark(shown, R.var_idx)
+        ev = entry_name(var)
+        steps.append(Step("differentiate", f"∂{var}/∂{var} = 1: " + text(shown, var_free),
+                          latex(shown, var_free), note=fr"\partial {ev} / \partial {ev} = 1"))
+    elif marked != with_deltas:
+        shown = unmark(shown, R.var_idx)
+        dummies = _rule_dummies(R, len(var_free))
+        rule = " ".join(f"δ_{a}{b}" for a, b in zip(dummies, var_free))
+        steps.append(Step("kronecker", f"∂{var}_{dummies}/∂{var}_{_sub(var_free)} = {rule}: "
+                          + text(shown, var_free), latex(shown, var_free),
+                          note=_delta_rule_latex(var, var_free, dummies)))
+    terms = R.nz.simplify_terms(R.nz.terms(with_deltas), set(free))
+    sifted = _terms_expr(R, terms)
+    steps.append(Step("sift", R.text(sifted), R.latex(sifted)))
+    return steps, terms, sifted
 
 
 def _resimplify(R, terms, free):

@@ -470,3 +470,16 @@ def test_a_number_times_an_entrywise_sum_is_bracketed_in_the_einsum_code():
                    for i in range(3) for k in range(3) for l in range(3))
     got = eval(d.results[0].numpy, {"np": np, **env})  # noqa: S307 - indexcalc's own output
     assert np.allclose(got, finite_jacobian(f, env, "y"), rtol=1e-6, atol=1e-6)
+
+
+def test_a_scalar_variable_in_index_notation_has_no_kronecker_step():
+    """By a scalar λ the step says ∂λ/∂λ = 1, as the matrix language does (it printed the
+    empty Kronecker rule ∂λ_/∂λ_ = :); the value is checked against NumPy."""
+    d = derive("Σ_i (y_i - λ x_i)^2", "λ")
+    r = d.results[0]
+    texts = [s.text for s in r.steps]
+    assert any(t.startswith("∂λ/∂λ = 1: ") for t in texts) and not any("∂λ_" in t for t in texts), texts
+    rng = np.random.default_rng(3)
+    x, y, lam = rng.normal(size=4), rng.normal(size=4), 0.7
+    from .references import run_code
+    assert np.isclose(float(run_code(r.numpy, {"x": x, "y": y, "λ": lam})), -2 * (y - lam * x) @ x)
