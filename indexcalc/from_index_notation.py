@@ -733,6 +733,7 @@ class _Reader:
                     self._bind(i, size, _Bound(i, size), 0)
         self._name_sizes()
         self._entries_exist(refs)
+        self._past_the_bound(refs)
         self._arithmetic(refs)
         return self._problem()
 
@@ -855,6 +856,26 @@ class _Reader:
             self._affine_check(e, r)
             if e.is_Symbol and not e.is_positive:
                 self._bind(e.name, dim, r, k)
+
+    def _past_the_bound(self, refs):
+        """Σ_{i=1}^{n-1} (x_{i+1} - x_i)^2 with x undeclared: x's size came from the bound (n - 1)
+        through x_i, so x_{i+1} read past it, as 0, and the last difference was silently lost.
+        Refused: the size is the user's to declare."""
+        bounded = {i for n in walk(self.rhs) if isinstance(n, Sum) for i, _ in n.bounds}
+        for r in refs:
+            if r.name in self.decls:
+                continue
+            for k, e in enumerate(r.indices):
+                syms = [x for x in e.free_symbols if x.name in self.index]
+                if e.is_Symbol or len(syms) != 1 or syms[0].name not in bounded or e.coeff(syms[0]) != 1:
+                    continue
+                shift = e - syms[0]
+                if shift.is_Integer and shift > 0 and \
+                        self.u.find(self.place[r.name, k]) == self.u.find(self.index[syms[0].name]):
+                    raise UnsupportedError(
+                        f"{r.written or r.text} reads past the size of {r.name}, which its Σ's bound gave it "
+                        f"(through {r.name}'s other entries): a Σ that stops before a variable's last "
+                        "entry is not supported yet (the entry past it would be read as 0)")
 
     def _entries_exist(self, refs):
         """x_0, x[0], or x_5 of a declared x: 3 is no entry (indices run from 1, SPEC §1.3): refused,

@@ -561,3 +561,11 @@ def test_a_greek_letter_written_two_ways_in_one_expression():
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "λ": lam}), x @ x + x.sum())
     d = derive(r"λ Σ_i x_i^2 + \lambda Σ_i x_i", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "λ": lam}), lam * (2 * x + 1))
+
+
+def test_a_sum_that_stops_before_the_last_entry_is_refused(capsys):
+    """Σ_{i=1}^{n-1} (x_{i+1} - x_i)^2, x undeclared: x's size came from the bound through x_i, and
+    x_{i+1} past it read as 0 (the last difference silently lost): refused now."""
+    from indexcalc.cli import main
+    assert main(["derive", "Σ_{i=1}^{n-1} (x_{i+1} - x_i)^2", "--wrt", "x"]) == 2
+    assert "reads past the size of x" in capsys.readouterr().err
