@@ -1414,7 +1414,8 @@ def _outer(I, node):
                              "write the product without ⊗")
         if 1 not in I.res(v.shape):
             raise UnsupportedError(f"⊗ of matrices is the Kronecker product, which is not supported "
-                                   f"({t} is a matrix); ⊗ of two vectors is their outer product a b^T")
+                                   f"({t} is a matrix; write its entries in index notation, Y[i,k,j,l] = "
+                                   f"A[i,j] B[k,l]); ⊗ of two vectors is their outer product a b^T")
     at = a if I.res(a.shape)[1] == 1 else N.Transpose(a, (a.shape[1], a.shape[0]))
     bt = N.Transpose(b, (b.shape[1], b.shape[0])) if I.res(b.shape)[1] == 1 else b
     return _matmul_typed(I, at, bt)
