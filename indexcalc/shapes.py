@@ -438,6 +438,7 @@ class _Infer:
         self.nonlinear: set = set()       # names inside an element-wise function, or beside one
         self.vetoed: set = set()          # names a scalar reading of did not fit the input
         self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
+        self.undivided: set = set()       # names written outside every divisor of `/`
         self.notes: list = []             # readings that shaped the input, shown as step 2
 
     # -- helpers
@@ -812,6 +813,20 @@ _ELEMENTWISE_CALLS = {"max", "maximum", "min", "minimum", "clip", "clamp", "leak
                       "hardtanh", "hardsigmoid", "hardswish", "softsign", "logsigmoid", "tanhshrink"}
 
 
+def _outside_divisors(tree: N.Node) -> set:
+    """The names written somewhere other than a `/`'s divisor: X of `X / X` is a matrix the
+    divisor rule must not turn into a scalar (it would change what the numerator means)."""
+    out = set()
+
+    def visit(n):
+        if isinstance(n, N.Sym):
+            out.add(n.name)
+        for c in ((n.a,) if isinstance(n, N.Div) else n.children()):
+            visit(c)
+    visit(tree)
+    return out
+
+
 def _in_a_nonlinearity(tree: N.Node) -> set:
     """The names that stand inside an element-wise function's argument (exp(-y w^T x),
     max(0, 1 - y w^T x)) or in a product with one (-y log(σ(w^T x)), (1 - y) log(…)): where a
@@ -871,14 +886,17 @@ def _neg(I, node):
 def _div(I: _Infer, node: N.Div):
     a, s = I.run(node.a), I.run(node.s)
     if not I.scalar(s):
-        undeclared = [n.name for n in node.s.walk() if isinstance(n, N.Sym) and n.name not in I.decls
-                      and n.name[:1].islower()]
+        undeclared = [n.name for n in node.s.walk() if isinstance(n, N.Sym) and n.name not in I.decls]
         names = {n.name for n in node.s.walk() if isinstance(n, N.Sym)}
-        if undeclared and set(undeclared) == names and all(default_kind(n) == "vector" for n in names) and \
-                not tensor(s):
-            raise _ReadAsScalar(undeclared[0])  # / sqrt(d): a divisor of undeclared names is a scalar
+        # / sqrt(d): a divisor of undeclared lower-case names written nowhere else is a scalar
+        # (a size, a temperature); an upper-case one stays a matrix, since X / Y is NumPy's
+        # element-wise division (the hint below says how to declare a size D)
+        if undeclared and set(undeclared) == names and not names & (I.undivided | I.vetoed) and \
+                all(default_kind(n) == "vector" for n in names) and not tensor(s):
+            raise _ReadAsScalar(undeclared[0])
         hint = (f"; if {undeclared[0]} is a scalar (a size, a temperature), declare it --where "
-                f"\"{undeclared[0]}: scalar\" (a lower-case name is a vector unless declared)") if undeclared else ""
+                f"\"{undeclared[0]}: scalar\" (undeclared, a lower-case name is a vector and an upper-case "
+                "one a matrix)") if undeclared else ""
         raise ShapeError(f"cannot divide by {I.show(s)}: `/` divides by a scalar; "
                          "use ⊘ (or ./) for element-wise division" + hint)
     if isinstance(a, N.Num) and isinstance(s, N.Num) and I.scalar(a) and N.PI not in (a.value, s.value):
@@ -1584,12 +1602,14 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     nonlinear = _in_a_nonlinearity(tree)
     transposed = {_unsigned(n.a).name for n in tree.walk()
                   if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym)}
+    undivided = _outside_divisors(tree)
     given = set(decls)
     tentative, vetoed = [], set()      # names read as scalars by their place; those that could not be
 
     def reader(declared) -> _Infer:
         I = _Infer(declared, sizes_declared, used)
         I.functions, I.nonlinear, I.transposed, I.vetoed = functions, nonlinear, transposed, vetoed
+        I.undivided = undivided
         return I
     while True:
         I = reader(decls)

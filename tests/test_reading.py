@@ -520,6 +520,18 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.parametrize("text,hint", [("x / x", "x: scalar"),
+                                       ("sum(X) / N", "N: scalar"), ("Q K^T / sqrt(D)", "D: scalar")])
+def test_a_divisor_used_elsewhere_is_not_read_as_a_scalar(text, hint):
+    """The divisor rule reads only lower-case names written nowhere else (x / x by x was read as
+    a scalar x, the vector's own element-wise division silently a scalar's); what it does not
+    read says how to declare the divisor a scalar, upper case too (SPEC §2's attention example
+    without --where said nothing of D, and 'a lower-case name' of upper-case names)."""
+    with pytest.raises(ShapeError, match="divides by a scalar") as e:
+        infer(parse(text), parse_decls(None))
+    assert f'--where "{hint}"' in str(e.value) and "upper-case one a matrix" in str(e.value)
+
+
 @pytest.mark.parametrize("text,where,words", REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refusals(text, where, words):
     import subprocess
