@@ -28,7 +28,8 @@ def read_text(path, what: str) -> str:
     except FileNotFoundError:
         raise IndexCalcError(f"no {what} {name}") from None
     except IsADirectoryError:
-        raise IndexCalcError(f"{name} is a directory, not a {what}") from None
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise IndexCalcError(f"{name} is a directory, not {article} {what}") from None
     except OSError as e:
         raise IndexCalcError(f"cannot read {name}: {e.strerror}") from None
     try:
@@ -69,7 +70,10 @@ def check_output(path, inputs=()) -> None:
         raise IndexCalcError(f"cannot write {path}: it is a directory; name a file")
     parent = os.path.dirname(real) or "."
     if not os.path.isdir(parent):
-        raise IndexCalcError(f"cannot write {path}: the directory {os.path.dirname(path) or '.'} does not exist")
+        shown = os.path.dirname(path) or "."
+        if os.path.exists(parent):                   # -o notes.txt/out.py: a file, not a folder
+            raise IndexCalcError(f"cannot write {path}: {shown} is a file, not a directory")
+        raise IndexCalcError(f"cannot write {path}: the directory {shown} does not exist")
 
 
 def write_output(path, data, inputs=()) -> None:

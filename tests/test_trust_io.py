@@ -94,6 +94,17 @@ def test_bad_output_paths_are_exit_2(tmp_path, problem, target):
         assert "cannot write" in p.stderr
 
 
+def test_an_output_under_a_file_or_a_missing_folder_says_which(tmp_path):
+    """-o notes.txt/out.py said "the directory notes.txt does not exist" of a file that does."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    with pytest.raises(IndexCalcError, match="notes.txt is a file, not a directory"):
+        files.check_output(tmp_path / "notes.txt" / "out.py")
+    with pytest.raises(IndexCalcError, match="the directory .*missing does not exist"):
+        files.check_output(tmp_path / "missing" / "out.py")
+    with pytest.raises(IndexCalcError, match="is a directory, not an answers file"):
+        files.read_text(tmp_path, "answers file")
+
+
 def test_standard_output_on_a_full_disk_is_exit_2():
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
