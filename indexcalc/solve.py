@@ -84,7 +84,10 @@ def _claim(p, wrt, answer) -> Claim:
 
 def solve(path) -> tuple:
     problems = load(path)
-    return problems, [run_problem(p) for p in problems.problems]
+    try:
+        return problems, [run_problem(p) for p in problems.problems]
+    except IndexCalcError as e:                  # the file named, as load() and grade name it
+        raise IndexCalcError(f"{problems.path}: {e}") from None
 
 
 # ---- text --------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def test_pdf_without_latex_says_so(tmp_path, monkeypatch, capsys):
     ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T x"\nwrt = "x"\nclaim = { y = "x" }\n', "not in `wrt`"),
     ('title = "no problems"\n', "no [[problem]]"),
     ('[[problem]\n', "not valid TOML"),
-    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T B x +"\nwrt = "x"\n', "problem 'a'"),
+    ('[[problem]]\nid = "a"\ntitle = "t"\nstatement = "s"\nexpression = "x^T B x +"\nwrt = "x"\n', ".toml: problem 'a': column 10"),
 ])
 def test_problem_file_errors_exit_2(tmp_path, capsys, text, needle):
     assert main(["solve", str(_write(tmp_path, text))]) == 2
