@@ -45,6 +45,7 @@ _READABLE = {
     "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HAD": "'∘'", "HDIV": "'⊘'",
     "TICK": "a transpose (')", "TEE": "'T'", "CIRCUMFLEX": "'^'", "COMMA": "','", "RBRACE": "'}'",
     "LBRACE": "'{'", "EQUAL": "'='", "DOTP": "'·'", "$END": "the end of the input",
+    "LSQB": "'['", "RSQB": "']'", "CMP": "a comparison", "OUTER": "'⊗'", "NORMSUB": "a norm's subscript",
 }
 
 

@@ -544,6 +544,18 @@ def test_refusals(text, where, words):
         assert w in p.stderr, (w, p.stderr)
 
 
+def test_a_parse_error_names_what_was_expected_as_it_is_typed():
+    """'x^T B x +' said "expected ..., lsqb" (lark's name of '['): every terminal has a name."""
+    from indexcalc.errors import ParseError
+    from indexcalc.parse import _READABLE, _parser
+    unnamed = [t.name for t in _parser().terminals
+               if t.name not in _READABLE and not t.name.startswith("__ANON") and t.name not in ("WS", "DOT")]
+    assert unnamed == []
+    with pytest.raises(ParseError) as e:
+        parse("x^T B x +")
+    assert "'['" in str(e.value) and "lsqb" not in str(e.value)
+
+
 @pytest.mark.parametrize("text,column", [("x² + ½ x³ $", 11), ("x^Tx $", 6), ("√d_k ⁻¹ ]", 9), ("a − b ᵀᵀ ]", 10)])
 def test_a_parse_error_points_into_what_was_typed(text, column):
     """Typeset characters are respelled before parsing (² as ^2, ½ as (1/2)); the column of an
