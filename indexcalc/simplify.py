@@ -127,7 +127,7 @@ def _power(base, k):
             else N.Inverse(base, base.shape)
     if k > 1:
         return N.MatPow(base, k, base.shape)
-    return N.Inverse(N.MatPow(base, -k, base.shape), base.shape)
+    return N.MatPow(_power(base, -1), -k, base.shape)      # (X^-1)^2, (X^-T)^2: the inverse's power
 
 
 _chain = N.matmul_factors

@@ -313,3 +313,14 @@ def test_a_power_above_and_below_cancels_to_the_lesser(expr, closed):
     s = x.sum()
     want = np.zeros(4) if "⊘" in expr else a / s - (a @ x) / s ** 2
     assert np.allclose(run_code(r.numpy, {"x": x, "a": a}), want)
+
+
+def test_a_product_of_inverses_is_the_inverse_s_power():
+    """X^-T X^-T is (X^-T)^2, not ((X^T)^2)^-1 (longer, so the product stayed unmerged);
+    the value against NumPy."""
+    from .references import run_code
+    r = derive("tr(X^-1)^2", "X").results[0]
+    assert r.closed_form == "-2 tr(X^-1) (X^-T)^2"
+    X = np.eye(3) * 2 + np.random.default_rng(4).normal(size=(3, 3)) * 0.3
+    Xi = np.linalg.inv(X)
+    assert np.allclose(run_code(r.numpy, {"X": X}), -2 * np.trace(Xi) * (Xi.T @ Xi.T))
