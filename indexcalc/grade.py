@@ -131,8 +131,12 @@ def _header(name, line, fields) -> dict:
         return {n: names.index(n) for n in HEADER}
     found = ",".join(f.strip() for f in fields)
     if not set(names) & set(HEADER):
+        other = next((d for d in ";\t|" if len(fields) == 1 and
+                      {h.strip().lower() for h in fields[0].split(d)} == set(HEADER)), None)
+        hint = (f": the columns are separated by {other!r}; save the file with commas (CSV)"
+                if other else "")        # a spreadsheet set to a European locale writes ';'
         raise IndexCalcError(f"{name}, line {line}: no header; the first line must be "
-                             f"{','.join(HEADER)} (found {found!r})")
+                             f"{','.join(HEADER)} (found {found!r}){hint}")
     missing = [h for h in HEADER if h not in names]
     extra = sorted({n for n in names if n not in HEADER or names.count(n) > 1})
     what = "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",

@@ -214,6 +214,7 @@ def test_format_from_the_report_suffix(tmp_path):
 BAD = [
     (b"name,question,answer\nann,quad,2 B x\n", "line 1"),
     (b"ann,quad,x,2 B x\n", "line 1: no header"),
+    (b"student;problem;variable;answer\nann;quad;x;2 B x\n", "separated by ';'; save the file with commas"),
     (b"student,problem,variable,answer,comment\nann,quad,x,2 B x,\n", "unexpected comment"),
     (b"student,problem,variable,answer\nann,quad,x,2 B x\nbob,q9,x,B x\n", "line 3: unknown problem 'q9'"),
     (b"student,problem,variable,answer\nann,quad,y,2 B x\n", "line 2: problem 'quad' has no variable 'y'"),
