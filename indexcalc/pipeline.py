@@ -251,7 +251,8 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
     first = variables
     # the sizes the first pass inferred (conv's d - k + 1 among them) hold in the second
     known = variables.decls()
-    merged = Decls({**known, **decls}, functions=known.functions | getattr(decls, "functions", set()))
+    merged = Decls({**known, **decls}, functions=known.functions | getattr(decls, "functions", set()),
+                   columns=known.columns | getattr(decls, "columns", set()))
     typed, variables = infer(loss, merged, extra={up: rhs.shape})
     absent = _declared_absent(variables, names, decls)
     d = _derive_typed(equation, typed, variables, names, 1, seed, name="L", upstream=(up, tree.lhs),

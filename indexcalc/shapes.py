@@ -63,6 +63,7 @@ class Variables:
     functions: frozenset = frozenset()     # the generic functions declared `name: function`
     scalars_by_context: tuple = ()         # lower-case names read as scalars (a bias, a label)
     notes: tuple = ()                      # other readings worth saying (a matrix power made square)
+    columns: frozenset = frozenset()       # vectors declared n×1: they broadcast along columns
 
     def __getitem__(self, name) -> Variable:
         return self.table[name]
@@ -70,7 +71,8 @@ class Variables:
     def decls(self) -> "Decls":
         """The declarations that read these variables again (a closed form parsed back, a claim):
         each variable's shape, and the declared generic functions (act'(X) reads only if act is)."""
-        return Decls({name: v.shape for name, v in self.table.items()}, functions=self.functions)
+        return Decls({name: v.shape for name, v in self.table.items()}, functions=self.functions,
+                     columns=self.columns)
 
     def __contains__(self, name):
         return name in self.table
@@ -85,11 +87,14 @@ _DECL = re.compile(r"^\s*([^\s:]+)\s*:\s*(.+?)\s*$")
 
 class Decls(dict):
     """--where's declarations, {name: shape}; `functions` are the names declared
-    `name: function` (generic element-wise functions, SPEC §1)."""
+    `name: function` (generic element-wise functions, SPEC §1); `columns` those declared with
+    an explicit ×1 (`b: n×1`, a 2-D column as NumPy's (n, 1) array, which broadcasts along a
+    matrix's columns: Z = W A + b)."""
 
-    def __init__(self, *args, functions=(), **kw):
+    def __init__(self, *args, functions=(), columns=(), **kw):
         super().__init__(*args, **kw)
         self.functions = set(functions)
+        self.columns = set(columns)
 
 
 # declarations as papers write them: \mathbf{X} \in \mathbb{R}^{S \times M}, x, y ∈ ℝ^n, λ ∈ ℝ
@@ -170,6 +175,8 @@ def parse_decls(text: str | None) -> dict:
             decls.functions.add(name)
             continue
         decls[name] = _decl_shape(name, spec)
+        if len(re.split(r"\s*[×x*]\s*", spec.strip())) == 2 and decls[name][1] == 1 and decls[name][0] != 1:
+            decls.columns.add(name)
     for size, owner in ((d, n) for n, shape in decls.items() for d in shape if isinstance(d, str)):
         if size in decls or size in decls.functions:
             raise ShapeError(f"{size} is declared as a variable ({size}: {_spec_text(decls.get(size))}) and is also "
@@ -430,6 +437,7 @@ class _Infer:
     def __init__(self, decls: dict, sizes_declared: set, names: set = frozenset()):
         self.decls = decls
         self.sizes_declared = sizes_declared
+        self.columns: set = set()         # vectors declared n×1 (Decls.columns)
         self.u = _Sizes()
         self.env: dict[str, tuple] = {}
         self.order: list[str] = []
@@ -510,14 +518,15 @@ class _Infer:
             if not (len(rv) == len(rm) == 2 and rv[1] == 1 and rv[0] != 1 and rm[0] != 1 and rm[1] != 1):
                 continue
             name = _vector_variable(v)
-            if name:
+            if name and name not in self.columns:      # b: n×1 declared goes along the columns
                 from .printing.text import to_text
                 t = to_text(v)
                 t = t if isinstance(v, N.Sym) else f"({t})"
                 raise ShapeError(
                     f"cannot {opname} {self.show(m)} and {t}, a vector: NumPy would pair a 1-D {name} with "
                     f"each row, column algebra with each column; say which: 1 {t}^T for each row (NumPy's "
-                    f"X @ W + {name}), {t} 1^T for each column, or declare {name}: 1×n, a row")
+                    f"X @ W + {name}), {t} 1^T for each column, or declare {name}: 1×n, a row, or {name}: n×1, "
+                    f"a column (NumPy's (n, 1) array)")
         out = []
         for k, (x, y) in enumerate(zip(ra, rb)):
             if x == 1 and y != 1:
@@ -1593,6 +1602,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     `expect` is the shape the whole expression must have (sizes of lone ones vectors follow);
     `wrt`: the names asked for, which a name written without spaces may be a product of (Ax)."""
     functions = set(getattr(decls, "functions", ()))
+    columns = set(getattr(decls, "columns", ()))
     decls = dict(decls or {})
     decls.update(extra or {})
     tree, decls = _one_spelling(tree, decls, wrt)
@@ -1610,6 +1620,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         I = _Infer(declared, sizes_declared, used)
         I.functions, I.nonlinear, I.transposed, I.vetoed = functions, nonlinear, transposed, vetoed
         I.undivided = undivided
+        I.columns = columns
         return I
     while True:
         I = reader(decls)
@@ -1654,7 +1665,8 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         table[name] = Variable(name, N.kind_of(shape), shape)
     sizes = sorted({d for v in table.values() for d in v.shape if isinstance(d, str)})
     by_context = tuple(n for n in I.order if n in decls and n not in given)
-    return typed, Variables(table, sizes, frozenset(functions), by_context, tuple(dict.fromkeys(I.notes)))
+    return typed, Variables(table, sizes, frozenset(functions), by_context, tuple(dict.fromkeys(I.notes)),
+                            frozenset(c for c in columns if c in table and table[c].kind == "vector"))
 
 
 def check_sizes_fixed(typed: N.Node, variables: Variables) -> None:

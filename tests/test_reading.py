@@ -831,3 +831,21 @@ def test_step_two_says_what_the_reading_decided(text, wrt, noted):
     assert (noted is None and not notes) or (noted is not None and any(noted in n for n in notes)), notes
     if notes:
         assert steps[1].rule == "note"
+
+
+def test_a_bias_declared_as_a_column_goes_along_the_columns():
+    """b: n×1 is NumPy's (n, 1) array: in Z = W A + b it is added to every column (the column
+    bias of deeplearning.ai's notes), as NumPy broadcasts it; b: n (1-D) stays refused, since
+    NumPy would pair it with the rows. Values against hand NumPy."""
+    from indexcalc import backprop
+
+    from .references import run_code
+    rng = np.random.default_rng(5)
+    W, A, b, dZ = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=3), rng.normal(size=(3, 5))
+    d = backprop("Z = relu(W A + b)", "W,b", "W: n×m, A: m×k, b: n×1")
+    mask = (W @ A + b[:, None]) > 0
+    env = {"W": W, "A": A, "b": b, "dZ": dZ}
+    assert np.allclose(run_code(d.results[0].numpy, env), (mask * dZ) @ A.T)
+    assert np.allclose(run_code(d.results[1].numpy, env), (mask * dZ).sum(axis=1))
+    with pytest.raises(ShapeError, match="b: n×1, a column"):
+        backprop("Z = W A + b", "b", "W: n×m, A: m×k, b: n")
