@@ -327,8 +327,9 @@ _TYPESET_RULES = [
     (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
     # sum(X, axis=-1), mean(X, dim=1): NumPy's and torch's keyword for the axis argument
     (re.compile(r"(,\s*)(?:axis|dim)\s*=(?!=)\s*"), lambda m: m.group(1)),
-    # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py
-    (re.compile(r"(,\s*)(['\"])(fro|F)\2"), lambda m: m.group(1) + m.group(3)),
+    # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py,
+    # which refuses the orders the language has not ('inf', 'nuc') by name
+    (re.compile(r"(,\s*)(['\"])(fro|F|inf|nuc)\2"), lambda m: m.group(1) + m.group(3)),
     # ⟨a, b⟩ (LaTeX's \langle a, b \rangle): the inner product, of vectors or of matrices
     # and <a, b> as plain text writes it (the language has no comparisons); ⟨X, Y⟩_F the same
     # (each side's brackets balanced, so that (Y < 0) ∘ X, 1) + (Y > 0) is never one)

@@ -367,7 +367,8 @@ def _derive_typed(expr, typed, variables, names, order, seed, name="f", upstream
     for var in names:
         if var not in variables:
             raise IndexCalcError(f"{var!r} does not appear in {expr!r}, so there is nothing to "
-                                 f"differentiate by (the variables are {', '.join(n for n, _ in variables.items())})"
+                                 f"differentiate by (the variables are "
+                                 f"{', '.join(n for n, _ in variables.items() if not upstream or n != upstream[0])})"
                                  + _summation_convention_hint(var, variables) + _fused_hint(var, variables))
         rng = np.random.default_rng(seed)
         cuts = C.split(typed, var) if order == 1 and typed.is_scalar else None

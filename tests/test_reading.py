@@ -849,3 +849,19 @@ def test_a_bias_declared_as_a_column_goes_along_the_columns():
     assert np.allclose(run_code(d.results[1].numpy, env), (mask * dZ).sum(axis=1))
     with pytest.raises(ShapeError, match="b: n×1, a column"):
         backprop("Z = W A + b", "b", "W: n×m, A: m×k, b: n")
+
+
+@pytest.mark.parametrize("text", ["norm(x, 'inf')", 'norm(X, "nuc")'])
+def test_a_norm_order_the_language_has_not_is_named(text):
+    """NumPy's ord as a string other than 'fro' says which orders there are (it was a bare
+    parse error at the quote)."""
+    from indexcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="order of a norm may be 1, 2 or 'fro'"):
+        derive(text, "x" if "x" in text else "X")
+
+
+def test_backprop_by_a_name_not_in_the_equation_lists_its_variables_not_the_upstream():
+    from indexcalc import backprop
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match=r"the variables are X, W\)"):
+        backprop("Y = X W", "Q")
