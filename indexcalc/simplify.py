@@ -487,13 +487,14 @@ def _cancelled(num, den):
         if f in den:
             num.remove(f)
             den.remove(f)
-    for i, f in enumerate(num):               # f^j above, f^k below: the lesser power goes
-        base, j = _whole_power(f)            # ((1^T x) 1 / (1^T x)^2 is 1 / (1^T x))
-        k = next((k for k, d in enumerate(den) if j >= 1 and _whole_power(d)[1] >= 1 and
-                  _whole_power(d)[0] == base), None)
+    below = [_whole_power(d) for d in den]    # f^j above, f^k below: the lesser power goes
+    for i, f in enumerate(num):               # ((1^T x) 1 / (1^T x)^2 is 1 / (1^T x))
+        base, j = _whole_power(f)
+        k = next((k for k, (b, e) in enumerate(below) if j >= 1 and e >= 1 and b == base), None)
         if k is not None:
-            m = min(j, _whole_power(den[k])[1])
-            num[i], den[k] = _raised(base, j - m), _raised(base, _whole_power(den[k])[1] - m)
+            m = min(j, below[k][1])
+            num[i], den[k] = _raised(base, j - m), _raised(base, below[k][1] - m)
+            below[k] = (base, below[k][1] - m)
     num, den = [f for f in num if f is not None], [d for d in den if d is not None]
     for d in list(den):
         if isinstance(d, N.Func) and d.name == "abs":

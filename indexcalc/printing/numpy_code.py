@@ -260,15 +260,13 @@ def _sum(P: NumpyPrinter, n):
     """a + b - c + ...: down the left operands without recursion (10,000 terms), the left part
     bare (a + b + c, not ((a + b) + c): Python refuses 200 nested parentheses)."""
     spine = N.left_spine(n, (N.Add, N.Sub))
-    printed = {}
-    for x in [spine[-1].a] + [x.b for x in spine]:
-        if id(x) not in printed and not N.is_all_ones(x):
-            printed[id(x)] = P.column(x, n.shape)
+    terms = [t for t in [spine[-1].a] + [x.b for x in spine] if not N.is_all_ones(t)]
+    printed = {id(t): P.column(t, n.shape) for t in terms}
     # beside a term of the sum's whole shape, ones are the number 1 (1 - Y, not
     # np.ones(S)[:, None] - Y: an array built to be broadcast)
     whole = 1 if n.shape[0] == 1 or n.shape[1] == 1 else 2
-    one = ("1", 0) if any(x.shape == n.shape and _spread(x) is None and printed[id(x)][1] == whole
-                          for x in [spine[-1].a] + [x.b for x in spine] if id(x) in printed) else None
+    one = ("1", 0) if any(t.shape == n.shape and _spread(t) is None and printed[id(t)][1] == whole
+                          for t in terms) else None
 
     def term(x):
         return printed[id(x)] if id(x) in printed else one or P.column(x, n.shape)
