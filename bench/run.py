@@ -50,9 +50,13 @@ import time
 
 # BLAS pinned to one thread (before NumPy loads it): side-by-side rows compare code, not cores.
 # The cold rows run the command in the environment the bench was started in, as a user would.
+# jax is pinned too (XLA's CPU client runs element-wise work on a pool of its own), here for the
+# in-process hessian group and in ONE_THREAD for the code rows' child.
 USER_ENV = dict(os.environ)
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("XLA_FLAGS", XLA_ONE_THREAD)
 
 import numpy as np  # noqa: E402
 
@@ -730,8 +734,7 @@ def bench_linear():
 CODE_CHILD = "--code-rows-child"
 ONE_THREAD = {**{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")},
-              # jax on one thread too (XLA's CPU client runs element-wise work on a pool of its own)
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+              "XLA_FLAGS": XLA_ONE_THREAD}
 
 
 def bench_code():
