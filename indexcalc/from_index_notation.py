@@ -526,8 +526,9 @@ def parse_index(text: str):
     """Text -> ("equation", lhs, rhs) or an expression tree; ParseError with a caret."""
     if not text or not text.strip():
         raise ParseError("empty expression", text, 1)
-    from .parse import one_line
+    from .parse import no_fraction_exponent, one_line
     text = unsubscript(from_latex(one_line(einsum_text(text))))
+    no_fraction_exponent(text)                   # x_i^1/2: the power 1/2, or x_i / 2?
     for k, v in TYPESET.items():               # as pasted from papers: x_i², −, Xᵀ
         text = text.replace(k, v)
     m = ENTRY_OF_GROUP.search(text)

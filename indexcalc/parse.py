@@ -428,6 +428,7 @@ def parse(text: str) -> N.Node:
     typed, origin = _typeset(text)
     column = lambda c: origin[min(c - 1, len(origin) - 1)] + 1   # noqa: E731 - in what the user typed
     _no_glued_divisor(typed, text, column)
+    no_fraction_exponent(typed, text, column)
     try:
         tree = _parser().parse(_mark_norm_bars(typed))
         return _ToTree(column).transform(tree)
@@ -482,6 +483,71 @@ def _no_glued_divisor(typed: str, text: str, column) -> None:
         raise ParseError(f"'/ {glued}' could mean dividing by {number} {rest} or by {number} alone: write "
                          f"/({number} {rest}) to divide by the product, or /{number} {rest} with a space "
                          f"to multiply by {rest}", text, column(m.start(1) + 1))
+
+
+_FRACTION_EXPONENT = re.compile(r"(\.?\^)\s*(-?)(\d+)/(\d+)(?![\d.])")
+
+
+def _ambiguous_fractions(typed: str):
+    """The places `^p/q` (or `.^p/q`) of whole numbers in lowest terms with q ≥ 2 (1/2, -3/2,
+    2/3): the power p/q to a textbook reader, (…^p)/q left to right. x^2/2 and x^3/6, which no
+    one writes for x^1 or x^(1/2), are not among them."""
+    from math import gcd
+    for m in _FRACTION_EXPONENT.finditer(typed):
+        p, q = int(m.group(3)), int(m.group(4))
+        if p and q >= 2 and gcd(p, q) == 1:
+            yield m
+
+
+def no_fraction_exponent(typed: str, text: str | None = None, column=lambda c: c) -> None:
+    """`D^-1/2 A D^-1/2`, `(x^T x)^1/2`, `Σ^-1/2`: a whole-number exponent written against `/`
+    and another whole number is the power -1/2 to a textbook reader (the normalised adjacency,
+    the norm, whitening), but left to right it is (D^-1)/2 (SPEC §1.1), and read so it gave a
+    confident derivative of the other function. Neither reading is safe to pick, so the input
+    is refused with both spellings; with a space before `/` (s^-1 / 2) the division is what
+    was written, and a typeset exponent (s⁻¹/2) ends where it is raised."""
+    text = typed if text is None else text
+    for m in _ambiguous_fractions(typed):
+        if text[column(m.start() + 1) - 1] not in ".^":
+            continue
+        caret, power, q = m.group(1), m.group(2) + m.group(3), m.group(4)
+        base = _base_before(typed, m.start())
+        raise ParseError(f"{base}{caret}{power}/{q} could mean {base}{caret}({power}/{q}), the power {power}/{q}, "
+                         f"or ({base}{caret}{power})/{q}: bracket the one you mean", text, column(m.start() + 1))
+
+
+def spaced_fractions(shown: str) -> str:
+    """Printed text with a space either side of the `/` of each ambiguous `^p/q` (x_i^3/2 is
+    x_i^3 / 2), so that what indexcalc prints never reads as the power p/q, and reads back."""
+    for m in reversed(list(_ambiguous_fractions(shown))):
+        k = m.end(3)
+        shown = shown[:k] + " / " + shown[k + 1:]
+    return shown
+
+
+def _base_before(typed: str, end: int) -> str:
+    """The operand written right before position `end` (a name, a call or a bracket), for a
+    message; '…' where it is not one of these."""
+    k = end
+    while k > 0 and typed[k - 1] == " ":
+        k -= 1
+    stop = k
+    closing = {")": "(", "]": "[", "}": "{"}
+    if k and typed[k - 1] in "‖|":                   # ‖x‖^-1/2, ||x||^-1/2: back to the opening bars
+        bar = "‖" if typed[k - 1] == "‖" else "||"
+        opening = typed.rfind(bar, 0, k - len(bar))
+        return typed[opening:stop] if opening >= 0 else "…"
+    if k and typed[k - 1] in closing:
+        depth = 0
+        while k > 0:
+            k -= 1
+            depth += typed[k] in closing
+            depth -= typed[k] in closing.values()
+            if depth == 0:
+                break
+    while k > 0 and re.match(rf"[{_NAME_CHARS}]", typed[k - 1]):
+        k -= 1
+    return typed[k:stop] or "…"
 
 
 def _mark_norm_bars(text: str) -> str:

@@ -865,3 +865,39 @@ def test_backprop_by_a_name_not_in_the_equation_lists_its_variables_not_the_upst
     from indexcalc.errors import IndexCalcError
     with pytest.raises(IndexCalcError, match=r"the variables are X, W\)"):
         backprop("Y = X W", "Q")
+
+
+# ---- a whole-number exponent against `/`: D^-1/2 is the power -1/2 to a textbook reader
+@pytest.mark.parametrize("text,both", [
+    ("tr(D^-1/2 A D^-1/2)", ["D^(-1/2)", "(D^-1)/2"]),          # GCN's normalised adjacency
+    ("(x^T x)^1/2", ["(x^T x)^(1/2)", "((x^T x)^1)/2"]),         # the norm, as plain text writes it
+    ("‖x‖^-3/2 + s^2/3", ["‖x‖^(-3/2)", "(‖x‖^-3)/2"]),
+    ("sum(x .^ 1/2)", ["x.^(1/2)", "(x.^1)/2"]),
+    ("Σ_i x_i^1/2", ["x_i^(1/2)", "(x_i^1)/2"]),                 # index notation reads it alike
+])
+def test_a_fraction_glued_to_an_exponent_is_refused_with_both_readings(text, both):
+    """D^-1/2 A D^-1/2 was read ((D^-1)/2) A D^-1 / 2 and (x^T x)^1/2 as (x^T x)/2, each derived
+    with confidence: the input is refused, the message spelling both readings, a caret at ^."""
+    from indexcalc.errors import ParseError
+    from indexcalc.from_index_notation import is_index_notation, parse_index
+    with pytest.raises(ParseError) as e:
+        (parse_index if is_index_notation(text) else parse)(text)
+    assert all(b in str(e.value) for b in both), str(e.value)
+
+
+@pytest.mark.parametrize("text,ref", [
+    ("s^2/2 + s^3/6", lambda s: s ** 2 / 2 + s ** 3 / 6),           # no one writes s^(2/2) or s^(1/2) so
+    ("s^-1 / 2", lambda s: 1 / s / 2),                              # spaced: the division as written
+    ("s⁻¹/2", lambda s: 1 / s / 2),                                 # typeset: the exponent ends where raised
+    ("s^(-1)/2 + s^(1/2)", lambda s: 1 / s / 2 + np.sqrt(s)),
+])
+def test_what_a_fraction_after_an_exponent_reads_as(text, ref):
+    typed, variables = infer(parse(text), parse_decls("s: scalar"))
+    assert np.isclose(float(np.squeeze(evaluate(typed, {"s": np.array([[1.7]])}, {}))), ref(1.7))
+
+
+def test_the_index_form_never_prints_a_power_against_a_fraction():
+    """x_i^3/2 (SymPy's spelling of x_i^3 / 2) in a step or the index form reads as the power 3/2."""
+    d = derive("sum(x .^ 4) / 8", "x", "x: n")
+    assert d.results[0].index_form == "x_i^3 / 2"
+    assert "x_i^3 / 2" in [s.text for s in d.results[0].steps]

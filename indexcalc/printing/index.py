@@ -13,6 +13,7 @@ from .. import functions as F
 from .. import nodes as N
 from ..diff import Partial
 from ..index_form import preorder
+from ..parse import spaced_fractions
 from ..index_syntax import index_text as place_text
 from .latex import to_latex
 from .text import to_text
@@ -686,7 +687,7 @@ def index_text(expr, ctx, wrt_entry=None, var=None, longest=None) -> str:
     `longest`: a sum of more terms is shown by its first and last ones (a step's text)."""
     p = IndexText(ctx, wrt_entry)
     p.var, p.longest = var, longest
-    return p.doprint(expr).replace("**", "^").replace("*", " ")
+    return spaced_fractions(p.doprint(expr).replace("**", "^").replace("*", " "))   # x_i^3 / 2, not x_i^3/2
 
 
 def index_latex(expr, ctx, wrt_entry=None, var=None, longest=None) -> str:
