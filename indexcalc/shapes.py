@@ -193,10 +193,30 @@ def _spec_text(shape) -> str:
     return "×".join("?" if d is None else str(d) for d in shape)
 
 
+# words that say what kind of matrix a variable is, not a size: `X: symmetric` was a vector of
+# the size named "symmetric" (x^T X x: "the inner sizes n and symmetric differ"; sum(W) with
+# `W: square` a vector's gradient, with confidence)
+STRUCTURE_WORDS = {"symmetric", "sym", "spd", "psd", "pd", "positive", "definite", "semidefinite", "diagonal",
+                   "diag", "orthogonal", "orthonormal", "unitary", "triangular", "upper", "lower", "square",
+                   "invertible", "nonsingular", "singular", "toeplitz", "circulant", "hermitian", "skew",
+                   "antisymmetric", "sparse", "banded", "identity", "tridiagonal", "stochastic"}
+
+
+def _structure_words(spec: str) -> list:
+    return [w for w in re.findall(r"[A-Za-z]+", spec.replace("-", " ")) if w.lower() in STRUCTURE_WORDS]
+
+
 def _decl_shape(name: str, spec: str) -> tuple:
     spec = spec.strip()
     if spec.lower() in ("scalar", "1", "1×1", "1x1", "()"):
         return N.SCALAR
+    if words := _structure_words(spec):
+        symmetric = any(w.lower() in ("symmetric", "sym", "spd", "psd", "pd", "definite") for w in words)
+        raise UnsupportedError(
+            f"{name}: {spec}: a declaration gives sizes, not structure ({' '.join(words)} is not read); declare "
+            f"{name}: n×n, and the derivative is for a general {name}" + (
+                f" (for a symmetric {name}, (G + G^T)/2 of that gradient G is the gradient among symmetric "
+                "matrices)" if symmetric else ""))
     dim = r"[A-Za-z0-9_α-ωΑ-Ω]+(\s*[+-]\s*[A-Za-z0-9_α-ωΑ-Ω]+)*"        # d, or d+k-1 (a full convolution)
     dims = [d.strip() for d in re.split(r"\s*[×x*]\s*", spec) if d.strip() != ""] \
         if re.fullmatch(rf"{dim}(\s*[×x*]\s*{dim})*", spec) else None

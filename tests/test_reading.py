@@ -901,3 +901,14 @@ def test_the_index_form_never_prints_a_power_against_a_fraction():
     d = derive("sum(x .^ 4) / 8", "x", "x: n")
     assert d.results[0].index_form == "x_i^3 / 2"
     assert "x_i^3 / 2" in [s.text for s in d.results[0].steps]
+
+
+@pytest.mark.parametrize("where,hint", [("X: symmetric", True), ("X: n×n symmetric", True),
+                                        ("X: square", False), ("X: diagonal", False)])
+def test_a_structure_word_in_a_declaration_is_refused_not_read_as_a_size(where, hint):
+    """`X: symmetric` declared a vector of the size named "symmetric" (x^T X x: "the inner sizes
+    n and symmetric differ"; sum(W) with `W: square`, a vector's gradient, with confidence)."""
+    from indexcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="not structure") as e:
+        parse_decls(where)
+    assert "X: n×n" in str(e.value) and ("(G + G^T)/2" in str(e.value)) == hint
