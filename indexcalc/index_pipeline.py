@@ -241,7 +241,7 @@ def _derive_one(problem: IndexProblem, variables, var, rng, name, upstream=None,
         closed = batched.node
         text, latex, note = batched.words()
         steps.append(Step("closed form", text, latex, note=note))
-        code = batched.code
+        code = _laid_out(R, batched.code, layout)
     else:
         code = _code(R, closed, terms, free, layout)
     # the index form as text is the whole expression (JSON, --format text's answer line);
@@ -303,7 +303,13 @@ def _code(R, closed, terms, free, layout):
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
         raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__}); its index "
                                "form is " + R.text(_terms_expr(R, terms))) from None
-    if len([d for d in layout if d != 1]) != len(layout) or not free:
+    return _laid_out(R, code, layout, not free)
+
+
+def _laid_out(R, code, layout, always=False):
+    """The code reshaped to the layout where the layout has unit axes the free indices do not
+    carry (x^T X of a batch X is B×1×m: its derivative's code computes B×m×n)."""
+    if len([d for d in layout if d != 1]) != len(layout) or always:
         dims = ", ".join(R.numpy.size(d) for d in layout)
         code = f"np.reshape({code}, ({dims}{',' if len(layout) == 1 else ''}))"
     return code

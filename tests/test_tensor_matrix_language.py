@@ -199,6 +199,16 @@ def test_derive_at_values_of_a_tensor():
     assert np.allclose(out["derivatives"]["X"], 2 * np.arange(1, 9).reshape(2, 2, 2))
 
 
+def test_a_row_times_a_batch_keeps_its_unit_axis():
+    """x^T X of X: B×S×D is B×1×D (np.matmul of the 1×S row); its full derivative by x is
+    B×1×D×S, the batched closed form X^T reshaped (the guard rejected it, exit 3, before)."""
+    d = derive("x^T X", "x", "X: B×S×D, x: S")
+    X = np.random.default_rng(2).normal(size=(2, 3, 4))
+    got = _run_code(d.results[0].numpy, {"X": X, "x": np.zeros(3)})
+    assert got.shape == (2, 1, 4, 3)
+    assert np.allclose(got[:, 0], np.einsum("bsd->bds", X))
+
+
 def test_codegen_of_a_scalar_of_tensors_is_exit_2(capsys):
     """codegen of a tensor equation writes its module (tests/test_codegen_targets.py); a scalar
     left side has no module there yet: one sentence, exit 2."""
