@@ -266,12 +266,17 @@ def backprop(equation: str, wrt, where: str | None = None, seed: int = 0) -> Der
 def _declared_absent(variables, names, decls) -> list:
     """The --wrt names declared in --where that the expression does not use: they join the
     variables (their derivative is zero, of their shape, SPEC §1.1); an undeclared absent
-    name stays an error."""
+    name stays an error, and so does a declared one the text names only with subscripts
+    (x_i A_ij x_j without a Σ) or fused into a longer name (Wx): that is a misreading."""
     from .shapes import Variable
     absent = []
     for name in names:
         if name in variables or name not in decls:
             continue
+        misread = _summation_convention_hint(name, variables) + _fused_hint(name, variables)
+        if misread:      # --where "A: n×n, x: n" with x_i A_ij x_j: not a zero derivative
+            raise IndexCalcError(f"{name} is declared but does not occur in the expression as read, so its "
+                                 f"derivative would be zero{misread}")
         shape = tuple(d if d is not None else f"{name}_size{k}" for k, d in enumerate(decls[name]))
         variables.table[name] = Variable(name, N.kind_of(shape), shape)
         variables.sizes = sorted(set(variables.sizes) | {d for d in shape if isinstance(d, str)})

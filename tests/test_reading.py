@@ -612,6 +612,16 @@ def test_declared_absent_variable_has_a_zero_derivative():
     assert by["y"].steps[1].rule == "note" and "does not occur" in by["y"].steps[1].text
 
 
+@pytest.mark.parametrize("expr", ["x_i A_ij x_j", "A_ij x_j"])
+def test_a_declared_variable_written_only_with_subscripts_is_refused(expr, capsys):
+    """x_i A_ij x_j without a Σ reads as names x_i, A_ij, x_j (SPEC §1.3); with x declared the
+    derivative by x was a confident zero: the misreading is refused, with how to write the sum."""
+    from indexcalc.cli import main
+    assert main(["derive", expr, "--wrt", "x", "--where", "A: n×n, x: n"]) == 2
+    err = capsys.readouterr().err
+    assert "reads as a name here" in err and "Σ_{i,j}" in err and "Traceback" not in err
+
+
 def test_a_declared_absent_tensor_has_a_zero_derivative():
     """A tensor declared and not used (it was an internal error: KeyError 'tensor')."""
     d = derive("x^T x", "Q", "Q: 2×3×4, x: n")
