@@ -300,6 +300,8 @@ def _code(R, closed, terms, free, layout):
         return R.numpy.code(closed, kind)
     try:
         code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
+    except IndexCalcError:
+        raise
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
         raise UnsupportedError(f"no NumPy form for this derivative yet ({e.__class__.__name__}); its index "
                                "form is " + R.text(_terms_expr(R, terms))) from None
@@ -324,10 +326,13 @@ def forward_code(problem, seed: int = 0) -> str:
     terms = R.nz.simplify_terms(R.nz.terms(problem.index_form(R.ctx)), set(free))
     try:
         code = EinsumPrinter(R.numpy, R.matcher, R.ctx).code(terms, free)
+    except IndexCalcError:
+        raise
     except Exception as e:  # noqa: BLE001 - an operand with no NumPy spelling
         raise UnsupportedError(f"no NumPy form for the right side of {problem.text!r} yet "
                                f"({e.__class__.__name__})") from None
     sizes = choose_sizes(problem, problem.variables)
+    _sizes_from_inputs(problem, code, sizes)
     point = make_point(problem, problem.variables, sizes, np.random.default_rng(seed), 0, problem.domains())
     want = reference(problem, point)
     try:
@@ -340,6 +345,22 @@ def forward_code(problem, seed: int = 0) -> str:
         raise VerificationError(f"indexcalc bug: the NumPy code of {problem.output}'s right side differs from "
                                 "the input evaluated directly; no code is written")
     return code
+
+
+def _sizes_from_inputs(problem, code, sizes) -> None:
+    """A module's forward pass has only its inputs: a size of the output that no input has
+    (Y: N×O×H×W declared, X undeclared) would be an undefined name in the generated file."""
+    import ast
+    from .printing.numpy_code import py_name
+    names = {n.id for n in ast.walk(ast.parse(code, mode="eval")) if isinstance(n, ast.Name)}
+    inputs = {py_name(v) for v in problem.variables.table}
+    loose = sorted(str(d) for d in sizes if str(d) in names and str(d) not in inputs)
+    if loose:
+        many = len(loose) > 1
+        raise UnsupportedError(f"{problem.output}'s size{'s' if many else ''} {', '.join(loose)} "
+                               f"{'are sizes' if many else 'is the size'} of no input, so the module's forward "
+                               f"pass cannot compute {'them' if many else 'it'}: declare the input that has "
+                               f"{'them' if many else 'it'} in --where")
 
 
 # ---- the guard: the user's input, evaluated directly ----------------------------------------------

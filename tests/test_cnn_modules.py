@@ -237,3 +237,38 @@ def test_codegen_of_one_index_equation_runs_its_own_check(tmp_path):
     dX = layer.backward(dY)
     want = conv_backward_loops(X, layer.params["F"], dY)
     assert np.allclose(dX, want[0]) and np.allclose(layer.grads["F"], want[1]) and np.allclose(layer.grads["b"], want[2])
+
+
+def test_a_size_the_code_cannot_say_is_exit_2(capsys):
+    """SPEC §1.3's padded convolution with the weight named W, as there: Y: N×O×H×W makes W a
+    size too, and the einsum code said the size as the name W, i.e. the weight array (exit 3)."""
+    from indexcalc.cli import main
+    eq = "Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] W[o,c,p,q]"
+    assert main(["derive", eq, "--wrt", "W", "--where", "Y: N×O×H×W"]) == 2
+    err = capsys.readouterr().err
+    assert "also the name of the variable W" in err and "Traceback" not in err, err
+
+
+def test_a_module_refuses_an_output_size_no_input_has():
+    """y: d with x undeclared: the generated module's forward pass named an undefined d (its
+    own check failed with a NameError when run); codegen now refuses, exit 2."""
+    from indexcalc.errors import UnsupportedError
+    from indexcalc.from_index_notation import read
+    from indexcalc.index_pipeline import forward_code
+    from indexcalc.shapes import parse_decls
+    with pytest.raises(UnsupportedError, match="size d is the size of no input"):
+        forward_code(read("y[n] = Σ_j x[n+j-2] w[j]", parse_decls("y: d")))
+
+
+def test_a_size_named_like_a_variable_another_variable_has_still_derives():
+    """X: N×C×H×W with the weight W: the size W is X.shape[-1] in the code, never the array W."""
+    from indexcalc.pipeline import derive
+    d = derive("Y[n,o,i,j] = Σ_{c,p,q} X[n,c,i+p-1,j+q-1] W[o,c,p,q]", "W", "X: N×C×H×W")
+    rng = np.random.default_rng(4)
+    X, W = rng.normal(size=(2, 2, 4, 5)), rng.normal(size=(3, 2, 2, 3))
+    got = eval(d.results[0].numpy, {"np": np, "X": X, "W": W})  # noqa: S307 - our output
+    Y = conv_loops(X, W, np.zeros(3))
+    want = np.zeros(Y.shape + W.shape)             # ∂Y[n,o,i,j]/∂W[o,c,p,q] = X[n,c,i+p-1,j+q-1]
+    for n, o, i, j in np.ndindex(Y.shape):
+        want[n, o, i, j, o] = X[n, :, i:i + 2, j:j + 3]
+    assert np.allclose(got, want)

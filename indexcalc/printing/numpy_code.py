@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from .. import functions as F
 from .. import nodes as N
+from ..errors import ShapeError
 from ..index_form import preorder
 
 
@@ -45,7 +46,12 @@ class NumpyPrinter:
             return str(d)
         if isinstance(d, N.LinSize):
             return "(" + str(d.map(self.size)) + ")"          # names become X.shape[k]
-        return self.size_code.get(d, d)
+        code = self.size_code.get(d)
+        if code is None and d in self.variables:
+            raise ShapeError(f"the size {d} is also the name of the variable {d}, and no other variable has that "
+                             f"size, so the NumPy code cannot say it: name the size differently "
+                             f"({d}2, say) or declare the variable that has it")
+        return code if code is not None else d
 
     # ---- closed forms
     def code(self, node: N.Node, target=None) -> str:
