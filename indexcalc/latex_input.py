@@ -455,7 +455,8 @@ class _Reader:
         self.emit(piece, word=True)
         self.wrapped = True
         sub = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[A-Za-z0-9])").match(self.text, k)
-        if piece == "1" and sub:                      # \mathbf{1}_n: the ones vector, its size inferred
+        if piece == "1" and sub:                      # \mathbf{1}_n: the ones vector of size n, as 1_n
+            self.out.append("_" + self.text[sub.start():sub.end()].strip().lstrip("_").strip())
             return sub.end()
         return k
 

@@ -308,6 +308,7 @@ class _StackedPower(Exception):
 # characters of typeset or pasted mathematics, as the language writes them
 TYPESET = {":=": "=", "≔": "=", "−": "-", "ᵀ": "'", "⁻¹": "^-1", "²": "^2", "³": "^3", "½": "(1/2)"}
 _NAME_CHARS = "0-9_A-Za-zÀ-ÖØ-öø-ɏα-ωΑ-Ωϑϕϵϱϖ"
+SIZED_ONES_PREFIX = "ones_"          # 1_n as the lexer sees it (shapes._sym reads it back)
 _TYPESET_RULES = [
     (re.compile("|".join(map(re.escape, TYPESET))), lambda m: TYPESET[m.group(0)]),
     # W₁, x₁₂: subscripts as the names W_1, x_12 (as --where reads them)
@@ -323,6 +324,9 @@ _TYPESET_RULES = [
     # lex as a call and `Tx` as one name
     # (y^TX(X^TX)^{-1}X^Ty: X then a bracket is X times the bracket, as x(a^T x) is)
     (re.compile(rf"\^(\s*)T(?=\(|[A-Za-zα-ωΑ-Ω](?:_?\d+)?(?![{_NAME_CHARS}]))"), lambda m: "^" + m.group(1) + "⊤"),
+    # 1_n, 1_{n}, 1_3: the ones vector of that size (as I_n is the identity): a name shapes.py reads
+    (re.compile(rf"(?<![{_NAME_CHARS}.])1_(?:\{{\s*([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)\s*\}}|([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*))"),
+     lambda m: f"{SIZED_ONES_PREFIX}{m.group(1) or m.group(2)}"),
     # W_{1}, W_{q} (LaTeX's braces around a name's subscript) are the names W_1, W_q
     (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
     # sum(X, axis=-1), mean(X, dim=1): NumPy's and torch's keyword for the axis argument

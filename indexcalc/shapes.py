@@ -664,6 +664,10 @@ def _sym(I: _Infer, node: N.Sym):
     if sized and node.name not in I.decls:          # I_n, \mathbf{I}_d: the identity of that size
         n = int(sized.group(1)) if sized.group(1).isdigit() else sized.group(1)
         return N.Identity((n, n))
+    ones = _SIZED_ONES.fullmatch(node.name)
+    if ones and node.name not in I.decls:           # 1_n (parse.py spells it ones_n): the ones vector
+        n = int(ones.group(1)) if ones.group(1).isdigit() else ones.group(1)
+        return N.Ones((n, 1))
     if node.name in PI_NAMES and node.name not in I.decls:
         I.notes.append(f"{node.name} read as the number π = 3.14159…; declare it in --where "
                        f"(\"{node.name}: scalar\") to read it as a variable")
@@ -675,6 +679,7 @@ def _sym(I: _Infer, node: N.Sym):
 PI_NAMES = frozenset({"π", "pi"})
 
 _SIZED_IDENTITY = re.compile(r"I_\{?([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)\}?")
+_SIZED_ONES = re.compile(r"ones_([1-9][0-9]*|[A-Za-z][A-Za-z0-9]*)")
 
 
 def _bare_function(I: _Infer, name: str) -> bool:
@@ -1672,7 +1677,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
         for k, (x, y) in enumerate(zip(typed.shape, expect)):
             I.u.unify(x, y, lambda: f"the expression has shape {show_shape(I.res(typed.shape))}, "
                                     f"expected {show_shape(expect)}")
-    names = _name_sizes(I, sizes_declared)
+    names = _name_sizes(I, sizes_declared, typed)
     def resolve(d):
         if d is None:
             return d
@@ -1705,9 +1710,12 @@ def check_sizes_fixed(typed: N.Node, variables: Variables) -> None:
                                  "(1^T x, X 1, A + I)")
 
 
-def _name_sizes(I: _Infer, declared: set) -> dict:
-    """Give each unknown size a readable name, in order of first appearance."""
+def _name_sizes(I: _Infer, declared: set, typed: N.Node) -> dict:
+    """Give each unknown size a readable name, in order of first appearance, never one the
+    text already names (I_n X w: X is n×m, not n×n by a second, unrelated n)."""
     taken = set(declared) | set(I.env) | {"I", "T"}
+    taken |= {d for n in typed.walk() if n.shape is not None for d in n.shape if isinstance(d, str)}
+    taken |= {d for d in I.u.parent.values() if isinstance(d, str)}
     pool = [n for n in AUTO_SIZES if n not in taken]
     names, k = {}, 0
     for name in I.order:

@@ -275,9 +275,21 @@ def test_identity_with_its_size_is_the_identity():
 
 
 def test_ones_with_its_size_is_the_ones_vector():
+    r"""\mathbf{1}_n, and 1_n, 1_{m} in plain text (a parse error before), are the ones vector of
+    that size: its size holds (1_m^T x with x: n is a shape error), and names no other size
+    (I_n X w and 1_n^T exp(X w) made X n×n: the fresh size was named n too)."""
+    from indexcalc.errors import ShapeError
     x = rand(4)
     d = derive(r"\mathbf{1}_n^\top \exp(\mathbf{x})", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.exp(x))
+    X, w = rand(3, 2), rand(2)
+    for text in ["1_n^T exp(X w)", "1_{n}^T exp(X w)", r"\mathbf{1}_n^\top \exp(X w)"]:
+        d = derive(text, "w")
+        assert [d.variables["X"].shape, d.variables["w"].shape] == [("n", "m"), ("m", 1)], text
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "w": w}), X.T @ np.exp(X @ w))
+    assert derive("I_n X w", "w").variables["X"].shape == ("n", "m")
+    with pytest.raises(ShapeError):
+        derive("1_m^T x", "x", "x: n")
 
 
 # ---- --where as papers declare: X ∈ ℝ^{S×M}, \mathbf{x}, \mathbf{y} \in \mathbb{R}^n, X: (S, M) -------
