@@ -31,7 +31,8 @@ NO_SPACE = {"!"}          # \! (a negative thin space) joins what is around it
 SYMBOLS = {
     "top": "⊤", "intercal": "⊤", "transpose": "⊤",
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
-    "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lbrace": "(", "rbrace": ")",
+    "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lvert": "|", "rvert": "|", "vert": "|",
+    "lbrace": "(", "rbrace": ")",
     "{": "(", "}": ")", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
     "otimes": "⊗",
 }
@@ -73,9 +74,6 @@ WHY_NOT = {
     "begin": "one expression, not an environment (matrix, aligned)",
     "end": "one expression, not an environment (matrix, aligned)",
     "\\": "one expression on one line",
-    "lvert": "write abs(x) for |x| (or det(X) for a determinant)",
-    "rvert": "write abs(x) for |x| (or det(X) for a determinant)",
-    "vert": "write abs(x) for |x| (or det(X) for a determinant)",
 }
 
 

@@ -468,6 +468,9 @@ class _Infer:
         self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
         self.undivided: set = set()       # names written outside every divisor of `/`
         self.notes: list = []             # readings that shaped the input, shown as step 2
+        self.log_bars: set = set()        # ids of what |·| holds where written as log's argument (log |Σ|)
+        self.no_log_det: set = set()      # ... and as sum's or mean's (sum(log |X|)): not a determinant
+        self.det_bars: dict = {}          # id of the Det that log |Σ| became -> the |·| written
 
     # -- helpers
     def res(self, shape):
@@ -1110,6 +1113,12 @@ def _call(I: _Infer, node: N.Call):
     if base in I.functions:               # --where "act: function"
         return _elementwise(I, node)
     known = canonical(name)
+    if known == "log" and len(node.args) == 1 and _abs_bars(node.args[0]):
+        I.log_bars.add(id(node.args[0].args[0]))  # log |Σ|: the determinant (_bars)
+    if known in ("sum", "mean") and node.args:       # sum(log |X|): each entry's, or a determinant?
+        bars = _log_of_bars(node.args[0])
+        if bars is not None:
+            I.no_log_det.add(id(bars.args[0]))
     if known is not None:
         return CALLS[known](I, node.replace(name=known))
     if base != name and canonical(base) is not None:       # σ'(z): not a generic σ'
@@ -1539,10 +1548,55 @@ def _flip(I, node):
     return N.Flip(a, a.shape)
 
 
+def _abs_bars(node) -> bool:
+    return isinstance(node, N.Call) and node.name == N.ABS_BARS and len(node.args) == 1
+
+
+def _log_det_among_scalars(I, typed) -> None:
+    """log |Σ| is the log-determinant only among scalars (-1/2 log |Σ| - ..., 2 log |X|): next
+    to a matrix (log |X| ∘ A, log |X| + A) it may as well be each entry's, so it is refused."""
+    if not I.det_bars:
+        return
+    for n in typed.walk():
+        for c in n.children():
+            if isinstance(c, N.Func) and id(c.a) in I.det_bars and not I.scalar(n):
+                I.no_log_det.add(id(I.det_bars[id(c.a)].args[0]))
+                _bars(I, I.det_bars[id(c.a)])           # the ambiguity, said as for |X| anywhere
+    
+
+def _log_of_bars(node):
+    """The |·| of log(|X|) or log |X| (the name against the bars), else None."""
+    if isinstance(node, N.Call) and canonical(node.name) == "log" and len(node.args) == 1:
+        inner = node.args[0]
+    elif isinstance(node, N.MatMul) and isinstance(node.a, N.Sym) and canonical(node.a.name) == "log":
+        inner = node.b
+    else:
+        return None
+    return inner if _abs_bars(inner) else None
+
+
+def _may_be_square(I, a) -> bool:
+    """A matrix (rank 2, no axis of size 1) whose two sizes are equal or not yet known."""
+    if tensor(a) or I.scalar(a) or len(a.shape) != 2:
+        return False
+    rows, cols = I.res(a.shape)
+    if 1 in (rows, cols) or I.u.nonunit.get(rows) or I.u.nonunit.get(cols):
+        return False
+    return rows == cols or _unknown(rows) or _unknown(cols)
+
+
 def _bars(I, node):
     """|s| of a scalar is abs(s) (log|det X|); of a vector or matrix |·| means too many things
     (entry-wise abs, a norm, the Cookbook's determinant |X|) to pick one."""
     (a,) = _args(I, node, 1, "one scalar: |s|")
+    if id(node.args[0]) in I.log_bars and id(node.args[0]) not in I.no_log_det and _may_be_square(I, a):
+        t = node_text(node.args[0])
+        I.square(a, "the determinant |·|")
+        I.notes.append(f"log |{t}| read as log det({t}), the determinant, as the Gaussian density writes it; "
+                       f"for each entry's absolute value write log(abs({t}))")
+        det = N.Det(a)
+        I.det_bars[id(det)] = node
+        return det
     if not I.scalar(a):
         t, vector = node_text(node.args[0]), 1 in I.res(a.shape)
         raise ShapeError(f"|{t}| of a {'vector' if vector else 'matrix'} could mean several things: write "
@@ -1671,6 +1725,7 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
             typed2 = None
         if typed2 is not None and J.scalar(typed2):
             I, typed, decls = J, typed2, trial
+    _log_det_among_scalars(I, typed)
     if expect is not None:
         if _one_literal(tree) and expect != N.SCALAR:
             typed = N.Ones((I.u.fresh(), 1))
