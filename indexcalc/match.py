@@ -433,6 +433,15 @@ def _contract(M: Matcher, ops: Operands, scalars, dummies, a) -> bool:
         if len(idx) == 1:
             scalars.append(mm(T(one), node))
             del ops[k]
+        elif idx[0] != idx[1] and all(i in dummies and ops.count(i) == 1 for i in idx):
+            # the whole sum of a matrix, 1ᵀ M 1 = 1ᵀ Mᵀ 1: the way round with fewer transposes
+            flip = T(node)
+            if _transposes(flip) <= _transposes(node):
+                node, idx = flip, idx[::-1]
+            scalars.append(mm(mm(T(M.ones(idx[0])), node), M.ones(idx[1])))
+            del ops[k]
+            dummies.difference_update(idx)
+            return True
         else:
             m = node if idx[1] == a else T(node)
             other = idx[0] if idx[1] == a else idx[1]

@@ -118,3 +118,13 @@ def test_at_gives_seed_002_numbers():
     out = evaluate_at(d, {"X": [[0, 1], [2, 3]], "W": [[1, 1], [1, 1]]})
     assert out["value"] == 52.0
     assert np.allclose(out["derivatives"]["X"], [[4, 4], [20, 20]])
+
+
+def test_a_whole_sum_is_written_the_way_round_the_matrix_stands():
+    """1ᵀ M 1 = 1ᵀ Mᵀ 1: the form with fewer transposes, and np.sum(M) in the code (the sum of
+    exp(X W) is not written 1ᵀ exp(Wᵀ Xᵀ) 1, whose code computes exp a second time on Wᵀ Xᵀ)."""
+    r = derive("log(sum(exp(X W)))", "W").results[0]
+    assert r.closed_form == "X^T exp(X W) / (1^T exp(X W) 1)"
+    assert "W.T" not in r.numpy and "np.sum(np.exp(X @ W))" in r.numpy
+    r = derive("sum(X)^2", "X").results[0]
+    assert "einsum" not in r.numpy and "np.ones((" in r.numpy

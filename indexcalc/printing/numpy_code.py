@@ -199,6 +199,37 @@ def _is_ones_row(node):
     return isinstance(node, N.Transpose) and isinstance(node.a, N.Ones)
 
 
+def _whole_sum(n: N.MatMul):
+    """A of 1ᵀ A 1, either way it is grouped, or None."""
+    if n.shape != N.SCALAR:
+        return None
+    if isinstance(n.b, N.Ones) and isinstance(n.a, N.MatMul) and _is_ones_row(n.a.a):
+        return n.a.b
+    if _is_ones_row(n.a) and isinstance(n.b, N.MatMul) and isinstance(n.b.b, N.Ones):
+        return n.b.a
+    return None
+
+
+def _filled(P, n: N.MatMul):
+    """s 1 1ᵀ (a scalar anywhere in it) as np.full((m, n), s), np.ones((m, n)) for s = 1: no
+    outer product of two ones vectors is built; None for any other outer product."""
+    scalars = []
+
+    def ones(x):
+        while isinstance(x, (N.ScalarMul, N.Transpose)):
+            if isinstance(x, N.ScalarMul):
+                scalars.append(x.s)
+            x = x.a
+        return isinstance(x, N.Ones)
+    if not (ones(n.a) and ones(n.b)) or len(n.shape) != 2:
+        return None
+    dims = f"({P.size(n.shape[0])}, {P.size(n.shape[1])})"
+    if not scalars:
+        return f"np.ones({dims})"
+    code = " * ".join(P.wrap(s)[0] for s in scalars)
+    return f"np.full({dims}, {code})"
+
+
 def _left_operand(c: str, nd, inner: str | None = None):
     """A printed left operand of a left-associative `@`, `*`, `+`: bare unless a sum or a
     comparison stands at its top level (a @ b @ c, not ((a @ b) @ c): Python refuses code
@@ -228,6 +259,11 @@ def _matmul_one(P: NumpyPrinter, n: N.MatMul, left):
     # without building what the product only broadcasts or sums: diag(v) A = v[:, None] * A,
     # A 1 = row sums, 1ᵀ A = column sums. `left`: n.a already printed, or None
     wrap_a = (lambda: left) if left is not None else (lambda: P.wrap(n.a))
+    whole = _whole_sum(n)
+    if whole is not None:
+        c, nd = P.p(whole)
+        if nd == 2:
+            return f"np.sum({c})", 0
     if isinstance(n.a, N.DiagMat) and n.b.shape[1] != 1:
         (v, nv), (b, nb) = P.wrap(n.a.a), P.wrap(n.b)
         if nv == 1 and nb == 2:
@@ -245,8 +281,14 @@ def _matmul_one(P: NumpyPrinter, n: N.MatMul, left):
         b, nb = P.wrap(n.b)
         if nb == 2:
             return f"{b}.sum(axis=0, keepdims=True)", 2
-    (a, na), (b, nb) = wrap_a(), P.wrap(n.b)
+        if nb == 1 and n.shape == N.SCALAR:          # 1ᵀ v
+            return f"np.sum({b})", 0
     inner = n.a.shape[1]
+    if inner == 1 and n.shape != N.SCALAR and left is None:
+        filled = _filled(P, n)
+        if filled is not None:
+            return filled, 2
+    (a, na), (b, nb) = wrap_a(), P.wrap(n.b)
     if inner == 1 and n.shape != N.SCALAR:
         if na == 0 or nb == 0:
             return f"{a} * {b}", max(na, nb)
@@ -399,6 +441,8 @@ def _scaled_vector(P, a, scale):
         if nv == 1:
             return f"np.diag({scale(v if _atomic(v) else f'({v})')})", 2
     if isinstance(a, N.MatMul) and a.a.shape[1] == 1 and a.a.shape[0] != 1 and a.b.shape[1] != 1:
+        if _filled(P, a) is not None:          # s 1 1ᵀ: s * np.ones((m, n)), no outer product
+            return None
         (u, nu), (v, nv) = P.wrap(a.a), P.wrap(T_of(a.b))
         if nu == 1 and nv == 1:
             return _outer(P, u, nu, scale(v), nv), 2
