@@ -93,10 +93,31 @@ def solve(path) -> tuple:
 # ---- text --------------------------------------------------------------------------------
 _GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "eta": "η",
           "theta": "θ", "lambda": "λ", "mu": "μ", "nu": "ν", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ",
-          "phi": "φ", "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Sigma": "Σ", "Delta": "Δ"}
-_PLAIN = [(r"\\sqrt\{([^{}]*)\}", r"√(\1)"), (r"\\(mathrm|mathit|operatorname\*?)\{([^{}]*)\}", r"\2"),
+          "phi": "φ", "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Sigma": "Σ", "Delta": "Δ",
+          "zeta": "ζ", "iota": "ι", "kappa": "κ", "xi": "ξ", "upsilon": "υ", "vartheta": "ϑ", "varrho": "ϱ",
+          "Gamma": "Γ", "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω"}
+# symbols a statement writes as commands, as a terminal shows them
+_SYMBOLS = {"nabla": "∇", "ell": "ℓ", "infty": "∞", "leq": "≤", "le": "≤", "geq": "≥", "ge": "≥", "neq": "≠",
+            "ne": "≠", "approx": "≈", "to": "→", "rightarrow": "→", "mapsto": "↦", "Rightarrow": "⇒",
+            "implies": "⇒", "odot": "⊙", "otimes": "⊗", "oplus": "⊕", "langle": "⟨", "rangle": "⟩",
+            "forall": "∀", "exists": "∃", "mid": "|", "sim": "~", "pm": "±", "prod": "Π", "int": "∫",
+            "propto": "∝", "subset": "⊂", "subseteq": "⊆", "cup": "∪", "cap": "∩", "star": "⋆", "ast": "*",
+            "dagger": "†", "lfloor": "⌊", "rfloor": "⌋", "lceil": "⌈", "rceil": "⌉", "vert": "|", "Vert": "‖"}
+def _matrix_text(m) -> str:
+    rows = [r for r in re.split(r"\\\\", m[2]) if r.strip()]
+    return "[" + ", ".join("[" + ", ".join(c.strip() for c in r.split("&")) + "]" for r in rows) + "]"
+
+
+_PLAIN = [(r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbin\b", ""),
+          (r"\\begin\{([pbBvV]?matrix)\}(.*?)\\end\{\1\}", _matrix_text),      # [[0, 1], [2, 3]]
+          (r"\\(begin|end)\{[A-Za-z]+\*?\}(\{[^{}]*\})?", " "), (r"\\item\b\s*", " • "),
+          (r"\\\\", " "), (r"\\\|", "‖"), (r"\\([%&#_])", r"\1"), (r"\\q?quad\b", " "),
+          (r"\\(mathcal|mathscr|mathsf|mathtt|mathit|boldsymbol|bm|textbf|textit|emph|texttt)\{([^{}]*)\}", r"\2"),
+          (r"\\(hat|widehat)\{([^{}])\}", "\\2\u0302"), (r"\\(bar|overline)\{([^{}])\}", "\\2\u0304"),
+          (r"\\(" + "|".join(sorted(_SYMBOLS, key=len, reverse=True)) + r")(?![A-Za-z])", lambda m: _SYMBOLS[m[1]]),
+          (r"\\sqrt\{([^{}]*)\}", r"√(\1)"), (r"\\(mathrm|mathit|operatorname\*?)\{([^{}]*)\}", r"\2"),
           (r"\\(" + "|".join(sorted(_GREEK, key=len, reverse=True)) + r")(?![A-Za-z])", lambda m: _GREEK[m[1]]),
-          (r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbb\{R\}", "ℝ"), (r"\\partial\s*", "∂"),
+          (r"\\mathbb\{R\}", "ℝ"), (r"\\mathbb\{([^{}]*)\}", r"\1"), (r"\\partial\s*", "∂"),
           (r"\\times", "×"), (r"\^\\top", "^T"), (r"\\top", "T"), (r"\\circ", "∘"), (r"\\oslash", "⊘"),
           (r"\\sum", "Σ"), (r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2"), (r"\\operatorname\{([^{}]*)\}", r"\1"),
           (r"\\(left|right)\b", ""), (r"\\[,;!]", " "), (r"\\sigma", "σ"), (r"\\delta", "δ"), (r"\\in\b", "∈"),
@@ -117,7 +138,7 @@ def render_text(ps: ProblemSet, solutions) -> str:
     out = [ps.title, "=" * len(ps.title), ""]
     for k, s in enumerate(solutions, 1):
         p = s.problem
-        head = f"{k}. {p.title}  [{p.id}]"
+        head = f"{k}. {plain(p.title)}  [{p.id}]"
         out += [head, "-" * len(head), plain(p.statement), ""]
         if s.unsupported:
             out += [f"not supported: {s.unsupported}", ""]
@@ -136,6 +157,8 @@ def render_text(ps: ProblemSet, solutions) -> str:
             else:
                 out.append(f"claimed d/d{c.wrt} = {c.answer}: {'RIGHT' if c.verdict.correct else 'WRONG'}: "
                            + c.verdict.reason)
+        if p.note:
+            out.append(f"note: {plain(p.note)}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -265,6 +288,82 @@ def _tex_escape(text: str) -> str:
     return text.replace("×", r"$\times$").replace("^", r"\^{}").replace("~", r"\~{}")
 
 
+# A file's LaTeX (a title, a statement, a note) as a TA types it: a bare & outside an alignment,
+# a bare % ("50% of the points": TeX would drop the rest of the line without a word), a # that is
+# no macro parameter, and _ ^ < > | in running text are meant as those characters, and pdflatex
+# would stop at _ ^ & # (and print < > | as ¡ ¿ —). They are typeset as characters; math, alignments, a \url's or a
+# \label's argument and everything already escaped stay as written.
+_ALIGNMENTS = {"pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix", "smallmatrix", "array",
+               "cases", "aligned", "alignedat", "split", "align", "align*", "alignat", "alignat*",
+               "flalign", "flalign*", "tabular", "eqnarray", "eqnarray*"}
+_MATH_ENVS = {"equation", "equation*", "align", "align*", "alignat", "alignat*", "gather", "gather*",
+              "multline", "multline*", "flalign", "flalign*", "eqnarray", "eqnarray*", "displaymath", "math"}
+_SPEC_ARG = {"tabular", "array", "alignat", "alignat*", "alignedat", "minipage"}     # \begin{array}{c|c}
+_VERBATIM_ARGS = {"url", "href", "label", "ref", "eqref", "pageref", "autoref", "nameref", "cite"}
+_TEX_TOKEN = re.compile(r"\\(?:[A-Za-z]+\*?|.)|\$\$|[$&%#_^{}<>|]|[^\\$&%#_^{}<>|]+", re.S)
+_TEXT_CHARS = {"_": r"\_", "^": r"\^{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+_DEFINES = re.compile(r"\\(?:(?:re)?newcommand|providecommand|def|(?:re)?newenvironment)(?![A-Za-z])")
+
+
+def tex_text(latex: str) -> str:
+    """A file's LaTeX with the characters a TA means literally escaped (see above)."""
+    out, envs, math, verbatim_depth, depth = [], [], None, None, 0
+    defines = _DEFINES.search(latex) is not None         # #1 is a macro's parameter only there
+    tokens = _TEX_TOKEN.findall(latex)
+    k = 0
+    while k < len(tokens):
+        t = tokens[k]
+        k += 1
+        if verbatim_depth is not None:               # inside \url{...}: as written
+            depth += t == "{"
+            depth -= t == "}"
+            out.append(t)
+            if depth == verbatim_depth:
+                verbatim_depth = None
+            continue
+        if t == "{" or t == "}":
+            depth += 1 if t == "{" else -1
+        elif t.lstrip("\\").rstrip("*") in _VERBATIM_ARGS and t.startswith("\\"):
+            if k < len(tokens) and tokens[k] == "{":
+                verbatim_depth = depth
+                depth += 1
+                out += [t, "{"]
+                k += 1
+                continue
+        elif t in ("\\begin", "\\end"):
+            m = re.match(r"\{([A-Za-z]+\*?)\}", "".join(tokens[k:k + 3]))
+            if m:
+                env = m.group(1)
+                out += [t, *tokens[k:k + 3]]
+                k += 3
+                if t == "\\end":
+                    if env in envs:
+                        del envs[len(envs) - 1 - envs[::-1].index(env)]
+                    continue
+                envs.append(env)
+                if env in _SPEC_ARG and k < len(tokens) and tokens[k] == "{":    # {c|c}: as written
+                    verbatim_depth = depth
+                    depth += 1
+                    out.append("{")
+                    k += 1
+                continue
+        elif t in ("$", "$$"):
+            math = None if math == t else (t if math is None else math)
+        elif t in ("\\(", "\\["):
+            math = math or t
+        elif t in ("\\)", "\\]"):
+            math = None if math in ("\\(", "\\[") else math
+        in_math = math is not None or any(e in _MATH_ENVS for e in envs)
+        if t == "%" or (t == "&" and not any(e in _ALIGNMENTS for e in envs)):
+            t = "\\" + t
+        elif t == "#" and not (defines and k < len(tokens) and tokens[k][:1].isdigit()):
+            t = "\\#"
+        elif t in _TEXT_CHARS and not in_math:
+            t = _TEXT_CHARS[t]
+        out.append(t)
+    return "".join(out)
+
+
 def problem_view(s: Solution) -> dict:
     with s.derivation.latex_context() if s.derivation is not None else contextlib.nullcontext():
         return _problem_view(s)
@@ -272,7 +371,8 @@ def problem_view(s: Solution) -> dict:
 
 def _problem_view(s: Solution) -> dict:
     p = s.problem
-    view = {"id": p.id, "label": tex_label(p.id), "title": p.title, "statement": p.statement, "note": p.note,
+    view = {"id": p.id, "label": tex_label(p.id), "title": tex_text(p.title), "statement": tex_text(p.statement),
+            "note": tex_text(p.note),
             "unsupported": _tex_escape(s.unsupported), "results": [], "claims": [], "at": None,
             "shapes": "", "source": _tex_escape(p.source)}
     if s.derivation is None:

@@ -276,8 +276,8 @@ def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
 UNSUPPORTED = '''title = "Σ, α and a refusal"
 [[problem]]
 id = "nested"
-title = "A strided convolution, α ≤ β"
-statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly.'
+title = "A strided convolution & its x_2, α ≤ β"
+statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly (50% of the points & a #1 prize).'
 expression = "Σ_{n,j} y[n] x[2n+j] w[j]"
 wrt = "x"
 '''
@@ -288,4 +288,23 @@ def test_an_unsupported_problem_is_said_so_in_a_document_that_compiles(tmp_path)
     assert solutions[0].unsupported and solutions[0].derivation is None
     tex = S.render_latex(ps, solutions)
     assert "Not supported yet" in tex
+    assert r"(50\% of the points \& a \#1 prize)" in tex and r"convolution \& its x\_2" in tex   # as typed
     _compile(tex, tmp_path)
+
+
+def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
+    """A title or statement's bare & % # and running-text _ ^ < > | are characters (pdflatex stopped
+    at `Ridge regression & its gradient`; `50% of the points` lost the rest of its line); math,
+    alignments, a \\url and what is already escaped stay as written."""
+    t = S.tex_text
+    assert t("Ridge & lasso: 50% off, #3, log_softmax, a < b") == r"Ridge \& lasso: 50\% off, \#3, log\_softmax, a \textless{} b"
+    kept = [r"$x_i^2 < |y|$ and \[ a_1 \]", r"\begin{pmatrix} a & b \\ c & d \end{pmatrix}",
+            r"\begin{align*} f &= x_1 \end{align*}", r"\begin{tabular}{c|c} 1 & 2 \end{tabular}",
+            r"\url{http://a.b/c_d%20#e}", r"already \& \% \_ \#", r"\newcommand{\x}[1]{#1}"]
+    for s in kept:
+        assert t(s) == s, s
+    assert t(r"\begin{pmatrix} a & b \end{pmatrix} & c_1") == r"\begin{pmatrix} a & b \end{pmatrix} \& c\_1"
+    assert S.plain(r"\begin{enumerate} \item Find $\nabla_{\mathbf{w}} \mathcal{L}$ \& $\|\boldsymbol{\mu}\|$, 50\%."
+                   r" \end{enumerate}") == "• Find ∇_w L & ‖μ‖, 50%."
+    assert S.plain(r"$\mathbf{X} = \begin{pmatrix} 0 & 1 \\ 2 & 3 \end{pmatrix}$, $\sqrt{\mathbf{w}^\top \mathbf{w}}$") \
+        == "X = [[0, 1], [2, 3]], √(w^T w)"
