@@ -389,9 +389,36 @@ def claim_body(answer: str, wrt: str) -> str:
     return rhs
 
 
+_LOSS = r"(?:L|\\mathcal\s*\{\s*L\s*\}|\\mathcal\s+L|\\ell(?![A-Za-z])|ℓ)"
+_D = r"(?:\\partial(?![A-Za-z])|∂|d)"
+
+
+def upstream_spelled(answer: str, ref) -> str:
+    """A module's claim with the upstream gradient written as the seeds and students write it,
+    ∂L/∂Y, dL/dY, \\frac{\\partial L}{\\partial \\mathbf{Y}}, \\nabla_Y L (an entry:
+    \\frac{\\partial L}{\\partial Y_{ij}}), spelled dY (they were unreadable: `∂` is no
+    character of the language). Only for the equation's own output, and only where L is no
+    variable of it."""
+    d = ref.derivation
+    out, up = getattr(d, "output", None), getattr(d, "upstream", None)
+    if not out or not up or "L" in ref.decls or not re.search(r"∂|∇|\\partial|\\nabla|d\s*" + _LOSS, answer):
+        return answer
+    y = re.escape(out)
+    name = (rf"(?:\\(?:mathbf|mathbit|boldsymbol|bm|mathrm)\s*\{{\s*{y}\s*\}}|\{{\s*{y}\s*\}}"
+            rf"|{y}(?![A-Za-z0-9]))")
+    sub = r"(?P<sub>_\{[^{}]*\}|_[A-Za-z0-9]+|\[[^\[\]]*\])?"
+    forms = [rf"\\[dt]?frac\s*\{{\s*{_D}\s*{_LOSS}\s*\}}\s*\{{\s*{_D}\s*{name}\s*{sub}\s*\}}",
+             rf"(?<![\w\\]){_D}\s*{_LOSS}\s*/\s*{_D}\s*{name}{sub}",
+             rf"(?:\\nabla(?![A-Za-z])|∇)\s*_\s*(?:\{{\s*{name}\s*\}}|{name})\s*{_LOSS}(?![A-Za-z0-9])(?P<sub>)"]
+    spelled = answer
+    for form in forms:
+        spelled = re.sub(form, lambda m: f" {up}{m.group('sub') or ''} ", spelled)
+    return answer if spelled == answer else " ".join(spelled.split())
+
+
 def compare(ref: Reference, answer: str) -> Verdict:
     """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
-    answer = claim_body(answer, ref.wrt)
+    answer = upstream_spelled(claim_body(answer, ref.wrt), ref)
     if is_index_notation(answer):
         return _compare_index(ref, answer)
     expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout
@@ -526,6 +553,8 @@ def _compare_index(ref: Reference, answer: str) -> Verdict:
         want = np.asarray(ref.want(k), dtype=float)
         with np.errstate(all="ignore"):
             got = Evaluator(claim, point.env, point.sizes).output()
+        if got.shape != want.shape and _same_layout(got.shape, want.shape):
+            got = np.reshape(got, want.shape)    # ∂L/∂b_j = Σ_i dY_ij for a bias b: 1×N, a row
         if got.shape != want.shape:
             want_dims = "×".join(map(str, want.shape)) or "scalar"
             got_dims = "×".join(map(str, got.shape)) or "scalar"
