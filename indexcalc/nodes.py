@@ -139,7 +139,9 @@ class Node:
         return self._hash
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in self.items())})"
+        shown = ((n, v) for n, v in self.items()                 # an uncompared field at its default: not said
+                 if n not in self._uncompared or n not in self._defaults or v != self._defaults[n])
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in shown)})"
 
     def replace(self, **changes) -> "Node":
         """A copy with the given fields changed (dataclasses.replace)."""
@@ -187,9 +189,13 @@ class Node:
 
 # ---- leaves -------------------------------------------------------------------
 class Sym(Node):
-    """A variable (matrix, vector or scalar), or `dY` the upstream gradient."""
+    """A variable (matrix, vector or scalar), or `dY` the upstream gradient. `bracketed`: the
+    name stood alone in brackets, `(WV)^T`, so that a name read as a product (shapes.py's
+    _fused_products) keeps the power or transpose on the whole product."""
+    _uncompared = ("bracketed",)
     name: str
     shape: Shape = None
+    bracketed: bool = False
 
 
 class Num(Node):

@@ -228,6 +228,8 @@ class _ToTree(Transformer):
 
     def bracketed(self, e):
         self.powers.discard(id(e))
+        if isinstance(e, N.Sym) and len(e.name) > 1:      # (WV)^T: the whole of a fused product
+            return e.replace(bracketed=True)
         return e
 
     # exponents return a function of the base
@@ -284,8 +286,10 @@ class _ToTree(Transformer):
         return N.Call("norm_F" if "F" in sub or "fro" in sub else "norm_1" if "1" in sub else "norm_2", (e,))
 
     def method(self, a, fname, args=None):
-        """X.sum(1), X.mean(), (X @ W).max(0): NumPy's method is its function of the array first."""
+        """X.sum(1), X.mean(), (X @ W).max(0): NumPy's method is its function of the array first
+        (A.dot(B) is NumPy's dot, the product A @ B)."""
         name = ident("".join(str(fname).split()))
+        name = {"dot": "matmul"}.get(name, name)
         return N.Call(name, (a, *(args.children if args is not None else ())), col=self.column(fname.column))
 
     def transpose_dot(self, a):
@@ -329,8 +333,14 @@ _TYPESET_RULES = [
      lambda m: f"{SIZED_ONES_PREFIX}{m.group(1) or m.group(2)}"),
     # W_{1}, W_{q} (LaTeX's braces around a name's subscript) are the names W_1, W_q
     (re.compile(r"(?<=[0-9A-Za-zα-ωΑ-Ω])_\{\s*([0-9A-Za-z]+)\s*\}"), lambda m: "_" + m.group(1)),
+    # np.sum(X), numpy.linalg.inv(A), jnp.tanh(x): NumPy's functions are the language's own;
+    # np.dot(A, B) is NumPy's dot, the product A @ B (the language's dot takes vectors)
+    (re.compile(r"(?<![\w.])(?:np|numpy|jnp)\s*\.\s*(?:linalg\s*\.\s*)?(dot(?=\s*\()|(?=[A-Za-z_]\w*\s*\())"),
+     lambda m: "matmul" if m.group(1) else ""),
+    # sum(X, keepdims=True): the language's sums along an axis keep it (sum(X, 0) is 1×n) already
+    (re.compile(r",\s*keepdims\s*=\s*(?:True|False)\s*(?=\))"), lambda m: ""),
     # sum(X, axis=-1), mean(X, dim=1): NumPy's and torch's keyword for the axis argument
-    (re.compile(r"(,\s*)(?:axis|dim)\s*=(?!=)\s*"), lambda m: m.group(1)),
+    (re.compile(r"([(,]\s*)(?:axis|dim)\s*=(?!=)\s*"), lambda m: m.group(1)),     # X.sum(axis=0) too
     # norm(X, 'fro'), norm(X, "fro") (NumPy's ord as a string): the name fro, read by shapes.py,
     # which refuses the orders the language has not ('inf', 'nuc') by name
     (re.compile(r"(,\s*)(['\"])(fro|F|inf|nuc)\2"), lambda m: m.group(1) + m.group(3)),

@@ -414,6 +414,8 @@ def _fused_products(tree: N.Node, decls: dict, wrt=()) -> N.Node:
             return chain(plan[n.name])
         if isinstance(n, postfix) and isinstance(n.a, N.Sym) and n.a.name in plan:   # XW^T is X W^T
             parts = plan[n.a.name]
+            if n.a.bracketed:                                                     # (XW)^T is (X W)^T
+                return n.replace(a=chain(parts))
             return chain(parts, split(n.replace(a=N.Sym(parts[-1]))))
         if isinstance(n, postfix) and isinstance(n.a, postfix):                   # XW^-T, AB^2^T
             inner = split(n.a)
@@ -1464,6 +1466,37 @@ def _dot(I, node):
     return _matmul_typed(I, at, bt)
 
 
+def _np_matmul(I, node):
+    """matmul(A, B), np.dot(A, B), A.dot(B): NumPy's product A @ B, with NumPy's 1-D arrays: a
+    vector first is a row (x @ A is x^T A), two vectors give their inner product, a scalar
+    multiplies (np.dot(2, A)). Batched over the leading axes of tensors, as `@`."""
+    a, b = _args(I, node, 2, "two arrays: matmul(A, B), as NumPy's A @ B")
+    if I.scalar(a) or I.scalar(b):
+        s, m = (a, b) if I.scalar(a) else (b, a)
+        return N.ScalarMul(s, m, m.shape)
+    if tensor(a) or tensor(b):
+        return _batched(I, a, b)
+    if I.res(a.shape)[1] == 1 and I.res(a.shape)[0] != 1:        # a 1-D array first: a row
+        a = N.Transpose(a, (a.shape[1], a.shape[0]))
+        if I.res(b.shape)[0] == 1 and I.res(b.shape)[1] != 1:   # then a row second is the 1-D b
+            b = N.Transpose(b, (b.shape[1], b.shape[0]))
+    elif I.res(b.shape)[0] == 1 and I.res(b.shape)[1] != 1 and I.res(a.shape)[1] != 1:
+        b = N.Transpose(b, (b.shape[1], b.shape[0]))            # A @ x with x a row: NumPy's 1-D x
+    return _matmul_typed(I, a, b)
+
+
+def _transpose_call(I, node):
+    """transpose(X), np.transpose(X), X.transpose(): X^T of a matrix or vector. Of a tensor NumPy
+    reverses every axis, which `^T` (the last two, NumPy's .mT) is not: refused."""
+    if len(node.args) != 1:
+        raise ShapeError(f"transpose takes one matrix: transpose(X), not {len(node.args)} argument(s)")
+    t = _transpose(I, N.Transpose(node.args[0]))
+    if tensor(t):
+        raise UnsupportedError("transpose(X) of a tensor reverses all its axes (NumPy's); write X^T for the "
+                               "last two (NumPy's X.mT), or the entries in index notation")
+    return t
+
+
 def _outer(I, node):
     """a ⊗ b, outer(a, b) of two vectors: the matrix a b^T (NumPy's np.outer). Of matrices ⊗ is
     the Kronecker product, which the language cannot say: refused, never read as something else."""
@@ -1613,6 +1646,7 @@ CALLS = {
     "tr": _trace, "det": _square_scalar(N.Det, "the determinant"),
     "logdet": _square_scalar(N.LogDet, "logdet"), "inv": _inv_call,
     "norm": _norm(N.Norm), "norm2": _norm(N.Norm2), "sum": _sum, "dot": _dot, "outer": _outer,
+    "matmul": _np_matmul, "transpose": _transpose_call,
     "softmax": _softmax, "diag": _diag, "mean": _mean, "var": _var, "std": _var, "max": _max, "min": _min, "clip": _clip,
     "leaky_relu": _leaky_relu, "elu": _elu, "selu": _selu, **{name: _defined for name in DEFINED},
     "logsumexp": _logsumexp, "log_softmax": _log_softmax, "norm_F": _norm_sub("F"), "norm_2": _norm_sub("2"),

@@ -384,6 +384,19 @@ READINGS += [
     # NumPy's methods, as code is pasted: X.sum(1) is sum(X, 1) (a parse error at '.')
     ("(X @ W).sum() + X.T.sum(0).sum() + tanh(X).mean()", None, "X", {"X": ((S, N), ""), "W": ((N, M), "")},
      lambda e: np.sum(e["X"] @ e["W"]) + np.sum(e["X"]) + np.mean(np.tanh(e["X"]))),
+    # a fused name in brackets keeps its transpose on the whole product: (WV)^T is (W V)^T (it was
+    # read W V^T, a confident wrong derivative, and a right claim (WV)^T called wrong)
+    ("tr((WV)^T X) + tr((AX)^{-1})", "W: n×n, V: n×n, A: n×n", "X", {"W": ((N, N), ""), "V": ((N, N), ""),
+     "X": ((N, N), "wellcond"), "A": ((N, N), "wellcond")},
+     lambda e: np.trace((e["W"] @ e["V"]).T @ e["X"]) + np.trace(np.linalg.inv(e["A"] @ e["X"]))),
+    # NumPy as a student pastes it: np.f is f, np.dot and A.dot are the product (1-D arrays as
+    # NumPy has them: x.dot(A) is x^T A), np.transpose(A) and A.transpose() are A^T, axis= and
+    # keepdims= are NumPy's (each was refused or read as a variable np)
+    ("np.sum(np.tanh(np.dot(W, x))) + x.dot(x) + np.matmul(x, A).dot(x) + np.sum(A.transpose().dot(x), axis=0, "
+     "keepdims=True) + np.transpose(W).sum(axis=1).dot(x)", "A: n×n, W: m×n", "x",
+     {"A": ((N, N), ""), "W": ((M, N), ""), "x": ((N,), "")},
+     lambda e: np.sum(np.tanh(e["W"] @ e["x"])) + e["x"] @ e["x"] + e["x"] @ e["A"] @ e["x"] + np.sum(e["A"].T @ e["x"])
+     + e["W"].T.sum(axis=1) @ e["x"]),
     # a Greek name is one name however it is spelled: \mu in the expression is the μ of --where
     # (it was a new scalar mu: ‖x - mu 1‖², and by μ the derivative silently zero)
     (r"\|x - \mu\|^2", "x: n, μ: n", "μ", {"x": ((N,), ""), "μ": ((N,), "")}, lambda e: np.sum((e["x"] - e["μ"]) ** 2)),
