@@ -315,6 +315,20 @@ def _name_checks(name):
     if name in ("max", "min", "argmax", "argmin"):
         raise UnsupportedError(f"{name} over an index ({name}_j X_ij, max-pooling) is not supported: "
                                "index notation here sums (Σ_j); max(X_ij, 0) is relu(X_ij)")
+    if _is_function_name(name):
+        # softmax_j(e_ij), exp_i(z), log_softmax(z)_j were a vector named softmax, exp or log
+        # times the bracket, silently
+        raise UnsupportedError(f"{name} is a function, not a variable to index: a subscript on a function "
+                               f"({name}_j(...)) is not read; write the entry as a formula of entries "
+                               f"(exp(z_i), and softmax_j(e_ij) as exp(e_ij) / Σ_k exp(e_ik))")
+
+
+def _is_function_name(name) -> bool:
+    """A name of more than one letter that is a function of either language (exp, Softmax,
+    log_softmax, tr), not a Greek letter (σ_i, sigma_i, φ_i are entries)."""
+    from .shapes import CALLS
+    return len(name) > 1 and name.lower() not in GREEK and (
+        _function_name(name) in F.TABLE or _function_name(name) in CALLS or name.lower() in CALLS)
 
 
 @v_args(inline=True)
@@ -694,8 +708,8 @@ class _Reader:
         if self.out is not None and any(r.name == self.out for r in refs) or \
                 self.out is not None and any(isinstance(n, Scalar) and n.name == self.out for n in walk(self.rhs)):
             raise IndexCalcError(f"the output {self.out} also appears on the right side")
-        self._check_sums(self.rhs, set())
         free = free_indices(self.rhs)
+        self._check_sums(self.rhs, set(), set(free) | set(self.out_names))
         if self.out is None and free and free != self.out_names:
             raise IndexCalcError(f"the index {free[0]} is free, but an expression without a left side is a "
                                  f"scalar: sum over it (Σ_{free[0]} ...) or write an entry equation "
@@ -803,20 +817,27 @@ class _Reader:
     def _lhs_text(self):
         return f"{self.out}[{','.join(self.out_names)}]" if self.out_names else str(self.out)
 
-    def _check_sums(self, node, bound):
+    def _check_sums(self, node, bound, free):
+        """`free`: the indices free in the whole right side or on the left side. A Σ over one of
+        them (a_ij = exp(e_ij) / Σ_j exp(e_ij)) shadows it: refused as Σ_i inside Σ_i is (the
+        engine took both j for one index: its own check failed, exit 3)."""
         if isinstance(node, Sum):
             for i in node.indices:
                 if i in bound:
                     raise IndexCalcError(f"Σ_{i} inside another Σ_{i}: name the inner index differently")
+                if i in free:
+                    raise IndexCalcError(f"Σ_{i} sums over {i}, which is also a free index "
+                                         f"{'of the left side ' + self._lhs_text() if i in self.out_names else 'outside it'}"
+                                         f": name the summed index differently (exp(e_ij) / Σ_k exp(e_ik))")
                 if i not in free_indices(node.body):
                     raise IndexCalcError(f"Σ_{i} sums over {i}, which does not appear in its scope "
                                          "(a Σ reaches to the next + or - at its level; bracket what it sums)")
-            self._check_sums(node.body, bound | set(node.indices))
+            self._check_sums(node.body, bound | set(node.indices), free)
         elif isinstance(node, Op):
             for a in node.args:
-                self._check_sums(a, bound)
+                self._check_sums(a, bound, free)
         elif isinstance(node, Call):
-            self._check_sums(node.arg, bound)
+            self._check_sums(node.arg, bound, free)
 
     # -- variables
     def _variable(self, name, rank, where):

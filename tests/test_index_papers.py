@@ -581,3 +581,25 @@ def test_a_sum_that_stops_before_the_last_entry_is_refused(capsys):
     from indexcalc.cli import main
     assert main(["derive", "Σ_{i=1}^{n-1} (x_{i+1} - x_i)^2", "--wrt", "x"]) == 2
     assert "reads past the size of x" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["y_i = exp_i(e_i)", "y_i = tanh_i(e_i)", "y_i = Softmax_i(e)",
+                                  r"\alpha_{ij} = \mathrm{log}_j(e_{ij})"])
+def test_a_function_with_a_subscript_is_not_a_variable(text):
+    """exp_i(e), softmax_i(e): a vector named exp or softmax times the bracket, silently (the
+    guard checks what was read); refused. σ_i, sigma_i, φ_i stay entries of a vector."""
+    from indexcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="is a function, not a variable"):
+        backprop(text, "e")
+    s, e, dy = rand(3), rand(3), rand(3)
+    b = backprop("y_i = σ_i(e_i + 1)", "e")
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"σ": s, "e": e, "dy": dy}), dy * s)
+
+
+def test_a_sum_over_a_free_index_is_refused():
+    """a_ij = exp(e_ij) / Σ_j exp(e_ij): the Σ's j shadows the free j; the engine took both for
+    one index and its own check failed (exit 3, 'indexcalc bug'). Refused with what to write."""
+    from indexcalc.errors import IndexCalcError
+    for text in ["a_ij = exp(e_ij) / Σ_j exp(e_ij)", "y_j = e_j + Σ_j e_j"]:
+        with pytest.raises(IndexCalcError, match="also a free index of the left side"):
+            backprop(text, "e")
