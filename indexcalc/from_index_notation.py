@@ -101,6 +101,15 @@ class Call:
 
 
 @dataclass(frozen=True)
+class _Over:
+    """softmax_j(e_ij) (log_softmax_j) as read, before parse_index writes it out as
+    exp(e_ij) / Σ_k exp(e_ik) with a fresh k (the tree's consumers see only that)."""
+    index: str
+    arg: object
+    log: bool
+
+
+@dataclass(frozen=True)
 class _Bound:
     """Where a Σ's bound fixes its index's range, for the reader's messages."""
     index: str
@@ -483,8 +492,47 @@ class _ToTree(Transformer):
             raise IndexCalcError(f"{name} takes one argument (an entry), not {len(args)}")
         return Call(name, args[0])
 
+    def softmax_over(self, tok, arg):
+        head, _, index = str(tok).rpartition("_")
+        self.over = True
+        return _Over(index.strip("{}"), arg, head.lower().startswith("log"))
+
     def equation(self, lhs, rhs):
         return ("equation", lhs, rhs)
+
+
+def _write_out_softmax(tree, text: str):
+    """softmax_j(A) as exp(A) / Σ_k exp(A with j as k), log_softmax_j(A) as A - log(Σ_k exp(…)):
+    the normalising sum runs along j with the other indices of A fixed (α_ij = softmax_j(e_ij),
+    the attention weights of a paper); k is a letter the input does not write."""
+    letters = set(re.findall(r"[A-Za-z]", text))
+    pool = iter([c for c in "kmnlpqruvwyzbcdghjo" if c not in letters] + [f"k{n}" for n in range(1, 100)])
+
+    def out(node):
+        if isinstance(node, tuple):
+            return tuple(out(n) if not isinstance(n, str) else n for n in node)
+        return _expand(node)
+
+    def _expand(node):
+        if isinstance(node, _Over):
+            arg = _expand(node.arg)
+            name = f"{'log_' if node.log else ''}softmax_{node.index}"
+            if node.index not in free_indices(arg):
+                raise IndexCalcError(f"{name}(...) normalises along {node.index}, which its argument does not "
+                                     f"have as a free index")
+            k = next(pool)
+            moved = map_places(arg, lambda e: e.xreplace({index_symbol(node.index): index_symbol(k)}))
+            moved = map_nodes(moved, lambda n: replace(n, written="") if isinstance(n, Ref) else n)
+            total = Sum((k,), Call("exp", moved))
+            return Op("-", (arg, Call("log", total))) if node.log else Op("/", (Call("exp", arg), total))
+        if isinstance(node, Sum):
+            return Sum(node.indices, _expand(node.body), node.bounds)
+        if isinstance(node, Op):
+            return Op(node.op, tuple(_expand(a) for a in node.args))
+        if isinstance(node, Call):
+            return Call(node.name, _expand(node.arg))
+        return node
+    return out(tree)
 
 
 def _function_name(raw: str) -> str:
@@ -555,7 +603,9 @@ def parse_index(text: str):
     text = _ABS.sub(r"abs(\1)", text)           # |x_i| of an entry is its absolute value
     try:
         tree = _parser().parse(text)
-        return _ToTree().transform(tree)
+        reader = _ToTree()
+        out = reader.transform(tree)
+        return _write_out_softmax(out, text) if getattr(reader, "over", False) else out
     except UnexpectedCharacters as e:
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         raise ParseError(f"unexpected character {ch!r} in index notation", text, e.column) from None

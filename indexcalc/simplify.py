@@ -856,9 +856,10 @@ def _replace_factors(n, old, new, k):
     if isinstance(n, (N.Transpose, N.DiagMat)):
         a, k = _replace_factors(n.a, old, new, k)
         return n.replace(a=a), k
-    if isinstance(n, N.ScalarMul):
+    if isinstance(n, N.ScalarMul):             # (dy^T exp(z)) exp(z) / (1^T exp(z))^2: the scalar too
         a, k = _replace_factors(n.a, old, new, k)
-        return n.replace(a=a), k
+        s, k = _replace_factors(n.s, old, new, k)
+        return n.replace(a=a, s=s), k
     return n, k
 
 

@@ -583,10 +583,10 @@ def test_a_sum_that_stops_before_the_last_entry_is_refused(capsys):
     assert "reads past the size of x" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", ["y_i = exp_i(e_i)", "y_i = tanh_i(e_i)", "y_i = Softmax_i(e)",
+@pytest.mark.parametrize("text", ["y_i = exp_i(e_i)", "y_i = tanh_i(e_i)", "y_i = logsumexp_i(e)",
                                   r"\alpha_{ij} = \mathrm{log}_j(e_{ij})"])
 def test_a_function_with_a_subscript_is_not_a_variable(text):
-    """exp_i(e), softmax_i(e): a vector named exp or softmax times the bracket, silently (the
+    """exp_i(e), tanh_i(e_i): a vector named exp or tanh times the bracket, silently (the
     guard checks what was read); refused. σ_i, sigma_i, φ_i stay entries of a vector."""
     from indexcalc.errors import UnsupportedError
     with pytest.raises(UnsupportedError, match="is a function, not a variable"):
@@ -603,3 +603,30 @@ def test_a_sum_over_a_free_index_is_refused():
     for text in ["a_ij = exp(e_ij) / Σ_j exp(e_ij)", "y_j = e_j + Σ_j e_j"]:
         with pytest.raises(IndexCalcError, match="also a free index of the left side"):
             backprop(text, "e")
+
+
+@pytest.mark.parametrize("text", ["a_ij = softmax_j(e_ij)", r"a_{ij} = \mathrm{softmax}_j(e_{ij})",
+                                  "a_ij = Softmax_{j}(e_ij)"])
+def test_softmax_along_an_index_as_attention_papers_write_it(text):
+    """α_ij = softmax_j(e_ij) (GAT, attention): the softmax along j, read as exp(e_ij) / Σ_k exp(e_ik)
+    (it was a vector named softmax times e_ij, silently)."""
+    e, da = rand(3, 4), rand(3, 4)
+    s = softmax(e)
+    r = backprop(text, "e").results[0]
+    np.testing.assert_allclose(run_code(r.numpy, {"e": e, "da": da}), s * (da - np.sum(da * s, 1, keepdims=True)))
+    with pytest.raises(Exception, match="normalises along j"):
+        backprop("a_i = softmax_j(e_i)", "e")
+
+
+def test_softmax_of_a_vector_written_out_is_the_stable_softmax():
+    """y_i = softmax_i(z_i) (and exp(z_i) / Σ_j exp(z_j)): the gradient kept a raw exp(z) in
+    (dy^T exp(z)) softmax(z) / (1^T exp(z)), inf / inf for logits of 1000; now
+    softmax(z) ∘ (dy - (dy^T softmax(z)) 1), finite. log_softmax_i along with it."""
+    z, dy, t = 1000 * rand(5), rand(5), rand(5)
+    s = softmax(z)
+    for text in ["y_i = softmax_i(z_i)", "y_i = exp(z_i) / Σ_j exp(z_j)"]:
+        r = backprop(text, "z").results[0]
+        assert "exp(z)" not in r.closed_form, r.closed_form
+        np.testing.assert_allclose(run_code(r.numpy, {"z": z, "dy": dy}), s * (dy - dy @ s))
+    r = backprop("L = -Σ_i t_i log_softmax_i(z_i)", "z").results[0]
+    np.testing.assert_allclose(run_code(r.numpy, {"z": z, "t": t}), t.sum() * s - t)
