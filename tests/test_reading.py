@@ -945,3 +945,13 @@ def test_a_structure_word_in_a_declaration_is_refused_not_read_as_a_size(where, 
     with pytest.raises(UnsupportedError, match="not structure") as e:
         parse_decls(where)
     assert "X: n×n" in str(e.value) and ("(G + G^T)/2" in str(e.value)) == hint
+
+
+@pytest.mark.parametrize("text,ref", [("sum(1./x)", lambda x: np.sum(1 / x)),
+                                      ("sum(2.*x + 2./(1.5 + x.^2))", lambda x: np.sum(2 * x + 2 / (1.5 + x ** 2)))])
+def test_matlab_element_wise_operators_after_a_number(text, ref):
+    """1./x is MATLAB's 1 ./ x: the number took the dot (1. / x), a division by a vector, refused
+    with 'use ./', which the user had written."""
+    typed, variables = infer(parse(text), parse_decls("x: n"))
+    x = np.array([0.7, 1.3, 2.1])
+    assert np.isclose(float(np.squeeze(evaluate(typed, {"x": x.reshape(3, 1)}, {"n": 3}))), ref(x))
