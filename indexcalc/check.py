@@ -416,9 +416,96 @@ def upstream_spelled(answer: str, ref) -> str:
     return answer if spelled == answer else " ".join(spelled.split())
 
 
+_ENTRY_SUB = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z])\s*,?\s*([A-Za-z])?\s*\}|([A-Za-z])([A-Za-z])?(?![\w{]))")
+_CLOSE = {"[": "]", "(": ")"}
+
+
+def _entry_groups(text: str) -> list | None:
+    """[(start, end, the bracket's inside, its index letters)] of the bracketed entries of a
+    text, `[B x]_i`, `(V^T W^T)_{ij}`, `softmax(X)_ij` (a known function with its call); None
+    where a bracket does not close or a name that is no function stands before one (W(x + b)_i:
+    W times the entry, or the entry of the product?)."""
+    from .shapes import canonical
+    out, i = [], 0
+    while i < len(text):
+        if text[i] not in _CLOSE:
+            i += 1
+            continue
+        depth, j = 0, i
+        while j < len(text):
+            depth += text[j] in "[("
+            depth -= text[j] in "])"
+            if depth == 0:
+                break
+            j += 1
+        if j == len(text) or text[j] != _CLOSE[text[i]]:
+            return None
+        m = _ENTRY_SUB.match(text, j + 1)
+        if m is None:
+            i += 1
+            continue
+        start = i
+        if text[i] == "(" and (name := re.search(r"[A-Za-z_]\w*\s*$", text[:i])):
+            if canonical(name.group().strip()) is None:
+                return None
+            start = name.start()
+        letters = "".join(g for g in m.groups() if g)
+        out.append((start, m.end(), text[start:j + 1] if start < i else text[i + 1:j], letters))
+        i = m.end()
+    return out
+
+
+def entries_as_arrays(answer: str, ref) -> str:
+    """A claim written as the seeds end a derivation, an entry of a matrix expression for each
+    entry of the derivative: [(B + B^T) x]_i, [B x]_i + [x^T B]_i, [V^T W^T]_{ij} (it was
+    unreadable). Each bracket is its array (a row read as the vector it indexes; [E]_ji beside
+    [F]_ij is E^T), when every bracket has the derivative's number of indices, all the same
+    letters, the first in order (i before j), and outside the brackets only numbers and scalars.
+    Anything else is left as it is (and refused as before: [A]_ij [B]_ij is a product of entries)."""
+    from .index_syntax import ENTRY_OF_GROUP
+    from .latex_input import from_latex
+    if not ENTRY_OF_GROUP.search(answer):
+        return answer
+    text = from_latex(answer) if "\\" in answer else answer
+    groups = _entry_groups(text)
+    rank = sum(1 for d in ref.layout if d != 1)
+    if not groups or rank not in (1, 2) or any(len(g[3]) != rank or set(g[3]) != set(groups[0][3]) for g in groups):
+        return answer
+    if sorted(groups[0][3]) != list(groups[0][3]):    # [W V]_ji alone: of WV, or the derivative's (i, j)?
+        return answer
+    outside = list(zip([0] + [g[1] for g in groups], [g[0] for g in groups] + [len(text)]))
+    scalars = {n for n, v in ref.decls.items() if tuple(v) == N.SCALAR} | set(map(str, ref.derivation.variables.sizes))
+    for a, b in outside:                 # numbers and scalars around the entries, nothing indexed
+        for name in re.findall(r"[^\W\d]\w*", text[a:b]):
+            if name not in scalars:
+                return answer
+        if re.search(r"[^\w\s.+\-*/()]", text[a:b]):
+            return answer
+    for prev, nxt in zip(groups, groups[1:]):       # [A]_ij [B]_ij is a product of entries: not a sum
+        between, depth, split = text[prev[1]:nxt[0]], 0, False
+        for ch in between:
+            depth += ch in "(["
+            depth -= ch in ")]"
+            split |= depth == 0 and ch in "+-"
+        if not split:
+            return answer
+    pieces, k = [], 0
+    for start, end, inside, letters in groups:
+        transposed = letters != groups[0][3]
+        if rank == 1:
+            try:
+                typed = infer(_with_output(parse(inside), ref), ref.decls)[0]
+            except IndexCalcError:
+                return answer
+            transposed = typed.shape is not None and typed.shape[0] == 1 and typed.shape[1] != 1
+        pieces += [text[k:start], f"({inside})" + ("^T" if transposed else "")]
+        k = end
+    return "".join(pieces) + text[k:]
+
+
 def compare(ref: Reference, answer: str) -> Verdict:
     """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
-    answer = upstream_spelled(claim_body(answer, ref.wrt), ref)
+    answer = entries_as_arrays(upstream_spelled(claim_body(answer, ref.wrt), ref), ref)
     if is_index_notation(answer):
         return _compare_index(ref, answer)
     expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout

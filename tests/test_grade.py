@@ -54,10 +54,15 @@ wrt = ["w"]
 POOL = {
     ("quad", "x"): [("(B + B^T) x", "right"), ("B x + B^T x", "right"), ("B^T x + B x", "right"),
                     ("(B^T + B) * x", "right"), ("B @ x + (x^T B)^T", "right"),
+                    ("[B x]_i + [x^T B]_i", "right"), ("[(B + B^T) x]_{i}", "right"),    # as the seeds end
+                    ("np.dot(B, x) + np.dot(B.T, x)", "right"), ("(B + B.transpose()) @ x", "right"),
+                    ("2 [B x]_i", "wrong"), ("[B x]_i [x]_i", "unreadable"),
                     ("2 B x", "wrong"), ("B x", "wrong"), ("-(B + B^T) x", "wrong"), ("(B + B^T) x / 2", "wrong"),
                     ("(B + B^T) x +", "unreadable"), ("(B + C) x", "unreadable"), ("", "unreadable"),
                     ("B x x", "unreadable")],
     ("trace", "X"): [("V^T W^T", "right"), ("(W V)^T", "right"), ("V' W'", "right"), ("V^⊤ @ W^⊤", "right"),
+                     ("(WV)^T", "right"), (r"\left[\mathbf{V}^\top \mathbf{W}^\top\right]_{ij}", "right"),
+                     ("[V^T]_ij [W^T]_ij", "unreadable"),
                      ("W V", "wrong"), ("-V^T W^T", "wrong"), ("2 V^T W^T", "wrong"),
                      ("V^T W", "unreadable"), ("V^T W^T)", "unreadable")],
     ("linear", "W"): [("dY^T X", "right"), ("(X^T dY)^T", "right"), ("(∂L/∂Y)^T X", "right"),
