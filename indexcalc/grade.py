@@ -57,6 +57,7 @@ class Claim:
     expected: str | None
     line: int = 0
     counterexample: dict | None = None
+    again: int = 0                     # the line where the student answered this again (the last counts)
 
     def json(self) -> dict:
         return {"student": self.student, "problem": self.problem, "variable": self.variable,
@@ -71,11 +72,18 @@ class Report:
     claims: list = field(default_factory=list)
     titles: dict = field(default_factory=dict)       # problem id -> title
 
+    def counted(self) -> list:
+        """The claims the totals count: a student's last answer to each question."""
+        return [c for c in self.claims if not c.again]
+
     def students(self) -> dict:
-        """{student: {"right": k, "of": n}} in the order students first appear."""
+        """{student: {"right": k, "of": n}} in the order students first appear; a question
+        answered twice counts once, with the last answer."""
         out: dict = {}
         for c in self.claims:
-            t = out.setdefault(c.student, {"right": 0, "of": 0})
+            out.setdefault(c.student, {"right": 0, "of": 0})
+        for c in self.counted():
+            t = out[c.student]
             t["of"] += 1
             t["right"] += c.verdict == "right"
         return out
@@ -84,13 +92,14 @@ class Report:
         """{(problem, variable): {"right", "wrong", "unreadable"}} counts, in order of appearance."""
         out: dict = {}
         for c in self.claims:
-            t = out.setdefault((c.problem, c.variable), {"right": 0, "wrong": 0, "unreadable": 0})
-            t[c.verdict] += 1
+            out.setdefault((c.problem, c.variable), {"right": 0, "wrong": 0, "unreadable": 0})
+        for c in self.counted():
+            out[(c.problem, c.variable)][c.verdict] += 1
         return out
 
     def totals(self) -> dict:
         t = {"right": 0, "wrong": 0, "unreadable": 0}
-        for c in self.claims:
+        for c in self.counted():
             t[c.verdict] += 1
         return t
 
@@ -246,7 +255,21 @@ def grade(problem_file, answers_file, reuse: bool = True) -> Report:
                       counterexample=ce)
         c.line = row.line
         report.claims.append(c)
+    _mark_answered_again(report.claims)
     return report
+
+
+def _mark_answered_again(claims) -> None:
+    """A student who answers a question twice (a form submitted again, files joined) is graded
+    on the last answer; each earlier one says so and is not counted."""
+    last: dict = {}
+    for c in claims:
+        key = (c.student, c.problem, c.variable)
+        if key in last:
+            earlier = last[key]
+            earlier.again = c.line
+            earlier.reason += f" (answered again on line {c.line}: the last answer counts)"
+        last[key] = c
 
 
 def _verdict(ref, answer) -> tuple:
@@ -314,9 +337,11 @@ def render_csv(report: Report) -> str:
 
 def _summary(report: Report) -> str:
     t = report.totals()
-    n = len(report.claims)
+    n = len(report.counted())
+    again = len(report.claims) - n
     return (f"{len(report.students())} students, {n} claims: {t['right']} right, {t['wrong']} wrong, "
-            f"{t['unreadable']} unreadable")
+            f"{t['unreadable']} unreadable" + (f" ({again} earlier answer{'s' if again > 1 else ''} to a question "
+                                               "answered again not counted)" if again else ""))
 
 
 def render_text(report: Report) -> str:
@@ -398,7 +423,8 @@ def render_html(report: Report) -> str:
                   "<th>why</th><th>the derivative</th></tr>"]
         for c in claims:
             parts.append(f"<tr><td>{_e(c.problem)}</td><td><code>{_e(c.variable)}</code></td>"
-                         f"<td><code>{_e(c.answer)}</code></td><td class=\"{_e(c.verdict)}\">{_e(c.verdict)}</td>"
+                         f"<td><code>{_e(c.answer)}</code></td><td class=\"{_e(c.verdict)}\">{_e(c.verdict)}"
+                         f"{' <span class=muted>(not counted)</span>' if c.again else ''}</td>"
                          f"<td class=\"reason\">{_e(c.reason)}</td><td><code>{_e(c.expected)}</code></td></tr>")
         parts.append("</table>")
     parts += ["</body>", "</html>", ""]

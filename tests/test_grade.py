@@ -185,7 +185,7 @@ def test_each_problem_is_derived_once(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["text", "csv", "json", "html"])
 def test_formats(tmp_path, fmt):
-    rows = [("<b>eve</b> & co", "quad", "x", "B x + B^T x"), ("<b>eve</b> & co", "quad", "x", "<script>alert(1)</script>"),
+    rows = [("<b>eve</b> & co", "quad", "x", "B x + B^T x"), ("<b>eve</b> & co", "trace", "X", "<script>alert(1)</script>"),
             ("zoë", "trace", "X", "=HYPERLINK(\"http://x\")"), ("zoë", "linear", "b", "dY")]
     problems, answers = write_class(tmp_path, rows)
     out = tmp_path / f"report.{fmt}"
@@ -302,3 +302,16 @@ def test_the_html_report_a_ta_sends_names_no_local_directory(tmp_path):
     page = G.render_html(G.grade(problems, answers))
     assert str(tmp_path) not in page
     assert "answers.csv" in page and "quiz.toml" in page
+
+
+def test_a_question_answered_twice_counts_once_with_the_last_answer(tmp_path):
+    """A form submitted again (or two files joined) gives a student two answers to one question:
+    the last counts, the earlier says so (both were counted: 1 of 2 for one question)."""
+    rows = [("ann", "quad", "x", "(B + B^T) x"), ("bob", "quad", "x", "2 B x"), ("ann", "quad", "x", "2 B x"),
+            ("ann", "trace", "X", "V^T W^T")]
+    report = G.grade(*write_class(tmp_path, rows))
+    assert [c.verdict for c in report.claims] == ["right", "wrong", "wrong", "right"]
+    assert report.students() == {"ann": {"right": 1, "of": 2}, "bob": {"right": 0, "of": 1}}
+    assert report.problems()[("quad", "x")] == {"right": 0, "wrong": 2, "unreadable": 0}
+    assert "answered again on line 4" in report.claims[0].reason and not report.claims[2].again
+    assert "1 earlier answer" in G.render_text(report)
