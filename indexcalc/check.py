@@ -503,9 +503,15 @@ def entries_as_arrays(answer: str, ref) -> str:
     return "".join(pieces) + text[k:]
 
 
+def _unpunctuated(answer: str) -> str:
+    """An answer as a sentence ends it, `(B + B^T) x.` or `= 2 x;`, is the answer (the full stop
+    was a parse error): one '=' before it, and one '.', ';' or ',' after a name or a bracket."""
+    return re.sub(r"(?<=[\w)\]}'])\s*[.;,]\s*$", "", re.sub(r"^\s*=(?!=)", "", answer))
+
+
 def compare(ref: Reference, answer: str) -> Verdict:
     """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
-    answer = entries_as_arrays(upstream_spelled(claim_body(answer, ref.wrt), ref), ref)
+    answer = entries_as_arrays(upstream_spelled(claim_body(_unpunctuated(answer), ref.wrt), ref), ref)
     if is_index_notation(answer):
         return _compare_index(ref, answer)
     expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout

@@ -56,7 +56,7 @@ POOL = {
                     ("(B^T + B) * x", "right"), ("B @ x + (x^T B)^T", "right"),
                     ("[B x]_i + [x^T B]_i", "right"), ("[(B + B^T) x]_{i}", "right"),    # as the seeds end
                     ("np.dot(B, x) + np.dot(B.T, x)", "right"), ("(B + B.transpose()) @ x", "right"),
-                    ("2 [B x]_i", "wrong"), ("[B x]_i [x]_i", "unreadable"),
+                    ("2 [B x]_i", "wrong"), ("[B x]_i [x]_i", "unreadable"), ("= (B + B^T) x.", "right"),
                     ("2 B x", "wrong"), ("B x", "wrong"), ("-(B + B^T) x", "wrong"), ("(B + B^T) x / 2", "wrong"),
                     ("(B + B^T) x +", "unreadable"), ("(B + C) x", "unreadable"), ("", "unreadable"),
                     ("B x x", "unreadable")],
