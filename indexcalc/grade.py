@@ -23,6 +23,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,6 +203,7 @@ def _validate(rows, problems, answers_file) -> dict:
                 known_vars[p.id] = _problem_variables(p)
             except IndexCalcError as e:
                 raise IndexCalcError(f"{problems.path}: problem {p.id!r}: {e}") from None
+        row.variable = _variable_named(row.variable, known_vars[p.id])
         if row.variable not in known_vars[p.id]:
             names = sorted(known_vars[p.id])
             raise IndexCalcError(f"{answers_file}, line {row.line}: problem {p.id!r} has no variable "
@@ -211,6 +213,24 @@ def _validate(rows, problems, answers_file) -> dict:
         if row.variable not in vs:
             vs.append(row.variable)
     return wanted
+
+
+_DERIVATIVE_OF = re.compile(r"^(?:\\frac\s*\{\s*(?:\\partial|∂|d)\s*L\s*\}\s*\{\s*(?:\\partial|∂|d)\s*(.+)\}"
+                           r"|(?:∂|d|\\partial\s*)L\s*/\s*(?:∂|d|\\partial\s*)(.+)|∇_?(.+)|d(.+)|grad_(.+))$")
+
+
+def _variable_named(text: str, variables) -> str:
+    """The variable column as a student or a form writes it: W, dW, ∂L/∂W, dL/dW, $\\mathbf{W}$,
+    \\frac{\\partial L}{\\partial \\mathbf{W}} all name W (dW was a file error that stopped the
+    class). Only where the spelling is no variable itself and what it names is one."""
+    if text in variables:
+        return text
+    plain = re.sub(r"\\(?:mathbf|boldsymbol|bm|mathrm)\s*\{\s*([^{}]*?)\s*\}", r"\1", text.strip().strip("$")).strip()
+    if plain in variables:
+        return plain
+    m = _DERIVATIVE_OF.match(plain)
+    name = next((g.strip().strip("{}").strip() for g in m.groups() if g), None) if m else None
+    return name if name in variables else text
 
 
 def _references(problems, wanted) -> dict:

@@ -315,3 +315,11 @@ def test_a_question_answered_twice_counts_once_with_the_last_answer(tmp_path):
     assert report.problems()[("quad", "x")] == {"right": 0, "wrong": 2, "unreadable": 0}
     assert "answered again on line 4" in report.claims[0].reason and not report.claims[2].again
     assert "1 earlier answer" in G.render_text(report)
+
+
+def test_the_variable_column_as_a_student_writes_it():
+    """dW, ∂L/∂W, dL/dW, $\\mathbf{W}$ name W (each stopped the whole class as a file error)."""
+    names = {"X", "W", "b"}
+    for text in ["W", "dW", "∂L/∂W", "dL/dW", r"$\mathbf{W}$", r"\frac{\partial L}{\partial \mathbf{W}}", "grad_W"]:
+        assert G._variable_named(text, names) == "W", text
+    assert G._variable_named("dZ", names) == "dZ" and G._variable_named("d", names | {"d"}) == "d"
