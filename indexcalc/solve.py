@@ -267,11 +267,16 @@ def _claim_view(c: Claim, s: Solution) -> dict:
         reason = ("It agrees with the derivative above" + (f" where ${given}$" if given else "")
                   + ", checked numerically at random points.")
     elif v.counterexample and v.counterexample.get("claimed_shape") is not None:
-        reason = (fr"The claim is in ${space_latex(c.typed.shape)}$, but ${lhs}$ has the shape of "
+        given = (f"is in ${space_latex(c.typed.shape)}$" if c.typed is not None else       # index notation:
+                 "has shape " + r"$\times$".join(map(str, v.counterexample["claimed_shape"])) + " there")  # no tree
+        reason = (fr"The claim {given}, but ${lhs}$ has the shape of "
                   fr"${var}$, ${space_latex(d.variables[c.wrt].shape)}$.")
     else:
         reason = "It differs from the derivative, checked numerically."
-    return {"claim": f"{lhs} = {to_latex(c.typed)}", "verdict": "right" if v.correct else "wrong",
+    # a claim in index notation is compared from its own parse (check._compare_index), which
+    # leaves no matrix tree to typeset: it is shown as written (it was a KeyError, exit 3)
+    shown = to_latex(c.typed) if c.typed is not None else r"\text{\texttt{" + _tex_escape(c.answer) + "}}"
+    return {"claim": f"{lhs} = {shown}", "verdict": "right" if v.correct else "wrong",
             "reason": reason, "answer": c.answer, "counterexample": ce, "expected": f"{lhs} = {expected}"}
 
 

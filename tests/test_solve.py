@@ -280,14 +280,24 @@ title = "A strided convolution & its x_2, α ≤ β"
 statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly (50% of the points & a #1 prize).'
 expression = "Σ_{n,j} y[n] x[2n+j] w[j]"
 wrt = "x"
+
+[[problem]]
+id = "index-claim"
+title = "A claim in index notation"
+statement = 'Find $\\partial L / \\partial \\mathbf{W}$.'
+equation = "Y = X W^T"
+where = "X: S×M, W: N×M"
+wrt = "W"
+claim = { W = "G_jp = Σ_i dY_ij X_ip" }
 '''
 
 
 def test_an_unsupported_problem_is_said_so_in_a_document_that_compiles(tmp_path):
     ps, solutions = S.solve(_write(tmp_path, UNSUPPORTED))
     assert solutions[0].unsupported and solutions[0].derivation is None
-    tex = S.render_latex(ps, solutions)
-    assert "Not supported yet" in tex
+    tex = S.render_latex(ps, solutions)           # a claim in index notation: as written (it was exit 3)
+    assert "Not supported yet" in tex and r"\texttt{G\_jp = Σ\_i dY\_ij X\_ip}" in tex
+    assert solutions[1].claims[0].verdict.correct
     assert r"(50\% of the points \& a \#1 prize)" in tex and r"convolution \& its x\_2" in tex   # as typed
     _compile(tex, tmp_path)
 
