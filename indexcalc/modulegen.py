@@ -488,17 +488,20 @@ def _tuple(node) -> ast.expr:
     return node if isinstance(node, ast.Tuple) else ast.Tuple(elts=[node], ctx=ast.Load())
 
 
-def _of_sizes(node) -> bool:
-    """An expression of sizes and constants only (Q.shape[-1], 2 * np.pi): a number, not an array."""
+def _of_sizes(node, floats=()) -> bool:
+    """An expression of sizes, constants and the plain numbers `floats` (the scalar inputs not
+    differentiated, which the module takes as Python floats) only (Q.shape[-1], 2 * np.pi,
+    np.sqrt(D) with D: scalar): a number, not an array."""
     numbers = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and
                (n.attr == "shape" or _dotted(n) in ("np.pi", "np.e"))}
-    return all(id(n) in numbers for n in ast.walk(node) if isinstance(n, ast.Name))
+    return all(id(n) in numbers or n.id in floats for n in ast.walk(node) if isinstance(n, ast.Name))
 
 
 def _math_of_sizes(P, node, like):
-    """np.sqrt(Q.shape[-1]): a function of a number is math's (torch.sqrt takes no int)."""
+    """np.sqrt(Q.shape[-1]), np.sqrt(D) of a scalar D: a function of a number is math's
+    (torch.sqrt takes no int and no float: the generated check failed with a TypeError)."""
     name = _dotted(node.func).split(".")[-1]
-    if len(node.args) == 1 and not node.keywords and _of_sizes(node.args[0]):
+    if len(node.args) == 1 and not node.keywords and _of_sizes(node.args[0], getattr(P, "floats", ())):
         return _call(f"math.{name}", node.args)
     return node
 
@@ -545,10 +548,31 @@ def _number(node) -> bool:
 def _tensor_args(P, node, like):
     """np.maximum(X, 0), np.logaddexp(0, -X): torch's functions of two arrays take no plain
     number, so a number is a tensor of the pass's dtype."""
-    def wrap(a):
-        return _call("torch.tensor", [a], [ast.keyword(arg="dtype", value=ast.parse(f"{like}.dtype", mode="eval").body),
-                                            ast.keyword(arg="device", value=ast.parse(f"{like}.device", mode="eval").body)])
-    return ast.Call(func=node.func, args=[wrap(a) if _number(a) else a for a in node.args], keywords=node.keywords)
+    return ast.Call(func=node.func, args=[_as_tensor(a, like) if _number(a) else a for a in node.args],
+                    keywords=node.keywords)
+
+
+def _as_tensor(a, like) -> ast.Call:
+    """torch.tensor(a) with the dtype and device of the pass's array `like`."""
+    keywords = [ast.keyword(arg=k, value=ast.parse(f"{like}.{k}", mode="eval").body) for k in ("dtype", "device")]
+    return _call("torch.tensor", [a], keywords if like else [])
+
+
+def _floats_as_tensors(P, node, like):
+    """torch.sign(τ), torch.erf(τ), torch.logaddexp(0, -τ) of a scalar τ that the module takes as a
+    Python float (not differentiated): torch's functions take tensors only (the generated check
+    failed with a TypeError), so the float is a tensor of the pass's dtype."""
+    floats = getattr(P, "floats", ())
+    if P.target != "torch" or not floats or not isinstance(node, ast.Call) or \
+            not (_dotted(node.func).startswith(("np.", "torch.")) or isinstance(node.func, ast.Call)):
+        return node
+
+    def a_float(a) -> bool:
+        return _of_sizes(a, floats) and any(isinstance(n, ast.Name) and n.id in floats for n in ast.walk(a))
+    if not any(a_float(a) for a in node.args):
+        return node
+    return ast.Call(func=node.func, keywords=node.keywords,
+                    args=[_as_tensor(a, like) if a_float(a) else a for a in node.args])
 
 
 _ERF = {"torch": "torch.erf", "jax": "jax.lax.erf"}
@@ -641,7 +665,11 @@ class _ArrayCode(ast.NodeTransformer):
     def visit_Call(self, node):
         self.generic_visit(node)
         rule = self.P.calls.get(_dotted(node.func))
-        return rule(self.P, node, self.like) if rule else node
+        out = rule(self.P, node, self.like) if rule else node
+        if isinstance(node.func, ast.Lambda) and isinstance(out, ast.AST) and out is not node \
+                and not isinstance(out.func if isinstance(out, ast.Call) else None, ast.Lambda):
+            out = self.visit(out)        # a lambda's body with its argument in place: gelu(τ)'s erf(τ / √2)
+        return _floats_as_tensors(self.P, out, self.like)
 
     def visit_Subscript(self, node):
         self.generic_visit(node)
@@ -711,7 +739,8 @@ class TorchPrinter(TargetPrinter):
              "zeros": "torch.zeros", "eye": "torch.eye", "pi": "math.pi"}
 
 
-_SIZE_MATH = {f"np.{f}": _math_of_sizes for f in ("sqrt", "log", "exp")}
+_SIZE_MATH = {f"np.{f}": _math_of_sizes for f in ("sqrt", "log", "exp", "sin", "cos", "tan", "tanh", "sinh",
+                                                    "cosh", "log1p", "expm1")}
 _NEW_ARRAYS = {f"np.{f}": _like for f in ("ones", "zeros", "eye")}
 TorchPrinter.calls = {**_SIZE_MATH, **_NEW_ARRAYS, "_einsum": _einsum_call,
                       "np.lib.stride_tricks.sliding_window_view": _windows_call,
@@ -969,6 +998,7 @@ def _build_index(d, equation, wrt, target, params, name, command) -> Module:
     params = _index_params(prob, wrt) if params is None else _given_params(params, prob.variables, wrt)
     shared = index_passes(d)
     printer = TARGETS[target](d.variables)
+    printer.floats = {py_name(n) for n in names if prob.variables[n].kind == "scalar" and n not in wrt}
     tensors = [py_name(n) for n in names if prob.variables[n].kind != "scalar"]
     like = tensors[0] if tensors else ""
     fwd = [(n, printer.array_code(c, like)) for n, c in shared.forward]

@@ -502,6 +502,30 @@ def test_numpy_code_in_a_targets_terms(target, code, want):
     assert modulegen.TARGETS[target](Variables({}, {})).array_code(code, "x") == want
 
 
+def test_torch_functions_of_a_scalar_the_module_takes_as_a_float(tmp_path):
+    """y_i = sigmoid(τ) Σ_j W_ij x_j ... with τ: scalar not differentiated: the module takes τ as a
+    Python float, and the index path wrote torch.sqrt(τ), torch.sign(τ), torch.erf(τ) (gelu's
+    too): TypeError, in the generated check as in use (a_ij = softmax_j(Σ_d Q_id K_jd / sqrt(D)))."""
+    import torch
+    from math import erf
+    P = modulegen.TARGETS["torch"](Variables({}, {}))
+    P.floats = {"τ"}
+    assert P.array_code("np.sqrt(τ) * np.tanh(2 * τ) * x", "x") == "math.sqrt(τ) * math.tanh(2 * τ) * x"
+    assert P.array_code("np.sign(τ) * x", "x") == "torch.sign(torch.tensor(τ, dtype=x.dtype, device=x.device)) * x"
+    eq = "y_i = sigmoid(τ) Σ_j W_ij x_j / sqrt(τ) + sign(τ) gelu(τ) x_i"
+    m = modulegen.build(eq, "W,x", "τ: scalar", "torch")
+    mod = load(tmp_path, modulegen.render([m], "torch", "test"), "floats_torch")
+    rng = np.random.default_rng(2)
+    W, x, dy, t = rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=3), 0.7
+    a, b = 1 / (1 + np.exp(-t)) / np.sqrt(t), t * 0.5 * (1 + erf(t / np.sqrt(2)))
+    Wt, xt = torch.tensor(W, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = getattr(mod, f"{m.cls}Function").apply(*[{"W": Wt, "x": xt, "τ": t}[i.name] for i in m.inputs])
+    (y * torch.tensor(dy)).sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), a * W @ x + b * x)
+    np.testing.assert_allclose(Wt.grad.numpy(), a * np.outer(dy, x))
+    np.testing.assert_allclose(xt.grad.numpy(), a * W.T @ dy + b * dy)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["codegen", "Y[i,j] = Σ_p X[i,p] W[j,p]", "--wrt", "X,W", "--target", "torch", "--params", "Z"],
      "not in the equation"),
