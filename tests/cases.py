@@ -92,6 +92,8 @@ CASES = [
     # whole sums of a matrix (1ᵀ M 1, printed np.sum(M)) in a quotient and a square, and s 1 1ᵀ
     ("log(sum(exp(X W)))", "W", None, {"X": (3, 2), "W": (2, 4)}, lambda e: np.log(np.sum(np.exp(e["X"] @ e["W"]))), {}),
     ("sum(exp(X^T W))^2 / 10", "W", None, {"X": (2, 3), "W": (2, 4)}, lambda e: np.sum(np.exp(e["X"].T @ e["W"])) ** 2 / 10, {}),
+    ("sum(softmax(x) ∘ a) + x^T x + sum(x)", "x", None, {"x": (4,), "a": (4,)},
+     lambda e: np.sum(softmax_rows(e["x"][None, :])[0] * e["a"]) + e["x"] @ e["x"] + np.sum(e["x"]), {}),
     ("sum(X)^2 + sum(x)^2", "X", None, {"X": (3, 4), "x": (2,)}, lambda e: np.sum(e["X"]) ** 2 + np.sum(e["x"]) ** 2, {}),
     # softmax, ones, identity, diag, generic functions
     ("softmax(z)", "z", None, {"z": (4,)}, lambda e: softmax_rows(e["z"]), {}),

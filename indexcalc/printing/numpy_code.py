@@ -90,6 +90,8 @@ class NumpyPrinter:
         returning what `code(node, target)` computes."""
         lines = [f"def {name}({', '.join(py_name(p) for p in params)}):"]
         self.named = {}
+        own = {key: local for key, (local, _) in LOCAL_HELPERS.items() if key not in self.helpers}
+        self.helpers.update(own)
         try:
             taken = {py_name(p) for p in params}
             k = 0
@@ -112,6 +114,12 @@ class NumpyPrinter:
                 lines.append(f"    return {self.code(node, target)}")
         finally:
             self.named = {}
+            for key in own:
+                del self.helpers[key]
+        # the helpers the lines call, defined first (a softmax read once, not a lambda in a lambda)
+        used = [LOCAL_HELPERS[key][1] for key, local in own.items()
+                if any(re.search(rf"(?<![\w.]){local}\(", line) for line in lines[1:])]
+        lines[1:1] = [f"    {line}" for body in used for line in body.splitlines()]
         # a local that no later line reads (its subtree printed by a special spelling, v[:, None]
         # for v 1ᵀ) is not computed at all
         for k in range(len(lines) - 2, 0, -1):
@@ -310,13 +318,16 @@ def _sum(P: NumpyPrinter, n):
     spine = N.left_spine(n, (N.Add, N.Sub))
     terms = [t for t in [spine[-1].a] + [x.b for x in spine] if not N.is_all_ones(t)]
     printed = {id(t): P.column(t, n.shape) for t in terms}
-    # beside a term of the sum's whole shape, ones are the number 1 (1 - Y, not
-    # np.ones(S)[:, None] - Y: an array built to be broadcast)
+    # beside a term of the sum's whole shape, ones are the number 1 and s 1 is s (1 - Y, a - s,
+    # not np.ones(S)[:, None] - Y: an array built to be broadcast)
+    scaled = {id(t): t.s for t in terms if isinstance(t, N.ScalarMul) and N.is_all_ones(t.a)}
     whole = 1 if n.shape[0] == 1 or n.shape[1] == 1 else 2
-    one = ("1", 0) if any(t.shape == n.shape and _spread(t) is None and printed[id(t)][1] == whole
-                          for t in terms) else None
+    one = ("1", 0) if any(id(t) not in scaled and t.shape == n.shape and _spread(t) is None
+                          and printed[id(t)][1] == whole for t in terms) else None
 
     def term(x):
+        if one and id(x) in scaled:
+            return P.wrap(scaled[id(x)])
         return printed[id(x)] if id(x) in printed else one or P.column(x, n.shape)
     code, nd = term(spine[-1].a)
     if len(spine) >= _LONG:              # a + b + ... as one expression is as deep as it is long:
@@ -582,6 +593,15 @@ def _mean_axis(P, n: N.MeanAxis):
 def _softmax(P, n):
     c, na = P.p(n.a)
     return softmax_code(c, P), na
+
+
+# functions that a `function` field defines for itself where a self-contained expression needs
+# a lambda: key (as in NumpyPrinter.helpers) -> (local name, its definition)
+LOCAL_HELPERS = {
+    "softmax": ("softmax", "def softmax(z):\n"
+                           "    e = np.exp(z - np.max(z, axis=-1, keepdims=True))\n"
+                           "    return e / np.sum(e, axis=-1, keepdims=True)"),
+}
 
 
 def softmax_code(c: str, P) -> str:
