@@ -1184,7 +1184,14 @@ def _norm_ord(I, node):
         raise UnsupportedError(f"norm(w, {node_text(order)}): the order of a norm may be 1, 2 or 'fro' "
                                "(‖w‖_1, ‖w‖_2, ‖X‖_F)")
     name = {1: "norm_1", 2: "norm_2", "F": "norm_F"}[which]
-    return CALLS[name](I, N.Call(name, (a,), col=node.col))
+    out = CALLS[name](I, N.Call(name, (a,), col=node.col))
+    if which == 1 and (tensor(out.a.a) or 1 not in I.res(out.a.a.shape)):
+        # NumPy's norm(X, 1) of a matrix is max_j Σ_i |X_ij| (as norm(X, 2) is the spectral norm)
+        what = ("of a tensor is not defined by NumPy" if tensor(out.a.a) else "of a matrix is NumPy's induced "
+                "1-norm, the largest column sum of the absolute values, which is not supported")
+        raise UnsupportedError(f"norm({node_text(a)}, 1) {what}; the sum of all the absolute values is "
+                               f"sum(abs({node_text(a)})), or ‖{node_text(a)}‖_1")
+    return out
 
 
 def _sum(I, node):

@@ -955,3 +955,17 @@ def test_matlab_element_wise_operators_after_a_number(text, ref):
     typed, variables = infer(parse(text), parse_decls("x: n"))
     x = np.array([0.7, 1.3, 2.1])
     assert np.isclose(float(np.squeeze(evaluate(typed, {"x": x.reshape(3, 1)}, {"n": 3}))), ref(x))
+
+
+def test_numpys_norm_of_a_matrix_with_ord_1_is_not_the_entry_wise_sum():
+    """norm(X, 1) (np.linalg.norm(X, 1)) of a matrix is the largest column sum of |X|: it was read
+    sum(abs(X)) and derived with confidence (sign(X)); refused as norm(X, 2) is. A vector's
+    norm(x, 1) stays Σ|x_i|, and ‖X‖_1 the entry-wise sum, as the read-as line says."""
+    from indexcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="largest column sum") as e:
+        infer(parse("norm(X, 1)"), parse_decls("X: m×n"))
+    assert "sum(abs(X))" in str(e.value)
+    x = np.array([0.5, -1.5, 2.0])
+    for text in ("norm(x, 1)", "‖x‖_1"):
+        typed, _ = infer(parse(text), parse_decls("x: n"))
+        assert np.isclose(float(np.squeeze(evaluate(typed, {"x": x.reshape(3, 1)}, {"n": 3}))), 4.0)
