@@ -300,6 +300,7 @@ class HadPow(Node):
 
 
 ABS_BARS = "|·|"     # the call that single bars |s| make: no name a user can type
+NUMPY_STAR = "*·*"   # A * B in an input that writes NumPy (@, np., .T): no name a user can type
 
 
 class Call(Node):

@@ -146,9 +146,10 @@ def _untag(d):
 class _ToTree(Transformer):
     """One method per grammar rule; `column` maps a column of the parsed text to the input's."""
 
-    def __init__(self, column=lambda c: c):
+    def __init__(self, column=lambda c: c, numpy=False):
         super().__init__()
         self.column = column
+        self.numpy = numpy           # the input writes NumPy (@, np., .T): its `*` may be NumPy's
         self.powers = set()          # ids of the nodes built by a power (not a transpose) not yet bracketed
 
     def number(self, tok):
@@ -169,7 +170,9 @@ class _ToTree(Transformer):
     def neg(self, a):
         return N.Neg(a)
 
-    def matmul(self, a, _op, b):
+    def matmul(self, a, op, b):
+        if self.numpy and str(op) == "*":        # element-wise to NumPy, the matrix product here
+            return N.Call(N.NUMPY_STAR, (a, b))   # shapes.py decides which the shapes allow
         return N.MatMul(a, b)
 
     def juxt(self, a, b):
@@ -445,7 +448,7 @@ def parse(text: str) -> N.Node:
     no_fraction_exponent(typed, text, column)
     try:
         tree = _parser().parse(_mark_norm_bars(typed))
-        return _ToTree(column).transform(tree)
+        return _ToTree(column, bool(_NUMPY_STYLE.search(text))).transform(tree)
     except UnexpectedCharacters as e:
         pos = column(e.pos_in_stream + 1) - 1
         ch = text[pos] if pos < len(text) else ""
@@ -498,6 +501,11 @@ def _no_glued_divisor(typed: str, text: str, column) -> None:
                          f"/({number} {rest}) to divide by the product, or /{number} {rest} with a space "
                          f"to multiply by {rest}", text, column(m.start(1) + 1))
 
+
+# what only NumPy writes: @, np.f / numpy.f, X.T, X.sum(...): an input with one of these may
+# mean NumPy's `*`, the element-wise product
+_NUMPY_STYLE = re.compile(r"@|(?<![\w.])(?:np|numpy|jnp|torch)\s*\.|[\w)\]]\.T(?![\w(])|"
+                          r"\.\s*(?:sum|mean|dot|transpose|max|min|var|std)\s*\(")
 
 _FRACTION_EXPONENT = re.compile(r"(\.?\^)\s*(-?)(\d+)/(\d+)(?![\d.])")
 

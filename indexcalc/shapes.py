@@ -731,7 +731,11 @@ def _matmul(I: _Infer, node: N.MatMul):
     applied = _function_of_call(I, node)
     if applied is not None:
         return I.run(applied)
-    a, b = I.run(node.a), I.run(node.b)
+    return _product(I, node, I.run(node.a), I.run(node.b))
+
+
+def _product(I: _Infer, node: N.MatMul, a, b):
+    """The product of node's sides, typed as a and b."""
     if _one_literal(node.a) and not I.scalar(b):
         a = I.ones()
     if _one_literal(node.b) and not I.scalar(a):
@@ -1522,6 +1526,32 @@ def _outer(I, node):
     return _matmul_typed(I, at, bt)
 
 
+def _numpy_star(I, node):
+    """A * B in an input that writes NumPy (X @ W, np.sum, X.T): `*` is NumPy's element-wise
+    product to its writer and the matrix product to SPEC §1 (and the seeds). A number or a
+    scalar on either side multiplies either way; where the shapes admit only one reading, it
+    is that one (tr(A @ X * B) with A: 3×4, X: 4×2, B: 2×3 is a product; a NumPy claim with
+    (S×N) * (S×N) is element-wise). Two matrices of one known square shape admit both: refused
+    with both spellings (np.sum((X @ W) * G) was read sum(X W G), with confidence)."""
+    a, b = node.args
+    ta, tb = I.run(a), I.run(b)
+    if I.scalar(ta) or I.scalar(tb) or tensor(ta) or tensor(tb) or isinstance(a, N.Num) or isinstance(b, N.Num):
+        return _product(I, N.MatMul(a, b), ta, tb)
+    ra, rb = I.res(ta.shape), I.res(tb.shape)
+    known = not any(_unknown(d) for d in (*ra, *rb))
+    same = known and ra == rb
+    inner = known and ra[1] == rb[0]
+    if same and inner:
+        raise UnsupportedError(
+            f"{_operand(ta)} * {_operand(tb)}: this input writes NumPy (@, np., .T), where * is the element-wise "
+            f"product, but here * is the matrix product, and the shapes ({show_shape(ra)}) allow both: write "
+            f"{_operand(ta)} ∘ {_operand(tb)} for the element-wise product or {_operand(ta)} @ {_operand(tb)} "
+            "for the matrix product")
+    if same:
+        return N.Hadamard(ta, tb, ta.shape)
+    return _product(I, N.MatMul(a, b), ta, tb)
+
+
 def _matmul_typed(I, a, b):
     I.u.unify(a.shape[1], b.shape[0], lambda: f"cannot multiply {I.show(a)} by {I.show(b)}")
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
@@ -1660,7 +1690,7 @@ CALLS = {
     "norm_1": _norm_1,
     "conv": _conv("valid"), "conv_full": _conv("full"), "flip": _flip,
     **{name: _elementwise for name in ELEMENTWISE if name != "elu"},
-    N.ABS_BARS: _bars,
+    N.ABS_BARS: _bars, N.NUMPY_STAR: _numpy_star,
     # the step function (Heaviside): printed step(X), so that it is never read as a size H
     "step": lambda I, node: _elementwise(I, N.Call("H", node.args, node.col)),
 }

@@ -613,8 +613,8 @@ def test_every_function_row_is_known_to_the_grammar_and_derives():
     from indexcalc.parse import GRAMMAR
     from indexcalc.shapes import CALLS
     listed = set(re.search(r"FUNC\.2: /\(\?:([^)]*)\)", open(GRAMMAR, encoding="utf-8").read()).group(1).split("|"))
-    from indexcalc.nodes import ABS_BARS
-    missing = (set(F.TABLE) | set(CALLS)) - listed - {"norm_F", "norm_2", "norm_1", ABS_BARS}   # made by bars, not names
+    from indexcalc.nodes import ABS_BARS, NUMPY_STAR
+    missing = (set(F.TABLE) | set(CALLS)) - listed - {"norm_F", "norm_2", "norm_1", ABS_BARS, NUMPY_STAR}   # not names
     assert not missing
     for name in F.TABLE:
         if name in ("H", "sign"):
@@ -969,3 +969,28 @@ def test_numpys_norm_of_a_matrix_with_ord_1_is_not_the_entry_wise_sum():
     for text in ("norm(x, 1)", "‖x‖_1"):
         typed, _ = infer(parse(text), parse_decls("x: n"))
         assert np.isclose(float(np.squeeze(evaluate(typed, {"x": x.reshape(3, 1)}, {"n": 3}))), 4.0)
+
+
+@pytest.mark.parametrize("text,where,ref", [
+    ("np.sum((X @ W) * G)", "X: S×M, W: M×N, G: S×N", lambda e: np.sum((e["X"] @ e["W"]) * e["G"])),
+    ("x.T @ (A @ x * x)", "A: n×n, x: n", lambda e: e["x"] @ ((e["A"] @ e["x"]) * e["x"])),
+    ("tr(A @ X * B)", "A: m×n, X: n×p, B: p×m", lambda e: np.trace(e["A"] @ e["X"] @ e["B"])),   # only a product fits
+    ("sum(X * W)", "X: n×n, W: n×n", lambda e: np.sum(e["X"] @ e["W"])),                        # no NumPy: SPEC's product
+])
+def test_numpys_star_is_read_as_the_shapes_allow(text, where, ref):
+    """In an input that writes NumPy (@, np., .T), * between arrays of one shape is NumPy's
+    element-wise product: np.sum((X @ W) * G) was read sum(X W G) and refused for its sizes
+    (or, square, derived with confidence)."""
+    rng = np.random.default_rng(3)
+    typed, variables = infer(parse(text), parse_decls(where))
+    sizes = {"S": 4, "M": 3, "N": 2, "n": 3, "m": 2, "p": 4}
+    env = {v.name: rng.normal(size=tuple(sizes[d] for d in v.shape if d != 1)) for v in variables.table.values()}
+    got = evaluate(typed, {k: to_2d(a, variables[k]) for k, a in env.items()}, sizes)
+    assert np.isclose(float(np.squeeze(got)), ref(env))
+
+
+def test_numpys_star_between_square_matrices_is_refused_with_both_spellings():
+    from indexcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError) as e:
+        infer(parse("np.sum((X @ W) * G)"), parse_decls("X: n×n, W: n×n, G: n×n"))
+    assert "(X W) ∘ G" in str(e.value) and "(X W) @ G" in str(e.value)
