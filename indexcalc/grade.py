@@ -115,7 +115,7 @@ def read_answers(path) -> list:
     name = str(path)
     text = read_text(path, "answers file")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows, columns, header_line = [], None, 0
+    rows, columns, header_line, header = [], None, 0, None
     try:
         for fields in reader:
             line = reader.line_num
@@ -123,7 +123,10 @@ def read_answers(path) -> list:
                 continue                                   # blank lines
             if columns is None:
                 columns, header_line = _header(name, line, fields), line
+                header = [f.strip().lower() for f in fields]
                 continue
+            if [f.strip().lower() for f in fields] == header:
+                continue                                   # the header again: two files joined
             rows.append(_row(name, line, fields, columns))
     except csv.Error as e:
         raise IndexCalcError(f"{name}, line {reader.line_num}: not valid CSV ({e})") from None

@@ -323,3 +323,11 @@ def test_the_variable_column_as_a_student_writes_it():
     for text in ["W", "dW", "∂L/∂W", "dL/dW", r"$\mathbf{W}$", r"\frac{\partial L}{\partial \mathbf{W}}", "grad_W"]:
         assert G._variable_named(text, names) == "W", text
     assert G._variable_named("dZ", names) == "dZ" and G._variable_named("d", names | {"d"}) == "d"
+
+
+def test_answers_files_joined_keep_their_second_header_out_of_the_class(tmp_path):
+    """Two exports joined end to end repeat the header: that line is no claim (it stopped the
+    class: unknown problem 'problem')."""
+    rows = [("ann", "quad", "x", "2 B x"), ("student", "problem", "variable", "answer"), ("bob", "quad", "x", "B x + B^T x")]
+    report = G.grade(*write_class(tmp_path, rows))
+    assert [(c.student, c.verdict) for c in report.claims] == [("ann", "wrong"), ("bob", "right")]
