@@ -510,8 +510,15 @@ def _unpunctuated(answer: str) -> str:
 
 
 def compare(ref: Reference, answer: str) -> Verdict:
-    """One claim against a reference. A claim that cannot be read raises IndexCalcError."""
-    answer = entries_as_arrays(upstream_spelled(claim_body(_unpunctuated(answer), ref.wrt), ref), ref)
+    """One claim against a reference. A claim that cannot be read raises IndexCalcError. The
+    verdict carries the answer as written (JSON's "answer"), not as respelled for reading."""
+    read = entries_as_arrays(upstream_spelled(claim_body(_unpunctuated(answer), ref.wrt), ref), ref)
+    verdict = _compare_read(ref, read)
+    verdict.answer = answer
+    return verdict
+
+
+def _compare_read(ref: Reference, answer: str) -> Verdict:
     if is_index_notation(answer):
         return _compare_index(ref, answer)
     expr, wrt, expected, layout = ref.input, ref.wrt, ref.expected, ref.layout

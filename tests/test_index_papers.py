@@ -525,7 +525,8 @@ def test_einstein_sums_each_term_that_repeats_the_index():
 def test_a_claim_with_its_derivative_on_the_left(claim, right):
     """Students write the derivative they state on the left (they were parse errors)."""
     from indexcalc import check
-    assert check("Y_ij = Σ_p X_ip W_jp", "W", claim).correct is right
+    v = check("Y_ij = Σ_p X_ip W_jp", "W", claim)
+    assert v.correct is right and v.answer == claim        # JSON's "answer" is the claim as written
 
 
 def test_a_claim_by_another_variable_is_refused():
