@@ -166,7 +166,8 @@ def render_text(ps: ProblemSet, solutions) -> str:
 # ---- LaTeX ---------------------------------------------------------------------------------
 def _matrix_latex(v) -> str:
     a = np.asarray(v, dtype=float)
-    fmt = lambda x: f"{x:.6g}"
+    def fmt(x):                                   # inf and nan as mathematics, not italic letters
+        return f"{x:.6g}" if np.isfinite(x) else r"\mathrm{NaN}" if np.isnan(x) else ("-" if x < 0 else "") + r"\infty"
     if a.ndim == 0:
         return fmt(float(a))
     if a.ndim == 1:

@@ -316,5 +316,7 @@ def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
     assert t(r"\begin{pmatrix} a & b \end{pmatrix} & c_1") == r"\begin{pmatrix} a & b \end{pmatrix} \& c\_1"
     assert S.plain(r"\begin{enumerate} \item Find $\nabla_{\mathbf{w}} \mathcal{L}$ \& $\|\boldsymbol{\mu}\|$, 50\%."
                    r" \end{enumerate}") == "• Find ∇_w L & ‖μ‖, 50%."
+    assert S._matrix_latex([1.5, np.inf, -np.inf, np.nan]) == \
+        r"\begin{pmatrix} 1.5 \\ \infty \\ -\infty \\ \mathrm{NaN} \end{pmatrix}"      # `at` overflowing: not 'inf'
     assert S.plain(r"$\mathbf{X} = \begin{pmatrix} 0 & 1 \\ 2 & 3 \end{pmatrix}$, $\sqrt{\mathbf{w}^\top \mathbf{w}}$") \
         == "X = [[0, 1], [2, 3]], √(w^T w)"
