@@ -759,7 +759,10 @@ def _product(I: _Infer, node: N.MatMul, a, b):
         f"cannot multiply {I.show(a)} by {I.show(b)}: the inner sizes "
         f"{inner(I.res(a.shape)[1])} and {inner(I.res(b.shape)[0])} differ"
         + (f" (two column vectors: NumPy's 1-D x @ y is the dot product, written {_operand(a)}^T {_operand(b)} or "
-           f"{_operand(a)} · {_operand(b)} here; the outer product is {_operand(a)} {_operand(b)}^T)" if vectors() else "")))
+           f"{_operand(a)} · {_operand(b)} here; the outer product is {_operand(a)} {_operand(b)}^T)" if vectors() else
+           " (a product, juxtaposition or *, is the matrix product here, as in the seeds; NumPy's element-wise "
+           f"a * b is written {_operand(a)} ∘ {_operand(b)} or {_operand(a)} .* {_operand(b)})"
+           if I.res(a.shape) == I.res(b.shape) and not vectors() else "")))
     return N.MatMul(a, b, (a.shape[0], b.shape[1]))
 
 

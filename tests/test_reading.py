@@ -486,6 +486,7 @@ def test_read_as_of_an_equation_names_its_output():
 REFUSALS = [
     ("sum(mean2(X))", None, ["mean2", "did you mean mean"]),
     ("sum(rleu(X))", None, ["rleu", "relu"]),
+    ("sum(A * B)", "A: m×n, B: m×n", ["matrix product here", "A ∘ B or A .* B"]),    # NumPy's element-wise *
     ("sum(activation(X))", None, ["activation", "function"]),
     ("‖X‖_2", None, ["spectral"]),
     ("norm(X, 2)", None, ["spectral"]),                        # NumPy's ord: 2 of a matrix
