@@ -398,7 +398,44 @@ def _problem_view(s: Solution) -> dict:
     return view
 
 
+def tex_unbalanced(latex: str) -> str | None:
+    """What does not close in a file's LaTeX (an unclosed { or $, a \\begin without its \\end), or
+    None. pdflatex would stop at the end of the document with no word of which problem."""
+    depth, math, envs = 0, None, []
+    for t in _TEX_TOKEN.findall(latex):
+        if t == "{":
+            depth += 1
+        elif t == "}":
+            depth -= 1
+            if depth < 0:
+                return "a } that closes nothing"
+        elif t in ("$", "$$"):
+            math = None if math == t else (t if math is None else math)
+    for m in re.finditer(r"\\(begin|end)\s*\{([^{}]*)\}", latex):
+        if m[1] == "begin":
+            envs.append(m[2])
+        elif not envs or envs.pop() != m[2]:
+            return f"\\end{{{m[2]}}} without its \\begin"
+    if depth > 0:
+        return "an unclosed {"
+    if math:
+        return f"an unclosed {math}"
+    if envs:
+        return f"\\begin{{{envs[-1]}}} without its \\end"
+    return None
+
+
+def _check_tex(ps: ProblemSet) -> None:
+    for p in ps.problems:
+        for key in ("title", "statement", "note"):
+            what = tex_unbalanced(getattr(p, key) or "")
+            if what:
+                raise IndexCalcError(f"{ps.path}: problem {p.id!r}: the {key}'s LaTeX has {what}; "
+                                     "LaTeX could not typeset it (--format text does not need it)")
+
+
 def render_latex(ps: ProblemSet, solutions) -> str:
+    _check_tex(ps)
     import jinja2
     from .codegen import template_dir
     env = jinja2.Environment(

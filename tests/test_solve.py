@@ -316,6 +316,8 @@ def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
     assert t(r"\begin{pmatrix} a & b \end{pmatrix} & c_1") == r"\begin{pmatrix} a & b \end{pmatrix} \& c\_1"
     assert S.plain(r"\begin{enumerate} \item Find $\nabla_{\mathbf{w}} \mathcal{L}$ \& $\|\boldsymbol{\mu}\|$, 50\%."
                    r" \end{enumerate}") == "• Find ∇_w L & ‖μ‖, 50%."
+    assert [S.tex_unbalanced(x) for x in [r"\frac{a}{b", "$x", r"\begin{align} a", r"a \{ b $x$ \begin{cases} 1 \end{cases}"]] \
+        == ["an unclosed {", "an unclosed $", r"\begin{align} without its \end", None]   # which problem, not EOF
     assert S._matrix_latex([1.5, np.inf, -np.inf, np.nan]) == \
         r"\begin{pmatrix} 1.5 \\ \infty \\ -\infty \\ \mathrm{NaN} \end{pmatrix}"      # `at` overflowing: not 'inf'
     assert S.plain(r"$\mathbf{X} = \begin{pmatrix} 0 & 1 \\ 2 & 3 \end{pmatrix}$, $\sqrt{\mathbf{w}^\top \mathbf{w}}$") \
