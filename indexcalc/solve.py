@@ -102,7 +102,7 @@ _SYMBOLS = {"nabla": "∇", "ell": "ℓ", "infty": "∞", "leq": "≤", "le": "�
             "implies": "⇒", "odot": "⊙", "otimes": "⊗", "oplus": "⊕", "langle": "⟨", "rangle": "⟩",
             "forall": "∀", "exists": "∃", "mid": "|", "sim": "~", "pm": "±", "prod": "Π", "int": "∫",
             "propto": "∝", "subset": "⊂", "subseteq": "⊆", "cup": "∪", "cap": "∩", "star": "⋆", "ast": "*",
-            "dagger": "†", "lfloor": "⌊", "rfloor": "⌋", "lceil": "⌈", "rceil": "⌉", "vert": "|", "Vert": "‖"}
+            "dagger": "†", "coloneqq": ":=", "eqqcolon": "=:", "triangleq": "≜", "equiv": "≡", "lfloor": "⌊", "rfloor": "⌋", "lceil": "⌈", "rceil": "⌉", "vert": "|", "Vert": "‖"}
 def _matrix_text(m) -> str:
     rows = [r for r in re.split(r"\\\\", m[2]) if r.strip()]
     return "[" + ", ".join("[" + ", ".join(c.strip() for c in r.split("&")) + "]" for r in rows) + "]"
@@ -111,7 +111,7 @@ def _matrix_text(m) -> str:
 _PLAIN = [(r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbin\b", ""),
           (r"\\begin\{([pbBvV]?matrix)\}(.*?)\\end\{\1\}", _matrix_text),      # [[0, 1], [2, 3]]
           (r"\\(begin|end)\{[A-Za-z]+\*?\}(\{[^{}]*\})?", " "), (r"\\item\b\s*", " • "),
-          (r"\\\\", " "), (r"\\\|", "‖"), (r"\\([%&#_])", r"\1"), (r"\\q?quad\b", " "),
+          (r"\\\\", " "), (r"\\\|", "‖"), (r"(?<!\\)&", ""), (r"\\([%&#_])", r"\1"), (r"\\q?quad\b", " "),
           (r"\\(mathcal|mathscr|mathsf|mathtt|mathit|boldsymbol|bm|textbf|textit|emph|texttt)\{([^{}]*)\}", r"\2"),
           (r"\\(hat|widehat)\{([^{}])\}", "\\2\u0302"), (r"\\(bar|overline)\{([^{}])\}", "\\2\u0304"),
           (r"\\(" + "|".join(sorted(_SYMBOLS, key=len, reverse=True)) + r")(?![A-Za-z])", lambda m: _SYMBOLS[m[1]]),
@@ -126,9 +126,48 @@ _PLAIN = [(r"\\mathbf\{([^{}]*)\}", r"\1"), (r"\\mathbin\b", ""),
           (r"([_^])\{([A-Za-z0-9]+)\}", r"\1\2"), (r"([_^])\{([^{}]{2,})\}", r"\1(\2)"), (r"[{}$]", "")]
 
 
+def _group(s: str, k: int):
+    """The balanced {...} group at s[k:] (after spaces): (its inside, the index after it), or None."""
+    while k < len(s) and s[k] == " ":
+        k += 1
+    if k >= len(s) or s[k] != "{":
+        return None
+    depth = 0
+    for j in range(k, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[j], 0) if s[j - 1:j] != "\\" else 0
+        if depth == 0:
+            return s[k + 1:j], j + 1
+    return None
+
+
+def _fractions(s: str) -> str:
+    """\\frac{a}{b} and \\sqrt{a} with braces inside them (\\frac{e^{x_i}}{\\sum_j e^{x_j}}) as
+    a/b and √(a), bracketed where a part is more than one atom; the rules below read the rest."""
+    out, k = [], 0
+    for m in re.finditer(r"\\[dt]?frac(?![A-Za-z])|\\sqrt(?![A-Za-z])", s):
+        if m.start() < k:
+            continue
+        a = _group(s, m.end())
+        b = _group(s, a[1]) if a and "frac" in m.group() else None
+        if a is None or ("frac" in m.group() and b is None):
+            continue
+        wrap = lambda t: t if re.fullmatch(r"[^\s+\-/*]+", plain(t)) else f"({t})"    # noqa: E731  ∂L, x_i: atoms
+        top = re.fullmatch(r"\s*(\\partial|∂)\s*(\^\s*\{?\s*\d\s*\}?)?\s*(.*?)\s*", a[0], re.S)
+        if b and top and top[3]:                                      # ∂(x^T B x)/∂x, ∂^2f/(∂x_i ∂x_j)
+            rest = _fractions(top[3])
+            top_text = "∂" + (top[2] or "").replace(" ", "") + (rest if re.fullmatch(r"[^\s+\-/*]+", plain(rest))
+                                                                else f"({rest})")
+        else:
+            top_text = wrap(_fractions(a[0]))
+        text = f"{top_text}/{wrap(_fractions(b[0]))}" if b else f"√({_fractions(a[0])})"
+        out += [s[k:m.start()], text]
+        k = b[1] if b else a[1]
+    return "".join(out) + s[k:]
+
+
 def plain(latex: str) -> str:
     """A LaTeX statement, readable in a terminal."""
-    s = latex
+    s = _fractions(latex)
     for pattern, repl in _PLAIN:
         s = re.sub(pattern, repl, s)
     return re.sub(r"\s+", " ", s).strip()

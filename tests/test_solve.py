@@ -318,6 +318,9 @@ def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
                    r" \end{enumerate}") == "• Find ∇_w L & ‖μ‖, 50%."
     assert [S.tex_unbalanced(x) for x in [r"\frac{a}{b", "$x", r"\begin{align} a", r"a \{ b $x$ \begin{cases} 1 \end{cases}"]] \
         == ["an unclosed {", "an unclosed $", r"\begin{align} without its \end", None]   # which problem, not EOF
+    assert S.plain(r"S(x) &= \frac{e^{x_i}}{\sum_j e^{x_j}}, \frac{\partial \mathbf{x}^\top \mathbf{B} \mathbf{x}}{\partial \mathbf{x}}"
+                   r", \frac{\partial L}{\partial \mathbf{Y}}, R \coloneqq Q^T Q") \
+        == "S(x) = e^(x_i)/(Σ_j e^(x_j)), ∂(x^T B x)/∂x, ∂L/∂Y, R := Q^T Q"    # was frace^(x_i)Σ_j ...
     assert S._matrix_latex([1.5, np.inf, -np.inf, np.nan]) == \
         r"\begin{pmatrix} 1.5 \\ \infty \\ -\infty \\ \mathrm{NaN} \end{pmatrix}"      # `at` overflowing: not 'inf'
     assert S.plain(r"$\mathbf{X} = \begin{pmatrix} 0 & 1 \\ 2 & 3 \end{pmatrix}$, $\sqrt{\mathbf{w}^\top \mathbf{w}}$") \
