@@ -231,11 +231,13 @@ def boxed(lhs: str, rhs: str) -> str:
     return "\\boxed{\\begin{aligned}\n" + body + "\n\\end{aligned}}"
 
 
-def align_rows(rows, env="align*") -> str:
-    """An align environment; a long right side is broken at its top-level + and - signs."""
+def align_rows(rows, env="align*", fit: str = "") -> str:
+    """An align environment; a long right side is broken at its top-level + and - signs. `fit`:
+    a LaTeX command of one argument that each piece is passed through (solve's document: \\fitrow,
+    which shrinks only a piece that would run off the page, where no + or - breaks it)."""
     lines = []
     for lhs, rhs, note in rows:
-        pieces = break_sum(rhs)
+        pieces = [f"{fit}{{{p}}}" if fit else p for p in break_sum(rhs)]
         first = f"  {lhs} &= {pieces[0]}"
         if note and env == "align*":
             first += fr" \tag*{{$\text{{by }} {note}$}}"

@@ -255,7 +255,7 @@ def _result_view_named(s: Solution, r, names) -> dict:
         "heading": (fr"\partial^2 {d.name} / \partial {var}^2" if r.order == 2
                     else fr"\partial {d.name} / \partial {var}"),
         "intro": _intro(s, r),
-        "derivation": output.align_rows(output.derivation_rows(d, r, names=defined)),
+        "derivation": _fitted_rows(output.derivation_rows(d, r, names=defined)),
         "answer": f"{lhs} = {rhs}", "answer_box": output.boxed(lhs, rhs),
         "closed": r.closed is not None,
         "folded": None, "shape_check": None,
@@ -273,6 +273,15 @@ def _result_view_named(s: Solution, r, names) -> dict:
             else:
                 view["folded"] = (f"{lhs} = {to_latex(f)}", f"when ${given}$" if given else "equivalently")
     return view
+
+
+def _fitted_rows(rows) -> str:
+    """The derivation's align*, each side passed through the template's \\fitleft and \\fitright,
+    so that only a row that would run off the page is shrunk: a left side to at most 0.4 of the
+    line (a rule's ∂[softmax(...)]_p/∂[...]_q), a right side to the line less the widest left side
+    (the column every row starts after; TeX measures it, align* sets its rows twice)."""
+    rows = [(fr"\fitleft{{{lhs}}}" if lhs else lhs, rhs, note) for lhs, rhs, note in rows]
+    return "\\global\\fitleftmax=0pt\n" + output.align_rows(rows, fit=r"\fitright")
 
 
 def _intro(s: Solution, r) -> str:

@@ -289,6 +289,13 @@ equation = "Y = X W^T"
 where = "X: S×M, W: N×M"
 wrt = "W"
 claim = { W = "G_jp = Σ_i dY_ij X_ip" }
+
+[[problem]]
+id = "wide"
+title = "Rows wider than the page"
+statement = 'Find $\\partial L / \\partial \\mathbf{Q}$.'
+equation = "Y = softmax(Q K^T / sqrt(d)) V"
+wrt = "Q"
 '''
 
 
@@ -299,7 +306,10 @@ def test_an_unsupported_problem_is_said_so_in_a_document_that_compiles(tmp_path)
     assert "Not supported yet" in tex and r"\texttt{G\_jp = Σ\_i dY\_ij X\_ip}" in tex
     assert solutions[1].claims[0].verdict.correct
     assert r"(50\% of the points \& a \#1 prize)" in tex and r"convolution \& its x\_2" in tex   # as typed
-    _compile(tex, tmp_path)
+    log = _compile(tex, tmp_path)
+    # attention's rows (a rule's ∂[softmax(...)]/∂[...] beside them) ran 17pt off the page: a row
+    # is shrunk only where it would not fit
+    assert not re.search(r"Overfull \\hbox \((\d{2,}|[3-9])\.", log), re.findall(r"Overfull.*", log)
 
 
 def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
