@@ -86,6 +86,7 @@ class Sum:
     indices: tuple                 # index names
     body: object
     bounds: tuple = ()             # ((index, size), ...) written as Σ_{j=1}^{k}
+    others: tuple = ()             # Σ_{i≠j}: j, summed too where nothing else binds it (read() decides)
 
 
 @dataclass(frozen=True)
@@ -443,6 +444,16 @@ class _ToTree(Transformer):
         m = re.fullmatch(r"\{?\s*([^{}∈]+?)\s*∈\s*\[\s*([^\[\]]+?)\s*\]\s*\}?", sub)
         if m and not top:                        # Σ_{i ∈ [n]}: [n] is 1, ..., n, as Σ_{i=1}^{n}
             sub, top = "{" + m.group(1) + "=1}", m.group(2)
+        excluded = _EXCLUDED.fullmatch(sub)
+        if excluded:                             # Σ_{j≠i}, Σ_{i,j: i≠j}: the terms where j = i left out
+            if top:
+                raise UnsupportedError(f"{tok}: a Σ with a condition takes no upper bound")
+            listed, a, b = excluded.groups()
+            names = _index_list("{" + listed + "}", tok) if listed else [a]
+            if a not in names:
+                raise IndexCalcError(f"{tok}: the condition {a}≠{b} is not about the index the Σ sums over")
+            one_minus = Op("-", (Num(Fraction(1)), Delta(index_symbol(a), index_symbol(b))))
+            return Sum(tuple(names), Op("*", (one_minus, body)), (), () if b in names else (b,))
         if "=" in sub:                           # Σ_{j=1}^{k}: from 1 to a size; Σ_{i,j=1}^{n}: each index
             head, _, low = sub.strip("{}").partition("=")
             heads = _index_list(head.strip(), tok) if "," in head else [head.strip()]
@@ -545,6 +556,25 @@ def _function_name(raw: str) -> str:
         return raw.lower()
     alias = MATRIX_ALIASES.get(raw.lower() if len(raw) > 1 else raw)
     return alias if alias else raw
+
+
+# Σ_{j≠i}, Σ_{j != i}, Σ_{i,j: i≠j} (or with , ; |): a sum that leaves out the diagonal
+_EXCLUDED = re.compile(r"\{\s*(?:([A-Za-z][A-Za-z0-9]*(?:\s*,\s*[A-Za-z][A-Za-z0-9]*)*)\s*[:;,|]\s*)?"
+                       r"([A-Za-z][A-Za-z0-9]*)\s*(?:≠|!=)\s*([A-Za-z][A-Za-z0-9]*)\s*\}")
+
+
+def _sum_the_others(node, bound: set):
+    """Σ_{i≠j} x_i x_j sums over i and j (the pairs off the diagonal) where nothing outside binds
+    j; Σ_{j≠i} A_ij x_j in y_i = ... or inside Σ_i sums over j alone."""
+    if isinstance(node, Sum):
+        more = tuple(o for o in node.others if o not in bound and o not in node.indices)
+        indices = node.indices + more
+        return Sum(indices, _sum_the_others(node.body, bound | set(indices)), node.bounds)
+    if isinstance(node, Op):
+        return Op(node.op, tuple(_sum_the_others(a, bound) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.name, _sum_the_others(node.arg, bound))
+    return node
 
 
 def _bound(sub: str, top: str, tok: str):
@@ -692,6 +722,7 @@ def read(text: str, decls: dict | None = None, extra: dict | None = None, free_o
             raise IndexCalcError("the left side of an entry equation is one indexed entry, e.g. Y[i,j] or Y_ij")
     else:
         rhs, out, names = parsed, None, []
+    rhs = _sum_the_others(rhs, set(names))
     if free_ok and out is None:
         free = free_indices(rhs)
         if len(free) > 1:

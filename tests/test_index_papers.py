@@ -631,3 +631,17 @@ def test_softmax_of_a_vector_written_out_is_the_stable_softmax():
         np.testing.assert_allclose(run_code(r.numpy, {"z": z, "dy": dy}), s * (dy - dy @ s))
     r = backprop("L = -Σ_i t_i log_softmax_i(z_i)", "z").results[0]
     np.testing.assert_allclose(run_code(r.numpy, {"z": z, "t": t}), t.sum() * s - t)
+
+
+def test_a_sum_that_leaves_out_the_diagonal():
+    """Σ_{j≠i} as papers write it (a parse error before): the terms with j = i left out; the
+    other index is summed too where nothing else binds it (Σ_{i≠j} x_i x_j: the pairs)."""
+    A, x = rand(4, 4), rand(4)
+    off = A - np.diag(np.diag(A))
+    d = derive("y_i = Σ_{j≠i} A_ij x_j", "x,A")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"A": A, "x": x}), off)
+    want = np.einsum("ij,k->ijk", np.eye(4), x) * (1 - np.eye(4))[:, None, :]    # ∂y_i/∂A_jk
+    np.testing.assert_allclose(run_code(d.results[1].numpy, {"A": A, "x": x}), want)
+    for text in [r"\sum_{i \neq j} x_i x_j", "Σ_{i,j: i≠j} x_i x_j", "Σ_i Σ_{j != i} x_i x_j"]:
+        d = derive(text, "x")
+        np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), 2 * (x.sum() - x), err_msg=text)
