@@ -819,6 +819,7 @@ class _Reader:
         for n in walk(self.rhs):
             if isinstance(n, Scalar):
                 self._scalar(n.name)
+        self._capital_scalars()
         if self.out is not None:
             self._ref(Ref(self.out, tuple(index_symbol(i) for i in self.out_names)), lhs=True)
         for n in walk(self.rhs):
@@ -941,6 +942,30 @@ class _Reader:
         else:
             for k in range(rank):
                 self.place[name, k] = self.u.fresh()
+
+    def _capital_scalars(self):
+        """W in Σ_i (y_i - W x_i)^2: a name without indices is a scalar in index notation, but an
+        upper-case name is a matrix by default (SPEC §1), and a reader of W x_i sees one: refused
+        unless declared, a size, or only a divisor (Σ_n t_n / N, / sqrt(D): a count, a scale)."""
+        outside = []
+
+        def visit(node, divisor):
+            if isinstance(node, Scalar) and not divisor:
+                outside.append(node.name)
+            elif isinstance(node, Sum):
+                visit(node.body, divisor)
+            elif isinstance(node, Op):
+                for k, a in enumerate(node.args):
+                    visit(a, divisor or (node.op == "/" and k == 1))
+            elif isinstance(node, Call):
+                visit(node.arg, divisor)
+        visit(self.rhs, False)
+        for name in dict.fromkeys(outside):
+            if re.match(r"[A-Z]", name) and name not in self.decls and name not in self.size_names:
+                raise IndexCalcError(
+                    f"{name} has no indices, so index notation would read it as a scalar, but an upper-case "
+                    f"name is a matrix by default: index it ({name}[i,j], or {name}_ij) or declare it "
+                    f"--where \"{name}: scalar\"")
 
     def _scalar(self, name):
         if name in self.size_names and name not in self.decls:

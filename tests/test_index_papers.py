@@ -645,3 +645,17 @@ def test_a_sum_that_leaves_out_the_diagonal():
     for text in [r"\sum_{i \neq j} x_i x_j", "Σ_{i,j: i≠j} x_i x_j", "Σ_i Σ_{j != i} x_i x_j"]:
         d = derive(text, "x")
         np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), 2 * (x.sum() - x), err_msg=text)
+
+
+def test_an_upper_case_name_without_indices_is_not_silently_a_scalar():
+    """Σ_i (y_i - W x_i)^2: W had no indices and was read as a scalar (W: scalar, a scalar gradient)
+    where a reader sees the matrix W (SPEC §1: an upper-case name is a matrix); refused unless
+    declared, a size, or only a divisor (1/N Σ_n ...)."""
+    from indexcalc.errors import IndexCalcError
+    with pytest.raises(IndexCalcError, match="W has no indices"):
+        derive("L = Σ_i (y_i - W x_i)^2", "W")
+    y, x = rand(3), rand(3)
+    d = derive("L = Σ_i (y_i - W x_i)^2", "W", "W: scalar")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "x": x, "W": 0.5}), -2 * (y - 0.5 * x) @ x)
+    d = derive("1/N Σ_n x_n^2", "x")
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "N": 4.0}), x / 2)
