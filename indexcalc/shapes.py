@@ -784,6 +784,10 @@ def _batched(I: _Infer, a, b):
                      "with a tensor multiplies the last two axes, as np.matmul)")
     if len(sb) == 1:
         I.u.unify(sa[-1], sb[0], inner)
+        if len(sa) == 3 and I.u.find(sa[1]) == 1:      # (x^T W) y, W: K×n×m: np.matmul gives K×1
+            raise UnsupportedError(f"{I.show(a)} times the vector {I.show(b)} is {I.u.find(sa[0])}×1 in NumPy "
+                                   "(np.matmul keeps the row's axis), which the matrix language cannot tell "
+                                   "from a vector: write it in index notation (y_k = Σ_{i,j} x_i W_kij z_j)")
         return N.MatMul(a, b, shape_of_rank(sa[:-1]))
     I.u.unify(sa[-1], sb[-2], inner)
     batch = I.broadcast_axes(sa[:-2], sb[:-2], lambda: f"cannot multiply {I.show(a)} by {I.show(b)}: their "

@@ -169,6 +169,8 @@ REFUSED = [
     ("axis out of range", "sum(sum(X, 3))", "X: B×S×D", "axis"),
     ("a column vector times a tensor", "sum(w X)", "X: B×S×D, w: S", "column vector"),
     ("spectral norm", "‖X‖_2", "X: B×S×D", "Frobenius"),
+    # (x^T X) w is B×1 in NumPy, which the engine would hold as a vector (an "internal:" message)
+    ("a batch of rows times a vector", "sum(x^T X w)", "X: B×S×D, x: S, w: D", "B×1 in NumPy"),
 ]
 
 
