@@ -321,6 +321,16 @@ def _no_stride(*items):
             i.refuse()
 
 
+def _strided(i):
+    """2i in a place written with brackets or with + or - (x[2i+j-1], x_{2i+j}): the index times
+    its stride, unambiguous there (a lone x_{2i} may be the seeds' X[2,i]: _ToTree.bref)."""
+    if isinstance(i, _Stride):
+        if not re.fullmatch(r"\d+", i.num) or len(i.name) != 1 and not i.name.isidentifier():
+            i.refuse()
+        return sp.Integer(int(i.num)) * index_symbol(i.name)
+    return i
+
+
 def _name_checks(name):
     if name in ("max", "min", "argmax", "argmin"):
         raise UnsupportedError(f"{name} over an index ({name}_j X_ij, max-pooling) is not supported: "
@@ -358,8 +368,7 @@ class _ToTree(Transformer):
         return Scalar(name)
 
     def ref(self, tok, indices):
-        _no_stride(*indices)
-        return _ref(_name(tok), indices)
+        return _ref(_name(tok), [_strided(i) for i in indices])
 
     def bref(self, tok, indices):
         """X_{i,p}; X_{pq} (letters only, no comma) is one letter per index, as δ_{pq} in LaTeX;
@@ -402,12 +411,10 @@ class _ToTree(Transformer):
         _Stride(str(num), str(name)).refuse()
 
     def iadd(self, a, b):
-        _no_stride(a, b)
-        return a + b
+        return _strided(a) + _strided(b)
 
     def isub(self, a, b):
-        _no_stride(a, b)
-        return a - b
+        return _strided(a) - _strided(b)
 
     def ineg(self, a):
         _no_stride(a)
@@ -1028,7 +1035,7 @@ class _Reader:
             raise UnsupportedError(f"the index {index_text(e)} in {r.text} is not a sum of indices and integers")
         for s in e.free_symbols:
             c = e.coeff(s)
-            if c not in (1, -1):
+            if not (c.is_Integer and c != 0):
                 raise UnsupportedError(f"the strided index {index_text(e)} in {r.text} is not supported: an "
                                        "index place holds a sum or difference of indices and integers (x[n+j-1])")
 
@@ -1091,10 +1098,12 @@ class _Reader:
         if todo:
             i = sorted(todo)[0]
             where = [r.text for r in refs if any(s.name == i for e in r.indices for s in e.free_symbols)]
+            summed = any(isinstance(n, Sum) and i in n.indices for n in walk(self.rhs))
             raise ShapeError(f"cannot infer the range of the index {i}: it appears only in "
                              + (f"index arithmetic ({', '.join(where)})" if where else
                                 "Kronecker deltas, which do not fix a range (index an entry with it)")
-                             + (f"; declare the size of {self.out} (--where \"{self.out}: ...\")" if self.out else ""))
+                             + (f"; give its Σ a bound (Σ_{{{i}=1}}^{{n}})" if summed else
+                                f"; declare the size of {self.out} (--where \"{self.out}: ...\")" if self.out else ""))
 
     def _known(self, i):
         return i in self.index and not _unknown(self.u.find(self.index[i]))
@@ -1110,7 +1119,7 @@ class _Reader:
                 if s not in e.free_symbols or e.is_Symbol:
                     continue
                 sign = e.coeff(s)
-                if sign not in (1, -1):
+                if not sign.is_Integer or sign == 0 or sign < -1:
                     continue
                 rest = sp.expand(e - sign * s)
                 others = list(rest.free_symbols)
@@ -1131,7 +1140,12 @@ class _Reader:
                 D = self.u.find(self.place[r.name, k])
                 if _unknown(D):
                     continue
-                if sign == 1:
+                if sign > 1:                        # a stride: 1 ≤ s i + rest ≤ D, sizes as numbers
+                    top = N.lin((D, 1), (high, -1))
+                    if not (isinstance(low, int) and low >= 1 - sign and isinstance(top, int)):
+                        continue
+                    value = top // int(sign)
+                elif sign == 1:
                     if not (isinstance(low, int) and low >= 0):
                         continue
                     value = N.lin((D, 1), (high, -1))

@@ -118,11 +118,37 @@ def test_digit_and_letter_in_braces_is_two_indices():
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x}), np.ones(12) + np.eye(12)[11])
 
 
-@pytest.mark.parametrize("text", ["Σ_i x_{2i}", "Σ_i x_{2i+1}", "Σ_i x[2i]"])
-def test_a_stride_is_refused(text, capsys):
+@pytest.mark.parametrize("text, words", [
+    ("Σ_i x_{2i}", "strided index 2i"),             # x_{2i} alone may be the seeds' X[2,i]
+    ("Σ_i x_{2i+1}", "give its Σ a bound"),         # a stride is read; its range needs a size
+    ("Σ_i x[2i]", "give its Σ a bound"),
+    ("y[n] = Σ_j x[2n+j] w[j]", "declare the size of y"),
+])
+def test_a_stride_without_sizes_is_refused(text, words, capsys):
     from indexcalc.cli import main
     assert main(["derive", text, "--wrt", "x"]) == 2
-    assert "strided index 2i" in capsys.readouterr().err
+    assert words in capsys.readouterr().err
+
+
+def test_a_strided_window():
+    """x[2i+j-2] (stride 2, a window of k), as a strided convolution or pooling writes it (refused
+    before): its range is the valid one, ⌊(d - k)/2⌋ + 1, where the sizes are numbers, or the
+    left side's declared size; by hand against loops."""
+    x, w = rand(7), rand(3)
+    d = derive("y[i] = Σ_j x[2i+j-2] w[j]", "x,w", "x: 7, w: 3")
+    dx, dw = np.zeros((3, 7)), np.zeros((3, 3))
+    for i in range(3):
+        dx[i, 2 * i:2 * i + 3], dw[i] = w, x[2 * i:2 * i + 3]
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "w": w}), dx)
+    np.testing.assert_allclose(run_code(d.results[1].numpy, {"x": x, "w": w}), dw)
+    X, K = rand(5, 5), rand(3, 3)                        # 2-D, stride 2: Y is 2×2
+    b = backprop("Y[i,j] = Σ_{p,q} X[2i+p-2, 2j+q-2] K[p,q]", "X", "X: 5×5, K: 3×3")
+    dY = rand(2, 2)
+    want = np.zeros((5, 5))
+    for i in range(2):
+        for j in range(2):
+            want[2 * i:2 * i + 3, 2 * j:2 * j + 3] += dY[i, j] * K
+    np.testing.assert_allclose(run_code(b.results[0].numpy, {"X": X, "K": K, "dY": dY}), want)
 
 
 # ---- functions as papers spell them; |x_i|; unicode subscripts; \mathcal; \sum_jW ------------------

@@ -276,9 +276,9 @@ def test_the_readme_example_is_a_problem_file_that_solves(tmp_path):
 UNSUPPORTED = '''title = "Σ, α and a refusal"
 [[problem]]
 id = "nested"
-title = "A strided convolution & its x_2, α ≤ β"
+title = "A max-pooling convolution & its x_2, α ≤ β"
 statement = 'Find $∂L/∂\\mathbf{x}$ for $\\mathbf{x} ∈ ℝ^{d}$, with Σ and · typed directly (50% of the points & a #1 prize).'
-expression = "Σ_{n,j} y[n] x[2n+j] w[j]"
+expression = "Σ_n y[n] max_j x[n+j]"
 wrt = "x"
 
 [[problem]]
