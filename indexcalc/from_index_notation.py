@@ -451,6 +451,10 @@ class _ToTree(Transformer):
         m = re.fullmatch(r"\{?\s*([^{}∈]+?)\s*∈\s*\[\s*([^\[\]]+?)\s*\]\s*\}?", sub)
         if m and not top:                        # Σ_{i ∈ [n]}: [n] is 1, ..., n, as Σ_{i=1}^{n}
             sub, top = "{" + m.group(1) + "=1}", m.group(2)
+        if re.search(r"[<>≤≥∈]", sub):          # Σ_{i<j}, Σ_{k ∈ N(i)}: what only j≠i says here
+            raise UnsupportedError(f"{tok}: a Σ under a condition is not supported, but for leaving out the "
+                                   "diagonal (Σ_{j≠i}, Σ_{i,j: i≠j}); over all pairs i<j of a symmetric "
+                                   "summand that is half of Σ_{i,j: i≠j}")
         excluded = _EXCLUDED.fullmatch(sub)
         if excluded:                             # Σ_{j≠i}, Σ_{i,j: i≠j}: the terms where j = i left out
             if top:

@@ -32,7 +32,7 @@ SYMBOLS = {
     "top": "⊤", "intercal": "⊤", "transpose": "⊤",
     "odot": "∘", "circ": "∘", "oslash": "⊘", "cdot": "·", "times": "*", "ast": "*", "div": "/",
     "|": "‖", "Vert": "‖", "lVert": "‖", "rVert": "‖", "lvert": "|", "rvert": "|", "vert": "|",
-    "neq": "≠", "ne": "≠",
+    "neq": "≠", "ne": "≠", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "lt": "<", "gt": ">",
     "lbrace": "(", "rbrace": ")",
     "{": "(", "}": ")", "coloneqq": "=", "triangleq": "=", "sum": "Σ", "delta": "δ", "langle": "⟨", "rangle": "⟩",
     "otimes": "⊗",
