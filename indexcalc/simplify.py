@@ -624,16 +624,24 @@ def _softmax(n):
     of a product (matrix product, Hadamard product, diag, transpose) over the normaliser."""
     if not isinstance(n, N.Div):
         return None
-    found = _exp_total(n.s)
-    if found is None:
-        return None
+    found, rest = _exp_total(n.s), []
+    if found is None:                  # the normaliser among other scalar factors: t^2 (1ᵀ exp(x / t))
+        factors = _scalar_factors(n.s)
+        for j, f in enumerate(factors):
+            if (found := _exp_total(f)) is not None:
+                rest = factors[:j] + factors[j + 1:]
+                break
+        if found is None:
+            return None
     u, k = found
     node, left = _replace_factors(n.a, N.Func("exp", u, u.shape), N.Softmax(u, u.shape), k)
     if left == k:
         return None
-    if left == 0:
-        return node
-    return N.Div(node, _total_power(u, left), n.shape)
+    if left:
+        rest.append(_total_power(u, left))
+    for r in rest:
+        node = N.Div(node, r, n.shape)
+    return node
 
 
 def _row_total_of(t, z) -> bool:
@@ -853,7 +861,7 @@ def _replace_factors(n, old, new, k):
         a, k = _replace_factors(n.a, old, new, k)
         b, k = _replace_factors(n.b, old, new, k)
         return n.replace(a=a, b=b), k
-    if isinstance(n, (N.Transpose, N.DiagMat)):
+    if isinstance(n, (N.Transpose, N.DiagMat, N.Neg)):
         a, k = _replace_factors(n.a, old, new, k)
         return n.replace(a=a), k
     if isinstance(n, N.ScalarMul):             # (dy^T exp(z)) exp(z) / (1^T exp(z))^2: the scalar too

@@ -96,6 +96,18 @@ def test_log_sum_exp_hessian_at_800_0_1():
     assert np.all(np.isfinite(got)) and np.allclose(got, np.diag(p) - np.outer(p, p), atol=1e-15)
 
 
+@pytest.mark.parametrize("expr, sign", [("logsumexp(x / t)", -1), ("-log(sum(exp(x / t)))", 1)])
+def test_a_temperature_keeps_the_log_sum_exp_gradient_stable(expr, sign):
+    """∂/∂t logsumexp(x / t) = -(x^T softmax(x / t)) / t^2: the normaliser stood beside t^2 in the
+    divisor (and the numerator behind a minus sign), out of the softmax fold's reach, so the code
+    summed exp(x / t) raw and overflowed at x / t = 1600."""
+    r = derive(expr, "t", "x: n, t: scalar").results[0]
+    x, t = np.array([800.0, 0.0, 1.0]), 0.5
+    p = np.exp((x - x.max()) / t) / np.exp((x - x.max()) / t).sum()
+    got = run(r.numpy, x=x, t=t)
+    assert np.isfinite(got) and np.isclose(got, sign * (x @ p) / t ** 2, rtol=1e-14)
+
+
 @pytest.mark.parametrize("expr, reference", [
     ("sum(log(sigmoid(x)))", lambda x: np.sum(-np.logaddexp(0, -x))),
     ("sum(log(1 - sigmoid(x)))", lambda x: np.sum(-np.logaddexp(0, x))),
