@@ -607,6 +607,30 @@ def _fold_sigmoid(num, den, build, shape, scalar_den=False):
     return None
 
 
+def _sigmoid_across_a_dot(n):
+    """(x ∘ σ(-v))ᵀ exp(v) = xᵀ σ(v): σ(-v) ∘ exp(v) = σ(v) entry by entry, with the two factors
+    on either side of a dot product, where the ∘ chain's sigmoid fold does not see them. The
+    derivative by a scalar inside a softplus sum (∂/∂t Σ_p log(1 + exp(t x_p))) came out so, and
+    its code overflowed where σ(-v) is 0 (exp(1600) · 0)."""
+    if not (isinstance(n, N.MatMul) and n.shape == N.SCALAR and isinstance(n.a, N.Transpose)
+            and n.a.a.shape == n.b.shape and n.b.shape[1] == 1):
+        return None
+    sides = [_hadamard_factors(n.a.a), _hadamard_factors(n.b)]
+    for e_side in (0, 1):
+        for j, e in enumerate(sides[e_side]):
+            if not _is_exp(e):
+                continue
+            for k, f in enumerate(sides[1 - e_side]):
+                if isinstance(f, N.Func) and f.name == "sigmoid" and _negated(f.a, e.a):
+                    new = [list(sides[0]), list(sides[1])]
+                    del new[e_side][j]
+                    del new[1 - e_side][k]
+                    new[e_side].append(N.Func("sigmoid", e.a, e.shape))
+                    u, v = (_hadamard_of(parts, n.b.shape) for parts in new)
+                    return N.MatMul(N.Transpose(u, n.a.shape), v, n.shape)
+    return None
+
+
 def _exp_total(s):
     """(u, k) when s = (1ᵀ exp(u))^k for a vector u (the normaliser of softmax)."""
     if isinstance(s, N.Power) and N.is_num(s.p) and not isinstance(s.p.value, float) and \
@@ -1186,7 +1210,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _unit_factor, _divisor_out_of_product, _quotient_of_quotient, _scalar_out_of_product, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _sigmoid_across_a_dot, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 

@@ -109,6 +109,18 @@ def test_a_temperature_keeps_the_log_sum_exp_gradient_stable(expr, sign):
 
 
 @pytest.mark.parametrize("expr, reference", [
+    ("sum(log(1 + exp(t x)))", lambda x, t: x @ careful_sigmoid(t * x)),
+    ("sum(log(1 + exp(x / t)))", lambda x, t: -(x @ careful_sigmoid(x / t)) / t ** 2),
+])
+def test_a_scale_inside_softplus_keeps_its_gradient_stable(expr, reference):
+    """∂/∂t Σ_p log(1 + exp(t x_p)) = x^T σ(t x): it came out (x ∘ σ(-t x))^T exp(t x), the
+    sigmoid's two factors on either side of the dot product, and exp(t x) overflowed (inf · 0)."""
+    r = derive(expr, "t", "x: n, t: scalar").results[0]
+    x, t = np.array([1600.0, -1500.0, 0.5]), 2.0
+    assert np.isclose(run(r.numpy, x=x, t=t), reference(x, t), rtol=1e-14)
+
+
+@pytest.mark.parametrize("expr, reference", [
     ("sum(log(sigmoid(x)))", lambda x: np.sum(-np.logaddexp(0, -x))),
     ("sum(log(1 - sigmoid(x)))", lambda x: np.sum(-np.logaddexp(0, x))),
     ("sum(log(1 + exp(x)))", lambda x: np.sum(np.logaddexp(0, x))),
