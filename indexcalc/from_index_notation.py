@@ -795,13 +795,17 @@ class _Reader:
         self.rhs = map_nodes(self.rhs, lambda n: _indexed_power(n, e_is_exp))
         sizes = {index_symbol(n): size_symbol(n) for n in self.size_names}    # w[k-j+1], w: k
         self.rhs = map_places(self.rhs, lambda e: e.xreplace(sizes))
+        written = {i for n in walk(self.rhs) if isinstance(n, Sum) for i in n.indices}
         self.rhs = _summation_convention(self.rhs, self.out_names)
         refs = [n for n in walk(self.rhs) if isinstance(n, Ref)]
         if self.out is not None and any(r.name == self.out for r in refs) or \
                 self.out is not None and any(isinstance(n, Scalar) and n.name == self.out for n in walk(self.rhs)):
-            raise IndexCalcError(f"the output {self.out} also appears on the right side")
+            shifted = [r for r in refs if r.name == self.out and not all(i.is_Symbol for i in r.indices)]
+            raise IndexCalcError(f"the output {self.out} also appears on the right side" + (
+                f" ({self._lhs_text()} = f({shifted[0].text}) is a recurrence, one vector per step: write one "
+                "step with a name for each vector, e.g. h = tanh(W_hh h_prev + W_xh x + b))" if shifted else ""))
         free = free_indices(self.rhs)
-        self._check_sums(self.rhs, set(), set(free) | set(self.out_names))
+        self._check_sums(self.rhs, set(), (set(free) | set(self.out_names)) & written)
         if self.out is None and free and free != self.out_names:
             raise IndexCalcError(f"the index {free[0]} is free, but an expression without a left side is a "
                                  f"scalar: sum over it (Σ_{free[0]} ...) or write an entry equation "
@@ -911,9 +915,10 @@ class _Reader:
         return f"{self.out}[{','.join(self.out_names)}]" if self.out_names else str(self.out)
 
     def _check_sums(self, node, bound, free):
-        """`free`: the indices free in the whole right side or on the left side. A Σ over one of
-        them (a_ij = exp(e_ij) / Σ_j exp(e_ij)) shadows it: refused as Σ_i inside Σ_i is (the
-        engine took both j for one index: its own check failed, exit 3)."""
+        """`free`: the indices free in the whole right side or on the left side that a written Σ
+        binds (Einstein's convention sums no such index). A Σ over one of them (a_ij = exp(e_ij)
+        / Σ_j exp(e_ij)) shadows it: refused as Σ_i inside Σ_i is (the engine took both j for one
+        index: its own check failed, exit 3)."""
         if isinstance(node, Sum):
             for i in node.indices:
                 if i in bound:

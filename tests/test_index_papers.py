@@ -630,6 +630,12 @@ def test_a_sum_over_a_free_index_is_refused():
     for text in ["a_ij = exp(e_ij) / Σ_j exp(e_ij)", "y_j = e_j + Σ_j e_j"]:
         with pytest.raises(IndexCalcError, match="also a free index of the left side"):
             backprop(text, "e")
+    # a sum no one wrote (Einstein's, of W_hh) is not blamed; an RNN step h_t = f(h_{t-1}) is told
+    # to name each step's vector
+    with pytest.raises(IndexCalcError, match="the index x is free on the right side"):
+        backprop("y_t = tanh(U_hh s_t + U_xh x_t)", "U")
+    with pytest.raises(IndexCalcError, match=r"h\[t\] = f\(h\[t-1\]\) is a recurrence"):
+        backprop(r"h_t = \tanh(W_{hh} h_{t-1} + W_{xh} x_t)", "W")
 
 
 @pytest.mark.parametrize("text", ["a_ij = softmax_j(e_ij)", r"a_{ij} = \mathrm{softmax}_j(e_{ij})",
