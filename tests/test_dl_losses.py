@@ -78,8 +78,6 @@ SOFTMAX_CE = [
      lambda e: -np.sum(e["T"] * _log_softmax(e["O"] @ e["E"] @ e["E"].T))),
     ("-sum(T ∘ log_softmax(relu(X W1 + b1) W2 + b2)) / S", "W1", MLP, MLP_SHAPES,
      lambda e: -np.sum(e["T"] * _log_softmax(np.maximum(e["X"] @ e["W1"] + e["b1"], 0) @ e["W2"] + e["b2"])) / 5),
-    ("-sum(T ∘ log_softmax(softplus(X W1 + b1) W2 + b2)) / S", "W1", MLP, MLP_SHAPES,
-     lambda e: -np.sum(e["T"] * _log_softmax(np.logaddexp(0, e["X"] @ e["W1"] + e["b1"]) @ e["W2"] + e["b2"])) / 5),
     ("-sum(T ∘ log_softmax(tanh(X W1 + b1) W2 + b2)) / S", "b1", MLP, MLP_SHAPES,
      lambda e: -np.sum(e["T"] * _log_softmax(np.tanh(e["X"] @ e["W1"] + e["b1"]) @ e["W2"] + e["b2"])) / 5),
 ]
