@@ -239,8 +239,12 @@ def _result_view(s: Solution, r) -> dict:
     for st in r.steps:              # the rows before the names are defined print without them
         if st.rule not in output.MATRIX_ROWS:
             st.latex
+    # the shape check spells every operand as its space, ℝ^{h}: never as a name (it showed ∘ g)
+    shapes = shape_check_latex(r.closed) if r.closed is not None else None
     with named_subtrees({node: name for name, node in names}):
-        return _result_view_named(s, r, names)
+        view = _result_view_named(s, r, names)
+    view["shape_check"] = shapes
+    return view
 
 
 def _result_view_named(s: Solution, r, names) -> dict:
@@ -262,7 +266,6 @@ def _result_view_named(s: Solution, r, names) -> dict:
         "sizes": ", ".join(f"{k} = {v}" for k, v in r.checked_sizes.items()),
     }
     if r.closed is not None:
-        view["shape_check"] = shape_check_latex(r.closed)
         f = s.folded.get(r.wrt)
         if f is not None:
             given = ", ".join(f"{to_latex(a)} = {to_latex(b)}" for a, b in s.assumed)

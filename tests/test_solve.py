@@ -306,6 +306,8 @@ def test_an_unsupported_problem_is_said_so_in_a_document_that_compiles(tmp_path)
     assert "Not supported yet" in tex and r"\texttt{G\_jp = Σ\_i dY\_ij X\_ip}" in tex
     assert solutions[1].claims[0].verdict.correct
     assert r"(50\% of the points \& a \#1 prize)" in tex and r"convolution \& its x\_2" in tex   # as typed
+    checks = re.findall(r"Checking the shapes:\n(.*)", tex)
+    assert checks and not any(r"\mathbf" in c for c in checks), checks     # spaces, never a name (C)
     log = _compile(tex, tmp_path)
     # attention's rows (a rule's ∂[softmax(...)]/∂[...] beside them) ran 17pt off the page: a row
     # is shrunk only where it would not fit
