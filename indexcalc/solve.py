@@ -363,7 +363,11 @@ _DEFINES = re.compile(r"\\(?:(?:re)?newcommand|providecommand|def|(?:re)?newenvi
 
 
 def tex_text(latex: str) -> str:
-    """A file's LaTeX with the characters a TA means literally escaped (see above)."""
+    """A file's LaTeX with the characters a TA means literally escaped (see above); \\verb|...|
+    stays as written."""
+    pieces = re.split(r"(\\verb\*?([^A-Za-z\s*]).*?\2)", latex)
+    if len(pieces) > 1:          # split keeps each \verb and its delimiter: every third piece is text
+        return "".join(tex_text(p) if k % 3 == 0 else p for k, p in enumerate(pieces) if k % 3 != 2)
     out, envs, math, verbatim_depth, depth = [], [], None, None, 0
     defines = _DEFINES.search(latex) is not None         # #1 is a macro's parameter only there
     tokens = _TEX_TOKEN.findall(latex)

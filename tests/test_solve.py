@@ -320,7 +320,7 @@ def test_a_tas_characters_are_typeset_as_typed_and_latex_stays_latex():
     alignments, a \\url and what is already escaped stay as written."""
     t = S.tex_text
     assert t("Ridge & lasso: 50% off, #3, log_softmax, a < b") == r"Ridge \& lasso: 50\% off, \#3, log\_softmax, a \textless{} b"
-    kept = [r"$x_i^2 < |y|$ and \[ a_1 \]", r"\begin{pmatrix} a & b \\ c & d \end{pmatrix}",
+    kept = [r"$x_i^2 < |y|$ and \[ a_1 \]", r"\verb|x_1 & y|", r"\begin{pmatrix} a & b \\ c & d \end{pmatrix}",
             r"\begin{align*} f &= x_1 \end{align*}", r"\begin{tabular}{c|c} 1 & 2 \end{tabular}",
             r"\url{http://a.b/c_d%20#e}", r"already \& \% \_ \#", r"\newcommand{\x}[1]{#1}"]
     for s in kept:
