@@ -691,3 +691,13 @@ def test_an_upper_case_name_without_indices_is_not_silently_a_scalar():
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"y": y, "x": x, "W": 0.5}), -2 * (y - 0.5 * x) @ x)
     d = derive("1/N Σ_n x_n^2", "x")
     np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "N": 4.0}), x / 2)
+
+
+def test_a_scalar_factor_of_sums_in_einsum_code():
+    """(1 - tanh(Σ x_i T_ijk z_k)^2) x_a z_c: a scalar factor that is a sum of functions of sums
+    had no NumPy form (the einsum printer found the factor again inside it: RecursionError)."""
+    x, z, T = rand(4), rand(2), rand(4, 3, 2)
+    d = derive("Σ_{i,j,k} x[i] T[i,j,k] - tanh(Σ_{i,j,k} x[i] z[k] T[i,j,k])", "T", "T: n×m×p")
+    s = np.einsum("i,ijk,k->", x, T, z)
+    want = x[:, None, None] * np.ones((4, 3, 2)) - (1 - np.tanh(s) ** 2) * np.einsum("a,c->ac", x, z)[:, None, :]
+    np.testing.assert_allclose(run_code(d.results[0].numpy, {"x": x, "z": z, "T": T}), want)

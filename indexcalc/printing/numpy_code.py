@@ -866,6 +866,9 @@ class EinsumPrinter:
             base = self.inside(f.base, idx)
             p = self.P.wrap(self.M.scalar(f.exp))[0]
             return f"({base}) ** {p}", idx
+        if not idx and isinstance(f, (sp.Add, sp.Mul)):   # a scalar of sums, tanh(Σ_p x_p T_pqr z_r)^2 - 1:
+            op = " + " if f.is_Add else " * "           # part by part (as a whole, inside() finds f again)
+            return "(" + op.join(f"({self.inside(a, ())})" for a in f.args) + ")", idx
         if isinstance(f, (sp.Add, sp.Sum, sp.Mul, sp.Indexed)):
             return f"({self.inside(f, idx)})", idx
         from ..match import NoMatch
