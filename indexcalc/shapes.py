@@ -1096,6 +1096,8 @@ def _reads_as_product(I: _Infer, node: N.Call) -> bool:
         return False
     if name in I.decls or name in I.env or (name in I.names and not _bare_function(I, name)):
         return True
+    if _SIZED_ONES.fullmatch(name):                 # 1_n(x + y): the ones vector times the bracket
+        return True
     if base in I.functions or canonical(name) is not None or (base != name and canonical(base) is not None) \
             or _generic_name(base):
         return False

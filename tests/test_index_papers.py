@@ -314,6 +314,7 @@ def test_ones_with_its_size_is_the_ones_vector():
         assert [d.variables["X"].shape, d.variables["w"].shape] == [("n", "m"), ("m", 1)], text
         np.testing.assert_allclose(run_code(d.results[0].numpy, {"X": X, "w": w}), X.T @ np.exp(X @ w))
     assert derive("I_n X w", "w").variables["X"].shape == ("n", "m")
+    assert derive("1_n^T(x + y)", "x").results[0].closed_form == "1"      # not a function ones_n
     with pytest.raises(ShapeError):
         derive("1_m^T x", "x", "x: n")
 
