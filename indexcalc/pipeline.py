@@ -273,7 +273,7 @@ def _declared_absent(variables, names, decls) -> list:
     for name in names:
         if name in variables or name not in decls:
             continue
-        misread = _summation_convention_hint(name, variables) + _fused_hint(name, variables)
+        misread = _summation_convention_hint(name, variables) + _fused_hint(name, variables, decls)
         if misread:      # --where "A: n×n, x: n" with x_i A_ij x_j: not a zero derivative
             raise IndexCalcError(f"{name} is declared but does not occur in the expression as read, so its "
                                  f"derivative would be zero{misread}")
@@ -351,10 +351,13 @@ def _summation_convention_hint(var, variables) -> str:
             f"side (Σ_{{i,j}} x_i A_ij x_j, or y_i = A_ij x_j, where a repeated index is summed)")
 
 
-def _fused_hint(var, variables) -> str:
-    """Ax read as one name when x is asked for: say how to write the product."""
+def _fused_hint(var, variables, decls=()) -> str:
+    """Ax read as one name when x is asked for: say how to write the product. Not of a name
+    declared in --where or a Greek letter's (alpha, beta): those are whole names, and the
+    declared-absent a of 1 / sigmoid(alpha) is the zero derivative (it said 'write alph a')."""
+    from .shapes import GREEK
     fused = [n for n, _ in variables.items() if len(n) > len(var) and n.isalpha() and var in n
-             and (n.startswith(var) or n.endswith(var))]
+             and (n.startswith(var) or n.endswith(var)) and n not in decls and n.lower() not in GREEK]
     if not fused:
         return ""
     n = fused[0]

@@ -636,6 +636,14 @@ def test_declared_absent_variable_has_a_zero_derivative():
     assert by["y"].steps[1].rule == "note" and "does not occur" in by["y"].steps[1].text
 
 
+def test_a_declared_absent_variable_beside_a_greek_or_declared_name_is_zero():
+    """a declared, absent, beside alpha (a Greek letter's name) or a declared Wa: a whole name
+    each, so the zero derivative, not 'alpha reads as one name; for the product write alph a'."""
+    for expr, where in [("1 / sigmoid(alpha)", "a: p, alpha: scalar"), ("sum(Wa)", "a: p, Wa: n")]:
+        r = derive(expr, "a", where).results[0]
+        assert np.array_equal(eval(r.numpy, {"np": np, "a": np.ones(4)}), np.zeros(4)), expr  # noqa: S307
+
+
 @pytest.mark.parametrize("expr", ["x_i A_ij x_j", "A_ij x_j"])
 def test_a_declared_variable_written_only_with_subscripts_is_refused(expr, capsys):
     """x_i A_ij x_j without a Σ reads as names x_i, A_ij, x_j (SPEC §1.3); with x declared the
