@@ -24,6 +24,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,7 +163,10 @@ def _row(name, line, fields, columns) -> Row:
     def get(col):
         k = columns[col]
         return fields[k].strip() if k < len(fields) else ""
-    row = Row(line, get("student"), get("problem"), get("variable"), get("answer"))
+    # one student however the name's accents were stored (Zoë typed on one machine, exported
+    # decomposed, ë as e + ¨, by another): the names as NFC, so that they are one student
+    student, problem, variable = (unicodedata.normalize("NFC", get(c)) for c in ("student", "problem", "variable"))
+    row = Row(line, student, problem, variable, get("answer"))
     if len(fields) != len(HEADER):
         row.error = (f"line {line} has {len(fields)} fields where the header has {len(HEADER)} "
                      "(an answer with a comma must be in double quotes)")

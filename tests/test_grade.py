@@ -331,3 +331,8 @@ def test_answers_files_joined_keep_their_second_header_out_of_the_class(tmp_path
     rows = [("ann", "quad", "x", "2 B x"), ("student", "problem", "variable", "answer"), ("bob", "quad", "x", "B x + B^T x")]
     report = G.grade(*write_class(tmp_path, rows))
     assert [(c.student, c.verdict) for c in report.claims] == [("ann", "wrong"), ("bob", "right")]
+
+
+def test_a_name_stored_composed_or_decomposed_is_one_student(tmp_path):
+    rows = [("Zo\u00eb", "quad", "x", "2 B x"), ("Zoe\u0308", "trace", "X", "V^T W^T")]
+    assert G.grade(*write_class(tmp_path, rows)).students() == {"Zo\u00eb": {"right": 1, "of": 2}}
