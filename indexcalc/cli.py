@@ -91,11 +91,34 @@ def _check_cmd(c):
     "indexcalc solve problems/index_gymnastics.toml --format pdf -o solutions.pdf"])
 def _solve_cmd(s):
     s.add_argument("problem_file", help="a problem file (TOML, SPEC §5)")
-    s.add_argument("--format", default="text", choices=["text", "latex", "pdf"],
-                   help="text (default), latex (a document) or pdf (needs pdflatex)")
+    s.add_argument("--format", default=None, choices=["text", "latex", "pdf"],
+                   help="text (default), latex (a document) or pdf (needs pdflatex); without it, "
+                        "the suffix of -o (.pdf, .tex, .txt) says which")
     s.add_argument("-o", dest="out", help="output file (default: standard output; for pdf, "
                                           "PROBLEM_FILE's name with .pdf)")
     return _solve
+
+
+SOLVE_SUFFIXES = {".pdf": "pdf", ".tex": "latex", ".txt": "text", ".text": "text"}
+
+
+def _solve_format(fmt, out) -> str:
+    """--format, or the suffix of -o (solutions.pdf is a PDF: it was the text, in a file named
+    .pdf); a format the suffix contradicts (--format pdf -o notes.tex) is exit 2, never a PDF
+    written into a .tex, or over a problem file."""
+    from pathlib import Path
+    from .errors import IndexCalcError
+    said = SOLVE_SUFFIXES.get(Path(out).suffix.lower()) if out else None
+    if out and Path(out).suffix.lower() in (".toml", ".csv", ".py", ".json"):     # a problem file's place
+        want = fmt or "text"
+        raise IndexCalcError(f"-o {out}: solve writes {want}, not a {Path(out).suffix} file; name a "
+                             f"{'.pdf' if want == 'pdf' else '.tex' if want == 'latex' else '.txt'} file")
+    if fmt is None:
+        return said or "text"
+    if said and said != fmt:
+        raise IndexCalcError(f"--format {fmt} but -o {out} names a {Path(out).suffix} file; "
+                             f"drop --format (the suffix says {said}) or rename the file")
+    return fmt
 
 
 @command("codegen", "modules (forward, backward, gradient check) from a problem file or one equation", examples=[
@@ -292,6 +315,8 @@ def _solve(args) -> int:
     from pathlib import Path
     from . import solve as S
     out = args.out
+    _check_out(out, args.problem_file)             # a bad or input path is said first, as before
+    args.format = _solve_format(args.format, out)
     if args.format == "pdf":
         S.require_latex()                  # say so before the work
         out = out or Path(args.problem_file).with_suffix(".pdf").name

@@ -193,10 +193,20 @@ def test_a_wrong_claim_gets_a_counterexample_and_the_right_answer(tmp_path, caps
     assert "WRONG" in capsys.readouterr().out
 
 
-def test_solve_writes_latex_to_a_file(tmp_path):
+def test_solve_writes_latex_to_a_file(tmp_path, capsys):
     out = tmp_path / "s.tex"
     assert main(["solve", str(ROOT / "problems" / "index_gymnastics.toml"), "--format", "latex", "-o", str(out)]) == 0
     assert out.read_text().startswith(r"\documentclass")
+    # without --format the suffix says which (-o solutions.pdf wrote the text into a .pdf); a
+    # format the suffix contradicts, or a problem file's suffix, is refused before any work
+    from indexcalc.cli import _solve_format
+    assert [_solve_format(None, o) for o in ("s.pdf", "s.TEX", "s.txt", "s.out", None)] == \
+        ["pdf", "latex", "text", "text", "text"]
+    for fmt, o in [("pdf", "t.tex"), ("latex", "t.pdf"), (None, "other.toml"), ("pdf", "answers.csv")]:
+        assert main(["solve", str(ROOT / "problems" / "affine.toml"), *(["--format", fmt] if fmt else []),
+                     "-o", str(tmp_path / o)]) == 2
+        assert not (tmp_path / o).exists()
+    assert "drop --format" in capsys.readouterr().err
 
 
 def test_pdf(tmp_path):
