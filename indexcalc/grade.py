@@ -463,7 +463,15 @@ SUFFIXES = {".txt": "text", ".csv": "csv", ".json": "json", ".html": "html", ".h
 
 
 def format_for(fmt: str | None, out: str | None) -> str:
-    """--format, or the report file's suffix (report.html is HTML), or text."""
-    if fmt:
-        return fmt
-    return SUFFIXES.get(Path(out).suffix.lower(), "text") if out else "text"
+    """--format, or the report file's suffix (report.html is HTML), or text. A suffix that is no
+    report's (-o grades.pdf, a .toml) or that --format contradicts (--format json -o r.html) is
+    exit 2: the report was written into it as text, or as JSON."""
+    suffix = Path(out).suffix.lower() if out else ""
+    if suffix in (".pdf", ".tex", ".toml", ".py", ".xlsx", ".xls"):
+        raise IndexCalcError(f"-o {out}: grade writes a text, CSV, JSON or HTML report (.txt, .csv, .json, "
+                             f".html), not a {suffix} file")
+    said = SUFFIXES.get(suffix)
+    if fmt and said and said != fmt:
+        raise IndexCalcError(f"--format {fmt} but -o {out} names a {suffix} file; drop --format (the suffix "
+                             f"says {said}) or rename the file")
+    return fmt or said or "text"

@@ -336,3 +336,12 @@ def test_answers_files_joined_keep_their_second_header_out_of_the_class(tmp_path
 def test_a_name_stored_composed_or_decomposed_is_one_student(tmp_path):
     rows = [("Zo\u00eb", "quad", "x", "2 B x"), ("Zoe\u0308", "trace", "X", "V^T W^T")]
     assert G.grade(*write_class(tmp_path, rows)).students() == {"Zo\u00eb": {"right": 1, "of": 2}}
+
+
+def test_a_report_file_whose_suffix_is_no_report_is_refused(tmp_path):
+    """-o grades.pdf (or .xlsx) got the text report; --format json -o r.html got JSON in a .html."""
+    problems, answers = write_class(tmp_path, [("ann", "quad", "x", "2 B x")])
+    for args in (["-o", str(tmp_path / "g.pdf")], ["-o", str(tmp_path / "g.xlsx")],
+                 ["--format", "json", "-o", str(tmp_path / "g.html")]):
+        assert main(["grade", str(problems), str(answers), *args]) == 2
+    assert not any(tmp_path.glob("g.*"))
