@@ -203,7 +203,8 @@ def share(output: str, forward: str, grads: dict, points: list, arrays: set) -> 
     which the last is kept for the final check; arrays: the names of array variables."""
     values = _Values([dict(p) for p in points[:-1]])
     trees = {"": ast.parse(forward, mode="eval").body}
-    trees.update({w: ast.parse(c, mode="eval").body for w, c in grads.items()})
+    trees.update({w: _softmax_of_forward_exp(ast.parse(c, mode="eval").body, trees[""], values)
+                  for w, c in grads.items()})
     fdefs: dict = {}                # name -> tree, forward temporaries
     bdefs: dict = {}
     counter = iter(range(1, 100_000))
@@ -277,6 +278,37 @@ def share(output: str, forward: str, grads: dict, points: list, arrays: set) -> 
     out.saved = [n for n, _ in out.forward if _mentions(used, n)]
     check(out, output, forward, grads, points[-1])
     return _shifted(out, output, forward, grads, points)
+
+
+def _softmax_lambda_dump() -> str:
+    """The stable softmax as the NumPy printers write it, a lambda called in place (its ast)."""
+    from types import SimpleNamespace
+
+    from .printing.numpy_code import softmax_code
+    return ast.dump(ast.parse(softmax_code("z", SimpleNamespace(helpers={})), mode="eval").body.func)
+
+
+def _softmax_of_forward_exp(tree, forward, values):
+    """A gradient's softmax(A) as exp(A) / (its sum along the last axis) where the forward pass
+    computes exp(A) (attention: exp(Q Kᵀ / √D) over its rows' totals, never a softmax of its
+    own): the value numbering then reads that exp from the forward pass, which _shifted makes
+    exp(A - max(A)), instead of computing exp a second time in the backward pass."""
+    lam = _softmax_lambda_dump()
+    exps = [n for n in ast.walk(forward) if isinstance(n, ast.Call) and dotted_name(n.func) == "np.exp"]
+
+    class Expand(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            if not (len(node.args) == 1 and not node.keywords and ast.dump(node.func) == lam):
+                return node
+            e = ast.parse(f"np.exp({ast.unparse(node.args[0])})", mode="eval").body
+            mine = values.of(e)
+            if not _arrayish(mine) or not any(values.of(f) is not None and _same(mine, values.of(f)) == "equal"
+                                             for f in exps):
+                return node
+            return ast.parse(f"{ast.unparse(e)} / np.sum({ast.unparse(e)}, axis=-1, keepdims=True)",
+                             mode="eval").body
+    return Expand().visit(tree) if exps else tree
 
 
 def _shifted(out: Shared, output, forward, grads, points) -> Shared:

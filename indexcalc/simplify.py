@@ -734,13 +734,21 @@ def _of_powers(powers, shape):
 
 
 def _with_softmax(h, z):
-    """h with its factor exp(z) as softmax(z) when h is exp(z) or a ∘ chain holding it; else None."""
-    if _is_exp(h) and _same_product(h.a, z):
-        return N.Softmax(z, h.shape)
+    """h with its factor exp(z) as softmax(z) when h is exp(z), exp(z) B (a row scaling of exp(z)
+    is one of the product) or a ∘ chain holding one of them; else None."""
+    def scaled(f):
+        if _is_exp(f) and _same_product(f.a, z):
+            return N.Softmax(z, f.shape)
+        chain = _chain(f) if isinstance(f, N.MatMul) else []
+        if chain and _is_exp(chain[0]) and _same_product(chain[0].a, z):   # dY ∘ (exp(Z) V)
+            return _of_chain([N.Softmax(z, chain[0].shape)] + chain[1:])
+        return None
+    if scaled(h) is not None:
+        return scaled(h)
     parts = _hadamard_factors(h) if isinstance(h, N.Hadamard) else []
     for j, f in enumerate(parts):
-        if _is_exp(f) and _same_product(f.a, z):
-            return _hadamard_of(parts[:j] + [N.Softmax(z, f.shape)] + parts[j + 1:], h.shape)
+        if scaled(f) is not None:
+            return _hadamard_of(parts[:j] + [scaled(f)] + parts[j + 1:], h.shape)
     return None
 
 
@@ -804,12 +812,39 @@ def _row_scaled_softmax(n):
 
 
 def _mirrored(p):
-    """p^T, a diagonal matrix itself and a transpose's operand."""
+    """p^T, a diagonal matrix itself and a transpose's operand; an entry-wise operation's
+    transpose taken inside (da^T ∘ exp(K Q^T) is (da ∘ exp(Q K^T))^T: the softmax of Q K^T, as
+    attention written in index notation differentiates by K, is then found)."""
     if isinstance(p, N.DiagMat):
         return p
     if isinstance(p, N.Transpose):
         return p.a
+    if isinstance(p, (N.Hadamard, N.HadDiv, N.Func)):
+        return _transposed_inside(p)
     return N.Transpose(p, (p.shape[1], p.shape[0]))
+
+
+def _transposed_inside(n):
+    """n^T with the transpose taken through entry-wise operations, products (reversed), scalar
+    factors and signs down to the variables: (A ∘ exp(K Q^T / c))^T = A^T ∘ exp(Q K^T / c)."""
+    shape = (n.shape[1], n.shape[0])
+    if isinstance(n, N.Transpose):
+        return n.a
+    if isinstance(n, N.DiagMat) or n.shape == N.SCALAR:
+        return n
+    if isinstance(n, (N.Hadamard, N.HadDiv, N.Add, N.Sub)):
+        return type(n)(_transposed_inside(n.a), _transposed_inside(n.b), shape)
+    if isinstance(n, N.Func):
+        return N.Func(n.name, _transposed_inside(n.a), shape)
+    if isinstance(n, (N.Neg,)):
+        return N.Neg(_transposed_inside(n.a), shape)
+    if isinstance(n, N.Div):
+        return N.Div(_transposed_inside(n.a), n.s, shape)
+    if isinstance(n, N.ScalarMul):
+        return N.ScalarMul(n.s, _transposed_inside(n.a), shape)
+    if isinstance(n, N.MatMul):
+        return _of_chain([_transposed_inside(f) for f in reversed(_chain(n))])
+    return N.Transpose(n, shape)
 
 
 def _row_softmax_in(parts):

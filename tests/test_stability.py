@@ -136,3 +136,19 @@ def test_the_value_code_of_logs_is_stable(expr, reference):
     code = NumpyPrinter(variables).code(tree, "scalar")
     x = np.array([800.0, -800.0, 0.5, 60.0])
     assert np.isclose(run(code, x=x), reference(x), rtol=1e-14)
+
+
+def test_attention_in_index_notation_at_large_logits():
+    """Y_id = Σ_j softmax_j(Σ_e Q_ie K_je / sqrt(D)) V_jd (as exp(...) / Σ_k exp(...) too): the gradient
+    by K kept exp(K Q^T / sqrt(D)) (the transposed logits) and (dY ∘ (exp(Q K^T / sqrt(D)) V)) 1 over
+    its rows' totals, overflow at logits of a few hundred; now the softmax's textbook form."""
+    rng = np.random.default_rng(4)
+    Q, K, V, dY = 30 * rng.normal(size=(3, 4)), 30 * rng.normal(size=(3, 4)), rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    Z = Q @ K.T / 2
+    S = np.exp(Z - Z.max(axis=1, keepdims=True))
+    S /= S.sum(axis=1, keepdims=True)
+    G = dY @ V.T
+    dZ = S * (G - np.sum(G * S, axis=1, keepdims=True)) / 2
+    res = backprop("Y_id = Σ_j softmax_j(Σ_e Q_ie K_je / sqrt(D)) V_jd", "K", "D: scalar").results[0]
+    assert "exp(" not in res.closed_form, res.closed_form
+    np.testing.assert_allclose(run(res.numpy, Q=Q, K=K, V=V, dY=dY, D=4.0), dZ.T @ Q, rtol=1e-9, atol=1e-12)
