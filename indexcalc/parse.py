@@ -320,6 +320,9 @@ _TYPESET_RULES = [
     (re.compile("|".join(map(re.escape, TYPESET))), lambda m: TYPESET[m.group(0)]),
     # W₁, x₁₂: subscripts as the names W_1, x_12 (as --where reads them)
     (SUBSCRIPT_RUN, spell_subscript),
+    # X^{∘2}, X^{⊙ 2}, X^∘2 (LaTeX's X^{\circ 2}): the element-wise power, as papers write it
+    (re.compile(r"\^\s*(?:\{\s*[∘⊙]\s*([^{}]+?)\s*\}|[∘⊙]\s*(\d+(?:\.\d+)?))"),
+     lambda m: f" .^ ({m.group(1) or m.group(2)})"),
     # √d, √(d_k), √2: the square root of the operand right after it
     (re.compile(r"√\s*(?=\()"), lambda m: "sqrt"),
     (re.compile(rf"√\s*([{_NAME_CHARS}.]+)"), lambda m: f"sqrt({m.group(1)})"),

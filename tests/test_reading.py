@@ -1003,3 +1003,11 @@ def test_numpys_star_between_square_matrices_is_refused_with_both_spellings():
     with pytest.raises(UnsupportedError) as e:
         infer(parse("np.sum((X @ W) * G)"), parse_decls("X: n×n, W: n×n, G: n×n"))
     assert "(X W) ∘ G" in str(e.value) and "(X W) @ G" in str(e.value)
+
+
+@pytest.mark.parametrize("text", [r"sum(\mathbf{X}^{\circ 2} \odot A)", "sum(X^{⊙2} ∘ A)", "sum(X^∘2 ∘ A)"])
+def test_a_hadamard_power_as_papers_write_it(text):
+    """X^{∘2} (LaTeX X^{\\circ 2}, X^{\\odot 2}) is X .^ 2: it was a parse error at the ∘."""
+    typed, _ = infer(parse(text), parse_decls("X: m×n, A: m×n"))
+    X, A = np.arange(6.0).reshape(2, 3) - 2, np.ones((2, 3)) * 0.5
+    assert np.isclose(float(np.squeeze(evaluate(typed, {"X": X, "A": A}, {"m": 2, "n": 3}))), np.sum(X ** 2 * A))
