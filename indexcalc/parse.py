@@ -295,8 +295,13 @@ class _ToTree(Transformer):
         name = {"dot": "matmul"}.get(name, name)
         return N.Call(name, (a, *(args.children if args is not None else ())), col=self.column(fname.column))
 
-    def transpose_dot(self, a):
+    def transpose_mt(self, a):
         return N.Transpose(a)
+
+    def transpose_dot(self, a):
+        """X.T: X^T of a matrix or vector; of a tensor NumPy's .T reverses every axis, which
+        ^T (the last two) is not: read as transpose(X), which says so (shapes._transpose_call)."""
+        return N.Call("transpose", (a,))
 
 
 def _transposing(build):
@@ -507,7 +512,7 @@ def _no_glued_divisor(typed: str, text: str, column) -> None:
 
 # what only NumPy writes: @, np.f / numpy.f, X.T, X.sum(...): an input with one of these may
 # mean NumPy's `*`, the element-wise product
-_NUMPY_STYLE = re.compile(r"@|(?<![\w.])(?:np|numpy|jnp|torch)\s*\.|[\w)\]]\.T(?![\w(])|"
+_NUMPY_STYLE = re.compile(r"@|(?<![\w.])(?:np|numpy|jnp|torch)\s*\.|[\w)\]]\.m?T(?![\w(])|"
                           r"\.\s*(?:sum|mean|dot|transpose|max|min|var|std)\s*\(")
 
 _FRACTION_EXPONENT = re.compile(r"(\.?\^)\s*(-?)(\d+)/(\d+)(?![\d.])")

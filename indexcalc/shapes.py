@@ -1512,8 +1512,8 @@ def _transpose_call(I, node):
         raise ShapeError(f"transpose takes one matrix: transpose(X), not {len(node.args)} argument(s)")
     t = _transpose(I, N.Transpose(node.args[0]))
     if tensor(t):
-        raise UnsupportedError("transpose(X) of a tensor reverses all its axes (NumPy's); write X^T for the "
-                               "last two (NumPy's X.mT), or the entries in index notation")
+        raise UnsupportedError("transpose(X) and X.T of a tensor reverse all its axes (NumPy's); write X^T "
+                               "for the last two (NumPy's X.mT), or the entries in index notation")
     return t
 
 

@@ -171,7 +171,17 @@ REFUSED = [
     ("spectral norm", "‖X‖_2", "X: B×S×D", "Frobenius"),
     # (x^T X) w is B×1 in NumPy, which the engine would hold as a vector (an "internal:" message)
     ("a batch of rows times a vector", "sum(x^T X w)", "X: B×S×D, x: S, w: D", "B×1 in NumPy"),
+    # NumPy's .T of a tensor reverses every axis (it was read as ^T, the last two)
+    ("NumPy's .T of a tensor", "sum(X @ X.T)", "X: B×S×D", "reverse all its axes"),
 ]
+
+
+def test_mT_is_the_batched_transpose():
+    """X.mT (NumPy's and torch's batched transpose) is X^T; X.T is X^T of a matrix only."""
+    where = "Q: B×S×D, K: B×S×D, V: B×S×D"
+    d = derive("sum(softmax(Q @ K.mT / sqrt(D)) @ V)", "Q", where)
+    assert d.read_as == derive("sum(softmax(Q K^T / sqrt(D)) V)", "Q", where).read_as
+    assert derive("sum(X.T @ W)", "X", "X: m×n").read_as == "sum(X^T W)"
 
 
 @pytest.mark.parametrize("label, expr, where, words", REFUSED, ids=[c[0] for c in REFUSED])
