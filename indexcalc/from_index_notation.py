@@ -1057,8 +1057,11 @@ class _Reader:
 
         def why():
             a, b = self.u.find(self.index[i]), self.u.find(dim)
+            bound = isinstance(r, _Bound) or isinstance(r0, _Bound)
             return (f"the index {i} runs over {a} in {r0.text}{self._decl_note(r0.name)} but over {b} in "
-                    f"{r.text}{self._decl_note(r.name)}")
+                    f"{r.text}{self._decl_note(r.name)}" +
+                    ("; a Σ over part of a variable's entries is not supported yet (sum over all of them, "
+                     "or write the first or last term apart)" if bound else ""))
         self.u.unify(self.index[i], dim, why)
 
     def _decl_note(self, name):

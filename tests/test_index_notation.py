@@ -243,6 +243,8 @@ BAD = [
     ("strided, no sizes", ["derive", "y[n] = Σ_j x[2n+j] w[j]", "--wrt", "x"], "declare the size of y"),
     ("strided, times, no sizes", ["derive", "Σ_i x[2*i]", "--wrt", "x"], "give its Σ a bound"),
     ("a Σ under a condition", ["derive", r"\sum_{i < j} x_i x_j", "--wrt", "x"], "under a condition"),
+    ("a Σ over part of the entries", ["derive", "Σ_{i=1}^{n-1} x_i x_{i+1}", "--wrt", "x", "--where", "x: n"],
+     "over part of a variable's entries"),
     ("free index without a left side", ["derive", "Σ_i X[i,j]", "--wrt", "X"], "free"),
     ("sum over nothing", ["derive", "Σ_p x_i", "--wrt", "x"], "does not appear in its scope"),
     ("ranks differ", ["derive", "Σ_{i,j} X[i,j] X[i]", "--wrt", "X"], "indices"),
