@@ -506,7 +506,7 @@ def entries_as_arrays(answer: str, ref) -> str:
 def _unpunctuated(answer: str) -> str:
     """An answer as a sentence ends it, `(B + B^T) x.` or `= 2 x;`, is the answer (the full stop
     was a parse error): one '=' before it, and one '.', ';' or ',' after a name or a bracket."""
-    return re.sub(r"(?<=[\w)\]}'])\s*[.;,]\s*$", "", re.sub(r"^\s*=(?!=)", "", answer))
+    return re.sub(r"(?<=[\w)\]}'$])\s*[.;,]\s*$", "", re.sub(r"^\s*=(?!=)", "", answer))      # $V^T W^T$. too
 
 
 def compare(ref: Reference, answer: str) -> Verdict:

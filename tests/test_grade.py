@@ -61,7 +61,7 @@ POOL = {
                     ("(B + B^T) x +", "unreadable"), ("(B + C) x", "unreadable"), ("", "unreadable"),
                     ("B x x", "unreadable")],
     ("trace", "X"): [("V^T W^T", "right"), ("(W V)^T", "right"), ("V' W'", "right"), ("V^⊤ @ W^⊤", "right"),
-                     ("(WV)^T", "right"), (r"\left[\mathbf{V}^\top \mathbf{W}^\top\right]_{ij}", "right"),
+                     ("(WV)^T", "right"), (r"$\mathbf{V}^\top \mathbf{W}^\top$.", "right"), (r"\left[\mathbf{V}^\top \mathbf{W}^\top\right]_{ij}", "right"),
                      ("[V^T]_ij [W^T]_ij", "unreadable"),
                      ("W V", "wrong"), ("-V^T W^T", "wrong"), ("2 V^T W^T", "wrong"),
                      ("V^T W", "unreadable"), ("V^T W^T)", "unreadable")],
