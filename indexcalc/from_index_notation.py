@@ -507,6 +507,9 @@ class _ToTree(Transformer):
         if name == "max":
             raise UnsupportedError("max of entries is read as relu only as max(X_ij, 0); max over an "
                                    "index (max-pooling) is not supported")
+        if name in ("softmax", "log_softmax"):
+            raise UnsupportedError(f"{name}(...) in index notation needs the index it normalises along: "
+                                   f"{name}_j(e_ij) (along j), or write it out, exp(e_ij) / Σ_k exp(e_ik)")
         if name not in F.TABLE and not (len(name) == 1 and name.islower()):
             raise IndexCalcError(f"unknown function {name!r} in index notation (known: "
                                  f"{', '.join(sorted(F.TABLE))}, or a one-letter f, g, h)")

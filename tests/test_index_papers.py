@@ -650,6 +650,8 @@ def test_softmax_along_an_index_as_attention_papers_write_it(text):
     np.testing.assert_allclose(run_code(r.numpy, {"e": e, "da": da}), s * (da - np.sum(da * s, 1, keepdims=True)))
     with pytest.raises(Exception, match="normalises along j"):
         backprop("a_i = softmax_j(e_i)", "e")
+    with pytest.raises(Exception, match="needs the index it normalises along: softmax_j"):
+        backprop("y[i] = Σ_e softmax(G x)[e] Σ_j E[e,i,j] x[j]", "G")     # MoE gating as code writes it
 
 
 def test_softmax_of_a_vector_written_out_is_the_stable_softmax():
