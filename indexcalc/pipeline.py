@@ -292,7 +292,7 @@ def _note_scalars(d, variables):
     if names:
         said, one = ", ".join(names), len(names) == 1
         texts.insert(0, f"{said} read as {'a scalar' if one else 'scalars'} by {'its' if one else 'their'} place "
-                        f"(a bias, a label, a divisor); declare {'it' if one else 'them'} in --where to read "
+                        f"(a bias, a label, a divisor, an exponent); declare {'it' if one else 'them'} in --where to read "
                         f"{'it' if one else 'them'} otherwise")
     for r in d.results:
         for text in reversed(texts):

@@ -469,6 +469,7 @@ class _Infer:
         self.vetoed: set = set()          # names a scalar reading of did not fit the input
         self.transposed: set = set()      # names written transposed somewhere (b^T: a vector)
         self.undivided: set = set()       # names written outside every divisor of `/`
+        self.unraised: set = set()        # names written outside every exponent
         self.notes: list = []             # readings that shaped the input, shown as step 2
         self.log_bars: set = set()        # ids of what |·| holds where written as log's argument (log |Σ|)
         self.no_log_det: set = set()      # ... and as sum's or mean's (sum(log |X|)): not a determinant
@@ -877,6 +878,20 @@ def _outside_divisors(tree: N.Node) -> set:
     return out
 
 
+def _outside_exponents(tree: N.Node) -> set:
+    """The names written somewhere other than an exponent (of ^ or .^): d of x^T d + (x^T y)^d
+    is a vector the exponent rule must not turn into a scalar (x^T d would become d x^T)."""
+    out = set()
+
+    def visit(n):
+        if isinstance(n, N.Sym):
+            out.add(n.name)
+        for c in ((n.a,) if isinstance(n, (N.Power, N.HadPow)) else n.children()):
+            visit(c)
+    visit(tree)
+    return out
+
+
 def _in_a_nonlinearity(tree: N.Node) -> set:
     """The names that stand inside an element-wise function's argument (exp(-y w^T x),
     max(0, 1 - y w^T x)) or in a product with one (-y log(σ(w^T x)), (1 - y) log(…)): where a
@@ -987,6 +1002,13 @@ def _power(I: _Infer, node: N.Power):
         raise ShapeError(f"^{p.name}: an exponent must be a scalar, but {p.name} is not; for a transpose "
                          f"followed by a product, write a space after T (^T {' '.join(rest)} for ^T{rest}, "
                          "if each letter is a name)")
+    if not I.scalar(p) and not tensor(p):
+        # (x^T y + c)^d, s^k: an exponent of undeclared lower-case names, which only a scalar can
+        # be, is one (a degree, a power), as a divisor's are; step 2 says so
+        names = {n.name for n in node.p.walk() if isinstance(n, N.Sym)}
+        if names and not names & (set(I.decls) | I.vetoed | I.unraised) and \
+                all(default_kind(n) == "vector" for n in names):
+            raise _ReadAsScalar(sorted(names)[0])
     I.need_scalar(p, "an exponent")
     if I.scalar(a):
         return N.Power(a, p, N.SCALAR)
@@ -1771,14 +1793,14 @@ def infer(tree: N.Node, decls: dict | None = None, extra: dict | None = None,
     nonlinear = _in_a_nonlinearity(tree)
     transposed = {_unsigned(n.a).name for n in tree.walk()
                   if isinstance(n, N.Transpose) and isinstance(_unsigned(n.a), N.Sym)}
-    undivided = _outside_divisors(tree)
+    undivided, unraised = _outside_divisors(tree), _outside_exponents(tree)
     given = set(decls)
     tentative, vetoed = [], set()      # names read as scalars by their place; those that could not be
 
     def reader(declared) -> _Infer:
         I = _Infer(declared, sizes_declared, used)
         I.functions, I.nonlinear, I.transposed, I.vetoed = functions, nonlinear, transposed, vetoed
-        I.undivided = undivided
+        I.undivided, I.unraised = undivided, unraised
         I.columns = columns
         return I
     while True:

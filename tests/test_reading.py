@@ -1011,3 +1011,18 @@ def test_a_hadamard_power_as_papers_write_it(text):
     typed, _ = infer(parse(text), parse_decls("X: m×n, A: m×n"))
     X, A = np.arange(6.0).reshape(2, 3) - 2, np.ones((2, 3)) * 0.5
     assert np.isclose(float(np.squeeze(evaluate(typed, {"X": X, "A": A}, {"m": 2, "n": 3}))), np.sum(X ** 2 * A))
+
+
+def test_an_undeclared_exponent_is_a_scalar_by_its_place():
+    """(x^T y + c)^d, the polynomial kernel: an exponent only a scalar can be was a default
+    vector ('an exponent must be a scalar, but d (vector of size ?) is not'); read as a scalar,
+    as a divisor's undeclared lower-case names are, and said in step 2. A name also written
+    elsewhere (x^T d + (x^T y)^d) keeps its kind: reading it as a scalar there changed x^T d."""
+    from indexcalc.errors import IndexCalcError
+    d = derive("(x^T y + c)^d", "x", "x: n, y: n")
+    assert "c, d read as scalars" in d.results[0].steps[1].text
+    x, y, c, k = np.array([0.3, -0.2, 0.5]), np.array([1.0, 0.4, -0.7]), 1.5, 3.0
+    got = eval(d.numpy, {"np": np, "x": x, "y": y, "c": c, "d": k})  # noqa: S307
+    assert np.allclose(got, k * (x @ y + c) ** (k - 1) * y)
+    with pytest.raises(IndexCalcError, match="exponent must be a scalar"):
+        derive("x^T d + (x^T y)^d", "x", "x: n, y: n")
