@@ -120,11 +120,13 @@ def combine(parts: list, shape, scalar) -> N.Node:
 
 def _simplified(c):
     """sp.simplify, unless it brings in a function the language has not (1 - tanh² becomes
-    1/cosh², which no printer knows): then only the rational part is simplified."""
+    1/cosh², which no printer knows): then only the rational part is simplified. Only a result
+    no longer than c is taken (ratio 1): allowed 1.7 times c, simplify expanded 1/(1 + s)^2,
+    s a Σ, into 1/(1 + s^2 + 2 s), and ∂/∂x xᵀx / (1 + xᵀx) printed that denominator."""
     from sympy.core.function import AppliedUndef
 
     from . import functions as F
-    s = sp.simplify(c)
+    s = sp.simplify(c, ratio=1)
     ours = set(F.TABLE) | {"KroneckerDelta"}
     foreign = [f for f in s.atoms(sp.Function) - c.atoms(sp.Function)
                if F.name_of(f.func) not in ours and not isinstance(f, AppliedUndef)]

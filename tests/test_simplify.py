@@ -324,3 +324,12 @@ def test_a_product_of_inverses_is_the_inverse_s_power():
     X = np.eye(3) * 2 + np.random.default_rng(4).normal(size=(3, 3)) * 0.3
     Xi = np.linalg.inv(X)
     assert np.allclose(run_code(r.numpy, {"X": X}), -2 * np.trace(Xi) * (Xi.T @ Xi.T))
+
+
+def test_a_squared_denominator_stays_a_square():
+    """∂/∂x xᵀx / (1 + xᵀx): SymPy's simplify, allowed a longer result, expanded (1 + xᵀx)^2 into
+    1 + (x^T x)^2 + 2 (x^T x); a coefficient is simplified only where it gets no longer."""
+    r = derive("x^T x / (1 + x^T x)", "x", "x: n").results[0]
+    assert "(1 + x^T x)^2" in r.closed_form and "(x^T x)^2" not in r.closed_form, r.closed_form
+    x = np.array([0.3, -1.2, 0.7])
+    assert np.allclose(eval(r.numpy, {"np": np, "x": x}), 2 * x / (1 + x @ x) ** 2)  # noqa: S307
