@@ -367,6 +367,17 @@ def _number_out_of_product(n):
     return None
 
 
+def _common_number(n):
+    """0.5 A + 0.5 A^T = 0.5 (A + A^T): a number both terms of a sum carry goes in front, as
+    1/2 does ((A + A^T) / 2, SPEC §6); a decimal stays as written. It was (0.5 A + 0.5 A^T) x."""
+    if isinstance(n, (N.Add, N.Sub)) and n.a.shape == n.shape == n.b.shape:
+        a, b = n.a, n.b
+        if isinstance(a, N.ScalarMul) and isinstance(b, N.ScalarMul) and isinstance(a.s, N.Num) and \
+                isinstance(b.s, N.Num) and a.s.value == b.s.value and a.s.value not in (0, 1):
+            return N.ScalarMul(a.s, type(n)(a.a, b.a, n.shape), n.shape)
+    return None
+
+
 # ---- exp folded into sigmoid and softmax ---------------------------------------------------------
 def _is_exp(n):
     return isinstance(n, N.Func) and n.name == "exp"
@@ -1245,7 +1256,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _unit_factor, _divisor_out_of_product, _quotient_of_quotient, _scalar_out_of_product, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _sigmoid_across_a_dot, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _sigmoid_across_a_dot, _common_number, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 

@@ -333,3 +333,12 @@ def test_a_squared_denominator_stays_a_square():
     assert "(1 + x^T x)^2" in r.closed_form and "(x^T x)^2" not in r.closed_form, r.closed_form
     x = np.array([0.3, -1.2, 0.7])
     assert np.allclose(eval(r.numpy, {"np": np, "x": x}), 2 * x / (1 + x @ x) ** 2)  # noqa: S307
+
+
+def test_a_decimal_both_terms_carry_goes_in_front():
+    """0.5 x^T A x - b^T x gave (0.5 A + 0.5 A^T) x - b: SPEC §6 asks (A + A^T) x / 2, not
+    (A / 2 + A^T / 2) x, and a decimal likewise, kept as written."""
+    r = derive("0.5 x^T A x - b^T x", "x", "x: n, A: n×n, b: n").results[0]
+    assert r.closed_form == "0.5 (A + A^T) x - b"
+    A, x, b = np.arange(9.0).reshape(3, 3), np.array([1.0, -2.0, 0.5]), np.ones(3)
+    assert np.allclose(eval(r.numpy, {"np": np, "A": A, "x": x, "b": b}), 0.5 * (A + A.T) @ x - b)  # noqa: S307
