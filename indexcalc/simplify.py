@@ -781,7 +781,42 @@ def _row_softmax(n):
     mirrored = _row_softmax_in([_mirrored(p) for p in reversed(parts)])     # (A B)^T = B^T A^T
     if mirrored is not None:
         return _of_chain([_mirrored(p) for p in reversed(mirrored)])
+    return _row_weights_softmax(parts)
+
+
+def _row_weights_softmax(parts):
+    """Eᵀ v = (diag(v) E)ᵀ 1 and vᵀ E = 1ᵀ diag(v) E: the rows' totals as a vector beside the
+    exp(Z) they divide, Σ_i E_ij / r_i (the gradient of a row-wise log-sum-exp by a temperature,
+    (X ∘ exp(X/t))ᵀ (exp(X/t) 1) .^ -1 = (X ∘ softmax(X/t))ᵀ 1, whose exp overflows)."""
+    for k in range(len(parts) - 1):
+        e, v = parts[k], parts[k + 1]
+        if isinstance(e, N.Transpose) and v.shape[1] == 1 and v.shape[0] != 1:
+            found = _row_softmax_in([N.DiagMat(v, (v.shape[0], v.shape[0])), e.a])
+            if found is not None:
+                soft = _of_chain(found)
+                ones = N.Ones((soft.shape[0], 1))
+                if k == 1 and len(parts) == 3 and N.is_all_ones(parts[0]):     # 1ᵀ Sᵀ 1 = 1ᵀ S 1
+                    return _of_chain([N.Transpose(ones, (1, soft.shape[0])), soft, N.Ones((soft.shape[1], 1))])
+                return _of_chain(parts[:k] + [N.Transpose(soft, (soft.shape[1], soft.shape[0])), ones] + parts[k + 2:])
+        row, e = parts[k], parts[k + 1]
+        if isinstance(row, N.Transpose) and row.shape[0] == 1 and row.shape[1] != 1 and not isinstance(row.a, N.Ones):
+            found = _row_softmax_in([N.DiagMat(row.a, (row.shape[1], row.shape[1])), e])
+            if found is not None:
+                soft = _of_chain(found)
+                ones = N.Ones((soft.shape[0], 1))
+                return _of_chain(parts[:k] + [N.Transpose(ones, (1, soft.shape[0])), soft] + parts[k + 2:])
     return None
+
+
+def _row_totals_quotient(n):
+    """(E 1) ⊘ (exp(Z) 1) = (E' 1), E' the E with its exp(Z) as softmax(Z): a row sum over the
+    rows' totals of the exp it holds ((X ∘ exp(X/t)) 1 ⊘ (exp(X/t) 1), whose exp overflows)."""
+    if not isinstance(n, N.HadDiv) or n.shape[1] != 1 or not isinstance(n.a, N.MatMul):
+        return None
+    if not isinstance(n.a.b, N.Ones) or n.b.shape != n.shape or n.a == n.b:     # r ⊘ r is 1
+        return None
+    found = _row_softmax_in([N.DiagMat(N.HadPow(n.b, N.num(-1), n.b.shape), (n.shape[0], n.shape[0])), n.a.a])
+    return None if found is None else N.MatMul(_of_chain(found), n.a.b, n.shape)
 
 
 def _row_scaled_softmax(n):
@@ -1256,7 +1291,7 @@ def _hadamard_order(n):
 RULES = [_double_transpose, _double_negation, _minus_a_number_of_ones, _double_inverse, _inverse_of_transpose, _symmetric_transpose, _merge_powers, _inverse_cancels,
          _identity_factor, _unit_factor, _divisor_out_of_product, _quotient_of_quotient, _scalar_out_of_product, _cancel, _sigmoid, _mean, _centred_mean, _centred_rows, _zero_out, _leading_minus,
          _common_divisor, _transposes_of_a_sum, _scalar_powers,
-         _softmax, _sigmoid_across_a_dot, _common_number, _row_softmax, _row_scaled_softmax, _like_entry_factors, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
+         _softmax, _sigmoid_across_a_dot, _common_number, _row_softmax, _row_scaled_softmax, _like_entry_factors, _row_totals_quotient, _diag_of_ones, _diag_of_a_sum, _number_out_of_product, _like_terms, _hadamard_order, common_hadamard_factor,
          _common_product_factor]
 
 

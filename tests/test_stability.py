@@ -108,6 +108,27 @@ def test_a_temperature_keeps_the_log_sum_exp_gradient_stable(expr, sign):
     assert np.isfinite(got) and np.isclose(got, sign * (x @ p) / t ** 2, rtol=1e-14)
 
 
+def _row_softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("expr, reference", [
+    ("sum(logsumexp(X / t))", lambda X, T, t: -np.sum(X * _row_softmax(X / t)) / t ** 2),
+    ("sum(log_softmax(X / t) ∘ T)",
+     lambda X, T, t: np.sum(T * (-X + np.sum(X * _row_softmax(X / t), axis=1, keepdims=True))) / t ** 2),
+])
+def test_a_temperature_keeps_the_row_wise_gradient_stable(expr, reference):
+    """By a temperature, row by row: the rows' totals of exp(X / t) stood apart from the exp they
+    divide (as a vector beside (X ∘ exp(X / t))^T, or as a divisor of its row sums) and the code
+    summed exp(X / t) raw: inf / inf at X / t = 1600."""
+    r = derive(expr, "t", "X: S×C, T: S×C, t: scalar").results[0]
+    X = np.array([[800.0, 0.0, 1.0], [-3.0, 700.0, 2.0]])
+    T, t = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]), 0.5
+    got = run(r.numpy, X=X, T=T, t=t)
+    assert np.isfinite(got) and np.isclose(got, reference(X, T, t), rtol=1e-12), r.closed_form
+
+
 @pytest.mark.parametrize("expr, reference", [
     ("sum(log(1 + exp(t x)))", lambda x, t: x @ careful_sigmoid(t * x)),
     ("sum(log(1 + exp(x / t)))", lambda x, t: -(x @ careful_sigmoid(x / t)) / t ** 2),
