@@ -159,7 +159,7 @@ def map_places(node, f):
     if isinstance(node, Delta):
         return Delta(f(node.a), f(node.b))
     if isinstance(node, Sum):
-        return Sum(node.indices, map_places(node.body, f), node.bounds)
+        return replace(node, body=map_places(node.body, f))
     if isinstance(node, Op):
         return Op(node.op, tuple(map_places(a, f) for a in node.args))
     if isinstance(node, Call):
@@ -170,7 +170,7 @@ def map_places(node, f):
 def map_nodes(node, f):
     """The tree rebuilt bottom up, each node (its children already rebuilt) replaced by f(node)."""
     if isinstance(node, Sum):
-        node = Sum(node.indices, map_nodes(node.body, f), node.bounds)
+        node = replace(node, body=map_nodes(node.body, f))
     elif isinstance(node, Op):
         node = Op(node.op, tuple(map_nodes(a, f) for a in node.args))
     elif isinstance(node, Call):
@@ -252,7 +252,7 @@ def _einstein(node, c):
         if isinstance(node, Call):
             return Call(node.name, new)
         if isinstance(node, Sum):
-            return Sum(node.indices, new, node.bounds)
+            return replace(node, body=new)
         return Op(node.op, tuple(new if k is inner[0] else k for k in node.args))
     return node
 
@@ -519,7 +519,7 @@ class _ToTree(Transformer):
 
     def softmax_over(self, tok, arg):
         head, _, index = str(tok).rpartition("_")
-        self.over = True
+        self.softmaxes = True
         return _Over(index.strip("{}"), arg, head.lower().startswith("log"))
 
     def equation(self, lhs, rhs):
@@ -551,7 +551,7 @@ def _write_out_softmax(tree, text: str):
             total = Sum((k,), Call("exp", moved))
             return Op("-", (arg, Call("log", total))) if node.log else Op("/", (Call("exp", arg), total))
         if isinstance(node, Sum):
-            return Sum(node.indices, _expand(node.body), node.bounds)
+            return replace(node, body=_expand(node.body))
         if isinstance(node, Op):
             return Op(node.op, tuple(_expand(a) for a in node.args))
         if isinstance(node, Call):
@@ -649,7 +649,7 @@ def parse_index(text: str):
         tree = _parser().parse(text)
         reader = _ToTree()
         out = reader.transform(tree)
-        return _write_out_softmax(out, text) if getattr(reader, "over", False) else out
+        return _write_out_softmax(out, text) if getattr(reader, "softmaxes", False) else out
     except UnexpectedCharacters as e:
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         raise ParseError(f"unexpected character {ch!r} in index notation", text, e.column) from None
@@ -906,8 +906,9 @@ class _Reader:
             ren = {i: next(fresh) for i in node.indices if i in clash} if isinstance(node, Sum) else {}
             if not ren:
                 return node
-            return Sum(tuple(ren.get(i, i) for i in node.indices), renamed(node.body, ren),
-                       tuple((ren.get(i, i), size) for i, size in node.bounds))
+            return replace(node, indices=tuple(ren.get(i, i) for i in node.indices), body=renamed(node.body, ren),
+                           bounds=tuple((ren.get(i, i), size) for i, size in node.bounds),
+                           others=tuple(ren.get(i, i) for i in node.others))
         self.rhs = map_nodes(self.rhs, binding)
         out = {i: next(fresh) for i in self.out_names if i in clash}
         if out:

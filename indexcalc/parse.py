@@ -438,8 +438,6 @@ _CHARACTER_HINTS = {
     ".": ": NumPy's np.f(...) is written f(...) here (trace(X @ A), sum(exp(x))), and x.T as x^T",
     "×": ": × multiplies sizes in a declaration (--where \"X: m×n\"); in an expression a product is written "
          "A B, A * B or 2 x, and a cross product is not supported",
-    "⊗": ": the Kronecker product is not supported (its derivatives are given in index notation: "
-         "write the entries, Y[i,k,j,l] = A[i,j] B[k,l])",
 }
 
 

@@ -218,9 +218,9 @@ def _whole_sum(n: N.MatMul):
     return None
 
 
-def _filled(P, n: N.MatMul):
-    """s 1 1ᵀ (a scalar anywhere in it) as np.full((m, n), s), np.ones((m, n)) for s = 1: no
-    outer product of two ones vectors is built; None for any other outer product."""
+def _ones_outer_scalars(n: N.MatMul):
+    """The scalars of s 1 1ᵀ (a scalar anywhere in it, [] for 1 1ᵀ), or None for any other
+    outer product."""
     scalars = []
 
     def ones(x):
@@ -229,13 +229,19 @@ def _filled(P, n: N.MatMul):
                 scalars.append(x.s)
             x = x.a
         return isinstance(x, N.Ones)
-    if not (ones(n.a) and ones(n.b)) or len(n.shape) != 2:
+    return scalars if ones(n.a) and ones(n.b) and len(n.shape) == 2 else None
+
+
+def _filled(P, n: N.MatMul):
+    """s 1 1ᵀ as np.full((m, n), s), np.ones((m, n)) for s = 1: no outer product of two ones
+    vectors is built; None for any other outer product."""
+    scalars = _ones_outer_scalars(n)
+    if scalars is None:
         return None
     dims = f"({P.size(n.shape[0])}, {P.size(n.shape[1])})"
     if not scalars:
         return f"np.ones({dims})"
-    code = " * ".join(P.wrap(s)[0] for s in scalars)
-    return f"np.full({dims}, {code})"
+    return f"np.full({dims}, {' * '.join(P.wrap(s)[0] for s in scalars)})"
 
 
 def _left_operand(c: str, nd, inner: str | None = None):
@@ -452,7 +458,7 @@ def _scaled_vector(P, a, scale):
         if nv == 1:
             return f"np.diag({scale(v if _atomic(v) else f'({v})')})", 2
     if isinstance(a, N.MatMul) and a.a.shape[1] == 1 and a.a.shape[0] != 1 and a.b.shape[1] != 1:
-        if _filled(P, a) is not None:          # s 1 1ᵀ: s * np.ones((m, n)), no outer product
+        if _ones_outer_scalars(a) is not None:      # s 1 1ᵀ: s * np.ones((m, n)), no outer product
             return None
         (u, nu), (v, nv) = P.wrap(a.a), P.wrap(T_of(a.b))
         if nu == 1 and nv == 1:
